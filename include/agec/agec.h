@@ -1,0 +1,13 @@
+/*
+ * agec/agec.h: the one header to include. A C client for PostgreSQL with
+ * Apache AGE: a thread-safe connection pool over libpq, Cypher with bound
+ * parameters, an exact agtype parser, transactions.
+ */
+#ifndef AGEC_AGEC_H
+#define AGEC_AGEC_H
+
+#include "agec/export.h"
+#include "agec/version.h"
+#include "agec/error.h"
+
+#endif /* AGEC_AGEC_H */

@@ -1,0 +1,107 @@
+/* Status names and the caller-owned agec_error helpers. */
+#include "common/error_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "agec/version.h"
+
+void agec_error_clear(agec_error *err)
+{
+    if (err == NULL)
+        return;
+    memset(err, 0, sizeof *err);
+}
+
+/* One table: code -> (identifier, English text). Indexed by code. */
+static const struct {
+    const char *name;
+    const char *text;
+} status_table[] = {
+    [AGEC_OK] = { "AGEC_OK", "success" },
+    [AGEC_ERR_INVALID_ARG] = { "AGEC_ERR_INVALID_ARG", "invalid argument" },
+    [AGEC_ERR_NO_MEMORY] = { "AGEC_ERR_NO_MEMORY", "out of memory" },
+    [AGEC_ERR_CONFIG] = { "AGEC_ERR_CONFIG", "invalid configuration" },
+    [AGEC_ERR_UNREACHABLE] = { "AGEC_ERR_UNREACHABLE", "database unreachable" },
+    [AGEC_ERR_AUTH] = { "AGEC_ERR_AUTH", "authentication failed" },
+    [AGEC_ERR_POOL_EXHAUSTED] = { "AGEC_ERR_POOL_EXHAUSTED", "pool exhausted" },
+    [AGEC_ERR_BREAKER_OPEN] = { "AGEC_ERR_BREAKER_OPEN", "circuit breaker open" },
+    [AGEC_ERR_POOL_CLOSED] = { "AGEC_ERR_POOL_CLOSED", "pool closed" },
+    [AGEC_ERR_TIMEOUT] = { "AGEC_ERR_TIMEOUT", "statement timeout" },
+    [AGEC_ERR_SERVER] = { "AGEC_ERR_SERVER", "server error" },
+    [AGEC_ERR_CONNECTION_LOST] = { "AGEC_ERR_CONNECTION_LOST", "connection lost" },
+    [AGEC_ERR_INIT] = { "AGEC_ERR_INIT", "session initialisation failed" },
+    [AGEC_ERR_PARSE] = { "AGEC_ERR_PARSE", "parse error" },
+    [AGEC_ERR_NAME] = { "AGEC_ERR_NAME", "invalid name" },
+    [AGEC_ERR_TYPE] = { "AGEC_ERR_TYPE", "type mismatch" },
+    [AGEC_ERR_RANGE] = { "AGEC_ERR_RANGE", "out of range" },
+    [AGEC_ERR_NOT_FOUND] = { "AGEC_ERR_NOT_FOUND", "not found" },
+    [AGEC_ERR_STATE] = { "AGEC_ERR_STATE", "invalid state" },
+    [AGEC_ERR_AGE_MISSING] = { "AGEC_ERR_AGE_MISSING", "Apache AGE not available" },
+    [AGEC_ERR_COLUMNS] = { "AGEC_ERR_COLUMNS", "cannot derive result columns" },
+    [AGEC_ERR_SYSTEM] = { "AGEC_ERR_SYSTEM", "system call failed" },
+    [AGEC_ERR_CANCELLED] = { "AGEC_ERR_CANCELLED", "cancelled" },
+};
+
+#define STATUS_COUNT (sizeof status_table / sizeof status_table[0])
+
+const char *agec_strerror(agec_status code)
+{
+    if ((unsigned)code >= STATUS_COUNT || status_table[code].text == NULL)
+        return "unknown error";
+    return status_table[code].text;
+}
+
+const char *agec_status_name(agec_status code)
+{
+    if ((unsigned)code >= STATUS_COUNT || status_table[code].name == NULL)
+        return "AGEC_ERR_UNKNOWN";
+    return status_table[code].name;
+}
+
+void agec__copy_text(char *dst, size_t cap, const char *src)
+{
+    if (cap == 0)
+        return;
+    if (src == NULL)
+        src = "";
+    size_t n = strlen(src);
+    if (n >= cap) {
+        n = cap - 1;
+        /* Do not cut a UTF-8 sequence in half: back up over continuation bytes. */
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+agec_status agec__error_set(agec_error *err, agec_status code, const char *fmt, ...)
+{
+    if (err == NULL)
+        return code;
+    agec_error_clear(err);
+    err->code = code;
+    char buf[AGEC_ERROR_TEXT_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        buf[0] = '\0';
+    agec__copy_text(err->message, sizeof err->message, buf);
+    if (err->message[0] == '\0')
+        agec__copy_text(err->message, sizeof err->message, agec_strerror(code));
+    return code;
+}
+
+const char *agec_version(void)
+{
+    return AGEC_VERSION_STRING;
+}
+
+unsigned agec_version_num(void)
+{
+    return AGEC_VERSION_NUM;
+}

@@ -1,0 +1,131 @@
+/* libpq errors -> agec_error; SQLSTATE classes; password redaction. */
+#include "session/pqerror.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/error_internal.h"
+
+bool agec__sqlstate_is_fatal(const char *s)
+{
+    if (s == NULL || s[0] == '\0')
+        return false;
+    if (s[0] == '0' && s[1] == '8')
+        return true;
+    return strcmp(s, "57P01") == 0 || strcmp(s, "57P02") == 0 || strcmp(s, "57P03") == 0;
+}
+
+static void strip_newline(char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+}
+
+void agec__redact_conninfo(const char *in, char *out, size_t cap)
+{
+    if (cap == 0)
+        return;
+    size_t o = 0;
+    const char *p = in ? in : "";
+    while (*p != '\0' && o + 1 < cap) {
+        /* keyword form: password = value | password='quoted value' */
+        if (strncasecmp(p, "password", 8) == 0 && (p == in || !isalnum((unsigned char)p[-1]))) {
+            const char *q = p + 8;
+            while (*q == ' ')
+                q++;
+            if (*q == '=') {
+                q++;
+                while (*q == ' ')
+                    q++;
+                if (*q == '\'') {
+                    q++;
+                    while (*q != '\0' && *q != '\'') {
+                        if (*q == '\\' && q[1] != '\0')
+                            q++;
+                        q++;
+                    }
+                    if (*q == '\'')
+                        q++;
+                } else {
+                    while (*q != '\0' && !isspace((unsigned char)*q) && *q != '&')
+                        q++;
+                }
+                const char *rep = "password=***";
+                for (const char *r = rep; *r != '\0' && o + 1 < cap; r++)
+                    out[o++] = *r;
+                p = q;
+                continue;
+            }
+        }
+        /* URI form: scheme://user:secret@host */
+        if (strncmp(p, "://", 3) == 0) {
+            const char *at = p + 3;
+            const char *colon = NULL;
+            while (*at != '\0' && *at != '@' && *at != '/' && !isspace((unsigned char)*at)) {
+                if (*at == ':' && colon == NULL)
+                    colon = at;
+                at++;
+            }
+            if (*at == '@' && colon != NULL) {
+                for (const char *r = p; r <= colon && o + 1 < cap; r++)
+                    out[o++] = *r;
+                for (const char *r = "***"; *r != '\0' && o + 1 < cap; r++)
+                    out[o++] = *r;
+                p = at;
+                continue;
+            }
+        }
+        out[o++] = *p++;
+    }
+    out[o] = '\0';
+}
+
+void agec__pq_conn_message(const PGconn *conn, char *buf, size_t cap)
+{
+    const char *m = conn ? PQerrorMessage(conn) : NULL;
+    agec__redact_conninfo(m && m[0] ? m : "no error text from libpq", buf, cap);
+    strip_newline(buf);
+}
+
+agec_status agec__error_from_result(agec_error *err, agec_status code, const PGresult *res,
+                                    const PGconn *conn)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (agec__sqlstate_is_fatal(state) || (conn != NULL && PQstatus(conn) == CONNECTION_BAD))
+        code = AGEC_ERR_CONNECTION_LOST;
+    else if (state != NULL && strcmp(state, "57014") == 0)
+        code = AGEC_ERR_TIMEOUT;
+    else if (state != NULL && state[0] == '2' && state[1] == '8')
+        code = AGEC_ERR_AUTH;
+    if (err == NULL)
+        return code;
+    agec_error_clear(err);
+    err->code = code;
+    if (state != NULL)
+        agec__copy_text(err->sqlstate, sizeof err->sqlstate, state);
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    char buf[AGEC_ERROR_TEXT_MAX];
+    if (primary != NULL) {
+        agec__redact_conninfo(primary, buf, sizeof buf);
+    } else if (res != NULL && PQresultErrorMessage(res)[0] != '\0') {
+        agec__redact_conninfo(PQresultErrorMessage(res), buf, sizeof buf);
+        strip_newline(buf);
+    } else {
+        agec__pq_conn_message(conn, buf, sizeof buf);
+    }
+    agec__copy_text(err->message, sizeof err->message, buf);
+    if (res != NULL) {
+        agec__copy_text(err->detail, sizeof err->detail,
+                        PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL));
+        agec__copy_text(err->hint, sizeof err->hint, PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
+        const char *pos = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
+        if (pos == NULL)
+            pos = PQresultErrorField(res, PG_DIAG_INTERNAL_POSITION);
+        if (pos != NULL)
+            err->position = atoi(pos);
+    }
+    return code;
+}
