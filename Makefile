@@ -21,7 +21,8 @@ build: bootstrap $(BUILD)/release/CMakeCache.txt
 	cmake --build $(BUILD)/release -j$(JOBS)
 
 demo: build
-	@scripts/with-test-servers --age-only $(BUILD)/release/examples/demo_libpq
+	@scripts/with-test-servers --age-only sh -c '$(BUILD)/release/tools/agec/agec --dsn "$$AGEC_TEST_AGE" demo'
+
 
 $(BUILD)/asan/CMakeCache.txt:
 	cmake -S . -B $(BUILD)/asan -DCMAKE_BUILD_TYPE=Debug -DAGEC_SANITIZE=ON -DAGEC_BUILD_BENCH=OFF

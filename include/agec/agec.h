@@ -9,5 +9,10 @@
 #include "agec/export.h"
 #include "agec/version.h"
 #include "agec/error.h"
+#include "agec/pool.h"
+#include "agec/agtype.h"
+#include "agec/cypher.h"
+#include "agec/tx.h"
+#include "agec/graph.h"
 
 #endif /* AGEC_AGEC_H */

@@ -1,36 +1,265 @@
-/* agec: command-line tool. Uses only the public API (include/agec). */
+/* agec: command-line tool. Global options, pool set-up, dispatch. */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "agec/agec.h"
+#include "cli.h"
 
-static void usage(FILE *out)
+static const char USAGE[] =
+    "usage: agec [global options] COMMAND [ARGS]\n"
+    "\n"
+    "global options:\n"
+    "  --dsn DSN                libpq keyword string or URI (default: libpq environment,\n"
+    "                           PGHOST, PGPORT, ...)\n"
+    "  --graph NAME             graph for Cypher commands\n"
+    "  --pool-max N             connections at most (default 4)\n"
+    "  --pool-min N             connections kept open (default 0)\n"
+    "  --connect-timeout MS     limit for opening one connection (default 2000)\n"
+    "  --acquire-timeout MS     limit for getting a connection (default 10000)\n"
+    "  --statement-timeout MS   cancel statements running longer (default: none)\n"
+    "  --age-mode MODE          load | preloaded | plugins | off (default load)\n"
+    "  --format FMT             table | json | csv (default: table on a terminal,\n"
+    "                           JSON Lines otherwise)\n"
+    "  -q, --quiet              no row counts, timing or progress\n"
+    "  -v, --verbose            pool events on stderr\n"
+    "  --help, --version\n"
+    "\n"
+    "commands:\n"
+    "  query CYPHER [--param NAME=JSON]... [--params JSON-OBJECT] [--columns a,b,...]\n"
+    "  sql SQL [ARG...]                     SQL with bound parameters $1..$n\n"
+    "  graph create|drop [--cascade]|exists|list|labels|index NAME\n"
+    "  shell                                interactive Cypher shell\n"
+    "  bench (--cypher Q | --sql Q) [--param ...] [--threads N] [--duration S | --count N]\n"
+    "  demo [--size N]                      the showcase workload\n"
+    "\n"
+    "exit status: 0 success, 1 the server or the query failed, 2 usage error,\n"
+    "3 could not get a connection (unreachable, acquire timeout, breaker open)\n";
+
+double cli_now_ms(void)
 {
-    fprintf(out,
-            "usage: agec [global options] COMMAND [ARGS]\n"
-            "\n"
-            "global options:\n"
-            "  --help       show this help\n"
-            "  --version    print the version\n"
-            "\n"
-            "commands (coming): query, sql, graph, shell, bench, demo\n");
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
+
+int cli_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("agec: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\n(agec --help for usage)\n", stderr);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+bool cli_parse_int(const char *s, int *out)
+{
+    if (s == NULL || *s == '\0')
+        return false;
+    errno = 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < 0 || v > INT_MAX)
+        return false;
+    *out = (int)v;
+    return true;
+}
+
+int cli_exit_code(agec_status st)
+{
+    switch (st) {
+    case AGEC_OK:
+        return EXIT_OK;
+    case AGEC_ERR_UNREACHABLE:
+    case AGEC_ERR_AUTH:
+    case AGEC_ERR_POOL_EXHAUSTED:
+    case AGEC_ERR_BREAKER_OPEN:
+    case AGEC_ERR_POOL_CLOSED:
+    case AGEC_ERR_INIT:
+    case AGEC_ERR_CONFIG:
+        return EXIT_CONN;
+    default:
+        return EXIT_QUERY;
+    }
+}
+
+int cli_fail(const char *what, agec_status st, const agec_error *err)
+{
+    const char *msg = err && err->message[0] ? err->message : agec_strerror(st);
+    fprintf(stderr, "agec: %s failed: %s", what, agec_status_name(st));
+    if (err && err->sqlstate[0])
+        fprintf(stderr, " [SQLSTATE %s]", err->sqlstate);
+    fprintf(stderr, ": %s\n", msg);
+    if (err && err->detail[0])
+        fprintf(stderr, "DETAIL: %s\n", err->detail);
+    if (err && err->hint[0])
+        fprintf(stderr, "HINT: %s\n", err->hint);
+    if (err && err->position > 0 && st != AGEC_ERR_PARSE)
+        fprintf(stderr, "POSITION: %d\n", err->position);
+    return cli_exit_code(st);
+}
+
+/* Server NOTICEs ("graph created", ...) are shown with --verbose only. */
+static void notice_quiet(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+static void notice_verbose(void *arg, const char *message)
+{
+    (void)arg;
+    fputs(message, stderr);
+}
+
+static agec_status on_connect(PGconn *conn, void *user, agec_error *err)
+{
+    (void)err;
+    const cli *c = user;
+    PQsetNoticeProcessor(conn, c->verbose ? notice_verbose : notice_quiet, NULL);
+    return AGEC_OK;
+}
+
+int cli_open_pool(cli *c, int max, int min)
+{
+    agec_pool_config cfg;
+    agec_pool_config_init(&cfg);
+    cfg.conninfo = c->dsn;
+    cfg.max = max > 0 ? max : c->pool_max;
+    cfg.min = min >= 0 ? min : c->pool_min;
+    if (cfg.min > cfg.max)
+        cfg.min = cfg.max;
+    cfg.connect_timeout_ms = c->connect_timeout_ms;
+    cfg.acquire_timeout_ms = c->acquire_timeout_ms;
+    cfg.age_mode = c->age_mode;
+    cfg.application_name = "agec-cli";
+    cfg.on_connect = on_connect;
+    cfg.on_connect_user = c;
+    cfg.on_event = c->verbose ? agec_pool_event_log_stderr : agec_pool_event_ignore;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_status st = agec_pool_open(&cfg, &c->pool, &err);
+    if (st != AGEC_OK)
+        return cli_fail("opening the pool", st, &err);
+    return EXIT_OK;
+}
+
+void cli_close_pool(cli *c)
+{
+    if (c->pool != NULL)
+        (void)agec_pool_close(c->pool, 5000, NULL);
+    c->pool = NULL;
+}
+
+int cli_acquire(cli *c, agec_conn **out)
+{
+    agec_error err = AGEC_ERROR_INIT;
+    agec_status st = agec_pool_acquire(c->pool, out, &err);
+    if (st != AGEC_OK)
+        return cli_fail("getting a connection", st, &err);
+    return EXIT_OK;
+}
+
+static bool parse_age_mode(const char *s, agec_age_mode *m)
+{
+    static const struct {
+        const char *name;
+        agec_age_mode mode;
+    } modes[] = { { "load", AGEC_AGE_LOAD },
+                  { "preloaded", AGEC_AGE_PRELOADED },
+                  { "plugins", AGEC_AGE_PLUGINS },
+                  { "off", AGEC_AGE_OFF } };
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+        if (strcmp(s, modes[i].name) == 0) {
+            *m = modes[i].mode;
+            return true;
+        }
+    return false;
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(cli *, int, char **);
+} COMMANDS[] = {
+    { "query", cmd_query }, { "sql", cmd_sql },     { "graph", cmd_graph },
+    { "shell", cmd_shell }, { "bench", cmd_bench }, { "demo", cmd_demo },
+};
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
+    cli c = { .pool_max = 4,
+              .pool_min = 0,
+              .connect_timeout_ms = 2000,
+              .acquire_timeout_ms = 10000,
+              .age_mode = AGEC_AGE_LOAD,
+              .format = FMT_AUTO };
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int *num = NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(USAGE, stdout);
+            return EXIT_OK;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("agec %s\n", agec_version());
+            return EXIT_OK;
+        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+            c.quiet = true;
+            continue;
+        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+            c.verbose = true;
+            continue;
+        } else if (strcmp(a, "--pool-max") == 0) {
+            num = &c.pool_max;
+        } else if (strcmp(a, "--pool-min") == 0) {
+            num = &c.pool_min;
+        } else if (strcmp(a, "--connect-timeout") == 0) {
+            num = &c.connect_timeout_ms;
+        } else if (strcmp(a, "--acquire-timeout") == 0) {
+            num = &c.acquire_timeout_ms;
+        } else if (strcmp(a, "--statement-timeout") == 0) {
+            num = &c.statement_timeout_ms;
+        } else if (strcmp(a, "--dsn") != 0 && strcmp(a, "--graph") != 0 &&
+                   strcmp(a, "--age-mode") != 0 && strcmp(a, "--format") != 0) {
+            return cli_usage_error("unknown option '%s'", a);
+        }
+        if (v == NULL)
+            return cli_usage_error("option %s needs a value", a);
+        i++;
+        if (num != NULL) {
+            if (!cli_parse_int(v, num))
+                return cli_usage_error("option %s: '%s' is not a non-negative integer", a, v);
+        } else if (strcmp(a, "--dsn") == 0) {
+            c.dsn = v;
+        } else if (strcmp(a, "--graph") == 0) {
+            c.graph = v;
+        } else if (strcmp(a, "--age-mode") == 0) {
+            if (!parse_age_mode(v, &c.age_mode))
+                return cli_usage_error("--age-mode must be load, preloaded, plugins or off");
+        } else if (strcmp(v, "table") == 0) {
+            c.format = FMT_TABLE;
+        } else if (strcmp(v, "json") == 0) {
+            c.format = FMT_JSON;
+        } else if (strcmp(v, "csv") == 0) {
+            c.format = FMT_CSV;
+        } else {
+            return cli_usage_error("--format must be table, json or csv");
+        }
     }
-    if (strcmp(argv[1], "--version") == 0) {
-        printf("agec %s\n", agec_version());
-        return 0;
-    }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        usage(stdout);
-        return 0;
-    }
-    fprintf(stderr, "agec: unknown command '%s'\n", argv[1]);
-    usage(stderr);
-    return 2;
+    if (c.pool_max < 1)
+        return cli_usage_error("--pool-max must be at least 1");
+    if (i >= argc)
+        return cli_usage_error("no command given");
+    for (size_t k = 0; k < sizeof COMMANDS / sizeof COMMANDS[0]; k++)
+        if (strcmp(argv[i], COMMANDS[k].name) == 0) {
+            int rc = COMMANDS[k].fn(&c, argc - i, argv + i);
+            cli_close_pool(&c);
+            return rc;
+        }
+    return cli_usage_error("unknown command '%s'", argv[i]);
 }

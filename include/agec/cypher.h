@@ -1,0 +1,204 @@
+/*
+ * agec/cypher.h: Cypher and SQL execution on a borrowed connection, results,
+ * and AGE's naming rules.
+ *
+ * Every statement is sent with bound parameters: Cypher parameters travel as
+ * one agtype map bound to $1 of ag_catalog.cypher(), never spliced into the
+ * query text. Statements are prepared once per connection and cached.
+ *
+ * Thread-safety: a borrowed agec_conn is used by one thread at a time (see
+ * agec/pool.h); results are independent objects that any one thread may read
+ * and free.
+ */
+#ifndef AGEC_CYPHER_H
+#define AGEC_CYPHER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agec/error.h"
+#include "agec/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct agec_conn agec_conn;     /* a borrowed connection (agec/pool.h) */
+typedef struct agec_result agec_result; /* rows of one statement */
+typedef struct agec_value agec_value;   /* one agtype value (agec/agtype.h) */
+
+/* ---- names --------------------------------------------------------------- */
+
+/**
+ * Check a graph name against AGE's rules: 3 to 63 bytes, a letter or '_'
+ * first, then letters, digits, '_', and '.' or '-' in the middle only.
+ * Letters beyond ASCII are accepted for the common scripts (Latin, Greek,
+ * Cyrillic, Hebrew, Arabic, Devanagari, CJK, Kana, Hangul); invisible,
+ * punctuation and symbol characters never are. Every function that puts a
+ * graph name into SQL calls this first.
+ * Errors: AGEC_ERR_INVALID_ARG (NULL), AGEC_ERR_NAME (message says why and
+ * at which byte). Thread-safe.
+ */
+AGEC_EXPORT agec_status agec_graph_name_check(const char *name, agec_error *err);
+
+/**
+ * Check a vertex or edge label name: 1 to 63 bytes, a letter or '_' first,
+ * then letters, digits and '_'. Errors and thread-safety as above.
+ */
+AGEC_EXPORT agec_status agec_label_name_check(const char *name, agec_error *err);
+
+/**
+ * Derive result column names from the query's last top-level RETURN clause:
+ * the alias after AS, else the item's text (white space collapsed), made
+ * unique with a "_2", "_3" suffix and cut to 63 bytes. A query without
+ * RETURN (CREATE/SET/DELETE/MERGE only) gets one column, "result", as AGE
+ * requires. On success *names is a NULL-terminated array of *count strings
+ * in one allocation: free it with agec_strings_free().
+ * Errors: AGEC_ERR_INVALID_ARG, AGEC_ERR_COLUMNS (RETURN *, an empty item,
+ * an unterminated string/comment), AGEC_ERR_NO_MEMORY. Thread-safe.
+ */
+AGEC_EXPORT agec_status agec_cypher_return_columns(const char *query, char ***names,
+                                                   size_t *count, agec_error *err);
+
+/** Free an array returned by agec_cypher_return_columns() or
+ *  agec_graph_list(). NULL is accepted. */
+AGEC_EXPORT void agec_strings_free(char **strings);
+
+/* ---- execution options ---------------------------------------------------- */
+
+/**
+ * Options of one statement. Initialise with agec_query_opts_init(); fields
+ * are only ever appended. Passing NULL where an options pointer is taken
+ * means all defaults.
+ */
+typedef struct agec_query_opts {
+    /** Result column names for Cypher (the AS (...) list). NULL: derive them
+     *  from RETURN with agec_cypher_return_columns(), or use `ncolumns`
+     *  generated names c1..cN when ncolumns > 0. Default NULL. */
+    const char *const *columns;
+    /** Number of entries in `columns`, or of generated names. Default 0. */
+    size_t ncolumns;
+    /** Statement timeout in ms; 0 = none. Past it the server-side statement
+     *  is cancelled and the call fails with AGEC_ERR_TIMEOUT; the connection
+     *  stays usable when the cancel is honoured within 200 ms, else it is
+     *  marked broken (closed on release). Default 0. */
+    int timeout_ms;
+    /** Prepare the statement and keep it in the connection's cache (up to
+     *  AGEC_STMT_CACHE_MAX statements, least recently used evicted). false
+     *  sends it unnamed each time. Default true. */
+    bool prepare;
+} agec_query_opts;
+
+/** Prepared statements kept per connection. */
+#define AGEC_STMT_CACHE_MAX 128
+
+/** Fill *opts with the defaults above. Thread-safe. */
+AGEC_EXPORT void agec_query_opts_init(agec_query_opts *opts);
+
+/* ---- Cypher ----------------------------------------------------------------- */
+
+/**
+ * Run one Cypher query on `graph` and collect every row.
+ *
+ * Sends SELECT * FROM ag_catalog.cypher('<graph>', $tag$<query>$tag$, $1)
+ * AS ("col" ag_catalog.agtype, ...), where the graph name was checked with
+ * agec_graph_name_check(), the dollar-quote tag is chosen so it does not
+ * occur in the query, and `params` (an agtype map as text, e.g. built with
+ * the agtype builder, or NULL for none) is bound as $1. Each cell is an
+ * agtype value: read it with agec_result_value().
+ *
+ * On success *out is a result owned by the caller: free it with
+ * agec_result_free(). On failure *out is NULL.
+ * Errors: AGEC_ERR_INVALID_ARG (NULL conn/graph/query/out), AGEC_ERR_NAME,
+ * AGEC_ERR_COLUMNS, AGEC_ERR_SERVER (sqlstate, message, detail, hint and
+ * position are the server's; common AGE errors get an agec hint),
+ * AGEC_ERR_AGE_MISSING (AGE not loaded/installed), AGEC_ERR_TIMEOUT,
+ * AGEC_ERR_CONNECTION_LOST (the connection is then closed on release),
+ * AGEC_ERR_STATE (a query is already running on conn), AGEC_ERR_NO_MEMORY.
+ */
+AGEC_EXPORT agec_status agec_cypher_exec(agec_conn *conn, const char *graph, const char *query,
+                                         const char *params, const agec_query_opts *opts,
+                                         agec_result **out, agec_error *err);
+
+/**
+ * Row callback for the streaming calls. `row` holds exactly one row (row
+ * index 0) and is valid only during the call; values read from it must be
+ * copied to be kept. Return true to continue, false to stop: the remaining
+ * rows are then read and discarded, and the call returns AGEC_OK.
+ */
+typedef bool (*agec_row_fn)(agec_result *row, void *user);
+
+/**
+ * Like agec_cypher_exec(), but hands rows one at a time to `fn` as they
+ * arrive (libpq single-row mode), so memory stays bounded by one row
+ * whatever the result size. Errors as agec_cypher_exec(); an error after
+ * some rows were delivered is still returned.
+ */
+AGEC_EXPORT agec_status agec_cypher_stream(agec_conn *conn, const char *graph, const char *query,
+                                           const char *params, const agec_query_opts *opts,
+                                           agec_row_fn fn, void *user, agec_error *err);
+
+/* ---- SQL -------------------------------------------------------------------- */
+
+/**
+ * Run one SQL statement with text parameters $1..$n (values[i] NULL = SQL
+ * NULL) and collect its rows. `opts` columns are ignored. Errors as
+ * agec_cypher_exec() minus the Cypher-specific ones.
+ */
+AGEC_EXPORT agec_status agec_sql_exec(agec_conn *conn, const char *sql, int nparams,
+                                      const char *const *values, const agec_query_opts *opts,
+                                      agec_result **out, agec_error *err);
+
+/** Streaming variant of agec_sql_exec(); see agec_cypher_stream(). */
+AGEC_EXPORT agec_status agec_sql_stream(agec_conn *conn, const char *sql, int nparams,
+                                        const char *const *values, const agec_query_opts *opts,
+                                        agec_row_fn fn, void *user, agec_error *err);
+
+/* ---- results ---------------------------------------------------------------- */
+
+/** Number of rows (0 for a NULL result). */
+AGEC_EXPORT size_t agec_result_rows(const agec_result *res);
+
+/** Number of columns (0 for a NULL result). */
+AGEC_EXPORT size_t agec_result_columns(const agec_result *res);
+
+/** Name of column `col`, owned by res; NULL when out of range. */
+AGEC_EXPORT const char *agec_result_column_name(const agec_result *res, size_t col);
+
+/** PostgreSQL type OID of column `col` (e.g. 20 int8, 25 text, 16 bool,
+ *  3802 jsonb; agtype's OID varies by database); 0 when out of range. */
+AGEC_EXPORT uint32_t agec_result_column_type(const agec_result *res, size_t col);
+
+/** True when the cell is SQL NULL or out of range. */
+AGEC_EXPORT bool agec_result_is_null(const agec_result *res, size_t row, size_t col);
+
+/**
+ * The cell's text as the server sent it (agtype text for Cypher columns),
+ * owned by res; NULL for SQL NULL or out of range. *len (if not NULL) gets
+ * its length in bytes.
+ */
+AGEC_EXPORT const char *agec_result_text(const agec_result *res, size_t row, size_t col,
+                                         size_t *len);
+
+/**
+ * The cell parsed as agtype (or JSON). The value is parsed on first access
+ * and owned by res (valid until agec_result_free()); SQL NULL gives *out =
+ * NULL and AGEC_OK. Not thread-safe on one result (it caches).
+ * Errors: AGEC_ERR_INVALID_ARG, AGEC_ERR_RANGE (row/col), AGEC_ERR_PARSE
+ * (position = byte offset in the cell), AGEC_ERR_NO_MEMORY.
+ */
+AGEC_EXPORT agec_status agec_result_value(agec_result *res, size_t row, size_t col,
+                                          const agec_value **out, agec_error *err);
+
+/** Rows affected by INSERT/UPDATE/DELETE/..., or 0. */
+AGEC_EXPORT uint64_t agec_result_affected(const agec_result *res);
+
+/** Free a result and every value read from it. NULL is accepted. */
+AGEC_EXPORT void agec_result_free(agec_result *res);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AGEC_CYPHER_H */

@@ -1,0 +1,448 @@
+/*
+ * agec/pool.h: a thread-safe pool of libpq connections to PostgreSQL with
+ * Apache AGE.
+ *
+ * Life of a connection
+ *   1. acquire: the most recently used idle connection (checked first with an
+ *      empty query if it was idle longer than validate_idle_ms), else a new one
+ *      (opened with libpq's non-blocking API outside the pool lock) if fewer
+ *      than `max` exist, else the caller waits, first come first served. The
+ *      whole call, retries included, is bounded by its timeout.
+ *   2. init: every new connection runs its session init (AGE: LOAD 'age' and
+ *      SET search_path) before anyone can use it.
+ *   3. use: one thread at a time uses a borrowed connection (agec_conn_pgconn()
+ *      gives its PGconn, or use the Cypher API).
+ *   4. release: by transaction status: idle -> back to the pool with no round
+ *      trip; in a (failed) transaction -> ROLLBACK; a query still running ->
+ *      cancel, drain, then decide; broken -> closed. Then the optional
+ *      reset_query, followed by the init's SET statements again.
+ *   5. connections past their lifetime, broken ones and ones whose reset failed
+ *      are closed, never handed out again.
+ *
+ * Thread safety
+ *   Every agec_pool_* function may be called from any thread at any time,
+ *   except that nothing may be called on a pool after agec_pool_close() has
+ *   returned (except agec_conn_* on connections still borrowed, see close).
+ *   A borrowed agec_conn (and its PGconn) belongs to the thread that uses it:
+ *   never use one connection from two threads at once. The exception is
+ *   agec_conn_cancel(), which any thread may call while the connection is
+ *   borrowed.
+ *
+ * Errors
+ *   Functions that can fail return an agec_status and fill an optional
+ *   caller-owned agec_error (NULL allowed). Nothing is stored on the pool.
+ *   Passwords from conninfo never appear in messages.
+ */
+#ifndef AGEC_POOL_H
+#define AGEC_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "agec/error.h"
+#include "agec/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A pool of connections. Opaque; created by agec_pool_open(). */
+typedef struct agec_pool agec_pool;
+
+/** A connection borrowed from a pool. Opaque; valid from a successful acquire
+ *  until agec_conn_release() or agec_conn_release_broken(). */
+typedef struct agec_conn agec_conn;
+
+/** How each new connection prepares Apache AGE (REFERENCE: AGE installs its
+ *  hooks when its library is loaded into the backend). */
+typedef enum agec_age_mode {
+    /** `LOAD 'age'` then `SET search_path = ag_catalog, "$user", public`.
+     *  Needs a superuser (or a server that allows it). The default. */
+    AGEC_AGE_LOAD = 0,
+    /** The server preloads AGE (shared_preload_libraries = age, as managed
+     *  services do): no LOAD, only the SET search_path. */
+    AGEC_AGE_PRELOADED = 1,
+    /** Non-superusers: `LOAD '$libdir/plugins/age'` then SET search_path. */
+    AGEC_AGE_PLUGINS = 2,
+    /** Plain PostgreSQL: no AGE setup at all. */
+    AGEC_AGE_OFF = 3,
+} agec_age_mode;
+
+/** Circuit breaker states (resilience4j names). */
+typedef enum agec_breaker_state {
+    /** Connecting works (or has not failed `breaker_threshold` times in a row). */
+    AGEC_BREAKER_CLOSED = 0,
+    /** Connecting is known to fail: an acquire that needs a new connection
+     *  fails at once with AGEC_ERR_BREAKER_OPEN for breaker_open_ms. */
+    AGEC_BREAKER_OPEN = 1,
+    /** The open period is over and one probe connection attempt is under way;
+     *  other attempts still fail fast. Success closes, failure reopens. */
+    AGEC_BREAKER_HALF_OPEN = 2,
+} agec_breaker_state;
+
+/** Why the pool closed a connection (agec_pool_event.reason, stats counters). */
+typedef enum agec_close_reason {
+    AGEC_CLOSE_IDLE = 0,       /**< idle longer than idle_timeout_ms above `min` */
+    AGEC_CLOSE_LIFETIME = 1,   /**< older than max_lifetime_ms (with jitter) */
+    AGEC_CLOSE_BROKEN = 2,     /**< lost, fatal SQLSTATE, bad status, or released as broken */
+    AGEC_CLOSE_VALIDATION = 3, /**< failed the check before use */
+    AGEC_CLOSE_RESET = 4,      /**< ROLLBACK, cancel or reset_query failed on release */
+    AGEC_CLOSE_SHUTDOWN = 5,   /**< agec_pool_close() */
+} agec_close_reason;
+#define AGEC_CLOSE_REASON_COUNT 6
+
+/** What an agec_pool_event reports. */
+typedef enum agec_pool_event_type {
+    AGEC_EV_CONNECT = 0,           /**< a new connection is open and initialised (info) */
+    AGEC_EV_CONNECT_FAILED = 1,    /**< connect or session init failed (warning); status+message */
+    AGEC_EV_CLOSE = 2,             /**< a connection was closed; reason (warning when broken
+                                        or reset failed, else info) */
+    AGEC_EV_ACQUIRE_TIMEOUT = 3,   /**< an acquire timed out (warning); status tells exhausted
+                                        vs unreachable, message has the counts or last error */
+    AGEC_EV_VALIDATION_FAILED = 4, /**< the check before use failed (warning) */
+    AGEC_EV_BREAKER = 5,           /**< breaker changed state: breaker_from -> breaker (warning) */
+    AGEC_EV_LEAK_SUSPECTED = 6,    /**< held longer than leak_threshold_ms (warning);
+                                        file/line/func of the acquire, held_ms */
+    AGEC_EV_LEAK_RETURNED = 7,     /**< a suspected leak came back after held_ms (warning) */
+} agec_pool_event_type;
+
+/** One event. Every pointer in it is valid only during the callback. */
+typedef struct agec_pool_event {
+    agec_pool_event_type type;
+    bool warning;              /**< true for the events the default logger prints */
+    const char *pool_name;     /**< agec_pool_config.name */
+    uint64_t conn_id;          /**< the connection's id in this pool (1, 2, ...), 0 = none */
+    agec_close_reason reason;  /**< AGEC_EV_CLOSE only */
+    agec_status status;        /**< error code for failures, else AGEC_OK */
+    const char *sqlstate;      /**< server SQLSTATE for failures, else "" */
+    const char *message;       /**< human-readable text, never NULL */
+    const char *file;          /**< leak events: where the connection was acquired */
+    int line;
+    const char *func;
+    int64_t held_ms;           /**< leak events: how long it has been borrowed */
+    agec_breaker_state breaker;      /**< current breaker state */
+    agec_breaker_state breaker_from; /**< AGEC_EV_BREAKER: the previous state */
+} agec_pool_event;
+
+/**
+ * Event callback. Called from whichever thread caused the event (a caller's
+ * thread in acquire/release/close, or the pool's maintenance thread), never
+ * with the pool lock held, possibly from several threads at once. It may call
+ * agec_pool_stats(); it must not call agec_pool_close() or block for long.
+ */
+typedef void (*agec_pool_event_fn)(const agec_pool_event *ev, void *user);
+
+/** The default event callback: prints events with `warning` set to stderr as
+ *  one line "agec pool NAME: ...". Thread-safe. Exported so a custom callback
+ *  can chain to it. */
+AGEC_EXPORT void agec_pool_event_log_stderr(const agec_pool_event *ev, void *user);
+
+/** An event callback that does nothing: set on_event to it to silence the pool. */
+AGEC_EXPORT void agec_pool_event_ignore(const agec_pool_event *ev, void *user);
+
+/** Static English name of an event type ("connect", "leak suspected", ...). */
+AGEC_EXPORT const char *agec_pool_event_name(agec_pool_event_type type);
+/** Static name of a close reason ("idle", "lifetime", "broken", ...). */
+AGEC_EXPORT const char *agec_close_reason_name(agec_close_reason reason);
+/** Static name of a breaker state ("closed", "open", "half_open"). */
+AGEC_EXPORT const char *agec_breaker_state_name(agec_breaker_state state);
+
+/**
+ * User hook run once on every new connection, after the AGE init and
+ * init_sql, before the connection is handed out. Return AGEC_OK to accept;
+ * anything else closes the connection and counts as a failed connection
+ * attempt (fill *err to say why; err is never NULL). Runs without the pool
+ * lock, on the thread that opens the connection.
+ */
+typedef agec_status (*agec_on_connect_fn)(PGconn *conn, void *user, agec_error *err);
+
+/**
+ * Pool configuration. Always start from agec_pool_config_init(), then change
+ * fields: fields are only ever appended, and struct_size tells the library
+ * which ones the caller's header knew. Strings are copied by agec_pool_open();
+ * the struct may be freed right after it.
+ *
+ * | field                   | default | meaning |
+ * |-------------------------|---------|---------|
+ * | conninfo                | NULL    | libpq keyword string or URI, multi-host allowed; NULL or "" = libpq environment (PGHOST, ...) |
+ * | max                     | 10      | hard limit of open connections: idle + in use + being opened (>= 1) |
+ * | min                     | 0       | connections kept open by the maintenance thread, restored after loss (<= max) |
+ * | idle_timeout_ms         | 30000   | idle connections above `min` are closed after this; 0 = never |
+ * | connect_timeout_ms      | 2000    | limit for opening one connection: TCP + auth + init (> 0) |
+ * | acquire_timeout_ms      | 60000   | limit for one acquire, all retries included (>= 0; 0 = do not wait) |
+ * | max_lifetime_ms         | 1800000 | retire connections this old (minus a per-connection random jitter of up to lifetime_jitter_pct); in-use ones retire on release; 0 = never |
+ * | lifetime_jitter_pct     | 2.5     | jitter of max_lifetime_ms in percent (0..50) |
+ * | validate_idle_ms        | 500     | check a connection idle longer than this before handing it out; 0 = always check; -1 = never |
+ * | validation_timeout_ms   | 5000    | limit for one check (also bounded by the acquire deadline) (> 0) |
+ * | reset_timeout_ms        | 5000    | limit for the cleanup on release (cancel, ROLLBACK, reset_query) (> 0) |
+ * | leak_threshold_ms       | 0       | report connections held longer than this (event); 0 = off |
+ * | age_mode                | AGEC_AGE_LOAD | see agec_age_mode |
+ * | age_create_extension    | false   | run CREATE EXTENSION IF NOT EXISTS age first |
+ * | init_sql                | NULL    | extra SQL run on every new connection, and again after reset_query |
+ * | reset_query             | NULL    | run on every release (e.g. "DISCARD ALL"), then the init SETs and init_sql again |
+ * | on_connect, on_connect_user | NULL | agec_on_connect_fn run once per new connection |
+ * | reconnect_backoff_initial_ms | 50 | first delay between failed connection attempts (> 0) |
+ * | reconnect_backoff_max_ms | 5000   | the delay doubles up to this (>= initial); each delay gets random jitter |
+ * | breaker_threshold       | 5       | consecutive connect failures that open the breaker; 0 = no breaker |
+ * | breaker_open_ms         | 5000    | how long the breaker stays open before one probe (> 0) |
+ * | on_event, event_user    | NULL    | agec_pool_event_fn; NULL = agec_pool_event_log_stderr |
+ * | application_name        | NULL    | sets libpq application_name (overrides conninfo's) |
+ * | name                    | "agec"  | the pool's name in events and Prometheus labels |
+ *
+ * Connecting. Connections are opened with libpq's non-blocking API, and the
+ * pool enforces connect_timeout_ms itself over the whole attempt (all hosts
+ * of a multi-host conninfo, TCP, TLS, authentication and session init);
+ * libpq's own connect_timeout keyword is ignored by that API. Host name
+ * lookup (getaddrinfo) happens inside libpq and BLOCKS the connecting thread
+ * regardless of any timeout: with a slow or dead DNS server an acquire can
+ * overrun its deadline. Give `hostaddr=` (a numeric address, with `host=`
+ * kept for TLS and .pgpass) to avoid lookups. Authentication failures
+ * (AGEC_ERR_AUTH) are recognised from the server's English message text,
+ * since libpq 15 exposes no SQLSTATE for a failed connection.
+ */
+typedef struct agec_pool_config {
+    size_t struct_size; /**< set by agec_pool_config_init(); do not change */
+    const char *conninfo;
+    int max;
+    int min;
+    int idle_timeout_ms;
+    int connect_timeout_ms;
+    int acquire_timeout_ms;
+    int max_lifetime_ms;
+    double lifetime_jitter_pct;
+    int validate_idle_ms;
+    int validation_timeout_ms;
+    int reset_timeout_ms;
+    int leak_threshold_ms;
+    agec_age_mode age_mode;
+    bool age_create_extension;
+    const char *init_sql;
+    const char *reset_query;
+    agec_on_connect_fn on_connect;
+    void *on_connect_user;
+    int reconnect_backoff_initial_ms;
+    int reconnect_backoff_max_ms;
+    int breaker_threshold;
+    int breaker_open_ms;
+    agec_pool_event_fn on_event;
+    void *event_user;
+    const char *application_name;
+    const char *name;
+} agec_pool_config;
+
+/**
+ * Fill *cfg with the defaults of the table above and set struct_size.
+ * NULL is ignored. Thread-safe (touches only *cfg).
+ */
+AGEC_EXPORT void agec_pool_config_init(agec_pool_config *cfg);
+
+/**
+ * Check a configuration without opening anything: AGEC_OK, or
+ * AGEC_ERR_CONFIG with a message that starts with the bad field's name
+ * ("max: must be >= 1 (got 0)"), or AGEC_ERR_INVALID_ARG if cfg is NULL.
+ * conninfo is parsed (PQconninfoParse) but not connected to.
+ */
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_pool_config_check(const agec_pool_config *cfg,
+                                                              agec_error *err);
+
+/**
+ * Create a pool: validate *cfg (as agec_pool_config_check), copy it and its
+ * strings, start the maintenance thread (which opens `min` connections in
+ * the background: open does not wait for them, nor connect at all).
+ *
+ * On success *out is the pool, to be closed with agec_pool_close().
+ * Errors: AGEC_ERR_INVALID_ARG (cfg or out NULL), AGEC_ERR_CONFIG (names the
+ * field), AGEC_ERR_NO_MEMORY, AGEC_ERR_SYSTEM (thread creation failed).
+ * On error *out is NULL and nothing needs freeing.
+ */
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_pool_open(const agec_pool_config *cfg,
+                                                      agec_pool **out, agec_error *err);
+
+/**
+ * Shut a pool down gracefully:
+ *  1. new acquires fail with AGEC_ERR_POOL_CLOSED, and every waiting acquire
+ *     is woken with that error; idle connections are closed at once;
+ *  2. borrowed connections are waited for until drain_timeout_ms
+ *     (negative = wait forever; 0 = do not wait), except that shortly before
+ *     the deadline (the last quarter of it, at most 250 ms) their running
+ *     queries are cancelled (PQcancel) so that borrowers get an error and
+ *     release them;
+ *  3. the maintenance thread is joined, every connection the pool holds is
+ *     closed and all memory is freed.
+ *
+ * Connections still borrowed when close returns stay valid for their
+ * borrower (the pool never closes a socket under a thread that may be using
+ * it); each is closed when released, and the pool's memory is freed by the
+ * last such release (HikariCP-like: close returns at the deadline; no crash,
+ * no leak). Then close returns AGEC_ERR_TIMEOUT with the number of such
+ * connections in the message; otherwise AGEC_OK.
+ *
+ * NULL pool is accepted (AGEC_OK). Call it exactly once per pool, and call no
+ * other agec_pool_* function on the pool after it has returned. Acquires in
+ * other threads that run while it drains fail with AGEC_ERR_POOL_CLOSED.
+ * Must not be called from an event callback.
+ */
+AGEC_EXPORT agec_status agec_pool_close(agec_pool *pool, int drain_timeout_ms, agec_error *err);
+
+/**
+ * Borrow a connection. Use through the macros agec_pool_acquire() and
+ * agec_pool_acquire_timeout(), which record the caller's file, line and
+ * function for leak reports (file and func must be static strings).
+ *
+ * timeout_ms: limit for the whole call; negative = the pool's
+ * acquire_timeout_ms; 0 = never wait (an idle connection, or a new one if
+ * below max, else AGEC_ERR_POOL_EXHAUSTED at once).
+ *
+ * On success *out is a ready connection (session init done, validated if it
+ * was idle longer than validate_idle_ms), to be given back with
+ * agec_conn_release(). Errors (then *out is NULL):
+ *  - AGEC_ERR_INVALID_ARG: pool or out is NULL;
+ *  - AGEC_ERR_POOL_EXHAUSTED: timed out while every connection was in use;
+ *    the message has total/in-use/idle/opening/waiting counts and max;
+ *  - AGEC_ERR_UNREACHABLE: timed out (or gave up) because connections could
+ *    not be opened; the message has the last connection error;
+ *  - AGEC_ERR_AUTH: the server rejected the credentials (not retried);
+ *  - AGEC_ERR_INIT: session init (LOAD 'age', SET, init_sql, on_connect)
+ *    failed; sqlstate/message are the server's (not retried);
+ *  - AGEC_ERR_BREAKER_OPEN: a new connection was needed while the circuit
+ *    breaker is open (fails at once; an idle connection is still handed out);
+ *  - AGEC_ERR_POOL_CLOSED: the pool is closing;
+ *  - AGEC_ERR_NO_MEMORY, AGEC_ERR_SYSTEM.
+ * Thread-safe. Waiters are served first come, first served.
+ */
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms,
+                                                            agec_conn **out, agec_error *err,
+                                                            const char *file, int line,
+                                                            const char *func);
+
+/** Borrow a connection within the pool's acquire_timeout_ms (see agec_pool_acquire_at). */
+#define agec_pool_acquire(pool, out, err) \
+    agec_pool_acquire_at((pool), -1, (out), (err), __FILE__, __LINE__, __func__)
+/** Borrow a connection within `ms` milliseconds (see agec_pool_acquire_at). */
+#define agec_pool_acquire_timeout(pool, ms, out, err) \
+    agec_pool_acquire_at((pool), (ms), (out), (err), __FILE__, __LINE__, __func__)
+
+/**
+ * Give a borrowed connection back. By transaction status: idle -> back to
+ * the pool at once (no round trip); in a transaction or a failed one ->
+ * ROLLBACK; a query still running -> cancel it, drain its results, then the
+ * same; unknown or bad -> closed. With a reset_query, it runs next, then the
+ * session init's SET statements and init_sql again. A connection past its
+ * lifetime, broken (SQLSTATE class 08, 57P01-03, or marked broken), whose
+ * cleanup failed, or released while the pool closes is closed instead.
+ * All of this is bounded by reset_timeout_ms. If a waiter is queued, the
+ * connection goes straight to it.
+ *
+ * NULL is ignored. The connection and its PGconn must not be used afterwards.
+ * Call once per acquire, from the thread that used the connection (any
+ * thread is fine as long as it is not in use elsewhere).
+ */
+AGEC_EXPORT void agec_conn_release(agec_conn *conn);
+
+/** Like agec_conn_release() but always closes the connection (reason
+ *  "broken"): use it when the session state is unknown. NULL is ignored. */
+AGEC_EXPORT void agec_conn_release_broken(agec_conn *conn);
+
+/**
+ * The libpq connection of a borrowed connection (escape hatch). Valid until
+ * the release; do not PQfinish() it, and leave it as you found it (blocking
+ * mode, no pipeline, no COPY) or release it as broken. NULL gives NULL.
+ */
+AGEC_EXPORT PGconn *agec_conn_pgconn(agec_conn *conn);
+
+/** The pool a connection was borrowed from. NULL gives NULL. */
+AGEC_EXPORT agec_pool *agec_conn_pool(agec_conn *conn);
+
+/** This connection's id in its pool (1, 2, ... in opening order, as in
+ *  events). NULL gives 0. */
+AGEC_EXPORT uint64_t agec_conn_id(agec_conn *conn);
+
+/**
+ * Ask the server to cancel the query running on a borrowed connection
+ * (PQcancel with the cancel key taken at connect). The borrower's query then
+ * fails with SQLSTATE 57014. Thread-safe: meant to be called from another
+ * thread while the borrower waits; the connection must stay borrowed during
+ * the call. Blocks for one short connection to the server.
+ * Errors: AGEC_ERR_INVALID_ARG (NULL), AGEC_ERR_UNREACHABLE (the cancel
+ * request could not be sent; message from libpq).
+ */
+AGEC_EXPORT agec_status agec_conn_cancel(agec_conn *conn, agec_error *err);
+
+/* ---- statistics ---------------------------------------------------------- */
+
+/** Number of buckets of the Prometheus acquire-wait histogram. */
+#define AGEC_POOL_WAIT_BUCKETS 12
+
+/**
+ * Upper bounds, in microseconds, of the cumulative acquire-wait buckets
+ * (agec_pool_stats.wait_bucket): 100us, 250us, 500us, 1ms, 2.5ms, 5ms, 10ms,
+ * 50ms, 100ms, 500ms, 1s, 5s; +Inf is wait_count. Static array.
+ */
+AGEC_EXPORT const int64_t *agec_pool_wait_bucket_bounds_us(void);
+
+/**
+ * A consistent snapshot of a pool. Gauges are the lengths of the pool's
+ * state lists at one instant (never drifting counters), so
+ * total == idle + in_use + opening always holds. Fields are only appended.
+ */
+typedef struct agec_pool_stats {
+    size_t struct_size;   /**< sizeof(agec_pool_stats) of the library */
+    /* gauges */
+    int total;            /**< idle + in_use + opening (<= max) */
+    int idle;
+    int in_use;
+    int opening;          /**< being connected or initialised */
+    int waiting;          /**< acquires queued for a connection */
+    int max;
+    int min;
+    agec_breaker_state breaker;
+    /* counters since open */
+    uint64_t opened;                                  /**< connections opened and initialised */
+    uint64_t closed[AGEC_CLOSE_REASON_COUNT];         /**< by agec_close_reason */
+    uint64_t acquires;                                /**< successful acquires */
+    uint64_t releases;                                /**< releases (each successful acquire has one) */
+    uint64_t acquire_timeouts;                        /**< exhausted + unreachable timeouts */
+    uint64_t acquire_errors;                          /**< other failed acquires */
+    uint64_t breaker_fast_fails;                      /**< acquires failed with BREAKER_OPEN */
+    uint64_t breaker_opens;                           /**< CLOSED/HALF_OPEN -> OPEN transitions */
+    uint64_t validations;                             /**< checks before use */
+    uint64_t validation_failures;
+    uint64_t connect_failures;                        /**< failed connect or init attempts */
+    uint64_t leaks_suspected;
+    uint64_t leaks_returned;
+    /* acquire wait (time inside successful acquires), microseconds */
+    uint64_t wait_count;
+    int64_t wait_sum_us;
+    int64_t wait_p50_us;  /**< percentiles within about 10% (log buckets) */
+    int64_t wait_p90_us;
+    int64_t wait_p99_us;
+    int64_t wait_max_us;  /**< exact */
+    uint64_t wait_bucket[AGEC_POOL_WAIT_BUCKETS]; /**< cumulative counts, see bounds */
+} agec_pool_stats;
+
+/**
+ * Fill *out with a snapshot of the pool's state and counters, taken under
+ * the pool lock. Thread-safe; cheap (no I/O). Errors: AGEC_ERR_INVALID_ARG
+ * if pool or out is NULL.
+ */
+AGEC_EXPORT agec_status agec_pool_stats_get(agec_pool *pool, agec_pool_stats *out);
+
+/**
+ * Write *stats in Prometheus text exposition format (version 0.0.4) into
+ * buf[cap], NUL-terminated, like snprintf: returns the length the full text
+ * needs (without the NUL), so a return >= cap means it was truncated. buf may
+ * be NULL when cap is 0. Metric names start with `agec_pool_`; every sample
+ * has the label pool="<pool_name>" (NULL = "agec"; quotes and backslashes are
+ * escaped). Thread-safe (pure).
+ */
+AGEC_EXPORT size_t agec_pool_stats_prometheus(const agec_pool_stats *stats,
+                                              const char *pool_name, char *buf, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AGEC_POOL_H */

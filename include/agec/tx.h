@@ -1,0 +1,96 @@
+/*
+ * agec/tx.h: transactions and savepoints on a borrowed connection, and a
+ * helper that runs a function in a transaction with retries.
+ *
+ * A connection released with an open transaction is rolled back by the pool.
+ * Thread-safety: as for any borrowed connection, one thread at a time.
+ */
+#ifndef AGEC_TX_H
+#define AGEC_TX_H
+
+#include <stdbool.h>
+
+#include "agec/error.h"
+#include "agec/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct agec_conn agec_conn;
+typedef struct agec_pool agec_pool;
+
+/** Isolation level of a transaction. DEFAULT leaves the server's setting. */
+typedef enum agec_isolation {
+    AGEC_ISOLATION_DEFAULT = 0,
+    AGEC_ISOLATION_READ_COMMITTED = 1,
+    AGEC_ISOLATION_REPEATABLE_READ = 2,
+    AGEC_ISOLATION_SERIALIZABLE = 3,
+} agec_isolation;
+
+/** Transaction options; initialise with agec_tx_opts_init(). Fields are
+ *  only ever appended. */
+typedef struct agec_tx_opts {
+    agec_isolation isolation; /**< default AGEC_ISOLATION_DEFAULT */
+    bool read_only;           /**< default false */
+    bool deferrable;          /**< default false (meaningful with SERIALIZABLE READ ONLY) */
+    int max_retries;          /**< agec_tx_run: retries after 40001/40P01; default 5 */
+    int retry_base_ms;        /**< first backoff, doubled each retry, with jitter; default 10 */
+    int acquire_timeout_ms;   /**< agec_tx_run: per acquire; -1 = pool default (default) */
+} agec_tx_opts;
+
+/** Fill *opts with the defaults. */
+AGEC_EXPORT void agec_tx_opts_init(agec_tx_opts *opts);
+
+/**
+ * BEGIN with the given options (NULL = defaults).
+ * Errors: AGEC_ERR_INVALID_ARG, AGEC_ERR_STATE (already in a transaction),
+ * AGEC_ERR_SERVER, AGEC_ERR_CONNECTION_LOST.
+ */
+AGEC_EXPORT agec_status agec_tx_begin(agec_conn *conn, const agec_tx_opts *opts, agec_error *err);
+
+/**
+ * COMMIT. A transaction that had failed is rolled back by the server: that
+ * is reported as AGEC_ERR_STATE ("transaction was rolled back"), never as
+ * success. Errors as agec_tx_begin() (STATE: no transaction open), and
+ * AGEC_ERR_SERVER for deferred-constraint or serialization failures.
+ */
+AGEC_EXPORT agec_status agec_tx_commit(agec_conn *conn, agec_error *err);
+
+/** ROLLBACK. Errors as agec_tx_begin() (STATE: no transaction open). */
+AGEC_EXPORT agec_status agec_tx_rollback(agec_conn *conn, agec_error *err);
+
+/**
+ * SAVEPOINT inside the open transaction; *id identifies it for
+ * agec_tx_release() and agec_tx_rollback_to(). Savepoints nest to any depth.
+ * Errors as agec_tx_commit().
+ */
+AGEC_EXPORT agec_status agec_tx_savepoint(agec_conn *conn, unsigned *id, agec_error *err);
+
+/** RELEASE SAVEPOINT id (and those created after it). */
+AGEC_EXPORT agec_status agec_tx_release(agec_conn *conn, unsigned id, agec_error *err);
+
+/** ROLLBACK TO SAVEPOINT id: undoes what followed it; the savepoint stays. */
+AGEC_EXPORT agec_status agec_tx_rollback_to(agec_conn *conn, unsigned id, agec_error *err);
+
+/** Body of agec_tx_run(): do the work on conn; return AGEC_OK to commit,
+ *  anything else to roll back (fill err to say why). */
+typedef agec_status (*agec_tx_fn)(agec_conn *conn, void *user, agec_error *err);
+
+/**
+ * Acquire a connection from pool, BEGIN, call fn, COMMIT on AGEC_OK, else
+ * ROLLBACK; release the connection in every path. When fn or COMMIT fails
+ * with SQLSTATE 40001 (serialization failure) or 40P01 (deadlock), the
+ * whole transaction is retried, up to opts->max_retries times, after a
+ * backoff of retry_base_ms doubling with random jitter. fn must therefore be
+ * safe to run again. Returns the last status; err holds the last error.
+ * Errors: those of acquire, begin, fn and commit.
+ */
+AGEC_EXPORT agec_status agec_tx_run(agec_pool *pool, const agec_tx_opts *opts, agec_tx_fn fn,
+                                    void *user, agec_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AGEC_TX_H */

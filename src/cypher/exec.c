@@ -1,0 +1,385 @@
+/*
+ * Running one statement on a borrowed connection: prepared-statement cache,
+ * bound parameters, statement timeout with server-side cancel, all-at-once
+ * or row-by-row results, and errors with the server's own fields.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agec/agtype.h"
+#include "agec/cypher.h"
+#include "agec/pool.h"
+#include "common/error_internal.h"
+#include "cypher/exec.h"
+#include "cypher/result.h"
+#include "cypher/session.h"
+#include "cypher/sqltext.h"
+#include "pool/conn_ext.h"
+#include "session/pqerror.h"
+
+/* How long a cancelled statement may take to stop before the connection is
+ * given up as broken (a black-holed network never answers the cancel). */
+#define CANCEL_GRACE_MS 200
+
+void agec_query_opts_init(agec_query_opts *opts)
+{
+    if (opts == NULL)
+        return;
+    memset(opts, 0, sizeof *opts);
+    opts->prepare = true;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until a result can be read without blocking. 1 ready, 0 deadline
+ * passed (deadline < 0: none), -1 connection failure. */
+static int wait_ready(PGconn *pg, int64_t deadline)
+{
+    while (PQisBusy(pg)) {
+        int timeout = -1;
+        if (deadline >= 0) {
+            int64_t left = deadline - now_ms();
+            if (left <= 0)
+                return 0;
+            timeout = left > 60000 ? 60000 : (int)left;
+        }
+        struct pollfd p = { .fd = PQsocket(pg), .events = POLLIN };
+        if (p.fd < 0)
+            return -1;
+        int r = poll(&p, 1, timeout);
+        if (r < 0 && errno != EINTR)
+            return -1;
+        if (r > 0 && !PQconsumeInput(pg))
+            return -1;
+    }
+    return 1;
+}
+
+/* Hints for errors users of AGE meet most. */
+static void add_age_hint(agec_error *err)
+{
+    if (err == NULL || err->hint[0] != '\0')
+        return;
+    const char *m = err->message;
+    const char *hint = NULL;
+    if (strstr(m, "unhandled cypher(cstring) function call") != NULL) {
+        err->code = AGEC_ERR_AGE_MISSING;
+        hint = "AGE is not loaded in this session: open the pool with age_mode AGEC_AGE_LOAD "
+               "(or AGEC_AGE_PLUGINS for non-superusers)";
+    } else if (strcmp(err->sqlstate, "42883") == 0 && strstr(m, "cypher") != NULL) {
+        err->code = AGEC_ERR_AGE_MISSING;
+        hint = "the age extension is not installed in this database: CREATE EXTENSION age "
+               "(or set age_create_extension)";
+    } else if (strcmp(err->sqlstate, "3F000") == 0 && strstr(m, "graph") != NULL) {
+        hint = "create the graph first (agec_graph_create or `agec graph create NAME`)";
+    } else if (strstr(m, "column definition list") != NULL ||
+               strstr(m, "return row and column definition list do not match") != NULL) {
+        hint = "the column list must have exactly as many entries as the RETURN clause has "
+               "items (one column for a query without RETURN)";
+    }
+    if (hint != NULL)
+        agec__copy_text(err->hint, sizeof err->hint, hint);
+}
+
+typedef struct run_state {
+    agec_conn *conn;
+    PGconn *pg;
+    int64_t deadline; /* -1: none */
+    int timeout_ms;
+    bool cancelled;
+    bool broken;
+} run_state;
+
+/* Wait for the next result, cancelling once at the deadline. 1 ready, 0 gave
+ * up (timeout not honoured, conn broken), -1 connection failure. */
+static int next_ready(run_state *rs)
+{
+    for (;;) {
+        int r = wait_ready(rs->pg, rs->deadline);
+        if (r != 0)
+            return r;
+        if (rs->cancelled)
+            return 0;
+        rs->cancelled = true;
+        (void)agec_conn_cancel(rs->conn, NULL);
+        rs->deadline = now_ms() + CANCEL_GRACE_MS;
+    }
+}
+
+static agec_status timeout_error(const run_state *rs, agec_error *err)
+{
+    return agec__error_set(err, AGEC_ERR_TIMEOUT,
+                           "statement timeout: no result within %d ms; the statement was "
+                           "cancelled%s",
+                           rs->timeout_ms,
+                           rs->broken ? " but did not stop, so the connection will be closed"
+                                      : " on the server");
+}
+
+/* Read every result of the statement sent last. Rows go to fn one at a time
+ * (single-row mode) or into *out. */
+static agec_status collect(run_state *rs, agec_row_fn fn, void *user, agec_result **out,
+                           agec_error *err)
+{
+    agec_status st = AGEC_OK;
+    bool have_error = false, stop = false;
+    agec_result *row = NULL;
+    PGresult *keep = NULL;
+    for (;;) {
+        int r = next_ready(rs);
+        if (r <= 0) {
+            rs->broken = true;
+            if (!have_error)
+                st = r == 0 ? timeout_error(rs, err)
+                            : agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL,
+                                                      rs->pg);
+            have_error = true;
+            break;
+        }
+        PGresult *res = PQgetResult(rs->pg);
+        if (res == NULL)
+            break;
+        ExecStatusType s = PQresultStatus(res);
+        if (s == PGRES_SINGLE_TUPLE && fn != NULL && !stop && !have_error) {
+            if (row == NULL)
+                row = agec__result_wrap(res);
+            else
+                agec__result_reset(row, res);
+            if (row == NULL) {
+                st = agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
+                have_error = stop = true;
+            } else if (!fn(row, user)) {
+                stop = true; /* read and discard the rest */
+            }
+        } else if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK) {
+            if (!have_error && fn == NULL) {
+                PQclear(keep);
+                keep = res;
+                res = NULL;
+            }
+            PQclear(res);
+        } else if (s == PGRES_SINGLE_TUPLE) {
+            PQclear(res);
+        } else {
+            if (!have_error) {
+                st = agec__error_from_result(err, AGEC_ERR_SERVER, res, rs->pg);
+                if (st == AGEC_ERR_TIMEOUT && rs->cancelled && err != NULL)
+                    snprintf(err->message, sizeof err->message,
+                             "statement timeout: no result within %d ms; the statement was "
+                             "cancelled on the server",
+                             rs->timeout_ms); /* keeps SQLSTATE 57014 */
+                else
+                    add_age_hint(err);
+                if (err)
+                    st = err->code;
+                have_error = true;
+            }
+            PQclear(res);
+        }
+    }
+    agec_result_free(row);
+    if (PQstatus(rs->pg) == CONNECTION_BAD || (err && st == AGEC_ERR_CONNECTION_LOST))
+        rs->broken = true;
+    if (rs->broken)
+        agec__conn_mark_broken(rs->conn);
+    if (have_error) {
+        PQclear(keep);
+        return st;
+    }
+    if (out != NULL) {
+        *out = agec__result_wrap(keep);
+        if (*out == NULL)
+            return agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
+    } else {
+        PQclear(keep);
+    }
+    return AGEC_OK;
+}
+
+/* Send sql, prepared through the connection's cache unless told otherwise.
+ * Returns 1 when sent, 0 when the cached statement vanished (retry), or a
+ * negative value after filling err. */
+static int send_statement(run_state *rs, agec__session *sess, const char *sql, int nparams,
+                          const char *const *values, bool prepare, bool single_row,
+                          agec__stmt **used, agec_error *err)
+{
+    *used = NULL;
+    int ok;
+    if ((!prepare || sess == NULL) && nparams == 0) {
+        /* Simple protocol: one message, one round trip. It also keeps
+         * servers that share one session between clients (PGlite's socket
+         * server) from interleaving another client's messages inside ours. */
+        ok = PQsendQuery(rs->pg, sql);
+    } else if (!prepare || sess == NULL) {
+        ok = PQsendQueryParams(rs->pg, sql, nparams, NULL, values, NULL, NULL, 0);
+    } else {
+        agec__stmt *stmt = agec__session_find(sess, sql);
+        if (stmt == NULL) {
+            char evicted[32];
+            stmt = agec__session_add(sess, sql, evicted, sizeof evicted);
+            if (stmt == NULL) {
+                agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
+                return -1;
+            }
+            if (evicted[0] != '\0') {
+                char dealloc[64];
+                snprintf(dealloc, sizeof dealloc, "DEALLOCATE %s", evicted);
+                PQclear(PQexec(rs->pg, dealloc));
+            }
+            if (!PQsendPrepare(rs->pg, stmt->name, sql, nparams, NULL)) {
+                agec__session_forget(sess, stmt);
+                agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, rs->pg);
+                return -1;
+            }
+            agec_status st = collect(rs, NULL, NULL, NULL, err);
+            if (st != AGEC_OK) {
+                agec__session_forget(sess, stmt);
+                return -1;
+            }
+        }
+        *used = stmt;
+        ok = PQsendQueryPrepared(rs->pg, stmt->name, nparams, values, NULL, NULL, 0);
+    }
+    if (!ok) {
+        agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, rs->pg);
+        if (PQstatus(rs->pg) == CONNECTION_BAD)
+            agec__conn_mark_broken(rs->conn);
+        return -1;
+    }
+    if (single_row)
+        (void)PQsetSingleRowMode(rs->pg);
+    return 1;
+}
+
+agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char *const *values,
+                       const agec_query_opts *opts, agec_row_fn fn, void *user,
+                       agec_result **out, agec_error *err)
+{
+    agec_query_opts defaults;
+    if (opts == NULL) {
+        agec_query_opts_init(&defaults);
+        opts = &defaults;
+    }
+    if (out != NULL)
+        *out = NULL;
+    if (conn == NULL || sql == NULL || (fn == NULL && out == NULL) || nparams < 0 ||
+        (nparams > 0 && values == NULL))
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "NULL or invalid argument");
+    if (opts->timeout_ms < 0)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "timeout_ms is negative");
+    PGconn *pg = agec_conn_pgconn(conn);
+    if (pg == NULL || PQstatus(pg) != CONNECTION_OK)
+        return agec__error_set(err, AGEC_ERR_CONNECTION_LOST, "the connection is not open");
+    if (PQtransactionStatus(pg) == PQTRANS_ACTIVE)
+        return agec__error_set(err, AGEC_ERR_STATE,
+                               "a statement is already running on this connection");
+    run_state rs = { .conn = conn, .pg = pg, .deadline = -1, .timeout_ms = opts->timeout_ms };
+    if (opts->timeout_ms > 0)
+        rs.deadline = now_ms() + opts->timeout_ms;
+    agec__session *sess = opts->prepare ? agec__session_get(conn) : NULL;
+
+    for (int attempt = 0;; attempt++) {
+        agec__stmt *used;
+        agec_error local = AGEC_ERROR_INIT;
+        agec_error *e = err ? err : &local;
+        int sent = send_statement(&rs, sess, sql, nparams, values, opts->prepare, fn != NULL,
+                                  &used, e);
+        if (sent < 0) {
+            if (rs.broken)
+                agec__conn_mark_broken(conn);
+            return e->code;
+        }
+        agec_status st = collect(&rs, fn, user, out, e);
+        /* 26000: the cached statement is gone (DEALLOCATE/DISCARD by someone
+         * else, or a server that shares sessions); prepare it again once. */
+        if (st == AGEC_ERR_SERVER && used != NULL && attempt == 0 &&
+            strcmp(e->sqlstate, "26000") == 0) {
+            agec__session_forget(sess, used);
+            agec_error_clear(e);
+            continue;
+        }
+        return st;
+    }
+}
+
+/* Resolve the column list: caller's names, generated names, or RETURN. */
+static agec_status cypher_sql(const char *graph, const char *query, const char *params,
+                              const agec_query_opts *opts, char **sql, agec_error *err)
+{
+    if (graph == NULL || query == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "graph and query must not be NULL");
+    if (opts != NULL && (opts->columns != NULL || opts->ncolumns > 0))
+        return agec__cypher_sql(graph, query, params != NULL, opts->columns, opts->ncolumns, sql,
+                                err);
+    char **names;
+    size_t n;
+    agec_status st = agec_cypher_return_columns(query, &names, &n, err);
+    if (st != AGEC_OK)
+        return st;
+    st = agec__cypher_sql(graph, query, params != NULL, (const char *const *)names, n, sql, err);
+    agec_strings_free(names);
+    return st;
+}
+
+static agec_status cypher_run(agec_conn *conn, const char *graph, const char *query,
+                              const char *params, const agec_query_opts *opts, agec_row_fn fn,
+                              void *user, agec_result **out, agec_error *err)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (conn == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "conn must not be NULL");
+    char *sql;
+    agec_status st = cypher_sql(graph, query, params, opts, &sql, err);
+    if (st != AGEC_OK)
+        return st;
+    const char *values[1] = { params };
+    st = agec__exec(conn, sql, params ? 1 : 0, values, opts, fn, user, out, err);
+    free(sql);
+    return st;
+}
+
+agec_status agec_cypher_exec(agec_conn *conn, const char *graph, const char *query,
+                             const char *params, const agec_query_opts *opts, agec_result **out,
+                             agec_error *err)
+{
+    if (out == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "out must not be NULL");
+    return cypher_run(conn, graph, query, params, opts, NULL, NULL, out, err);
+}
+
+agec_status agec_cypher_stream(agec_conn *conn, const char *graph, const char *query,
+                               const char *params, const agec_query_opts *opts, agec_row_fn fn,
+                               void *user, agec_error *err)
+{
+    if (fn == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "fn must not be NULL");
+    return cypher_run(conn, graph, query, params, opts, fn, user, NULL, err);
+}
+
+agec_status agec_sql_exec(agec_conn *conn, const char *sql, int nparams,
+                          const char *const *values, const agec_query_opts *opts,
+                          agec_result **out, agec_error *err)
+{
+    if (out == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "out must not be NULL");
+    return agec__exec(conn, sql, nparams, values, opts, NULL, NULL, out, err);
+}
+
+agec_status agec_sql_stream(agec_conn *conn, const char *sql, int nparams,
+                            const char *const *values, const agec_query_opts *opts,
+                            agec_row_fn fn, void *user, agec_error *err)
+{
+    if (fn == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "fn must not be NULL");
+    return agec__exec(conn, sql, nparams, values, opts, fn, user, NULL, err);
+}

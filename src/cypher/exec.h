@@ -1,0 +1,13 @@
+#ifndef AGEC_CYPHER_EXEC_H
+#define AGEC_CYPHER_EXEC_H
+
+#include "agec/cypher.h"
+
+/* Run sql with text parameters; rows to fn (single-row mode) or into *out.
+ * The one path every statement of the Cypher, SQL, graph and transaction
+ * APIs takes. */
+agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char *const *values,
+                       const agec_query_opts *opts, agec_row_fn fn, void *user,
+                       agec_result **out, agec_error *err);
+
+#endif

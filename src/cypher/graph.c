@@ -1,0 +1,190 @@
+/* Graph and label management through AGE's catalog functions. */
+#include "agec/graph.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agec/cypher.h"
+#include "common/error_internal.h"
+#include "cypher/exec.h"
+#include "cypher/names.h"
+
+static agec_status run(agec_conn *conn, const char *sql, int n, const char *const *values,
+                       agec_result **out, agec_error *err)
+{
+    agec_result *res = NULL;
+    agec_status st = agec__exec(conn, sql, n, values, NULL, NULL, NULL, &res, err);
+    if (out != NULL && st == AGEC_OK)
+        *out = res;
+    else
+        agec_result_free(res);
+    return st;
+}
+
+agec_status agec_graph_create(agec_conn *conn, const char *name, agec_error *err)
+{
+    agec_status st = agec_graph_name_check(name, err);
+    if (st != AGEC_OK)
+        return st;
+    const char *v[1] = { name };
+    return run(conn, "SELECT ag_catalog.create_graph($1)", 1, v, NULL, err);
+}
+
+agec_status agec_graph_drop(agec_conn *conn, const char *name, bool cascade, agec_error *err)
+{
+    agec_status st = agec_graph_name_check(name, err);
+    if (st != AGEC_OK)
+        return st;
+    const char *v[2] = { name, cascade ? "true" : "false" };
+    return run(conn, "SELECT ag_catalog.drop_graph($1, $2::boolean)", 2, v, NULL, err);
+}
+
+agec_status agec_graph_exists(agec_conn *conn, const char *name, bool *exists, agec_error *err)
+{
+    if (exists == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "exists must not be NULL");
+    *exists = false;
+    agec_status st = agec_graph_name_check(name, err);
+    if (st != AGEC_OK)
+        return st;
+    const char *v[1] = { name };
+    agec_result *res = NULL;
+    st = run(conn, "SELECT count(*) FROM ag_catalog.ag_graph WHERE name = $1::name", 1, v, &res,
+             err);
+    if (st == AGEC_OK)
+        *exists = strcmp(agec_result_text(res, 0, 0, NULL), "0") != 0;
+    agec_result_free(res);
+    return st;
+}
+
+agec_status agec_graph_list(agec_conn *conn, char ***names, size_t *count, agec_error *err)
+{
+    if (names == NULL || count == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "names and count must not be NULL");
+    *names = NULL;
+    *count = 0;
+    agec_result *res = NULL;
+    agec_status st =
+        run(conn, "SELECT name::text FROM ag_catalog.ag_graph ORDER BY 1", 0, NULL, &res, err);
+    if (st != AGEC_OK)
+        return st;
+    size_t n = agec_result_rows(res), bytes = (n + 1) * sizeof(char *);
+    for (size_t i = 0; i < n; i++)
+        bytes += strlen(agec_result_text(res, i, 0, NULL)) + 1;
+    char **block = malloc(bytes);
+    if (block == NULL) {
+        agec_result_free(res);
+        return agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
+    }
+    char *p = (char *)(block + n + 1);
+    for (size_t i = 0; i < n; i++) {
+        const char *s = agec_result_text(res, i, 0, NULL);
+        size_t l = strlen(s) + 1;
+        memcpy(p, s, l);
+        block[i] = p;
+        p += l;
+    }
+    block[n] = NULL;
+    *names = block;
+    *count = n;
+    agec_result_free(res);
+    return AGEC_OK;
+}
+
+agec_status agec_label_create(agec_conn *conn, const char *graph, const char *label,
+                              agec_label_kind kind, agec_error *err)
+{
+    agec_status st = agec_graph_name_check(graph, err);
+    if (st == AGEC_OK)
+        st = agec_label_name_check(label, err);
+    if (st != AGEC_OK)
+        return st;
+    if (kind != AGEC_LABEL_VERTEX && kind != AGEC_LABEL_EDGE)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "unknown label kind %d", (int)kind);
+    const char *v[2] = { graph, label };
+    return run(conn,
+               /* Untyped parameters: AGE 1.7 takes cstring, older releases name. */
+               kind == AGEC_LABEL_VERTEX ? "SELECT ag_catalog.create_vlabel($1, $2)"
+                                         : "SELECT ag_catalog.create_elabel($1, $2)",
+               2, v, NULL, err);
+}
+
+static const char LABELS_SQL[] =
+    "SELECT l.name::text AS name, CASE l.kind WHEN 'e' THEN 'edge' ELSE 'vertex' END AS kind "
+    "FROM ag_catalog.ag_label l JOIN ag_catalog.ag_graph g ON l.graph = g.graphid "
+    "WHERE g.name = $1::name ORDER BY 1";
+
+agec_status agec_label_list(agec_conn *conn, const char *graph, agec_result **out,
+                            agec_error *err)
+{
+    if (out == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "out must not be NULL");
+    *out = NULL;
+    agec_status st = agec_graph_name_check(graph, err);
+    if (st != AGEC_OK)
+        return st;
+    const char *v[1] = { graph };
+    return run(conn, LABELS_SQL, 1, v, out, err);
+}
+
+/* CREATE INDEX IF NOT EXISTS for one label; names were checked. */
+static agec_status index_label(agec_conn *conn, const char *graph, const char *label, bool edge,
+                               agec_error *err)
+{
+    char qg[140], ql[140];
+    if (agec__quote_ident(graph, qg, sizeof qg) == 0 ||
+        agec__quote_ident(label, ql, sizeof ql) == 0)
+        return agec__error_set(err, AGEC_ERR_NAME, "name too long");
+    static const struct {
+        const char *suffix, *kind, *column;
+        bool edge_only;
+    } idx[] = {
+        { "id", "UNIQUE INDEX", "USING btree (id)", false },
+        { "start", "INDEX", "USING btree (start_id)", true },
+        { "end", "INDEX", "USING btree (end_id)", true },
+        { "props", "INDEX", "USING gin (properties)", false },
+    };
+    for (size_t i = 0; i < sizeof idx / sizeof idx[0]; i++) {
+        if (idx[i].edge_only && !edge)
+            continue;
+        char name[160], qn[340], sql[1024];
+        snprintf(name, sizeof name, "%.50s_agec_%s", label, idx[i].suffix);
+        if (agec__quote_ident(name, qn, sizeof qn) == 0)
+            return agec__error_set(err, AGEC_ERR_NAME, "name too long");
+        snprintf(sql, sizeof sql, "CREATE %s IF NOT EXISTS %s ON %s.%s %s", idx[i].kind, qn, qg,
+                 ql, idx[i].column);
+        agec_status st = run(conn, sql, 0, NULL, NULL, err);
+        if (st != AGEC_OK)
+            return st;
+    }
+    return AGEC_OK;
+}
+
+agec_status agec_graph_create_indexes(agec_conn *conn, const char *graph, const char *label,
+                                      agec_error *err)
+{
+    agec_result *labels = NULL;
+    agec_status st = agec_label_list(conn, graph, &labels, err);
+    if (st != AGEC_OK)
+        return st;
+    if (label != NULL && (st = agec_label_name_check(label, err)) != AGEC_OK)
+        goto out;
+    bool found = false;
+    for (size_t i = 0; i < agec_result_rows(labels); i++) {
+        const char *name = agec_result_text(labels, i, 0, NULL);
+        bool edge = strcmp(agec_result_text(labels, i, 1, NULL), "edge") == 0;
+        if (label != NULL && strcmp(name, label) != 0)
+            continue;
+        found = true;
+        /* Names come from the catalog; check them like any other. */
+        if ((st = agec_label_name_check(name, err)) != AGEC_OK ||
+            (st = index_label(conn, graph, name, edge, err)) != AGEC_OK)
+            goto out;
+    }
+    if (label != NULL && !found)
+        st = agec__error_set(err, AGEC_ERR_NOT_FOUND, "graph %s has no label %s", graph, label);
+out:
+    agec_result_free(labels);
+    return st;
+}

@@ -1,0 +1,87 @@
+/* The prepared-statement cache of one connection (see session.h). */
+#include "cypher/session.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pool/conn_ext.h"
+
+static void session_destroy(void *p)
+{
+    agec__session *s = p;
+    for (size_t i = 0; i < s->nstmts; i++)
+        free(s->stmts[i].sql);
+    free(s);
+}
+
+agec__session *agec__session_get(agec_conn *conn)
+{
+    agec__session *s = agec__conn_ext(conn);
+    if (s != NULL)
+        return s;
+    s = calloc(1, sizeof *s);
+    if (s != NULL)
+        agec__conn_set_ext(conn, s, session_destroy);
+    return s;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+agec__stmt *agec__session_find(agec__session *s, const char *sql)
+{
+    uint64_t h = fnv1a(sql);
+    for (size_t i = 0; i < s->nstmts; i++) {
+        agec__stmt *st = &s->stmts[i];
+        if (st->hash == h && strcmp(st->sql, sql) == 0) {
+            st->last_use = ++s->clock;
+            return st;
+        }
+    }
+    return NULL;
+}
+
+/* Statement names are unique in the process (and carry the pid), because
+ * some servers (PGlite, PgBouncer in session mode) share one session between
+ * several client connections. */
+static atomic_uint_fast64_t next_stmt_id;
+
+agec__stmt *agec__session_add(agec__session *s, const char *sql, char *evicted, size_t cap)
+{
+    evicted[0] = '\0';
+    char *copy = strdup(sql);
+    if (copy == NULL)
+        return NULL;
+    agec__stmt *st;
+    if (s->nstmts < AGEC_STMT_CACHE_MAX) {
+        st = &s->stmts[s->nstmts++];
+    } else {
+        st = &s->stmts[0];
+        for (size_t i = 1; i < s->nstmts; i++)
+            if (s->stmts[i].last_use < st->last_use)
+                st = &s->stmts[i];
+        snprintf(evicted, cap, "%s", st->name);
+        free(st->sql);
+    }
+    st->sql = copy;
+    st->hash = fnv1a(sql);
+    st->last_use = ++s->clock;
+    uint64_t id = atomic_fetch_add(&next_stmt_id, 1) + 1;
+    snprintf(st->name, sizeof st->name, "agec_%ld_%llu", (long)getpid(), (unsigned long long)id);
+    return st;
+}
+
+void agec__session_forget(agec__session *s, agec__stmt *st)
+{
+    free(st->sql);
+    size_t i = (size_t)(st - s->stmts);
+    s->stmts[i] = s->stmts[--s->nstmts];
+}

@@ -1,0 +1,43 @@
+/*
+ * Per-connection state of the Cypher layer, kept in the pool's extension
+ * slot (src/pool/conn_ext.h): the prepared-statement cache and the
+ * savepoint counter. The pool destroys it when the connection closes or its
+ * session is reset (DISCARD ALL drops prepared statements).
+ */
+#ifndef AGEC_CYPHER_SESSION_H
+#define AGEC_CYPHER_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agec/cypher.h"
+
+typedef struct agec__stmt {
+    uint64_t hash;
+    uint64_t last_use; /* LRU clock */
+    char *sql;
+    char name[32];
+} agec__stmt;
+
+typedef struct agec__session {
+    agec__stmt stmts[AGEC_STMT_CACHE_MAX];
+    size_t nstmts;
+    uint64_t clock;
+    unsigned savepoint_seq; /* savepoints created in the current transaction */
+} agec__session;
+
+/* The connection's session state, created on first use; NULL on OOM. */
+agec__session *agec__session_get(agec_conn *conn);
+
+/* Look up sql; NULL when not cached. */
+agec__stmt *agec__session_find(agec__session *s, const char *sql);
+
+/* Make a slot for sql (evicting the least recently used; *evicted gets the
+ * evicted statement's name, "" if none) and give it a process-unique name.
+ * NULL on OOM. */
+agec__stmt *agec__session_add(agec__session *s, const char *sql, char *evicted, size_t cap);
+
+/* Forget one statement (it vanished on the server). */
+void agec__session_forget(agec__session *s, agec__stmt *st);
+
+#endif

@@ -1,0 +1,199 @@
+/* Transactions, savepoints and the retrying transaction runner. */
+#include "agec/tx.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agec/cypher.h"
+#include "agec/pool.h"
+#include "common/error_internal.h"
+#include "cypher/exec.h"
+#include "cypher/result.h"
+#include "cypher/session.h"
+
+void agec_tx_opts_init(agec_tx_opts *opts)
+{
+    if (opts == NULL)
+        return;
+    memset(opts, 0, sizeof *opts);
+    opts->max_retries = 5;
+    opts->retry_base_ms = 10;
+    opts->acquire_timeout_ms = -1;
+}
+
+/* Run a fixed statement (no parameters, not prepared: these are short and
+ * many variants would crowd the statement cache). */
+static agec_status simple(agec_conn *conn, const char *sql, agec_error *err)
+{
+    agec_query_opts o;
+    agec_query_opts_init(&o);
+    o.prepare = false;
+    agec_result *res = NULL;
+    agec_status st = agec__exec(conn, sql, 0, NULL, &o, NULL, NULL, &res, err);
+    agec_result_free(res);
+    return st;
+}
+
+static PGTransactionStatusType tx_status(agec_conn *conn)
+{
+    PGconn *pg = agec_conn_pgconn(conn);
+    return pg ? PQtransactionStatus(pg) : PQTRANS_UNKNOWN;
+}
+
+static agec_status need_tx(agec_conn *conn, bool want, agec_error *err)
+{
+    if (conn == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "conn must not be NULL");
+    PGTransactionStatusType s = tx_status(conn);
+    bool in = s == PQTRANS_INTRANS || s == PQTRANS_INERROR;
+    if (s == PQTRANS_ACTIVE || s == PQTRANS_UNKNOWN)
+        return agec__error_set(err, AGEC_ERR_STATE, "the connection is busy or broken");
+    if (in != want)
+        return agec__error_set(err, AGEC_ERR_STATE,
+                               want ? "no transaction is open" : "a transaction is already open");
+    return AGEC_OK;
+}
+
+agec_status agec_tx_begin(agec_conn *conn, const agec_tx_opts *opts, agec_error *err)
+{
+    agec_status st = need_tx(conn, false, err);
+    if (st != AGEC_OK)
+        return st;
+    agec_tx_opts d;
+    if (opts == NULL) {
+        agec_tx_opts_init(&d);
+        opts = &d;
+    }
+    static const char *const levels[] = { "", " ISOLATION LEVEL READ COMMITTED",
+                                          " ISOLATION LEVEL REPEATABLE READ",
+                                          " ISOLATION LEVEL SERIALIZABLE" };
+    if ((unsigned)opts->isolation > AGEC_ISOLATION_SERIALIZABLE)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "unknown isolation level %d",
+                               (int)opts->isolation);
+    char sql[128];
+    snprintf(sql, sizeof sql, "BEGIN%s%s%s", levels[opts->isolation],
+             opts->read_only ? " READ ONLY" : "", opts->deferrable ? " DEFERRABLE" : "");
+    agec__session *s = agec__session_get(conn);
+    if (s != NULL)
+        s->savepoint_seq = 0;
+    return simple(conn, sql, err);
+}
+
+agec_status agec_tx_commit(agec_conn *conn, agec_error *err)
+{
+    agec_status st = need_tx(conn, true, err);
+    if (st != AGEC_OK)
+        return st;
+    bool failed = tx_status(conn) == PQTRANS_INERROR;
+    agec_result *res = NULL;
+    agec_query_opts o;
+    agec_query_opts_init(&o);
+    o.prepare = false;
+    st = agec__exec(conn, "COMMIT", 0, NULL, &o, NULL, NULL, &res, err);
+    /* COMMIT of a failed transaction answers "ROLLBACK": not a success. */
+    if (st == AGEC_OK && (failed || strcmp(PQcmdStatus(res->pg), "ROLLBACK") == 0))
+        st = agec__error_set(err, AGEC_ERR_STATE,
+                             "transaction was rolled back: an earlier statement in it failed");
+    agec_result_free(res);
+    return st;
+}
+
+agec_status agec_tx_rollback(agec_conn *conn, agec_error *err)
+{
+    agec_status st = need_tx(conn, true, err);
+    return st != AGEC_OK ? st : simple(conn, "ROLLBACK", err);
+}
+
+static agec_status savepoint_cmd(agec_conn *conn, const char *verb, unsigned id, agec_error *err)
+{
+    agec_status st = need_tx(conn, true, err);
+    if (st != AGEC_OK)
+        return st;
+    char sql[64];
+    snprintf(sql, sizeof sql, "%s agec_sp_%u", verb, id);
+    return simple(conn, sql, err);
+}
+
+agec_status agec_tx_savepoint(agec_conn *conn, unsigned *id, agec_error *err)
+{
+    if (id == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "id must not be NULL");
+    agec__session *s = conn ? agec__session_get(conn) : NULL;
+    if (conn != NULL && s == NULL)
+        return agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
+    unsigned next = s ? s->savepoint_seq + 1 : 1;
+    agec_status st = savepoint_cmd(conn, "SAVEPOINT", next, err);
+    if (st == AGEC_OK) {
+        s->savepoint_seq = next;
+        *id = next;
+    }
+    return st;
+}
+
+agec_status agec_tx_release(agec_conn *conn, unsigned id, agec_error *err)
+{
+    return savepoint_cmd(conn, "RELEASE SAVEPOINT", id, err);
+}
+
+agec_status agec_tx_rollback_to(agec_conn *conn, unsigned id, agec_error *err)
+{
+    return savepoint_cmd(conn, "ROLLBACK TO SAVEPOINT", id, err);
+}
+
+static bool retryable(const agec_error *e)
+{
+    return e->code == AGEC_ERR_SERVER &&
+           (strcmp(e->sqlstate, "40001") == 0 || strcmp(e->sqlstate, "40P01") == 0);
+}
+
+static void backoff(int base_ms, int attempt, unsigned *seed)
+{
+    long ms = (long)base_ms << (attempt < 10 ? attempt : 10);
+    ms = ms / 2 + (long)((unsigned)rand_r(seed) % (unsigned)(ms / 2 + 1)); /* jitter: 50..100% */
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+agec_status agec_tx_run(agec_pool *pool, const agec_tx_opts *opts, agec_tx_fn fn, void *user,
+                        agec_error *err)
+{
+    if (pool == NULL || fn == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "pool and fn must not be NULL");
+    agec_tx_opts d;
+    if (opts == NULL) {
+        agec_tx_opts_init(&d);
+        opts = &d;
+    }
+    unsigned seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)&seed;
+    agec_error local = AGEC_ERROR_INIT;
+    agec_error *e = err ? err : &local;
+    for (int attempt = 0;; attempt++) {
+        agec_conn *conn = NULL;
+        agec_status st = agec_pool_acquire_timeout(pool, opts->acquire_timeout_ms, &conn, e);
+        if (st != AGEC_OK)
+            return st;
+        st = agec_tx_begin(conn, opts, e);
+        if (st == AGEC_OK) {
+            agec_error_clear(e);
+            st = fn(conn, user, e);
+            if (st == AGEC_OK) {
+                st = agec_tx_commit(conn, e);
+            } else {
+                if (e->code == AGEC_OK) /* fn failed without saying why */
+                    agec__error_set(e, st, "transaction function returned %s",
+                                    agec_status_name(st));
+                agec_error keep = *e;
+                (void)agec_tx_rollback(conn, NULL);
+                *e = keep;
+            }
+        }
+        agec_conn_release(conn);
+        if (st == AGEC_OK || !retryable(e) || attempt >= opts->max_retries)
+            return st;
+        backoff(opts->retry_base_ms > 0 ? opts->retry_base_ms : 1, attempt, &seed);
+    }
+}

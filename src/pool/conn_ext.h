@@ -1,0 +1,22 @@
+/*
+ * Internal contract between the pool and the layers above it (Cypher).
+ * Only for borrowed connections, from the borrowing thread.
+ */
+#ifndef AGEC_POOL_CONN_EXT_H
+#define AGEC_POOL_CONN_EXT_H
+
+#include "agec/pool.h"
+
+/* Per-connection extension slot for upper layers (the Cypher layer keeps its
+ * prepared-statement cache here). destroy(ext) is called, and the slot set to
+ * NULL, when the connection is closed or when its session state is reset
+ * (a reset_query such as DISCARD ALL drops prepared statements). The pool
+ * never looks inside. NULL conn: get returns NULL, set does nothing. */
+void *agec__conn_ext(agec_conn *c);
+void agec__conn_set_ext(agec_conn *c, void *ext, void (*destroy)(void *ext));
+
+/* An upper layer saw a fatal error (agec__sqlstate_is_fatal or
+ * CONNECTION_BAD): the release closes the connection (reason broken). */
+void agec__conn_mark_broken(agec_conn *c);
+
+#endif

@@ -1,0 +1,78 @@
+/* Log-linear histogram (see histogram.h). */
+#include "pool/histogram.h"
+
+static const int64_t prom_bounds[AGEC_POOL_WAIT_BUCKETS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 50000, 100000, 500000, 1000000, 5000000,
+};
+
+const int64_t *agec_pool_wait_bucket_bounds_us(void)
+{
+    return prom_bounds;
+}
+
+static int log2_floor(uint64_t v)
+{
+    int e = 0;
+    while (v >>= 1)
+        e++;
+    return e;
+}
+
+int agec__hist_index(int64_t v)
+{
+    if (v < 16)
+        return v < 0 ? 0 : (int)v;
+    int e = log2_floor((uint64_t)v);              /* 4..62 */
+    int sub = (int)(((uint64_t)v >> (e - 3)) & 7); /* the 3 bits after the leading one */
+    return 16 + (e - 4) * 8 + sub;
+}
+
+int64_t agec__hist_upper(int idx)
+{
+    if (idx < 16)
+        return idx;
+    int e = (idx - 16) / 8 + 4;
+    int sub = (idx - 16) % 8;
+    int64_t width = (int64_t)1 << (e - 3);
+    return (int64_t)(8 + sub) * width + width - 1;
+}
+
+void agec__hist_record(agec__histogram *h, int64_t v)
+{
+    if (v < 0)
+        v = 0;
+    h->count++;
+    h->sum += v;
+    if (v > h->max)
+        h->max = v;
+    h->b[agec__hist_index(v)]++;
+    for (int i = 0; i < AGEC_POOL_WAIT_BUCKETS; i++) {
+        if (v <= prom_bounds[i]) {
+            h->prom[i]++;
+            break;
+        }
+    }
+}
+
+int64_t agec__hist_quantile(const agec__histogram *h, double q)
+{
+    if (h->count == 0)
+        return 0;
+    if (q > 1.0)
+        q = 1.0;
+    double want = q * (double)h->count;
+    uint64_t rank = (uint64_t)want;
+    if ((double)rank < want)
+        rank++;
+    if (rank == 0)
+        rank = 1;
+    uint64_t seen = 0;
+    for (int i = 0; i < AGEC__HIST_BUCKETS; i++) {
+        seen += h->b[i];
+        if (seen >= rank) {
+            int64_t up = agec__hist_upper(i);
+            return up < h->max ? up : h->max;
+        }
+    }
+    return h->max;
+}

@@ -1,0 +1,733 @@
+/* The pool: open, acquire, release, close, and the state transitions. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error_internal.h"
+#include "pool/pool_internal.h"
+#include "session/clock.h"
+
+/* ---- small helpers ------------------------------------------------------- */
+
+uint64_t agec__pool_rand(agec_pool *p, uint64_t n)
+{
+    /* xorshift64*: jitter only needs to be spread out, not unpredictable. */
+    uint64_t x = p->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    p->rng = x;
+    return n == 0 ? 0 : (x * 2685821657736338717ULL) % n;
+}
+
+int64_t agec__backoff_us(agec_pool *p, int delay_ms)
+{
+    /* "Equal jitter": half fixed, half random, so retries of many pools (or
+     * connections) spread out instead of arriving together. */
+    int64_t d = (int64_t)delay_ms * 1000;
+    return d / 2 + (int64_t)agec__pool_rand(p, (uint64_t)(d / 2) + 1);
+}
+
+/* The next delay of a doubling backoff, capped at reconnect_backoff_max_ms. */
+static int backoff_next(const agec_pool *p, int delay_ms)
+{
+    int cap = p->cfg.c.reconnect_backoff_max_ms;
+    return delay_ms >= cap / 2 ? cap : delay_ms * 2;
+}
+
+static void cond_init_monotonic(pthread_cond_t *cond)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &a);
+    pthread_condattr_destroy(&a);
+}
+
+static void wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t deadline_us)
+{
+    if (deadline_us == AGEC__NEVER) {
+        pthread_cond_wait(cond, mu);
+        return;
+    }
+    struct timespec ts = agec__timespec_at(deadline_us);
+    pthread_cond_timedwait(cond, mu, &ts);
+}
+
+/* ---- waiter queue (ticket order) ----------------------------------------- */
+
+static void waiter_enqueue(agec_pool *p, waiter *w)
+{
+    /* Usually at the tail; a waiter that left to connect and failed comes
+     * back to its place by ticket, so retries do not lose their turn. */
+    waiter *after = p->wait_tail;
+    while (after != NULL && after->ticket > w->ticket)
+        after = after->prev;
+    w->prev = after;
+    w->next = after ? after->next : p->wait_head;
+    if (w->next != NULL)
+        w->next->prev = w;
+    else
+        p->wait_tail = w;
+    if (after != NULL)
+        after->next = w;
+    else
+        p->wait_head = w;
+    w->queued = true;
+    p->waiting++;
+}
+
+static void waiter_dequeue(agec_pool *p, waiter *w)
+{
+    if (!w->queued)
+        return;
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        p->wait_head = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    else
+        p->wait_tail = w->prev;
+    w->prev = w->next = NULL;
+    w->queued = false;
+    p->waiting--;
+}
+
+/* ---- state transitions (all under p->mu) ---------------------------------- */
+
+void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now)
+{
+    c->last_used_us = now;
+    waiter *w = p->wait_head;
+    if (w != NULL && !atomic_load_explicit(&p->closing, memory_order_relaxed)) {
+        /* Direct hand-off to the oldest waiter: it cannot be overtaken by a
+         * newcomer, and exactly one thread wakes. */
+        agec__conn_move(p, c, CONN_IN_USE);
+        w->handed = c;
+        waiter_dequeue(p, w);
+        pthread_cond_signal(&w->cond);
+        return;
+    }
+    agec__conn_move(p, c, CONN_IDLE);
+}
+
+void agec__pool_dispatch(agec_pool *p, int64_t now)
+{
+    (void)now;
+    waiter *w = p->wait_head;
+    if (w == NULL)
+        return;
+    if (p->idle.count > 0) {
+        agec__pool_make_available(p, p->idle.head, p->idle.head->last_used_us);
+        return;
+    }
+    /* A slot is free: wake the oldest waiter only; it decides (breaker,
+     * backoff) and connects itself. Newcomers queue behind it. */
+    if (agec__pool_total(p) < p->cfg.c.max)
+        pthread_cond_signal(&w->cond);
+}
+
+void agec__pool_detach(agec_pool *p, agec_conn *c, agec_close_reason reason, int64_t now)
+{
+    agec__list_remove(agec__state_list(p, c->state), c);
+    p->n.closed[reason]++;
+    agec__pool_dispatch(p, now);
+    if (atomic_load_explicit(&p->closing, memory_order_relaxed))
+        pthread_cond_broadcast(&p->state_cond);
+    else if (agec__pool_total(p) < p->cfg.c.min)
+        agec__maint_poke(p, now);
+}
+
+agec_conn *agec__pool_reserve(agec_pool *p, int64_t now)
+{
+    agec_conn *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->pool = p;
+    c->id = ++p->next_conn_id;
+    c->state = CONN_OPENING;
+    c->created_us = now;
+    c->expires_us = AGEC__NEVER;
+    agec__list_push_head(&p->opening, c);
+    return c;
+}
+
+bool agec__pool_unref(agec_pool *p)
+{
+    return --p->refs == 0;
+}
+
+void agec__pool_free(agec_pool *p)
+{
+    pthread_cond_destroy(&p->state_cond);
+    pthread_cond_destroy(&p->maint_cond);
+    pthread_mutex_destroy(&p->mu);
+    agec__config_free(&p->cfg);
+    free(p);
+}
+
+/* ---- connecting ----------------------------------------------------------- */
+
+agec_status agec__pool_connect(agec_pool *p, agec_conn *c, int64_t deadline_us,
+                               const atomic_bool *abort_flag, agec_error *err)
+{
+    PGconn *pg = NULL;
+    agec_status st =
+        agec__session_connect(p->cfg.keys, p->cfg.vals, deadline_us, abort_flag, &pg, err);
+    if (st == AGEC_OK) {
+        st = agec__session_setup(pg, &p->cfg.init, deadline_us, err);
+        if (st == AGEC_ERR_TIMEOUT) {
+            /* Init ran past connect_timeout_ms: the server is too slow to count as reachable. */
+            st = AGEC_ERR_UNREACHABLE;
+            if (err != NULL)
+                err->code = st;
+        }
+    }
+    if (st == AGEC_OK) {
+        c->pg = pg;
+        c->cancel = PQgetCancel(pg);
+        agec__emit_simple(p, AGEC_EV_CONNECT, c->id, AGEC_OK, "", "connection opened");
+        return AGEC_OK;
+    }
+    if (pg != NULL)
+        PQfinish(pg);
+    if (st != AGEC_ERR_CANCELLED)
+        agec__emit_simple(p, AGEC_EV_CONNECT_FAILED, c->id, st, err ? err->sqlstate : "",
+                          err ? err->message : agec_strerror(st));
+    return st;
+}
+
+void agec__pool_connect_done(agec_pool *p, agec_conn *c, agec_status st, const agec_error *err,
+                             int64_t now, agec__breaker_change *ch)
+{
+    ch->from = ch->to = p->breaker.state;
+    if (st == AGEC_OK) {
+        p->n.opened++;
+        agec__breaker_success(&p->breaker, c->probe, ch);
+        p->last_connect_failed = false;
+        p->bg_backoff_ms = p->cfg.c.reconnect_backoff_initial_ms;
+        p->bg_retry_at = 0;
+        c->created_us = now;
+        if (p->cfg.c.max_lifetime_ms > 0) {
+            int64_t life = (int64_t)p->cfg.c.max_lifetime_ms * 1000;
+            uint64_t jit = (uint64_t)((double)life * p->cfg.c.lifetime_jitter_pct / 100.0);
+            c->expires_us = now + life - (int64_t)agec__pool_rand(p, jit + 1);
+        }
+    } else if (st == AGEC_ERR_CANCELLED) {
+        if (c->probe)
+            p->breaker.probing = false;
+    } else {
+        p->n.connect_failures++;
+        agec__breaker_failure(&p->breaker, c->probe, now, ch);
+        p->last_connect_failed = true;
+        if (err != NULL)
+            p->last_connect_error = *err;
+        p->bg_retry_at = now + agec__backoff_us(p, p->bg_backoff_ms);
+        p->bg_backoff_ms = backoff_next(p, p->bg_backoff_ms);
+    }
+    c->probe = false;
+    atomic_store_explicit(&p->breaker_pub, (int)p->breaker.state, memory_order_relaxed);
+}
+
+/* ---- open ----------------------------------------------------------------- */
+
+agec_status agec_pool_open(const agec_pool_config *cfg, agec_pool **out, agec_error *err)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (cfg == NULL || out == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "%s is NULL", cfg ? "out" : "cfg");
+    agec_pool *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
+    agec_status st = agec__config_copy(&p->cfg, cfg, err);
+    if (st != AGEC_OK) {
+        free(p);
+        return st;
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    cond_init_monotonic(&p->state_cond);
+    cond_init_monotonic(&p->maint_cond);
+    agec__breaker_init(&p->breaker, p->cfg.c.breaker_threshold, p->cfg.c.breaker_open_ms);
+    atomic_init(&p->breaker_pub, (int)AGEC_BREAKER_CLOSED);
+    atomic_init(&p->closing, false);
+    p->bg_backoff_ms = p->cfg.c.reconnect_backoff_initial_ms;
+    p->rng = ((uint64_t)agec__now_us() * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)(uintptr_t)p;
+    if (p->rng == 0)
+        p->rng = 1;
+    p->refs = 1;
+    st = agec__maint_start(p, err);
+    if (st != AGEC_OK) {
+        agec__pool_free(p);
+        return st;
+    }
+    *out = p;
+    return AGEC_OK;
+}
+
+/* ---- acquire -------------------------------------------------------------- */
+
+/* Timeout: say whether the pool was exhausted or the database unreachable. */
+static agec_status timeout_error(agec_pool *p, agec_error *err, int64_t waited_us,
+                                 bool tried_connect, const agec_error *cerr)
+{
+    long ms = (long)(waited_us / 1000);
+    bool unreachable =
+        tried_connect || (p->last_connect_failed && agec__pool_total(p) < p->cfg.c.max);
+    if (unreachable) {
+        const agec_error *last = tried_connect ? cerr : &p->last_connect_error;
+        agec__error_set(err, AGEC_ERR_UNREACHABLE,
+                        "no connection after %ld ms: database unreachable (%s)%s; last connection "
+                        "error: %s",
+                        ms, p->cfg.redacted_conninfo,
+                        p->breaker.state == AGEC_BREAKER_OPEN ? ", circuit breaker opened" : "",
+                        last->message);
+        if (err != NULL)
+            memcpy(err->sqlstate, last->sqlstate, sizeof err->sqlstate);
+        return AGEC_ERR_UNREACHABLE;
+    }
+    return agec__error_set(err, AGEC_ERR_POOL_EXHAUSTED,
+                           "no connection within %ld ms: pool exhausted (total=%d in_use=%d "
+                           "idle=%d opening=%d waiting=%d max=%d)",
+                           ms, agec__pool_total(p), p->in_use.count, p->idle.count,
+                           p->opening.count, p->waiting, p->cfg.c.max);
+}
+
+static agec_status breaker_error(agec_pool *p, agec_error *err, int64_t now)
+{
+    int64_t at = agec__breaker_reopen_at(&p->breaker);
+    long left = at == AGEC__NEVER || at <= now ? 0 : (long)((at - now) / 1000);
+    agec__error_set(err, AGEC_ERR_BREAKER_OPEN,
+                    "circuit breaker %s after %d consecutive connection failures: not connecting "
+                    "(next probe in %ld ms); last connection error: %s",
+                    agec_breaker_state_name(p->breaker.state), p->breaker.failures, left,
+                    p->last_connect_error.message);
+    if (err != NULL)
+        memcpy(err->sqlstate, p->last_connect_error.sqlstate, sizeof err->sqlstate);
+    return AGEC_ERR_BREAKER_OPEN;
+}
+
+/* Outcome of one step of an acquire that runs I/O outside the lock. */
+typedef struct acq {
+    agec_pool *p;
+    waiter w;
+    int64_t start, deadline, now;
+    int backoff_ms;
+    bool tried_connect;
+    agec_error cerr; /* last connect error of this acquire (valid if tried_connect) */
+} acq;
+
+/* Open the reserved connection c for this acquire. Called and returns with
+ * the lock held. On success c is in in_use; else c is freed. */
+static agec_status acq_open(acq *a, agec_conn *c, agec__breaker_change *pending, agec_error *err)
+{
+    agec_pool *p = a->p;
+    pthread_mutex_unlock(&p->mu);
+    agec__emit_breaker(p, pending);
+    int64_t cdl =
+        agec__min64(a->deadline, agec__deadline_after(a->now, p->cfg.c.connect_timeout_ms));
+    agec_status st = agec__pool_connect(p, c, cdl, NULL, &a->cerr);
+    a->now = agec__now_us();
+    agec__breaker_change ch;
+    pthread_mutex_lock(&p->mu);
+    agec__pool_connect_done(p, c, st, &a->cerr, a->now, &ch);
+    if (ch.from != ch.to) {
+        pthread_mutex_unlock(&p->mu);
+        agec__emit_breaker(p, &ch);
+        pthread_mutex_lock(&p->mu);
+    }
+    if (st == AGEC_OK) {
+        if (atomic_load_explicit(&p->closing, memory_order_relaxed)) {
+            agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN, a->now);
+            pthread_mutex_unlock(&p->mu);
+            agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN);
+            pthread_mutex_lock(&p->mu);
+            return agec__error_set(err, AGEC_ERR_POOL_CLOSED, "pool is closing");
+        }
+        c->last_used_us = a->now;
+        agec__conn_move(p, c, CONN_IN_USE);
+        return AGEC_OK;
+    }
+    agec__list_remove(&p->opening, c);
+    free(c);
+    agec__pool_dispatch(p, a->now);
+    a->tried_connect = true;
+    if (st == AGEC_ERR_AUTH || st == AGEC_ERR_INIT || st == AGEC_ERR_NO_MEMORY) {
+        if (err != NULL)
+            *err = a->cerr;
+        return st; /* retrying cannot help */
+    }
+    /* Retry within the deadline after a backoff of our own. */
+    a->w.retry_at = a->now + agec__backoff_us(p, a->backoff_ms);
+    a->backoff_ms = backoff_next(p, a->backoff_ms);
+    return AGEC_ERR_UNREACHABLE;
+}
+
+/* Check an idle connection before handing it out. Called and returns with
+ * the lock held; true if c may be used, else c was closed. */
+static bool acq_validate(acq *a, agec_conn *c)
+{
+    agec_pool *p = a->p;
+    p->n.validations++;
+    pthread_mutex_unlock(&p->mu);
+    agec_error verr;
+    int64_t vdl =
+        agec__min64(a->deadline, agec__deadline_after(a->now, p->cfg.c.validation_timeout_ms));
+    agec_status st = agec__session_validate(c->pg, vdl, &verr);
+    a->now = agec__now_us();
+    if (st == AGEC_OK) {
+        pthread_mutex_lock(&p->mu);
+        return true;
+    }
+    agec__emit_simple(p, AGEC_EV_VALIDATION_FAILED, c->id, st, verr.sqlstate, verr.message);
+    pthread_mutex_lock(&p->mu);
+    p->n.validation_failures++;
+    agec__pool_detach(p, c, AGEC_CLOSE_VALIDATION, a->now);
+    pthread_mutex_unlock(&p->mu);
+    agec__conn_destroy(p, c, AGEC_CLOSE_VALIDATION);
+    pthread_mutex_lock(&p->mu);
+    return false;
+}
+
+/* Wait in the queue until handed something, woken, or the deadline. [mu] */
+static void acq_wait(acq *a)
+{
+    agec_pool *p = a->p;
+    if (!a->w.queued) {
+        if (!a->w.cond_ready) {
+            cond_init_monotonic(&a->w.cond);
+            a->w.cond_ready = true;
+        }
+        waiter_enqueue(p, &a->w);
+    }
+    int64_t until = a->deadline;
+    if (a->w.retry_at > a->now)
+        until = agec__min64(until, a->w.retry_at);
+    wait_until(&a->w.cond, &p->mu, until);
+    a->now = agec__now_us();
+}
+
+agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **out, agec_error *err,
+                                 const char *file, int line, const char *func)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (pool == NULL || out == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "%s is NULL", pool ? "out" : "pool");
+    acq a;
+    a.p = pool;
+    memset(&a.w, 0, sizeof a.w);
+    a.start = a.now = agec__now_us();
+    a.deadline = agec__deadline_after(
+        a.start, timeout_ms < 0 ? pool->cfg.c.acquire_timeout_ms : timeout_ms);
+    a.backoff_ms = pool->cfg.c.reconnect_backoff_initial_ms;
+    a.tried_connect = false;
+    agec_pool *p = pool;
+    agec_error local; /* filled only on failure: no cost on the fast path */
+    agec_error *e = err != NULL ? err : &local;
+    agec_status st = AGEC_OK;
+    agec_conn *c = NULL;
+    bool timed_out = false;
+
+    pthread_mutex_lock(&p->mu);
+    p->refs++;
+    a.w.ticket = ++p->next_ticket;
+    for (;;) {
+        if (a.w.handed != NULL) {
+            c = a.w.handed; /* already moved to in_use by the giver */
+            a.w.handed = NULL;
+        } else if (a.w.fail != AGEC_OK) {
+            st = agec__error_set(e, a.w.fail, "pool is closing");
+            break;
+        } else if (atomic_load_explicit(&p->closing, memory_order_relaxed)) {
+            st = agec__error_set(e, AGEC_ERR_POOL_CLOSED, "pool is closing");
+            break;
+        } else {
+            bool first = a.w.queued ? p->wait_head == &a.w
+                                    : (p->wait_head == NULL || p->wait_head->ticket > a.w.ticket);
+            if (first && p->idle.count > 0) {
+                waiter_dequeue(p, &a.w);
+                c = p->idle.head; /* most recently used */
+                agec__conn_move(p, c, CONN_IN_USE);
+            } else if (first && agec__pool_total(p) < p->cfg.c.max && a.now >= a.w.retry_at) {
+                agec__breaker_change ch;
+                agec__breaker_verdict v = agec__breaker_allow(&p->breaker, a.now, &ch);
+                atomic_store_explicit(&p->breaker_pub, (int)p->breaker.state,
+                                      memory_order_relaxed);
+                waiter_dequeue(p, &a.w);
+                if (v == AGEC__BREAKER_DENY) {
+                    if (a.tried_connect) {
+                        /* Our own attempts opened the breaker: report what they saw. */
+                        st = timeout_error(p, e, a.now - a.start, true, &a.cerr);
+                    } else {
+                        p->n.breaker_fast_fails++;
+                        st = breaker_error(p, e, a.now);
+                    }
+                    agec__pool_dispatch(p, a.now); /* the next waiter decides for itself */
+                    break;
+                }
+                agec_conn *nc = agec__pool_reserve(p, a.now);
+                if (nc == NULL) {
+                    if (v == AGEC__BREAKER_PROBE)
+                        p->breaker.probing = false;
+                    st = agec__error_set(e, AGEC_ERR_NO_MEMORY, "out of memory");
+                    break;
+                }
+                nc->probe = v == AGEC__BREAKER_PROBE;
+                st = acq_open(&a, nc, &ch, e);
+                if (st == AGEC_OK) {
+                    c = nc;
+                } else if (st == AGEC_ERR_UNREACHABLE) {
+                    st = AGEC_OK;
+                    if (a.now >= a.deadline) {
+                        timed_out = true;
+                        st = timeout_error(p, e, a.now - a.start, true, &a.cerr);
+                        break;
+                    }
+                    continue;
+                } else {
+                    break;
+                }
+            } else if (a.now >= a.deadline) {
+                timed_out = true;
+                st = timeout_error(p, e, a.now - a.start, a.tried_connect, &a.cerr);
+                break;
+            } else {
+                acq_wait(&a);
+                continue;
+            }
+        }
+        /* c is ours (in_use). Check it if it sat idle long enough to go stale. */
+        int vms = p->cfg.c.validate_idle_ms;
+        if (vms >= 0 && a.now - c->last_used_us > (int64_t)vms * 1000 && !acq_validate(&a, c)) {
+            c = NULL;
+            continue;
+        }
+        break;
+    }
+    waiter_dequeue(p, &a.w);
+    if (a.w.cond_ready)
+        pthread_cond_destroy(&a.w.cond);
+
+    if (c != NULL && atomic_load_explicit(&p->closing, memory_order_relaxed)) {
+        /* close started while we validated: do not hand out a connection. */
+        agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN, a.now);
+        pthread_mutex_unlock(&p->mu);
+        agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN);
+        pthread_mutex_lock(&p->mu);
+        c = NULL;
+        st = agec__error_set(e, AGEC_ERR_POOL_CLOSED, "pool is closing");
+    }
+    if (c != NULL) {
+        /* Success: the acquire's reference now belongs to the borrowed conn. */
+        c->acquired_us = a.now;
+        c->file = file;
+        c->line = line;
+        c->func = func;
+        c->leak_reported = false;
+        p->n.acquires++;
+        agec__hist_record(&p->wait_hist, a.now - a.start);
+        if (p->cfg.c.leak_threshold_ms > 0)
+            agec__maint_poke(p, a.now + (int64_t)p->cfg.c.leak_threshold_ms * 1000);
+        pthread_mutex_unlock(&p->mu);
+        *out = c;
+        return AGEC_OK;
+    }
+    if (timed_out)
+        p->n.acquire_timeouts++;
+    else if (st != AGEC_ERR_BREAKER_OPEN || a.tried_connect)
+        p->n.acquire_errors++;
+    pthread_mutex_unlock(&p->mu);
+    if (timed_out)
+        agec__emit_simple(p, AGEC_EV_ACQUIRE_TIMEOUT, 0, st, e->sqlstate, e->message);
+    pthread_mutex_lock(&p->mu);
+    bool last = agec__pool_unref(p);
+    pthread_mutex_unlock(&p->mu);
+    if (last)
+        agec__pool_free(p);
+    return st;
+}
+
+/* ---- release -------------------------------------------------------------- */
+
+/* Bring c back to a reusable state; -1 if it may go back, else a close reason. */
+static int release_cleanup(agec_pool *p, agec_conn *c, int64_t *now)
+{
+    int64_t dl = agec__deadline_after(*now, p->cfg.c.reset_timeout_ms);
+    agec__cleanup cl = agec__session_cleanup(c->pg, c->cancel, dl);
+    if (cl == AGEC__CLEAN_BROKEN)
+        return AGEC_CLOSE_BROKEN;
+    if (cl == AGEC__CLEAN_FAILED)
+        return AGEC_CLOSE_RESET;
+    if (p->cfg.c.reset_query != NULL) {
+        /* The reset drops what upper layers cached in the session. */
+        agec__conn_drop_ext(c);
+        agec_status st = agec__session_exec(c->pg, p->cfg.c.reset_query, dl, NULL);
+        if (st == AGEC_OK)
+            st = agec__session_reapply(c->pg, &p->cfg.init, dl, NULL);
+        if (st != AGEC_OK)
+            return PQstatus(c->pg) == CONNECTION_OK ? AGEC_CLOSE_RESET : AGEC_CLOSE_BROKEN;
+        *now = agec__now_us();
+    }
+    return -1;
+}
+
+static void release_impl(agec_conn *c, bool broken)
+{
+    agec_pool *p = c->pool;
+    int64_t now = agec__now_us();
+    int reason = -1;
+    if (broken || c->broken || PQstatus(c->pg) != CONNECTION_OK)
+        reason = AGEC_CLOSE_BROKEN;
+    else if (atomic_load_explicit(&p->closing, memory_order_relaxed))
+        reason = AGEC_CLOSE_SHUTDOWN;
+    else if (PQtransactionStatus(c->pg) != PQTRANS_IDLE || p->cfg.c.reset_query != NULL) {
+        reason = release_cleanup(p, c, &now);
+        if (reason >= 0)
+            now = agec__now_us();
+    }
+    if (reason < 0 && now >= c->expires_us)
+        reason = AGEC_CLOSE_LIFETIME;
+
+    pthread_mutex_lock(&p->mu);
+    p->n.releases++;
+    bool leak_back = c->leak_reported;
+    agec_pool_event lev = { .type = AGEC_EV_LEAK_RETURNED,
+                            .warning = true,
+                            .conn_id = c->id,
+                            .file = c->file,
+                            .line = c->line,
+                            .func = c->func,
+                            .held_ms = (now - c->acquired_us) / 1000,
+                            .message = "a connection reported as leaked was released" };
+    if (leak_back)
+        p->n.leaks_returned++;
+    if (reason < 0 && !atomic_load_explicit(&p->closing, memory_order_relaxed)) {
+        agec__pool_make_available(p, c, now);
+        if (!leak_back) {
+            agec__pool_unref(p); /* never the last: the owner holds one until close */
+            pthread_mutex_unlock(&p->mu);
+            return;
+        }
+        pthread_mutex_unlock(&p->mu);
+        agec__emit(p, &lev);
+    } else {
+        if (reason < 0)
+            reason = AGEC_CLOSE_SHUTDOWN;
+        /* close is sending cancel requests through in_use connections'
+         * cancel handles: do not free this one under it. */
+        while (p->cancel_pass)
+            pthread_cond_wait(&p->state_cond, &p->mu);
+        agec__pool_detach(p, c, (agec_close_reason)reason, now);
+        pthread_mutex_unlock(&p->mu);
+        if (leak_back)
+            agec__emit(p, &lev);
+        agec__conn_destroy(p, c, (agec_close_reason)reason);
+    }
+    pthread_mutex_lock(&p->mu);
+    bool last = agec__pool_unref(p);
+    pthread_mutex_unlock(&p->mu);
+    if (last)
+        agec__pool_free(p);
+}
+
+void agec_conn_release(agec_conn *conn)
+{
+    if (conn != NULL)
+        release_impl(conn, false);
+}
+
+void agec_conn_release_broken(agec_conn *conn)
+{
+    if (conn != NULL)
+        release_impl(conn, true);
+}
+
+/* ---- close ---------------------------------------------------------------- */
+
+static void cancel_borrowed(agec_pool *p)
+{
+    int n = p->in_use.count;
+    PGcancel **arr = calloc((size_t)n, sizeof *arr);
+    int k = 0;
+    for (agec_conn *c = p->in_use.head; c != NULL; c = c->next) {
+        if (c->cancel == NULL)
+            continue;
+        if (arr != NULL)
+            arr[k++] = c->cancel;
+        else
+            agec__session_cancel(c->cancel, NULL); /* no memory: cancel under the lock */
+    }
+    if (arr == NULL)
+        return;
+    p->cancel_pass = true;
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < k; i++)
+        agec__session_cancel(arr[i], NULL);
+    free(arr);
+    pthread_mutex_lock(&p->mu);
+    p->cancel_pass = false;
+    pthread_cond_broadcast(&p->state_cond);
+}
+
+agec_status agec_pool_close(agec_pool *p, int drain_timeout_ms, agec_error *err)
+{
+    if (p == NULL)
+        return AGEC_OK;
+    int64_t start = agec__now_us();
+    int64_t deadline = agec__deadline_after(start, drain_timeout_ms);
+    int64_t cancel_at = deadline;
+    if (deadline != AGEC__NEVER) {
+        int64_t grace = agec__min64((int64_t)drain_timeout_ms * 1000 / 4, 250000);
+        cancel_at = deadline - grace;
+    }
+
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->closing, true);
+    /* Wake every waiter with the error, oldest first. */
+    while (p->wait_head != NULL) {
+        waiter *w = p->wait_head;
+        w->fail = AGEC_ERR_POOL_CLOSED;
+        waiter_dequeue(p, w);
+        pthread_cond_signal(&w->cond);
+    }
+    /* Idle connections go now; link them through `next` to close unlocked. */
+    agec_conn *doomed = NULL;
+    while (p->idle.head != NULL) {
+        agec_conn *c = p->idle.head;
+        agec__list_remove(&p->idle, c);
+        p->n.closed[AGEC_CLOSE_SHUTDOWN]++;
+        c->next = doomed;
+        doomed = c;
+    }
+    pthread_cond_signal(&p->maint_cond);
+    pthread_mutex_unlock(&p->mu);
+    while (doomed != NULL) {
+        agec_conn *next = doomed->next;
+        agec__conn_destroy(p, doomed, AGEC_CLOSE_SHUTDOWN);
+        doomed = next;
+    }
+    agec__maint_join(p);
+
+    pthread_mutex_lock(&p->mu);
+    while (p->in_use.count > 0 && agec__now_us() < cancel_at)
+        wait_until(&p->state_cond, &p->mu, cancel_at);
+    if (p->in_use.count > 0) {
+        cancel_borrowed(p);
+        while (p->in_use.count > 0 && agec__now_us() < deadline)
+            wait_until(&p->state_cond, &p->mu, deadline);
+    }
+    int remaining = p->in_use.count;
+    bool last = agec__pool_unref(p);
+    pthread_mutex_unlock(&p->mu);
+    if (last)
+        agec__pool_free(p);
+    if (remaining > 0)
+        return agec__error_set(err, AGEC_ERR_TIMEOUT,
+                               "%d connection(s) still borrowed at the drain deadline (%d ms): "
+                               "their queries were cancelled; each is closed when released",
+                               remaining, drain_timeout_ms);
+    return AGEC_OK;
+}

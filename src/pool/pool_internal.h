@@ -1,0 +1,213 @@
+/*
+ * The pool's data structures, shared by the files of src/pool/.
+ *
+ * The pool is an explicit state machine (PgBouncer style): every connection
+ * is in exactly one list at a time, and the gauges in the stats are the
+ * lists' lengths, never separately maintained counters.
+ *
+ *   opening --(connect + init ok)--> in_use (opened for an acquirer)
+ *                                 \-> idle or straight to a waiter (maintenance)
+ *   idle    --(acquire)-----------> in_use
+ *   in_use  --(release, clean)----> idle, or straight to the head waiter
+ *   any     --(close)-------------> gone (removed under the lock, closed outside it)
+ *
+ * Locking: one mutex (pool->mu) guards every field marked [mu]. No I/O is
+ * ever done while holding it: connects, validation, cleanup, PQfinish and
+ * event callbacks all run after unlocking. A connection in `in_use` or
+ * `opening` belongs to one thread, which may touch its PGconn without the
+ * lock.
+ */
+#ifndef AGEC_POOL_POOL_INTERNAL_H
+#define AGEC_POOL_POOL_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "agec/pool.h"
+#include "pool/breaker.h"
+#include "pool/histogram.h"
+#include "session/session.h"
+
+typedef enum conn_state { CONN_OPENING, CONN_IDLE, CONN_IN_USE } conn_state;
+
+struct agec_conn {
+    agec_pool *pool;
+    PGconn *pg;           /* NULL while opening */
+    PGcancel *cancel;     /* made at connect; used by agec_conn_cancel and close */
+    uint64_t id;
+    conn_state state;     /* [mu] which list it is in */
+    agec_conn *prev, *next; /* [mu] links of that list */
+    int64_t created_us;
+    int64_t expires_us;   /* created + lifetime - jitter; AGEC__NEVER if no lifetime */
+    int64_t last_used_us; /* [mu] when it last went idle (validation, idle timeout) */
+    int64_t acquired_us;  /* [mu] start of the current borrow (leak detection) */
+    const char *file;     /* [mu] where the current borrow was acquired */
+    int line;
+    const char *func;
+    bool leak_reported;   /* [mu] a leak event was sent for this borrow */
+    bool broken;          /* set by the borrower: close on release */
+    agec_close_reason close_reason; /* set when detached by the maintenance thread */
+    bool probe;           /* opening: this attempt is the breaker's half-open probe */
+    void *ext;            /* upper layer's slot (conn_ext.h) */
+    void (*ext_destroy)(void *ext);
+};
+
+/* A doubly linked list of connections with its length. */
+typedef struct conn_list {
+    agec_conn *head, *tail;
+    int count;
+} conn_list;
+
+/* An acquire waiting for a connection. Lives on the waiting thread's stack;
+ * each has its own condition variable so that a hand-off wakes exactly one
+ * thread (no thundering herd). Queued in ticket (arrival) order. */
+typedef struct waiter {
+    uint64_t ticket;
+    pthread_cond_t cond;
+    bool cond_ready;      /* cond initialised (only when the thread first waits) */
+    bool queued;          /* [mu] in pool->waiters */
+    agec_conn *handed;    /* [mu] a connection given to this waiter (now in_use) */
+    agec_conn *slot;      /* [mu] an opening connection reserved for this waiter to connect */
+    agec_status fail;     /* [mu] set when the waiter must give up (closed, breaker) */
+    int64_t retry_at;     /* own backoff after a failed connect; 0 = none */
+    struct waiter *prev, *next;
+} waiter;
+
+/* The configuration as copied at open: owned strings, derived values. */
+typedef struct pool_cfg {
+    agec_pool_config c;   /* string fields point to the copies below */
+    char *conninfo, *init_sql, *reset_query, *application_name, *name;
+    const char **keys;    /* NULL-terminated, for PQconnectStartParams */
+    const char **vals;
+    char *redacted_conninfo;
+    agec__session_init init;
+} pool_cfg;
+
+/* Counters since open, all [mu]. */
+typedef struct pool_counters {
+    uint64_t opened, closed[AGEC_CLOSE_REASON_COUNT], acquires, releases, acquire_timeouts,
+        acquire_errors, breaker_fast_fails, validations, validation_failures, connect_failures,
+        leaks_suspected, leaks_returned;
+} pool_counters;
+
+struct agec_pool {
+    pool_cfg cfg;         /* read-only after open */
+    pthread_mutex_t mu;
+
+    /* The state lists. idle is LIFO: the head is the most recently used, so
+     * a light load keeps reusing a few warm connections and the rest age out
+     * at the tail (idle reaping takes from the tail). in_use holds borrowed
+     * connections (leak scan, cancel at close). opening holds slots taken by
+     * connection attempts in progress, so that max counts them. */
+    conn_list idle;       /* [mu] */
+    conn_list in_use;     /* [mu] */
+    conn_list opening;    /* [mu] */
+
+    /* Acquires waiting, oldest first. Invariant: while it is non-empty, idle
+     * is empty (a connection that becomes available goes to the head waiter). */
+    waiter *wait_head, *wait_tail; /* [mu] */
+    int waiting;          /* [mu] length of that queue */
+    uint64_t next_ticket; /* [mu] */
+    uint64_t next_conn_id; /* [mu] */
+
+    agec__breaker breaker; /* [mu] */
+    atomic_int breaker_pub; /* copy of breaker.state for events read without the lock */
+    int64_t bg_retry_at;  /* [mu] maintenance backoff: no attempt before this */
+    int bg_backoff_ms;    /* [mu] its current delay */
+    bool last_connect_failed; /* [mu] the latest attempt failed */
+    agec_error last_connect_error; /* [mu] its error, for "unreachable" messages */
+
+    pool_counters n;      /* [mu] */
+    agec__histogram wait_hist; /* [mu] acquire wait times */
+    uint64_t rng;         /* [mu] xorshift state for jitter */
+
+    /* Lifetime: one reference for the owner (dropped by close), one per
+     * thread inside acquire, one per borrowed connection. Whoever drops the
+     * last one frees the pool, so a connection released after close still
+     * finds its pool. */
+    int refs;             /* [mu] */
+    atomic_bool closing;  /* set once by close; read without the lock on fast paths */
+    bool cancel_pass;     /* [mu] close is sending cancels to in_use: do not free them */
+    pthread_cond_t state_cond; /* [mu] in_use shrank / cancel_pass ended (close waits) */
+
+    pthread_t maint_thread;
+    bool maint_started;
+    pthread_cond_t maint_cond; /* wakes the maintenance thread early */
+    int64_t maint_wake_at; /* [mu] when it plans to wake next */
+    int64_t next_idle_check; /* [mu] next scan of idle sockets for dead servers */
+};
+
+/* --- lists (list.c) --- */
+void agec__list_push_head(conn_list *l, agec_conn *c);
+void agec__list_push_tail(conn_list *l, agec_conn *c);
+void agec__list_remove(conn_list *l, agec_conn *c);
+/* Remove c from its current state's list and push it on `to` (head). */
+void agec__conn_move(agec_pool *p, agec_conn *c, conn_state to);
+conn_list *agec__state_list(agec_pool *p, conn_state s);
+
+/* --- pool.c --- */
+/* Total connections counting toward max. [mu] */
+static inline int agec__pool_total(const agec_pool *p)
+{
+    return p->idle.count + p->in_use.count + p->opening.count;
+}
+/* Hand a connection that just became available (in `opening` or `in_use`)
+ * to the head waiter, or put it at the head of idle. [mu] */
+void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now);
+/* Give queued waiters what is available now: idle connections, free slots
+ * (or a breaker-open failure). Called after any change that frees a slot. [mu] */
+void agec__pool_dispatch(agec_pool *p, int64_t now);
+/* Take a connection out of its list to be closed for `reason`, count it,
+ * and pass its slot on. The caller then calls agec__conn_destroy without
+ * the lock. [mu] */
+void agec__pool_detach(agec_pool *p, agec_conn *c, agec_close_reason reason, int64_t now);
+/* Drop one reference; true if it was the last (the caller then unlocks and
+ * calls agec__pool_free). [mu] */
+bool agec__pool_unref(agec_pool *p);
+void agec__pool_free(agec_pool *p);
+/* Reserve an opening slot (a new conn in `opening`). NULL if out of memory. [mu] */
+agec_conn *agec__pool_reserve(agec_pool *p, int64_t now);
+/* Connect and initialise a reserved connection. No lock held. */
+agec_status agec__pool_connect(agec_pool *p, agec_conn *c, int64_t deadline_us,
+                               const atomic_bool *abort_flag, agec_error *err);
+/* Account for the end of a connect attempt: breaker, backoff, counters,
+ * last error. `ev` receives a breaker transition to report, if any. [mu] */
+void agec__pool_connect_done(agec_pool *p, agec_conn *c, agec_status st, const agec_error *err,
+                             int64_t now, agec__breaker_change *ev);
+/* Uniform random integer in [0, n). [mu] */
+uint64_t agec__pool_rand(agec_pool *p, uint64_t n);
+/* Delay with jitter for a backoff step: d/2 + random(d/2) ... d. [mu] */
+int64_t agec__backoff_us(agec_pool *p, int delay_ms);
+
+/* --- conn.c --- */
+/* Close a detached connection: upper layer's slot, PQfinish, cancel handle,
+ * close event, free. No lock held. */
+void agec__conn_destroy(agec_pool *p, agec_conn *c, agec_close_reason reason);
+
+/* Destroy the upper layer's slot (after a reset_query). Owner thread only. */
+void agec__conn_drop_ext(agec_conn *c);
+
+/* --- events.c --- */
+void agec__emit(agec_pool *p, agec_pool_event *ev);
+void agec__emit_simple(agec_pool *p, agec_pool_event_type type, uint64_t conn_id,
+                       agec_status status, const char *sqlstate, const char *message);
+void agec__emit_breaker(agec_pool *p, const agec__breaker_change *ch);
+
+/* --- maint.c --- */
+agec_status agec__maint_start(agec_pool *p, agec_error *err);
+/* Wake the maintenance thread if it sleeps past `when`. [mu] */
+void agec__maint_poke(agec_pool *p, int64_t when);
+void agec__maint_join(agec_pool *p);
+
+/* --- config.c --- */
+agec_status agec__config_copy(pool_cfg *dst, const agec_pool_config *src, agec_error *err);
+void agec__config_free(pool_cfg *cfg);
+
+/* --- stats.c --- */
+void agec__stats_fill(agec_pool *p, agec_pool_stats *out, int64_t now); /* [mu] */
+
+#endif

@@ -1,0 +1,186 @@
+/* Statistics snapshot and the Prometheus text format writer. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "pool/pool_internal.h"
+
+void agec__stats_fill(agec_pool *p, agec_pool_stats *s, int64_t now)
+{
+    (void)now;
+    memset(s, 0, sizeof *s);
+    s->struct_size = sizeof *s;
+    s->idle = p->idle.count;
+    s->in_use = p->in_use.count;
+    s->opening = p->opening.count;
+    s->total = s->idle + s->in_use + s->opening;
+    s->waiting = p->waiting;
+    s->max = p->cfg.c.max;
+    s->min = p->cfg.c.min;
+    s->breaker = p->breaker.state;
+    const pool_counters *n = &p->n;
+    s->opened = n->opened;
+    memcpy(s->closed, n->closed, sizeof s->closed);
+    s->acquires = n->acquires;
+    s->releases = n->releases;
+    s->acquire_timeouts = n->acquire_timeouts;
+    s->acquire_errors = n->acquire_errors;
+    s->breaker_fast_fails = n->breaker_fast_fails;
+    s->breaker_opens = p->breaker.opens;
+    s->validations = n->validations;
+    s->validation_failures = n->validation_failures;
+    s->connect_failures = n->connect_failures;
+    s->leaks_suspected = n->leaks_suspected;
+    s->leaks_returned = n->leaks_returned;
+    const agec__histogram *h = &p->wait_hist;
+    s->wait_count = h->count;
+    s->wait_sum_us = h->sum;
+    s->wait_max_us = h->max;
+    s->wait_p50_us = agec__hist_quantile(h, 0.50);
+    s->wait_p90_us = agec__hist_quantile(h, 0.90);
+    s->wait_p99_us = agec__hist_quantile(h, 0.99);
+    uint64_t cum = 0;
+    for (int i = 0; i < AGEC_POOL_WAIT_BUCKETS; i++) {
+        cum += h->prom[i];
+        s->wait_bucket[i] = cum;
+    }
+}
+
+agec_status agec_pool_stats_get(agec_pool *pool, agec_pool_stats *out)
+{
+    if (pool == NULL || out == NULL)
+        return AGEC_ERR_INVALID_ARG;
+    pthread_mutex_lock(&pool->mu);
+    agec__stats_fill(pool, out, 0);
+    pthread_mutex_unlock(&pool->mu);
+    return AGEC_OK;
+}
+
+/* An appender that counts what it could not write (snprintf semantics). */
+typedef struct out {
+    char *buf;
+    size_t cap, len;
+    char label[256]; /* pool="name", escaped */
+} out;
+
+__attribute__((format(printf, 2, 3))) static void put(out *o, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = o->len < o->cap ? o->cap - o->len : 0;
+    int n = vsnprintf(room ? o->buf + o->len : NULL, room, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        o->len += (size_t)n;
+}
+
+static void metric(out *o, const char *name, const char *type, const char *help)
+{
+    put(o, "# HELP agec_pool_%s %s\n# TYPE agec_pool_%s %s\n", name, help, name, type);
+}
+
+static void sample_u(out *o, const char *name, const char *extra, uint64_t v)
+{
+    put(o, "agec_pool_%s{%s%s} %llu\n", name, o->label, extra, (unsigned long long)v);
+}
+
+static void gauge(out *o, const char *name, const char *help, uint64_t v)
+{
+    metric(o, name, "gauge", help);
+    sample_u(o, name, "", v);
+}
+
+static void counter(out *o, const char *name, const char *help, uint64_t v)
+{
+    metric(o, name, "counter", help);
+    sample_u(o, name, "", v);
+}
+
+size_t agec_pool_stats_prometheus(const agec_pool_stats *s, const char *pool_name, char *buf,
+                                  size_t cap)
+{
+    out o = { .buf = buf, .cap = buf ? cap : 0, .len = 0 };
+    /* Label value escaping per the exposition format: \ " and newline. */
+    const char *nm = pool_name ? pool_name : "agec";
+    size_t k = 0;
+    k += (size_t)snprintf(o.label, sizeof o.label, "pool=\"");
+    for (const char *c = nm; *c != '\0' && k + 4 < sizeof o.label; c++) {
+        if (*c == '\\' || *c == '"')
+            o.label[k++] = '\\';
+        if (*c == '\n') {
+            o.label[k++] = '\\';
+            o.label[k++] = 'n';
+            continue;
+        }
+        o.label[k++] = *c;
+    }
+    o.label[k++] = '"';
+    o.label[k] = '\0';
+    if (o.cap > 0)
+        o.buf[0] = '\0';
+
+    metric(&o, "connections", "gauge", "Connections by state.");
+    static const char *const states[] = { "idle", "in_use", "opening" };
+    const int vals[] = { s->idle, s->in_use, s->opening };
+    for (int i = 0; i < 3; i++) {
+        char extra[40];
+        snprintf(extra, sizeof extra, ",state=\"%s\"", states[i]);
+        sample_u(&o, "connections", extra, (uint64_t)vals[i]);
+    }
+    gauge(&o, "connections_max", "Configured maximum connections.", (uint64_t)s->max);
+    gauge(&o, "connections_min", "Configured minimum connections.", (uint64_t)s->min);
+    gauge(&o, "waiting", "Acquires waiting for a connection.", (uint64_t)s->waiting);
+    metric(&o, "breaker_state", "gauge", "Circuit breaker state (1 for the current one).");
+    for (int i = AGEC_BREAKER_CLOSED; i <= AGEC_BREAKER_HALF_OPEN; i++) {
+        char extra[40];
+        snprintf(extra, sizeof extra, ",state=\"%s\"",
+                 agec_breaker_state_name((agec_breaker_state)i));
+        sample_u(&o, "breaker_state", extra, s->breaker == (agec_breaker_state)i);
+    }
+    counter(&o, "connections_opened_total", "Connections opened.", s->opened);
+    metric(&o, "connections_closed_total", "counter", "Connections closed, by reason.");
+    for (int i = 0; i < AGEC_CLOSE_REASON_COUNT; i++) {
+        char extra[40];
+        snprintf(extra, sizeof extra, ",reason=\"%s\"",
+                 agec_close_reason_name((agec_close_reason)i));
+        sample_u(&o, "connections_closed_total", extra, s->closed[i]);
+    }
+    counter(&o, "acquires_total", "Successful acquires.", s->acquires);
+    counter(&o, "releases_total", "Releases.", s->releases);
+    counter(&o, "acquire_timeouts_total", "Acquires that timed out.", s->acquire_timeouts);
+    counter(&o, "acquire_errors_total", "Acquires that failed otherwise.", s->acquire_errors);
+    counter(&o, "breaker_fast_fails_total", "Acquires failed fast by the open breaker.",
+            s->breaker_fast_fails);
+    counter(&o, "breaker_opens_total", "Times the breaker opened.", s->breaker_opens);
+    counter(&o, "validations_total", "Checks before use.", s->validations);
+    counter(&o, "validation_failures_total", "Failed checks before use.",
+            s->validation_failures);
+    counter(&o, "connect_failures_total", "Failed connection attempts.", s->connect_failures);
+    counter(&o, "leaks_suspected_total", "Borrows held past leak_threshold_ms.",
+            s->leaks_suspected);
+
+    metric(&o, "acquire_wait_seconds", "histogram", "Time spent in successful acquires.");
+    const int64_t *bounds = agec_pool_wait_bucket_bounds_us();
+    for (int i = 0; i < AGEC_POOL_WAIT_BUCKETS; i++) {
+        char extra[48];
+        snprintf(extra, sizeof extra, ",le=\"%g\"", (double)bounds[i] / 1e6);
+        sample_u(&o, "acquire_wait_seconds_bucket", extra, s->wait_bucket[i]);
+    }
+    sample_u(&o, "acquire_wait_seconds_bucket", ",le=\"+Inf\"", s->wait_count);
+    put(&o, "agec_pool_acquire_wait_seconds_sum{%s} %.6f\n", o.label,
+        (double)s->wait_sum_us / 1e6);
+    sample_u(&o, "acquire_wait_seconds_count", "", s->wait_count);
+    metric(&o, "acquire_wait_quantile_seconds", "gauge",
+           "Acquire wait percentiles since open (p50, p90, p99, max).");
+    const struct {
+        const char *q;
+        int64_t v;
+    } qs[] = { { "0.5", s->wait_p50_us },
+               { "0.9", s->wait_p90_us },
+               { "0.99", s->wait_p99_us },
+               { "1", s->wait_max_us } };
+    for (int i = 0; i < 4; i++)
+        put(&o, "agec_pool_acquire_wait_quantile_seconds{%s,quantile=\"%s\"} %.6f\n", o.label,
+            qs[i].q, (double)qs[i].v / 1e6);
+    return o.len;
+}

@@ -1,0 +1,282 @@
+/* One libpq connection: connect, init, statements, validation, cleanup. */
+#include "session/session.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/error_internal.h"
+#include "session/clock.h"
+#include "session/pqerror.h"
+
+/* How often a connect attempt looks at its abort flag. */
+#define ABORT_SLICE_MS 50
+
+/* Wait until the connection's socket is ready for `events`, the deadline
+ * passes (returns 0) or the abort flag is set (returns -2). 1 = ready,
+ * -1 = poll failed. */
+static int wait_socket(PGconn *pg, short events, int64_t deadline_us, const atomic_bool *abort_flag)
+{
+    int fd = PQsocket(pg);
+    if (fd < 0)
+        return -1;
+    for (;;) {
+        if (abort_flag != NULL && atomic_load_explicit(abort_flag, memory_order_acquire))
+            return -2;
+        int64_t now = agec__now_us();
+        int ms = agec__poll_ms(deadline_us, now);
+        if (ms == 0)
+            return 0;
+        if (abort_flag != NULL && (ms < 0 || ms > ABORT_SLICE_MS))
+            ms = ABORT_SLICE_MS;
+        struct pollfd p = { .fd = fd, .events = events, .revents = 0 };
+        int n = poll(&p, 1, ms);
+        if (n > 0)
+            return 1;
+        if (n < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+/* libpq 15 gives no SQLSTATE for a failed connection attempt, only the
+ * server's message text: recognise authentication failures by it (English
+ * server messages; other lc_messages give AGEC_ERR_UNREACHABLE). */
+static const char *auth_sqlstate(const char *msg)
+{
+    if (strstr(msg, "password authentication failed") != NULL ||
+        strstr(msg, "authentication failed for user") != NULL)
+        return "28P01";
+    if (strstr(msg, "no pg_hba.conf entry") != NULL ||
+        (strstr(msg, "role \"") != NULL && strstr(msg, "does not exist") != NULL) ||
+        strstr(msg, "password is required") != NULL ||
+        strstr(msg, "no password supplied") != NULL)
+        return "28000";
+    return NULL;
+}
+
+static agec_status connect_error(agec_error *err, PGconn *pg, const char *what)
+{
+    char msg[AGEC_ERROR_TEXT_MAX];
+    agec__pq_conn_message(pg, msg, sizeof msg);
+    const char *auth = auth_sqlstate(msg);
+    agec_status code = auth ? AGEC_ERR_AUTH : AGEC_ERR_UNREACHABLE;
+    agec__error_set(err, code, "%s: %s", what, msg);
+    if (err != NULL && auth != NULL)
+        agec__copy_text(err->sqlstate, sizeof err->sqlstate, auth);
+    return code;
+}
+
+agec_status agec__session_connect(const char *const *keys, const char *const *vals,
+                                  int64_t deadline_us, const atomic_bool *abort_flag,
+                                  PGconn **out, agec_error *err)
+{
+    *out = NULL;
+    int64_t start = agec__now_us();
+    PGconn *pg = PQconnectStartParams(keys, vals, 0);
+    if (pg == NULL)
+        return agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory starting a connection");
+    if (PQstatus(pg) == CONNECTION_BAD) {
+        agec_status st = connect_error(err, pg, "could not connect");
+        PQfinish(pg);
+        return st;
+    }
+    /* Per libpq's documentation: behave as if the last poll said WRITING. */
+    PostgresPollingStatusType ps = PGRES_POLLING_WRITING;
+    for (;;) {
+        if (ps == PGRES_POLLING_OK)
+            break;
+        if (ps == PGRES_POLLING_FAILED) {
+            agec_status st = connect_error(err, pg, "could not connect");
+            PQfinish(pg);
+            return st;
+        }
+        int r = wait_socket(pg, ps == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline_us,
+                            abort_flag);
+        if (r == 0) {
+            long ms = (long)((agec__now_us() - start) / 1000);
+            agec__error_set(err, AGEC_ERR_UNREACHABLE,
+                            "could not connect: timed out after %ld ms (connect_timeout_ms or the "
+                            "acquire deadline)",
+                            ms);
+            PQfinish(pg);
+            return AGEC_ERR_UNREACHABLE;
+        }
+        if (r == -2) {
+            PQfinish(pg);
+            return agec__error_set(err, AGEC_ERR_CANCELLED, "connection attempt aborted");
+        }
+        if (r < 0) {
+            agec_status st = connect_error(err, pg, "could not connect (poll failed)");
+            PQfinish(pg);
+            return st;
+        }
+        ps = PQconnectPoll(pg);
+    }
+    *out = pg;
+    return AGEC_OK;
+}
+
+/* Read every pending result. The first failure decides the status.
+ * *late is set when the deadline passed (the query may still be running). */
+static agec_status read_results(PGconn *pg, int64_t deadline_us, agec_error *err, bool *late)
+{
+    agec_status st = AGEC_OK;
+    *late = false;
+    for (;;) {
+        while (PQisBusy(pg)) {
+            int r = wait_socket(pg, POLLIN, deadline_us, NULL);
+            if (r == 0) {
+                *late = true;
+                return agec__error_set(err, AGEC_ERR_TIMEOUT, "no answer from the server in time");
+            }
+            if (r < 0 || !PQconsumeInput(pg))
+                return agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, pg);
+        }
+        PGresult *res = PQgetResult(pg);
+        if (res == NULL)
+            break;
+        ExecStatusType es = PQresultStatus(res);
+        if (es == PGRES_COPY_IN || es == PGRES_COPY_OUT || es == PGRES_COPY_BOTH) {
+            PQclear(res);
+            return agec__error_set(err, AGEC_ERR_STATE, "unexpected COPY state");
+        }
+        if (st == AGEC_OK && es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK &&
+            es != PGRES_EMPTY_QUERY && es != PGRES_SINGLE_TUPLE)
+            st = agec__error_from_result(err, AGEC_ERR_SERVER, res, pg);
+        PQclear(res);
+    }
+    if (st == AGEC_OK && PQstatus(pg) == CONNECTION_BAD)
+        st = agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, pg);
+    return st;
+}
+
+agec_status agec__session_exec(PGconn *pg, const char *sql, int64_t deadline_us, agec_error *err)
+{
+    if (PQstatus(pg) != CONNECTION_OK)
+        return agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, pg);
+    /* The connection is in blocking mode (users expect that of the escape
+     * hatch), so PQsendQuery flushes before returning: our statements are
+     * short and fit the socket buffer; only the answer is waited for. */
+    if (!PQsendQuery(pg, sql))
+        return agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, pg);
+    bool late;
+    return read_results(pg, deadline_us, err, &late);
+}
+
+agec_status agec__session_validate(PGconn *pg, int64_t deadline_us, agec_error *err)
+{
+    return agec__session_exec(pg, "", deadline_us, err);
+}
+
+/* Run one init step; on failure prefix the message with the statement. */
+static agec_status init_step(PGconn *pg, const char *sql, int64_t deadline_us, agec_error *err)
+{
+    agec_error e = AGEC_ERROR_INIT;
+    agec_status st = agec__session_exec(pg, sql, deadline_us, &e);
+    if (st == AGEC_OK)
+        return AGEC_OK;
+    if (st == AGEC_ERR_SERVER || st == AGEC_ERR_AUTH)
+        st = AGEC_ERR_INIT;
+    if (err != NULL) {
+        char msg[AGEC_ERROR_TEXT_MAX];
+        snprintf(msg, sizeof msg, "session init `%.200s` failed: %.700s", sql, e.message);
+        *err = e;
+        err->code = st;
+        agec__copy_text(err->message, sizeof err->message, msg);
+        if (strcmp(e.sqlstate, "58P01") == 0)
+            agec__copy_text(err->hint, sizeof err->hint,
+                            "is Apache AGE installed? see age_mode (AGEC_AGE_PRELOADED, "
+                            "AGEC_AGE_PLUGINS, AGEC_AGE_OFF)");
+    }
+    return st;
+}
+
+static const char SET_PATH[] = "SET search_path = ag_catalog, \"$user\", public";
+
+agec_status agec__session_reapply(PGconn *pg, const agec__session_init *init,
+                                  int64_t deadline_us, agec_error *err)
+{
+    agec_status st = AGEC_OK;
+    if (init->age_mode != AGEC_AGE_OFF)
+        st = init_step(pg, SET_PATH, deadline_us, err);
+    if (st == AGEC_OK && init->init_sql != NULL && init->init_sql[0] != '\0')
+        st = init_step(pg, init->init_sql, deadline_us, err);
+    return st;
+}
+
+agec_status agec__session_setup(PGconn *pg, const agec__session_init *init, int64_t deadline_us,
+                                agec_error *err)
+{
+    agec_status st = AGEC_OK;
+    if (init->age_mode != AGEC_AGE_OFF && init->age_create_extension)
+        st = init_step(pg, "CREATE EXTENSION IF NOT EXISTS age", deadline_us, err);
+    if (st == AGEC_OK && init->age_mode == AGEC_AGE_LOAD)
+        st = init_step(pg, "LOAD 'age'", deadline_us, err);
+    if (st == AGEC_OK && init->age_mode == AGEC_AGE_PLUGINS)
+        st = init_step(pg, "LOAD '$libdir/plugins/age'", deadline_us, err);
+    if (st == AGEC_OK)
+        st = agec__session_reapply(pg, init, deadline_us, err);
+    if (st == AGEC_OK && init->on_connect != NULL) {
+        agec_error e = AGEC_ERROR_INIT;
+        st = init->on_connect(pg, init->on_connect_user, &e);
+        if (st != AGEC_OK) {
+            if (e.message[0] == '\0')
+                agec__copy_text(e.message, sizeof e.message, "on_connect callback failed");
+            if (err != NULL) {
+                *err = e;
+                err->code = AGEC_ERR_INIT;
+                snprintf(err->message, sizeof err->message, "session init on_connect: %.900s",
+                         e.message);
+            }
+            st = AGEC_ERR_INIT;
+        }
+    }
+    return st;
+}
+
+agec_status agec__session_cancel(PGcancel *cancel, agec_error *err)
+{
+    char buf[256];
+    if (cancel == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "no cancel handle");
+    if (!PQcancel(cancel, buf, (int)sizeof buf)) {
+        char red[256];
+        agec__redact_conninfo(buf, red, sizeof red);
+        return agec__error_set(err, AGEC_ERR_UNREACHABLE, "cancel request failed: %s", red);
+    }
+    return AGEC_OK;
+}
+
+agec__cleanup agec__session_cleanup(PGconn *pg, PGcancel *cancel, int64_t deadline_us)
+{
+    if (PQstatus(pg) != CONNECTION_OK || PQpipelineStatus(pg) != PQ_PIPELINE_OFF)
+        return AGEC__CLEAN_BROKEN;
+    PGTransactionStatusType ts = PQtransactionStatus(pg);
+    if (ts == PQTRANS_IDLE)
+        return AGEC__CLEAN_OK;
+    if (ts == PQTRANS_ACTIVE) {
+        /* A query is still running (or its results were not all read): cancel
+         * it, then read and drop what is left. 57014 is expected here. */
+        if (cancel == NULL || agec__session_cancel(cancel, NULL) != AGEC_OK)
+            return AGEC__CLEAN_FAILED;
+        bool late;
+        agec_status st = read_results(pg, deadline_us, NULL, &late);
+        if (late || st == AGEC_ERR_STATE)
+            return AGEC__CLEAN_FAILED;
+        if (PQstatus(pg) != CONNECTION_OK)
+            return AGEC__CLEAN_BROKEN;
+        ts = PQtransactionStatus(pg);
+    }
+    if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) {
+        agec_status st = agec__session_exec(pg, "ROLLBACK", deadline_us, NULL);
+        if (st == AGEC_ERR_CONNECTION_LOST)
+            return AGEC__CLEAN_BROKEN;
+        if (st != AGEC_OK)
+            return AGEC__CLEAN_FAILED;
+        ts = PQtransactionStatus(pg);
+    }
+    if (ts == PQTRANS_IDLE)
+        return AGEC__CLEAN_OK;
+    return ts == PQTRANS_UNKNOWN ? AGEC__CLEAN_BROKEN : AGEC__CLEAN_FAILED;
+}

@@ -1,0 +1,84 @@
+/*
+ * One libpq connection: connect with a deadline, session init (AGE modes),
+ * statements with a deadline, validation, cleanup on release, cancel.
+ * Knows nothing of the pool: every call works on one PGconn owned by the
+ * calling thread, and every wait is bounded by an absolute deadline
+ * (src/session/clock.h).
+ */
+#ifndef AGEC_SESSION_SESSION_H
+#define AGEC_SESSION_SESSION_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "agec/error.h"
+#include "agec/pool.h"
+
+/* What a new connection runs before anyone may use it. */
+typedef struct agec__session_init {
+    agec_age_mode age_mode;
+    bool age_create_extension;
+    const char *init_sql;       /* NULL = none */
+    agec_on_connect_fn on_connect;
+    void *on_connect_user;
+} agec__session_init;
+
+/*
+ * Open a connection with libpq's non-blocking API (PQconnectStartParams +
+ * PQconnectPoll + poll) so that the whole attempt, all hosts of a multi-host
+ * string included, ends by deadline_us (libpq's own connect_timeout is
+ * ignored by this API). Host name lookup happens inside libpq and blocks
+ * regardless: use hostaddr= to avoid it. keys/vals are NULL-terminated arrays
+ * for PQconnectStartParams (expand_dbname = 0).
+ * `abort_flag` (may be NULL) is checked every 50 ms; when it becomes true
+ * the attempt stops with AGEC_ERR_CANCELLED.
+ * Errors: AGEC_ERR_UNREACHABLE (refused, timed out, ...), AGEC_ERR_AUTH
+ * (credentials or pg_hba rejected: sqlstate 28P01/28000), AGEC_ERR_NO_MEMORY,
+ * AGEC_ERR_CANCELLED. On error *out is NULL.
+ */
+agec_status agec__session_connect(const char *const *keys, const char *const *vals,
+                                  int64_t deadline_us, const atomic_bool *abort_flag,
+                                  PGconn **out, agec_error *err);
+
+/* Run the session init on a fresh connection: CREATE EXTENSION (optional),
+ * LOAD, SET search_path (per age_mode), init_sql, on_connect. Fails with
+ * AGEC_ERR_INIT carrying the server's SQLSTATE and message (prefixed with the
+ * step), AGEC_ERR_TIMEOUT past the deadline, AGEC_ERR_CONNECTION_LOST. */
+agec_status agec__session_setup(PGconn *pg, const agec__session_init *init, int64_t deadline_us,
+                                agec_error *err);
+
+/* The part of the init a reset_query undoes: SET search_path and init_sql. */
+agec_status agec__session_reapply(PGconn *pg, const agec__session_init *init,
+                                  int64_t deadline_us, agec_error *err);
+
+/* Run `sql` (simple query protocol, may hold several statements), read every
+ * result, succeed only if none failed. Errors: AGEC_ERR_SERVER (or whatever
+ * agec__error_from_result maps the SQLSTATE to), AGEC_ERR_TIMEOUT past the
+ * deadline (the connection is then mid-query: close it),
+ * AGEC_ERR_CONNECTION_LOST. */
+agec_status agec__session_exec(PGconn *pg, const char *sql, int64_t deadline_us, agec_error *err);
+
+/* Check that the server answers: one empty query, by deadline_us. */
+agec_status agec__session_validate(PGconn *pg, int64_t deadline_us, agec_error *err);
+
+/* Outcome of the cleanup on release. */
+typedef enum agec__cleanup {
+    AGEC__CLEAN_OK = 0,    /* idle, no transaction: reusable */
+    AGEC__CLEAN_BROKEN,    /* bad or unknown state: close (reason broken) */
+    AGEC__CLEAN_FAILED,    /* cancel/drain/ROLLBACK failed or timed out: close (reason reset) */
+} agec__cleanup;
+
+/* Bring a released connection back to "idle, no transaction" by its
+ * transaction status: IDLE -> nothing (no round trip); INTRANS/INERROR ->
+ * ROLLBACK; ACTIVE -> PQcancel + drain results, then the same; UNKNOWN or
+ * CONNECTION_BAD or pipeline/COPY mode -> broken. `cancel` may be NULL. */
+agec__cleanup agec__session_cleanup(PGconn *pg, PGcancel *cancel, int64_t deadline_us);
+
+/* Send a cancel request for whatever runs on the connection of `cancel`.
+ * Thread-safe (PQcancel). AGEC_ERR_UNREACHABLE when it could not be sent. */
+agec_status agec__session_cancel(PGcancel *cancel, agec_error *err);
+
+#endif

@@ -1,0 +1,463 @@
+/*
+ * The agec command-line tool, run as a user would: the built binary against
+ * the test servers. Exit codes, JSON output parsed back, errors, password
+ * redaction, bench, and the interactive shell through a pseudo-terminal.
+ */
+#define _DEFAULT_SOURCE /* forkpty */
+#include "testutil.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "agec/agtype.h"
+
+typedef struct run_out {
+    int status; /* exit code, or 128+signal */
+    char out[65536];
+    char err[16384];
+    int64_t ms;
+} run_out;
+
+/* Read both pipes until EOF, with a deadline. */
+static void drain(int fo, int fe, run_out *r, int64_t deadline)
+{
+    size_t no = 0, ne = 0;
+    struct pollfd p[2] = { { fo, POLLIN, 0 }, { fe, POLLIN, 0 } };
+    int open = 2;
+    while (open > 0 && agec_test_now_ms() < deadline) {
+        if (poll(p, 2, 200) <= 0)
+            continue;
+        for (int i = 0; i < 2; i++) {
+            if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP)))
+                continue;
+            char *buf = i == 0 ? r->out : r->err;
+            size_t *n = i == 0 ? &no : &ne;
+            size_t cap = i == 0 ? sizeof r->out : sizeof r->err;
+            char tmp[4096];
+            ssize_t k = read(p[i].fd, tmp, sizeof tmp);
+            if (k <= 0) {
+                p[i].fd = -1;
+                open--;
+                continue;
+            }
+            size_t take = (size_t)k < cap - 1 - *n ? (size_t)k : cap - 1 - *n;
+            memcpy(buf + *n, tmp, take);
+            *n += take;
+            buf[*n] = '\0';
+        }
+    }
+}
+
+/* Run agec with args (NULL-terminated) and optional stdin text. */
+static run_out *run_cli(const char *stdin_text, const char *const *args)
+{
+    run_out *r = calloc(1, sizeof *r);
+    int in[2], out[2], err[2];
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(out), 0);
+    assert_int_equal(pipe(err), 0);
+    int64_t t0 = agec_test_now_ms();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        close(in[1]);
+        close(out[0]);
+        close(err[0]);
+        const char *argv[64] = { AGEC_CLI_PATH };
+        int n = 1;
+        for (; args[n - 1] != NULL && n < 63; n++)
+            argv[n] = args[n - 1];
+        argv[n] = NULL;
+        execv(AGEC_CLI_PATH, (char *const *)argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    close(err[1]);
+    if (stdin_text != NULL) {
+        ssize_t w = write(in[1], stdin_text, strlen(stdin_text));
+        (void)w;
+    }
+    close(in[1]);
+    drain(out[0], err[0], r, t0 + 60000);
+    close(out[0]);
+    close(err[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    r->ms = agec_test_now_ms() - t0;
+    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return r;
+}
+
+#define RUN(stdin_text, ...) run_cli((stdin_text), (const char *const[]){ __VA_ARGS__, NULL })
+
+static void expect_status(run_out *r, int want)
+{
+    if (r->status != want)
+        fail_msg("exit %d, want %d\nstdout: %s\nstderr: %s", r->status, want, r->out, r->err);
+}
+
+static const char *age(void)
+{
+    return agec_test_age_conninfo();
+}
+
+static void test_version_and_usage(void **state)
+{
+    (void)state;
+    run_out *r = RUN(NULL, "--version");
+    expect_status(r, 0);
+    assert_non_null(strstr(r->out, "agec 0."));
+    free(r);
+    r = RUN(NULL, "--help");
+    expect_status(r, 0);
+    assert_non_null(strstr(r->out, "exit status"));
+    free(r);
+    r = RUN(NULL, "frobnicate");
+    expect_status(r, 2);
+    assert_non_null(strstr(r->err, "unknown command"));
+    free(r);
+    r = RUN(NULL, "--pool-max", "x", "sql", "SELECT 1");
+    expect_status(r, 2);
+    free(r);
+    r = RUN(NULL, "--dsn", age(), "query", "RETURN 1");
+    expect_status(r, 2); /* --graph missing */
+    assert_non_null(strstr(r->err, "--graph"));
+    free(r);
+}
+
+static void test_graph_and_query_json(void **state)
+{
+    (void)state;
+    const char *dsn = age();
+    run_out *r = RUN(NULL, "--dsn", dsn, "graph", "drop", "--cascade", "cli_graph");
+    free(r); /* may not exist */
+    r = RUN(NULL, "--dsn", dsn, "graph", "create", "cli_graph");
+    expect_status(r, 0);
+    free(r);
+    r = RUN(NULL, "--dsn", dsn, "graph", "exists", "cli_graph");
+    expect_status(r, 0);
+    assert_string_equal(r->out, "true\n");
+    free(r);
+    r = RUN(NULL, "--dsn", dsn, "--graph", "cli_graph", "query",
+            "CREATE (p:Person {name: $name, tags: $tags, n: $n}) RETURN p", "--param",
+            "name=\"Ada \\\"the\\\" Countess\"", "--params", "{\"tags\": [\"a\", \"b\"], \"n\": 1}",
+            "--param", "n=36");
+    expect_status(r, 0);
+    free(r);
+    r = RUN(NULL, "--dsn", dsn, "--graph", "cli_graph", "--format", "json", "query",
+            "MATCH (p:Person) RETURN p, p.name AS name, p.n AS n, 0.1::numeric AS x, "
+            "(1e308 * 10) AS big");
+    expect_status(r, 0);
+    /* One JSON object per line; parse it back strictly. */
+    agec_value *row = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    size_t len = strcspn(r->out, "\n");
+    if (agec_agtype_parse(r->out, len, AGEC_PARSE_JSON, &row, &err) != AGEC_OK)
+        fail_msg("not JSON: %s (%s)", r->out, err.message);
+    const char *s;
+    size_t slen;
+    assert_int_equal(agec_value_get_string(agec_value_get(row, "name", 4), &s, &slen, NULL),
+                     AGEC_OK);
+    assert_int_equal(slen, strlen("Ada \"the\" Countess"));
+    assert_memory_equal(s, "Ada \"the\" Countess", slen);
+    int64_t n;
+    assert_int_equal(agec_value_get_int64(agec_value_get(row, "n", 1), &n, NULL), AGEC_OK);
+    assert_int_equal(n, 36); /* --param wins over --params */
+    const agec_value *p = agec_value_get(row, "p", 1);
+    assert_int_equal(agec_value_type(p), AGEC_TYPE_OBJECT);
+    assert_non_null(agec_value_get(p, "id", 2));
+    assert_non_null(agec_value_get(p, "label", 5));
+    assert_int_equal(agec_value_length(agec_value_get(agec_value_get(p, "properties", 10), "tags",
+                                                      4)),
+                     2);
+    /* numeric as a JSON number, infinity as a string */
+    assert_int_equal(agec_value_type(agec_value_get(row, "x", 1)), AGEC_TYPE_FLOAT);
+    assert_int_equal(agec_value_get_string(agec_value_get(row, "big", 3), &s, &slen, NULL),
+                     AGEC_OK);
+    assert_memory_equal(s, "Infinity", 8);
+    agec_value_free(row);
+    free(r);
+
+    r = RUN(NULL, "--dsn", dsn, "--graph", "cli_graph", "--format", "csv", "query",
+            "MATCH (p:Person) RETURN p.name AS name");
+    expect_status(r, 0);
+    assert_string_equal(r->out, "name\n\"Ada \"\"the\"\" Countess\"\n");
+    free(r);
+
+    r = RUN(NULL, "--dsn", dsn, "--format", "json", "graph", "labels", "cli_graph");
+    expect_status(r, 0);
+    assert_non_null(strstr(r->out, "{\"name\": \"Person\", \"kind\": \"vertex\"}"));
+    free(r);
+    r = RUN(NULL, "--dsn", dsn, "graph", "index", "cli_graph");
+    expect_status(r, 0);
+    free(r);
+    r = RUN(NULL, "--dsn", dsn, "--format", "json", "graph", "list");
+    expect_status(r, 0);
+    assert_non_null(strstr(r->out, "{\"graph\": \"cli_graph\"}"));
+    free(r);
+    r = RUN(NULL, "--dsn", dsn, "graph", "drop", "--cascade", "cli_graph");
+    expect_status(r, 0);
+    free(r);
+    r = RUN(NULL, "--dsn", dsn, "graph", "exists", "cli_graph");
+    assert_string_equal(r->out, "false\n");
+    free(r);
+    r = RUN(NULL, "--dsn", dsn, "graph", "create", "x'); DROP TABLE t; --");
+    expect_status(r, 2);
+    free(r);
+}
+
+static void test_query_errors(void **state)
+{
+    (void)state;
+    const char *dsn = age();
+    run_out *r = RUN(NULL, "--dsn", dsn, "--graph", "no_such_graph_x", "query", "RETURN 1");
+    expect_status(r, 1);
+    assert_non_null(strstr(r->err, "SQLSTATE 3F000"));
+    free(r);
+    r = RUN(NULL, "--dsn", dsn, "graph", "create", "cli_err");
+    free(r);
+    r = RUN(NULL, "--dsn", dsn, "--graph", "cli_err", "query", "MATCH (n RETURN n");
+    expect_status(r, 1);
+    assert_non_null(strstr(r->err, "SQLSTATE 42601"));
+    assert_non_null(strstr(r->err, "AGEC_ERR_SERVER"));
+    free(r);
+    r = RUN(NULL, "--dsn", dsn, "--graph", "cli_err", "query", "RETURN $x", "--param",
+            "x={\"a\": tru}");
+    expect_status(r, 2);
+    assert_non_null(strstr(r->err, "invalid JSON at byte 6"));
+    free(r);
+    r = RUN(NULL, "--dsn", dsn, "--graph", "cli_err", "query", "RETURN $x", "--params", "[1]");
+    expect_status(r, 2);
+    free(r);
+    r = RUN(NULL, "--dsn", dsn, "--graph", "cli_err", "query", "MATCH (n) RETURN *");
+    expect_status(r, 1);
+    assert_non_null(strstr(r->err, "RETURN *"));
+    free(r);
+    r = RUN(NULL, "--dsn", dsn, "graph", "drop", "--cascade", "cli_err");
+    free(r);
+}
+
+static void test_unreachable_and_redaction(void **state)
+{
+    (void)state;
+    /* A port nobody listens on: exit 3 within the acquire timeout. */
+    static const char *dsns[] = {
+        "host=127.0.0.1 port=1 user=u password=sekrit123 dbname=d",
+        "postgresql://u:sekrit123@127.0.0.1:1/d",
+        "host=127.0.0.1 port=1 password = 'sekrit123 with space'",
+    };
+    for (size_t i = 0; i < sizeof dsns / sizeof dsns[0]; i++) {
+        run_out *r = RUN(NULL, "--dsn", dsns[i], "--acquire-timeout", "800", "--connect-timeout",
+                         "300", "-v", "sql", "SELECT 1");
+        expect_status(r, 3);
+        assert_true(r->ms < 800 + 1500);
+        assert_non_null(strstr(r->err, "AGEC_ERR_UNREACHABLE"));
+        if (strstr(r->out, "sekrit") || strstr(r->err, "sekrit"))
+            fail_msg("password leaked: %s %s", r->out, r->err);
+        free(r);
+    }
+    /* A syntactically bad DSN: a clear error, no password. */
+    run_out *r = RUN(NULL, "--dsn", "host=127.0.0.1 password=sekrit123 bogus_keyword=1", "sql",
+                     "SELECT 1");
+    assert_int_not_equal(r->status, 0);
+    assert_null(strstr(r->err, "sekrit"));
+    free(r);
+}
+
+static void test_sql_and_bench_on_pg(void **state)
+{
+    (void)state;
+    const char *dsn = agec_test_pg_conninfo();
+    run_out *r = RUN(NULL, "--dsn", dsn, "--age-mode", "off", "--format", "json", "sql",
+                     "SELECT $1::int + 1 AS x, $2::text AS s, NULL AS n, true AS b", "41",
+                     "it's");
+    expect_status(r, 0);
+    assert_string_equal(r->out, "{\"x\": 42, \"s\": \"it's\", \"n\": null, \"b\": true}\n");
+    free(r);
+    r = RUN(NULL, "--dsn", dsn, "--age-mode", "off", "--statement-timeout", "200", "sql",
+            "SELECT pg_sleep(10)");
+    expect_status(r, 1);
+    assert_non_null(strstr(r->err, "AGEC_ERR_TIMEOUT"));
+    assert_true(r->ms < 5000);
+    free(r);
+    r = RUN(NULL, "--dsn", dsn, "--age-mode", "off", "--format", "json", "bench", "--sql",
+            "SELECT 1", "--threads", "3", "--count", "300");
+    expect_status(r, 0);
+    agec_value *v = NULL;
+    if (agec_agtype_parse(r->out, strlen(r->out), AGEC_PARSE_JSON, &v, NULL) != AGEC_OK)
+        fail_msg("bench output is not one JSON object: %s", r->out);
+    int64_t ok;
+    assert_int_equal(agec_value_get_int64(agec_value_get(v, "ok", 2), &ok, NULL), AGEC_OK);
+    assert_int_equal(ok, 300);
+    assert_non_null(agec_value_get(agec_value_get(v, "latency_ms", 10), "p99", 3));
+    agec_value_free(v);
+    free(r);
+}
+
+/* ---- the shell, through a pseudo-terminal ---------------------------------- */
+
+typedef struct pty_session {
+    pid_t pid;
+    int fd;
+    char buf[65536];
+    size_t len;
+} pty_session;
+
+static void pty_start(pty_session *s, const char *const *args)
+{
+    memset(s, 0, sizeof *s);
+    s->pid = forkpty(&s->fd, NULL, NULL, NULL);
+    assert_true(s->pid >= 0);
+    if (s->pid == 0) {
+        setenv("TERM", "dumb", 1);
+        setenv("HOME", "/tmp", 1);
+        const char *argv[32] = { AGEC_CLI_PATH };
+        int n = 1;
+        for (; args[n - 1] != NULL && n < 31; n++)
+            argv[n] = args[n - 1];
+        argv[n] = NULL;
+        execv(AGEC_CLI_PATH, (char *const *)argv);
+        _exit(127);
+    }
+}
+
+/* Read until `needle` appears in the output after `from`, or fail. */
+static size_t pty_expect(pty_session *s, size_t from, const char *needle, int timeout_ms)
+{
+    int64_t deadline = agec_test_now_ms() + timeout_ms;
+    for (;;) {
+        char *hit = strstr(s->buf + from, needle);
+        if (hit != NULL)
+            return (size_t)(hit - s->buf) + strlen(needle);
+        int64_t left = deadline - agec_test_now_ms();
+        if (left <= 0)
+            fail_msg("shell: '%s' not seen within %d ms; screen:\n%s", needle, timeout_ms,
+                     s->buf + from);
+        struct pollfd p = { s->fd, POLLIN, 0 };
+        if (poll(&p, 1, (int)left) > 0) {
+            ssize_t k = read(s->fd, s->buf + s->len, sizeof s->buf - 1 - s->len);
+            if (k > 0) {
+                s->len += (size_t)k;
+                s->buf[s->len] = '\0';
+            } else {
+                fail_msg("shell exited early; screen:\n%s", s->buf);
+            }
+        }
+    }
+}
+
+static void pty_send(pty_session *s, const char *text)
+{
+    ssize_t w = write(s->fd, text, strlen(text));
+    assert_int_equal((size_t)w, strlen(text));
+}
+
+static int pty_finish(pty_session *s)
+{
+    int st = 0;
+    int64_t deadline = agec_test_now_ms() + 10000;
+    while (waitpid(s->pid, &st, WNOHANG) == 0) {
+        if (agec_test_now_ms() > deadline) {
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, &st, 0);
+            break;
+        }
+        char tmp[4096];
+        struct pollfd p = { s->fd, POLLIN, 0 };
+        if (poll(&p, 1, 50) > 0 && read(s->fd, tmp, sizeof tmp) <= 0)
+            agec_test_sleep_ms(5);
+    }
+    close(s->fd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static void test_shell_on_age(void **state)
+{
+    (void)state;
+    run_out *r = RUN(NULL, "--dsn", age(), "graph", "create", "cli_shell");
+    free(r);
+    pty_session s;
+    pty_start(&s, (const char *const[]){ "--dsn", age(), "--graph", "cli_shell", "shell", NULL });
+    size_t at = pty_expect(&s, 0, "cli_shell=#", 10000);
+    /* A multi-line Cypher statement ending with ';' */
+    pty_send(&s, "UNWIND range(1, 3) AS i\r");
+    at = pty_expect(&s, at, "cli_shell-#", 5000);
+    pty_send(&s, "RETURN i * 10 AS tens;\r");
+    at = pty_expect(&s, at, "tens", 10000);
+    at = pty_expect(&s, at, "30", 5000);
+    at = pty_expect(&s, at, "(3 rows)", 5000);
+    at = pty_expect(&s, at, "Time:", 5000);
+    pty_send(&s, ":sql SELECT 6 * 7 AS answer\r");
+    at = pty_expect(&s, at, "42", 10000);
+    at = pty_expect(&s, at, "(1 row)", 5000);
+    pty_send(&s, ":params {\"who\": \"Ada\"}\r");
+    at = pty_expect(&s, at, "parameters set", 5000);
+    pty_send(&s, "RETURN $who AS who;\r");
+    at = pty_expect(&s, at, "\"Ada\"", 10000);
+    pty_send(&s, ":quit\r");
+    assert_int_equal(pty_finish(&s), 0);
+    r = RUN(NULL, "--dsn", age(), "graph", "drop", "--cascade", "cli_shell");
+    free(r);
+}
+
+static bool sleeping_on_server(void *arg)
+{
+    (void)arg;
+    PGconn *c = PQconnectdb(agec_test_pg_conninfo());
+    PGresult *r = PQexec(c, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                            "'agec-cli' AND state = 'active' AND query LIKE '%pg_sleep(30)%'");
+    bool yes = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+    PQclear(r);
+    PQfinish(c);
+    return yes;
+}
+
+static void test_shell_ctrl_c_cancels(void **state)
+{
+    (void)state;
+    pty_session s;
+    pty_start(&s, (const char *const[]){ "--dsn", agec_test_pg_conninfo(), "--age-mode", "off",
+                                         "shell", NULL });
+    size_t at = pty_expect(&s, 0, "agec=#", 10000);
+    pty_send(&s, ":sql SELECT pg_sleep(30)\r");
+    /* Wait until the statement runs on the server, then press Ctrl-C. */
+    at = pty_expect(&s, at, "pg_sleep(30)", 5000);
+    assert_true(agec_test_wait_until(sleeping_on_server, NULL, 10000));
+    int64_t t0 = agec_test_now_ms();
+    pty_send(&s, "\x03");
+    at = pty_expect(&s, at, "statement cancelled", 5000);
+    assert_true(agec_test_now_ms() - t0 < 5000);
+    /* Still in the shell, and it works. */
+    pty_send(&s, ":sql SELECT 'still here' AS s\r");
+    at = pty_expect(&s, at, "still here", 5000);
+    pty_send(&s, ":quit\r");
+    assert_int_equal(pty_finish(&s), 0);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_version_and_usage),
+        cmocka_unit_test(test_graph_and_query_json),
+        cmocka_unit_test(test_query_errors),
+        cmocka_unit_test(test_unreachable_and_redaction),
+        cmocka_unit_test(test_sql_and_bench_on_pg),
+        cmocka_unit_test(test_shell_on_age),
+        cmocka_unit_test(test_shell_ctrl_c_cancels),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

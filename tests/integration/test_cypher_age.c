@@ -1,0 +1,400 @@
+/*
+ * Cypher through the pool on the Apache AGE server: bound parameters,
+ * exact round trips of values, injection attempts, errors with SQLSTATE and
+ * position, graph management, transactions with Cypher, streaming.
+ */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agec/agec.h"
+#include "agec/agtype.h"
+#include "agec/pool.h"
+
+#define GRAPH "it_cypher"
+
+static agec_pool *pool;
+
+static void must(agec_status st, const agec_error *err, const char *what)
+{
+    if (st != AGEC_OK)
+        fail_msg("%s: %s [%s] %s (hint: %s)", what, agec_status_name(st), err->sqlstate,
+                 err->message, err->hint);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    agec_pool_config cfg;
+    agec_pool_config_init(&cfg);
+    cfg.conninfo = agec_test_age_conninfo();
+    cfg.max = 2;
+    cfg.age_mode = AGEC_AGE_LOAD;
+    cfg.on_event = agec_pool_event_ignore;
+    cfg.acquire_timeout_ms = 5000;
+    agec_error err = AGEC_ERROR_INIT;
+    must(agec_pool_open(&cfg, &pool, &err), &err, "open");
+    agec_conn *c;
+    must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
+    bool exists;
+    must(agec_graph_exists(c, GRAPH, &exists, &err), &err, "exists");
+    if (exists)
+        must(agec_graph_drop(c, GRAPH, true, &err), &err, "drop");
+    must(agec_graph_create(c, GRAPH, &err), &err, "create");
+    agec_result *r = NULL;
+    must(agec_sql_exec(c, "CREATE TABLE IF NOT EXISTS public.canary(x int)", 0, NULL, NULL, &r,
+                       &err),
+         &err, "canary");
+    agec_result_free(r);
+    agec_conn_release(c);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    agec_conn *c;
+    agec_error err = AGEC_ERROR_INIT;
+    if (agec_pool_acquire(pool, &c, &err) == AGEC_OK) {
+        (void)agec_graph_drop(c, GRAPH, true, NULL);
+        agec_conn_release(c);
+    }
+    agec_pool_close(pool, 1000, NULL);
+    return 0;
+}
+
+static agec_conn *get(void)
+{
+    agec_conn *c = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
+    return c;
+}
+
+static void test_create_and_match_vertex(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    agec_error err = AGEC_ERROR_INIT;
+    agec_result *r = NULL;
+    must(agec_cypher_exec(c, GRAPH, "CREATE (:Person {name: $name, born: $born})",
+                          "{\"name\": \"Ada\", \"born\": 1815}", NULL, &r, &err),
+         &err, "create");
+    agec_result_free(r);
+    must(agec_cypher_exec(c, GRAPH, "MATCH (p:Person {name: $name}) RETURN p, p.born AS born",
+                          "{\"name\": \"Ada\"}", NULL, &r, &err),
+         &err, "match");
+    assert_int_equal(agec_result_rows(r), 1);
+    assert_int_equal(agec_result_columns(r), 2);
+    assert_string_equal(agec_result_column_name(r, 0), "p");
+    assert_string_equal(agec_result_column_name(r, 1), "born");
+    const agec_value *p;
+    must(agec_result_value(r, 0, 0, &p, &err), &err, "value");
+    assert_int_equal(agec_value_type(p), AGEC_TYPE_VERTEX);
+    const char *label;
+    size_t len;
+    must(agec_element_label(p, &label, &len, &err), &err, "label");
+    assert_int_equal(len, 6);
+    assert_memory_equal(label, "Person", 6);
+    const agec_value *born = agec_value_get(agec_element_properties(p), "born", 4);
+    int64_t b;
+    must(agec_value_get_int64(born, &b, &err), &err, "born");
+    assert_int_equal(b, 1815);
+    agec_result_free(r);
+    agec_conn_release(c);
+}
+
+/* Write a value as a parameter, RETURN it, parse, compare. */
+static void roundtrip(agec_conn *c, const char *param_value)
+{
+    char params[4096];
+    snprintf(params, sizeof params, "{\"v\": %s}", param_value);
+    agec_value *want_map = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    must(agec_agtype_parse(params, strlen(params), 0, &want_map, &err), &err, params);
+    agec_result *r = NULL;
+    must(agec_cypher_exec(c, GRAPH, "RETURN $v", params, NULL, &r, &err), &err, params);
+    const agec_value *got;
+    must(agec_result_value(r, 0, 0, &got, &err), &err, "parse");
+    const agec_value *want = agec_value_get(want_map, "v", 1);
+    if (!agec_value_equal(got, want))
+        fail_msg("round trip of %s gave %s", param_value, agec_result_text(r, 0, 0, NULL));
+    agec_result_free(r);
+    agec_value_free(want_map);
+}
+
+static void test_roundtrip_values(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    static const char *values[] = {
+        "9223372036854775807",
+        "-9223372036854775808",
+        "0",
+        "1.5",
+        "1e+300",
+        "4.9406564584124654e-324", /* smallest subnormal */
+        "2.2250738585072009e-308",
+        "1.7976931348623157e+308",
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "123456789012345678901234567890.123456789::numeric",
+        "-0.000000000000000000000000000001::numeric",
+        "\"quote \\\" backslash \\\\ dollar $$ tag $agec$ $tag$\"",
+        "\"new\\nline\\ttab\\r\\u0001\\u001f ctrl\"",
+        "\"emoji \xf0\x9f\x98\x80 \xe6\xbc\xa2\xe5\xad\x97 \\ud83d\\ude00\"",
+        "\"'); DROP TABLE canary; --\"",
+        "true",
+        "false",
+        "[1, [2, [3, [4]]], {\"a\": {\"b\": null}}]",
+        "{\"k\": [1.25, \"x\", {\"n\": -1}], \"e\": {}}",
+    };
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++)
+        roundtrip(c, values[i]);
+    agec_conn_release(c);
+}
+
+static void test_roundtrip_builder_params(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    agec_error err = AGEC_ERROR_INIT;
+    agec_builder *b;
+    must(agec_builder_new(&b, &err), &err, "builder");
+    (void)agec_builder_begin_map(b, &err);
+    (void)agec_builder_key(b, "s", 1, &err);
+    static const char str[] = "it's $$ a \"test\"\n\\";
+    (void)agec_builder_string(b, str, sizeof str - 1, &err);
+    (void)agec_builder_key(b, "i", 1, &err);
+    (void)agec_builder_int64(b, INT64_MIN, &err);
+    (void)agec_builder_key(b, "f", 1, &err);
+    (void)agec_builder_double(b, -INFINITY, &err);
+    (void)agec_builder_end_map(b, &err);
+    char *text;
+    size_t len;
+    must(agec_builder_finish(b, &text, &len, &err), &err, "finish");
+    agec_builder_free(b);
+    agec_result *r = NULL;
+    must(agec_cypher_exec(c, GRAPH, "RETURN $s, $i, $f", text, NULL, &r, &err), &err, "exec");
+    const agec_value *v;
+    const char *s;
+    size_t slen;
+    must(agec_result_value(r, 0, 0, &v, &err), &err, "s");
+    must(agec_value_get_string(v, &s, &slen, &err), &err, "s");
+    assert_int_equal(slen, sizeof str - 1);
+    assert_memory_equal(s, str, sizeof str - 1);
+    int64_t i;
+    must(agec_result_value(r, 0, 1, &v, &err), &err, "i");
+    must(agec_value_get_int64(v, &i, &err), &err, "i");
+    assert_true(i == INT64_MIN);
+    double f;
+    must(agec_result_value(r, 0, 2, &v, &err), &err, "f");
+    must(agec_value_get_double(v, &f, &err), &err, "f");
+    assert_true(isinf(f) && f < 0);
+    agec_result_free(r);
+    agec_free(text);
+    agec_conn_release(c);
+}
+
+static void test_injection_is_inert(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    agec_error err = AGEC_ERROR_INIT;
+    agec_result *r = NULL;
+    /* Hostile graph names never reach the server. */
+    static const char *graphs[] = { "x'); DROP TABLE canary; --", "it_cypher$$", "a\\b'c", "",
+                                    "g\"x" };
+    for (size_t i = 0; i < sizeof graphs / sizeof graphs[0]; i++)
+        assert_int_equal(agec_cypher_exec(c, graphs[i], "RETURN 1", NULL, NULL, &r, &err),
+                         AGEC_ERR_NAME);
+    /* Hostile text in parameters and in the query is stored verbatim. */
+    const char *evil = "{\"name\": \"'); DROP TABLE canary; -- $$ $agec$ \\\\\"}";
+    must(agec_cypher_exec(c, GRAPH, "CREATE (n:Evil {name: $name}) RETURN n.name", evil, NULL, &r,
+                          &err),
+         &err, "evil param");
+    assert_string_equal(agec_result_text(r, 0, 0, NULL),
+                        "\"'); DROP TABLE canary; -- $$ $agec$ \\\\\"");
+    agec_result_free(r);
+    must(agec_cypher_exec(c, GRAPH, "RETURN '$agec$); DROP TABLE canary; --' AS s", NULL, NULL,
+                          &r, &err),
+         &err, "evil query text");
+    assert_string_equal(agec_result_text(r, 0, 0, NULL), "\"$agec$); DROP TABLE canary; --\"");
+    agec_result_free(r);
+    /* A NUL inside a parameter string is refused by the server, not truncated. */
+    assert_int_not_equal(agec_cypher_exec(c, GRAPH, "RETURN $s", "{\"s\": \"a\\u0000b\"}", NULL,
+                                          &r, &err),
+                         AGEC_OK);
+    assert_null(r);
+    must(agec_sql_exec(c, "SELECT count(*) FROM public.canary", 0, NULL, NULL, &r, &err), &err,
+         "canary survives");
+    agec_result_free(r);
+    agec_conn_release(c);
+}
+
+static void test_errors_carry_server_fields(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    agec_error err = AGEC_ERROR_INIT;
+    agec_result *r = NULL;
+    agec_status st = agec_cypher_exec(c, GRAPH, "MATCH (n RETURN n", NULL, NULL, &r, &err);
+    assert_int_equal(st, AGEC_ERR_SERVER);
+    assert_string_equal(err.sqlstate, "42601");
+    assert_true(err.position > 0);
+    assert_null(r);
+    st = agec_cypher_exec(c, "no_such_graph", "RETURN 1", NULL, NULL, &r, &err);
+    assert_int_equal(st, AGEC_ERR_SERVER);
+    assert_string_equal(err.sqlstate, "3F000");
+    assert_non_null(strstr(err.hint, "create the graph"));
+    /* Column list mismatch gets a hint. */
+    agec_query_opts o;
+    agec_query_opts_init(&o);
+    o.ncolumns = 1;
+    st = agec_cypher_exec(c, GRAPH, "RETURN 1, 2", NULL, &o, &r, &err);
+    assert_int_equal(st, AGEC_ERR_SERVER);
+    assert_true(strlen(err.hint) > 0);
+    /* The connection is still usable after errors. */
+    must(agec_cypher_exec(c, GRAPH, "RETURN 1", NULL, NULL, &r, &err), &err, "after errors");
+    agec_result_free(r);
+    agec_conn_release(c);
+}
+
+static void test_prepared_past_generic_plan(void **state)
+{
+    (void)state;
+    /* apache/age PR 2489: prepared cypher() with $1 past the 5th execution. */
+    agec_conn *c = get();
+    agec_error err = AGEC_ERROR_INIT;
+    for (int i = 0; i < 12; i++) {
+        char p[64];
+        snprintf(p, sizeof p, "{\"x\": %d, \"s\": \"v%d\"}", i, i);
+        agec_result *r = NULL;
+        must(agec_cypher_exec(c, GRAPH, "RETURN $x + 1, $s", p, NULL, &r, &err), &err, "exec");
+        int64_t v;
+        const agec_value *val;
+        must(agec_result_value(r, 0, 0, &val, &err), &err, "value");
+        must(agec_value_get_int64(val, &v, &err), &err, "int");
+        assert_int_equal(v, i + 1);
+        agec_result_free(r);
+    }
+    agec_conn_release(c);
+}
+
+static void test_graph_management(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    agec_error err = AGEC_ERROR_INIT;
+    char **names;
+    size_t n;
+    must(agec_graph_list(c, &names, &n, &err), &err, "list");
+    bool found = false;
+    for (size_t i = 0; i < n; i++)
+        found |= strcmp(names[i], GRAPH) == 0;
+    assert_true(found);
+    agec_strings_free(names);
+    must(agec_label_create(c, GRAPH, "City", AGEC_LABEL_VERTEX, &err), &err, "vlabel");
+    must(agec_label_create(c, GRAPH, "LIVES_IN", AGEC_LABEL_EDGE, &err), &err, "elabel");
+    assert_int_equal(agec_label_create(c, GRAPH, "bad-label", AGEC_LABEL_EDGE, &err),
+                     AGEC_ERR_NAME);
+    agec_result *labels = NULL;
+    must(agec_label_list(c, GRAPH, &labels, &err), &err, "labels");
+    int seen = 0;
+    for (size_t i = 0; i < agec_result_rows(labels); i++) {
+        const char *name = agec_result_text(labels, i, 0, NULL);
+        const char *kind = agec_result_text(labels, i, 1, NULL);
+        if (strcmp(name, "City") == 0 && strcmp(kind, "vertex") == 0)
+            seen++;
+        if (strcmp(name, "LIVES_IN") == 0 && strcmp(kind, "edge") == 0)
+            seen++;
+    }
+    assert_int_equal(seen, 2);
+    agec_result_free(labels);
+    /* Indexes: twice, to prove idempotence; then they exist. */
+    must(agec_graph_create_indexes(c, GRAPH, NULL, &err), &err, "indexes");
+    must(agec_graph_create_indexes(c, GRAPH, NULL, &err), &err, "indexes again");
+    agec_result *r = NULL;
+    const char *v[1] = { GRAPH };
+    must(agec_sql_exec(c,
+                       "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname "
+                       "LIKE 'LIVES_IN_agec_%'",
+                       1, v, NULL, &r, &err),
+         &err, "pg_indexes");
+    assert_string_equal(agec_result_text(r, 0, 0, NULL), "4");
+    agec_result_free(r);
+    assert_int_equal(agec_graph_create_indexes(c, GRAPH, "Nope", &err), AGEC_ERR_NOT_FOUND);
+    agec_conn_release(c);
+}
+
+static void test_cypher_transactions(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    agec_error err = AGEC_ERROR_INIT;
+    agec_result *r = NULL;
+    must(agec_tx_begin(c, NULL, &err), &err, "begin");
+    must(agec_cypher_exec(c, GRAPH, "CREATE (:Tx {k: 'rolled back'})", NULL, NULL, &r, &err),
+         &err, "create");
+    agec_result_free(r);
+    must(agec_tx_rollback(c, &err), &err, "rollback");
+    must(agec_tx_begin(c, NULL, &err), &err, "begin 2");
+    must(agec_cypher_exec(c, GRAPH, "CREATE (:Tx {k: 'kept'})", NULL, NULL, &r, &err), &err,
+         "create 2");
+    agec_result_free(r);
+    unsigned sp;
+    must(agec_tx_savepoint(c, &sp, &err), &err, "savepoint");
+    must(agec_cypher_exec(c, GRAPH, "CREATE (:Tx {k: 'undone'})", NULL, NULL, &r, &err), &err,
+         "create 3");
+    agec_result_free(r);
+    must(agec_tx_rollback_to(c, sp, &err), &err, "rollback to");
+    must(agec_tx_commit(c, &err), &err, "commit");
+    must(agec_cypher_exec(c, GRAPH, "MATCH (t:Tx) RETURN t.k ORDER BY t.k", NULL, NULL, &r, &err),
+         &err, "match");
+    assert_int_equal(agec_result_rows(r), 1);
+    assert_string_equal(agec_result_text(r, 0, 0, NULL), "\"kept\"");
+    agec_result_free(r);
+    agec_conn_release(c);
+}
+
+static bool count_row(agec_result *row, void *user)
+{
+    size_t *n = user;
+    const agec_value *v;
+    if (agec_result_value(row, 0, 0, &v, NULL) == AGEC_OK && agec_value_type(v) == AGEC_TYPE_INT)
+        (*n)++;
+    return true;
+}
+
+static void test_stream_rows(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    agec_error err = AGEC_ERROR_INIT;
+    size_t n = 0;
+    must(agec_cypher_stream(c, GRAPH, "UNWIND range(1, 5000) AS i RETURN i", NULL, NULL,
+                            count_row, &n, &err),
+         &err, "stream");
+    assert_int_equal(n, 5000);
+    agec_conn_release(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_create_and_match_vertex),
+        cmocka_unit_test(test_roundtrip_values),
+        cmocka_unit_test(test_roundtrip_builder_params),
+        cmocka_unit_test(test_injection_is_inert),
+        cmocka_unit_test(test_errors_carry_server_fields),
+        cmocka_unit_test(test_prepared_past_generic_plan),
+        cmocka_unit_test(test_graph_management),
+        cmocka_unit_test(test_cypher_transactions),
+        cmocka_unit_test(test_stream_rows),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,304 @@
+/*
+ * SQL execution and transactions on PostgreSQL 15 (real multi-session
+ * server): statement timeout, commit/rollback visibility, savepoints, the
+ * retrying transaction runner against a real serialization failure, and
+ * row-by-row streaming of a large result.
+ */
+#include "testutil.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agec/agec.h"
+#include "agec/pool.h"
+
+static agec_pool *pool;
+
+static void must(agec_status st, const agec_error *err, const char *what)
+{
+    if (st != AGEC_OK)
+        fail_msg("%s: %s [%s] %s", what, agec_status_name(st), err->sqlstate, err->message);
+}
+
+static agec_conn *get(void)
+{
+    agec_conn *c = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
+    return c;
+}
+
+static void sql(agec_conn *c, const char *text)
+{
+    agec_result *r = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    must(agec_sql_exec(c, text, 0, NULL, NULL, &r, &err), &err, text);
+    agec_result_free(r);
+}
+
+static long count(agec_conn *c, const char *text)
+{
+    agec_result *r = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    must(agec_sql_exec(c, text, 0, NULL, NULL, &r, &err), &err, text);
+    long n = atol(agec_result_text(r, 0, 0, NULL));
+    agec_result_free(r);
+    return n;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    agec_pool_config cfg;
+    agec_pool_config_init(&cfg);
+    cfg.conninfo = agec_test_pg_conninfo();
+    cfg.max = 4;
+    cfg.age_mode = AGEC_AGE_OFF;
+    cfg.application_name = "agec_it_sql";
+    cfg.on_event = agec_pool_event_ignore;
+    cfg.acquire_timeout_ms = 5000;
+    agec_error err = AGEC_ERROR_INIT;
+    must(agec_pool_open(&cfg, &pool, &err), &err, "open");
+    agec_conn *c = get();
+    sql(c, "DROP TABLE IF EXISTS it_sql");
+    sql(c, "CREATE TABLE it_sql (id int PRIMARY KEY, v text)");
+    agec_conn_release(c);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    agec_pool_close(pool, 1000, NULL);
+    return 0;
+}
+
+static void test_bound_parameters(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    agec_error err = AGEC_ERROR_INIT;
+    const char *v[2] = { "1", "'); DROP TABLE it_sql; --" };
+    agec_result *r = NULL;
+    must(agec_sql_exec(c, "INSERT INTO it_sql VALUES ($1, $2)", 2, v, NULL, &r, &err), &err,
+         "insert");
+    assert_int_equal(agec_result_affected(r), 1);
+    agec_result_free(r);
+    must(agec_sql_exec(c, "SELECT v, NULL::text AS n FROM it_sql WHERE id = $1", 1, v, NULL, &r,
+                       &err),
+         &err, "select");
+    assert_string_equal(agec_result_text(r, 0, 0, NULL), v[1]);
+    assert_true(agec_result_is_null(r, 0, 1));
+    assert_string_equal(agec_result_column_name(r, 1), "n");
+    agec_result_free(r);
+    sql(c, "DELETE FROM it_sql");
+    agec_conn_release(c);
+}
+
+static void test_statement_timeout_cancels(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    agec_error err = AGEC_ERROR_INIT;
+    agec_query_opts o;
+    agec_query_opts_init(&o);
+    o.timeout_ms = 200;
+    agec_result *r = NULL;
+    int64_t t0 = agec_test_now_ms();
+    agec_status st = agec_sql_exec(c, "SELECT pg_sleep(30)", 0, NULL, &o, &r, &err);
+    int64_t took = agec_test_now_ms() - t0;
+    assert_int_equal(st, AGEC_ERR_TIMEOUT);
+    assert_string_equal(err.sqlstate, "57014");
+    assert_true(took < 200 + 250);
+    assert_null(r);
+    /* The same connection works afterwards. */
+    assert_int_equal(count(c, "SELECT 41 + 1"), 42);
+    agec_conn_release(c);
+}
+
+static void test_commit_rollback_savepoint(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    agec_conn *other = get();
+    agec_error err = AGEC_ERROR_INIT;
+    must(agec_tx_begin(c, NULL, &err), &err, "begin");
+    sql(c, "INSERT INTO it_sql VALUES (10, 'rolled back')");
+    assert_int_equal(agec_tx_begin(c, NULL, &err), AGEC_ERR_STATE);
+    must(agec_tx_rollback(c, &err), &err, "rollback");
+    assert_int_equal(agec_tx_rollback(c, &err), AGEC_ERR_STATE);
+    assert_int_equal(count(other, "SELECT count(*) FROM it_sql WHERE id = 10"), 0);
+
+    must(agec_tx_begin(c, NULL, &err), &err, "begin");
+    sql(c, "INSERT INTO it_sql VALUES (11, 'kept')");
+    unsigned sp1, sp2;
+    must(agec_tx_savepoint(c, &sp1, &err), &err, "sp1");
+    sql(c, "INSERT INTO it_sql VALUES (12, 'undone')");
+    must(agec_tx_savepoint(c, &sp2, &err), &err, "sp2");
+    sql(c, "INSERT INTO it_sql VALUES (13, 'undone too')");
+    assert_int_not_equal(sp1, sp2);
+    must(agec_tx_rollback_to(c, sp1, &err), &err, "rollback to sp1");
+    sql(c, "INSERT INTO it_sql VALUES (14, 'kept too')");
+    assert_int_equal(count(other, "SELECT count(*) FROM it_sql WHERE id >= 10"), 0);
+    must(agec_tx_commit(c, &err), &err, "commit");
+    assert_int_equal(count(other, "SELECT count(*) FROM it_sql WHERE id IN (11, 14)"), 2);
+    assert_int_equal(count(other, "SELECT count(*) FROM it_sql WHERE id IN (12, 13)"), 0);
+
+    /* A failed transaction's COMMIT is not reported as success. */
+    must(agec_tx_begin(c, NULL, &err), &err, "begin");
+    sql(c, "INSERT INTO it_sql VALUES (20, 'x')");
+    agec_result *r = NULL;
+    assert_int_equal(agec_sql_exec(c, "SELECT 1/0", 0, NULL, NULL, &r, &err), AGEC_ERR_SERVER);
+    assert_string_equal(err.sqlstate, "22012");
+    assert_int_equal(agec_tx_commit(c, &err), AGEC_ERR_STATE);
+    assert_int_equal(count(other, "SELECT count(*) FROM it_sql WHERE id = 20"), 0);
+    sql(c, "DELETE FROM it_sql");
+    agec_conn_release(other);
+    agec_conn_release(c);
+}
+
+/* Two SERIALIZABLE transactions that each read what the other writes: one
+ * must fail with 40001; the runner retries it. */
+typedef struct serial_ctx {
+    pthread_barrier_t *barrier;
+    int calls;
+    int id;
+    int always_fail_after_barrier;
+} serial_ctx;
+
+static agec_status serial_body(agec_conn *c, void *user, agec_error *err)
+{
+    serial_ctx *ctx = user;
+    ctx->calls++;
+    agec_result *r = NULL;
+    agec_status st = agec_sql_exec(c, "SELECT coalesce(sum(id), 0) FROM it_sql", 0, NULL, NULL,
+                                   &r, err);
+    agec_result_free(r);
+    if (st != AGEC_OK)
+        return st;
+    if (ctx->calls == 1)
+        pthread_barrier_wait(ctx->barrier); /* both have read before either writes */
+    char id[16];
+    snprintf(id, sizeof id, "%d", ctx->id * 100 + ctx->calls);
+    const char *v[1] = { id };
+    st = agec_sql_exec(c, "INSERT INTO it_sql VALUES ($1, 'serial')", 1, v, NULL, &r, err);
+    agec_result_free(r);
+    return st;
+}
+
+static void *serial_thread(void *arg)
+{
+    serial_ctx *ctx = arg;
+    agec_tx_opts o;
+    agec_tx_opts_init(&o);
+    o.isolation = AGEC_ISOLATION_SERIALIZABLE;
+    agec_error err = AGEC_ERROR_INIT;
+    intptr_t st = agec_tx_run(pool, &o, serial_body, ctx, &err);
+    return (void *)st;
+}
+
+static void test_tx_run_retries_serialization_failure(void **state)
+{
+    (void)state;
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, 2);
+    serial_ctx a = { &barrier, 0, 1, 0 }, b = { &barrier, 0, 2, 0 };
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, serial_thread, &a);
+    pthread_create(&tb, NULL, serial_thread, &b);
+    void *ra, *rb;
+    pthread_join(ta, &ra);
+    pthread_join(tb, &rb);
+    pthread_barrier_destroy(&barrier);
+    assert_int_equal((intptr_t)ra, AGEC_OK);
+    assert_int_equal((intptr_t)rb, AGEC_OK);
+    /* One of them ran twice: it was retried after 40001. */
+    assert_int_equal(a.calls + b.calls, 3);
+    agec_conn *c = get();
+    assert_int_equal(count(c, "SELECT count(*) FROM it_sql WHERE v = 'serial'"), 2);
+    sql(c, "DELETE FROM it_sql");
+    agec_conn_release(c);
+}
+
+static agec_status always_serial_failure(agec_conn *c, void *user, agec_error *err)
+{
+    int *calls = user;
+    (*calls)++;
+    agec_result *r = NULL;
+    agec_status st = agec_sql_exec(
+        c, "DO $$BEGIN RAISE EXCEPTION 'forced' USING ERRCODE = 'serialization_failure'; END$$",
+        0, NULL, NULL, &r, err);
+    agec_result_free(r);
+    return st;
+}
+
+static void test_tx_run_gives_up_after_limit(void **state)
+{
+    (void)state;
+    agec_tx_opts o;
+    agec_tx_opts_init(&o);
+    o.max_retries = 3;
+    o.retry_base_ms = 1;
+    int calls = 0;
+    agec_error err = AGEC_ERROR_INIT;
+    assert_int_equal(agec_tx_run(pool, &o, always_serial_failure, &calls, &err), AGEC_ERR_SERVER);
+    assert_string_equal(err.sqlstate, "40001");
+    assert_string_equal(err.message, "forced");
+    assert_int_equal(calls, 4);
+}
+
+typedef struct stream_ctx {
+    long rows;
+    long sum;
+    long stop_at;
+} stream_ctx;
+
+static bool stream_row(agec_result *row, void *user)
+{
+    stream_ctx *s = user;
+    s->rows++;
+    s->sum += atol(agec_result_text(row, 0, 0, NULL));
+    return s->stop_at == 0 || s->rows < s->stop_at;
+}
+
+static void test_stream_large_result(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    agec_error err = AGEC_ERROR_INIT;
+    stream_ctx s = { 0, 0, 0 };
+    must(agec_sql_stream(c, "SELECT generate_series(1, 200000)", 0, NULL, NULL, stream_row, &s,
+                         &err),
+         &err, "stream");
+    assert_int_equal(s.rows, 200000);
+    assert_true(s.sum == 200000L * 200001L / 2);
+    /* Stopping early discards the rest and leaves the connection usable. */
+    stream_ctx t = { 0, 0, 10 };
+    must(agec_sql_stream(c, "SELECT generate_series(1, 50000)", 0, NULL, NULL, stream_row, &t,
+                         &err),
+         &err, "stream stop");
+    assert_int_equal(t.rows, 10);
+    assert_int_equal(count(c, "SELECT 7"), 7);
+    /* An error mid-stream is reported. */
+    stream_ctx u = { 0, 0, 0 };
+    assert_int_equal(agec_sql_stream(c, "SELECT 1 / (3 - g) FROM generate_series(1, 5) g", 0,
+                                     NULL, NULL, stream_row, &u, &err),
+                     AGEC_ERR_SERVER);
+    assert_string_equal(err.sqlstate, "22012");
+    agec_conn_release(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bound_parameters),
+        cmocka_unit_test(test_statement_timeout_cancels),
+        cmocka_unit_test(test_commit_rollback_savepoint),
+        cmocka_unit_test(test_tx_run_retries_serialization_failure),
+        cmocka_unit_test(test_tx_run_gives_up_after_limit),
+        cmocka_unit_test(test_stream_large_result),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

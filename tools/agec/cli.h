@@ -1,0 +1,88 @@
+/*
+ * Shared state and helpers of the agec command-line tool. The tool uses
+ * only the public API (agec/agec.h), like any program linking libagec.
+ */
+#ifndef AGEC_CLI_H
+#define AGEC_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "agec/agec.h"
+#include "agec/agtype.h"
+#include "agec/pool.h"
+
+/* Exit codes (documented in --help and the README). */
+enum {
+    EXIT_OK = 0,
+    EXIT_QUERY = 1, /* the server or the query failed */
+    EXIT_USAGE = 2, /* bad command line or input */
+    EXIT_CONN = 3,  /* could not get a connection */
+};
+
+typedef enum { FMT_AUTO, FMT_TABLE, FMT_JSON, FMT_CSV } out_format;
+
+typedef struct cli {
+    const char *dsn;
+    const char *graph;
+    int pool_max, pool_min;
+    int connect_timeout_ms, acquire_timeout_ms, statement_timeout_ms;
+    agec_age_mode age_mode;
+    out_format format;
+    bool quiet, verbose;
+    agec_pool *pool;
+} cli;
+
+/* Open cli->pool from the global options (max/min overridable). Returns
+ * EXIT_OK or prints the error and returns its exit code. */
+int cli_open_pool(cli *c, int max, int min);
+
+/* Close the pool gracefully (NULL-safe). */
+void cli_close_pool(cli *c);
+
+/* Acquire a connection; on failure print and return the exit code. */
+int cli_acquire(cli *c, agec_conn **out);
+
+/* Print an error (code, SQLSTATE, message, detail, hint) to stderr and
+ * return its exit code: EXIT_CONN for connection failures, else EXIT_QUERY. */
+int cli_fail(const char *what, agec_status st, const agec_error *err);
+
+/* Exit code a status maps to. */
+int cli_exit_code(agec_status st);
+
+/* Usage error: print "agec: MESSAGE" and a hint, return EXIT_USAGE. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Parse a non-negative int option value; false when invalid. */
+bool cli_parse_int(const char *s, int *out);
+
+/* Build the agtype parameter map from --params OBJECT and --param NAME=JSON
+ * pairs (later keys win). *out is NULL when there are none; free with
+ * agec_free. Returns EXIT_OK or EXIT_USAGE after printing the position. */
+int cli_build_params(const char *params_json, const char *const *pairs, int npairs, char **out);
+
+/* Effective output format (AUTO: table on a terminal, JSON otherwise). */
+out_format cli_format(const cli *c);
+
+/* Print a whole result in the chosen format. cypher: cells are agtype. */
+int cli_print_result(const cli *c, agec_result *res, bool cypher, FILE *out);
+
+/* Row-at-a-time JSON Lines / CSV printer for streamed rows. */
+int cli_print_row(const cli *c, agec_result *row, bool cypher, bool first, FILE *out);
+
+/* Write one cell as JSON (agtype through the library's JSON writer; SQL by
+ * column type). */
+void cli_cell_json(agec_result *res, size_t row, size_t col, bool cypher, FILE *out);
+
+/* Subcommands; argv[0] is the subcommand name. */
+int cmd_query(cli *c, int argc, char **argv);
+int cmd_sql(cli *c, int argc, char **argv);
+int cmd_graph(cli *c, int argc, char **argv);
+int cmd_shell(cli *c, int argc, char **argv);
+int cmd_bench(cli *c, int argc, char **argv);
+int cmd_demo(cli *c, int argc, char **argv);
+
+/* Monotonic milliseconds, as double. */
+double cli_now_ms(void);
+
+#endif

@@ -1,0 +1,281 @@
+/*
+ * agec bench: N threads run one statement through one pool for a duration
+ * or a count; throughput, latency percentiles, acquire wait, errors by
+ * code/SQLSTATE, and the pool's statistics. Errors are counted, not fatal:
+ * a server restart during a bench is reported, not a crash.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define MAX_ERROR_KINDS 16
+
+typedef struct err_kind {
+    agec_status code;
+    char sqlstate[6];
+    char example[160];
+    uint64_t count;
+} err_kind;
+
+typedef struct bench_thread {
+    struct bench *b;
+    pthread_t tid;
+    double *lat_ms; /* latencies of successful operations */
+    size_t n, cap;
+    err_kind errors[MAX_ERROR_KINDS];
+    size_t nerrors;
+    uint64_t other_errors;
+} bench_thread;
+
+typedef struct bench {
+    cli *c;
+    const char *cypher, *sql;
+    char *params;
+    double deadline_ms; /* 0 = by count */
+    atomic_long remaining; /* by count */
+    atomic_long done, failed;
+    atomic_int stop;
+} bench;
+
+static void record_error(bench_thread *t, agec_status st, const agec_error *err)
+{
+    for (size_t i = 0; i < t->nerrors; i++)
+        if (t->errors[i].code == st && strcmp(t->errors[i].sqlstate, err->sqlstate) == 0) {
+            t->errors[i].count++;
+            return;
+        }
+    if (t->nerrors == MAX_ERROR_KINDS) {
+        t->other_errors++;
+        return;
+    }
+    err_kind *k = &t->errors[t->nerrors++];
+    k->code = st;
+    memcpy(k->sqlstate, err->sqlstate, sizeof k->sqlstate);
+    snprintf(k->example, sizeof k->example, "%.159s", err->message);
+    k->count = 1;
+}
+
+static bool take_one(bench *b)
+{
+    if (atomic_load(&b->stop))
+        return false;
+    if (b->deadline_ms > 0)
+        return cli_now_ms() < b->deadline_ms;
+    return atomic_fetch_sub(&b->remaining, 1) > 0;
+}
+
+static void *run_thread(void *arg)
+{
+    bench_thread *t = arg;
+    bench *b = t->b;
+    agec_query_opts o;
+    agec_query_opts_init(&o);
+    o.timeout_ms = b->c->statement_timeout_ms;
+    while (take_one(b)) {
+        double t0 = cli_now_ms();
+        agec_conn *conn = NULL;
+        agec_error err = AGEC_ERROR_INIT;
+        agec_status st = agec_pool_acquire(b->c->pool, &conn, &err);
+        if (st == AGEC_OK) {
+            agec_result *res = NULL;
+            st = b->cypher ? agec_cypher_exec(conn, b->c->graph, b->cypher, b->params, &o, &res,
+                                              &err)
+                           : agec_sql_exec(conn, b->sql, 0, NULL, &o, &res, &err);
+            agec_result_free(res);
+            agec_conn_release(conn);
+        }
+        if (st == AGEC_OK) {
+            if (t->n == t->cap) {
+                size_t cap = t->cap ? t->cap * 2 : 4096;
+                double *p = realloc(t->lat_ms, cap * sizeof *p);
+                if (p == NULL)
+                    break;
+                t->lat_ms = p;
+                t->cap = cap;
+            }
+            t->lat_ms[t->n++] = cli_now_ms() - t0;
+            atomic_fetch_add(&b->done, 1);
+        } else {
+            record_error(t, st, &err);
+            atomic_fetch_add(&b->failed, 1);
+            /* Do not spin on a dead server: errors are fast. */
+            nanosleep(&(struct timespec){ 0, 5000000 }, NULL);
+        }
+    }
+    return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double pct(const double *v, size_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+    return v[i < n ? i : n - 1];
+}
+
+int cmd_bench(cli *c, int argc, char **argv)
+{
+    bench b = { .c = c };
+    int threads = 4, duration_s = 0, count = 0;
+    const char *params_json = NULL;
+    const char **pairs = calloc((size_t)argc, sizeof *pairs);
+    int npairs = 0, rc = EXIT_USAGE;
+    if (pairs == NULL)
+        return EXIT_QUERY;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (v == NULL) {
+            rc = cli_usage_error("bench: %s needs a value", a);
+            goto out;
+        }
+        i++;
+        if (strcmp(a, "--cypher") == 0)
+            b.cypher = v;
+        else if (strcmp(a, "--sql") == 0)
+            b.sql = v;
+        else if (strcmp(a, "--param") == 0)
+            pairs[npairs++] = v;
+        else if (strcmp(a, "--params") == 0)
+            params_json = v;
+        else if (strcmp(a, "--threads") == 0 && cli_parse_int(v, &threads) && threads > 0 &&
+                 threads <= 1024)
+            continue;
+        else if (strcmp(a, "--duration") == 0 && cli_parse_int(v, &duration_s) && duration_s > 0)
+            continue;
+        else if (strcmp(a, "--count") == 0 && cli_parse_int(v, &count) && count > 0)
+            continue;
+        else {
+            rc = cli_usage_error("bench: bad option or value: %s %s", a, v);
+            goto out;
+        }
+    }
+    if ((b.cypher == NULL) == (b.sql == NULL)) {
+        rc = cli_usage_error("bench: give exactly one of --cypher Q and --sql Q");
+        goto out;
+    }
+    if (b.cypher != NULL && c->graph == NULL) {
+        rc = cli_usage_error("bench --cypher: --graph NAME is required");
+        goto out;
+    }
+    if (duration_s > 0 && count > 0) {
+        rc = cli_usage_error("bench: give --duration or --count, not both");
+        goto out;
+    }
+    if (duration_s == 0 && count == 0)
+        duration_s = 10;
+    if ((rc = cli_build_params(params_json, pairs, npairs, &b.params)) != EXIT_OK)
+        goto out;
+    if ((rc = cli_open_pool(c, c->pool_max, c->pool_min)) != EXIT_OK)
+        goto out;
+    bench_thread *ts = calloc((size_t)threads, sizeof *ts);
+    if (ts == NULL) {
+        rc = EXIT_QUERY;
+        goto out;
+    }
+    double t0 = cli_now_ms();
+    b.deadline_ms = duration_s > 0 ? t0 + duration_s * 1000.0 : 0;
+    atomic_store(&b.remaining, count);
+    int started = 0;
+    for (; started < threads; started++) {
+        ts[started].b = &b;
+        if (pthread_create(&ts[started].tid, NULL, run_thread, &ts[started]) != 0)
+            break;
+    }
+    bool live = !c->quiet && isatty(STDERR_FILENO);
+    while (live) {
+        bool finished = b.deadline_ms > 0 ? cli_now_ms() >= b.deadline_ms
+                                          : atomic_load(&b.done) + atomic_load(&b.failed) >=
+                                                count;
+        double el = (cli_now_ms() - t0) / 1000.0;
+        fprintf(stderr, "\r  %.1f s  %ld ok  %ld errors  %.0f ops/s   ", el, atomic_load(&b.done),
+                atomic_load(&b.failed), el > 0 ? (double)atomic_load(&b.done) / el : 0.0);
+        if (finished)
+            break;
+        nanosleep(&(struct timespec){ 0, 250000000 }, NULL);
+    }
+    for (int i = 0; i < started; i++)
+        pthread_join(ts[i].tid, NULL);
+    double elapsed = (cli_now_ms() - t0) / 1000.0;
+    if (live)
+        fputc('\n', stderr);
+
+    size_t n = 0;
+    for (int i = 0; i < started; i++)
+        n += ts[i].n;
+    double *all = malloc((n ? n : 1) * sizeof *all);
+    size_t k = 0;
+    for (int i = 0; all && i < started; i++) {
+        memcpy(all + k, ts[i].lat_ms, ts[i].n * sizeof *all);
+        k += ts[i].n;
+    }
+    if (all)
+        qsort(all, n, sizeof *all, cmp_double);
+    agec_pool_stats s;
+    (void)agec_pool_stats_get(c->pool, &s);
+    long failed = atomic_load(&b.failed);
+    double tput = elapsed > 0 ? (double)n / elapsed : 0;
+    bool json = cli_format(c) == FMT_JSON;
+    if (json) {
+        printf("{\"threads\": %d, \"seconds\": %.3f, \"ok\": %zu, \"errors\": %ld, "
+               "\"ops_per_sec\": %.1f, \"latency_ms\": {\"p50\": %.3f, \"p90\": %.3f, \"p99\": "
+               "%.3f, \"max\": %.3f}, \"acquire_wait_p99_ms\": %.3f, \"errors_by_kind\": [",
+               started, elapsed, n, failed, tput, pct(all, n, .5), pct(all, n, .9),
+               pct(all, n, .99), n ? all[n - 1] : 0.0, (double)s.wait_p99_us / 1000.0);
+    } else {
+        printf("threads %d, %.2f s: %zu ok, %ld errors, %.0f ops/s\n", started, elapsed, n,
+               failed, tput);
+        printf("latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", pct(all, n, .5),
+               pct(all, n, .9), pct(all, n, .99), n ? all[n - 1] : 0.0);
+        printf("acquire wait ms: p99 %.3f  max %.3f\n", (double)s.wait_p99_us / 1000.0,
+               (double)s.wait_max_us / 1000.0);
+    }
+    bool first = true;
+    for (int i = 0; i < started; i++)
+        for (size_t e = 0; e < ts[i].nerrors; e++) {
+            err_kind *ek = &ts[i].errors[e];
+            if (json) {
+                printf("%s{\"code\": \"%s\", \"sqlstate\": \"%s\", \"count\": %llu}",
+                       first ? "" : ", ", agec_status_name(ek->code), ek->sqlstate,
+                       (unsigned long long)ek->count);
+            } else {
+                printf("error %s%s%s x%llu (thread %d): %s\n", agec_status_name(ek->code),
+                       ek->sqlstate[0] ? " " : "", ek->sqlstate, (unsigned long long)ek->count,
+                       i, ek->example);
+            }
+            first = false;
+        }
+    if (json) {
+        printf("], \"pool\": {\"opened\": %llu, \"acquires\": %llu, \"acquire_timeouts\": %llu, "
+               "\"connect_failures\": %llu, \"breaker_fast_fails\": %llu, \"breaker\": \"%s\"}}\n",
+               (unsigned long long)s.opened, (unsigned long long)s.acquires,
+               (unsigned long long)s.acquire_timeouts, (unsigned long long)s.connect_failures,
+               (unsigned long long)s.breaker_fast_fails, agec_breaker_state_name(s.breaker));
+    } else {
+        printf("pool: opened %llu, acquires %llu, acquire timeouts %llu, connect failures %llu, "
+               "breaker fast-fails %llu, breaker %s\n",
+               (unsigned long long)s.opened, (unsigned long long)s.acquires,
+               (unsigned long long)s.acquire_timeouts, (unsigned long long)s.connect_failures,
+               (unsigned long long)s.breaker_fast_fails, agec_breaker_state_name(s.breaker));
+    }
+    free(all);
+    for (int i = 0; i < started; i++)
+        free(ts[i].lat_ms);
+    free(ts);
+    rc = n > 0 || failed == 0 ? EXIT_OK : EXIT_QUERY;
+out:
+    agec_free(b.params);
+    free(pairs);
+    return rc;
+}

@@ -1,0 +1,349 @@
+/*
+ * agec demo: the showcase workload. A generated social graph loaded by 8
+ * concurrent workers in transactions with bound parameters, indexed, then
+ * queried; the pool's statistics at the end.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define DEMO_GRAPH "demo_social"
+#define WORKERS 8
+#define PEOPLE_BATCH 50
+#define EDGE_BATCH 100
+
+static const char *const FIRST[] = { "Ada", "Alan", "Grace", "Linus", "Barbara", "Ken",
+                                     "Dennis", "Margaret", "Edsger", "Donald", "Frances",
+                                     "John", "Radia", "Tim", "Leslie", "Niklaus" };
+static const char *const LAST[] = { "Lovelace", "Turing", "Hopper", "Torvalds", "Liskov",
+                                    "Thompson", "Ritchie", "Hamilton", "Dijkstra", "Knuth",
+                                    "Allen", "Backus", "Perlman", "Lee", "Lamport", "Wirth" };
+static const char *const CITIES[] = { "Oslo", "Paris", "Lima", "Kyiv", "Osaka", "Nairobi",
+                                      "Quito", "Hanoi", "Porto", "Tunis" };
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+typedef struct edge {
+    int a, b, since;
+} edge;
+
+typedef struct demo {
+    cli *c;
+    int people;
+    int nedges;
+    edge *edges;
+    atomic_int next_batch; /* work queue: batches handed out in order */
+    int people_batches, edge_batches;
+    atomic_int done_batches;
+    atomic_int failed;
+    agec_error first_err;
+    pthread_mutex_t err_lock;
+    bool progress;
+} demo;
+
+/* Deterministic generator so reruns load the same graph. */
+static uint32_t lcg(uint32_t *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return *s >> 8;
+}
+
+static void person_name(int i, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s %s %d", FIRST[(size_t)i % COUNT(FIRST)],
+             LAST[(size_t)(i / (int)COUNT(FIRST)) % COUNT(LAST)], i);
+}
+
+typedef struct batch {
+    demo *d;
+    int index;
+} batch;
+
+static agec_status load_batch(agec_conn *conn, void *user, agec_error *err)
+{
+    batch *bt = user;
+    demo *d = bt->d;
+    agec_builder *b;
+    agec_status st = agec_builder_new(&b, err);
+    if (st != AGEC_OK)
+        return st;
+    (void)agec_builder_begin_map(b, err);
+    (void)agec_builder_key(b, "rows", 4, err);
+    (void)agec_builder_begin_list(b, err);
+    const char *query;
+    if (bt->index < d->people_batches) {
+        int from = bt->index * PEOPLE_BATCH;
+        int to = from + PEOPLE_BATCH < d->people ? from + PEOPLE_BATCH : d->people;
+        for (int i = from; i < to; i++) {
+            char name[64];
+            person_name(i, name, sizeof name);
+            const char *city = CITIES[(size_t)(i * 7 + i / 3) % COUNT(CITIES)];
+            (void)agec_builder_begin_map(b, err);
+            (void)agec_builder_key(b, "id", 2, err);
+            (void)agec_builder_int64(b, i, err);
+            (void)agec_builder_key(b, "name", 4, err);
+            (void)agec_builder_string(b, name, strlen(name), err);
+            (void)agec_builder_key(b, "age", 3, err);
+            (void)agec_builder_int64(b, 18 + (i * 37) % 62, err);
+            (void)agec_builder_key(b, "city", 4, err);
+            (void)agec_builder_string(b, city, strlen(city), err);
+            (void)agec_builder_end_map(b, err);
+        }
+        query = "UNWIND $rows AS r CREATE (:Person {id: r.id, name: r.name, age: r.age, "
+                "city: r.city})";
+    } else {
+        int from = (bt->index - d->people_batches) * EDGE_BATCH;
+        int to = from + EDGE_BATCH < d->nedges ? from + EDGE_BATCH : d->nedges;
+        for (int i = from; i < to; i++) {
+            (void)agec_builder_begin_map(b, err);
+            (void)agec_builder_key(b, "a", 1, err);
+            (void)agec_builder_int64(b, d->edges[i].a, err);
+            (void)agec_builder_key(b, "b", 1, err);
+            (void)agec_builder_int64(b, d->edges[i].b, err);
+            (void)agec_builder_key(b, "since", 5, err);
+            (void)agec_builder_int64(b, d->edges[i].since, err);
+            (void)agec_builder_end_map(b, err);
+        }
+        query = "UNWIND $rows AS r MATCH (a:Person {id: r.a}), (b:Person {id: r.b}) "
+                "CREATE (a)-[:KNOWS {since: r.since}]->(b)";
+    }
+    (void)agec_builder_end_list(b, err);
+    (void)agec_builder_end_map(b, err);
+    char *params;
+    size_t len;
+    st = agec_builder_finish(b, &params, &len, err);
+    agec_builder_free(b);
+    if (st != AGEC_OK)
+        return st;
+    agec_result *res = NULL;
+    st = agec_cypher_exec(conn, DEMO_GRAPH, query, params, NULL, &res, err);
+    agec_result_free(res);
+    agec_free(params);
+    return st;
+}
+
+static void draw_progress(demo *d, const char *what)
+{
+    if (!d->progress)
+        return;
+    int total = d->people_batches + d->edge_batches;
+    int done = atomic_load(&d->done_batches);
+    int width = 40, fill = total ? done * width / total : width;
+    fprintf(stderr, "\r  %-8s [", what);
+    for (int i = 0; i < width; i++)
+        fputc(i < fill ? '#' : '.', stderr);
+    fprintf(stderr, "] %3d%%", total ? done * 100 / total : 100);
+    fflush(stderr);
+}
+
+/* Workers take batches in order: all people batches come before edges, and
+ * a worker only starts edges once every people batch has committed. */
+static void *worker(void *arg)
+{
+    demo *d = arg;
+    agec_tx_opts o;
+    agec_tx_opts_init(&o);
+    for (;;) {
+        int i = atomic_fetch_add(&d->next_batch, 1);
+        if (i >= d->people_batches + d->edge_batches || atomic_load(&d->failed))
+            break;
+        while (i >= d->people_batches && atomic_load(&d->done_batches) < d->people_batches &&
+               !atomic_load(&d->failed))
+            nanosleep(&(struct timespec){ 0, 2000000 }, NULL); /* edges need every person */
+        batch bt = { d, i };
+        agec_error err = AGEC_ERROR_INIT;
+        agec_status st = agec_tx_run(d->c->pool, &o, load_batch, &bt, &err);
+        if (st != AGEC_OK) {
+            pthread_mutex_lock(&d->err_lock);
+            if (!atomic_load(&d->failed))
+                d->first_err = err;
+            atomic_store(&d->failed, 1);
+            pthread_mutex_unlock(&d->err_lock);
+            break;
+        }
+        atomic_fetch_add(&d->done_batches, 1);
+        draw_progress(d, i < d->people_batches ? "people" : "KNOWS");
+    }
+    return NULL;
+}
+
+static int show(cli *c, agec_conn *conn, const char *title, const char *query, const char *params)
+{
+    agec_error err = AGEC_ERROR_INIT;
+    agec_result *res = NULL;
+    double t0 = cli_now_ms();
+    agec_status st = agec_cypher_exec(conn, DEMO_GRAPH, query, params, NULL, &res, &err);
+    if (st != AGEC_OK)
+        return cli_fail(title, st, &err);
+    printf("\n%s\n", title);
+    cli tbl = *c;
+    tbl.format = FMT_TABLE;
+    cli_print_result(&tbl, res, true, stdout);
+    if (!c->quiet)
+        printf("Time: %.1f ms\n", cli_now_ms() - t0);
+    agec_result_free(res);
+    return EXIT_OK;
+}
+
+static int step(agec_status st, const agec_error *err, const char *what)
+{
+    return st == AGEC_OK ? EXIT_OK : cli_fail(what, st, err);
+}
+
+int cmd_demo(cli *c, int argc, char **argv)
+{
+    demo d = { .c = c, .people = 1000 };
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
+            if (!cli_parse_int(argv[++i], &d.people) || d.people < 10 || d.people > 1000000)
+                return cli_usage_error("demo: --size must be 10..1000000");
+        } else {
+            return cli_usage_error("demo: unknown argument %s", argv[i]);
+        }
+    }
+    printf("agec %s demo: a social graph in Apache AGE, through a pool of 4\n", agec_version());
+    int rc = cli_open_pool(c, 4, 2);
+    if (rc != EXIT_OK)
+        return rc;
+    double t_start = cli_now_ms();
+    agec_conn *conn;
+    if ((rc = cli_acquire(c, &conn)) != EXIT_OK)
+        return rc;
+    agec_error err = AGEC_ERROR_INIT;
+    bool exists = false;
+    rc = step(agec_graph_exists(conn, DEMO_GRAPH, &exists, &err), &err, "graph exists");
+    if (rc == EXIT_OK && exists)
+        rc = step(agec_graph_drop(conn, DEMO_GRAPH, true, &err), &err, "graph drop");
+    if (rc == EXIT_OK)
+        rc = step(agec_graph_create(conn, DEMO_GRAPH, &err), &err, "graph create");
+    /* Labels and their indexes before loading: the edge load finds its
+     * endpoints by id, which is a full scan per edge without them. */
+    if (rc == EXIT_OK)
+        rc = step(agec_label_create(conn, DEMO_GRAPH, "Person", AGEC_LABEL_VERTEX, &err), &err,
+                  "label Person");
+    if (rc == EXIT_OK)
+        rc = step(agec_label_create(conn, DEMO_GRAPH, "KNOWS", AGEC_LABEL_EDGE, &err), &err,
+                  "label KNOWS");
+    if (rc == EXIT_OK)
+        rc = step(agec_graph_create_indexes(conn, DEMO_GRAPH, NULL, &err), &err, "indexes");
+    agec_conn_release(conn);
+    if (rc != EXIT_OK)
+        return rc;
+    printf("1. graph %s created, with labels Person and KNOWS and their indexes "
+           "(unique id, start_id, end_id, GIN properties)\n",
+           DEMO_GRAPH);
+
+    /* About five KNOWS edges per person, no self-loops, no duplicates. */
+    d.nedges = d.people * 5;
+    d.edges = calloc((size_t)d.nedges, sizeof *d.edges);
+    if (d.edges == NULL)
+        return EXIT_QUERY;
+    uint32_t seed = 42;
+    for (int i = 0; i < d.nedges; i++) {
+        int a = i % d.people, b;
+        do
+            b = (int)(lcg(&seed) % (uint32_t)d.people);
+        while (b == a);
+        d.edges[i] = (edge){ a, b, 1990 + (int)(lcg(&seed) % 35) };
+    }
+    d.people_batches = (d.people + PEOPLE_BATCH - 1) / PEOPLE_BATCH;
+    d.edge_batches = (d.nedges + EDGE_BATCH - 1) / EDGE_BATCH;
+    d.progress = !c->quiet && isatty(STDERR_FILENO);
+    pthread_mutex_init(&d.err_lock, NULL);
+    double t0 = cli_now_ms();
+    pthread_t th[WORKERS];
+    int started = 0;
+    for (; started < WORKERS; started++)
+        if (pthread_create(&th[started], NULL, worker, &d) != 0)
+            break;
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&d.err_lock);
+    free(d.edges);
+    if (d.progress)
+        fputc('\n', stderr);
+    if (started == 0 || atomic_load(&d.failed))
+        return cli_fail("loading", started ? d.first_err.code : AGEC_ERR_SYSTEM, &d.first_err);
+    printf("2. loaded %d people and %d KNOWS edges from %d workers in %d transactions "
+           "with bound parameters: %.0f ms\n",
+           d.people, d.nedges, started, d.people_batches + d.edge_batches, cli_now_ms() - t0);
+
+    if ((rc = cli_acquire(c, &conn)) != EXIT_OK)
+        return rc;
+    rc = step(agec_graph_create_indexes(conn, DEMO_GRAPH, NULL, &err), &err, "indexes");
+    if (rc == EXIT_OK)
+        printf("3. label indexes checked (idempotent)\n");
+    char who[128], params[256];
+    person_name(0, who, sizeof who);
+    snprintf(params, sizeof params, "{\"id\": 0}");
+    if (rc == EXIT_OK)
+        rc = show(c, conn, "4a. the 5 people with the most friends",
+                  "MATCH (a:Person)-[:KNOWS]->(b:Person) WITH [a, b] AS pair UNWIND pair AS p "
+                  "WITH p, count(*) AS friends RETURN p.name AS name, friends "
+                  "ORDER BY friends DESC, name LIMIT 5",
+                  NULL);
+    if (rc == EXIT_OK) {
+        char title[200];
+        snprintf(title, sizeof title, "4b. friends of friends of %s who are not friends yet", who);
+        rc = show(c, conn, title,
+                  "MATCH (me:Person {id: $id})-[:KNOWS]-(:Person)-[:KNOWS]-(fof:Person) "
+                  "WHERE fof <> me AND NOT EXISTS((me)-[:KNOWS]-(fof)) "
+                  "RETURN DISTINCT fof.name AS name, fof.city AS city ORDER BY name LIMIT 10",
+                  params);
+    }
+    if (rc == EXIT_OK) {
+        /* A target three hops out, then the shortest chain to it. */
+        agec_result *res = NULL;
+        agec_status st = agec_cypher_exec(
+            conn, DEMO_GRAPH,
+            "MATCH (a:Person {id: $id})-[:KNOWS]->()-[:KNOWS]->()-[:KNOWS]->(b:Person) "
+            "WHERE b.id <> $id AND NOT EXISTS((a)-[:KNOWS]-(b)) RETURN b.id ORDER BY b.id LIMIT 1",
+            params, NULL, &res, &err);
+        if (st != AGEC_OK) {
+            rc = cli_fail("target", st, &err);
+        } else if (agec_result_rows(res) == 1) {
+            char p2[128];
+            snprintf(p2, sizeof p2, "{\"a\": 0, \"b\": %s}", agec_result_text(res, 0, 0, NULL));
+            rc = show(c, conn, "4c. a shortest chain of KNOWS between two people (a path)",
+                      "MATCH p = (a:Person {id: $a})-[:KNOWS*1..3]-(b:Person {id: $b}) "
+                      "RETURN length(p) AS hops, p ORDER BY hops LIMIT 1",
+                      p2);
+        }
+        agec_result_free(res);
+    }
+    if (rc == EXIT_OK)
+        rc = show(c, conn, "4d. people per city",
+                  "MATCH (p:Person) RETURN p.city AS city, count(*) AS people "
+                  "ORDER BY people DESC, city",
+                  NULL);
+    agec_conn_release(conn);
+    if (rc != EXIT_OK)
+        return rc;
+
+    agec_pool_stats s;
+    if (agec_pool_stats_get(c->pool, &s) == AGEC_OK) {
+        printf("\n5. pool statistics\n");
+        printf("   connections opened  %llu (max %d, min %d)\n", (unsigned long long)s.opened,
+               s.max, s.min);
+        printf("   acquires            %llu (releases %llu, timeouts %llu)\n",
+               (unsigned long long)s.acquires, (unsigned long long)s.releases,
+               (unsigned long long)s.acquire_timeouts);
+        printf("   acquire wait        p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
+               (double)s.wait_p50_us / 1000.0, (double)s.wait_p99_us / 1000.0,
+               (double)s.wait_max_us / 1000.0);
+        printf("   validations         %llu (failed %llu)\n", (unsigned long long)s.validations,
+               (unsigned long long)s.validation_failures);
+        printf("   breaker             %s\n", agec_breaker_state_name(s.breaker));
+    }
+    agec_status st = agec_pool_close(c->pool, 5000, &err);
+    c->pool = NULL;
+    if (st != AGEC_OK)
+        return cli_fail("closing the pool", st, &err);
+    printf("   pool closed gracefully; demo took %.1f s\n", (cli_now_ms() - t_start) / 1000.0);
+    return EXIT_OK;
+}

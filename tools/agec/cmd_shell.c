@@ -1,0 +1,268 @@
+/*
+ * agec shell: an interactive Cypher shell. Line editing and history come
+ * from libedit (Debian libedit-dev). Statements end with ';' and may span
+ * lines; lines starting with ':' are shell commands. Ctrl-C cancels the
+ * running statement and keeps the shell.
+ *
+ * Ctrl-C: the signal handler only writes a byte to a pipe (async-signal
+ * safe); a helper thread reads it and calls agec_conn_cancel() on the
+ * connection that is running a statement, if any.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <editline/readline.h>
+
+#include "cli.h"
+
+static int sig_pipe[2] = { -1, -1 };
+static pthread_mutex_t running_lock = PTHREAD_MUTEX_INITIALIZER;
+static agec_conn *running; /* connection running a statement, or NULL */
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    char b = 'c';
+    ssize_t w = write(sig_pipe[1], &b, 1);
+    (void)w;
+    errno = saved;
+}
+
+static void *cancel_thread(void *arg)
+{
+    (void)arg;
+    char b;
+    while (read(sig_pipe[0], &b, 1) == 1) {
+        if (b == 'q')
+            break;
+        pthread_mutex_lock(&running_lock);
+        if (running != NULL && agec_conn_cancel(running, NULL) == AGEC_OK)
+            fputs("\n(cancel requested)\n", stderr);
+        pthread_mutex_unlock(&running_lock);
+    }
+    return NULL;
+}
+
+static const char HELP[] = "Statements end with ';' and may span lines.\n"
+                           "  :graph NAME       use graph NAME for Cypher\n"
+                           "  :sql STATEMENT    run one SQL statement\n"
+                           "  :params JSON      parameters ($name) for the next Cypher "
+                           "statements (:params alone clears)\n"
+                           "  :stats            pool statistics\n"
+                           "  :help             this text\n"
+                           "  :quit             leave (Ctrl-D too)\n"
+                           "Ctrl-C cancels the running statement.\n";
+
+typedef struct shell {
+    cli *c;
+    char graph[128];
+    char *params; /* agtype map text or NULL */
+} shell;
+
+static void run(shell *sh, const char *text, bool cypher)
+{
+    if (cypher && sh->graph[0] == '\0') {
+        fputs("no graph selected: use :graph NAME\n", stderr);
+        return;
+    }
+    agec_conn *conn;
+    if (cli_acquire(sh->c, &conn) != EXIT_OK)
+        return;
+    pthread_mutex_lock(&running_lock);
+    running = conn;
+    pthread_mutex_unlock(&running_lock);
+    agec_error err = AGEC_ERROR_INIT;
+    agec_result *res = NULL;
+    agec_query_opts o;
+    agec_query_opts_init(&o);
+    o.timeout_ms = sh->c->statement_timeout_ms;
+    double t0 = cli_now_ms();
+    agec_status st = cypher ? agec_cypher_exec(conn, sh->graph, text, sh->params, &o, &res, &err)
+                            : agec_sql_exec(conn, text, 0, NULL, &o, &res, &err);
+    double ms = cli_now_ms() - t0;
+    pthread_mutex_lock(&running_lock);
+    running = NULL;
+    pthread_mutex_unlock(&running_lock);
+    agec_conn_release(conn);
+    if (st != AGEC_OK) {
+        if (strcmp(err.sqlstate, "57014") == 0)
+            fprintf(stderr, "statement cancelled\n");
+        else
+            cli_fail(cypher ? "query" : "sql", st, &err);
+        return;
+    }
+    cli tbl = *sh->c;
+    tbl.format = FMT_TABLE;
+    tbl.quiet = false;
+    cli_print_result(&tbl, res, cypher, stdout);
+    printf("Time: %.3f ms\n", ms);
+    fflush(stdout);
+    agec_result_free(res);
+}
+
+static void stats(shell *sh)
+{
+    agec_pool_stats s;
+    if (agec_pool_stats_get(sh->c->pool, &s) != AGEC_OK)
+        return;
+    printf("connections: total %d, idle %d, in use %d, opening %d, waiting %d (max %d)\n",
+           s.total, s.idle, s.in_use, s.opening, s.waiting, s.max);
+    printf("acquires %llu, releases %llu, opened %llu, connect failures %llu, breaker %s\n",
+           (unsigned long long)s.acquires, (unsigned long long)s.releases,
+           (unsigned long long)s.opened, (unsigned long long)s.connect_failures,
+           agec_breaker_state_name(s.breaker));
+    printf("acquire wait: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
+           (double)s.wait_p50_us / 1000.0, (double)s.wait_p99_us / 1000.0,
+           (double)s.wait_max_us / 1000.0);
+}
+
+/* Returns false to leave the shell. */
+static bool command(shell *sh, char *line)
+{
+    char *arg = line + strcspn(line, " \t");
+    if (*arg)
+        *arg++ = '\0';
+    arg += strspn(arg, " \t");
+    if (strcmp(line, ":quit") == 0 || strcmp(line, ":q") == 0 || strcmp(line, ":exit") == 0)
+        return false;
+    if (strcmp(line, ":help") == 0) {
+        fputs(HELP, stdout);
+    } else if (strcmp(line, ":graph") == 0) {
+        agec_error err = AGEC_ERROR_INIT;
+        if (agec_graph_name_check(arg, &err) != AGEC_OK)
+            fprintf(stderr, "%s\n", err.message);
+        else
+            snprintf(sh->graph, sizeof sh->graph, "%s", arg);
+    } else if (strcmp(line, ":sql") == 0) {
+        size_t n = strlen(arg);
+        while (n > 0 && (arg[n - 1] == ';' || arg[n - 1] == ' '))
+            arg[--n] = '\0';
+        if (n > 0)
+            run(sh, arg, false);
+    } else if (strcmp(line, ":params") == 0) {
+        char *p = NULL;
+        if (*arg && cli_build_params(arg, NULL, 0, &p) != EXIT_OK)
+            return true;
+        agec_free(sh->params);
+        sh->params = p;
+        printf(p ? "parameters set\n" : "parameters cleared\n");
+    } else if (strcmp(line, ":stats") == 0) {
+        stats(sh);
+    } else {
+        fprintf(stderr, "unknown command %s (:help)\n", line);
+    }
+    return true;
+}
+
+static char *read_line(bool tty, const char *prompt)
+{
+    if (tty)
+        return readline(prompt);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, stdin);
+    if (n < 0) {
+        free(line);
+        return NULL;
+    }
+    if (n > 0 && line[n - 1] == '\n')
+        line[n - 1] = '\0';
+    return line;
+}
+
+int cmd_shell(cli *c, int argc, char **argv)
+{
+    (void)argv;
+    if (argc > 1)
+        return cli_usage_error("shell takes no arguments");
+    int rc = cli_open_pool(c, 2, 0);
+    if (rc != EXIT_OK)
+        return rc;
+    shell sh = { .c = c };
+    if (c->graph)
+        snprintf(sh.graph, sizeof sh.graph, "%s", c->graph);
+    if (pipe(sig_pipe) != 0)
+        return EXIT_QUERY;
+    pthread_t ct;
+    pthread_create(&ct, NULL, cancel_thread, NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    struct sigaction old;
+    sigaction(SIGINT, &sa, &old);
+
+    bool tty = isatty(STDIN_FILENO);
+    char hist[1024] = "";
+    const char *home = getenv("HOME");
+    if (tty && home) {
+        snprintf(hist, sizeof hist, "%s/.agec_history", home);
+        read_history(hist);
+    }
+    if (tty)
+        printf("agec %s shell. Statements end with ';'. :help for help, :quit to leave.\n",
+               agec_version());
+    char *buf = NULL;
+    size_t len = 0;
+    for (;;) {
+        char prompt[160];
+        snprintf(prompt, sizeof prompt, "%s%s ", sh.graph[0] ? sh.graph : "agec",
+                 len ? "-#" : "=#");
+        char *line = read_line(tty, prompt);
+        if (line == NULL)
+            break;
+        char *t = line + strspn(line, " \t");
+        if (len == 0 && t[0] == ':') {
+            if (tty)
+                add_history(t);
+            bool go_on = command(&sh, t);
+            free(line);
+            if (!go_on)
+                break;
+            continue;
+        }
+        size_t ll = strlen(line);
+        char *nb = realloc(buf, len + ll + 2);
+        if (nb == NULL) {
+            free(line);
+            break;
+        }
+        buf = nb;
+        if (len)
+            buf[len++] = '\n';
+        memcpy(buf + len, line, ll + 1);
+        len += ll;
+        free(line);
+        size_t end = len;
+        while (end > 0 && (buf[end - 1] == ' ' || buf[end - 1] == '\t'))
+            end--;
+        if (end > 0 && buf[end - 1] == ';') {
+            buf[end - 1] = '\0';
+            if (tty)
+                add_history(buf);
+            if (buf[strspn(buf, " \t\n")] != '\0')
+                run(&sh, buf, true);
+            len = 0;
+        }
+    }
+    free(buf);
+    if (tty && hist[0])
+        write_history(hist);
+    sigaction(SIGINT, &old, NULL);
+    char q = 'q';
+    ssize_t w = write(sig_pipe[1], &q, 1);
+    (void)w;
+    pthread_join(ct, NULL);
+    close(sig_pipe[0]);
+    close(sig_pipe[1]);
+    agec_free(sh.params);
+    if (tty)
+        putchar('\n');
+    return EXIT_OK;
+}

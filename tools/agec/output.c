@@ -1,0 +1,420 @@
+/* Result output: aligned tables, JSON Lines, CSV; and --param handling. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+out_format cli_format(const cli *c)
+{
+    if (c->format != FMT_AUTO)
+        return c->format;
+    return isatty(STDOUT_FILENO) ? FMT_TABLE : FMT_JSON;
+}
+
+static void json_string(const char *s, size_t len, FILE *out)
+{
+    fputc('"', out);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        switch (ch) {
+        case '"': fputs("\\\"", out); break;
+        case '\\': fputs("\\\\", out); break;
+        case '\n': fputs("\\n", out); break;
+        case '\r': fputs("\\r", out); break;
+        case '\t': fputs("\\t", out); break;
+        default:
+            if (ch < 0x20)
+                fprintf(out, "\\u%04x", ch);
+            else
+                fputc(ch, out);
+        }
+    }
+    fputc('"', out);
+}
+
+/* SQL column types written as JSON numbers / booleans / raw JSON. */
+enum { OID_BOOL = 16, OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23, OID_OID = 26,
+       OID_JSON = 114, OID_FLOAT4 = 700, OID_FLOAT8 = 701, OID_NUMERIC = 1700, OID_JSONB = 3802 };
+
+void cli_cell_json(agec_result *res, size_t row, size_t col, bool cypher, FILE *out)
+{
+    size_t len;
+    const char *text = agec_result_text(res, row, col, &len);
+    if (text == NULL) {
+        fputs("null", out);
+        return;
+    }
+    if (cypher) {
+        const agec_value *v;
+        char *json;
+        size_t jlen;
+        if (agec_result_value(res, row, col, &v, NULL) == AGEC_OK &&
+            agec_value_to_json(v, AGEC_JSON_NONFINITE_STRING, &json, &jlen, NULL) == AGEC_OK) {
+            fwrite(json, 1, jlen, out);
+            agec_free(json);
+        } else {
+            json_string(text, len, out); /* unparseable: keep the text, lose nothing */
+        }
+        return;
+    }
+    switch (agec_result_column_type(res, col)) {
+    case OID_BOOL:
+        fputs(text[0] == 't' ? "true" : "false", out);
+        return;
+    case OID_INT2: case OID_INT4: case OID_INT8: case OID_OID:
+        fwrite(text, 1, len, out);
+        return;
+    case OID_FLOAT4: case OID_FLOAT8: case OID_NUMERIC:
+        if (strspn(text, "0123456789.-+eE") == len && len > 0) {
+            fwrite(text, 1, len, out);
+            return;
+        }
+        break; /* NaN, Infinity: strings */
+    case OID_JSON: case OID_JSONB:
+        fwrite(text, 1, len, out);
+        return;
+    default:
+        break;
+    }
+    json_string(text, len, out);
+}
+
+static void csv_field(const char *s, size_t len, FILE *out)
+{
+    if (s == NULL)
+        return; /* NULL: empty field */
+    bool quote = len == 0 || memchr(s, ',', len) || memchr(s, '"', len) || memchr(s, '\n', len) ||
+                 memchr(s, '\r', len);
+    if (!quote) {
+        fwrite(s, 1, len, out);
+        return;
+    }
+    fputc('"', out);
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"')
+            fputc('"', out);
+        fputc(s[i], out);
+    }
+    fputc('"', out);
+}
+
+static void print_json_row(agec_result *res, size_t row, bool cypher, FILE *out)
+{
+    fputc('{', out);
+    for (size_t c = 0; c < agec_result_columns(res); c++) {
+        const char *name = agec_result_column_name(res, c);
+        if (c > 0)
+            fputs(", ", out);
+        json_string(name, strlen(name), out);
+        fputs(": ", out);
+        cli_cell_json(res, row, c, cypher, out);
+    }
+    fputs("}\n", out);
+}
+
+static void print_csv_header(agec_result *res, FILE *out)
+{
+    for (size_t c = 0; c < agec_result_columns(res); c++) {
+        const char *name = agec_result_column_name(res, c);
+        if (c > 0)
+            fputc(',', out);
+        csv_field(name, strlen(name), out);
+    }
+    fputc('\n', out);
+}
+
+/* CSV cells: SQL text as is; agtype strings as their plain text, other
+ * agtype values as JSON. */
+static void print_csv_row(agec_result *res, size_t row, bool cypher, FILE *out)
+{
+    for (size_t c = 0; c < agec_result_columns(res); c++) {
+        size_t len;
+        const char *t = agec_result_text(res, row, c, &len);
+        if (c > 0)
+            fputc(',', out);
+        const agec_value *v;
+        char *json;
+        if (cypher && t != NULL && agec_result_value(res, row, c, &v, NULL) == AGEC_OK) {
+            if (agec_value_get_string(v, &t, &len, NULL) == AGEC_OK) {
+                csv_field(t, len, out);
+            } else if (agec_value_to_json(v, AGEC_JSON_COMPACT, &json, &len, NULL) == AGEC_OK) {
+                csv_field(json, len, out);
+                agec_free(json);
+            }
+            continue;
+        }
+        csv_field(t, len, out);
+    }
+    fputc('\n', out);
+}
+
+/* Display width of UTF-8 text: code points (continuation bytes skipped). */
+static size_t width(const char *s, size_t len)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < len; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80)
+            w++;
+    return w;
+}
+
+/* Table cells show the server's text; newlines and tabs as \n and \t so
+ * rows stay on one line. */
+static void table_cell(const char *s, size_t len, size_t pad_to, FILE *out)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\n' || s[i] == '\t') {
+            fputs(s[i] == '\n' ? "\\n" : "\\t", out);
+            w += 2;
+            continue;
+        }
+        fputc(s[i], out);
+        if (((unsigned char)s[i] & 0xC0) != 0x80)
+            w++;
+    }
+    for (; w < pad_to; w++)
+        fputc(' ', out);
+}
+
+/* Display text of a path in tables: (:Person Ada)-[:KNOWS]->(:Person Bob).
+ * Vertices show properties.name when it is a string, else their id. */
+static void append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (*buf == NULL)
+        return;
+    if (*len + n + 1 > *cap) {
+        size_t nc = (*len + n + 1) * 2;
+        char *nb = realloc(*buf, nc);
+        if (nb == NULL) {
+            free(*buf);
+            *buf = NULL;
+            return;
+        }
+        *buf = nb;
+        *cap = nc;
+    }
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = '\0';
+}
+
+static void append_vertex(char **buf, size_t *len, size_t *cap, const agec_value *v)
+{
+    const char *label = "";
+    size_t llen = 0;
+    (void)agec_element_label(v, &label, &llen, NULL);
+    append(buf, len, cap, "(:", 2);
+    append(buf, len, cap, label, llen);
+    append(buf, len, cap, " ", 1);
+    const agec_value *name = agec_value_get(agec_element_properties(v), "name", 4);
+    const char *s;
+    size_t slen;
+    char idbuf[32];
+    if (agec_value_get_string(name, &s, &slen, NULL) != AGEC_OK) {
+        int64_t id = 0;
+        (void)agec_element_id(v, &id, NULL);
+        slen = (size_t)snprintf(idbuf, sizeof idbuf, "%lld", (long long)id);
+        s = idbuf;
+    }
+    append(buf, len, cap, s, slen);
+    append(buf, len, cap, ")", 1);
+}
+
+static char *path_text(const agec_value *p)
+{
+    size_t len = 0, cap = 128;
+    char *buf = malloc(cap);
+    if (buf == NULL)
+        return NULL;
+    buf[0] = '\0';
+    size_t n = agec_path_length(p);
+    append_vertex(&buf, &len, &cap, agec_path_vertex(p, 0));
+    for (size_t i = 0; i < n; i++) {
+        const agec_value *e = agec_path_edge(p, i), *prev = agec_path_vertex(p, i);
+        int64_t start = 0, prev_id = 0;
+        (void)agec_edge_start_id(e, &start, NULL);
+        (void)agec_element_id(prev, &prev_id, NULL);
+        const char *label = "";
+        size_t llen = 0;
+        (void)agec_element_label(e, &label, &llen, NULL);
+        bool forward = start == prev_id;
+        append(&buf, &len, &cap, forward ? "-[:" : "<-[:", forward ? 3 : 4);
+        append(&buf, &len, &cap, label, llen);
+        append(&buf, &len, &cap, forward ? "]->" : "]-", forward ? 3 : 2);
+        append_vertex(&buf, &len, &cap, agec_path_vertex(p, i + 1));
+    }
+    return buf;
+}
+
+/* Text shown in a table cell (malloc'ed): the server's text, except paths. */
+static char *display_text(agec_result *res, size_t r, size_t c, bool cypher)
+{
+    size_t len;
+    const char *t = agec_result_text(res, r, c, &len);
+    if (t == NULL)
+        return strdup("");
+    const agec_value *v;
+    if (cypher && len > 6 && memcmp(t + len - 6, "::path", 6) == 0 &&
+        agec_result_value(res, r, c, &v, NULL) == AGEC_OK && agec_value_type(v) == AGEC_TYPE_PATH)
+        return path_text(v);
+    char *copy = malloc(len + 1);
+    if (copy != NULL) {
+        memcpy(copy, t, len);
+        copy[len] = '\0';
+    }
+    return copy;
+}
+
+static size_t text_width(const char *t)
+{
+    size_t w = 0;
+    for (; *t; t++)
+        w += (*t == '\n' || *t == '\t') ? 2 : (((unsigned char)*t & 0xC0) != 0x80);
+    return w;
+}
+
+static void print_table(agec_result *res, bool cypher, FILE *out)
+{
+    size_t ncol = agec_result_columns(res), nrow = agec_result_rows(res);
+    size_t *w = calloc(ncol ? ncol : 1, sizeof *w);
+    char **cells = calloc(nrow * ncol + 1, sizeof *cells);
+    if (w == NULL || cells == NULL)
+        goto out;
+    for (size_t c = 0; c < ncol; c++) {
+        const char *name = agec_result_column_name(res, c);
+        w[c] = width(name, strlen(name));
+        for (size_t r = 0; r < nrow; r++) {
+            char *t = cells[r * ncol + c] = display_text(res, r, c, cypher);
+            size_t cw = t ? text_width(t) : 0;
+            if (cw > w[c])
+                w[c] = cw;
+        }
+    }
+    for (size_t c = 0; c < ncol; c++) {
+        const char *name = agec_result_column_name(res, c);
+        fputs(c ? " | " : " ", out);
+        table_cell(name, strlen(name), w[c], out);
+    }
+    fputc('\n', out);
+    for (size_t c = 0; c < ncol; c++) {
+        fputs(c ? "-+-" : "-", out);
+        for (size_t k = 0; k < w[c]; k++)
+            fputc('-', out);
+    }
+    fputs("-\n", out);
+    for (size_t r = 0; r < nrow; r++) {
+        for (size_t c = 0; c < ncol; c++) {
+            const char *t = cells[r * ncol + c];
+            fputs(c ? " | " : " ", out);
+            table_cell(t ? t : "", t ? strlen(t) : 0, w[c], out);
+        }
+        fputc('\n', out);
+    }
+out:
+    if (cells != NULL)
+        for (size_t i = 0; i < nrow * ncol; i++)
+            free(cells[i]);
+    free(cells);
+    free(w);
+}
+
+int cli_print_result(const cli *c, agec_result *res, bool cypher, FILE *out)
+{
+    size_t nrow = agec_result_rows(res);
+    switch (cli_format(c)) {
+    case FMT_JSON:
+        for (size_t r = 0; r < nrow; r++)
+            print_json_row(res, r, cypher, out);
+        break;
+    case FMT_CSV:
+        print_csv_header(res, out);
+        for (size_t r = 0; r < nrow; r++)
+            print_csv_row(res, r, cypher, out);
+        break;
+    default:
+        print_table(res, cypher, out);
+        if (!c->quiet)
+            fprintf(out, "(%zu row%s)\n", nrow, nrow == 1 ? "" : "s");
+        break;
+    }
+    return EXIT_OK;
+}
+
+int cli_print_row(const cli *c, agec_result *row, bool cypher, bool first, FILE *out)
+{
+    if (cli_format(c) == FMT_CSV) {
+        if (first)
+            print_csv_header(row, out);
+        print_csv_row(row, 0, cypher, out);
+    } else {
+        print_json_row(row, 0, cypher, out);
+    }
+    return EXIT_OK;
+}
+
+int cli_build_params(const char *params_json, const char *const *pairs, int npairs, char **out)
+{
+    *out = NULL;
+    if (params_json == NULL && npairs == 0)
+        return EXIT_OK;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_builder *b = NULL;
+    agec_value *obj = NULL;
+    int rc = EXIT_USAGE;
+    if (agec_builder_new(&b, &err) != AGEC_OK || agec_builder_begin_map(b, &err) != AGEC_OK)
+        goto fail;
+    if (params_json != NULL) {
+        agec_status st = agec_agtype_parse(params_json, strlen(params_json), AGEC_PARSE_JSON,
+                                           &obj, &err);
+        if (st != AGEC_OK) {
+            fprintf(stderr, "agec: --params: invalid JSON at byte %d: %s\n", err.position,
+                    err.message);
+            goto done;
+        }
+        if (agec_value_type(obj) != AGEC_TYPE_OBJECT) {
+            fprintf(stderr, "agec: --params must be a JSON object\n");
+            goto done;
+        }
+        for (size_t i = 0; i < agec_value_length(obj); i++) {
+            const char *key;
+            size_t klen;
+            const agec_value *v = agec_value_entry(obj, i, &key, &klen);
+            (void)agec_builder_key(b, key, klen, &err);
+            (void)agec_builder_value(b, v, &err);
+        }
+    }
+    for (int i = 0; i < npairs; i++) {
+        const char *eq = strchr(pairs[i], '=');
+        if (eq == NULL || eq == pairs[i]) {
+            fprintf(stderr, "agec: --param '%s': expected NAME=JSON\n", pairs[i]);
+            goto done;
+        }
+        agec_value *v = NULL;
+        agec_status st = agec_agtype_parse(eq + 1, strlen(eq + 1), AGEC_PARSE_JSON, &v, &err);
+        if (st != AGEC_OK) {
+            fprintf(stderr, "agec: --param %.*s: invalid JSON at byte %d: %s\n",
+                    (int)(eq - pairs[i]), pairs[i], err.position, err.message);
+            goto done;
+        }
+        (void)agec_builder_key(b, pairs[i], (size_t)(eq - pairs[i]), &err);
+        (void)agec_builder_value(b, v, &err);
+        agec_value_free(v);
+    }
+    if (agec_builder_end_map(b, &err) != AGEC_OK)
+        goto fail;
+    size_t len;
+    if (agec_builder_finish(b, out, &len, &err) != AGEC_OK)
+        goto fail;
+    rc = EXIT_OK;
+    goto done;
+fail:
+    fprintf(stderr, "agec: building parameters: %s\n", err.message);
+done:
+    agec_value_free(obj);
+    agec_builder_free(b);
+    return rc;
+}
