@@ -1,13 +1,16 @@
 # The two commands a newcomer runs (as root on Debian 12):
-#   make demo    set up, start the AGE server, run the showcase
-#   make check   set up, build under ASan+UBSan, start both test servers, run every test
+#   make demo    set up, start the AGE server, run the showcase (`agec demo`)
+#   make check   set up, build, start both test servers, run every test:
+#                the whole suite under ASan+UBSan, the concurrency tests under
+#                ThreadSanitizer, and each libFuzzer target for a bounded time
 # Both do their own set-up through scripts/bootstrap.
 
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
+FUZZ_SECONDS ?= 15
 
-.PHONY: all bootstrap build demo check check-asan check-tsan format clean
+.PHONY: all bootstrap build demo check check-asan check-tsan check-fuzz fuzz bench format clean
 
 all: build
 
@@ -23,7 +26,6 @@ build: bootstrap $(BUILD)/release/CMakeCache.txt
 demo: build
 	@scripts/with-test-servers --age-only sh -c '$(BUILD)/release/tools/agec/agec --dsn "$$AGEC_TEST_AGE" demo'
 
-
 $(BUILD)/asan/CMakeCache.txt:
 	cmake -S . -B $(BUILD)/asan -DCMAKE_BUILD_TYPE=Debug -DAGEC_SANITIZE=ON -DAGEC_BUILD_BENCH=OFF
 
@@ -31,7 +33,30 @@ check-asan: bootstrap $(BUILD)/asan/CMakeCache.txt
 	cmake --build $(BUILD)/asan -j$(JOBS)
 	scripts/with-test-servers ctest --test-dir $(BUILD)/asan --output-on-failure -j$(JOBS) $(CTEST_ARGS)
 
-check: check-asan
+$(BUILD)/tsan/CMakeCache.txt:
+	cmake -S . -B $(BUILD)/tsan -DCMAKE_BUILD_TYPE=Debug -DAGEC_TSAN=ON -DAGEC_BUILD_BENCH=OFF
+
+check-tsan: bootstrap $(BUILD)/tsan/CMakeCache.txt
+	cmake --build $(BUILD)/tsan -j$(JOBS)
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  scripts/with-test-servers ctest --test-dir $(BUILD)/tsan --output-on-failure -L concurrency
+
+$(BUILD)/fuzz/CMakeCache.txt:
+	CC=clang cmake -S . -B $(BUILD)/fuzz -DAGEC_BUILD_FUZZ=ON -DAGEC_BUILD_TESTS=OFF -DAGEC_BUILD_BENCH=OFF
+
+check-fuzz: bootstrap $(BUILD)/fuzz/CMakeCache.txt
+	cmake -DAGEC_FUZZ_SECONDS=$(FUZZ_SECONDS) $(BUILD)/fuzz >/dev/null
+	cmake --build $(BUILD)/fuzz -j$(JOBS) --target fuzz_run
+
+# Fuzz longer: make fuzz FUZZ_SECONDS=3600
+fuzz: FUZZ_SECONDS = 600
+fuzz: check-fuzz
+
+bench: bootstrap
+	bench/run
+
+# TSan and fuzzing first; the ASan suite last, so CTest's summary ends the output.
+check: check-tsan check-fuzz check-asan
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -224,6 +224,8 @@ static int item_name(const char *q, span item, size_t as_pos, char *out)
             i++;
         out[o++] = c;
     }
+    if (o == 0)
+        return -1; /* only a comment, or an empty alias */
     if (o == MAX_COLUMN_NAME) {
         /* Truncated: do not end inside a UTF-8 sequence. */
         size_t i = o;

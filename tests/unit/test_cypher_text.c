@@ -124,6 +124,8 @@ static void test_return_columns_errors(void **state)
         "RETURN 'unterminated",
         "RETURN 1 /* open comment",
         "RETURN `open",
+        "RETURN 1 AS// comment only\n",
+        "RETURN /* nothing */",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char **names = (char **)1;
