@@ -10,7 +10,7 @@ JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
 FUZZ_SECONDS ?= 15
 
-.PHONY: all bootstrap build demo check check-asan check-tsan check-fuzz fuzz bench format clean
+.PHONY: all bootstrap build demo check check-asan check-tsan check-fuzz check-valgrind fuzz bench format clean
 
 all: build
 
@@ -55,8 +55,17 @@ fuzz: check-fuzz
 bench: bootstrap
 	bench/run
 
-# TSan and fuzzing first; the ASan suite last, so CTest's summary ends the output.
-check: check-tsan check-fuzz check-asan
+# valgrind memcheck of the real demo: zero errors, zero leaks (definite,
+# indirect, possible) or the target fails.
+check-valgrind: build
+	scripts/with-test-servers --age-only sh -c 'valgrind -q --leak-check=full \
+	  --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible \
+	  --error-exitcode=99 $(BUILD)/release/tools/agec/agec --dsn "$$AGEC_TEST_AGE" -q demo --size 300 >/dev/null'
+	@echo "valgrind: agec demo ran with zero errors and zero leaks"
+
+# TSan, fuzzing and valgrind first; the ASan suite last, so CTest's summary
+# ends the output.
+check: check-tsan check-fuzz check-valgrind check-asan
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
