@@ -383,12 +383,58 @@ static void test_stream_rows(void **state)
     agec_conn_release(c);
 }
 
+/* Vertices, edges and paths as the server writes them: parse, write back
+ * byte for byte, parse again, equal. */
+static void test_roundtrip_graph_elements(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    agec_error err = AGEC_ERROR_INIT;
+    agec_result *r = NULL;
+    must(agec_cypher_exec(c, GRAPH,
+                          "CREATE p = (:RT {name: 'a', n: 1, f: 1.5, l: [1, 'x'], "
+                          "m: {k: 'v'}})-[:RT_E {w: -2}]->(:RT {name: 'b'}) "
+                          "RETURN p, nodes(p)[0], relationships(p)[0], [p, p]",
+                          NULL, NULL, &r, &err),
+         &err, "create path");
+    static const agec_type want[] = { AGEC_TYPE_PATH, AGEC_TYPE_VERTEX, AGEC_TYPE_EDGE,
+                                      AGEC_TYPE_ARRAY };
+    for (size_t col = 0; col < 4; col++) {
+        size_t len;
+        const char *text = agec_result_text(r, 0, col, &len);
+        const agec_value *v;
+        must(agec_result_value(r, 0, col, &v, &err), &err, "parse");
+        assert_int_equal(agec_value_type(v), want[col]);
+        char *back;
+        size_t blen;
+        must(agec_value_to_agtype(v, &back, &blen, &err), &err, "write");
+        if (blen != len || memcmp(back, text, len) != 0)
+            fail_msg("column %zu written back differs:\n server: %s\n agec:   %s", col, text,
+                     back);
+        agec_value *again;
+        must(agec_agtype_parse(back, blen, 0, &again, &err), &err, "reparse");
+        assert_true(agec_value_equal(v, again));
+        agec_value_free(again);
+        agec_free(back);
+    }
+    const agec_value *path;
+    must(agec_result_value(r, 0, 0, &path, &err), &err, "path");
+    assert_int_equal(agec_path_length(path), 1);
+    int64_t start, from;
+    must(agec_edge_start_id(agec_path_edge(path, 0), &start, &err), &err, "start");
+    must(agec_element_id(agec_path_vertex(path, 0), &from, &err), &err, "id");
+    assert_true(start == from);
+    agec_result_free(r);
+    agec_conn_release(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_and_match_vertex),
         cmocka_unit_test(test_roundtrip_values),
         cmocka_unit_test(test_roundtrip_builder_params),
+        cmocka_unit_test(test_roundtrip_graph_elements),
         cmocka_unit_test(test_injection_is_inert),
         cmocka_unit_test(test_errors_carry_server_fields),
         cmocka_unit_test(test_prepared_past_generic_plan),

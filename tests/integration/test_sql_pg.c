@@ -48,6 +48,20 @@ static long count(agec_conn *c, const char *text)
     return n;
 }
 
+/* count() without preparing the counting statement itself. */
+static long count_unprepared(agec_conn *c, const char *text)
+{
+    agec_query_opts o;
+    agec_query_opts_init(&o);
+    o.prepare = false;
+    agec_result *r = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    must(agec_sql_exec(c, text, 0, NULL, &o, &r, &err), &err, text);
+    long n = atol(agec_result_text(r, 0, 0, NULL));
+    agec_result_free(r);
+    return n;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -290,6 +304,58 @@ static void test_stream_large_result(void **state)
     agec_conn_release(c);
 }
 
+static void test_statement_cache_cap_and_reset(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    agec_error err = AGEC_ERROR_INIT;
+    /* More distinct statements than the cache holds: the server never keeps
+     * more than AGEC_STMT_CACHE_MAX of ours. */
+    for (int i = 0; i < AGEC_STMT_CACHE_MAX + 40; i++) {
+        char q[64], v[16];
+        snprintf(q, sizeof q, "SELECT $1::int + %d", i);
+        snprintf(v, sizeof v, "%d", i);
+        const char *vals[1] = { v };
+        agec_result *r = NULL;
+        must(agec_sql_exec(c, q, 1, vals, NULL, &r, &err), &err, q);
+        assert_int_equal(atol(agec_result_text(r, 0, 0, NULL)), 2 * i);
+        agec_result_free(r);
+    }
+    long n = count_unprepared(
+        c, "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'agec_%'");
+    assert_true(n > 0 && n <= AGEC_STMT_CACHE_MAX);
+    /* Someone drops our statements behind our back: the next call prepares
+     * again instead of failing. */
+    sql(c, "DEALLOCATE ALL");
+    const char *vals[1] = { "1" };
+    agec_result *r = NULL;
+    must(agec_sql_exec(c, "SELECT $1::int + 0", 1, vals, NULL, &r, &err), &err, "re-prepare");
+    assert_string_equal(agec_result_text(r, 0, 0, NULL), "1");
+    agec_result_free(r);
+    agec_conn_release(c);
+
+    /* With reset_query = DISCARD ALL the pool drops the statement cache on
+     * every release, so statements are prepared again on the next borrow. */
+    agec_pool_config cfg;
+    agec_pool_config_init(&cfg);
+    cfg.conninfo = agec_test_pg_conninfo();
+    cfg.max = 1;
+    cfg.age_mode = AGEC_AGE_OFF;
+    cfg.reset_query = "DISCARD ALL";
+    cfg.on_event = agec_pool_event_ignore;
+    agec_pool *p;
+    must(agec_pool_open(&cfg, &p, &err), &err, "open");
+    for (int round = 0; round < 3; round++) {
+        must(agec_pool_acquire(p, &c, &err), &err, "acquire");
+        assert_int_equal(count_unprepared(c, "SELECT count(*) FROM pg_prepared_statements"), 0);
+        must(agec_sql_exec(c, "SELECT $1::int + 0", 1, vals, NULL, &r, &err), &err, "exec");
+        agec_result_free(r);
+        assert_int_equal(count_unprepared(c, "SELECT count(*) FROM pg_prepared_statements"), 1);
+        agec_conn_release(c);
+    }
+    assert_int_equal(agec_pool_close(p, 1000, &err), AGEC_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -299,6 +365,7 @@ int main(void)
         cmocka_unit_test(test_tx_run_retries_serialization_failure),
         cmocka_unit_test(test_tx_run_gives_up_after_limit),
         cmocka_unit_test(test_stream_large_result),
+        cmocka_unit_test(test_statement_cache_cap_and_reset),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
