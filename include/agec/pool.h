@@ -267,9 +267,9 @@ AGEC_EXPORT AGEC_NODISCARD agec_status agec_pool_open(const agec_pool_config *cf
  *     is woken with that error; idle connections are closed at once;
  *  2. borrowed connections are waited for until drain_timeout_ms
  *     (negative = wait forever; 0 = do not wait), except that shortly before
- *     the deadline (the last quarter of it, at most 250 ms) their running
- *     queries are cancelled (PQcancel) so that borrowers get an error and
- *     release them;
+ *     the deadline (the last third of it, at most 500 ms) their running
+ *     queries are cancelled (PQcancel, repeated every 100 ms) so that
+ *     borrowers get an error (SQLSTATE 57014) and release them;
  *  3. the maintenance thread is joined, every connection the pool holds is
  *     closed and all memory is freed.
  *

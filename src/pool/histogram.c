@@ -10,12 +10,9 @@ const int64_t *agec_pool_wait_bucket_bounds_us(void)
     return prom_bounds;
 }
 
-static int log2_floor(uint64_t v)
+static int log2_floor(uint64_t v) /* v > 0 */
 {
-    int e = 0;
-    while (v >>= 1)
-        e++;
-    return e;
+    return 63 - __builtin_clzll(v);
 }
 
 int agec__hist_index(int64_t v)

@@ -61,9 +61,6 @@ static agec_conn *collect_idle(agec_pool *p, int64_t now, int64_t *next)
     return doomed;
 }
 
-/* How often idle connections are checked for a server that went away. */
-#define IDLE_CHECK_US 1000000
-
 /* Find idle connections whose server closed them (terminated backend,
  * restart): an idle connection has nothing to read, so a readable socket
  * means EOF, a FATAL message, or a notification. Costs no round trip. The
@@ -77,7 +74,7 @@ static agec_conn *collect_dead_idle(agec_pool *p, int64_t now, int64_t *next, ag
         *next = agec__min64(*next, p->next_idle_check);
         return doomed;
     }
-    p->next_idle_check = now + IDLE_CHECK_US;
+    p->next_idle_check = now + AGEC__IDLE_CHECK_US;
     *next = agec__min64(*next, p->next_idle_check);
     agec_conn *c = p->idle.head;
     while (c != NULL) {

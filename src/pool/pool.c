@@ -111,6 +111,12 @@ void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now)
         return;
     }
     agec__conn_move(p, c, CONN_IDLE);
+    /* The maintenance thread may sleep with nothing to do (all were in use):
+     * make sure it wakes for this one's idle check and idle timeout. */
+    int64_t when = now + AGEC__IDLE_CHECK_US;
+    if (p->cfg.c.idle_timeout_ms > 0 && agec__pool_total(p) > p->cfg.c.min)
+        when = agec__min64(when, now + (int64_t)p->cfg.c.idle_timeout_ms * 1000);
+    agec__maint_poke(p, when);
 }
 
 void agec__pool_dispatch(agec_pool *p, int64_t now)
@@ -418,7 +424,12 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "%s is NULL", pool ? "out" : "pool");
     acq a;
     a.p = pool;
-    memset(&a.w, 0, sizeof a.w);
+    /* Field by field: the condition variable is set up only if we wait. */
+    a.w.cond_ready = a.w.queued = false;
+    a.w.handed = NULL;
+    a.w.fail = AGEC_OK;
+    a.w.retry_at = 0;
+    a.w.prev = a.w.next = NULL;
     a.start = a.now = agec__now_us();
     a.deadline = agec__deadline_after(
         a.start, timeout_ms < 0 ? pool->cfg.c.acquire_timeout_ms : timeout_ms);
@@ -680,7 +691,7 @@ agec_status agec_pool_close(agec_pool *p, int drain_timeout_ms, agec_error *err)
     int64_t deadline = agec__deadline_after(start, drain_timeout_ms);
     int64_t cancel_at = deadline;
     if (deadline != AGEC__NEVER) {
-        int64_t grace = agec__min64((int64_t)drain_timeout_ms * 1000 / 4, 250000);
+        int64_t grace = agec__min64((int64_t)drain_timeout_ms * 1000 / 3, 500000);
         cancel_at = deadline - grace;
     }
 
@@ -714,10 +725,13 @@ agec_status agec_pool_close(agec_pool *p, int drain_timeout_ms, agec_error *err)
     pthread_mutex_lock(&p->mu);
     while (p->in_use.count > 0 && agec__now_us() < cancel_at)
         wait_until(&p->state_cond, &p->mu, cancel_at);
-    if (p->in_use.count > 0) {
+    /* Cancel what borrowed connections run, again every 100 ms: a cancel
+     * that arrives before a query starts is ignored by the server. */
+    while (p->in_use.count > 0 && agec__now_us() < deadline) {
         cancel_borrowed(p);
-        while (p->in_use.count > 0 && agec__now_us() < deadline)
-            wait_until(&p->state_cond, &p->mu, deadline);
+        int64_t until = agec__min64(deadline, agec__now_us() + 100000);
+        while (p->in_use.count > 0 && agec__now_us() < until)
+            wait_until(&p->state_cond, &p->mu, until);
     }
     int remaining = p->in_use.count;
     bool last = agec__pool_unref(p);

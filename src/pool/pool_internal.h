@@ -71,8 +71,7 @@ typedef struct waiter {
     bool cond_ready;      /* cond initialised (only when the thread first waits) */
     bool queued;          /* [mu] in pool->waiters */
     agec_conn *handed;    /* [mu] a connection given to this waiter (now in_use) */
-    agec_conn *slot;      /* [mu] an opening connection reserved for this waiter to connect */
-    agec_status fail;     /* [mu] set when the waiter must give up (closed, breaker) */
+    agec_status fail;     /* [mu] set when the waiter must give up (pool closing) */
     int64_t retry_at;     /* own backoff after a failed connect; 0 = none */
     struct waiter *prev, *next;
 } waiter;
@@ -158,8 +157,10 @@ static inline int agec__pool_total(const agec_pool *p)
 /* Hand a connection that just became available (in `opening` or `in_use`)
  * to the head waiter, or put it at the head of idle. [mu] */
 void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now);
-/* Give queued waiters what is available now: idle connections, free slots
- * (or a breaker-open failure). Called after any change that frees a slot. [mu] */
+/* Something became available: hand an idle connection to the oldest waiter,
+ * or, if a slot is free, wake the oldest waiter (only it) so that it
+ * connects itself (or fails fast on an open breaker). Called after any
+ * change that frees a slot. [mu] */
 void agec__pool_dispatch(agec_pool *p, int64_t now);
 /* Take a connection out of its list to be closed for `reason`, count it,
  * and pass its slot on. The caller then calls agec__conn_destroy without
@@ -198,6 +199,8 @@ void agec__emit_simple(agec_pool *p, agec_pool_event_type type, uint64_t conn_id
 void agec__emit_breaker(agec_pool *p, const agec__breaker_change *ch);
 
 /* --- maint.c --- */
+/* How often the maintenance thread checks idle sockets for a server that went away. */
+#define AGEC__IDLE_CHECK_US 1000000
 agec_status agec__maint_start(agec_pool *p, agec_error *err);
 /* Wake the maintenance thread if it sleeps past `when`. [mu] */
 void agec__maint_poke(agec_pool *p, int64_t when);

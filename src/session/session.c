@@ -10,6 +10,9 @@
 #include "session/clock.h"
 #include "session/pqerror.h"
 
+/* How long to wait for a cancelled query's results before cancelling again. */
+#define CANCEL_REPEAT_US 200000
+
 /* How often a connect attempt looks at its abort flag. */
 #define ABORT_SLICE_MS 50
 
@@ -258,10 +261,17 @@ agec__cleanup agec__session_cleanup(PGconn *pg, PGcancel *cancel, int64_t deadli
     if (ts == PQTRANS_ACTIVE) {
         /* A query is still running (or its results were not all read): cancel
          * it, then read and drop what is left. 57014 is expected here. */
-        if (cancel == NULL || agec__session_cancel(cancel, NULL) != AGEC_OK)
-            return AGEC__CLEAN_FAILED;
-        bool late;
-        agec_status st = read_results(pg, deadline_us, NULL, &late);
+        bool late = true;
+        agec_status st = AGEC_OK;
+        while (late && agec__now_us() < deadline_us) {
+            /* A cancel that reaches the backend before it starts executing
+             * the query is ignored by the server, so repeat it until the
+             * results come. */
+            if (cancel == NULL || agec__session_cancel(cancel, NULL) != AGEC_OK)
+                return AGEC__CLEAN_FAILED;
+            int64_t slice = agec__min64(deadline_us, agec__now_us() + CANCEL_REPEAT_US);
+            st = read_results(pg, slice, NULL, &late);
+        }
         if (late || st == AGEC_ERR_STATE)
             return AGEC__CLEAN_FAILED;
         if (PQstatus(pg) != CONNECTION_OK)
