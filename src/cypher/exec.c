@@ -22,8 +22,11 @@
 #include "session/pqerror.h"
 
 /* How long a cancelled statement may take to stop before the connection is
- * given up as broken (a black-holed network never answers the cancel). */
+ * given up as broken (a black-holed network never answers the cancel). The
+ * cancel is sent again every CANCEL_REPEAT_MS within it: the server ignores
+ * a cancel that arrives before the statement has started. */
 #define CANCEL_GRACE_MS 200
+#define CANCEL_REPEAT_MS 50
 
 void agec_query_opts_init(agec_query_opts *opts)
 {
@@ -93,25 +96,31 @@ static void add_age_hint(agec_error *err)
 typedef struct run_state {
     agec_conn *conn;
     PGconn *pg;
-    int64_t deadline; /* -1: none */
+    int64_t deadline; /* -1: none; after a cancel: the next repeat */
+    int64_t give_up;  /* after a cancel: end of the grace period */
     int timeout_ms;
     bool cancelled;
     bool broken;
 } run_state;
 
-/* Wait for the next result, cancelling once at the deadline. 1 ready, 0 gave
- * up (timeout not honoured, conn broken), -1 connection failure. */
+/* Wait for the next result, cancelling at the deadline (and again every
+ * CANCEL_REPEAT_MS of the grace period). 1 ready, 0 gave up (the cancel was
+ * not honoured: conn broken), -1 connection failure. */
 static int next_ready(run_state *rs)
 {
     for (;;) {
         int r = wait_ready(rs->pg, rs->deadline);
         if (r != 0)
             return r;
-        if (rs->cancelled)
+        int64_t now = now_ms();
+        if (!rs->cancelled) {
+            rs->cancelled = true;
+            rs->give_up = now + CANCEL_GRACE_MS;
+        } else if (now >= rs->give_up) {
             return 0;
-        rs->cancelled = true;
+        }
         (void)agec_conn_cancel(rs->conn, NULL);
-        rs->deadline = now_ms() + CANCEL_GRACE_MS;
+        rs->deadline = now + CANCEL_REPEAT_MS < rs->give_up ? now + CANCEL_REPEAT_MS : rs->give_up;
     }
 }
 

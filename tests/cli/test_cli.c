@@ -447,6 +447,28 @@ static void test_shell_ctrl_c_cancels(void **state)
     assert_int_equal(pty_finish(&s), 0);
 }
 
+static void test_demo_small(void **state)
+{
+    (void)state;
+    for (int run = 0; run < 2; run++) { /* re-runnable: the second run drops the graph */
+        run_out *r = RUN(NULL, "--dsn", age(), "demo", "--size", "60");
+        expect_status(r, 0);
+        static const char *sections[] = { "1. graph demo_social created",
+                                          "2. loaded 60 people and 300 KNOWS edges",
+                                          "4a. the 5 people with the most friends",
+                                          "4b. friends of friends", "4d. people per city",
+                                          "5. pool statistics", "breaker             closed",
+                                          "pool closed gracefully" };
+        for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
+            if (strstr(r->out, sections[i]) == NULL)
+                fail_msg("demo output lacks '%s':\n%s\n%s", sections[i], r->out, r->err);
+        free(r);
+    }
+    run_out *r = RUN(NULL, "--dsn", age(), "demo", "--size", "3");
+    expect_status(r, 2);
+    free(r);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -458,6 +480,7 @@ int main(void)
         cmocka_unit_test(test_sql_and_bench_on_pg),
         cmocka_unit_test(test_shell_on_age),
         cmocka_unit_test(test_shell_ctrl_c_cancels),
+        cmocka_unit_test(test_demo_small),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
