@@ -356,6 +356,22 @@ static void test_statement_cache_cap_and_reset(void **state)
     assert_int_equal(agec_pool_close(p, 1000, &err), AGEC_OK);
 }
 
+/* Cypher on a server without AGE: a clear code and hint, not a bare 3F000. */
+static void test_cypher_without_age(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    agec_error err = AGEC_ERROR_INIT;
+    agec_result *r = NULL;
+    assert_int_equal(agec_cypher_exec(c, "some_graph", "RETURN 1", NULL, NULL, &r, &err),
+                     AGEC_ERR_AGE_MISSING);
+    assert_string_equal(err.sqlstate, "3F000");
+    assert_non_null(strstr(err.hint, "CREATE EXTENSION age"));
+    assert_null(r);
+    assert_int_equal(count(c, "SELECT 5"), 5);
+    agec_conn_release(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -366,6 +382,7 @@ int main(void)
         cmocka_unit_test(test_tx_run_gives_up_after_limit),
         cmocka_unit_test(test_stream_large_result),
         cmocka_unit_test(test_statement_cache_cap_and_reset),
+        cmocka_unit_test(test_cypher_without_age),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
