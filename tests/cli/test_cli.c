@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pty.h>
 #include <signal.h>
 #include <stdio.h>
@@ -447,6 +448,79 @@ static void test_shell_ctrl_c_cancels(void **state)
     assert_int_equal(pty_finish(&s), 0);
 }
 
+/* bench keeps going through a server restart: its own throwaway cluster,
+ * restarted while the bench runs; errors are counted, the run completes. */
+typedef struct bench_run {
+    char dsn[256];
+    run_out *out;
+} bench_run;
+
+static void *bench_thread(void *arg)
+{
+    bench_run *b = arg;
+    b->out = RUN(NULL, "--dsn", b->dsn, "--age-mode", "off", "--format", "json",
+                 "--connect-timeout", "500", "--acquire-timeout", "1000", "bench", "--sql",
+                 "SELECT 1", "--threads", "2", "--duration", "5");
+    return NULL;
+}
+
+static char own_dir[256];
+
+static bool bench_connected(void *arg)
+{
+    PGconn *c = PQconnectdb(arg);
+    PGresult *r = PQexec(c, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                            "'agec-cli'");
+    bool yes = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) > 0;
+    PQclear(r);
+    PQfinish(c);
+    return yes;
+}
+
+static void test_bench_survives_restart(void **state)
+{
+    (void)state;
+    snprintf(own_dir, sizeof own_dir, "/tmp/agec-pg.cliXXXXXX");
+    assert_non_null(mkdtemp(own_dir));
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s/pg-test-server start %s >/dev/null", AGEC_SCRIPTS_DIR, own_dir);
+    assert_int_equal(system(cmd), 0);
+    char portfile[300], port[16] = "";
+    snprintf(portfile, sizeof portfile, "%s/port", own_dir);
+    FILE *f = fopen(portfile, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(port, sizeof port, f));
+    fclose(f);
+    port[strcspn(port, "\n")] = '\0';
+    bench_run b;
+    snprintf(b.dsn, sizeof b.dsn, "host=127.0.0.1 port=%s user=postgres dbname=postgres", port);
+    pthread_t t;
+    pthread_create(&t, NULL, bench_thread, &b);
+    bool up = agec_test_wait_until(bench_connected, b.dsn, 10000);
+    snprintf(cmd, sizeof cmd, "%s/pg-test-server restart %s >/dev/null 2>&1", AGEC_SCRIPTS_DIR,
+             own_dir);
+    int restarted = up ? system(cmd) : -1;
+    pthread_join(t, NULL);
+    snprintf(cmd, sizeof cmd, "%s/pg-test-server stop %s >/dev/null 2>&1", AGEC_SCRIPTS_DIR,
+             own_dir);
+    assert_int_equal(system(cmd), 0);
+    assert_true(up);
+    assert_int_equal(restarted, 0);
+    expect_status(b.out, 0);
+    agec_value *v = NULL;
+    if (agec_agtype_parse(b.out->out, strlen(b.out->out), AGEC_PARSE_JSON, &v, NULL) != AGEC_OK)
+        fail_msg("bench output is not JSON: %s", b.out->out);
+    int64_t ok = 0, errors = 0;
+    assert_int_equal(agec_value_get_int64(agec_value_get(v, "ok", 2), &ok, NULL), AGEC_OK);
+    assert_int_equal(agec_value_get_int64(agec_value_get(v, "errors", 6), &errors, NULL),
+                     AGEC_OK);
+    assert_true(ok > 100);
+    assert_true(errors > 0); /* the restart was seen and counted */
+    assert_true(agec_value_length(agec_value_get(v, "errors_by_kind", 14)) > 0);
+    agec_value_free(v);
+    free(b.out);
+}
+
 static void test_demo_small(void **state)
 {
     (void)state;
@@ -481,6 +555,7 @@ int main(void)
         cmocka_unit_test(test_shell_on_age),
         cmocka_unit_test(test_shell_ctrl_c_cancels),
         cmocka_unit_test(test_demo_small),
+        cmocka_unit_test(test_bench_survives_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
