@@ -73,3 +73,10 @@ bool agec_test_wait_until(bool (*cond)(void *arg), void *arg, int timeout_ms)
         agec_test_sleep_ms(5);
     }
 }
+
+void agec_test_must(agec_status st, const agec_error *err, const char *what)
+{
+    if (st != AGEC_OK)
+        fail_msg("%s: %s [%s] %s (hint: %s)", what, agec_status_name(st), err->sqlstate,
+                 err->message, err->hint);
+}

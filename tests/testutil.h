@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "agec/error.h"
+
 /* Connection string of the throwaway PostgreSQL 15 server (AGEC_TEST_PG).
  * A test that calls this without the variable set fails loudly: it never skips. */
 const char *agec_test_pg_conninfo(void);
@@ -36,5 +38,9 @@ bool agec_test_wait_until(bool (*cond)(void *arg), void *arg, int timeout_ms);
 
 /* Sleep for ms milliseconds (only for pacing load, never as synchronisation). */
 void agec_test_sleep_ms(int ms);
+
+/* Fail the test with the error's code, SQLSTATE, message and hint unless
+ * st is AGEC_OK. */
+void agec_test_must(agec_status st, const agec_error *err, const char *what);
 
 #endif

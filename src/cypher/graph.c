@@ -58,6 +58,11 @@ agec_status agec_graph_exists(agec_conn *conn, const char *name, bool *exists, a
     return st;
 }
 
+static const char *first_column(const void *res, size_t row)
+{
+    return agec_result_text(res, row, 0, NULL);
+}
+
 agec_status agec_graph_list(agec_conn *conn, char ***names, size_t *count, agec_error *err)
 {
     if (names == NULL || count == NULL)
@@ -69,23 +74,12 @@ agec_status agec_graph_list(agec_conn *conn, char ***names, size_t *count, agec_
         run(conn, "SELECT name::text FROM ag_catalog.ag_graph ORDER BY 1", 0, NULL, &res, err);
     if (st != AGEC_OK)
         return st;
-    size_t n = agec_result_rows(res), bytes = (n + 1) * sizeof(char *);
-    for (size_t i = 0; i < n; i++)
-        bytes += strlen(agec_result_text(res, i, 0, NULL)) + 1;
-    char **block = malloc(bytes);
+    size_t n = agec_result_rows(res);
+    char **block = agec__strings_pack(n, first_column, res);
     if (block == NULL) {
         agec_result_free(res);
         return agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
     }
-    char *p = (char *)(block + n + 1);
-    for (size_t i = 0; i < n; i++) {
-        const char *s = agec_result_text(res, i, 0, NULL);
-        size_t l = strlen(s) + 1;
-        memcpy(p, s, l);
-        block[i] = p;
-        p += l;
-    }
-    block[n] = NULL;
     *names = block;
     *count = n;
     agec_result_free(res);

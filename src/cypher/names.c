@@ -16,6 +16,7 @@
  */
 #include "agec/cypher.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/error_internal.h"
@@ -147,4 +148,30 @@ size_t agec__quote_ident(const char *name, char *buf, size_t cap)
     buf[o++] = '"';
     buf[o] = '\0';
     return o;
+}
+
+char **agec__strings_pack(size_t n, const char *(*get)(const void *ctx, size_t i),
+                          const void *ctx)
+{
+    size_t bytes = (n + 1) * sizeof(char *);
+    for (size_t i = 0; i < n; i++)
+        bytes += strlen(get(ctx, i)) + 1;
+    char **block = malloc(bytes);
+    if (block == NULL)
+        return NULL;
+    char *p = (char *)(block + n + 1);
+    for (size_t i = 0; i < n; i++) {
+        const char *s = get(ctx, i);
+        size_t l = strlen(s) + 1;
+        memcpy(p, s, l);
+        block[i] = p;
+        p += l;
+    }
+    block[n] = NULL;
+    return block;
+}
+
+void agec_strings_free(char **strings)
+{
+    free(strings);
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "common/error_internal.h"
+#include "cypher/names.h"
 
 #define MAX_COLUMN_NAME 63
 
@@ -242,6 +243,12 @@ static int item_name(const char *q, span item, size_t as_pos, char *out)
     return 0;
 }
 
+static const char *column_at(const void *ctx, size_t i)
+{
+    const char(*names)[MAX_COLUMN_NAME + 8] = ctx;
+    return names[i];
+}
+
 agec_status agec_cypher_return_columns(const char *query, char ***names_out, size_t *count_out,
                                        agec_error *err)
 {
@@ -323,21 +330,9 @@ agec_status agec_cypher_return_columns(const char *query, char ***names_out, siz
         }
     }
 
-    /* One block: the pointer array, then the strings. Freed by one free(). */
-    size_t bytes = (n + 1) * sizeof(char *);
-    for (size_t i = 0; i < n; i++)
-        bytes += strlen(names[i]) + 1;
-    char **block = malloc(bytes);
+    char **block = agec__strings_pack(n, column_at, names);
     if (block == NULL)
         goto oom;
-    char *p = (char *)(block + n + 1);
-    for (size_t i = 0; i < n; i++) {
-        size_t l = strlen(names[i]) + 1;
-        memcpy(p, names[i], l);
-        block[i] = p;
-        p += l;
-    }
-    block[n] = NULL;
     *names_out = block;
     *count_out = n;
     goto out;
@@ -349,7 +344,3 @@ out:
     return st;
 }
 
-void agec_strings_free(char **names)
-{
-    free(names);
-}

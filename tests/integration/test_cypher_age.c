@@ -18,13 +18,6 @@
 
 static agec_pool *pool;
 
-static void must(agec_status st, const agec_error *err, const char *what)
-{
-    if (st != AGEC_OK)
-        fail_msg("%s: %s [%s] %s (hint: %s)", what, agec_status_name(st), err->sqlstate,
-                 err->message, err->hint);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -36,16 +29,16 @@ static int setup(void **state)
     cfg.on_event = agec_pool_event_ignore;
     cfg.acquire_timeout_ms = 5000;
     agec_error err = AGEC_ERROR_INIT;
-    must(agec_pool_open(&cfg, &pool, &err), &err, "open");
+    agec_test_must(agec_pool_open(&cfg, &pool, &err), &err, "open");
     agec_conn *c;
-    must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
+    agec_test_must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
     bool exists;
-    must(agec_graph_exists(c, GRAPH, &exists, &err), &err, "exists");
+    agec_test_must(agec_graph_exists(c, GRAPH, &exists, &err), &err, "exists");
     if (exists)
-        must(agec_graph_drop(c, GRAPH, true, &err), &err, "drop");
-    must(agec_graph_create(c, GRAPH, &err), &err, "create");
+        agec_test_must(agec_graph_drop(c, GRAPH, true, &err), &err, "drop");
+    agec_test_must(agec_graph_create(c, GRAPH, &err), &err, "create");
     agec_result *r = NULL;
-    must(agec_sql_exec(c, "CREATE TABLE IF NOT EXISTS public.canary(x int)", 0, NULL, NULL, &r,
+    agec_test_must(agec_sql_exec(c, "CREATE TABLE IF NOT EXISTS public.canary(x int)", 0, NULL, NULL, &r,
                        &err),
          &err, "canary");
     agec_result_free(r);
@@ -70,7 +63,7 @@ static agec_conn *get(void)
 {
     agec_conn *c = NULL;
     agec_error err = AGEC_ERROR_INIT;
-    must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
+    agec_test_must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
     return c;
 }
 
@@ -80,11 +73,11 @@ static void test_create_and_match_vertex(void **state)
     agec_conn *c = get();
     agec_error err = AGEC_ERROR_INIT;
     agec_result *r = NULL;
-    must(agec_cypher_exec(c, GRAPH, "CREATE (:Person {name: $name, born: $born})",
+    agec_test_must(agec_cypher_exec(c, GRAPH, "CREATE (:Person {name: $name, born: $born})",
                           "{\"name\": \"Ada\", \"born\": 1815}", NULL, &r, &err),
          &err, "create");
     agec_result_free(r);
-    must(agec_cypher_exec(c, GRAPH, "MATCH (p:Person {name: $name}) RETURN p, p.born AS born",
+    agec_test_must(agec_cypher_exec(c, GRAPH, "MATCH (p:Person {name: $name}) RETURN p, p.born AS born",
                           "{\"name\": \"Ada\"}", NULL, &r, &err),
          &err, "match");
     assert_int_equal(agec_result_rows(r), 1);
@@ -92,16 +85,16 @@ static void test_create_and_match_vertex(void **state)
     assert_string_equal(agec_result_column_name(r, 0), "p");
     assert_string_equal(agec_result_column_name(r, 1), "born");
     const agec_value *p;
-    must(agec_result_value(r, 0, 0, &p, &err), &err, "value");
+    agec_test_must(agec_result_value(r, 0, 0, &p, &err), &err, "value");
     assert_int_equal(agec_value_type(p), AGEC_TYPE_VERTEX);
     const char *label;
     size_t len;
-    must(agec_element_label(p, &label, &len, &err), &err, "label");
+    agec_test_must(agec_element_label(p, &label, &len, &err), &err, "label");
     assert_int_equal(len, 6);
     assert_memory_equal(label, "Person", 6);
     const agec_value *born = agec_value_get(agec_element_properties(p), "born", 4);
     int64_t b;
-    must(agec_value_get_int64(born, &b, &err), &err, "born");
+    agec_test_must(agec_value_get_int64(born, &b, &err), &err, "born");
     assert_int_equal(b, 1815);
     agec_result_free(r);
     agec_conn_release(c);
@@ -114,11 +107,11 @@ static void roundtrip(agec_conn *c, const char *param_value)
     snprintf(params, sizeof params, "{\"v\": %s}", param_value);
     agec_value *want_map = NULL;
     agec_error err = AGEC_ERROR_INIT;
-    must(agec_agtype_parse(params, strlen(params), 0, &want_map, &err), &err, params);
+    agec_test_must(agec_agtype_parse(params, strlen(params), 0, &want_map, &err), &err, params);
     agec_result *r = NULL;
-    must(agec_cypher_exec(c, GRAPH, "RETURN $v", params, NULL, &r, &err), &err, params);
+    agec_test_must(agec_cypher_exec(c, GRAPH, "RETURN $v", params, NULL, &r, &err), &err, params);
     const agec_value *got;
-    must(agec_result_value(r, 0, 0, &got, &err), &err, "parse");
+    agec_test_must(agec_result_value(r, 0, 0, &got, &err), &err, "parse");
     const agec_value *want = agec_value_get(want_map, "v", 1);
     if (!agec_value_equal(got, want))
         fail_msg("round trip of %s gave %s", param_value, agec_result_text(r, 0, 0, NULL));
@@ -164,7 +157,7 @@ static void test_roundtrip_builder_params(void **state)
     agec_conn *c = get();
     agec_error err = AGEC_ERROR_INIT;
     agec_builder *b;
-    must(agec_builder_new(&b, &err), &err, "builder");
+    agec_test_must(agec_builder_new(&b, &err), &err, "builder");
     (void)agec_builder_begin_map(b, &err);
     (void)agec_builder_key(b, "s", 1, &err);
     static const char str[] = "it's $$ a \"test\"\n\\";
@@ -176,24 +169,24 @@ static void test_roundtrip_builder_params(void **state)
     (void)agec_builder_end_map(b, &err);
     char *text;
     size_t len;
-    must(agec_builder_finish(b, &text, &len, &err), &err, "finish");
+    agec_test_must(agec_builder_finish(b, &text, &len, &err), &err, "finish");
     agec_builder_free(b);
     agec_result *r = NULL;
-    must(agec_cypher_exec(c, GRAPH, "RETURN $s, $i, $f", text, NULL, &r, &err), &err, "exec");
+    agec_test_must(agec_cypher_exec(c, GRAPH, "RETURN $s, $i, $f", text, NULL, &r, &err), &err, "exec");
     const agec_value *v;
     const char *s;
     size_t slen;
-    must(agec_result_value(r, 0, 0, &v, &err), &err, "s");
-    must(agec_value_get_string(v, &s, &slen, &err), &err, "s");
+    agec_test_must(agec_result_value(r, 0, 0, &v, &err), &err, "s");
+    agec_test_must(agec_value_get_string(v, &s, &slen, &err), &err, "s");
     assert_int_equal(slen, sizeof str - 1);
     assert_memory_equal(s, str, sizeof str - 1);
     int64_t i;
-    must(agec_result_value(r, 0, 1, &v, &err), &err, "i");
-    must(agec_value_get_int64(v, &i, &err), &err, "i");
+    agec_test_must(agec_result_value(r, 0, 1, &v, &err), &err, "i");
+    agec_test_must(agec_value_get_int64(v, &i, &err), &err, "i");
     assert_true(i == INT64_MIN);
     double f;
-    must(agec_result_value(r, 0, 2, &v, &err), &err, "f");
-    must(agec_value_get_double(v, &f, &err), &err, "f");
+    agec_test_must(agec_result_value(r, 0, 2, &v, &err), &err, "f");
+    agec_test_must(agec_value_get_double(v, &f, &err), &err, "f");
     assert_true(isinf(f) && f < 0);
     agec_result_free(r);
     agec_free(text);
@@ -214,13 +207,13 @@ static void test_injection_is_inert(void **state)
                          AGEC_ERR_NAME);
     /* Hostile text in parameters and in the query is stored verbatim. */
     const char *evil = "{\"name\": \"'); DROP TABLE canary; -- $$ $agec$ \\\\\"}";
-    must(agec_cypher_exec(c, GRAPH, "CREATE (n:Evil {name: $name}) RETURN n.name", evil, NULL, &r,
+    agec_test_must(agec_cypher_exec(c, GRAPH, "CREATE (n:Evil {name: $name}) RETURN n.name", evil, NULL, &r,
                           &err),
          &err, "evil param");
     assert_string_equal(agec_result_text(r, 0, 0, NULL),
                         "\"'); DROP TABLE canary; -- $$ $agec$ \\\\\"");
     agec_result_free(r);
-    must(agec_cypher_exec(c, GRAPH, "RETURN '$agec$); DROP TABLE canary; --' AS s", NULL, NULL,
+    agec_test_must(agec_cypher_exec(c, GRAPH, "RETURN '$agec$); DROP TABLE canary; --' AS s", NULL, NULL,
                           &r, &err),
          &err, "evil query text");
     assert_string_equal(agec_result_text(r, 0, 0, NULL), "\"$agec$); DROP TABLE canary; --\"");
@@ -230,7 +223,7 @@ static void test_injection_is_inert(void **state)
                                           &r, &err),
                          AGEC_OK);
     assert_null(r);
-    must(agec_sql_exec(c, "SELECT count(*) FROM public.canary", 0, NULL, NULL, &r, &err), &err,
+    agec_test_must(agec_sql_exec(c, "SELECT count(*) FROM public.canary", 0, NULL, NULL, &r, &err), &err,
          "canary survives");
     agec_result_free(r);
     agec_conn_release(c);
@@ -259,7 +252,7 @@ static void test_errors_carry_server_fields(void **state)
     assert_int_equal(st, AGEC_ERR_SERVER);
     assert_true(strlen(err.hint) > 0);
     /* The connection is still usable after errors. */
-    must(agec_cypher_exec(c, GRAPH, "RETURN 1", NULL, NULL, &r, &err), &err, "after errors");
+    agec_test_must(agec_cypher_exec(c, GRAPH, "RETURN 1", NULL, NULL, &r, &err), &err, "after errors");
     agec_result_free(r);
     agec_conn_release(c);
 }
@@ -274,11 +267,11 @@ static void test_prepared_past_generic_plan(void **state)
         char p[64];
         snprintf(p, sizeof p, "{\"x\": %d, \"s\": \"v%d\"}", i, i);
         agec_result *r = NULL;
-        must(agec_cypher_exec(c, GRAPH, "RETURN $x + 1, $s", p, NULL, &r, &err), &err, "exec");
+        agec_test_must(agec_cypher_exec(c, GRAPH, "RETURN $x + 1, $s", p, NULL, &r, &err), &err, "exec");
         int64_t v;
         const agec_value *val;
-        must(agec_result_value(r, 0, 0, &val, &err), &err, "value");
-        must(agec_value_get_int64(val, &v, &err), &err, "int");
+        agec_test_must(agec_result_value(r, 0, 0, &val, &err), &err, "value");
+        agec_test_must(agec_value_get_int64(val, &v, &err), &err, "int");
         assert_int_equal(v, i + 1);
         agec_result_free(r);
     }
@@ -292,18 +285,18 @@ static void test_graph_management(void **state)
     agec_error err = AGEC_ERROR_INIT;
     char **names;
     size_t n;
-    must(agec_graph_list(c, &names, &n, &err), &err, "list");
+    agec_test_must(agec_graph_list(c, &names, &n, &err), &err, "list");
     bool found = false;
     for (size_t i = 0; i < n; i++)
         found |= strcmp(names[i], GRAPH) == 0;
     assert_true(found);
     agec_strings_free(names);
-    must(agec_label_create(c, GRAPH, "City", AGEC_LABEL_VERTEX, &err), &err, "vlabel");
-    must(agec_label_create(c, GRAPH, "LIVES_IN", AGEC_LABEL_EDGE, &err), &err, "elabel");
+    agec_test_must(agec_label_create(c, GRAPH, "City", AGEC_LABEL_VERTEX, &err), &err, "vlabel");
+    agec_test_must(agec_label_create(c, GRAPH, "LIVES_IN", AGEC_LABEL_EDGE, &err), &err, "elabel");
     assert_int_equal(agec_label_create(c, GRAPH, "bad-label", AGEC_LABEL_EDGE, &err),
                      AGEC_ERR_NAME);
     agec_result *labels = NULL;
-    must(agec_label_list(c, GRAPH, &labels, &err), &err, "labels");
+    agec_test_must(agec_label_list(c, GRAPH, &labels, &err), &err, "labels");
     int seen = 0;
     for (size_t i = 0; i < agec_result_rows(labels); i++) {
         const char *name = agec_result_text(labels, i, 0, NULL);
@@ -316,11 +309,11 @@ static void test_graph_management(void **state)
     assert_int_equal(seen, 2);
     agec_result_free(labels);
     /* Indexes: twice, to prove idempotence; then they exist. */
-    must(agec_graph_create_indexes(c, GRAPH, NULL, &err), &err, "indexes");
-    must(agec_graph_create_indexes(c, GRAPH, NULL, &err), &err, "indexes again");
+    agec_test_must(agec_graph_create_indexes(c, GRAPH, NULL, &err), &err, "indexes");
+    agec_test_must(agec_graph_create_indexes(c, GRAPH, NULL, &err), &err, "indexes again");
     agec_result *r = NULL;
     const char *v[1] = { GRAPH };
-    must(agec_sql_exec(c,
+    agec_test_must(agec_sql_exec(c,
                        "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname "
                        "LIKE 'LIVES_IN_agec_%'",
                        1, v, NULL, &r, &err),
@@ -337,23 +330,23 @@ static void test_cypher_transactions(void **state)
     agec_conn *c = get();
     agec_error err = AGEC_ERROR_INIT;
     agec_result *r = NULL;
-    must(agec_tx_begin(c, NULL, &err), &err, "begin");
-    must(agec_cypher_exec(c, GRAPH, "CREATE (:Tx {k: 'rolled back'})", NULL, NULL, &r, &err),
+    agec_test_must(agec_tx_begin(c, NULL, &err), &err, "begin");
+    agec_test_must(agec_cypher_exec(c, GRAPH, "CREATE (:Tx {k: 'rolled back'})", NULL, NULL, &r, &err),
          &err, "create");
     agec_result_free(r);
-    must(agec_tx_rollback(c, &err), &err, "rollback");
-    must(agec_tx_begin(c, NULL, &err), &err, "begin 2");
-    must(agec_cypher_exec(c, GRAPH, "CREATE (:Tx {k: 'kept'})", NULL, NULL, &r, &err), &err,
+    agec_test_must(agec_tx_rollback(c, &err), &err, "rollback");
+    agec_test_must(agec_tx_begin(c, NULL, &err), &err, "begin 2");
+    agec_test_must(agec_cypher_exec(c, GRAPH, "CREATE (:Tx {k: 'kept'})", NULL, NULL, &r, &err), &err,
          "create 2");
     agec_result_free(r);
     unsigned sp;
-    must(agec_tx_savepoint(c, &sp, &err), &err, "savepoint");
-    must(agec_cypher_exec(c, GRAPH, "CREATE (:Tx {k: 'undone'})", NULL, NULL, &r, &err), &err,
+    agec_test_must(agec_tx_savepoint(c, &sp, &err), &err, "savepoint");
+    agec_test_must(agec_cypher_exec(c, GRAPH, "CREATE (:Tx {k: 'undone'})", NULL, NULL, &r, &err), &err,
          "create 3");
     agec_result_free(r);
-    must(agec_tx_rollback_to(c, sp, &err), &err, "rollback to");
-    must(agec_tx_commit(c, &err), &err, "commit");
-    must(agec_cypher_exec(c, GRAPH, "MATCH (t:Tx) RETURN t.k ORDER BY t.k", NULL, NULL, &r, &err),
+    agec_test_must(agec_tx_rollback_to(c, sp, &err), &err, "rollback to");
+    agec_test_must(agec_tx_commit(c, &err), &err, "commit");
+    agec_test_must(agec_cypher_exec(c, GRAPH, "MATCH (t:Tx) RETURN t.k ORDER BY t.k", NULL, NULL, &r, &err),
          &err, "match");
     assert_int_equal(agec_result_rows(r), 1);
     assert_string_equal(agec_result_text(r, 0, 0, NULL), "\"kept\"");
@@ -376,7 +369,7 @@ static void test_stream_rows(void **state)
     agec_conn *c = get();
     agec_error err = AGEC_ERROR_INIT;
     size_t n = 0;
-    must(agec_cypher_stream(c, GRAPH, "UNWIND range(1, 5000) AS i RETURN i", NULL, NULL,
+    agec_test_must(agec_cypher_stream(c, GRAPH, "UNWIND range(1, 5000) AS i RETURN i", NULL, NULL,
                             count_row, &n, &err),
          &err, "stream");
     assert_int_equal(n, 5000);
@@ -391,7 +384,7 @@ static void test_roundtrip_graph_elements(void **state)
     agec_conn *c = get();
     agec_error err = AGEC_ERROR_INIT;
     agec_result *r = NULL;
-    must(agec_cypher_exec(c, GRAPH,
+    agec_test_must(agec_cypher_exec(c, GRAPH,
                           "CREATE p = (:RT {name: 'a', n: 1, f: 1.5, l: [1, 'x'], "
                           "m: {k: 'v'}})-[:RT_E {w: -2}]->(:RT {name: 'b'}) "
                           "RETURN p, nodes(p)[0], relationships(p)[0], [p, p]",
@@ -403,26 +396,26 @@ static void test_roundtrip_graph_elements(void **state)
         size_t len;
         const char *text = agec_result_text(r, 0, col, &len);
         const agec_value *v;
-        must(agec_result_value(r, 0, col, &v, &err), &err, "parse");
+        agec_test_must(agec_result_value(r, 0, col, &v, &err), &err, "parse");
         assert_int_equal(agec_value_type(v), want[col]);
         char *back;
         size_t blen;
-        must(agec_value_to_agtype(v, &back, &blen, &err), &err, "write");
+        agec_test_must(agec_value_to_agtype(v, &back, &blen, &err), &err, "write");
         if (blen != len || memcmp(back, text, len) != 0)
             fail_msg("column %zu written back differs:\n server: %s\n agec:   %s", col, text,
                      back);
         agec_value *again;
-        must(agec_agtype_parse(back, blen, 0, &again, &err), &err, "reparse");
+        agec_test_must(agec_agtype_parse(back, blen, 0, &again, &err), &err, "reparse");
         assert_true(agec_value_equal(v, again));
         agec_value_free(again);
         agec_free(back);
     }
     const agec_value *path;
-    must(agec_result_value(r, 0, 0, &path, &err), &err, "path");
+    agec_test_must(agec_result_value(r, 0, 0, &path, &err), &err, "path");
     assert_int_equal(agec_path_length(path), 1);
     int64_t start, from;
-    must(agec_edge_start_id(agec_path_edge(path, 0), &start, &err), &err, "start");
-    must(agec_element_id(agec_path_vertex(path, 0), &from, &err), &err, "id");
+    agec_test_must(agec_edge_start_id(agec_path_edge(path, 0), &start, &err), &err, "start");
+    agec_test_must(agec_element_id(agec_path_vertex(path, 0), &from, &err), &err, "id");
     assert_true(start == from);
     agec_result_free(r);
     agec_conn_release(c);

@@ -16,17 +16,11 @@
 
 static agec_pool *pool;
 
-static void must(agec_status st, const agec_error *err, const char *what)
-{
-    if (st != AGEC_OK)
-        fail_msg("%s: %s [%s] %s", what, agec_status_name(st), err->sqlstate, err->message);
-}
-
 static agec_conn *get(void)
 {
     agec_conn *c = NULL;
     agec_error err = AGEC_ERROR_INIT;
-    must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
+    agec_test_must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
     return c;
 }
 
@@ -34,7 +28,7 @@ static void sql(agec_conn *c, const char *text)
 {
     agec_result *r = NULL;
     agec_error err = AGEC_ERROR_INIT;
-    must(agec_sql_exec(c, text, 0, NULL, NULL, &r, &err), &err, text);
+    agec_test_must(agec_sql_exec(c, text, 0, NULL, NULL, &r, &err), &err, text);
     agec_result_free(r);
 }
 
@@ -42,7 +36,7 @@ static long count(agec_conn *c, const char *text)
 {
     agec_result *r = NULL;
     agec_error err = AGEC_ERROR_INIT;
-    must(agec_sql_exec(c, text, 0, NULL, NULL, &r, &err), &err, text);
+    agec_test_must(agec_sql_exec(c, text, 0, NULL, NULL, &r, &err), &err, text);
     long n = atol(agec_result_text(r, 0, 0, NULL));
     agec_result_free(r);
     return n;
@@ -56,7 +50,7 @@ static long count_unprepared(agec_conn *c, const char *text)
     o.prepare = false;
     agec_result *r = NULL;
     agec_error err = AGEC_ERROR_INIT;
-    must(agec_sql_exec(c, text, 0, NULL, &o, &r, &err), &err, text);
+    agec_test_must(agec_sql_exec(c, text, 0, NULL, &o, &r, &err), &err, text);
     long n = atol(agec_result_text(r, 0, 0, NULL));
     agec_result_free(r);
     return n;
@@ -74,7 +68,7 @@ static int setup(void **state)
     cfg.on_event = agec_pool_event_ignore;
     cfg.acquire_timeout_ms = 5000;
     agec_error err = AGEC_ERROR_INIT;
-    must(agec_pool_open(&cfg, &pool, &err), &err, "open");
+    agec_test_must(agec_pool_open(&cfg, &pool, &err), &err, "open");
     agec_conn *c = get();
     sql(c, "DROP TABLE IF EXISTS it_sql");
     sql(c, "CREATE TABLE it_sql (id int PRIMARY KEY, v text)");
@@ -96,11 +90,11 @@ static void test_bound_parameters(void **state)
     agec_error err = AGEC_ERROR_INIT;
     const char *v[2] = { "1", "'); DROP TABLE it_sql; --" };
     agec_result *r = NULL;
-    must(agec_sql_exec(c, "INSERT INTO it_sql VALUES ($1, $2)", 2, v, NULL, &r, &err), &err,
+    agec_test_must(agec_sql_exec(c, "INSERT INTO it_sql VALUES ($1, $2)", 2, v, NULL, &r, &err), &err,
          "insert");
     assert_int_equal(agec_result_affected(r), 1);
     agec_result_free(r);
-    must(agec_sql_exec(c, "SELECT v, NULL::text AS n FROM it_sql WHERE id = $1", 1, v, NULL, &r,
+    agec_test_must(agec_sql_exec(c, "SELECT v, NULL::text AS n FROM it_sql WHERE id = $1", 1, v, NULL, &r,
                        &err),
          &err, "select");
     assert_string_equal(agec_result_text(r, 0, 0, NULL), v[1]);
@@ -138,30 +132,30 @@ static void test_commit_rollback_savepoint(void **state)
     agec_conn *c = get();
     agec_conn *other = get();
     agec_error err = AGEC_ERROR_INIT;
-    must(agec_tx_begin(c, NULL, &err), &err, "begin");
+    agec_test_must(agec_tx_begin(c, NULL, &err), &err, "begin");
     sql(c, "INSERT INTO it_sql VALUES (10, 'rolled back')");
     assert_int_equal(agec_tx_begin(c, NULL, &err), AGEC_ERR_STATE);
-    must(agec_tx_rollback(c, &err), &err, "rollback");
+    agec_test_must(agec_tx_rollback(c, &err), &err, "rollback");
     assert_int_equal(agec_tx_rollback(c, &err), AGEC_ERR_STATE);
     assert_int_equal(count(other, "SELECT count(*) FROM it_sql WHERE id = 10"), 0);
 
-    must(agec_tx_begin(c, NULL, &err), &err, "begin");
+    agec_test_must(agec_tx_begin(c, NULL, &err), &err, "begin");
     sql(c, "INSERT INTO it_sql VALUES (11, 'kept')");
     unsigned sp1, sp2;
-    must(agec_tx_savepoint(c, &sp1, &err), &err, "sp1");
+    agec_test_must(agec_tx_savepoint(c, &sp1, &err), &err, "sp1");
     sql(c, "INSERT INTO it_sql VALUES (12, 'undone')");
-    must(agec_tx_savepoint(c, &sp2, &err), &err, "sp2");
+    agec_test_must(agec_tx_savepoint(c, &sp2, &err), &err, "sp2");
     sql(c, "INSERT INTO it_sql VALUES (13, 'undone too')");
     assert_int_not_equal(sp1, sp2);
-    must(agec_tx_rollback_to(c, sp1, &err), &err, "rollback to sp1");
+    agec_test_must(agec_tx_rollback_to(c, sp1, &err), &err, "rollback to sp1");
     sql(c, "INSERT INTO it_sql VALUES (14, 'kept too')");
     assert_int_equal(count(other, "SELECT count(*) FROM it_sql WHERE id >= 10"), 0);
-    must(agec_tx_commit(c, &err), &err, "commit");
+    agec_test_must(agec_tx_commit(c, &err), &err, "commit");
     assert_int_equal(count(other, "SELECT count(*) FROM it_sql WHERE id IN (11, 14)"), 2);
     assert_int_equal(count(other, "SELECT count(*) FROM it_sql WHERE id IN (12, 13)"), 0);
 
     /* A failed transaction's COMMIT is not reported as success. */
-    must(agec_tx_begin(c, NULL, &err), &err, "begin");
+    agec_test_must(agec_tx_begin(c, NULL, &err), &err, "begin");
     sql(c, "INSERT INTO it_sql VALUES (20, 'x')");
     agec_result *r = NULL;
     assert_int_equal(agec_sql_exec(c, "SELECT 1/0", 0, NULL, NULL, &r, &err), AGEC_ERR_SERVER);
@@ -283,14 +277,14 @@ static void test_stream_large_result(void **state)
     agec_conn *c = get();
     agec_error err = AGEC_ERROR_INIT;
     stream_ctx s = { 0, 0, 0 };
-    must(agec_sql_stream(c, "SELECT generate_series(1, 200000)", 0, NULL, NULL, stream_row, &s,
+    agec_test_must(agec_sql_stream(c, "SELECT generate_series(1, 200000)", 0, NULL, NULL, stream_row, &s,
                          &err),
          &err, "stream");
     assert_int_equal(s.rows, 200000);
     assert_true(s.sum == 200000L * 200001L / 2);
     /* Stopping early discards the rest and leaves the connection usable. */
     stream_ctx t = { 0, 0, 10 };
-    must(agec_sql_stream(c, "SELECT generate_series(1, 50000)", 0, NULL, NULL, stream_row, &t,
+    agec_test_must(agec_sql_stream(c, "SELECT generate_series(1, 50000)", 0, NULL, NULL, stream_row, &t,
                          &err),
          &err, "stream stop");
     assert_int_equal(t.rows, 10);
@@ -317,7 +311,7 @@ static void test_statement_cache_cap_and_reset(void **state)
         snprintf(v, sizeof v, "%d", i);
         const char *vals[1] = { v };
         agec_result *r = NULL;
-        must(agec_sql_exec(c, q, 1, vals, NULL, &r, &err), &err, q);
+        agec_test_must(agec_sql_exec(c, q, 1, vals, NULL, &r, &err), &err, q);
         assert_int_equal(atol(agec_result_text(r, 0, 0, NULL)), 2 * i);
         agec_result_free(r);
     }
@@ -329,7 +323,7 @@ static void test_statement_cache_cap_and_reset(void **state)
     sql(c, "DEALLOCATE ALL");
     const char *vals[1] = { "1" };
     agec_result *r = NULL;
-    must(agec_sql_exec(c, "SELECT $1::int + 0", 1, vals, NULL, &r, &err), &err, "re-prepare");
+    agec_test_must(agec_sql_exec(c, "SELECT $1::int + 0", 1, vals, NULL, &r, &err), &err, "re-prepare");
     assert_string_equal(agec_result_text(r, 0, 0, NULL), "1");
     agec_result_free(r);
     agec_conn_release(c);
@@ -344,11 +338,11 @@ static void test_statement_cache_cap_and_reset(void **state)
     cfg.reset_query = "DISCARD ALL";
     cfg.on_event = agec_pool_event_ignore;
     agec_pool *p;
-    must(agec_pool_open(&cfg, &p, &err), &err, "open");
+    agec_test_must(agec_pool_open(&cfg, &p, &err), &err, "open");
     for (int round = 0; round < 3; round++) {
-        must(agec_pool_acquire(p, &c, &err), &err, "acquire");
+        agec_test_must(agec_pool_acquire(p, &c, &err), &err, "acquire");
         assert_int_equal(count_unprepared(c, "SELECT count(*) FROM pg_prepared_statements"), 0);
-        must(agec_sql_exec(c, "SELECT $1::int + 0", 1, vals, NULL, &r, &err), &err, "exec");
+        agec_test_must(agec_sql_exec(c, "SELECT $1::int + 0", 1, vals, NULL, &r, &err), &err, "exec");
         agec_result_free(r);
         assert_int_equal(count_unprepared(c, "SELECT count(*) FROM pg_prepared_statements"), 1);
         agec_conn_release(c);
