@@ -20,6 +20,7 @@
 #include "cypher/sqltext.h"
 #include "pool/conn_ext.h"
 #include "session/pqerror.h"
+#include "session/session.h"
 
 /* How long a cancelled statement may take to stop before the connection is
  * given up as broken (a black-holed network never answers the cancel). The
@@ -105,7 +106,20 @@ typedef struct run_state {
     int timeout_ms;
     bool cancelled;
     bool broken;
+    agec__cancel_job *cancel; /* the latest cancel request, or NULL */
 } run_state;
+
+/* Ask the server to cancel the statement, without waiting for the answer:
+ * PQcancel blocks with no timeout when the network does not answer (a
+ * black hole), so it runs on its own thread (agec__cancel_start). While
+ * one request is still unanswered, another would only pile up. */
+static void send_cancel(run_state *rs)
+{
+    if (rs->cancel != NULL && !agec__cancel_done(rs->cancel))
+        return;
+    agec__cancel_release(rs->cancel);
+    rs->cancel = agec__cancel_start(rs->pg);
+}
 
 /* Wait for the next result, cancelling at the deadline (and again every
  * CANCEL_REPEAT_MS of the grace period). 1 ready, 0 gave up (the cancel was
@@ -123,7 +137,7 @@ static int next_ready(run_state *rs)
         } else if (now >= rs->give_up) {
             return 0;
         }
-        (void)agec_conn_cancel(rs->conn, NULL);
+        send_cancel(rs);
         rs->deadline = now + CANCEL_REPEAT_MS < rs->give_up ? now + CANCEL_REPEAT_MS : rs->give_up;
     }
 }
@@ -309,6 +323,7 @@ agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char
         if (sent < 0) {
             if (rs.broken)
                 agec__conn_mark_broken(conn);
+            agec__cancel_release(rs.cancel);
             return e->code;
         }
         agec_status st = collect(&rs, fn, user, out, e);
@@ -320,6 +335,7 @@ agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char
             agec_error_clear(e);
             continue;
         }
+        agec__cancel_release(rs.cancel);
         return st;
     }
 }

@@ -321,9 +321,24 @@ typedef struct acq {
     waiter w;
     int64_t start, deadline, now;
     int backoff_ms;
+    int timeout_ms;
+    bool precise;      /* start/now/deadline are on the precise clock */
     bool tried_connect;
     agec_error cerr; /* last connect error of this acquire (valid if tried_connect) */
 } acq;
+
+/* The fast path (an idle connection that needs no check) runs on the
+ * coarse clock; before anything that waits, connects, validates or decides
+ * a timeout, the acquire switches to the precise clock and its deadline is
+ * computed from there (the coarse part before took well under a tick). */
+static void acq_precise(acq *a)
+{
+    if (a->precise)
+        return;
+    a->precise = true;
+    a->start = a->now = agec__now_us();
+    a->deadline = agec__deadline_after(a->start, a->timeout_ms);
+}
 
 /* Open the reserved connection c for this acquire. Called and returns with
  * the lock held. On success c is in in_use; else c is freed. */
@@ -430,9 +445,10 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
     a.w.fail = AGEC_OK;
     a.w.retry_at = 0;
     a.w.prev = a.w.next = NULL;
-    a.start = a.now = agec__now_us();
-    a.deadline = agec__deadline_after(
-        a.start, timeout_ms < 0 ? pool->cfg.c.acquire_timeout_ms : timeout_ms);
+    a.timeout_ms = timeout_ms < 0 ? pool->cfg.c.acquire_timeout_ms : timeout_ms;
+    a.precise = false;
+    a.start = a.now = agec__now_coarse_us();
+    a.deadline = agec__deadline_after(a.start, a.timeout_ms);
     a.backoff_ms = pool->cfg.c.reconnect_backoff_initial_ms;
     a.tried_connect = false;
     agec_pool *p = pool;
@@ -463,6 +479,7 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
                 c = p->idle.head; /* most recently used */
                 agec__conn_move(p, c, CONN_IN_USE);
             } else if (first && agec__pool_total(p) < p->cfg.c.max && a.now >= a.w.retry_at) {
+                acq_precise(&a);
                 agec__breaker_change ch;
                 agec__breaker_verdict v = agec__breaker_allow(&p->breaker, a.now, &ch);
                 atomic_store_explicit(&p->breaker_pub, (int)p->breaker.state,
@@ -501,20 +518,25 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
                 } else {
                     break;
                 }
-            } else if (a.now >= a.deadline) {
-                timed_out = true;
-                st = timeout_error(p, e, a.now - a.start, a.tried_connect, &a.cerr);
-                break;
             } else {
+                acq_precise(&a);
+                if (a.now >= a.deadline) {
+                    timed_out = true;
+                    st = timeout_error(p, e, a.now - a.start, a.tried_connect, &a.cerr);
+                    break;
+                }
                 acq_wait(&a);
                 continue;
             }
         }
         /* c is ours (in_use). Check it if it sat idle long enough to go stale. */
         int vms = p->cfg.c.validate_idle_ms;
-        if (vms >= 0 && a.now - c->last_used_us > (int64_t)vms * 1000 && !acq_validate(&a, c)) {
-            c = NULL;
-            continue;
+        if (vms == 0 || (vms > 0 && a.now - c->last_used_us > (int64_t)vms * 1000)) {
+            acq_precise(&a);
+            if (!acq_validate(&a, c)) {
+                c = NULL;
+                continue;
+            }
         }
         break;
     }
@@ -567,7 +589,7 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
 static int release_cleanup(agec_pool *p, agec_conn *c, int64_t *now)
 {
     int64_t dl = agec__deadline_after(*now, p->cfg.c.reset_timeout_ms);
-    agec__cleanup cl = agec__session_cleanup(c->pg, c->cancel, dl);
+    agec__cleanup cl = agec__session_cleanup(c->pg, dl);
     if (cl == AGEC__CLEAN_BROKEN)
         return AGEC_CLOSE_BROKEN;
     if (cl == AGEC__CLEAN_FAILED)
@@ -588,13 +610,14 @@ static int release_cleanup(agec_pool *p, agec_conn *c, int64_t *now)
 static void release_impl(agec_conn *c, bool broken)
 {
     agec_pool *p = c->pool;
-    int64_t now = agec__now_us();
+    int64_t now = agec__now_coarse_us(); /* last use and lifetime: ms-scale */
     int reason = -1;
     if (broken || c->broken || PQstatus(c->pg) != CONNECTION_OK)
         reason = AGEC_CLOSE_BROKEN;
     else if (atomic_load_explicit(&p->closing, memory_order_relaxed))
         reason = AGEC_CLOSE_SHUTDOWN;
     else if (PQtransactionStatus(c->pg) != PQTRANS_IDLE || p->cfg.c.reset_query != NULL) {
+        now = agec__now_us(); /* the cleanup's deadline */
         reason = release_cleanup(p, c, &now);
         if (reason >= 0)
             now = agec__now_us();

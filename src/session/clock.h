@@ -19,6 +19,20 @@ static inline int64_t agec__now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* A cheaper, coarser monotonic clock (one kernel tick, 1-4 ms, behind at
+ * most): for stamps compared with ms-scale thresholds (last use, lifetime,
+ * leaks) on fast paths. Never for a deadline someone waits on. */
+static inline int64_t agec__now_coarse_us(void)
+{
+    struct timespec ts;
+#ifdef CLOCK_MONOTONIC_COARSE
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+#else
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+#endif
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* now + ms, saturating; ms < 0 gives AGEC__NEVER. */
 static inline int64_t agec__deadline_after(int64_t now_us, int64_t ms)
 {

@@ -251,7 +251,7 @@ agec_status agec__session_cancel(PGcancel *cancel, agec_error *err)
     return AGEC_OK;
 }
 
-agec__cleanup agec__session_cleanup(PGconn *pg, PGcancel *cancel, int64_t deadline_us)
+agec__cleanup agec__session_cleanup(PGconn *pg, int64_t deadline_us)
 {
     if (PQstatus(pg) != CONNECTION_OK || PQpipelineStatus(pg) != PQ_PIPELINE_OFF)
         return AGEC__CLEAN_BROKEN;
@@ -263,15 +263,21 @@ agec__cleanup agec__session_cleanup(PGconn *pg, PGcancel *cancel, int64_t deadli
          * it, then read and drop what is left. 57014 is expected here. */
         bool late = true;
         agec_status st = AGEC_OK;
+        agec__cancel_job *job = NULL;
         while (late && agec__now_us() < deadline_us) {
             /* A cancel that reaches the backend before it starts executing
              * the query is ignored by the server, so repeat it until the
-             * results come. */
-            if (cancel == NULL || agec__session_cancel(cancel, NULL) != AGEC_OK)
-                return AGEC__CLEAN_FAILED;
+             * results come; but never while one is still unanswered. */
+            if (job == NULL || agec__cancel_done(job)) {
+                agec__cancel_release(job);
+                job = agec__cancel_start(pg);
+                if (job == NULL)
+                    return AGEC__CLEAN_FAILED;
+            }
             int64_t slice = agec__min64(deadline_us, agec__now_us() + CANCEL_REPEAT_US);
             st = read_results(pg, slice, NULL, &late);
         }
+        agec__cancel_release(job);
         if (late || st == AGEC_ERR_STATE)
             return AGEC__CLEAN_FAILED;
         if (PQstatus(pg) != CONNECTION_OK)

@@ -73,12 +73,31 @@ typedef enum agec__cleanup {
 
 /* Bring a released connection back to "idle, no transaction" by its
  * transaction status: IDLE -> nothing (no round trip); INTRANS/INERROR ->
- * ROLLBACK; ACTIVE -> PQcancel + drain results, then the same; UNKNOWN or
- * CONNECTION_BAD or pipeline/COPY mode -> broken. `cancel` may be NULL. */
-agec__cleanup agec__session_cleanup(PGconn *pg, PGcancel *cancel, int64_t deadline_us);
+ * ROLLBACK; ACTIVE -> cancel (agec__cancel_start, repeated while
+ * unanswered) + drain results, then the same; UNKNOWN or CONNECTION_BAD or
+ * pipeline/COPY mode -> broken. Returns by deadline_us whatever the network does. */
+agec__cleanup agec__session_cleanup(PGconn *pg, int64_t deadline_us);
 
 /* Send a cancel request for whatever runs on the connection of `cancel`.
  * Thread-safe (PQcancel). AGEC_ERR_UNREACHABLE when it could not be sent. */
 agec_status agec__session_cancel(PGcancel *cancel, agec_error *err);
+
+/*
+ * A cancel request that cannot hold up the caller. PQcancel blocks, with no
+ * timeout, until the server closes the cancel connection: behind a black
+ * hole (a peer or proxy that accepts bytes and never answers) it never
+ * returns. So the request runs on a short-lived detached thread with its own
+ * cancel handle, and the caller only polls whether it has finished; a job
+ * still blocked when the caller gives up ends by itself once the network
+ * answers or fails. Start it from the thread that owns pg (PQgetCancel);
+ * NULL when it could not be started (memory, threads).
+ */
+typedef struct agec__cancel_job agec__cancel_job;
+agec__cancel_job *agec__cancel_start(PGconn *pg);
+/* The request has been sent and acknowledged by the server, or failed. */
+bool agec__cancel_done(agec__cancel_job *j);
+/* The caller is no longer interested; the job frees itself when it ends.
+ * NULL is ignored. */
+void agec__cancel_release(agec__cancel_job *j);
 
 #endif
