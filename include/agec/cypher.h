@@ -81,7 +81,7 @@ typedef struct agec_query_opts {
     size_t ncolumns;
     /** Statement timeout in ms; 0 = none. Past it the server-side statement
      *  is cancelled and the call fails with AGEC_ERR_TIMEOUT; the connection
-     *  stays usable when the cancel is honoured within 200 ms, else it is
+     *  stays usable when the cancel is honoured within 150 ms, else it is
      *  marked broken (closed on release). Default 0. */
     int timeout_ms;
     /** Prepare the statement and keep it in the connection's cache (up to

@@ -37,6 +37,12 @@ typedef struct agec_tx_opts {
     int max_retries;          /**< agec_tx_run: retries after 40001/40P01; default 5 */
     int retry_base_ms;        /**< first backoff, doubled each retry, with jitter; default 10 */
     int acquire_timeout_ms;   /**< agec_tx_run: per acquire; -1 = pool default (default) */
+    /** Statement timeout of the transaction's own statements (BEGIN, COMMIT,
+     *  ROLLBACK, SAVEPOINT, RELEASE, ROLLBACK TO) in ms; 0 = none (default).
+     *  Past it they fail with AGEC_ERR_TIMEOUT like any statement (see
+     *  agec_query_opts.timeout_ms); a COMMIT that timed out may or may not
+     *  have committed. Kept for the connection until the next agec_tx_begin. */
+    int timeout_ms;
 } agec_tx_opts;
 
 /** Fill *opts with the defaults. */

@@ -26,7 +26,7 @@
  * given up as broken (a black-holed network never answers the cancel). The
  * cancel is sent again every CANCEL_REPEAT_MS within it: the server ignores
  * a cancel that arrives before the statement has started. */
-#define CANCEL_GRACE_MS 200
+#define CANCEL_GRACE_MS 150
 #define CANCEL_REPEAT_MS 50
 
 void agec_query_opts_init(agec_query_opts *opts)
@@ -251,17 +251,12 @@ static int send_statement(run_state *rs, agec__session *sess, const char *sql, i
     } else {
         agec__stmt *stmt = agec__session_find(sess, sql);
         if (stmt == NULL) {
-            char evicted[32];
-            stmt = agec__session_add(sess, sql, evicted, sizeof evicted);
+            stmt = agec__session_add(sess, sql);
             if (stmt == NULL) {
                 agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
                 return -1;
             }
-            if (evicted[0] != '\0') {
-                char dealloc[64];
-                snprintf(dealloc, sizeof dealloc, "DEALLOCATE %s", evicted);
-                PQclear(PQexec(rs->pg, dealloc));
-            }
+            agec__session_flush_pending(sess, rs->pg); /* what the add evicted */
             if (!PQsendPrepare(rs->pg, stmt->name, sql, nparams, NULL)) {
                 agec__session_forget(sess, stmt);
                 agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, rs->pg);
@@ -327,15 +322,18 @@ agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char
             return e->code;
         }
         agec_status st = collect(&rs, fn, user, out, e);
+        agec__cancel_release(rs.cancel);
+        rs.cancel = NULL;
         /* 26000: the cached statement is gone (DEALLOCATE/DISCARD by someone
          * else, or a server that shares sessions); prepare it again once. */
-        if (st == AGEC_ERR_SERVER && used != NULL && attempt == 0 &&
-            strcmp(e->sqlstate, "26000") == 0) {
+        if (st == AGEC_ERR_SERVER && used != NULL && strcmp(e->sqlstate, "26000") == 0) {
             agec__session_forget(sess, used);
+            /* Inside a transaction the error has aborted it: no retry. */
+            if (attempt > 0 || PQtransactionStatus(pg) != PQTRANS_IDLE)
+                return st;
             agec_error_clear(e);
             continue;
         }
-        agec__cancel_release(rs.cancel);
         return st;
     }
 }

@@ -54,9 +54,8 @@ agec__stmt *agec__session_find(agec__session *s, const char *sql)
  * several client connections. */
 static atomic_uint_fast64_t next_stmt_id;
 
-agec__stmt *agec__session_add(agec__session *s, const char *sql, char *evicted, size_t cap)
+agec__stmt *agec__session_add(agec__session *s, const char *sql)
 {
-    evicted[0] = '\0';
     char *copy = strdup(sql);
     if (copy == NULL)
         return NULL;
@@ -68,7 +67,8 @@ agec__stmt *agec__session_add(agec__session *s, const char *sql, char *evicted, 
         for (size_t i = 1; i < s->nstmts; i++)
             if (s->stmts[i].last_use < st->last_use)
                 st = &s->stmts[i];
-        snprintf(evicted, cap, "%s", st->name);
+        if (s->npending < AGEC__PENDING_MAX) /* else it stays until the session ends */
+            snprintf(s->pending[s->npending++], sizeof s->pending[0], "%s", st->name);
         free(st->sql);
     }
     st->sql = copy;
@@ -84,4 +84,16 @@ void agec__session_forget(agec__session *s, agec__stmt *st)
     free(st->sql);
     size_t i = (size_t)(st - s->stmts);
     s->stmts[i] = s->stmts[--s->nstmts];
+}
+
+void agec__session_flush_pending(agec__session *s, PGconn *pg)
+{
+    if (s->npending == 0 || PQtransactionStatus(pg) != PQTRANS_IDLE)
+        return;
+    for (size_t i = 0; i < s->npending; i++) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "DEALLOCATE %s", s->pending[i]);
+        PQclear(PQexec(pg, sql));
+    }
+    s->npending = 0;
 }

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <libpq-fe.h>
+
 #include "agec/cypher.h"
 
 typedef struct agec__stmt {
@@ -19,11 +21,19 @@ typedef struct agec__stmt {
     char name[32];
 } agec__stmt;
 
+/* Evicted statements waiting to be deallocated on the server. DEALLOCATE
+ * waits until the connection is outside a transaction: inside one, a
+ * DEALLOCATE that fails (someone ran DEALLOCATE ALL) would abort it. */
+#define AGEC__PENDING_MAX 16
+
 typedef struct agec__session {
     agec__stmt stmts[AGEC_STMT_CACHE_MAX];
     size_t nstmts;
+    char pending[AGEC__PENDING_MAX][32];
+    size_t npending;
     uint64_t clock;
     unsigned savepoint_seq; /* savepoints created in the current transaction */
+    int tx_timeout_ms;      /* agec_tx_opts.timeout_ms of the latest BEGIN */
 } agec__session;
 
 /* The connection's session state, created on first use; NULL on OOM. */
@@ -32,10 +42,13 @@ agec__session *agec__session_get(agec_conn *conn);
 /* Look up sql; NULL when not cached. */
 agec__stmt *agec__session_find(agec__session *s, const char *sql);
 
-/* Make a slot for sql (evicting the least recently used; *evicted gets the
- * evicted statement's name, "" if none) and give it a process-unique name.
- * NULL on OOM. */
-agec__stmt *agec__session_add(agec__session *s, const char *sql, char *evicted, size_t cap);
+/* Make a slot for sql (evicting the least recently used, whose name goes to
+ * the pending list) and give it a process-unique name. NULL on OOM. */
+agec__stmt *agec__session_add(agec__session *s, const char *sql);
+
+/* Deallocate the pending evicted statements, if pg is outside a
+ * transaction (errors ignored: the statement may be gone already). */
+void agec__session_flush_pending(agec__session *s, PGconn *pg);
 
 /* Forget one statement (it vanished on the server). */
 void agec__session_forget(agec__session *s, agec__stmt *st);

@@ -31,6 +31,9 @@ static agec_status simple(agec_conn *conn, const char *sql, agec_error *err)
     agec_query_opts o;
     agec_query_opts_init(&o);
     o.prepare = false;
+    agec__session *s = conn ? agec__session_get(conn) : NULL;
+    if (s != NULL)
+        o.timeout_ms = s->tx_timeout_ms;
     agec_result *res = NULL;
     agec_status st = agec__exec(conn, sql, 0, NULL, &o, NULL, NULL, &res, err);
     agec_result_free(res);
@@ -76,9 +79,13 @@ agec_status agec_tx_begin(agec_conn *conn, const agec_tx_opts *opts, agec_error 
     char sql[128];
     snprintf(sql, sizeof sql, "BEGIN%s%s%s", levels[opts->isolation],
              opts->read_only ? " READ ONLY" : "", opts->deferrable ? " DEFERRABLE" : "");
+    if (opts->timeout_ms < 0)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "timeout_ms is negative");
     agec__session *s = agec__session_get(conn);
-    if (s != NULL)
+    if (s != NULL) {
         s->savepoint_seq = 0;
+        s->tx_timeout_ms = opts->timeout_ms;
+    }
     return simple(conn, sql, err);
 }
 
@@ -92,6 +99,9 @@ agec_status agec_tx_commit(agec_conn *conn, agec_error *err)
     agec_query_opts o;
     agec_query_opts_init(&o);
     o.prepare = false;
+    agec__session *s = agec__session_get(conn);
+    if (s != NULL)
+        o.timeout_ms = s->tx_timeout_ms;
     st = agec__exec(conn, "COMMIT", 0, NULL, &o, NULL, NULL, &res, err);
     /* COMMIT of a failed transaction answers "ROLLBACK": not a success. */
     if (st == AGEC_OK && (failed || strcmp(PQcmdStatus(res->pg), "ROLLBACK") == 0))

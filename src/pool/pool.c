@@ -650,10 +650,6 @@ static void release_impl(agec_conn *c, bool broken)
     } else {
         if (reason < 0)
             reason = AGEC_CLOSE_SHUTDOWN;
-        /* close is sending cancel requests through in_use connections'
-         * cancel handles: do not free this one under it. */
-        while (p->cancel_pass)
-            pthread_cond_wait(&p->state_cond, &p->mu);
         agec__pool_detach(p, c, (agec_close_reason)reason, now);
         pthread_mutex_unlock(&p->mu);
         if (leak_back)
@@ -681,29 +677,15 @@ void agec_conn_release_broken(agec_conn *conn)
 
 /* ---- close ---------------------------------------------------------------- */
 
+/* Cancel what the borrowed connections run. Each request is fire-and-forget
+ * on its own thread with its own cancel handle (agec__cancel_start): a
+ * black-holed server must not hold close past its drain deadline, and the
+ * connection may be released and freed while the request is under way. */
 static void cancel_borrowed(agec_pool *p)
 {
-    int n = p->in_use.count;
-    PGcancel **arr = calloc((size_t)n, sizeof *arr);
-    int k = 0;
-    for (agec_conn *c = p->in_use.head; c != NULL; c = c->next) {
-        if (c->cancel == NULL)
-            continue;
-        if (arr != NULL)
-            arr[k++] = c->cancel;
-        else
-            agec__session_cancel(c->cancel, NULL); /* no memory: cancel under the lock */
-    }
-    if (arr == NULL)
-        return;
-    p->cancel_pass = true;
-    pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < k; i++)
-        agec__session_cancel(arr[i], NULL);
-    free(arr);
-    pthread_mutex_lock(&p->mu);
-    p->cancel_pass = false;
-    pthread_cond_broadcast(&p->state_cond);
+    for (agec_conn *c = p->in_use.head; c != NULL; c = c->next)
+        if (c->pg != NULL)
+            agec__cancel_release(agec__cancel_start(c->pg));
 }
 
 agec_status agec_pool_close(agec_pool *p, int drain_timeout_ms, agec_error *err)

@@ -130,8 +130,7 @@ struct agec_pool {
      * finds its pool. */
     int refs;             /* [mu] */
     atomic_bool closing;  /* set once by close; read without the lock on fast paths */
-    bool cancel_pass;     /* [mu] close is sending cancels to in_use: do not free them */
-    pthread_cond_t state_cond; /* [mu] in_use shrank / cancel_pass ended (close waits) */
+    pthread_cond_t state_cond; /* [mu] in_use shrank (close waits) */
 
     pthread_t maint_thread;
     bool maint_started;

@@ -326,6 +326,20 @@ static void test_statement_cache_cap_and_reset(void **state)
     agec_test_must(agec_sql_exec(c, "SELECT $1::int + 0", 1, vals, NULL, &r, &err), &err, "re-prepare");
     assert_string_equal(agec_result_text(r, 0, 0, NULL), "1");
     agec_result_free(r);
+    /* A full cache evicting inside a transaction, after DEALLOCATE ALL: the
+     * evicted statements no longer exist, yet the transaction is unharmed
+     * (deallocation waits until the transaction ends). */
+    agec_test_must(agec_tx_begin(c, NULL, &err), &err, "begin");
+    for (int i = 0; i < 20; i++) {
+        char q[64];
+        snprintf(q, sizeof q, "SELECT $1::int + %d + 1000", i);
+        agec_test_must(agec_sql_exec(c, q, 1, vals, NULL, &r, &err), &err, q);
+        agec_result_free(r);
+    }
+    sql(c, "INSERT INTO it_sql VALUES (55, 'evictions inside a transaction')");
+    agec_test_must(agec_tx_commit(c, &err), &err, "commit");
+    assert_int_equal(count(c, "SELECT count(*) FROM it_sql WHERE id = 55"), 1);
+    sql(c, "DELETE FROM it_sql");
     agec_conn_release(c);
 
     /* With reset_query = DISCARD ALL the pool drops the statement cache on
@@ -348,6 +362,32 @@ static void test_statement_cache_cap_and_reset(void **state)
         agec_conn_release(c);
     }
     assert_int_equal(agec_pool_close(p, 1000, &err), AGEC_OK);
+}
+
+/* A COMMIT slower than the transaction's timeout (a deferred trigger that
+ * sleeps): cancelled, reported as a timeout, nothing committed, and the
+ * connection still works. */
+static void test_tx_timeout_on_commit(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    sql(c, "CREATE OR REPLACE FUNCTION it_sql_slow() RETURNS trigger LANGUAGE plpgsql AS "
+           "$$BEGIN PERFORM pg_sleep(5); RETURN NULL; END$$");
+    sql(c, "DROP TRIGGER IF EXISTS it_sql_slow_commit ON it_sql");
+    sql(c, "CREATE CONSTRAINT TRIGGER it_sql_slow_commit AFTER INSERT ON it_sql "
+           "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION it_sql_slow()");
+    agec_tx_opts o;
+    agec_tx_opts_init(&o);
+    o.timeout_ms = 200;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_tx_begin(c, &o, &err), &err, "begin");
+    sql(c, "INSERT INTO it_sql VALUES (77, 'slow commit')");
+    int64_t t0 = agec_test_now_ms();
+    assert_int_equal(agec_tx_commit(c, &err), AGEC_ERR_TIMEOUT);
+    assert_true(agec_test_now_ms() - t0 < 200 + 250);
+    sql(c, "DROP TRIGGER it_sql_slow_commit ON it_sql");
+    assert_int_equal(count(c, "SELECT count(*) FROM it_sql WHERE id = 77"), 0);
+    agec_conn_release(c);
 }
 
 /* Cypher on a server without AGE: a clear code and hint, not a bare 3F000. */
@@ -377,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_stream_large_result),
         cmocka_unit_test(test_statement_cache_cap_and_reset),
         cmocka_unit_test(test_cypher_without_age),
+        cmocka_unit_test(test_tx_timeout_on_commit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
