@@ -1,0 +1,85 @@
+/*
+ * While the circuit breaker is open, an acquire that would need a new
+ * connection fails fast with AGEC_ERR_BREAKER_OPEN, but an idle, valid
+ * connection is still handed out. Set up with the proxy: existing proxied
+ * connections keep working while new ones are refused.
+ */
+#include "testutil.h"
+
+#include <string.h>
+
+#include "agec/agec.h"
+#include "agec/pool.h"
+#include "fault_load.h"
+#include "proxy.h"
+
+static void test_idle_connection_served_while_breaker_open(void **state)
+{
+    (void)state;
+    fl_cluster cl;
+    if (!fl_cluster_start(&cl, AGEC_SCRIPTS_DIR))
+        fail_msg("could not start a PostgreSQL 15 cluster");
+    fproxy *px = fproxy_start(cl.port);
+    assert_non_null(px);
+    char ci[256];
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=postgres dbname=postgres",
+             fproxy_port(px));
+    agec_pool_config cfg;
+    agec_pool_config_init(&cfg);
+    cfg.conninfo = ci;
+    cfg.max = 3;
+    cfg.age_mode = AGEC_AGE_OFF;
+    cfg.connect_timeout_ms = 300;
+    cfg.acquire_timeout_ms = 1500;
+    cfg.validate_idle_ms = 0; /* always validate: the idle one must pass a real check */
+    cfg.breaker_threshold = 2;
+    cfg.breaker_open_ms = 5000;
+    cfg.on_event = agec_pool_event_ignore;
+    agec_pool *pool = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_open(&cfg, &pool, &err), &err, "open");
+
+    agec_conn *held = NULL, *c = NULL;
+    agec_test_must(agec_pool_acquire(pool, &held, &err), &err, "first acquire");
+
+    /* New connections are refused from now on; the held one keeps working. */
+    fproxy_set_mode(px, FPROXY_REFUSE);
+    agec_status st = agec_pool_acquire(pool, &c, &err);
+    assert_int_equal(st, AGEC_ERR_UNREACHABLE); /* its own attempts opened the breaker */
+    agec_pool_stats s;
+    agec_test_must(agec_pool_stats_get(pool, &s), &err, "stats");
+    assert_int_equal(s.breaker, AGEC_BREAKER_OPEN);
+
+    /* Needs a new connection: fails at once. */
+    int64_t t0 = agec_test_now_ms();
+    assert_int_equal(agec_pool_acquire(pool, &c, &err), AGEC_ERR_BREAKER_OPEN);
+    assert_true(agec_test_now_ms() - t0 < 50);
+    assert_null(c);
+
+    /* The held connection goes back idle; it is handed out although the
+     * breaker is still open, validated, and it works. */
+    agec_conn_release(held);
+    t0 = agec_test_now_ms();
+    agec_test_must(agec_pool_acquire(pool, &c, &err), &err, "acquire the idle one");
+    assert_true(agec_test_now_ms() - t0 < 500);
+    agec_test_must(agec_pool_stats_get(pool, &s), &err, "stats");
+    assert_int_equal(s.breaker, AGEC_BREAKER_OPEN);
+    assert_true(s.validations >= 1);
+    agec_result *r = NULL;
+    agec_test_must(agec_sql_exec(c, "SELECT 1", 0, NULL, NULL, &r, &err), &err, "query");
+    assert_int_equal(agec_result_rows(r), 1);
+    agec_result_free(r);
+    agec_conn_release(c);
+
+    assert_int_equal(agec_pool_close(pool, 1000, &err), AGEC_OK);
+    fproxy_stop(px);
+    fl_cluster_remove(&cl);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_idle_connection_served_while_breaker_open),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
