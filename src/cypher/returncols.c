@@ -92,6 +92,16 @@ typedef struct scan {
     size_t as_pos[256];      /* index of the item's top-level AS, or 0 */
 } scan;
 
+/* Bracket nesting after character c (unbalanced closers are ignored). */
+static int nest(int depth, char c)
+{
+    if (c == '(' || c == '[' || c == '{')
+        return depth + 1;
+    if ((c == ')' || c == ']' || c == '}') && depth > 0)
+        return depth - 1;
+    return depth;
+}
+
 /* Walk the query once at top level, calling out the token positions we care
  * about. Returns 0, or -1 on an unterminated string/comment/name. */
 static int find_last_return(scan *s)
@@ -106,12 +116,8 @@ static int find_last_return(scan *s)
             i = j;
             continue;
         }
-        char c = s->q[i];
-        if (c == '(' || c == '[' || c == '{')
-            depth++;
-        else if ((c == ')' || c == ']' || c == '}') && depth > 0)
-            depth--;
-        else if (depth == 0 && keyword_at(s->q, s->len, i, "RETURN"))
+        depth = nest(depth, s->q[i]);
+        if (depth == 0 && keyword_at(s->q, s->len, i, "RETURN"))
             s->ret = i;
         i++;
     }
@@ -136,10 +142,7 @@ static int split_items(scan *s, size_t from)
                 continue;
             }
             char c = s->q[i];
-            if (c == '(' || c == '[' || c == '{')
-                depth++;
-            else if ((c == ')' || c == ']' || c == '}') && depth > 0)
-                depth--;
+            depth = nest(depth, c);
             if (depth == 0 && (c == ';' || keyword_at(s->q, s->len, i, "ORDER") ||
                                keyword_at(s->q, s->len, i, "SKIP") ||
                                keyword_at(s->q, s->len, i, "LIMIT") ||
