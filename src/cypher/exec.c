@@ -233,8 +233,8 @@ static agec_status collect(run_state *rs, agec_row_fn fn, void *user, agec_resul
 }
 
 /* Send sql, prepared through the connection's cache unless told otherwise.
- * Returns 1 when sent, 0 when the cached statement vanished (retry), or a
- * negative value after filling err. */
+ * Returns 1 when sent, or -1 after filling err. *used is the cached
+ * statement sent (so that a 26000 can drop it), or NULL. */
 static int send_statement(run_state *rs, agec__session *sess, const char *sql, int nparams,
                           const char *const *values, bool prepare, bool single_row,
                           agec__stmt **used, agec_error *err)
