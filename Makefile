@@ -1,8 +1,9 @@
 # The two commands a newcomer runs (as root on Debian 12):
 #   make demo    set up, start the AGE server, run the showcase (`agec demo`)
 #   make check   set up, build, start both test servers, run every test:
-#                the whole suite under ASan+UBSan, the concurrency tests under
-#                ThreadSanitizer, and each libFuzzer target for a bounded time
+#                the whole suite under ASan+UBSan, the concurrency and fault
+#                tests under ThreadSanitizer, each libFuzzer target for a
+#                bounded time, and `agec demo` under valgrind memcheck
 # Both do their own set-up through scripts/bootstrap.
 
 BUILD ?= build
