@@ -72,7 +72,7 @@ static int rnd(soak *s, int n)
 /* Hold a fault for 1.5 .. 3 s (longer than every timeout). */
 static void hold(soak *s)
 {
-    fl_sleep_ms(1500 + rnd(s, 1500));
+    agec_test_sleep_ms(1500 + rnd(s, 1500));
 }
 
 /* Inject one fault, hold it, heal it. */
@@ -101,14 +101,14 @@ static void inject(soak *s, fault f)
         break;
     case F_RESET:
         fproxy_cut_after(s->px, 2000 + rnd(s, 8000));
-        fl_sleep_ms(300);
+        agec_test_sleep_ms(300);
         fproxy_reset_all(s->px);
         break;
     case F_MAXCONN:
         fproxy_set_mode(s->px, FPROXY_REFUSE);
         for (int i = 0; i < 50 && fl_count_app(s->admin, s->app) > 0; i++) {
             fl_kill_app(s->admin, s->app);
-            fl_sleep_ms(20);
+            agec_test_sleep_ms(20);
         }
         n = fl_fill_server(&s->cl, held, 64);
         if (n < 0)
@@ -143,12 +143,12 @@ static int64_t recovery_ms(soak *s, int64_t healed)
 {
     for (;;) {
         fl_facts f = fl_load_facts(s->load);
-        int64_t now = fl_now_ms();
+        int64_t now = agec_test_now_ms();
         if (f.last_write_ok_ms > healed)
             return f.last_write_ok_ms - healed;
         if (now - healed > 10000)
             return -1;
-        fl_sleep_ms(5); /* polling the load's progress */
+        agec_test_sleep_ms(5); /* polling the load's progress */
     }
 }
 
@@ -183,7 +183,7 @@ int main(int argc, char **argv)
     s.px = fproxy_start(s.cl.port);
     if (s.px == NULL)
         die("could not start the proxy");
-    int threads0 = fl_thread_count();
+    int threads0 = agec_test_thread_count();
 
     char conninfo[256];
     snprintf(conninfo, sizeof conninfo,
@@ -201,20 +201,20 @@ int main(int argc, char **argv)
     s.load = fl_load_start(&lc);
     fl_watchdog *dog = fl_watchdog_start("soak", (int)(minutes * 60) + 120);
 
-    fl_sleep_ms(2000); /* warm-up before the first measurement */
+    agec_test_sleep_ms(2000); /* warm-up before the first measurement */
     long rss_start = fl_rss_kb();
-    int64_t t0 = fl_now_ms(), end = t0 + (int64_t)(minutes * 60000.0);
+    int64_t t0 = agec_test_now_ms(), end = t0 + (int64_t)(minutes * 60000.0);
     int faults = 0;
-    while (fl_now_ms() < end) {
-        fl_sleep_ms(2000 + rnd(&s, 3000)); /* quiet time between faults */
-        if (fl_now_ms() >= end)
+    while (agec_test_now_ms() < end) {
+        agec_test_sleep_ms(2000 + rnd(&s, 3000)); /* quiet time between faults */
+        if (agec_test_now_ms() >= end)
             break;
         fault f = (fault)rnd(&s, F_COUNT);
         fl_watchdog_phase(dog, FAULT_NAMES[f]);
         s.injected[f]++;
         faults++;
         inject(&s, f);
-        int64_t healed = fl_now_ms();
+        int64_t healed = agec_test_now_ms();
         int64_t r = recovery_ms(&s, healed);
         if (r >= 0 && r <= RECOVERY_LIMIT_MS)
             s.recovered[f]++;
@@ -224,7 +224,7 @@ int main(int argc, char **argv)
             s.recovery_max_ms[f] = r;
         fl_watchdog_phase(dog, "quiet");
     }
-    int64_t elapsed = fl_now_ms() - t0;
+    int64_t elapsed = agec_test_now_ms() - t0;
     fl_load_stop(s.load);
     long rss_end = fl_rss_kb();
     fl_counts c = fl_load_counts(s.load);
@@ -237,9 +237,9 @@ int main(int argc, char **argv)
     agec_status cst = agec_pool_close(s.pool, 2000, NULL);
     fl_sampler_stop(smp);
     /* Cancel requests sent into a black hole end once answered. */
-    for (int i = 0; i < 200 && fl_thread_count() != threads0 + 1; i++)
-        fl_sleep_ms(25);
-    int threads_left = fl_thread_count() - threads0 - 1; /* the watchdog */
+    for (int i = 0; i < 200 && agec_test_thread_count() != threads0 + 1; i++)
+        agec_test_sleep_ms(25);
+    int threads_left = agec_test_thread_count() - threads0 - 1; /* the watchdog */
     fl_watchdog_stop(dog);
 
     int recovered = 0;

@@ -1,41 +1,12 @@
 /* Shared machinery of the fault tests and the soak (see fault_load.h). */
 #include "fault_load.h"
 
-#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-int64_t fl_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void fl_sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
-
-int fl_thread_count(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    if (d == NULL)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
 
 long fl_rss_kb(void)
 {
@@ -278,9 +249,9 @@ static agec_status stmt(fl_load *l, agec_conn *c, const char *what, const char *
     o.prepare = param != NULL;
     const char *vals[1] = { param };
     agec_result *res = NULL;
-    int64_t t0 = fl_now_ms();
+    int64_t t0 = agec_test_now_ms();
     agec_status st = agec_sql_exec(c, sql, param ? 1 : 0, vals, &o, &res, err);
-    note_call(l, what, fl_now_ms() - t0, l->cfg.stmt_timeout_ms, st, err);
+    note_call(l, what, agec_test_now_ms() - t0, l->cfg.stmt_timeout_ms, st, err);
     agec_result_free(res);
     return st;
 }
@@ -347,9 +318,9 @@ static void *worker_main(void *arg)
         agec_pool_stats ps;
         bool was_open = agec_pool_stats_get(l->cfg.pool, &ps) == AGEC_OK &&
                         ps.breaker == AGEC_BREAKER_OPEN;
-        int64_t t0 = fl_now_ms();
+        int64_t t0 = agec_test_now_ms();
         agec_status ast = agec_pool_acquire_timeout(l->cfg.pool, l->cfg.acquire_timeout_ms, &c, &err);
-        int64_t t1 = fl_now_ms();
+        int64_t t1 = agec_test_now_ms();
         note_call(l, "acquire", t1 - t0, l->cfg.acquire_timeout_ms, ast, &err);
         agec_status qst = AGEC_OK;
         bool write = false;
@@ -363,10 +334,10 @@ static void *worker_main(void *arg)
             } else {
                 qst = read_op(l, c, &err);
             }
-            int64_t r0 = fl_now_ms();
+            int64_t r0 = agec_test_now_ms();
             agec_conn_release(c);
             agec_error none = AGEC_ERROR_INIT;
-            note_call(l, "release", fl_now_ms() - r0, l->cfg.release_budget_ms, AGEC_OK, &none);
+            note_call(l, "release", agec_test_now_ms() - r0, l->cfg.release_budget_ms, AGEC_OK, &none);
         }
         pthread_mutex_lock(&l->mu);
         l->counts.ops++;
@@ -378,14 +349,14 @@ static void *worker_main(void *arg)
             l->facts.last_acquire_ok_ms = t1;
             if (qst == AGEC_OK && write) {
                 l->counts.writes_ok++;
-                l->facts.last_write_ok_ms = fl_now_ms();
+                l->facts.last_write_ok_ms = agec_test_now_ms();
             } else if (qst == AGEC_OK) {
                 l->counts.reads_ok++;
             }
         }
         pthread_mutex_unlock(&l->mu);
         if (l->cfg.pace_ms > 0)
-            fl_sleep_ms(l->cfg.pace_ms); /* pacing the load, not synchronisation */
+            agec_test_sleep_ms(l->cfg.pace_ms); /* pacing the load, not synchronisation */
     }
     return NULL;
 }
@@ -584,7 +555,7 @@ static void *sampler_main(void *arg)
             PQreset(s->admin); /* the server was restarted: sample on */
         }
         PQclear(r);
-        fl_sleep_ms(s->every_ms); /* sampling period */
+        agec_test_sleep_ms(s->every_ms); /* sampling period */
     }
     return NULL;
 }

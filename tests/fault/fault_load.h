@@ -16,6 +16,7 @@
 
 #include "agec/agec.h"
 #include "proxy.h"
+#include "testbase.h"
 
 /* agec_status values are 0..AGEC_ERR_CANCELLED. */
 #define FL_NSTATUS (AGEC_ERR_CANCELLED + 1)
@@ -136,9 +137,6 @@ void fl_watchdog_phase(fl_watchdog *w, const char *phase);
 void fl_watchdog_stop(fl_watchdog *w);
 
 /* ---- process ---- */
-int64_t fl_now_ms(void);
-void fl_sleep_ms(int ms);
-int fl_thread_count(void); /* entries of /proc/self/task */
 long fl_rss_kb(void);      /* VmRSS */
 
 #endif

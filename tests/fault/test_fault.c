@@ -348,7 +348,7 @@ static void check_statuses(const fl_counts *c, const fl_facts *f)
 
 static bool threads_back(void *arg)
 {
-    return fl_thread_count() == *(int *)arg;
+    return agec_test_thread_count() == *(int *)arg;
 }
 
 static bool fds_back(void *arg)
@@ -364,7 +364,7 @@ static void run_scenario(void **state)
     const scenario *sc = X.sc;
     if (sc->prepare != NULL)
         sc->prepare(&X);
-    int threads0 = fl_thread_count();
+    int threads0 = agec_test_thread_count();
     int fds0 = agec_test_fd_count();
 
     char conninfo[256];
