@@ -322,6 +322,10 @@ agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char
             return e->code;
         }
         agec_status st = collect(&rs, fn, user, out, e);
+        /* A cancel that worked is all but finished: let it end, within the
+         * grace period, so no thread or socket outlives the call. */
+        if (rs.cancel != NULL)
+            (void)agec__cancel_wait(rs.cancel, rs.give_up * 1000);
         agec__cancel_release(rs.cancel);
         rs.cancel = NULL;
         /* 26000: the cached statement is gone (DEALLOCATE/DISCARD by someone

@@ -681,11 +681,42 @@ void agec_conn_release_broken(agec_conn *conn)
  * on its own thread with its own cancel handle (agec__cancel_start): a
  * black-holed server must not hold close past its drain deadline, and the
  * connection may be released and freed while the request is under way. */
-static void cancel_borrowed(agec_pool *p)
+typedef struct cancel_jobs {
+    agec__cancel_job **v;
+    size_t n, cap;
+} cancel_jobs;
+
+static void cancel_borrowed(agec_pool *p, cancel_jobs *jobs)
 {
-    for (agec_conn *c = p->in_use.head; c != NULL; c = c->next)
-        if (c->pg != NULL)
-            agec__cancel_release(agec__cancel_start(c->pg));
+    for (agec_conn *c = p->in_use.head; c != NULL; c = c->next) {
+        if (c->pg == NULL)
+            continue;
+        agec__cancel_job *j = agec__cancel_start(c->pg);
+        if (j == NULL)
+            continue;
+        if (jobs->n == jobs->cap) {
+            size_t cap = jobs->cap ? 2 * jobs->cap : 8;
+            agec__cancel_job **v = realloc(jobs->v, cap * sizeof *v);
+            if (v == NULL) {
+                agec__cancel_release(j); /* still sent; just not waited for */
+                continue;
+            }
+            jobs->v = v;
+            jobs->cap = cap;
+        }
+        jobs->v[jobs->n++] = j;
+    }
+}
+
+/* Let the cancel requests finish (normally milliseconds) so that close
+ * leaves no thread or socket behind, but never past the drain deadline. */
+static void cancel_jobs_finish(cancel_jobs *jobs, int64_t deadline)
+{
+    for (size_t i = 0; i < jobs->n; i++) {
+        (void)agec__cancel_wait(jobs->v[i], deadline);
+        agec__cancel_release(jobs->v[i]);
+    }
+    free(jobs->v);
 }
 
 agec_status agec_pool_close(agec_pool *p, int drain_timeout_ms, agec_error *err)
@@ -732,8 +763,9 @@ agec_status agec_pool_close(agec_pool *p, int drain_timeout_ms, agec_error *err)
         wait_until(&p->state_cond, &p->mu, cancel_at);
     /* Cancel what borrowed connections run, again every 100 ms: a cancel
      * that arrives before a query starts is ignored by the server. */
+    cancel_jobs jobs = { NULL, 0, 0 };
     while (p->in_use.count > 0 && agec__now_us() < deadline) {
-        cancel_borrowed(p);
+        cancel_borrowed(p, &jobs);
         int64_t until = agec__min64(deadline, agec__now_us() + 100000);
         while (p->in_use.count > 0 && agec__now_us() < until)
             wait_until(&p->state_cond, &p->mu, until);
@@ -741,6 +773,7 @@ agec_status agec_pool_close(agec_pool *p, int drain_timeout_ms, agec_error *err)
     int remaining = p->in_use.count;
     bool last = agec__pool_unref(p);
     pthread_mutex_unlock(&p->mu);
+    cancel_jobs_finish(&jobs, deadline);
     if (last)
         agec__pool_free(p);
     if (remaining > 0)

@@ -1,6 +1,9 @@
 /* Cancel requests that cannot hold up the caller (see session.h). */
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
+
+#include "session/clock.h"
 
 #include "session/session.h"
 
@@ -75,4 +78,18 @@ void agec__cancel_release(agec__cancel_job *j)
 {
     if (j != NULL)
         job_unref(j);
+}
+
+bool agec__cancel_wait(agec__cancel_job *j, int64_t deadline_us)
+{
+    if (j == NULL)
+        return true;
+    /* Rare path (a statement that was cancelled): poll every millisecond. */
+    while (!agec__cancel_done(j)) {
+        if (agec__now_us() >= deadline_us)
+            return false;
+        struct timespec ts = { 0, 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    return true;
 }

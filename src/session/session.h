@@ -99,5 +99,9 @@ bool agec__cancel_done(agec__cancel_job *j);
 /* The caller is no longer interested; the job frees itself when it ends.
  * NULL is ignored. */
 void agec__cancel_release(agec__cancel_job *j);
+/* Wait until the request has finished or deadline_us passes (AGEC__NEVER:
+ * no limit); true when it finished. Used so that a cancel that did its job
+ * leaves no thread or socket behind the call that sent it. NULL: true. */
+bool agec__cancel_wait(agec__cancel_job *j, int64_t deadline_us);
 
 #endif
