@@ -364,6 +364,39 @@ static void test_statement_cache_cap_and_reset(void **state)
     assert_int_equal(agec_pool_close(p, 1000, &err), AGEC_OK);
 }
 
+/* BEGIN options reach the server: isolation level, READ ONLY, DEFERRABLE. */
+static void test_begin_options(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    agec_error err = AGEC_ERROR_INIT;
+    agec_tx_opts o;
+    agec_tx_opts_init(&o);
+    o.isolation = AGEC_ISOLATION_SERIALIZABLE;
+    o.read_only = true;
+    o.deferrable = true;
+    agec_test_must(agec_tx_begin(c, &o, &err), &err, "begin");
+    agec_result *r = NULL;
+    agec_test_must(agec_sql_exec(c,
+                                 "SELECT current_setting('transaction_isolation'), "
+                                 "current_setting('transaction_read_only'), "
+                                 "current_setting('transaction_deferrable')",
+                                 0, NULL, NULL, &r, &err),
+                   &err, "settings");
+    assert_string_equal(agec_result_text(r, 0, 0, NULL), "serializable");
+    assert_string_equal(agec_result_text(r, 0, 1, NULL), "on");
+    assert_string_equal(agec_result_text(r, 0, 2, NULL), "on");
+    agec_result_free(r);
+    assert_int_equal(agec_sql_exec(c, "INSERT INTO it_sql VALUES (99, 'no')", 0, NULL, NULL, &r,
+                                   &err),
+                     AGEC_ERR_SERVER);
+    assert_string_equal(err.sqlstate, "25006"); /* read-only transaction */
+    agec_test_must(agec_tx_rollback(c, &err), &err, "rollback");
+    o.isolation = (agec_isolation)7;
+    assert_int_equal(agec_tx_begin(c, &o, &err), AGEC_ERR_INVALID_ARG);
+    agec_conn_release(c);
+}
+
 /* A COMMIT slower than the transaction's timeout (a deferred trigger that
  * sleeps): cancelled, reported as a timeout, nothing committed, and the
  * connection still works. */
@@ -418,6 +451,7 @@ int main(void)
         cmocka_unit_test(test_statement_cache_cap_and_reset),
         cmocka_unit_test(test_cypher_without_age),
         cmocka_unit_test(test_tx_timeout_on_commit),
+        cmocka_unit_test(test_begin_options),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
