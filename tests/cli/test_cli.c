@@ -58,6 +58,19 @@ static void drain(int fo, int fe, run_out *r, int64_t deadline)
     }
 }
 
+/* In a forked child: replace it with the agec binary and args (NULL-
+ * terminated, at most 62). Never returns. */
+static void exec_cli(const char *const *args)
+{
+    const char *argv[64] = { AGEC_CLI_PATH };
+    int n = 1;
+    for (; args[n - 1] != NULL && n < 63; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    execv(AGEC_CLI_PATH, (char *const *)argv);
+    _exit(127);
+}
+
 /* Run agec with args (NULL-terminated) and optional stdin text. */
 static run_out *run_cli(const char *stdin_text, const char *const *args)
 {
@@ -76,13 +89,7 @@ static run_out *run_cli(const char *stdin_text, const char *const *args)
         close(in[1]);
         close(out[0]);
         close(err[0]);
-        const char *argv[64] = { AGEC_CLI_PATH };
-        int n = 1;
-        for (; args[n - 1] != NULL && n < 63; n++)
-            argv[n] = args[n - 1];
-        argv[n] = NULL;
-        execv(AGEC_CLI_PATH, (char *const *)argv);
-        _exit(127);
+        exec_cli(args);
     }
     close(in[0]);
     close(out[1]);
@@ -325,13 +332,7 @@ static void pty_start(pty_session *s, const char *const *args)
     if (s->pid == 0) {
         setenv("TERM", "dumb", 1);
         setenv("HOME", "/tmp", 1);
-        const char *argv[32] = { AGEC_CLI_PATH };
-        int n = 1;
-        for (; args[n - 1] != NULL && n < 31; n++)
-            argv[n] = args[n - 1];
-        argv[n] = NULL;
-        execv(AGEC_CLI_PATH, (char *const *)argv);
-        _exit(127);
+        exec_cli(args);
     }
 }
 
