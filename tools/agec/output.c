@@ -151,16 +151,6 @@ static void print_csv_row(agec_result *res, size_t row, bool cypher, FILE *out)
     fputc('\n', out);
 }
 
-/* Display width of UTF-8 text: code points (continuation bytes skipped). */
-static size_t width(const char *s, size_t len)
-{
-    size_t w = 0;
-    for (size_t i = 0; i < len; i++)
-        if (((unsigned char)s[i] & 0xC0) != 0x80)
-            w++;
-    return w;
-}
-
 /* Table cells show the server's text; newlines and tabs as \n and \t so
  * rows stay on one line. */
 static void table_cell(const char *s, size_t len, size_t pad_to, FILE *out)
@@ -269,6 +259,8 @@ static char *display_text(agec_result *res, size_t r, size_t c, bool cypher)
     return copy;
 }
 
+/* Display width of a cell or header as table_cell prints it: UTF-8 code
+ * points, with \n and \t shown as two characters. */
 static size_t text_width(const char *t)
 {
     size_t w = 0;
@@ -286,7 +278,7 @@ static void print_table(agec_result *res, bool cypher, FILE *out)
         goto out;
     for (size_t c = 0; c < ncol; c++) {
         const char *name = agec_result_column_name(res, c);
-        w[c] = width(name, strlen(name));
+        w[c] = text_width(name);
         for (size_t r = 0; r < nrow; r++) {
             char *t = cells[r * ncol + c] = display_text(res, r, c, cypher);
             size_t cw = t ? text_width(t) : 0;
