@@ -342,8 +342,13 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&l->mu);
         l->counts.ops++;
         l->counts.acquire[ast]++;
-        if (ast == AGEC_ERR_BREAKER_OPEN && was_open && t1 - t0 > l->counts.breaker_max_ms)
-            l->counts.breaker_max_ms = t1 - t0;
+        if (ast == AGEC_ERR_BREAKER_OPEN && was_open) {
+            l->counts.breaker_fast_fails++;
+            if (t1 - t0 > 10)
+                l->counts.breaker_over_10ms++;
+            if (t1 - t0 > l->counts.breaker_max_ms)
+                l->counts.breaker_max_ms = t1 - t0;
+        }
         if (ast == AGEC_OK) {
             l->counts.query[qst]++;
             l->facts.last_acquire_ok_ms = t1;

@@ -86,6 +86,8 @@ typedef struct fl_counts {
     uint64_t acquire[FL_NSTATUS]; /* by status of the acquire */
     uint64_t query[FL_NSTATUS];   /* by status of the first failing statement (OK: none) */
     int64_t breaker_max_ms;       /* slowest BREAKER_OPEN acquire begun while it was open */
+    uint64_t breaker_fast_fails;  /* such acquires */
+    uint64_t breaker_over_10ms;   /* ... of which took longer than 10 ms */
 } fl_counts;
 
 /* Facts kept over the whole run. */

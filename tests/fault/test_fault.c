@@ -188,6 +188,11 @@ static void fault_blackhole(ctx *x)
     heal_now(x);
 }
 
+static bool sampled_enough(void *arg)
+{
+    return fl_sampler_samples(arg) >= 5;
+}
+
 static bool cut_happened(void *arg)
 {
     return fproxy_cuts(X.px) >= *(uint64_t *)arg;
@@ -401,17 +406,20 @@ static void run_scenario(void **state)
     int64_t min_ms = agec_test_now_ms() - t_heal;
     fl_watchdog_phase(X.dog, "after the heal");
     wait_writes(30, 10000);
+    /* The backend-count samples below must not be vacuous. */
+    assert_true(agec_test_wait_until(sampled_enough, smp, 10000));
     fl_load_stop(X.load);
 
     fl_counts c = fl_load_counts(X.load);
     fl_facts f = fl_load_facts(X.load);
     agec_pool_stats s = stats();
     printf("[%s] fault %lld ms, served again %lld ms and min restored %lld ms after the heal; "
-           "%llu ops, %llu writes and %llu reads ok; breaker opened %llu times, slowest fast "
-           "fail %lld ms; worst call: %s (over by %lld ms)\n",
+           "%llu ops, %llu writes and %llu reads ok; breaker opened %llu times, %llu fast "
+           "fails (%llu over 10 ms, slowest %lld ms); worst call: %s (over by %lld ms)\n",
            sc->name, (long long)(t_heal - t_fault), (long long)served_ms, (long long)min_ms,
            (unsigned long long)c.ops, (unsigned long long)c.writes_ok,
            (unsigned long long)c.reads_ok, (unsigned long long)s.breaker_opens,
+           (unsigned long long)c.breaker_fast_fails, (unsigned long long)c.breaker_over_10ms,
            (long long)c.breaker_max_ms, f.worst_call, (long long)f.worst_overrun_ms);
     check_statuses(&c, &f);
     if (f.worst_overrun_ms > SLACK_MS)
@@ -419,7 +427,11 @@ static void run_scenario(void **state)
                  f.worst_call);
     if (sc->unreachable) {
         assert_true(s.breaker_opens >= 1);
-        assert_true(c.breaker_max_ms <= 50); /* fail fast */
+        /* Fail fast: most under 10 ms. Not all: on a loaded 2-core machine a
+         * thread can be descheduled between its two clock reads; even those
+         * stay far below the acquire timeout. */
+        assert_true(c.breaker_over_10ms * 2 <= c.breaker_fast_fails);
+        assert_true(c.breaker_max_ms <= SLACK_MS);
     }
 
     fl_verify v;
