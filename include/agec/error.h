@@ -39,7 +39,9 @@ typedef enum agec_status {
     AGEC_ERR_BREAKER_OPEN = 7,
     /** The pool is closing or closed; no new acquires are served. */
     AGEC_ERR_POOL_CLOSED = 8,
-    /** A statement ran past its timeout and was cancelled on the server. */
+    /** A statement ran past its timeout and was cancelled on the server
+     *  (agec's timeout_ms, or the server's statement_timeout: SQLSTATE
+     *  57014). Also a deadline passed in a call that has one (e.g. close). */
     AGEC_ERR_TIMEOUT = 9,
     /** The server reported an error; sqlstate/message/detail/hint/position
      *  hold the server's own text. */
@@ -69,7 +71,9 @@ typedef enum agec_status {
     AGEC_ERR_COLUMNS = 20,
     /** An operating-system call failed (threads, sockets, poll). */
     AGEC_ERR_SYSTEM = 21,
-    /** A statement was cancelled by a caller or by pool shutdown. */
+    /** A statement was cancelled by a caller (agec_conn_cancel, or
+     *  pg_cancel_backend from another session) or by pool shutdown
+     *  (SQLSTATE 57014), or a connection attempt was aborted by close. */
     AGEC_ERR_CANCELLED = 22,
 } agec_status;
 

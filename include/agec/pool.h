@@ -364,10 +364,17 @@ AGEC_EXPORT uint64_t agec_conn_id(agec_conn *conn);
  * Ask the server to cancel the query running on a borrowed connection
  * (PQcancel with the cancel key taken at connect). The borrower's query then
  * fails with SQLSTATE 57014. Thread-safe: meant to be called from another
- * thread while the borrower waits; the connection must stay borrowed during
- * the call. Blocks for one short connection to the server.
- * Errors: AGEC_ERR_INVALID_ARG (NULL), AGEC_ERR_UNREACHABLE (the cancel
- * request could not be sent; message from libpq).
+ * thread while the borrower waits; the connection must stay borrowed until
+ * the call returns (it may be released right after, even on a timeout).
+ * Blocks while the request (a short connection of its own) is sent and
+ * acknowledged, at most the pool's connect_timeout_ms: libpq's PQcancel has
+ * no timeout, so the request runs on a helper thread that ends by itself
+ * when the network answers or fails.
+ * Errors: AGEC_ERR_INVALID_ARG (NULL), AGEC_ERR_UNREACHABLE (the request
+ * could not be sent; message from libpq), AGEC_ERR_TIMEOUT (not answered
+ * within connect_timeout_ms: the server or the path to it does not respond;
+ * the request may still arrive), AGEC_ERR_NO_MEMORY (no thread or memory
+ * for the request).
  */
 AGEC_EXPORT agec_status agec_conn_cancel(agec_conn *conn, agec_error *err);
 

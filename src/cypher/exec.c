@@ -199,12 +199,17 @@ static agec_status collect(run_state *rs, agec_row_fn fn, void *user, agec_resul
         } else {
             if (!have_error) {
                 st = agec__error_from_result(err, AGEC_ERR_SERVER, res, rs->pg);
-                if (st == AGEC_ERR_TIMEOUT && rs->cancelled && err != NULL)
-                    snprintf(err->message, sizeof err->message,
-                             "statement timeout: no result within %d ms; the statement was "
-                             "cancelled on the server",
-                             rs->timeout_ms); /* keeps SQLSTATE 57014 */
-                else
+                if ((st == AGEC_ERR_TIMEOUT || st == AGEC_ERR_CANCELLED) && rs->cancelled) {
+                    /* Our own timeout's cancel; keeps SQLSTATE 57014. */
+                    st = AGEC_ERR_TIMEOUT;
+                    if (err != NULL) {
+                        err->code = st;
+                        snprintf(err->message, sizeof err->message,
+                                 "statement timeout: no result within %d ms; the statement "
+                                 "was cancelled on the server",
+                                 rs->timeout_ms);
+                    }
+                } else
                     add_age_hint(err);
                 if (err)
                     st = err->code;

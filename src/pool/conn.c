@@ -4,6 +4,7 @@
 #include "common/error_internal.h"
 #include "pool/conn_ext.h"
 #include "pool/pool_internal.h"
+#include "session/clock.h"
 
 PGconn *agec_conn_pgconn(agec_conn *conn)
 {
@@ -24,7 +25,24 @@ agec_status agec_conn_cancel(agec_conn *conn, agec_error *err)
 {
     if (conn == NULL)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "conn is NULL");
-    return agec__session_cancel(conn->cancel, err);
+    if (conn->cancel == NULL)
+        return agec__error_set(err, AGEC_ERR_UNREACHABLE, "no cancel key for this connection");
+    agec__cancel_job *job = agec__cancel_start_key(conn->cancel);
+    if (job == NULL)
+        return agec__error_set(err, AGEC_ERR_NO_MEMORY, "could not start the cancel request");
+    /* The request is a short connection to the server: allow it what a
+     * connection gets. PQcancel has no timeout of its own. */
+    int ms = conn->pool->cfg.c.connect_timeout_ms;
+    agec_status st = AGEC_OK;
+    if (!agec__cancel_wait(job, agec__deadline_after(agec__now_us(), ms)))
+        st = agec__error_set(err, AGEC_ERR_TIMEOUT,
+                             "cancel request not answered within connect_timeout_ms (%d ms); it is "
+                             "still being sent in the background",
+                             ms);
+    else
+        st = agec__cancel_result(job, err);
+    agec__cancel_release(job);
+    return st;
 }
 
 void *agec__conn_ext(agec_conn *c)
@@ -65,8 +83,8 @@ void agec__conn_destroy(agec_pool *p, agec_conn *c, agec_close_reason reason)
 {
     drop_ext(c);
     bool had_conn = c->pg != NULL;
-    if (c->cancel != NULL)
-        PQfreeCancel(c->cancel);
+    agec__cancel_key_unref(c->cancel);
+    c->cancel = NULL;
     if (c->pg != NULL)
         PQfinish(c->pg);
     if (had_conn) {

@@ -193,7 +193,7 @@ agec_status agec__pool_connect(agec_pool *p, agec_conn *c, int64_t deadline_us,
     }
     if (st == AGEC_OK) {
         c->pg = pg;
-        c->cancel = PQgetCancel(pg);
+        c->cancel = agec__cancel_key_make(pg);
         agec__emit_simple(p, AGEC_EV_CONNECT, c->id, AGEC_OK, "", "connection opened");
         return AGEC_OK;
     }
@@ -677,10 +677,11 @@ void agec_conn_release_broken(agec_conn *conn)
 
 /* ---- close ---------------------------------------------------------------- */
 
-/* Cancel what the borrowed connections run. Each request is fire-and-forget
- * on its own thread with its own cancel handle (agec__cancel_start): a
- * black-holed server must not hold close past its drain deadline, and the
- * connection may be released and freed while the request is under way. */
+/* Cancel what the borrowed connections run. Each request runs on its own
+ * thread with its own reference to the connection's cancel key
+ * (agec__cancel_start_key): a black-holed server must not hold close past
+ * its drain deadline, and the connection may be released and freed while
+ * the request is under way. */
 typedef struct cancel_jobs {
     agec__cancel_job **v;
     size_t n, cap;
@@ -691,7 +692,7 @@ static void cancel_borrowed(agec_pool *p, cancel_jobs *jobs)
     for (agec_conn *c = p->in_use.head; c != NULL; c = c->next) {
         if (c->pg == NULL)
             continue;
-        agec__cancel_job *j = agec__cancel_start(c->pg);
+        agec__cancel_job *j = agec__cancel_start_key(c->cancel);
         if (j == NULL)
             continue;
         if (jobs->n == jobs->cap) {

@@ -37,7 +37,7 @@ typedef enum conn_state { CONN_OPENING, CONN_IDLE, CONN_IN_USE } conn_state;
 struct agec_conn {
     agec_pool *pool;
     PGconn *pg;           /* NULL while opening */
-    PGcancel *cancel;     /* made at connect; used by agec_conn_cancel and close */
+    agec__cancel_key *cancel; /* made at connect; for agec_conn_cancel and close */
     uint64_t id;
     conn_state state;     /* [mu] which list it is in */
     agec_conn *prev, *next; /* [mu] links of that list */

@@ -90,6 +90,18 @@ void agec__pq_conn_message(const PGconn *conn, char *buf, size_t cap)
     strip_newline(buf);
 }
 
+/* SQLSTATE 57014 is both "canceling statement due to statement timeout"
+ * (the server's statement_timeout) and "... due to user request" (a cancel
+ * request: agec_conn_cancel, pool shutdown, pg_cancel_backend). Only the
+ * text tells them apart; a server with translated messages makes its
+ * timeouts come out as AGEC_ERR_CANCELLED (the SQLSTATE is the same). agec's
+ * own timeout_ms knows it sent the cancel and says AGEC_ERR_TIMEOUT. */
+static bool is_timeout_text(const PGresult *res)
+{
+    const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    return m != NULL && strstr(m, "timeout") != NULL;
+}
+
 agec_status agec__error_from_result(agec_error *err, agec_status code, const PGresult *res,
                                     const PGconn *conn)
 {
@@ -97,7 +109,7 @@ agec_status agec__error_from_result(agec_error *err, agec_status code, const PGr
     if (agec__sqlstate_is_fatal(state) || (conn != NULL && PQstatus(conn) == CONNECTION_BAD))
         code = AGEC_ERR_CONNECTION_LOST;
     else if (state != NULL && strcmp(state, "57014") == 0)
-        code = AGEC_ERR_TIMEOUT;
+        code = is_timeout_text(res) ? AGEC_ERR_TIMEOUT : AGEC_ERR_CANCELLED;
     else if (state != NULL && state[0] == '2' && state[1] == '8')
         code = AGEC_ERR_AUTH;
     if (err == NULL)

@@ -238,19 +238,6 @@ agec_status agec__session_setup(PGconn *pg, const agec__session_init *init, int6
     return st;
 }
 
-agec_status agec__session_cancel(PGcancel *cancel, agec_error *err)
-{
-    char buf[256];
-    if (cancel == NULL)
-        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "no cancel handle");
-    if (!PQcancel(cancel, buf, (int)sizeof buf)) {
-        char red[256];
-        agec__redact_conninfo(buf, red, sizeof red);
-        return agec__error_set(err, AGEC_ERR_UNREACHABLE, "cancel request failed: %s", red);
-    }
-    return AGEC_OK;
-}
-
 agec__cleanup agec__session_cleanup(PGconn *pg, int64_t deadline_us)
 {
     if (PQstatus(pg) != CONNECTION_OK || PQpipelineStatus(pg) != PQ_PIPELINE_OFF)

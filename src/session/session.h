@@ -78,21 +78,34 @@ typedef enum agec__cleanup {
  * pipeline/COPY mode -> broken. Returns by deadline_us whatever the network does. */
 agec__cleanup agec__session_cleanup(PGconn *pg, int64_t deadline_us);
 
-/* Send a cancel request for whatever runs on the connection of `cancel`.
- * Thread-safe (PQcancel). AGEC_ERR_UNREACHABLE when it could not be sent. */
-agec_status agec__session_cancel(PGcancel *cancel, agec_error *err);
-
 /*
  * A cancel request that cannot hold up the caller. PQcancel blocks, with no
  * timeout, until the server closes the cancel connection: behind a black
  * hole (a peer or proxy that accepts bytes and never answers) it never
- * returns. So the request runs on a short-lived detached thread with its own
- * cancel handle, and the caller only polls whether it has finished; a job
- * still blocked when the caller gives up ends by itself once the network
- * answers or fails. Start it from the thread that owns pg (PQgetCancel);
- * NULL when it could not be started (memory, threads).
+ * returns. So the request runs on a short-lived detached thread, and the
+ * caller only waits for it as long as its own deadline allows; a job still
+ * blocked when the caller gives up ends by itself once the network answers
+ * or fails.
+ *
+ * A cancel key is the connection's PGcancel with a reference count, made
+ * once at connect by the thread that owns the connection (PQgetCancel reads
+ * the PGconn), then shared: any thread may start jobs on it while the
+ * connection is in use, and each job keeps its own reference, so a job may
+ * outlive the connection.
  */
+typedef struct agec__cancel_key agec__cancel_key;
+/* PQgetCancel(pg) with one reference; NULL when out of memory or pg has no
+ * socket. */
+agec__cancel_key *agec__cancel_key_make(PGconn *pg);
+/* Drop one reference; the last frees the key. NULL is ignored. */
+void agec__cancel_key_unref(agec__cancel_key *k);
+
 typedef struct agec__cancel_job agec__cancel_job;
+/* Start a request on a thread of its own. NULL when it could not be
+ * started (key NULL, memory, threads). */
+agec__cancel_job *agec__cancel_start_key(agec__cancel_key *key);
+/* The same with a key made for this one job: call it from the thread that
+ * owns pg. */
 agec__cancel_job *agec__cancel_start(PGconn *pg);
 /* The request has been sent and acknowledged by the server, or failed. */
 bool agec__cancel_done(agec__cancel_job *j);
@@ -103,5 +116,9 @@ void agec__cancel_release(agec__cancel_job *j);
  * no limit); true when it finished. Used so that a cancel that did its job
  * leaves no thread or socket behind the call that sent it. NULL: true. */
 bool agec__cancel_wait(agec__cancel_job *j, int64_t deadline_us);
+/* How the request went: AGEC_OK (sent and acknowledged), AGEC_ERR_TIMEOUT
+ * (not finished yet), AGEC_ERR_UNREACHABLE (libpq's reason, passwords
+ * redacted). */
+agec_status agec__cancel_result(agec__cancel_job *j, agec_error *err);
 
 #endif

@@ -123,6 +123,16 @@ static void test_statement_timeout_cancels(void **state)
     assert_null(r);
     /* The same connection works afterwards. */
     assert_int_equal(count(c, "SELECT 41 + 1"), 42);
+
+    /* The server's own statement_timeout is a timeout too (57014 with the
+     * timeout text), not a caller's cancel. */
+    sql(c, "SET statement_timeout = 100");
+    err = (agec_error)AGEC_ERROR_INIT;
+    st = agec_sql_exec(c, "SELECT pg_sleep(30)", 0, NULL, NULL, &r, &err);
+    assert_int_equal(st, AGEC_ERR_TIMEOUT);
+    assert_string_equal(err.sqlstate, "57014");
+    assert_null(r);
+    sql(c, "RESET statement_timeout");
     agec_conn_release(c);
 }
 

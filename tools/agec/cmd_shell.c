@@ -90,7 +90,7 @@ static void run(shell *sh, const char *text, bool cypher)
     pthread_mutex_unlock(&running_lock);
     agec_conn_release(conn);
     if (st != AGEC_OK) {
-        if (strcmp(err.sqlstate, "57014") == 0)
+        if (st == AGEC_ERR_CANCELLED) /* Ctrl-C: our own cancel */
             fprintf(stderr, "statement cancelled\n");
         else
             cli_fail(cypher ? "query" : "sql", st, &err);
