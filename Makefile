@@ -11,7 +11,7 @@ JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
 FUZZ_SECONDS ?= 15
 
-.PHONY: all bootstrap build demo check check-asan check-tsan check-fuzz check-valgrind fuzz bench format clean
+.PHONY: all bootstrap build demo check check-asan check-tsan check-fuzz check-valgrind fuzz bench format format-check clean
 
 all: build
 
@@ -70,6 +70,10 @@ check: check-tsan check-fuzz check-valgrind check-asan
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# Fails when a C file is not as .clang-format wants it.
+format-check:
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
 
 clean:
 	rm -rf $(BUILD)

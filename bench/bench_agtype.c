@@ -21,8 +21,8 @@
 
 #include "agec/agtype.h"
 
-int agec_bench_simdjson(const char *buf, size_t buf_len, const size_t *offsets,
-                        const size_t *lens, size_t rows, size_t *checksum);
+int agec_bench_simdjson(const char *buf, size_t buf_len, const size_t *offsets, const size_t *lens,
+                        size_t rows, size_t *checksum);
 
 /* ---- corpus ------------------------------------------------------------- */
 
@@ -46,7 +46,7 @@ static void put(sbuf *b, const char *s, size_t n)
 }
 
 typedef struct gen {
-    sbuf a, j;   /* agtype rows, JSON rows (each row followed by '\n') */
+    sbuf a, j; /* agtype rows, JSON rows (each row followed by '\n') */
     size_t *aoff, *alen, *joff, *jlen;
     size_t rows, rcap;
     uint64_t rng;
@@ -87,9 +87,23 @@ static void both_int(gen *g, long long v)
 }
 
 static const char *const words[] = {
-    "graph", "vertex", "edge", "Ada", "Lovelace", "analytical", "engine", "caf\xc3\xa9",
-    "\xe4\xb8\xad\xe6\x96\x87", "emoji \xf0\x9f\x98\x80", "tab\\there", "quote \\\"q\\\"",
-    "back\\\\slash", "line\\nbreak", "ctl\\u0001", "na\xc3\xafve", "stra\xc3\x9f" "e",
+    "graph",
+    "vertex",
+    "edge",
+    "Ada",
+    "Lovelace",
+    "analytical",
+    "engine",
+    "caf\xc3\xa9",
+    "\xe4\xb8\xad\xe6\x96\x87",
+    "emoji \xf0\x9f\x98\x80",
+    "tab\\there",
+    "quote \\\"q\\\"",
+    "back\\\\slash",
+    "line\\nbreak",
+    "ctl\\u0001",
+    "na\xc3\xafve",
+    "stra\xc3\x9f\x65",
 };
 
 static void gen_string(gen *g, size_t min_words, size_t max_words)
@@ -351,8 +365,8 @@ int main(int argc, char **argv)
     g.rng = 0x243F6A8885A308D3u;
     generate(&g, mb << 20);
     double amb = (double)g.a.len / 1048576.0, jmb = (double)(g.j.len - 128) / 1048576.0;
-    printf("corpus: %zu rows, %.1f MB agtype, %.1f MB JSON (annotations stripped)\n", g.rows,
-           amb, jmb);
+    printf("corpus: %zu rows, %.1f MB agtype, %.1f MB JSON (annotations stripped)\n", g.rows, amb,
+           jmb);
 
     const int reps = 5;
     double ta = best_time(run_agec, &g, reps);

@@ -112,8 +112,8 @@ static int one(ctx *x, path p)
             const agec_value *v;
             int64_t got = -1;
             if (agec_result_value(res, 0, 0, &v, &err) != AGEC_OK ||
-                agec_value_type(v) != AGEC_TYPE_VERTEX || agec_element_id(v, &got, NULL) != AGEC_OK ||
-                got != id)
+                agec_value_type(v) != AGEC_TYPE_VERTEX ||
+                agec_element_id(v, &got, NULL) != AGEC_OK || got != id)
                 rc = -1;
         }
         agec_result_free(res);
@@ -192,8 +192,8 @@ static int setup(ctx *x)
     res = NULL;
     if (agec_graph_create_indexes(c, GRAPH, "Bench", &err) != AGEC_OK)
         goto out;
-    if (agec_cypher_exec(c, GRAPH, "MATCH (n:Bench) RETURN id(n) AS id", NULL, NULL, &res,
-                         &err) != AGEC_OK)
+    if (agec_cypher_exec(c, GRAPH, "MATCH (n:Bench) RETURN id(n) AS id", NULL, NULL, &res, &err) !=
+        AGEC_OK)
         goto out;
     if (agec_result_rows(res) != NVERT) {
         snprintf(err.message, sizeof err.message, "expected %d vertices, got %zu", NVERT,
@@ -288,7 +288,7 @@ int main(void)
     PQsetNoticeProcessor(x.raw, quiet_notice, NULL);
     /* the same session init agec runs (AGEC_AGE_LOAD) */
     static const char *const init[] = { "LOAD 'age'",
-                                         "SET search_path = ag_catalog, \"$user\", public" };
+                                        "SET search_path = ag_catalog, \"$user\", public" };
     for (int i = 0; i < 2; i++) {
         PGresult *r = PQexec(x.raw, init[i]);
         bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -328,8 +328,7 @@ int main(void)
     printf("\nCypher one-row MATCH by id, round trips/s, 1 thread, TCP to 127.0.0.1; median of %d "
            "interleaved runs x %.1f s\n",
            ROUNDS, secs);
-    printf("%-46s %13s %10s %18s\n", "path", "round trips/s", "us/trip",
-           "client CPU us/trip");
+    printf("%-46s %13s %10s %18s\n", "path", "round trips/s", "us/trip", "client CPU us/trip");
     for (int p = 0; p < P_COUNT; p++)
         printf("%-46s %13.0f %10.1f %18.1f\n", path_label[p], rate[p], 1e6 / rate[p], cpu[p]);
     double ratio = rate[P_AGEC] / rate[P_RAW_PREP];

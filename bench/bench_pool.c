@@ -62,13 +62,13 @@
 /* ---- workers -------------------------------------------------------------------- */
 
 typedef enum path {
-    P_CYCLE,     /* acquire + release, no query */
-    P_POOL_SQL,  /* acquire + agec_sql_exec("SELECT 1") + release */
-    P_POOL_PQ,   /* acquire + PQexec on agec_conn_pgconn + release */
-    P_RAW,       /* PQexec on an own connection */
-    P_RAW_PREP,  /* PQexecPrepared on an own connection */
-    P_BOUNCER,   /* PQexec on an own connection to PgBouncer */
-    P_NEWCONN,   /* PQconnectdb + PQexec + PQfinish */
+    P_CYCLE,    /* acquire + release, no query */
+    P_POOL_SQL, /* acquire + agec_sql_exec("SELECT 1") + release */
+    P_POOL_PQ,  /* acquire + PQexec on agec_conn_pgconn + release */
+    P_RAW,      /* PQexec on an own connection */
+    P_RAW_PREP, /* PQexecPrepared on an own connection */
+    P_BOUNCER,  /* PQexec on an own connection to PgBouncer */
+    P_NEWCONN,  /* PQconnectdb + PQexec + PQfinish */
     P_COUNT
 } path;
 
@@ -198,7 +198,7 @@ typedef struct window {
     double rate;          /* operations per second, all threads */
     uint64_t validations; /* pool stats deltas over the window */
     uint64_t opened;
-    double cpu_us;        /* this process's CPU time (all threads) per operation */
+    double cpu_us; /* this process's CPU time (all threads) per operation */
 } window;
 
 static int64_t process_cpu_ns(void)
@@ -219,8 +219,7 @@ static void refresh_pool(agec_pool *pool)
         return;
     agec_conn *held[64];
     int k = 0;
-    while (k < s.max && k < 64 &&
-           agec_pool_acquire_timeout(pool, 5000, &held[k], NULL) == AGEC_OK)
+    while (k < s.max && k < 64 && agec_pool_acquire_timeout(pool, 5000, &held[k], NULL) == AGEC_OK)
         k++;
     while (k > 0)
         agec_conn_release(held[--k]);
@@ -548,8 +547,10 @@ static int bench_throughput(const char *pg, const char *bouncer)
            (long long)pst[0].wait_p99_us, (long long)pst[1].wait_p99_us,
            (long long)pst[2].wait_p99_us);
     printf("pool I/O inside the measured windows (validations + connects): %llu%s\n",
-           (unsigned long long)win_io, win_io == 0 ? " (none: the pool is refreshed before each "
-                                                     "run, outside the window)" : "");
+           (unsigned long long)win_io,
+           win_io == 0 ? " (none: the pool is refreshed before each "
+                         "run, outside the window)"
+                       : "");
     printf("note: agec_sql_exec prepares \"SELECT 1\" once per connection and then runs it with "
            "the extended protocol (Bind/Execute/Sync), so the \"raw-prepared\" row is the "
            "like-for-like protocol; the targets use raw PQexec as the baseline.\n");

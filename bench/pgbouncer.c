@@ -26,11 +26,10 @@
 #include "bench_common.h"
 #include "pgbouncer.h"
 
-
 /* ---- PgBouncer, started and always stopped by us ------------------------------ */
 
-static volatile sig_atomic_t g_runuser_pid;  /* runuser (or pgbouncer when not root) */
-static volatile sig_atomic_t g_bouncer_pid;  /* pgbouncer itself, from its pidfile */
+static volatile sig_atomic_t g_runuser_pid; /* runuser (or pgbouncer when not root) */
+static volatile sig_atomic_t g_bouncer_pid; /* pgbouncer itself, from its pidfile */
 static char g_bouncer_dir[512];
 /* The files of g_bouncer_dir, prepared up front for the signal handler. */
 static char g_bouncer_files[5][600];
@@ -327,4 +326,3 @@ int bouncer_start(const char *pg_conninfo, char *out, size_t cap)
     }
     return 0;
 }
-

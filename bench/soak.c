@@ -41,8 +41,8 @@ typedef enum fault {
 } fault;
 
 static const char *const FAULT_NAMES[F_COUNT] = {
-    "kill backends", "stop+start server", "black hole", "reset mid-result",
-    "max_connections", "slow statements", "latency", "auth failure",
+    "kill backends",   "stop+start server", "black hole", "reset mid-result",
+    "max_connections", "slow statements",   "latency",    "auth failure",
 };
 
 typedef struct soak {
@@ -157,8 +157,7 @@ static void print_counts(const char *title, const uint64_t *by)
     printf("  %s:\n", title);
     for (int i = 0; i < FL_NSTATUS; i++)
         if (by[i] > 0)
-            printf("    %-26s %llu\n", agec_status_name((agec_status)i),
-                   (unsigned long long)by[i]);
+            printf("    %-26s %llu\n", agec_status_name((agec_status)i), (unsigned long long)by[i]);
 }
 
 int main(int argc, char **argv)
@@ -261,9 +260,8 @@ int main(int argc, char **argv)
                 printf("    %-20s %3d injected, %3d recovered, slowest: none within 10 s\n",
                        FAULT_NAMES[f], s.injected[f], s.recovered[f]);
             else
-                printf("    %-20s %3d injected, %3d recovered, slowest %lld ms\n",
-                       FAULT_NAMES[f], s.injected[f], s.recovered[f],
-                       (long long)s.recovery_max_ms[f]);
+                printf("    %-20s %3d injected, %3d recovered, slowest %lld ms\n", FAULT_NAMES[f],
+                       s.injected[f], s.recovered[f], (long long)s.recovery_max_ms[f]);
         }
     printf("  pool                opened %llu, breaker opened %llu times, broken closed %llu, "
            "validation failures %llu\n",

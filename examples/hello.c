@@ -5,7 +5,7 @@
 int main(void)
 {
     agec_pool_config cfg;
-    agec_pool_config_init(&cfg);               /* every default; conninfo NULL = PG* env */
+    agec_pool_config_init(&cfg); /* every default; conninfo NULL = PG* env */
     agec_pool *pool;
     agec_conn *conn;
     agec_result *res;
@@ -18,8 +18,9 @@ int main(void)
         const agec_value *p;
         const char *name;
         size_t len;
-        agec_result_value(res, 0, 0, &p, &err);  /* the vertex, parsed from agtype */
-        agec_value_get_string(agec_value_get(agec_element_properties(p), "name", 4), &name, &len, &err);
+        agec_result_value(res, 0, 0, &p, &err); /* the vertex, parsed from agtype */
+        agec_value_get_string(agec_value_get(agec_element_properties(p), "name", 4), &name, &len,
+                              &err);
         printf("vertex %.*s\n", (int)len, name);
         agec_result_free(res);
     } else {

@@ -26,7 +26,6 @@ const char *agec_test_age_conninfo(void);
 /* Data directory of the PG15 server (AGEC_TEST_PG_DIR), for stop/start tests. */
 const char *agec_test_pg_dir(void);
 
-
 /* Fail the test with the error's code, SQLSTATE, message and hint unless
  * st is AGEC_OK. */
 void agec_test_must(agec_status st, const agec_error *err, const char *what);

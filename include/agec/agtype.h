@@ -143,8 +143,7 @@ AGEC_EXPORT agec_status agec_value_get_bool(const agec_value *v, bool *out, agec
  * Errors: AGEC_ERR_INVALID_ARG, AGEC_ERR_TYPE (other types), AGEC_ERR_RANGE
  * (numeric not an exact int64). *out is unchanged on error.
  */
-AGEC_EXPORT agec_status agec_value_get_int64(const agec_value *v, int64_t *out,
-                                             agec_error *err);
+AGEC_EXPORT agec_status agec_value_get_int64(const agec_value *v, int64_t *out, agec_error *err);
 
 /**
  * Read a number as a double into *out: floats exactly; integers converted
@@ -153,8 +152,7 @@ AGEC_EXPORT agec_status agec_value_get_int64(const agec_value *v, int64_t *out,
  * Errors: AGEC_ERR_INVALID_ARG, AGEC_ERR_TYPE (not a number), AGEC_ERR_RANGE
  * (numeric beyond the double range).
  */
-AGEC_EXPORT agec_status agec_value_get_double(const agec_value *v, double *out,
-                                              agec_error *err);
+AGEC_EXPORT agec_status agec_value_get_double(const agec_value *v, double *out, agec_error *err);
 
 /**
  * Read a string: *ptr points to its UTF-8 bytes (owned by the tree, followed
@@ -162,16 +160,16 @@ AGEC_EXPORT agec_status agec_value_get_double(const agec_value *v, double *out,
  * string may itself contain NUL bytes, so use *len. len may be NULL.
  * Errors: AGEC_ERR_INVALID_ARG (v or ptr NULL), AGEC_ERR_TYPE (not a string).
  */
-AGEC_EXPORT agec_status agec_value_get_string(const agec_value *v, const char **ptr,
-                                              size_t *len, agec_error *err);
+AGEC_EXPORT agec_status agec_value_get_string(const agec_value *v, const char **ptr, size_t *len,
+                                              agec_error *err);
 
 /**
  * Read the exact decimal text of a `::numeric` (e.g. "12345678901234600000",
  * "0.10", "NaN", "-Infinity"): NUL-terminated, owned by the tree; len may be
  * NULL. Errors: AGEC_ERR_INVALID_ARG, AGEC_ERR_TYPE (not a numeric).
  */
-AGEC_EXPORT agec_status agec_value_get_numeric(const agec_value *v, const char **ptr,
-                                               size_t *len, agec_error *err);
+AGEC_EXPORT agec_status agec_value_get_numeric(const agec_value *v, const char **ptr, size_t *len,
+                                               agec_error *err);
 
 /** Number of elements of an array or path, or of entries of an object, vertex
  *  or edge; 0 for scalars and NULL. */
@@ -188,8 +186,7 @@ AGEC_EXPORT const agec_value *agec_value_at(const agec_value *v, size_t i);
  * (shorter first, then bytewise) are found by binary search, other objects by
  * a linear scan from the end (so the last duplicate wins). Thread-safe.
  */
-AGEC_EXPORT const agec_value *agec_value_get(const agec_value *v, const char *key,
-                                             size_t keylen);
+AGEC_EXPORT const agec_value *agec_value_get(const agec_value *v, const char *key, size_t keylen);
 
 /**
  * Entry i of an object, vertex or edge in document order: returns its value
@@ -197,8 +194,8 @@ AGEC_EXPORT const agec_value *agec_value_get(const agec_value *v, const char *ke
  * owned by the tree). Returns NULL (and leaves *key, *keylen alone) when v is
  * not an object or i >= length.
  */
-AGEC_EXPORT const agec_value *agec_value_entry(const agec_value *v, size_t i,
-                                               const char **key, size_t *keylen);
+AGEC_EXPORT const agec_value *agec_value_entry(const agec_value *v, size_t i, const char **key,
+                                               size_t *keylen);
 
 /**
  * Deep equality. Scalars compare by type and value: ints exactly, floats by
@@ -218,8 +215,8 @@ AGEC_EXPORT agec_status agec_element_id(const agec_value *v, int64_t *out, agec_
 
 /** Label of a vertex or edge (NUL-terminated, owned by the tree; len may be
  *  NULL). Errors: AGEC_ERR_INVALID_ARG, AGEC_ERR_TYPE. */
-AGEC_EXPORT agec_status agec_element_label(const agec_value *v, const char **ptr,
-                                           size_t *len, agec_error *err);
+AGEC_EXPORT agec_status agec_element_label(const agec_value *v, const char **ptr, size_t *len,
+                                           agec_error *err);
 
 /** Properties object of a vertex or edge, or NULL when v is not one. */
 AGEC_EXPORT const agec_value *agec_element_properties(const agec_value *v);
@@ -301,8 +298,7 @@ AGEC_EXPORT AGEC_NODISCARD agec_status agec_value_to_agtype(const agec_value *v,
  * Non-recursive; thread-safe.
  */
 AGEC_EXPORT AGEC_NODISCARD agec_status agec_value_to_json(const agec_value *v, unsigned flags,
-                                                          char **out, size_t *len,
-                                                          agec_error *err);
+                                                          char **out, size_t *len, agec_error *err);
 
 /**
  * Turn a JSON object typed by a person (the CLI's `--params OBJECT`) into the
@@ -313,9 +309,8 @@ AGEC_EXPORT AGEC_NODISCARD agec_status agec_value_to_json(const agec_value *v, u
  * agec_agtype_parse, with err->position), AGEC_ERR_TYPE (not an object),
  * AGEC_ERR_NO_MEMORY. Thread-safe.
  */
-AGEC_EXPORT AGEC_NODISCARD agec_status agec_agtype_params_from_json(const char *json,
-                                                                    size_t len, char **out,
-                                                                    size_t *outlen,
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_agtype_params_from_json(const char *json, size_t len,
+                                                                    char **out, size_t *outlen,
                                                                     agec_error *err);
 
 /* ------------------------------------------------------------------------ */
@@ -384,8 +379,7 @@ AGEC_EXPORT agec_status agec_builder_numeric(agec_builder *b, const char *text, 
                                              agec_error *err);
 /** Any parsed value (with its whole subtree), as agec_value_to_agtype writes it.
  *  v NULL: AGEC_ERR_INVALID_ARG. */
-AGEC_EXPORT agec_status agec_builder_value(agec_builder *b, const agec_value *v,
-                                           agec_error *err);
+AGEC_EXPORT agec_status agec_builder_value(agec_builder *b, const agec_value *v, agec_error *err);
 
 /**
  * Hand out the finished text: *out is NUL-terminated and malloc'd (free with
@@ -394,8 +388,8 @@ AGEC_EXPORT agec_status agec_builder_value(agec_builder *b, const agec_value *v,
  * Errors: AGEC_ERR_INVALID_ARG (b or out NULL), AGEC_ERR_STATE (no value, or
  * a map/list still open), or the sticky error of an earlier call.
  */
-AGEC_EXPORT AGEC_NODISCARD agec_status agec_builder_finish(agec_builder *b, char **out,
-                                                           size_t *len, agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_builder_finish(agec_builder *b, char **out, size_t *len,
+                                                           agec_error *err);
 
 #ifdef __cplusplus
 }

@@ -58,8 +58,8 @@ AGEC_EXPORT agec_status agec_label_name_check(const char *name, agec_error *err)
  * Errors: AGEC_ERR_INVALID_ARG, AGEC_ERR_COLUMNS (RETURN *, an empty item,
  * an unterminated string/comment), AGEC_ERR_NO_MEMORY. Thread-safe.
  */
-AGEC_EXPORT agec_status agec_cypher_return_columns(const char *query, char ***names,
-                                                   size_t *count, agec_error *err);
+AGEC_EXPORT agec_status agec_cypher_return_columns(const char *query, char ***names, size_t *count,
+                                                   agec_error *err);
 
 /** Free an array returned by agec_cypher_return_columns() or
  *  agec_graph_list(). NULL is accepted. */

@@ -88,17 +88,19 @@ typedef enum agec_status {
  * Passwords from connection strings never appear in any field.
  */
 typedef struct agec_error {
-    agec_status code;                     /**< same as the call's return value */
-    char sqlstate[6];                     /**< server SQLSTATE or "" */
-    int position;                         /**< 1-based server position, or byte
-                                               offset for parse errors; 0 = none */
-    char message[AGEC_ERROR_TEXT_MAX];    /**< primary message, never empty on error */
-    char detail[AGEC_ERROR_TEXT_MAX];     /**< server DETAIL or "" */
-    char hint[AGEC_ERROR_TEXT_MAX];       /**< server HINT, or agec's own hint, or "" */
+    agec_status code;                  /**< same as the call's return value */
+    char sqlstate[6];                  /**< server SQLSTATE or "" */
+    int position;                      /**< 1-based server position, or byte offset
+                                            for parse errors; 0 = none */
+    char message[AGEC_ERROR_TEXT_MAX]; /**< primary message, never empty on error */
+    char detail[AGEC_ERROR_TEXT_MAX];  /**< server DETAIL or "" */
+    char hint[AGEC_ERROR_TEXT_MAX];    /**< server HINT, or agec's own hint, or "" */
 } agec_error;
 
 /** Static initialiser for an agec_error. */
+/* clang-format off */
 #define AGEC_ERROR_INIT { AGEC_OK, "", 0, "", "", "" }
+/* clang-format on */
 
 /**
  * Reset *err to the AGEC_ERROR_INIT state. NULL is accepted and ignored.

@@ -112,17 +112,17 @@ typedef enum agec_pool_event_type {
 /** One event. Every pointer in it is valid only during the callback. */
 typedef struct agec_pool_event {
     agec_pool_event_type type;
-    bool warning;              /**< true for the events the default logger prints */
-    const char *pool_name;     /**< agec_pool_config.name */
-    uint64_t conn_id;          /**< the connection's id in this pool (1, 2, ...), 0 = none */
-    agec_close_reason reason;  /**< AGEC_EV_CLOSE only */
-    agec_status status;        /**< error code for failures, else AGEC_OK */
-    const char *sqlstate;      /**< server SQLSTATE for failures, else "" */
-    const char *message;       /**< human-readable text, never NULL */
-    const char *file;          /**< leak events: where the connection was acquired */
+    bool warning;             /**< true for the events the default logger prints */
+    const char *pool_name;    /**< agec_pool_config.name */
+    uint64_t conn_id;         /**< the connection's id in this pool (1, 2, ...), 0 = none */
+    agec_close_reason reason; /**< AGEC_EV_CLOSE only */
+    agec_status status;       /**< error code for failures, else AGEC_OK */
+    const char *sqlstate;     /**< server SQLSTATE for failures, else "" */
+    const char *message;      /**< human-readable text, never NULL */
+    const char *file;         /**< leak events: where the connection was acquired */
     int line;
     const char *func;
-    int64_t held_ms;           /**< leak events: how long it has been borrowed */
+    int64_t held_ms;                 /**< leak events: how long it has been borrowed */
     agec_breaker_state breaker;      /**< current breaker state */
     agec_breaker_state breaker_from; /**< AGEC_EV_BREAKER: the previous state */
 } agec_pool_event;
@@ -258,8 +258,8 @@ AGEC_EXPORT AGEC_NODISCARD agec_status agec_pool_config_check(const agec_pool_co
  * field), AGEC_ERR_NO_MEMORY, AGEC_ERR_SYSTEM (thread creation failed).
  * On error *out is NULL and nothing needs freeing.
  */
-AGEC_EXPORT AGEC_NODISCARD agec_status agec_pool_open(const agec_pool_config *cfg,
-                                                      agec_pool **out, agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_pool_open(const agec_pool_config *cfg, agec_pool **out,
+                                                      agec_error *err);
 
 /**
  * Shut a pool down gracefully:
@@ -396,37 +396,37 @@ AGEC_EXPORT const int64_t *agec_pool_wait_bucket_bounds_us(void);
  * total == idle + in_use + opening always holds. Fields are only appended.
  */
 typedef struct agec_pool_stats {
-    size_t struct_size;   /**< sizeof(agec_pool_stats) of the library */
+    size_t struct_size; /**< sizeof(agec_pool_stats) of the library */
     /* gauges */
-    int total;            /**< idle + in_use + opening (<= max) */
+    int total; /**< idle + in_use + opening (<= max) */
     int idle;
     int in_use;
-    int opening;          /**< being connected or initialised */
-    int waiting;          /**< acquires queued for a connection */
+    int opening; /**< being connected or initialised */
+    int waiting; /**< acquires queued for a connection */
     int max;
     int min;
     agec_breaker_state breaker;
     /* counters since open */
-    uint64_t opened;                                  /**< connections opened and initialised */
-    uint64_t closed[AGEC_CLOSE_REASON_COUNT];         /**< by agec_close_reason */
-    uint64_t acquires;                                /**< successful acquires */
-    uint64_t releases;                                /**< releases (each successful acquire has one) */
-    uint64_t acquire_timeouts;                        /**< exhausted + unreachable timeouts */
-    uint64_t acquire_errors;                          /**< other failed acquires */
-    uint64_t breaker_fast_fails;                      /**< acquires failed with BREAKER_OPEN */
-    uint64_t breaker_opens;                           /**< CLOSED/HALF_OPEN -> OPEN transitions */
-    uint64_t validations;                             /**< checks before use */
+    uint64_t opened;                          /**< connections opened and initialised */
+    uint64_t closed[AGEC_CLOSE_REASON_COUNT]; /**< by agec_close_reason */
+    uint64_t acquires;                        /**< successful acquires */
+    uint64_t releases;                        /**< releases (each successful acquire has one) */
+    uint64_t acquire_timeouts;                /**< exhausted + unreachable timeouts */
+    uint64_t acquire_errors;                  /**< other failed acquires */
+    uint64_t breaker_fast_fails;              /**< acquires failed with BREAKER_OPEN */
+    uint64_t breaker_opens;                   /**< CLOSED/HALF_OPEN -> OPEN transitions */
+    uint64_t validations;                     /**< checks before use */
     uint64_t validation_failures;
-    uint64_t connect_failures;                        /**< failed connect or init attempts */
+    uint64_t connect_failures; /**< failed connect or init attempts */
     uint64_t leaks_suspected;
     uint64_t leaks_returned;
     /* acquire wait (time inside successful acquires), microseconds */
     uint64_t wait_count;
     int64_t wait_sum_us;
-    int64_t wait_p50_us;  /**< percentiles within about 10% (log buckets) */
+    int64_t wait_p50_us; /**< percentiles within about 10% (log buckets) */
     int64_t wait_p90_us;
     int64_t wait_p99_us;
-    int64_t wait_max_us;  /**< exact */
+    int64_t wait_max_us;                          /**< exact */
     uint64_t wait_bucket[AGEC_POOL_WAIT_BUCKETS]; /**< cumulative counts, see bounds */
 } agec_pool_stats;
 
@@ -445,8 +445,8 @@ AGEC_EXPORT agec_status agec_pool_stats_get(agec_pool *pool, agec_pool_stats *ou
  * has the label pool="<pool_name>" (NULL = "agec"; quotes and backslashes are
  * escaped). Thread-safe (pure).
  */
-AGEC_EXPORT size_t agec_pool_stats_prometheus(const agec_pool_stats *stats,
-                                              const char *pool_name, char *buf, size_t cap);
+AGEC_EXPORT size_t agec_pool_stats_prometheus(const agec_pool_stats *stats, const char *pool_name,
+                                              char *buf, size_t cap);
 
 #ifdef __cplusplus
 }

@@ -29,9 +29,9 @@ struct agec_value {
      * edge: entries (the child array holds twice as many values). */
     uint32_t n;
     union {
-        int64_t i; /* INT; BOOL as 0/1 */
-        double d;  /* FLOAT */
-        const char *s;  /* STRING, NUMERIC: NUL-terminated, n bytes */
+        int64_t i;        /* INT; BOOL as 0/1 */
+        double d;         /* FLOAT */
+        const char *s;    /* STRING, NUMERIC: NUL-terminated, n bytes */
         agec_value *kids; /* containers */
     } u;
 };
@@ -48,8 +48,7 @@ typedef struct agec__doc {
 
 static inline int agec__is_object(const agec_value *v)
 {
-    return v->type == AGEC_TYPE_OBJECT || v->type == AGEC_TYPE_VERTEX ||
-           v->type == AGEC_TYPE_EDGE;
+    return v->type == AGEC_TYPE_OBJECT || v->type == AGEC_TYPE_VERTEX || v->type == AGEC_TYPE_EDGE;
 }
 
 static inline int agec__is_array(const agec_value *v)

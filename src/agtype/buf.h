@@ -17,7 +17,9 @@ typedef struct agec__buf {
     bool failed; /* an allocation failed; contents are incomplete */
 } agec__buf;
 
+/* clang-format off */
 #define AGEC__BUF_INIT { NULL, 0, 0, false }
+/* clang-format on */
 
 /* Make room for n more bytes; false (and `failed` set) when out of memory. */
 bool agec__buf_grow(agec__buf *b, size_t n);

@@ -122,8 +122,8 @@ static agec_status end(agec_builder *b, bool map, agec_error *err)
     if (st != AGEC_OK)
         return st;
     if (b->depth == 0 || ((b->frames[b->depth - 1] & F_MAP) != 0) != map)
-        return fail(b, err, AGEC_ERR_STATE, map ? "end_map without an open map"
-                                                : "end_list without an open list");
+        return fail(b, err, AGEC_ERR_STATE,
+                    map ? "end_map without an open map" : "end_list without an open list");
     if (b->frames[b->depth - 1] & F_KEY_PENDING)
         return fail(b, err, AGEC_ERR_STATE, "end_map after a key without a value");
     b->depth--;

@@ -20,8 +20,8 @@ static void push(worklist *w, const agec_value *a, const agec_value *b)
 {
     if (w->n == w->cap) {
         size_t ncap = w->cap * 2;
-        pair *p = w->items == w->local ? malloc(ncap * sizeof *p)
-                                       : realloc(w->items, ncap * sizeof *p);
+        pair *p =
+            w->items == w->local ? malloc(ncap * sizeof *p) : realloc(w->items, ncap * sizeof *p);
         if (p == NULL) {
             w->oom = true;
             return;

@@ -46,15 +46,14 @@ typedef struct parser {
     agec__arena *arena;
     unsigned flags;
     agec_error *err;
-    agec_status status; /* of the first failure */
+    agec_status status;      /* of the first failure */
     agec_value vs_local[64]; /* small documents never touch the heap for stacks */
     frame fs_local[16];
 } parser;
 
 enum annotation { ANN_NONE, ANN_NUMERIC, ANN_INTEGER, ANN_FLOAT, ANN_VERTEX, ANN_EDGE, ANN_PATH };
 
-static agec_status fail_at(parser *p, const unsigned char *at, agec_status code,
-                           const char *what)
+static agec_status fail_at(parser *p, const unsigned char *at, agec_status code, const char *what)
 {
     size_t off = (size_t)(at - p->base);
     agec__error_set(p->err, code, "agtype: %s at byte %zu", what, off);
@@ -245,6 +244,7 @@ static const unsigned char *parse_string(parser *p, const unsigned char *q, agec
             unsigned char e = r[1];
             unsigned char out;
             switch (e) {
+            /* clang-format off */
             case '"': out = '"'; break;
             case '\\': out = '\\'; break;
             case '/': out = '/'; break;
@@ -253,6 +253,7 @@ static const unsigned char *parse_string(parser *p, const unsigned char *q, agec
             case 'n': out = '\n'; break;
             case 'r': out = '\r'; break;
             case 't': out = '\t'; break;
+            /* clang-format on */
             case 'u': {
                 int cp = hex4(r + 2);
                 if (cp < 0) {
@@ -454,8 +455,7 @@ static bool annotate_container(parser *p, const unsigned char *at, agec_value *v
         bool edge = ann == ANN_EDGE;
         const agec_value *label, *props;
         if (v->type != AGEC_TYPE_OBJECT || v->n != (edge ? 5u : 3u) || !int_field(v, "id", 2) ||
-            (label = agec__object_find(v, "label", 5)) == NULL ||
-            label->type != AGEC_TYPE_STRING ||
+            (label = agec__object_find(v, "label", 5)) == NULL || label->type != AGEC_TYPE_STRING ||
             (props = agec__object_find(v, "properties", 10)) == NULL ||
             props->type != AGEC_TYPE_OBJECT ||
             (edge && (!int_field(v, "start_id", 8) || !int_field(v, "end_id", 6)))) {
@@ -575,8 +575,10 @@ value:
         if ((s = parse_string(p, s, v)) == NULL)
             return p->status;
         goto scalar_done;
+    /* clang-format off */
     case '-': case '0': case '1': case '2': case '3': case '4':
     case '5': case '6': case '7': case '8': case '9': case 'I': case 'i': case 'N':
+        /* clang-format on */
         if ((v = push_value(p)) == NULL)
             goto oom;
         if ((s = parse_number(p, s, v)) == NULL)

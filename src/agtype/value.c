@@ -20,12 +20,10 @@ agec_type agec_value_type(const agec_value *v)
 const char *agec_type_name(agec_type type)
 {
     static const char *const names[] = {
-        [AGEC_TYPE_NULL] = "null",       [AGEC_TYPE_BOOL] = "bool",
-        [AGEC_TYPE_INT] = "int",         [AGEC_TYPE_FLOAT] = "float",
-        [AGEC_TYPE_NUMERIC] = "numeric", [AGEC_TYPE_STRING] = "string",
-        [AGEC_TYPE_ARRAY] = "array",     [AGEC_TYPE_OBJECT] = "object",
-        [AGEC_TYPE_VERTEX] = "vertex",   [AGEC_TYPE_EDGE] = "edge",
-        [AGEC_TYPE_PATH] = "path",
+        [AGEC_TYPE_NULL] = "null",   [AGEC_TYPE_BOOL] = "bool",       [AGEC_TYPE_INT] = "int",
+        [AGEC_TYPE_FLOAT] = "float", [AGEC_TYPE_NUMERIC] = "numeric", [AGEC_TYPE_STRING] = "string",
+        [AGEC_TYPE_ARRAY] = "array", [AGEC_TYPE_OBJECT] = "object",   [AGEC_TYPE_VERTEX] = "vertex",
+        [AGEC_TYPE_EDGE] = "edge",   [AGEC_TYPE_PATH] = "path",
     };
     if ((unsigned)type >= sizeof names / sizeof names[0])
         return "unknown";
@@ -152,8 +150,7 @@ const agec_value *agec_value_get(const agec_value *v, const char *key, size_t ke
     return agec__object_find(v, key == NULL ? "" : key, keylen);
 }
 
-const agec_value *agec_value_entry(const agec_value *v, size_t i, const char **key,
-                                   size_t *keylen)
+const agec_value *agec_value_entry(const agec_value *v, size_t i, const char **key, size_t *keylen)
 {
     if (v == NULL || !agec__is_object(v) || i >= v->n)
         return NULL;
@@ -166,8 +163,8 @@ const agec_value *agec_value_entry(const agec_value *v, size_t i, const char **k
 }
 
 /* Field of a vertex/edge; parsing guaranteed it exists with the right type. */
-static agec_status element_field(const agec_value *v, const char *name, size_t len,
-                                 bool edge_only, const agec_value **out, agec_error *err)
+static agec_status element_field(const agec_value *v, const char *name, size_t len, bool edge_only,
+                                 const agec_value **out, agec_error *err)
 {
     if (v == NULL)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "agtype: value is NULL");
@@ -177,8 +174,8 @@ static agec_status element_field(const agec_value *v, const char *name, size_t l
     return AGEC_OK;
 }
 
-static agec_status element_int(const agec_value *v, const char *name, size_t len,
-                               bool edge_only, int64_t *out, agec_error *err)
+static agec_status element_int(const agec_value *v, const char *name, size_t len, bool edge_only,
+                               int64_t *out, agec_error *err)
 {
     const agec_value *f = NULL;
     if (out == NULL)
@@ -204,8 +201,7 @@ agec_status agec_edge_end_id(const agec_value *e, int64_t *out, agec_error *err)
     return element_int(e, "end_id", 6, true, out, err);
 }
 
-agec_status agec_element_label(const agec_value *v, const char **ptr, size_t *len,
-                               agec_error *err)
+agec_status agec_element_label(const agec_value *v, const char **ptr, size_t *len, agec_error *err)
 {
     const agec_value *f = NULL;
     if (ptr == NULL)

@@ -12,12 +12,12 @@
 /* Bytes a string must escape: 0 = copy, else the letter of a short escape
  * or 'u' for \u00XX. */
 static const char escape_table[256] = {
-    ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't',
-    [0x00] = 'u', [0x01] = 'u', [0x02] = 'u', [0x03] = 'u', [0x04] = 'u', [0x05] = 'u',
-    [0x06] = 'u', [0x07] = 'u', [0x0B] = 'u', [0x0E] = 'u', [0x0F] = 'u', [0x10] = 'u',
-    [0x11] = 'u', [0x12] = 'u', [0x13] = 'u', [0x14] = 'u', [0x15] = 'u', [0x16] = 'u',
-    [0x17] = 'u', [0x18] = 'u', [0x19] = 'u', [0x1A] = 'u', [0x1B] = 'u', [0x1C] = 'u',
-    [0x1D] = 'u', [0x1E] = 'u', [0x1F] = 'u', ['"'] = '"', ['\\'] = '\\',
+    ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r',  ['\t'] = 't', [0x00] = 'u',
+    [0x01] = 'u', [0x02] = 'u', [0x03] = 'u', [0x04] = 'u',  [0x05] = 'u', [0x06] = 'u',
+    [0x07] = 'u', [0x0B] = 'u', [0x0E] = 'u', [0x0F] = 'u',  [0x10] = 'u', [0x11] = 'u',
+    [0x12] = 'u', [0x13] = 'u', [0x14] = 'u', [0x15] = 'u',  [0x16] = 'u', [0x17] = 'u',
+    [0x18] = 'u', [0x19] = 'u', [0x1A] = 'u', [0x1B] = 'u',  [0x1C] = 'u', [0x1D] = 'u',
+    [0x1E] = 'u', [0x1F] = 'u', ['"'] = '"',  ['\\'] = '\\',
 };
 
 void agec__write_string(agec__buf *b, const char *s, size_t n)
@@ -139,8 +139,9 @@ agec_status agec__write_value(agec__buf *b, const agec_value *v, bool json, unsi
                               agec_error *err)
 {
     bool compact = json && (flags & AGEC_JSON_COMPACT);
-    writer w = { b, json, flags, compact ? "," : ", ", compact ? ":" : ": ", compact ? 1 : 2,
-                 compact ? 1 : 2 };
+    writer w = {
+        b, json, flags, compact ? "," : ", ", compact ? ":" : ": ", compact ? 1 : 2, compact ? 1 : 2
+    };
     wframe local[32];
     wframe *stack = local;
     size_t depth = 0, cap = sizeof local / sizeof local[0];
@@ -232,8 +233,8 @@ agec_status agec_value_to_json(const agec_value *v, unsigned flags, char **out, 
     return write_to_text(v, true, flags, out, len, err);
 }
 
-agec_status agec_agtype_params_from_json(const char *json, size_t len, char **out,
-                                         size_t *outlen, agec_error *err)
+agec_status agec_agtype_params_from_json(const char *json, size_t len, char **out, size_t *outlen,
+                                         agec_error *err)
 {
     if (out != NULL)
         *out = NULL;

@@ -167,8 +167,7 @@ static agec_status collect(run_state *rs, agec_row_fn fn, void *user, agec_resul
             rs->broken = true;
             if (!have_error)
                 st = r == 0 ? timeout_error(rs, err)
-                            : agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL,
-                                                      rs->pg);
+                            : agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, rs->pg);
             have_error = true;
             break;
         }
@@ -288,8 +287,8 @@ static int send_statement(run_state *rs, agec__session *sess, const char *sql, i
 }
 
 agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char *const *values,
-                       const agec_query_opts *opts, agec_row_fn fn, void *user,
-                       agec_result **out, agec_error *err)
+                       const agec_query_opts *opts, agec_row_fn fn, void *user, agec_result **out,
+                       agec_error *err)
 {
     agec_query_opts defaults;
     if (opts == NULL) {
@@ -318,8 +317,8 @@ agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char
         agec__stmt *used;
         agec_error local = AGEC_ERROR_INIT;
         agec_error *e = err ? err : &local;
-        int sent = send_statement(&rs, sess, sql, nparams, values, opts->prepare, fn != NULL,
-                                  &used, e);
+        int sent =
+            send_statement(&rs, sess, sql, nparams, values, opts->prepare, fn != NULL, &used, e);
         if (sent < 0) {
             if (rs.broken)
                 agec__conn_mark_broken(conn);
@@ -402,9 +401,8 @@ agec_status agec_cypher_stream(agec_conn *conn, const char *graph, const char *q
     return cypher_run(conn, graph, query, params, opts, fn, user, NULL, err);
 }
 
-agec_status agec_sql_exec(agec_conn *conn, const char *sql, int nparams,
-                          const char *const *values, const agec_query_opts *opts,
-                          agec_result **out, agec_error *err)
+agec_status agec_sql_exec(agec_conn *conn, const char *sql, int nparams, const char *const *values,
+                          const agec_query_opts *opts, agec_result **out, agec_error *err)
 {
     if (out == NULL)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "out must not be NULL");
@@ -412,8 +410,8 @@ agec_status agec_sql_exec(agec_conn *conn, const char *sql, int nparams,
 }
 
 agec_status agec_sql_stream(agec_conn *conn, const char *sql, int nparams,
-                            const char *const *values, const agec_query_opts *opts,
-                            agec_row_fn fn, void *user, agec_error *err)
+                            const char *const *values, const agec_query_opts *opts, agec_row_fn fn,
+                            void *user, agec_error *err)
 {
     if (fn == NULL)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "fn must not be NULL");

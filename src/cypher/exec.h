@@ -7,7 +7,7 @@
  * The one path every statement of the Cypher, SQL, graph and transaction
  * APIs takes. */
 agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char *const *values,
-                       const agec_query_opts *opts, agec_row_fn fn, void *user,
-                       agec_result **out, agec_error *err);
+                       const agec_query_opts *opts, agec_row_fn fn, void *user, agec_result **out,
+                       agec_error *err);
 
 #endif

@@ -109,8 +109,7 @@ static const char LABELS_SQL[] =
     "FROM ag_catalog.ag_label l JOIN ag_catalog.ag_graph g ON l.graph = g.graphid "
     "WHERE g.name = $1::name ORDER BY 1";
 
-agec_status agec_label_list(agec_conn *conn, const char *graph, agec_result **out,
-                            agec_error *err)
+agec_status agec_label_list(agec_conn *conn, const char *graph, agec_result **out, agec_error *err)
 {
     if (out == NULL)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "out must not be NULL");
@@ -146,8 +145,8 @@ static agec_status index_label(agec_conn *conn, const char *graph, const char *l
         snprintf(name, sizeof name, "%.50s_agec_%s", label, idx[i].suffix);
         if (agec__quote_ident(name, qn, sizeof qn) == 0)
             return agec__error_set(err, AGEC_ERR_NAME, "name too long");
-        snprintf(sql, sizeof sql, "CREATE %s IF NOT EXISTS %s ON %s.%s %s", idx[i].kind, qn, qg,
-                 ql, idx[i].column);
+        snprintf(sql, sizeof sql, "CREATE %s IF NOT EXISTS %s ON %s.%s %s", idx[i].kind, qn, qg, ql,
+                 idx[i].column);
         agec_status st = run(conn, sql, 0, NULL, NULL, err);
         if (st != AGEC_OK)
             return st;

@@ -108,10 +108,9 @@ static agec_status check_name(const char *name, const char *what, size_t min_byt
                  (allow_dot_dash && !first && !last && (cp == '.' || cp == '-'));
         if (!ok) {
             if (cp >= 0x20 && cp < 0x7F)
-                return agec__error_set(err, AGEC_ERR_NAME,
-                                       "%s name has a character not allowed %s: '%c' (byte %zu)",
-                                       what, first ? "first" : (last ? "last" : "here"), (char)cp,
-                                       i);
+                return agec__error_set(
+                    err, AGEC_ERR_NAME, "%s name has a character not allowed %s: '%c' (byte %zu)",
+                    what, first ? "first" : (last ? "last" : "here"), (char)cp, i);
             return agec__error_set(err, AGEC_ERR_NAME,
                                    "%s name has a character not allowed here: U+%04X (byte %zu)",
                                    what, cp, i);
@@ -150,8 +149,7 @@ size_t agec__quote_ident(const char *name, char *buf, size_t cap)
     return o;
 }
 
-char **agec__strings_pack(size_t n, const char *(*get)(const void *ctx, size_t i),
-                          const void *ctx)
+char **agec__strings_pack(size_t n, const char *(*get)(const void *ctx, size_t i), const void *ctx)
 {
     size_t bytes = (n + 1) * sizeof(char *);
     for (size_t i = 0; i < n; i++)

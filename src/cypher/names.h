@@ -18,7 +18,6 @@ size_t agec__quote_ident(const char *name, char *buf, size_t cap);
 /* Copy n strings into one allocation: a NULL-terminated pointer array
  * followed by the strings, freed by one free() (agec_strings_free).
  * get(ctx, i) returns string i. NULL on OOM. */
-char **agec__strings_pack(size_t n, const char *(*get)(const void *ctx, size_t i),
-                          const void *ctx);
+char **agec__strings_pack(size_t n, const char *(*get)(const void *ctx, size_t i), const void *ctx);
 
 #endif

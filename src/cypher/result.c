@@ -114,9 +114,9 @@ agec_status agec_result_value(agec_result *res, size_t row, size_t col, const ag
     }
     agec_value **slot = &res->vals[row * res->cols + col];
     if (*slot == NULL) {
-        agec_status st = agec_agtype_parse(PQgetvalue(res->pg, (int)row, (int)col),
-                                           (size_t)PQgetlength(res->pg, (int)row, (int)col), 0,
-                                           slot, err);
+        agec_status st =
+            agec_agtype_parse(PQgetvalue(res->pg, (int)row, (int)col),
+                              (size_t)PQgetlength(res->pg, (int)row, (int)col), 0, slot, err);
         if (st != AGEC_OK)
             return st;
     }

@@ -85,11 +85,11 @@ static int keyword_at(const char *q, size_t len, size_t i, const char *kw)
 typedef struct scan {
     const char *q;
     size_t len;
-    size_t ret;              /* index of the last top-level RETURN, or SIZE_MAX */
-    size_t clause_end;       /* end of that RETURN's item list */
+    size_t ret;        /* index of the last top-level RETURN, or SIZE_MAX */
+    size_t clause_end; /* end of that RETURN's item list */
     span items[256];
     size_t nitems;
-    size_t as_pos[256];      /* index of the item's top-level AS, or 0 */
+    size_t as_pos[256]; /* index of the item's top-level AS, or 0 */
 } scan;
 
 /* Bracket nesting after character c (unbalanced closers are ignored). */
@@ -143,10 +143,10 @@ static int split_items(scan *s, size_t from)
             }
             char c = s->q[i];
             depth = nest(depth, c);
-            if (depth == 0 && (c == ';' || keyword_at(s->q, s->len, i, "ORDER") ||
-                               keyword_at(s->q, s->len, i, "SKIP") ||
-                               keyword_at(s->q, s->len, i, "LIMIT") ||
-                               keyword_at(s->q, s->len, i, "UNION")))
+            if (depth == 0 &&
+                (c == ';' || keyword_at(s->q, s->len, i, "ORDER") ||
+                 keyword_at(s->q, s->len, i, "SKIP") || keyword_at(s->q, s->len, i, "LIMIT") ||
+                 keyword_at(s->q, s->len, i, "UNION")))
                 end = 1;
         }
         if (end || (depth == 0 && s->q[i] == ',')) {
@@ -310,9 +310,8 @@ agec_status agec_cypher_return_columns(const char *query, char ***names_out, siz
                 goto out;
             }
             if (item_name(query, s->items[i], s->as_pos[i], names[n]) != 0) {
-                st = agec__error_set(err, AGEC_ERR_COLUMNS,
-                                     "RETURN item %zu at byte %zu is empty", i + 1,
-                                     s->items[i].start);
+                st = agec__error_set(err, AGEC_ERR_COLUMNS, "RETURN item %zu at byte %zu is empty",
+                                     i + 1, s->items[i].start);
                 if (err)
                     err->position = (int)s->items[i].start + 1;
                 goto out;
@@ -346,4 +345,3 @@ out:
     free(s);
     return st;
 }
-

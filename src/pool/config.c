@@ -54,10 +54,10 @@ static agec_status normalise(const agec_pool_config *in, agec_pool_config *out, 
     return AGEC_OK;
 }
 
-#define CHECK(cond, field, fmt, ...)                                                               \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            return agec__error_set(err, AGEC_ERR_CONFIG, field ": " fmt, __VA_ARGS__);             \
+#define CHECK(cond, field, fmt, ...)                                                   \
+    do {                                                                               \
+        if (!(cond))                                                                   \
+            return agec__error_set(err, AGEC_ERR_CONFIG, field ": " fmt, __VA_ARGS__); \
     } while (0)
 
 static agec_status check_fields(const agec_pool_config *c, agec_error *err)
@@ -77,8 +77,7 @@ static agec_status check_fields(const agec_pool_config *c, agec_error *err)
           c->validate_idle_ms);
     CHECK(c->validation_timeout_ms > 0, "validation_timeout_ms", "must be > 0 (got %d)",
           c->validation_timeout_ms);
-    CHECK(c->reset_timeout_ms > 0, "reset_timeout_ms", "must be > 0 (got %d)",
-          c->reset_timeout_ms);
+    CHECK(c->reset_timeout_ms > 0, "reset_timeout_ms", "must be > 0 (got %d)", c->reset_timeout_ms);
     CHECK(c->leak_threshold_ms >= 0, "leak_threshold_ms", "must be >= 0 (got %d)",
           c->leak_threshold_ms);
     CHECK(c->age_mode >= AGEC_AGE_LOAD && c->age_mode <= AGEC_AGE_OFF, "age_mode",

@@ -85,8 +85,8 @@ void agec__emit(agec_pool *p, agec_pool_event *ev)
     if (ev->sqlstate == NULL)
         ev->sqlstate = "";
     if (ev->type != AGEC_EV_BREAKER)
-        ev->breaker = (agec_breaker_state)atomic_load_explicit(&p->breaker_pub,
-                                                               memory_order_relaxed);
+        ev->breaker =
+            (agec_breaker_state)atomic_load_explicit(&p->breaker_pub, memory_order_relaxed);
     p->cfg.c.on_event(ev, p->cfg.c.event_user);
 }
 

@@ -19,7 +19,7 @@ int agec__hist_index(int64_t v)
 {
     if (v < 16)
         return v < 0 ? 0 : (int)v;
-    int e = log2_floor((uint64_t)v);              /* 4..62 */
+    int e = log2_floor((uint64_t)v);               /* 4..62 */
     int sub = (int)(((uint64_t)v >> (e - 3)) & 7); /* the 3 bits after the leading one */
     return 16 + (e - 4) * 8 + sub;
 }

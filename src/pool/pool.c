@@ -322,7 +322,7 @@ typedef struct acq {
     int64_t start, deadline, now;
     int backoff_ms;
     int timeout_ms;
-    bool precise;      /* start/now/deadline are on the precise clock */
+    bool precise; /* start/now/deadline are on the precise clock */
     bool tried_connect;
     agec_error cerr; /* last connect error of this acquire (valid if tried_connect) */
 } acq;
@@ -482,8 +482,7 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
                 acq_precise(&a);
                 agec__breaker_change ch;
                 agec__breaker_verdict v = agec__breaker_allow(&p->breaker, a.now, &ch);
-                atomic_store_explicit(&p->breaker_pub, (int)p->breaker.state,
-                                      memory_order_relaxed);
+                atomic_store_explicit(&p->breaker_pub, (int)p->breaker.state, memory_order_relaxed);
                 waiter_dequeue(p, &a.w);
                 if (v == AGEC__BREAKER_DENY) {
                     if (a.tried_connect) {

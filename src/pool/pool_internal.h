@@ -36,10 +36,10 @@ typedef enum conn_state { CONN_OPENING, CONN_IDLE, CONN_IN_USE } conn_state;
 
 struct agec_conn {
     agec_pool *pool;
-    PGconn *pg;           /* NULL while opening */
+    PGconn *pg;               /* NULL while opening */
     agec__cancel_key *cancel; /* made at connect; for agec_conn_cancel and close */
     uint64_t id;
-    conn_state state;     /* [mu] which list it is in */
+    conn_state state;       /* [mu] which list it is in */
     agec_conn *prev, *next; /* [mu] links of that list */
     int64_t created_us;
     int64_t expires_us;   /* created + lifetime - jitter; AGEC__NEVER if no lifetime */
@@ -48,11 +48,11 @@ struct agec_conn {
     const char *file;     /* [mu] where the current borrow was acquired */
     int line;
     const char *func;
-    bool leak_reported;   /* [mu] a leak event was sent for this borrow */
-    bool broken;          /* set by the borrower: close on release */
+    bool leak_reported;             /* [mu] a leak event was sent for this borrow */
+    bool broken;                    /* set by the borrower: close on release */
     agec_close_reason close_reason; /* set when detached by the maintenance thread */
-    bool probe;           /* opening: this attempt is the breaker's half-open probe */
-    void *ext;            /* upper layer's slot (conn_ext.h) */
+    bool probe;                     /* opening: this attempt is the breaker's half-open probe */
+    void *ext;                      /* upper layer's slot (conn_ext.h) */
     void (*ext_destroy)(void *ext);
 };
 
@@ -68,19 +68,19 @@ typedef struct conn_list {
 typedef struct waiter {
     uint64_t ticket;
     pthread_cond_t cond;
-    bool cond_ready;      /* cond initialised (only when the thread first waits) */
-    bool queued;          /* [mu] in pool->waiters */
-    agec_conn *handed;    /* [mu] a connection given to this waiter (now in_use) */
-    agec_status fail;     /* [mu] set when the waiter must give up (pool closing) */
-    int64_t retry_at;     /* own backoff after a failed connect; 0 = none */
+    bool cond_ready;   /* cond initialised (only when the thread first waits) */
+    bool queued;       /* [mu] in pool->waiters */
+    agec_conn *handed; /* [mu] a connection given to this waiter (now in_use) */
+    agec_status fail;  /* [mu] set when the waiter must give up (pool closing) */
+    int64_t retry_at;  /* own backoff after a failed connect; 0 = none */
     struct waiter *prev, *next;
 } waiter;
 
 /* The configuration as copied at open: owned strings, derived values. */
 typedef struct pool_cfg {
-    agec_pool_config c;   /* string fields point to the copies below */
+    agec_pool_config c; /* string fields point to the copies below */
     char *conninfo, *init_sql, *reset_query, *application_name, *name;
-    const char **keys;    /* NULL-terminated, for PQconnectStartParams */
+    const char **keys; /* NULL-terminated, for PQconnectStartParams */
     const char **vals;
     char *redacted_conninfo;
     agec__session_init init;
@@ -94,7 +94,7 @@ typedef struct pool_counters {
 } pool_counters;
 
 struct agec_pool {
-    pool_cfg cfg;         /* read-only after open */
+    pool_cfg cfg; /* read-only after open */
     pthread_mutex_t mu;
 
     /* The state lists. idle is LIFO: the head is the most recently used, so
@@ -102,41 +102,41 @@ struct agec_pool {
      * at the tail (idle reaping takes from the tail). in_use holds borrowed
      * connections (leak scan, cancel at close). opening holds slots taken by
      * connection attempts in progress, so that max counts them. */
-    conn_list idle;       /* [mu] */
-    conn_list in_use;     /* [mu] */
-    conn_list opening;    /* [mu] */
+    conn_list idle;    /* [mu] */
+    conn_list in_use;  /* [mu] */
+    conn_list opening; /* [mu] */
 
     /* Acquires waiting, oldest first. Invariant: while it is non-empty, idle
      * is empty (a connection that becomes available goes to the head waiter). */
     waiter *wait_head, *wait_tail; /* [mu] */
-    int waiting;          /* [mu] length of that queue */
-    uint64_t next_ticket; /* [mu] */
-    uint64_t next_conn_id; /* [mu] */
+    int waiting;                   /* [mu] length of that queue */
+    uint64_t next_ticket;          /* [mu] */
+    uint64_t next_conn_id;         /* [mu] */
 
-    agec__breaker breaker; /* [mu] */
-    atomic_int breaker_pub; /* copy of breaker.state for events read without the lock */
-    int64_t bg_retry_at;  /* [mu] maintenance backoff: no attempt before this */
-    int bg_backoff_ms;    /* [mu] its current delay */
-    bool last_connect_failed; /* [mu] the latest attempt failed */
+    agec__breaker breaker;         /* [mu] */
+    atomic_int breaker_pub;        /* copy of breaker.state for events read without the lock */
+    int64_t bg_retry_at;           /* [mu] maintenance backoff: no attempt before this */
+    int bg_backoff_ms;             /* [mu] its current delay */
+    bool last_connect_failed;      /* [mu] the latest attempt failed */
     agec_error last_connect_error; /* [mu] its error, for "unreachable" messages */
 
-    pool_counters n;      /* [mu] */
+    pool_counters n;           /* [mu] */
     agec__histogram wait_hist; /* [mu] acquire wait times */
-    uint64_t rng;         /* [mu] xorshift state for jitter */
+    uint64_t rng;              /* [mu] xorshift state for jitter */
 
     /* Lifetime: one reference for the owner (dropped by close), one per
      * thread inside acquire, one per borrowed connection. Whoever drops the
      * last one frees the pool, so a connection released after close still
      * finds its pool. */
-    int refs;             /* [mu] */
-    atomic_bool closing;  /* set once by close; read without the lock on fast paths */
+    int refs;                  /* [mu] */
+    atomic_bool closing;       /* set once by close; read without the lock on fast paths */
     pthread_cond_t state_cond; /* [mu] in_use shrank (close waits) */
 
     pthread_t maint_thread;
     bool maint_started;
     pthread_cond_t maint_cond; /* wakes the maintenance thread early */
-    int64_t maint_wake_at; /* [mu] when it plans to wake next */
-    int64_t next_idle_check; /* [mu] next scan of idle sockets for dead servers */
+    int64_t maint_wake_at;     /* [mu] when it plans to wake next */
+    int64_t next_idle_check;   /* [mu] next scan of idle sockets for dead servers */
 };
 
 /* --- lists (list.c) --- */

@@ -153,8 +153,7 @@ size_t agec_pool_stats_prometheus(const agec_pool_stats *s, const char *pool_nam
             s->breaker_fast_fails);
     counter(&o, "breaker_opens_total", "Times the breaker opened.", s->breaker_opens);
     counter(&o, "validations_total", "Checks before use.", s->validations);
-    counter(&o, "validation_failures_total", "Failed checks before use.",
-            s->validation_failures);
+    counter(&o, "validation_failures_total", "Failed checks before use.", s->validation_failures);
     counter(&o, "connect_failures_total", "Failed connection attempts.", s->connect_failures);
     counter(&o, "leaks_suspected_total", "Borrows held past leak_threshold_ms.",
             s->leaks_suspected);
@@ -167,8 +166,7 @@ size_t agec_pool_stats_prometheus(const agec_pool_stats *s, const char *pool_nam
         sample_u(&o, "acquire_wait_seconds_bucket", extra, s->wait_bucket[i]);
     }
     sample_u(&o, "acquire_wait_seconds_bucket", ",le=\"+Inf\"", s->wait_count);
-    put(&o, "agec_pool_acquire_wait_seconds_sum{%s} %.6f\n", o.label,
-        (double)s->wait_sum_us / 1e6);
+    put(&o, "agec_pool_acquire_wait_seconds_sum{%s} %.6f\n", o.label, (double)s->wait_sum_us / 1e6);
     sample_u(&o, "acquire_wait_seconds_count", "", s->wait_count);
     metric(&o, "acquire_wait_quantile_seconds", "gauge",
            "Acquire wait percentiles since open (p50, p90, p99, max).");

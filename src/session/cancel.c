@@ -19,10 +19,10 @@ struct agec__cancel_job {
     pthread_mutex_t mu;
     pthread_cond_t cond; /* on CLOCK_MONOTONIC; signalled when done */
     agec__cancel_key *key;
-    bool done;      /* [mu] PQcancel returned */
-    bool sent;      /* [mu] ... and said it succeeded */
-    char why[256];  /* [mu] libpq's reason when it did not */
-    int refs;       /* [mu] the caller's and the thread's */
+    bool done;     /* [mu] PQcancel returned */
+    bool sent;     /* [mu] ... and said it succeeded */
+    char why[256]; /* [mu] libpq's reason when it did not */
+    int refs;      /* [mu] the caller's and the thread's */
 };
 
 agec__cancel_key *agec__cancel_key_make(PGconn *pg)

@@ -52,8 +52,7 @@ static const char *auth_sqlstate(const char *msg)
         return "28P01";
     if (strstr(msg, "no pg_hba.conf entry") != NULL ||
         (strstr(msg, "role \"") != NULL && strstr(msg, "does not exist") != NULL) ||
-        strstr(msg, "password is required") != NULL ||
-        strstr(msg, "no password supplied") != NULL)
+        strstr(msg, "password is required") != NULL || strstr(msg, "no password supplied") != NULL)
         return "28000";
     return NULL;
 }
@@ -71,8 +70,8 @@ static agec_status connect_error(agec_error *err, PGconn *pg, const char *what)
 }
 
 agec_status agec__session_connect(const char *const *keys, const char *const *vals,
-                                  int64_t deadline_us, const atomic_bool *abort_flag,
-                                  PGconn **out, agec_error *err)
+                                  int64_t deadline_us, const atomic_bool *abort_flag, PGconn **out,
+                                  agec_error *err)
 {
     *out = NULL;
     int64_t start = agec__now_us();
@@ -197,8 +196,8 @@ static agec_status init_step(PGconn *pg, const char *sql, int64_t deadline_us, a
 
 static const char SET_PATH[] = "SET search_path = ag_catalog, \"$user\", public";
 
-agec_status agec__session_reapply(PGconn *pg, const agec__session_init *init,
-                                  int64_t deadline_us, agec_error *err)
+agec_status agec__session_reapply(PGconn *pg, const agec__session_init *init, int64_t deadline_us,
+                                  agec_error *err)
 {
     agec_status st = AGEC_OK;
     if (init->age_mode != AGEC_AGE_OFF)

@@ -21,7 +21,7 @@
 typedef struct agec__session_init {
     agec_age_mode age_mode;
     bool age_create_extension;
-    const char *init_sql;       /* NULL = none */
+    const char *init_sql; /* NULL = none */
     agec_on_connect_fn on_connect;
     void *on_connect_user;
 } agec__session_init;
@@ -40,8 +40,8 @@ typedef struct agec__session_init {
  * AGEC_ERR_CANCELLED. On error *out is NULL.
  */
 agec_status agec__session_connect(const char *const *keys, const char *const *vals,
-                                  int64_t deadline_us, const atomic_bool *abort_flag,
-                                  PGconn **out, agec_error *err);
+                                  int64_t deadline_us, const atomic_bool *abort_flag, PGconn **out,
+                                  agec_error *err);
 
 /* Run the session init on a fresh connection: CREATE EXTENSION (optional),
  * LOAD, SET search_path (per age_mode), init_sql, on_connect. Fails with
@@ -51,8 +51,8 @@ agec_status agec__session_setup(PGconn *pg, const agec__session_init *init, int6
                                 agec_error *err);
 
 /* The part of the init a reset_query undoes: SET search_path and init_sql. */
-agec_status agec__session_reapply(PGconn *pg, const agec__session_init *init,
-                                  int64_t deadline_us, agec_error *err);
+agec_status agec__session_reapply(PGconn *pg, const agec__session_init *init, int64_t deadline_us,
+                                  agec_error *err);
 
 /* Run `sql` (simple query protocol, may hold several statements), read every
  * result, succeed only if none failed. Errors: AGEC_ERR_SERVER (or whatever
@@ -66,9 +66,9 @@ agec_status agec__session_validate(PGconn *pg, int64_t deadline_us, agec_error *
 
 /* Outcome of the cleanup on release. */
 typedef enum agec__cleanup {
-    AGEC__CLEAN_OK = 0,    /* idle, no transaction: reusable */
-    AGEC__CLEAN_BROKEN,    /* bad or unknown state: close (reason broken) */
-    AGEC__CLEAN_FAILED,    /* cancel/drain/ROLLBACK failed or timed out: close (reason reset) */
+    AGEC__CLEAN_OK = 0, /* idle, no transaction: reusable */
+    AGEC__CLEAN_BROKEN, /* bad or unknown state: close (reason broken) */
+    AGEC__CLEAN_FAILED, /* cancel/drain/ROLLBACK failed or timed out: close (reason reset) */
 } agec__cleanup;
 
 /* Bring a released connection back to "idle, no transaction" by its

@@ -188,9 +188,8 @@ static void test_graph_and_query_json(void **state)
     assert_int_equal(agec_value_type(p), AGEC_TYPE_OBJECT);
     assert_non_null(agec_value_get(p, "id", 2));
     assert_non_null(agec_value_get(p, "label", 5));
-    assert_int_equal(agec_value_length(agec_value_get(agec_value_get(p, "properties", 10), "tags",
-                                                      4)),
-                     2);
+    assert_int_equal(
+        agec_value_length(agec_value_get(agec_value_get(p, "properties", 10), "tags", 4)), 2);
     /* numeric as a JSON number, infinity as a string */
     assert_int_equal(agec_value_type(agec_value_get(row, "x", 1)), AGEC_TYPE_FLOAT);
     assert_int_equal(agec_value_get_string(agec_value_get(row, "big", 3), &s, &slen, NULL),
@@ -278,8 +277,8 @@ static void test_unreachable_and_redaction(void **state)
         free(r);
     }
     /* A syntactically bad DSN: a clear error, no password. */
-    run_out *r = RUN(NULL, "--dsn", "host=127.0.0.1 password=sekrit123 bogus_keyword=1", "sql",
-                     "SELECT 1");
+    run_out *r =
+        RUN(NULL, "--dsn", "host=127.0.0.1 password=sekrit123 bogus_keyword=1", "sql", "SELECT 1");
     assert_int_not_equal(r->status, 0);
     assert_null(strstr(r->err, "sekrit"));
     free(r);
@@ -290,8 +289,7 @@ static void test_sql_and_bench_on_pg(void **state)
     (void)state;
     const char *dsn = agec_test_pg_conninfo();
     run_out *r = RUN(NULL, "--dsn", dsn, "--age-mode", "off", "--format", "json", "sql",
-                     "SELECT $1::int + 1 AS x, $2::text AS s, NULL AS n, true AS b", "41",
-                     "it's");
+                     "SELECT $1::int + 1 AS x, $2::text AS s, NULL AS n, true AS b", "41", "it's");
     expect_status(r, 0);
     assert_string_equal(r->out, "{\"x\": 42, \"s\": \"it's\", \"n\": null, \"b\": true}\n");
     free(r);
@@ -513,8 +511,7 @@ static void test_bench_survives_restart(void **state)
         fail_msg("bench output is not JSON: %s", b.out->out);
     int64_t ok = 0, errors = 0;
     assert_int_equal(agec_value_get_int64(agec_value_get(v, "ok", 2), &ok, NULL), AGEC_OK);
-    assert_int_equal(agec_value_get_int64(agec_value_get(v, "errors", 6), &errors, NULL),
-                     AGEC_OK);
+    assert_int_equal(agec_value_get_int64(agec_value_get(v, "errors", 6), &errors, NULL), AGEC_OK);
     assert_true(ok > 100);
     assert_true(errors > 0); /* the restart was seen and counted */
     assert_true(agec_value_length(agec_value_get(v, "errors_by_kind", 14)) > 0);
@@ -531,8 +528,10 @@ static void test_demo_small(void **state)
         static const char *sections[] = { "1. graph demo_social created",
                                           "2. loaded 60 people and 300 KNOWS edges",
                                           "4a. the 5 people with the most friends",
-                                          "4b. friends of friends", "4d. people per city",
-                                          "5. pool statistics", "breaker             closed",
+                                          "4b. friends of friends",
+                                          "4d. people per city",
+                                          "5. pool statistics",
+                                          "breaker             closed",
                                           "pool closed gracefully" };
         for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
             if (strstr(r->out, sections[i]) == NULL)

@@ -116,7 +116,8 @@ bool fl_cluster_max_connections(const fl_cluster *c, PGconn *admin, int n)
 {
     char sql[96];
     snprintf(sql, sizeof sql, "ALTER SYSTEM SET max_connections = %d", n);
-    if (!fl_sql(admin, sql) || !fl_sql(admin, "ALTER SYSTEM SET superuser_reserved_connections = 0") ||
+    if (!fl_sql(admin, sql) ||
+        !fl_sql(admin, "ALTER SYSTEM SET superuser_reserved_connections = 0") ||
         !fl_cluster_do(c, "restart"))
         return false;
     PQreset(admin);
@@ -126,8 +127,8 @@ bool fl_cluster_max_connections(const fl_cluster *c, PGconn *admin, int n)
 int fl_count_app(PGconn *admin, const char *app)
 {
     char sql[200];
-    snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'", app);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'",
+             app);
     return (int)fl_int(admin, sql);
 }
 
@@ -175,8 +176,8 @@ void fl_free_held(PGconn **held, int n)
 
 /* ---- the pool under test ---- */
 
-void fl_pool_config(agec_pool_config *cfg, const char *conninfo, const char *app,
-                    const char *name, int max, int min)
+void fl_pool_config(agec_pool_config *cfg, const char *conninfo, const char *app, const char *name,
+                    int max, int min)
 {
     agec_pool_config_init(cfg);
     cfg->conninfo = conninfo;
@@ -223,8 +224,8 @@ struct fl_load {
 };
 
 /* Note the end of one timed call: overrun against its budget, first message. */
-static void note_call(fl_load *l, const char *what, int64_t took_ms, int budget_ms,
-                      agec_status st, const agec_error *err)
+static void note_call(fl_load *l, const char *what, int64_t took_ms, int budget_ms, agec_status st,
+                      const agec_error *err)
 {
     pthread_mutex_lock(&l->mu);
     int64_t over = took_ms - budget_ms;
@@ -316,10 +317,11 @@ static void *worker_main(void *arg)
         agec_error err = AGEC_ERROR_INIT;
         agec_conn *c = NULL;
         agec_pool_stats ps;
-        bool was_open = agec_pool_stats_get(l->cfg.pool, &ps) == AGEC_OK &&
-                        ps.breaker == AGEC_BREAKER_OPEN;
+        bool was_open =
+            agec_pool_stats_get(l->cfg.pool, &ps) == AGEC_OK && ps.breaker == AGEC_BREAKER_OPEN;
         int64_t t0 = agec_test_now_ms();
-        agec_status ast = agec_pool_acquire_timeout(l->cfg.pool, l->cfg.acquire_timeout_ms, &c, &err);
+        agec_status ast =
+            agec_pool_acquire_timeout(l->cfg.pool, l->cfg.acquire_timeout_ms, &c, &err);
         int64_t t1 = agec_test_now_ms();
         note_call(l, "acquire", t1 - t0, l->cfg.acquire_timeout_ms, ast, &err);
         agec_status qst = AGEC_OK;
@@ -337,7 +339,8 @@ static void *worker_main(void *arg)
             int64_t r0 = agec_test_now_ms();
             agec_conn_release(c);
             agec_error none = AGEC_ERROR_INIT;
-            note_call(l, "release", agec_test_now_ms() - r0, l->cfg.release_budget_ms, AGEC_OK, &none);
+            note_call(l, "release", agec_test_now_ms() - r0, l->cfg.release_budget_ms, AGEC_OK,
+                      &none);
         }
         pthread_mutex_lock(&l->mu);
         l->counts.ops++;
@@ -499,8 +502,7 @@ bool fl_verify_writes(PGconn *admin, fl_load *l, fl_verify *out)
     int64_t *b = query_ids(admin, "SELECT id FROM fault_b ORDER BY id", &nb);
     bool ok = a != NULL && b != NULL;
     if (!ok)
-        snprintf(out->msg, sizeof out->msg, "could not read the tables: %s",
-                 PQerrorMessage(admin));
+        snprintf(out->msg, sizeof out->msg, "could not read the tables: %s", PQerrorMessage(admin));
     /* Half-done: in one table only (a merge of two sorted lists). */
     size_t i = 0, j = 0;
     while (ok && (i < na || j < nb)) {

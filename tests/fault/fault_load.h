@@ -67,8 +67,8 @@ void fl_free_held(PGconn **held, int n);
 /* agec_pool_config_init, then conninfo, application_name, name, max, min,
  * the FL_ timeouts, a breaker that opens after 3 failures, backoff 50..400
  * ms, AGE off, no event output. The strings must outlive the open. */
-void fl_pool_config(agec_pool_config *cfg, const char *conninfo, const char *app,
-                    const char *name, int max, int min);
+void fl_pool_config(agec_pool_config *cfg, const char *conninfo, const char *app, const char *name,
+                    int max, int min);
 
 /* ---- the load ---- */
 typedef struct fl_load_cfg {
@@ -92,7 +92,7 @@ typedef struct fl_counts {
 
 /* Facts kept over the whole run. */
 typedef struct fl_facts {
-    int64_t worst_overrun_ms;   /* max over calls of (duration - deadline) */
+    int64_t worst_overrun_ms; /* max over calls of (duration - deadline) */
     char worst_call[96];
     int64_t last_acquire_ok_ms; /* agec_test_now_ms-like clock of the latest successful acquire */
     int64_t last_write_ok_ms;   /* and of the latest acknowledged COMMIT */
@@ -106,7 +106,7 @@ fl_load *fl_load_start(const fl_load_cfg *cfg);
 void fl_load_set_slow(fl_load *l, int ms);
 fl_counts fl_load_counts(fl_load *l);
 fl_facts fl_load_facts(fl_load *l);
-void fl_load_stop(fl_load *l);  /* join the threads; data stays readable */
+void fl_load_stop(fl_load *l); /* join the threads; data stays readable */
 void fl_load_free(fl_load *l);
 /* a -= b field by field (a phase's counts from two snapshots). */
 void fl_counts_sub(fl_counts *a, const fl_counts *b);
@@ -139,6 +139,6 @@ void fl_watchdog_phase(fl_watchdog *w, const char *phase);
 void fl_watchdog_stop(fl_watchdog *w);
 
 /* ---- process ---- */
-long fl_rss_kb(void);      /* VmRSS */
+long fl_rss_kb(void); /* VmRSS */
 
 #endif

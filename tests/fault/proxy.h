@@ -47,8 +47,8 @@ int fproxy_reset_all(fproxy *p);
 int fproxy_cut_after(fproxy *p, int64_t bytes);
 
 /* Counters. */
-int fproxy_open_count(fproxy *p);        /* connection pairs open now */
-uint64_t fproxy_accepted(fproxy *p);     /* connections accepted since start */
-uint64_t fproxy_cuts(fproxy *p);         /* connections reset by cut_after */
+int fproxy_open_count(fproxy *p);    /* connection pairs open now */
+uint64_t fproxy_accepted(fproxy *p); /* connections accepted since start */
+uint64_t fproxy_cuts(fproxy *p);     /* connections reset by cut_after */
 
 #endif

@@ -49,16 +49,16 @@
 
 #define BIT(s) (1u << (s))
 #define OKB BIT(AGEC_OK)
-#define DOWN_ACQ (OKB | BIT(AGEC_ERR_POOL_EXHAUSTED) | BIT(AGEC_ERR_UNREACHABLE) | \
-                  BIT(AGEC_ERR_BREAKER_OPEN))
+#define DOWN_ACQ \
+    (OKB | BIT(AGEC_ERR_POOL_EXHAUSTED) | BIT(AGEC_ERR_UNREACHABLE) | BIT(AGEC_ERR_BREAKER_OPEN))
 
 typedef struct ctx ctx;
 
 typedef struct scenario {
     const char *name;
-    void (*prepare)(ctx *x); /* before the pool opens (NULL = none) */
-    void (*fault)(ctx *x);   /* inject, wait for its effects, heal; sets x->healed_at */
-    unsigned acq_allowed, query_allowed;   /* statuses that may occur */
+    void (*prepare)(ctx *x);             /* before the pool opens (NULL = none) */
+    void (*fault)(ctx *x);               /* inject, wait for its effects, heal; sets x->healed_at */
+    unsigned acq_allowed, query_allowed; /* statuses that may occur */
     unsigned acq_required, query_required; /* statuses that must occur */
     bool unreachable;                      /* the breaker must open */
     bool auth_user;                        /* the pool logs in as agec_pw */
@@ -301,16 +301,16 @@ static const scenario SCENARIOS[] = {
       BIT(AGEC_ERR_TIMEOUT), true, false },
     /* A reset can hit connections the pool is still opening: three such in
      * a row open the breaker (threshold 3), which is right. */
-    { "reset", NULL, fault_reset, DOWN_ACQ,
-      OKB | BIT(AGEC_ERR_CONNECTION_LOST), 0, BIT(AGEC_ERR_CONNECTION_LOST), false, false },
+    { "reset", NULL, fault_reset, DOWN_ACQ, OKB | BIT(AGEC_ERR_CONNECTION_LOST), 0,
+      BIT(AGEC_ERR_CONNECTION_LOST), false, false },
     { "maxconn", prepare_maxconn, fault_maxconn, DOWN_ACQ, OKB | BIT(AGEC_ERR_CONNECTION_LOST),
       BIT(AGEC_ERR_BREAKER_OPEN), 0, true, false },
-    { "slow", NULL, fault_slow, OKB | BIT(AGEC_ERR_POOL_EXHAUSTED), OKB | BIT(AGEC_ERR_TIMEOUT),
-      0, BIT(AGEC_ERR_TIMEOUT), false, false },
+    { "slow", NULL, fault_slow, OKB | BIT(AGEC_ERR_POOL_EXHAUSTED), OKB | BIT(AGEC_ERR_TIMEOUT), 0,
+      BIT(AGEC_ERR_TIMEOUT), false, false },
     { "auth", NULL, fault_auth,
       OKB | BIT(AGEC_ERR_POOL_EXHAUSTED) | BIT(AGEC_ERR_AUTH) | BIT(AGEC_ERR_BREAKER_OPEN),
-      OKB | BIT(AGEC_ERR_CONNECTION_LOST), BIT(AGEC_ERR_AUTH) | BIT(AGEC_ERR_BREAKER_OPEN), 0,
-      true, true },
+      OKB | BIT(AGEC_ERR_CONNECTION_LOST), BIT(AGEC_ERR_AUTH) | BIT(AGEC_ERR_BREAKER_OPEN), 0, true,
+      true },
 };
 
 /* ---- checks ----------------------------------------------------------------- */
@@ -320,8 +320,10 @@ static const struct {
     agec_status st;
     const char *word;
 } CAUSE_WORDS[] = {
-    { AGEC_ERR_UNREACHABLE, "unreachable" }, { AGEC_ERR_POOL_EXHAUSTED, "pool exhausted" },
-    { AGEC_ERR_BREAKER_OPEN, "circuit breaker" }, { AGEC_ERR_TIMEOUT, "timeout" },
+    { AGEC_ERR_UNREACHABLE, "unreachable" },
+    { AGEC_ERR_POOL_EXHAUSTED, "pool exhausted" },
+    { AGEC_ERR_BREAKER_OPEN, "circuit breaker" },
+    { AGEC_ERR_TIMEOUT, "timeout" },
     { AGEC_ERR_AUTH, "password authentication failed" },
 };
 
@@ -344,8 +346,8 @@ static void check_statuses(const fl_counts *c, const fl_facts *f)
     for (size_t i = 0; i < sizeof CAUSE_WORDS / sizeof CAUSE_WORDS[0]; i++) {
         const char *m = f->first_msg[CAUSE_WORDS[i].st];
         if (m[0] != '\0' && strstr(m, CAUSE_WORDS[i].word) == NULL)
-            fail_msg("%s does not name its cause (\"%s\"): %s",
-                     agec_status_name(CAUSE_WORDS[i].st), CAUSE_WORDS[i].word, m);
+            fail_msg("%s does not name its cause (\"%s\"): %s", agec_status_name(CAUSE_WORDS[i].st),
+                     CAUSE_WORDS[i].word, m);
     }
     for (int i = 0; i < FL_NSTATUS; i++)
         assert_null(strstr(f->first_msg[i], "agec-test-pw")); /* never a password */
@@ -373,8 +375,8 @@ static void run_scenario(void **state)
     int fds0 = agec_test_fd_count();
 
     char conninfo[256];
-    snprintf(conninfo, sizeof conninfo, "hostaddr=127.0.0.1 port=%d dbname=postgres sslmode=disable %s",
-             fproxy_port(X.px),
+    snprintf(conninfo, sizeof conninfo,
+             "hostaddr=127.0.0.1 port=%d dbname=postgres sslmode=disable %s", fproxy_port(X.px),
              sc->auth_user ? "user=agec_pw password=agec-test-pw" : "user=postgres");
     snprintf(X.app, sizeof X.app, "agec_fault_%s_%d", sc->name, (int)getpid());
     agec_pool_config cfg;
@@ -436,8 +438,8 @@ static void run_scenario(void **state)
 
     fl_verify v;
     bool ok = fl_verify_writes(X.admin, X.load, &v);
-    printf("[%s] %ld acknowledged writes checked, %ld missing, %ld half-done\n", sc->name,
-           v.acked, v.missing, v.half);
+    printf("[%s] %ld acknowledged writes checked, %ld missing, %ld half-done\n", sc->name, v.acked,
+           v.missing, v.half);
     if (!ok)
         fail_msg("writes: %s", v.msg);
     assert_true(v.acked >= 30);

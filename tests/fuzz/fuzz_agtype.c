@@ -54,8 +54,7 @@ static void walk(const agec_value *root)
             (void)agec_value_get_double(v, &d, NULL);
             break;
         case AGEC_TYPE_STRING:
-            check(agec_value_get_string(v, &s, &len, NULL) == AGEC_OK && s[len] == '\0',
-                  "string");
+            check(agec_value_get_string(v, &s, &len, NULL) == AGEC_OK && s[len] == '\0', "string");
             break;
         case AGEC_TYPE_VERTEX:
         case AGEC_TYPE_EDGE:
@@ -109,8 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         agec_value_free(back);
         agec_free(text);
 
-        check(agec_value_to_json(v, AGEC_JSON_COMPACT, &text, &len, NULL) == AGEC_OK,
-              "write json");
+        check(agec_value_to_json(v, AGEC_JSON_COMPACT, &text, &len, NULL) == AGEC_OK, "write json");
         st = agec_agtype_parse(text, len, AGEC_PARSE_JSON, &back, &err);
         /* numerics beyond int64 are valid JSON that agec reads as RANGE */
         check(st == AGEC_OK || st == AGEC_ERR_RANGE, "json output is not JSON");

@@ -28,11 +28,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     agec_pool_config_init(&cfg);
     const uint8_t *p = data;
     size_t n = size;
-    int *fields[] = { &cfg.max, &cfg.min, &cfg.idle_timeout_ms, &cfg.connect_timeout_ms,
-                      &cfg.acquire_timeout_ms, &cfg.max_lifetime_ms, &cfg.validate_idle_ms,
-                      &cfg.validation_timeout_ms, &cfg.leak_threshold_ms,
-                      &cfg.reconnect_backoff_initial_ms, &cfg.reconnect_backoff_max_ms,
-                      &cfg.breaker_threshold, &cfg.breaker_open_ms };
+    int *fields[] = { &cfg.max,
+                      &cfg.min,
+                      &cfg.idle_timeout_ms,
+                      &cfg.connect_timeout_ms,
+                      &cfg.acquire_timeout_ms,
+                      &cfg.max_lifetime_ms,
+                      &cfg.validate_idle_ms,
+                      &cfg.validation_timeout_ms,
+                      &cfg.leak_threshold_ms,
+                      &cfg.reconnect_backoff_initial_ms,
+                      &cfg.reconnect_backoff_max_ms,
+                      &cfg.breaker_threshold,
+                      &cfg.breaker_open_ms };
     unsigned mask = n > 0 ? *p++ : 0;
     n -= n > 0;
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
@@ -51,8 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool own = false;
     for (size_t i = 0; i + 10 <= n && !own; i++)
         own = memcmp(p + i, "QZX7secret", 10) == 0;
-    if (st != AGEC_OK && (err.message[0] == '\0' ||
-                          (!own && strstr(err.message, "QZX7secret") != NULL)))
+    if (st != AGEC_OK &&
+        (err.message[0] == '\0' || (!own && strstr(err.message, "QZX7secret") != NULL)))
         abort();
     if (st == AGEC_OK) {
         pool_cfg copy;

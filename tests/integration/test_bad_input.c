@@ -66,17 +66,14 @@ static void test_null_arguments(void **state)
     agec_test_must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
     assert_int_equal(agec_cypher_exec(c, NULL, "RETURN 1", NULL, NULL, &r, &err),
                      AGEC_ERR_INVALID_ARG);
-    assert_int_equal(agec_cypher_exec(c, "abc", NULL, NULL, NULL, &r, &err),
-                     AGEC_ERR_INVALID_ARG);
+    assert_int_equal(agec_cypher_exec(c, "abc", NULL, NULL, NULL, &r, &err), AGEC_ERR_INVALID_ARG);
     assert_int_equal(agec_cypher_exec(c, "abc", "RETURN 1", NULL, NULL, NULL, &err),
                      AGEC_ERR_INVALID_ARG);
     assert_int_equal(agec_cypher_stream(c, "abc", "RETURN 1", NULL, NULL, NULL, NULL, &err),
                      AGEC_ERR_INVALID_ARG);
     assert_int_equal(agec_sql_exec(c, NULL, 0, NULL, NULL, &r, &err), AGEC_ERR_INVALID_ARG);
-    assert_int_equal(agec_sql_exec(c, "SELECT $1", 1, NULL, NULL, &r, &err),
-                     AGEC_ERR_INVALID_ARG);
-    assert_int_equal(agec_sql_exec(c, "SELECT 1", -1, NULL, NULL, &r, &err),
-                     AGEC_ERR_INVALID_ARG);
+    assert_int_equal(agec_sql_exec(c, "SELECT $1", 1, NULL, NULL, &r, &err), AGEC_ERR_INVALID_ARG);
+    assert_int_equal(agec_sql_exec(c, "SELECT 1", -1, NULL, NULL, &r, &err), AGEC_ERR_INVALID_ARG);
     agec_query_opts o;
     agec_query_opts_init(&o);
     o.timeout_ms = -5;
@@ -127,11 +124,18 @@ static void test_bad_names_never_reach_the_server(void **state)
 {
     (void)state;
     static const char *bad[] = {
-        "", "ab", "x'y", "a$$b", "abc$tag$", "1graph", "g\"; DROP TABLE x; --",
+        "",
+        "ab",
+        "x'y",
+        "a$$b",
+        "abc$tag$",
+        "1graph",
+        "g\"; DROP TABLE x; --",
         "graph\xe2\x80\x8bzw", /* zero-width space */
         "gr\xd0\xb0ph'",       /* Cyrillic a, then a quote */
         "\xef\xbc\x87quote",   /* fullwidth apostrophe */
-        "abc\xff", "a0123456789012345678901234567890123456789012345678901234567890123",
+        "abc\xff",
+        "a0123456789012345678901234567890123456789012345678901234567890123",
     };
     agec_conn *c;
     agec_error err = AGEC_ERROR_INIT;
@@ -158,10 +162,17 @@ static void test_bad_config(void **state)
         const char *field;
         int value;
     } cases[] = {
-        { "max", 0 },           { "max", -3 },          { "min", -1 },
-        { "min", 99 },          /* > max */             { "connect_timeout_ms", 0 },
-        { "connect_timeout_ms", -1 }, { "acquire_timeout_ms", -2 }, { "idle_timeout_ms", -1 },
-        { "max_lifetime_ms", -1 },    { "validation_timeout_ms", 0 }, { "leak_threshold_ms", -1 },
+        { "max", 0 },
+        { "max", -3 },
+        { "min", -1 },
+        { "min", 99 }, /* > max */
+        { "connect_timeout_ms", 0 },
+        { "connect_timeout_ms", -1 },
+        { "acquire_timeout_ms", -2 },
+        { "idle_timeout_ms", -1 },
+        { "max_lifetime_ms", -1 },
+        { "validation_timeout_ms", 0 },
+        { "leak_threshold_ms", -1 },
         { "breaker_open_ms", 0 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -223,17 +234,17 @@ static void test_hostile_server_text(void **state)
         const char *sql;
         agec_status want;
     } cases[] = {
-        { "SELECT repeat('[', 1000000)", AGEC_ERR_PARSE },                   /* deep, truncated */
-        { "SELECT repeat('[', 1000000) || repeat(']', 1000000)", AGEC_OK },  /* deep, valid */
-        { "SELECT '{\"a\": [1, 2'", AGEC_ERR_PARSE },                         /* truncated */
-        { "SELECT '99999999999999999999999'", AGEC_ERR_RANGE },              /* past int64 */
-        { "SELECT '1e999'", AGEC_ERR_RANGE },                                /* past double */
+        { "SELECT repeat('[', 1000000)", AGEC_ERR_PARSE },                  /* deep, truncated */
+        { "SELECT repeat('[', 1000000) || repeat(']', 1000000)", AGEC_OK }, /* deep, valid */
+        { "SELECT '{\"a\": [1, 2'", AGEC_ERR_PARSE },                       /* truncated */
+        { "SELECT '99999999999999999999999'", AGEC_ERR_RANGE },             /* past int64 */
+        { "SELECT '1e999'", AGEC_ERR_RANGE },                               /* past double */
         { "SELECT '\"bad \\x escape\"'", AGEC_ERR_PARSE },
         { "SELECT '\"\\ud800 lone surrogate\"'", AGEC_ERR_PARSE },
-        { "SELECT '{\"id\": 1}::vertex'", AGEC_ERR_PARSE },                   /* missing fields */
+        { "SELECT '{\"id\": 1}::vertex'", AGEC_ERR_PARSE }, /* missing fields */
         { "SELECT '[1, 2]::path'", AGEC_ERR_PARSE },
         { "SELECT '1 2'", AGEC_ERR_PARSE },
-        { "SELECT repeat('9', 100000) || '::numeric'", AGEC_OK },            /* huge numeric */
+        { "SELECT repeat('9', 100000) || '::numeric'", AGEC_OK }, /* huge numeric */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         agec_result *r = NULL;
@@ -297,10 +308,10 @@ static void test_million_rows_in_bounded_memory(void **state)
     agec_test_must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
     rows_ctx ctx = { 0, 0, 0 };
     agec_test_must(agec_sql_stream(c,
-                         "SELECT g, '{\"n\": ' || g || ', \"s\": \"row text\"}' FROM "
-                         "generate_series(1, 1000000) g",
-                         0, NULL, NULL, count_row, &ctx, &err),
-         &err, "stream");
+                                   "SELECT g, '{\"n\": ' || g || ', \"s\": \"row text\"}' FROM "
+                                   "generate_series(1, 1000000) g",
+                                   0, NULL, NULL, count_row, &ctx, &err),
+                   &err, "stream");
     assert_int_equal(ctx.rows, 1000000);
     /* From row 100,000 to row 1,000,000 memory does not grow with the rows
      * (collecting them would take well over 100 MB). */

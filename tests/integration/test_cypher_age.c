@@ -38,9 +38,9 @@ static int setup(void **state)
         agec_test_must(agec_graph_drop(c, GRAPH, true, &err), &err, "drop");
     agec_test_must(agec_graph_create(c, GRAPH, &err), &err, "create");
     agec_result *r = NULL;
-    agec_test_must(agec_sql_exec(c, "CREATE TABLE IF NOT EXISTS public.canary(x int)", 0, NULL, NULL, &r,
-                       &err),
-         &err, "canary");
+    agec_test_must(agec_sql_exec(c, "CREATE TABLE IF NOT EXISTS public.canary(x int)", 0, NULL,
+                                 NULL, &r, &err),
+                   &err, "canary");
     agec_result_free(r);
     agec_conn_release(c);
     return 0;
@@ -74,12 +74,13 @@ static void test_create_and_match_vertex(void **state)
     agec_error err = AGEC_ERROR_INIT;
     agec_result *r = NULL;
     agec_test_must(agec_cypher_exec(c, GRAPH, "CREATE (:Person {name: $name, born: $born})",
-                          "{\"name\": \"Ada\", \"born\": 1815}", NULL, &r, &err),
-         &err, "create");
+                                    "{\"name\": \"Ada\", \"born\": 1815}", NULL, &r, &err),
+                   &err, "create");
     agec_result_free(r);
-    agec_test_must(agec_cypher_exec(c, GRAPH, "MATCH (p:Person {name: $name}) RETURN p, p.born AS born",
-                          "{\"name\": \"Ada\"}", NULL, &r, &err),
-         &err, "match");
+    agec_test_must(agec_cypher_exec(c, GRAPH,
+                                    "MATCH (p:Person {name: $name}) RETURN p, p.born AS born",
+                                    "{\"name\": \"Ada\"}", NULL, &r, &err),
+                   &err, "match");
     assert_int_equal(agec_result_rows(r), 1);
     assert_int_equal(agec_result_columns(r), 2);
     assert_string_equal(agec_result_column_name(r, 0), "p");
@@ -172,7 +173,8 @@ static void test_roundtrip_builder_params(void **state)
     agec_test_must(agec_builder_finish(b, &text, &len, &err), &err, "finish");
     agec_builder_free(b);
     agec_result *r = NULL;
-    agec_test_must(agec_cypher_exec(c, GRAPH, "RETURN $s, $i, $f", text, NULL, &r, &err), &err, "exec");
+    agec_test_must(agec_cypher_exec(c, GRAPH, "RETURN $s, $i, $f", text, NULL, &r, &err), &err,
+                   "exec");
     const agec_value *v;
     const char *s;
     size_t slen;
@@ -207,24 +209,23 @@ static void test_injection_is_inert(void **state)
                          AGEC_ERR_NAME);
     /* Hostile text in parameters and in the query is stored verbatim. */
     const char *evil = "{\"name\": \"'); DROP TABLE canary; -- $$ $agec$ \\\\\"}";
-    agec_test_must(agec_cypher_exec(c, GRAPH, "CREATE (n:Evil {name: $name}) RETURN n.name", evil, NULL, &r,
-                          &err),
-         &err, "evil param");
+    agec_test_must(agec_cypher_exec(c, GRAPH, "CREATE (n:Evil {name: $name}) RETURN n.name", evil,
+                                    NULL, &r, &err),
+                   &err, "evil param");
     assert_string_equal(agec_result_text(r, 0, 0, NULL),
                         "\"'); DROP TABLE canary; -- $$ $agec$ \\\\\"");
     agec_result_free(r);
-    agec_test_must(agec_cypher_exec(c, GRAPH, "RETURN '$agec$); DROP TABLE canary; --' AS s", NULL, NULL,
-                          &r, &err),
-         &err, "evil query text");
+    agec_test_must(agec_cypher_exec(c, GRAPH, "RETURN '$agec$); DROP TABLE canary; --' AS s", NULL,
+                                    NULL, &r, &err),
+                   &err, "evil query text");
     assert_string_equal(agec_result_text(r, 0, 0, NULL), "\"$agec$); DROP TABLE canary; --\"");
     agec_result_free(r);
     /* A NUL inside a parameter string is refused by the server, not truncated. */
-    assert_int_not_equal(agec_cypher_exec(c, GRAPH, "RETURN $s", "{\"s\": \"a\\u0000b\"}", NULL,
-                                          &r, &err),
-                         AGEC_OK);
+    assert_int_not_equal(
+        agec_cypher_exec(c, GRAPH, "RETURN $s", "{\"s\": \"a\\u0000b\"}", NULL, &r, &err), AGEC_OK);
     assert_null(r);
-    agec_test_must(agec_sql_exec(c, "SELECT count(*) FROM public.canary", 0, NULL, NULL, &r, &err), &err,
-         "canary survives");
+    agec_test_must(agec_sql_exec(c, "SELECT count(*) FROM public.canary", 0, NULL, NULL, &r, &err),
+                   &err, "canary survives");
     agec_result_free(r);
     agec_conn_release(c);
 }
@@ -252,7 +253,8 @@ static void test_errors_carry_server_fields(void **state)
     assert_int_equal(st, AGEC_ERR_SERVER);
     assert_true(strlen(err.hint) > 0);
     /* The connection is still usable after errors. */
-    agec_test_must(agec_cypher_exec(c, GRAPH, "RETURN 1", NULL, NULL, &r, &err), &err, "after errors");
+    agec_test_must(agec_cypher_exec(c, GRAPH, "RETURN 1", NULL, NULL, &r, &err), &err,
+                   "after errors");
     agec_result_free(r);
     agec_conn_release(c);
 }
@@ -267,7 +269,8 @@ static void test_prepared_past_generic_plan(void **state)
         char p[64];
         snprintf(p, sizeof p, "{\"x\": %d, \"s\": \"v%d\"}", i, i);
         agec_result *r = NULL;
-        agec_test_must(agec_cypher_exec(c, GRAPH, "RETURN $x + 1, $s", p, NULL, &r, &err), &err, "exec");
+        agec_test_must(agec_cypher_exec(c, GRAPH, "RETURN $x + 1, $s", p, NULL, &r, &err), &err,
+                       "exec");
         int64_t v;
         const agec_value *val;
         agec_test_must(agec_result_value(r, 0, 0, &val, &err), &err, "value");
@@ -313,11 +316,12 @@ static void test_graph_management(void **state)
     agec_test_must(agec_graph_create_indexes(c, GRAPH, NULL, &err), &err, "indexes again");
     agec_result *r = NULL;
     const char *v[1] = { GRAPH };
-    agec_test_must(agec_sql_exec(c,
-                       "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname "
-                       "LIKE 'LIVES_IN_agec_%'",
-                       1, v, NULL, &r, &err),
-         &err, "pg_indexes");
+    agec_test_must(
+        agec_sql_exec(c,
+                      "SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname "
+                      "LIKE 'LIVES_IN_agec_%'",
+                      1, v, NULL, &r, &err),
+        &err, "pg_indexes");
     assert_string_equal(agec_result_text(r, 0, 0, NULL), "4");
     agec_result_free(r);
     assert_int_equal(agec_graph_create_indexes(c, GRAPH, "Nope", &err), AGEC_ERR_NOT_FOUND);
@@ -331,23 +335,25 @@ static void test_cypher_transactions(void **state)
     agec_error err = AGEC_ERROR_INIT;
     agec_result *r = NULL;
     agec_test_must(agec_tx_begin(c, NULL, &err), &err, "begin");
-    agec_test_must(agec_cypher_exec(c, GRAPH, "CREATE (:Tx {k: 'rolled back'})", NULL, NULL, &r, &err),
-         &err, "create");
+    agec_test_must(
+        agec_cypher_exec(c, GRAPH, "CREATE (:Tx {k: 'rolled back'})", NULL, NULL, &r, &err), &err,
+        "create");
     agec_result_free(r);
     agec_test_must(agec_tx_rollback(c, &err), &err, "rollback");
     agec_test_must(agec_tx_begin(c, NULL, &err), &err, "begin 2");
-    agec_test_must(agec_cypher_exec(c, GRAPH, "CREATE (:Tx {k: 'kept'})", NULL, NULL, &r, &err), &err,
-         "create 2");
+    agec_test_must(agec_cypher_exec(c, GRAPH, "CREATE (:Tx {k: 'kept'})", NULL, NULL, &r, &err),
+                   &err, "create 2");
     agec_result_free(r);
     unsigned sp;
     agec_test_must(agec_tx_savepoint(c, &sp, &err), &err, "savepoint");
-    agec_test_must(agec_cypher_exec(c, GRAPH, "CREATE (:Tx {k: 'undone'})", NULL, NULL, &r, &err), &err,
-         "create 3");
+    agec_test_must(agec_cypher_exec(c, GRAPH, "CREATE (:Tx {k: 'undone'})", NULL, NULL, &r, &err),
+                   &err, "create 3");
     agec_result_free(r);
     agec_test_must(agec_tx_rollback_to(c, sp, &err), &err, "rollback to");
     agec_test_must(agec_tx_commit(c, &err), &err, "commit");
-    agec_test_must(agec_cypher_exec(c, GRAPH, "MATCH (t:Tx) RETURN t.k ORDER BY t.k", NULL, NULL, &r, &err),
-         &err, "match");
+    agec_test_must(
+        agec_cypher_exec(c, GRAPH, "MATCH (t:Tx) RETURN t.k ORDER BY t.k", NULL, NULL, &r, &err),
+        &err, "match");
     assert_int_equal(agec_result_rows(r), 1);
     assert_string_equal(agec_result_text(r, 0, 0, NULL), "\"kept\"");
     agec_result_free(r);
@@ -370,8 +376,8 @@ static void test_stream_rows(void **state)
     agec_error err = AGEC_ERROR_INIT;
     size_t n = 0;
     agec_test_must(agec_cypher_stream(c, GRAPH, "UNWIND range(1, 5000) AS i RETURN i", NULL, NULL,
-                            count_row, &n, &err),
-         &err, "stream");
+                                      count_row, &n, &err),
+                   &err, "stream");
     assert_int_equal(n, 5000);
     agec_conn_release(c);
 }
@@ -385,11 +391,11 @@ static void test_roundtrip_graph_elements(void **state)
     agec_error err = AGEC_ERROR_INIT;
     agec_result *r = NULL;
     agec_test_must(agec_cypher_exec(c, GRAPH,
-                          "CREATE p = (:RT {name: 'a', n: 1, f: 1.5, l: [1, 'x'], "
-                          "m: {k: 'v'}})-[:RT_E {w: -2}]->(:RT {name: 'b'}) "
-                          "RETURN p, nodes(p)[0], relationships(p)[0], [p, p]",
-                          NULL, NULL, &r, &err),
-         &err, "create path");
+                                    "CREATE p = (:RT {name: 'a', n: 1, f: 1.5, l: [1, 'x'], "
+                                    "m: {k: 'v'}})-[:RT_E {w: -2}]->(:RT {name: 'b'}) "
+                                    "RETURN p, nodes(p)[0], relationships(p)[0], [p, p]",
+                                    NULL, NULL, &r, &err),
+                   &err, "create path");
     static const agec_type want[] = { AGEC_TYPE_PATH, AGEC_TYPE_VERTEX, AGEC_TYPE_EDGE,
                                       AGEC_TYPE_ARRAY };
     for (size_t col = 0; col < 4; col++) {
@@ -402,8 +408,7 @@ static void test_roundtrip_graph_elements(void **state)
         size_t blen;
         agec_test_must(agec_value_to_agtype(v, &back, &blen, &err), &err, "write");
         if (blen != len || memcmp(back, text, len) != 0)
-            fail_msg("column %zu written back differs:\n server: %s\n agec:   %s", col, text,
-                     back);
+            fail_msg("column %zu written back differs:\n server: %s\n agec:   %s", col, text, back);
         agec_value *again;
         agec_test_must(agec_agtype_parse(back, blen, 0, &again, &err), &err, "reparse");
         assert_true(agec_value_equal(v, again));

@@ -35,8 +35,7 @@ static void test_age_init_before_first_use(void **state)
     char v[256];
     conn_value(c, "SHOW search_path", v, sizeof v);
     assert_non_null(strstr(v, "ag_catalog"));
-    conn_value(c, "SELECT count(*) FROM ag_catalog.ag_graph WHERE name = '" GRAPH "'", v,
-               sizeof v);
+    conn_value(c, "SELECT count(*) FROM ag_catalog.ag_graph WHERE name = '" GRAPH "'", v, sizeof v);
     if (strcmp(v, "0") != 0)
         conn_exec_ok(c, "SELECT ag_catalog.drop_graph('" GRAPH "', true)");
     conn_exec_ok(c, "SELECT ag_catalog.create_graph('" GRAPH "')");
@@ -46,9 +45,9 @@ static void test_age_init_before_first_use(void **state)
     /* A fresh pool, a fresh connection: the first statement is Cypher. */
     p = age_pool(AGEC_AGE_LOAD, false);
     assert_int_equal(agec_pool_acquire(p, &c, &err), AGEC_OK);
-    conn_value(c,
-               "SELECT * FROM ag_catalog.cypher('" GRAPH "', $$RETURN 1$$) AS (a ag_catalog.agtype)",
-               v, sizeof v);
+    conn_value(
+        c, "SELECT * FROM ag_catalog.cypher('" GRAPH "', $$RETURN 1$$) AS (a ag_catalog.agtype)", v,
+        sizeof v);
     assert_string_equal(v, "1");
     conn_exec_ok(c, "SELECT ag_catalog.drop_graph('" GRAPH "', true)");
     agec_conn_release(c);

@@ -97,8 +97,8 @@ long pg_int(PGconn *c, const char *sql)
 int pg_count_app(PGconn *c, const char *app)
 {
     char sql[256];
-    snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'", app);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'",
+             app);
     return (int)pg_int(c, sql);
 }
 

@@ -49,8 +49,8 @@ static agec_status try_acquire(const char *conninfo, agec_error *err, agec_pool_
     st = agec_pool_acquire(pool, &c, err);
     if (st == AGEC_OK) {
         agec_result *r = NULL;
-        st = agec_sql_exec(c, "SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-                           0, NULL, NULL, &r, err);
+        st = agec_sql_exec(c, "SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()", 0,
+                           NULL, NULL, &r, err);
         if (st == AGEC_OK && strcmp(agec_result_text(r, 0, 0, NULL), "true") != 0)
             st = AGEC_ERR_STATE; /* connected, but not over TLS */
         agec_result_free(r);
@@ -105,8 +105,8 @@ static void test_wrong_password_is_auth_error_and_redacted(void **state)
     (void)state;
     events[0] = '\0';
     char ci[512];
-    snprintf(ci, sizeof ci,
-             "host=127.0.0.1 port=%s user=agec_pw dbname=postgres password=" SECRET, port());
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%s user=agec_pw dbname=postgres password=" SECRET,
+             port());
     agec_error err = AGEC_ERROR_INIT;
     int64_t t0 = agec_test_now_ms();
     assert_int_equal(try_acquire(ci, &err, collect_event), AGEC_ERR_AUTH);
@@ -146,8 +146,8 @@ static void test_default_logger_redacts(void **state)
     int saved = dup(2);
     dup2(fd, 2);
     char ci[512];
-    snprintf(ci, sizeof ci,
-             "host=127.0.0.1 port=%s user=agec_pw dbname=postgres password=" SECRET, port());
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%s user=agec_pw dbname=postgres password=" SECRET,
+             port());
     agec_error err = AGEC_ERROR_INIT;
     agec_status st = try_acquire(ci, &err, NULL); /* NULL: the default stderr logger */
     fflush(stderr);

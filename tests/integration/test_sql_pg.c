@@ -90,13 +90,13 @@ static void test_bound_parameters(void **state)
     agec_error err = AGEC_ERROR_INIT;
     const char *v[2] = { "1", "'); DROP TABLE it_sql; --" };
     agec_result *r = NULL;
-    agec_test_must(agec_sql_exec(c, "INSERT INTO it_sql VALUES ($1, $2)", 2, v, NULL, &r, &err), &err,
-         "insert");
+    agec_test_must(agec_sql_exec(c, "INSERT INTO it_sql VALUES ($1, $2)", 2, v, NULL, &r, &err),
+                   &err, "insert");
     assert_int_equal(agec_result_affected(r), 1);
     agec_result_free(r);
-    agec_test_must(agec_sql_exec(c, "SELECT v, NULL::text AS n FROM it_sql WHERE id = $1", 1, v, NULL, &r,
-                       &err),
-         &err, "select");
+    agec_test_must(agec_sql_exec(c, "SELECT v, NULL::text AS n FROM it_sql WHERE id = $1", 1, v,
+                                 NULL, &r, &err),
+                   &err, "select");
     assert_string_equal(agec_result_text(r, 0, 0, NULL), v[1]);
     assert_true(agec_result_is_null(r, 0, 1));
     assert_string_equal(agec_result_column_name(r, 1), "n");
@@ -191,8 +191,8 @@ static agec_status serial_body(agec_conn *c, void *user, agec_error *err)
     serial_ctx *ctx = user;
     ctx->calls++;
     agec_result *r = NULL;
-    agec_status st = agec_sql_exec(c, "SELECT coalesce(sum(id), 0) FROM it_sql", 0, NULL, NULL,
-                                   &r, err);
+    agec_status st =
+        agec_sql_exec(c, "SELECT coalesce(sum(id), 0) FROM it_sql", 0, NULL, NULL, &r, err);
     agec_result_free(r);
     if (st != AGEC_OK)
         return st;
@@ -246,8 +246,8 @@ static agec_status always_serial_failure(agec_conn *c, void *user, agec_error *e
     (*calls)++;
     agec_result *r = NULL;
     agec_status st = agec_sql_exec(
-        c, "DO $$BEGIN RAISE EXCEPTION 'forced' USING ERRCODE = 'serialization_failure'; END$$",
-        0, NULL, NULL, &r, err);
+        c, "DO $$BEGIN RAISE EXCEPTION 'forced' USING ERRCODE = 'serialization_failure'; END$$", 0,
+        NULL, NULL, &r, err);
     agec_result_free(r);
     return st;
 }
@@ -287,22 +287,22 @@ static void test_stream_large_result(void **state)
     agec_conn *c = get();
     agec_error err = AGEC_ERROR_INIT;
     stream_ctx s = { 0, 0, 0 };
-    agec_test_must(agec_sql_stream(c, "SELECT generate_series(1, 200000)", 0, NULL, NULL, stream_row, &s,
-                         &err),
-         &err, "stream");
+    agec_test_must(agec_sql_stream(c, "SELECT generate_series(1, 200000)", 0, NULL, NULL,
+                                   stream_row, &s, &err),
+                   &err, "stream");
     assert_int_equal(s.rows, 200000);
     assert_true(s.sum == 200000L * 200001L / 2);
     /* Stopping early discards the rest and leaves the connection usable. */
     stream_ctx t = { 0, 0, 10 };
-    agec_test_must(agec_sql_stream(c, "SELECT generate_series(1, 50000)", 0, NULL, NULL, stream_row, &t,
-                         &err),
-         &err, "stream stop");
+    agec_test_must(
+        agec_sql_stream(c, "SELECT generate_series(1, 50000)", 0, NULL, NULL, stream_row, &t, &err),
+        &err, "stream stop");
     assert_int_equal(t.rows, 10);
     assert_int_equal(count(c, "SELECT 7"), 7);
     /* An error mid-stream is reported. */
     stream_ctx u = { 0, 0, 0 };
-    assert_int_equal(agec_sql_stream(c, "SELECT 1 / (3 - g) FROM generate_series(1, 5) g", 0,
-                                     NULL, NULL, stream_row, &u, &err),
+    assert_int_equal(agec_sql_stream(c, "SELECT 1 / (3 - g) FROM generate_series(1, 5) g", 0, NULL,
+                                     NULL, stream_row, &u, &err),
                      AGEC_ERR_SERVER);
     assert_string_equal(err.sqlstate, "22012");
     agec_conn_release(c);
@@ -325,15 +325,16 @@ static void test_statement_cache_cap_and_reset(void **state)
         assert_int_equal(atol(agec_result_text(r, 0, 0, NULL)), 2 * i);
         agec_result_free(r);
     }
-    long n = count_unprepared(
-        c, "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'agec_%'");
+    long n =
+        count_unprepared(c, "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'agec_%'");
     assert_true(n > 0 && n <= AGEC_STMT_CACHE_MAX);
     /* Someone drops our statements behind our back: the next call prepares
      * again instead of failing. */
     sql(c, "DEALLOCATE ALL");
     const char *vals[1] = { "1" };
     agec_result *r = NULL;
-    agec_test_must(agec_sql_exec(c, "SELECT $1::int + 0", 1, vals, NULL, &r, &err), &err, "re-prepare");
+    agec_test_must(agec_sql_exec(c, "SELECT $1::int + 0", 1, vals, NULL, &r, &err), &err,
+                   "re-prepare");
     assert_string_equal(agec_result_text(r, 0, 0, NULL), "1");
     agec_result_free(r);
     /* A full cache evicting inside a transaction, after DEALLOCATE ALL: the
@@ -366,7 +367,8 @@ static void test_statement_cache_cap_and_reset(void **state)
     for (int round = 0; round < 3; round++) {
         agec_test_must(agec_pool_acquire(p, &c, &err), &err, "acquire");
         assert_int_equal(count_unprepared(c, "SELECT count(*) FROM pg_prepared_statements"), 0);
-        agec_test_must(agec_sql_exec(c, "SELECT $1::int + 0", 1, vals, NULL, &r, &err), &err, "exec");
+        agec_test_must(agec_sql_exec(c, "SELECT $1::int + 0", 1, vals, NULL, &r, &err), &err,
+                       "exec");
         agec_result_free(r);
         assert_int_equal(count_unprepared(c, "SELECT count(*) FROM pg_prepared_statements"), 1);
         agec_conn_release(c);
@@ -397,9 +399,9 @@ static void test_begin_options(void **state)
     assert_string_equal(agec_result_text(r, 0, 1, NULL), "on");
     assert_string_equal(agec_result_text(r, 0, 2, NULL), "on");
     agec_result_free(r);
-    assert_int_equal(agec_sql_exec(c, "INSERT INTO it_sql VALUES (99, 'no')", 0, NULL, NULL, &r,
-                                   &err),
-                     AGEC_ERR_SERVER);
+    assert_int_equal(
+        agec_sql_exec(c, "INSERT INTO it_sql VALUES (99, 'no')", 0, NULL, NULL, &r, &err),
+        AGEC_ERR_SERVER);
     assert_string_equal(err.sqlstate, "25006"); /* read-only transaction */
     agec_test_must(agec_tx_rollback(c, &err), &err, "rollback");
     o.isolation = (agec_isolation)7;

@@ -88,8 +88,8 @@ static const struct ok_case {
     { "\"\\u001f\\u007f\"", AGEC_TYPE_STRING, "\"\\u001f\x7f\"" },
     { "\"a\\tb\\u0001\xc3\xa9\xf0\x9f\x98\x80\"", AGEC_TYPE_STRING, NULL },
     { "\"\xef\xbf\xbf\xf4\x8f\xbf\xbf\"", AGEC_TYPE_STRING, NULL },
-    { "\"a long string that is longer than eight bytes, escaped at the end\\n\"",
-      AGEC_TYPE_STRING, NULL },
+    { "\"a long string that is longer than eight bytes, escaped at the end\\n\"", AGEC_TYPE_STRING,
+      NULL },
     { "[]", AGEC_TYPE_ARRAY, NULL },
     { "{}", AGEC_TYPE_OBJECT, NULL },
     { " [ 1 ,2,\t\"x\"\r\n] ", AGEC_TYPE_ARRAY, "[1, 2, \"x\"]" },
@@ -100,7 +100,8 @@ static const struct ok_case {
     { "{\"id\": 1, \"label\": \"L\", \"properties\": {}}::vertex", AGEC_TYPE_VERTEX, NULL },
     { "{\"properties\": {}, \"label\": \"L\", \"id\": 1} :: VERTEX", AGEC_TYPE_VERTEX,
       "{\"properties\": {}, \"label\": \"L\", \"id\": 1}::vertex" },
-    { "{\"id\": 2, \"label\": \"E\", \"end_id\": 3, \"start_id\": 1, \"properties\": {\"w\": 1}}::edge",
+    { "{\"id\": 2, \"label\": \"E\", \"end_id\": 3, \"start_id\": 1, \"properties\": {\"w\": "
+      "1}}::edge",
       AGEC_TYPE_EDGE, NULL },
     { "[{\"id\": 1, \"label\": \"L\", \"properties\": {}}::vertex]::path", AGEC_TYPE_PATH, NULL },
     { "[{\"id\": 1, \"label\": \"L\", \"properties\": {}}::vertex, {\"id\": 2, \"label\": \"E\", "
@@ -183,8 +184,8 @@ static const struct bad_case {
     { "\"\xe0\x80\xaf\"", 0, AGEC_ERR_PARSE, 1 },     /* overlong '/' */
     { "\"\xed\xa0\x80\"", 0, AGEC_ERR_PARSE, 1 },     /* encoded surrogate */
     { "\"\xf4\x90\x80\x80\"", 0, AGEC_ERR_PARSE, 1 }, /* above U+10FFFF */
-    { "\"ok\xe2\x82\"", 0, AGEC_ERR_PARSE, 3 },        /* truncated sequence */
-    { "\"\x80\"", 0, AGEC_ERR_PARSE, 1 },              /* stray continuation */
+    { "\"ok\xe2\x82\"", 0, AGEC_ERR_PARSE, 3 },       /* truncated sequence */
+    { "\"\x80\"", 0, AGEC_ERR_PARSE, 1 },             /* stray continuation */
     { "\"\xff\"", 0, AGEC_ERR_PARSE, 1 },
     { "\"\\n\xc3\"", 0, AGEC_ERR_PARSE, 3 }, /* invalid UTF-8 after an escape */
     { "[", 0, AGEC_ERR_PARSE, 1 },
@@ -211,8 +212,8 @@ static const struct bad_case {
     { "true::float", 0, AGEC_ERR_PARSE, 4 },
     { "[1]::numeric", 0, AGEC_ERR_PARSE, 3 },
     { "{\"id\": 1}::vertex", 0, AGEC_ERR_PARSE, 9 },
-    { "{\"id\": 1, \"label\": \"x\", \"properties\": {}, \"extra\": 1}::vertex", 0,
-      AGEC_ERR_PARSE, 53 },
+    { "{\"id\": 1, \"label\": \"x\", \"properties\": {}, \"extra\": 1}::vertex", 0, AGEC_ERR_PARSE,
+      53 },
     { "{\"id\": \"1\", \"label\": \"x\", \"properties\": {}}::vertex", 0, AGEC_ERR_PARSE, 43 },
     { "{\"id\": 1, \"label\": \"x\", \"properties\": []}::vertex", 0, AGEC_ERR_PARSE, 41 },
     { "{\"id\": 1, \"label\": \"x\", \"properties\": {}}::edge", 0, AGEC_ERR_PARSE, 41 },
@@ -235,8 +236,8 @@ static void test_invalid_grammar(void **state)
         agec_status st = parse_exact(c->in, len, 0, &v, &err);
         if (st != c->code || err.position != c->offset)
             fail_msg("case %zu <%s>: got %s at %d (%s), want %s at %d", i, c->in,
-                     agec_status_name(st), err.position, err.message,
-                     agec_status_name(c->code), c->offset);
+                     agec_status_name(st), err.position, err.message, agec_status_name(c->code),
+                     c->offset);
         assert_null(v);
         assert_int_equal(err.code, c->code);
         char at[32];
@@ -250,8 +251,9 @@ static void test_invalid_grammar(void **state)
 static void test_every_prefix_fails(void **state)
 {
     (void)state;
-    const char *doc = "[{\"id\": 1, \"label\": \"L\", \"properties\": {\"s\": \"a\\u00e9\\ud83d\\ude00"
-                      "\xc3\xa9\", \"n\": -1.5e-3, \"m\": 12.5::numeric, \"t\": true}}::vertex]::path";
+    const char *doc =
+        "[{\"id\": 1, \"label\": \"L\", \"properties\": {\"s\": \"a\\u00e9\\ud83d\\ude00"
+        "\xc3\xa9\", \"n\": -1.5e-3, \"m\": 12.5::numeric, \"t\": true}}::vertex]::path";
     size_t n = strlen(doc);
     agec_value *v;
     assert_int_equal(parse_exact(doc, n, 0, &v, NULL), AGEC_OK);
@@ -290,9 +292,9 @@ static void test_json_mode(void **state)
         { "[-Infinity]", 1 },
     };
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
-        assert_int_equal(agec_agtype_parse(refused[i].in, strlen(refused[i].in), AGEC_PARSE_JSON,
-                                           &v, &err),
-                         AGEC_ERR_PARSE);
+        assert_int_equal(
+            agec_agtype_parse(refused[i].in, strlen(refused[i].in), AGEC_PARSE_JSON, &v, &err),
+            AGEC_ERR_PARSE);
         assert_int_equal(err.position, refused[i].offset);
         assert_null(v);
     }
@@ -492,16 +494,11 @@ static void test_server_fixtures(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_grammar),
-        cmocka_unit_test(test_invalid_grammar),
-        cmocka_unit_test(test_every_prefix_fails),
-        cmocka_unit_test(test_json_mode),
-        cmocka_unit_test(test_invalid_arguments),
-        cmocka_unit_test(test_length_is_respected),
-        cmocka_unit_test(test_strings_with_nul),
-        cmocka_unit_test(test_deep_nesting),
-        cmocka_unit_test(test_wide_and_long),
-        cmocka_unit_test(test_server_fixtures),
+        cmocka_unit_test(test_valid_grammar),      cmocka_unit_test(test_invalid_grammar),
+        cmocka_unit_test(test_every_prefix_fails), cmocka_unit_test(test_json_mode),
+        cmocka_unit_test(test_invalid_arguments),  cmocka_unit_test(test_length_is_respected),
+        cmocka_unit_test(test_strings_with_nul),   cmocka_unit_test(test_deep_nesting),
+        cmocka_unit_test(test_wide_and_long),      cmocka_unit_test(test_server_fixtures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,7 +12,8 @@
 static void test_scalar_accessors(void **state)
 {
     (void)state;
-    agec_value *v = agtype_parse_or_fail("[true, -5, 2.5, \"s\", 10.50::numeric, null, 1e20::numeric]");
+    agec_value *v =
+        agtype_parse_or_fail("[true, -5, 2.5, \"s\", 10.50::numeric, null, 1e20::numeric]");
     agec_error err = AGEC_ERROR_INIT;
     bool b = false;
     int64_t i = 0;
@@ -72,18 +73,19 @@ static void test_object_lookup(void **state)
 {
     (void)state;
     /* server order (sorted by length, then bytes): binary search */
-    agec_value *sorted = agtype_parse_or_fail("{\"a\": 1, \"b\": 2, \"aa\": 3, \"ab\": 4, \"zz\": 5, \"abc\": 6}");
+    agec_value *sorted =
+        agtype_parse_or_fail("{\"a\": 1, \"b\": 2, \"aa\": 3, \"ab\": 4, \"zz\": 5, \"abc\": 6}");
     /* arbitrary order and a duplicate: linear scan, last one wins */
     agec_value *unsorted = agtype_parse_or_fail("{\"zz\": 5, \"a\": 1, \"abc\": 6, \"a\": 7}");
     int64_t i;
     static const struct {
         const char *key;
         int64_t want; /* 0: absent */
-    } sorted_cases[] = { { "a", 1 },  { "b", 2 },  { "aa", 3 },  { "ab", 4 }, { "zz", 5 },
-                         { "abc", 6 }, { "c", 0 }, { "", 0 },    { "abcd", 0 }, { "ac", 0 } };
+    } sorted_cases[] = { { "a", 1 },   { "b", 2 }, { "aa", 3 }, { "ab", 4 },   { "zz", 5 },
+                         { "abc", 6 }, { "c", 0 }, { "", 0 },   { "abcd", 0 }, { "ac", 0 } };
     for (size_t k = 0; k < sizeof sorted_cases / sizeof sorted_cases[0]; k++) {
-        const agec_value *f = agec_value_get(sorted, sorted_cases[k].key,
-                                             strlen(sorted_cases[k].key));
+        const agec_value *f =
+            agec_value_get(sorted, sorted_cases[k].key, strlen(sorted_cases[k].key));
         if (sorted_cases[k].want == 0) {
             assert_null(f);
         } else {
@@ -299,8 +301,8 @@ static void test_equality(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_scalar_accessors), cmocka_unit_test(test_object_lookup),
-        cmocka_unit_test(test_graph_elements),   cmocka_unit_test(test_numeric_to_int64),
+        cmocka_unit_test(test_scalar_accessors),  cmocka_unit_test(test_object_lookup),
+        cmocka_unit_test(test_graph_elements),    cmocka_unit_test(test_numeric_to_int64),
         cmocka_unit_test(test_numeric_to_double), cmocka_unit_test(test_equality),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

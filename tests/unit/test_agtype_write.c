@@ -121,14 +121,16 @@ static void test_builder_map(void **state)
     assert_int_equal(agec_builder_end_map(b, &err), AGEC_OK);
     assert_int_equal(agec_builder_end_list(b, &err), AGEC_OK);
     assert_int_equal(agec_builder_key(b, "", 0, &err), AGEC_OK);
-    agec_value *nested = agtype_parse_or_fail("{\"id\": 1, \"label\": \"L\", \"properties\": {\"k\": 1.5}}::vertex");
+    agec_value *nested =
+        agtype_parse_or_fail("{\"id\": 1, \"label\": \"L\", \"properties\": {\"k\": 1.5}}::vertex");
     assert_int_equal(agec_builder_value(b, nested, &err), AGEC_OK);
     assert_int_equal(agec_builder_end_map(b, &err), AGEC_OK);
     assert_int_equal(agec_builder_finish(b, &out, &len, &err), AGEC_OK);
     assert_int_equal(strlen(out), len);
     assert_string_equal(
         out, "{\"i\": -9223372036854775808, \"j\": 9223372036854775807, \"f\": -Infinity, "
-             "\"s\": \"q\\\"b\\\\s/$$ $tag$ \\n\\t\\u0001\\u001f\x7f\\u0000z \xc3\xa9\xf0\x9f\x98\x80\", "
+             "\"s\": \"q\\\"b\\\\s/$$ $tag$ \\n\\t\\u0001\\u001f\x7f\\u0000z "
+             "\xc3\xa9\xf0\x9f\x98\x80\", "
              "\"n\": 123456789012345678901234567890.5::numeric, \"nan\": NaN::numeric, "
              "\"l\": [null, true, false, {}], \"\": {\"id\": 1, \"label\": \"L\", "
              "\"properties\": {\"k\": 1.5}}::vertex}");
@@ -194,14 +196,30 @@ static void test_builder_errors(void **state)
             assert_int_equal(agec_builder_int64(b, 1, &err), AGEC_OK);
         agec_status st;
         switch (cases[k].action) {
-        case 0: st = agec_builder_int64(b, 2, &err); break;
-        case 1: st = agec_builder_key(b, "k", 1, &err); break;
-        case 2: st = agec_builder_end_list(b, &err); break;
-        case 3: st = agec_builder_end_map(b, &err); break;
-        case 4: st = agec_builder_finish(b, &out, NULL, &err); break;
-        case 5: st = agec_builder_string(b, "\xc3(", 2, &err); break;
-        case 6: st = agec_builder_numeric(b, "1.2.3", 5, &err); break;
-        case 7: st = agec_builder_value(b, NULL, &err); break;
+        case 0:
+            st = agec_builder_int64(b, 2, &err);
+            break;
+        case 1:
+            st = agec_builder_key(b, "k", 1, &err);
+            break;
+        case 2:
+            st = agec_builder_end_list(b, &err);
+            break;
+        case 3:
+            st = agec_builder_end_map(b, &err);
+            break;
+        case 4:
+            st = agec_builder_finish(b, &out, NULL, &err);
+            break;
+        case 5:
+            st = agec_builder_string(b, "\xc3(", 2, &err);
+            break;
+        case 6:
+            st = agec_builder_numeric(b, "1.2.3", 5, &err);
+            break;
+        case 7:
+            st = agec_builder_value(b, NULL, &err);
+            break;
         case 8:
             assert_int_equal(agec_builder_key(b, "a", 1, &err), AGEC_OK);
             st = agec_builder_key(b, "b", 1, &err);
@@ -251,7 +269,8 @@ static void test_json_writer(void **state)
         { "{\"id\": 1, \"label\": \"L\", \"properties\": {\"a\": [1, 2.5]}}::vertex", 0,
           "{\"id\": 1, \"label\": \"L\", \"properties\": {\"a\": [1, 2.5]}}" },
         { "{\"id\": 2, \"label\": \"E\", \"end_id\": 3, \"start_id\": 1, \"properties\": {}}::edge",
-          AGEC_JSON_COMPACT, "{\"id\":2,\"label\":\"E\",\"end_id\":3,\"start_id\":1,\"properties\":{}}" },
+          AGEC_JSON_COMPACT,
+          "{\"id\":2,\"label\":\"E\",\"end_id\":3,\"start_id\":1,\"properties\":{}}" },
         { "[{\"id\": 1, \"label\": \"L\", \"properties\": {}}::vertex]::path", AGEC_JSON_COMPACT,
           "[{\"id\":1,\"label\":\"L\",\"properties\":{}}]" },
         { "12345678901234600000::numeric", 0, "12345678901234600000" },
@@ -275,8 +294,8 @@ static void test_json_writer(void **state)
     }
     assert_null(json("[1, NaN]", AGEC_JSON_NONFINITE_ERROR, AGEC_ERR_RANGE));
     assert_null(json("Infinity::numeric", AGEC_JSON_NONFINITE_ERROR, AGEC_ERR_RANGE));
-    assert_null(json("1", AGEC_JSON_NONFINITE_ERROR | AGEC_JSON_NONFINITE_NULL,
-                     AGEC_ERR_INVALID_ARG));
+    assert_null(
+        json("1", AGEC_JSON_NONFINITE_ERROR | AGEC_JSON_NONFINITE_NULL, AGEC_ERR_INVALID_ARG));
     assert_null(json("1", 0x100, AGEC_ERR_INVALID_ARG));
     char *out;
     assert_int_equal(agec_value_to_json(NULL, 0, &out, NULL, NULL), AGEC_ERR_INVALID_ARG);
@@ -304,8 +323,7 @@ static void test_params_from_json(void **state)
     assert_int_equal(err.position, 7);
     assert_int_equal(agec_agtype_params_from_json("{\"a\": 1e999}", 12, &out, NULL, &err),
                      AGEC_ERR_RANGE);
-    assert_int_equal(agec_agtype_params_from_json("{}", 2, NULL, NULL, &err),
-                     AGEC_ERR_INVALID_ARG);
+    assert_int_equal(agec_agtype_params_from_json("{}", 2, NULL, NULL, &err), AGEC_ERR_INVALID_ARG);
 }
 
 /* agtype_parse_or_fail(write(v)) == v for every kind, including values the builder made. */
@@ -313,11 +331,28 @@ static void test_round_trip_all_kinds(void **state)
 {
     (void)state;
     static const char *const docs[] = {
-        "null", "true", "false", "0", "-9223372036854775808", "9223372036854775807",
-        "1.0", "-0.0", "5e-324", "1.7976931348623157e+308", "NaN", "Infinity", "-Infinity",
-        "0.1::numeric", "-123456789012345678901234567890.000001::numeric", "NaN::numeric",
-        "\"\"", "\"\\u0000\\u0001\\u001f\\\"\\\\\\/\\b\\f\\n\\r\\t\xf0\x9f\x98\x80 $$ $t$\"",
-        "[]", "{}", "[[[]], {}, [{}]]", "{\"z\": {\"y\": [1, {\"x\": null}]}, \"\": 1}",
+        "null",
+        "true",
+        "false",
+        "0",
+        "-9223372036854775808",
+        "9223372036854775807",
+        "1.0",
+        "-0.0",
+        "5e-324",
+        "1.7976931348623157e+308",
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "0.1::numeric",
+        "-123456789012345678901234567890.000001::numeric",
+        "NaN::numeric",
+        "\"\"",
+        "\"\\u0000\\u0001\\u001f\\\"\\\\\\/\\b\\f\\n\\r\\t\xf0\x9f\x98\x80 $$ $t$\"",
+        "[]",
+        "{}",
+        "[[[]], {}, [{}]]",
+        "{\"z\": {\"y\": [1, {\"x\": null}]}, \"\": 1}",
         "{\"id\": 1, \"label\": \"L\", \"properties\": {\"p\": [1.5, \"s\"]}}::vertex",
         "{\"id\": 2, \"label\": \"E\", \"end_id\": 3, \"start_id\": 1, \"properties\": {}}::edge",
         "[{\"id\": 1, \"label\": \"L\", \"properties\": {}}::vertex, {\"id\": 2, \"label\": \"E\", "
@@ -355,9 +390,12 @@ static void test_round_trip_all_kinds(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_double_format),   cmocka_unit_test(test_double_round_trip_random),
-        cmocka_unit_test(test_builder_map),     cmocka_unit_test(test_builder_errors),
-        cmocka_unit_test(test_json_writer),     cmocka_unit_test(test_params_from_json),
+        cmocka_unit_test(test_double_format),
+        cmocka_unit_test(test_double_round_trip_random),
+        cmocka_unit_test(test_builder_map),
+        cmocka_unit_test(test_builder_errors),
+        cmocka_unit_test(test_json_writer),
+        cmocka_unit_test(test_params_from_json),
         cmocka_unit_test(test_round_trip_all_kinds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,9 +19,9 @@ static void test_graph_names(void **state)
         { "demo_social", AGEC_OK },
         { "_g1", AGEC_OK },
         { "my.graph-2", AGEC_OK },
-        { "graphe_\xc3\xa9t\xc3\xa9", AGEC_OK },                     /* é */
-        { "\xd0\xb3\xd1\x80\xd0\xb0\xd1\x84", AGEC_OK },             /* граф */
-        { "\xe5\x9b\xbe\xe5\xbd\xa2\xe5\x9b\xbe", AGEC_OK },         /* CJK */
+        { "graphe_\xc3\xa9t\xc3\xa9", AGEC_OK },             /* é */
+        { "\xd0\xb3\xd1\x80\xd0\xb0\xd1\x84", AGEC_OK },     /* граф */
+        { "\xe5\x9b\xbe\xe5\xbd\xa2\xe5\x9b\xbe", AGEC_OK }, /* CJK */
         { "", AGEC_ERR_NAME },
         { "ab", AGEC_ERR_NAME },
         { "1abc", AGEC_ERR_NAME },
@@ -34,12 +34,12 @@ static void test_graph_names(void **state)
         { "with space", AGEC_ERR_NAME },
         { "quo\"te", AGEC_ERR_NAME },
         { "back\\slash", AGEC_ERR_NAME },
-        { "abc\xe2\x80\x8b", AGEC_ERR_NAME },     /* zero-width space */
-        { "ab\xca\xbc" "c", AGEC_ERR_NAME },      /* U+02BC modifier apostrophe */
-        { "ab\xef\xbc\x87" "c", AGEC_ERR_NAME },  /* U+FF07 fullwidth apostrophe */
-        { "ab\xc3", AGEC_ERR_NAME },              /* truncated UTF-8 */
-        { "ab\xc0\xafz", AGEC_ERR_NAME },         /* overlong '/' */
-        { "ab\xed\xa0\x80z", AGEC_ERR_NAME },     /* surrogate */
+        { "abc\xe2\x80\x8b", AGEC_ERR_NAME },    /* zero-width space */
+        { "ab\xca\xbc\x63", AGEC_ERR_NAME },     /* U+02BC modifier apostrophe, c */
+        { "ab\xef\xbc\x87\x63", AGEC_ERR_NAME }, /* U+FF07 fullwidth apostrophe, c */
+        { "ab\xc3", AGEC_ERR_NAME },             /* truncated UTF-8 */
+        { "ab\xc0\xafz", AGEC_ERR_NAME },        /* overlong '/' */
+        { "ab\xed\xa0\x80z", AGEC_ERR_NAME },    /* surrogate */
         { "a123456789012345678901234567890123456789012345678901234567890123", AGEC_ERR_NAME },
         { "a12345678901234567890123456789012345678901234567890123456789012", AGEC_OK },
         { NULL, AGEC_ERR_INVALID_ARG },
@@ -90,15 +90,18 @@ static void expect_columns(const char *query, const char *const *want, size_t nw
     agec_strings_free(names);
 }
 
-#define COLS(...) (const char *const[]){ __VA_ARGS__ }, sizeof((const char *const[]){ __VA_ARGS__ }) / sizeof(char *)
+#define COLS(...)                         \
+    (const char *const[]){ __VA_ARGS__ }, \
+        sizeof((const char *const[]){ __VA_ARGS__ }) / sizeof(char *)
 
 static void test_return_columns(void **state)
 {
     (void)state;
     expect_columns("MATCH (n) RETURN n", COLS("n"));
     expect_columns("MATCH (n) RETURN n.name, n.age AS age", COLS("n.name", "age"));
-    expect_columns("match (n) return distinct n.city as city, count(*) as c order by c desc limit 5",
-                   COLS("city", "c"));
+    expect_columns(
+        "match (n) return distinct n.city as city, count(*) as c order by c desc limit 5",
+        COLS("city", "c"));
     expect_columns("MATCH (a)-[r]->(b) RETURN a, r, b SKIP 1", COLS("a", "r", "b"));
     expect_columns("RETURN {a: 1, b: [1, 2]} AS m, [x IN range(1, 3) | x * 2]",
                    COLS("m", "[x IN range(1, 3) | x * 2]"));
@@ -119,12 +122,8 @@ static void test_return_columns_errors(void **state)
 {
     (void)state;
     static const char *bad[] = {
-        "MATCH (n) RETURN *",
-        "MATCH (n) RETURN n, ",
-        "RETURN 'unterminated",
-        "RETURN 1 /* open comment",
-        "RETURN `open",
-        "RETURN 1 AS// comment only\n",
+        "MATCH (n) RETURN *",       "MATCH (n) RETURN n, ", "RETURN 'unterminated",
+        "RETURN 1 /* open comment", "RETURN `open",         "RETURN 1 AS// comment only\n",
         "RETURN /* nothing */",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -158,16 +157,16 @@ static void test_cypher_sql_text(void **state)
                              "ag_catalog.agtype)");
     free(sql);
     /* The tag never occurs in the query text. */
-    assert_int_equal(agec__cypher_sql("demo", "RETURN '$agec$ $agec1$ $$'", false, NULL, 1, &sql,
-                                      NULL),
-                     AGEC_OK);
+    assert_int_equal(
+        agec__cypher_sql("demo", "RETURN '$agec$ $agec1$ $$'", false, NULL, 1, &sql, NULL),
+        AGEC_OK);
     assert_string_equal(sql, "SELECT * FROM ag_catalog.cypher('demo', $agec2$RETURN '$agec$ "
                              "$agec1$ $$'$agec2$) AS (\"c1\" ag_catalog.agtype)");
     free(sql);
     agec_error err = AGEC_ERROR_INIT;
-    assert_int_equal(agec__cypher_sql("x'); DROP TABLE t; --", "RETURN 1", false, NULL, 1, &sql,
-                                      &err),
-                     AGEC_ERR_NAME);
+    assert_int_equal(
+        agec__cypher_sql("x'); DROP TABLE t; --", "RETURN 1", false, NULL, 1, &sql, &err),
+        AGEC_ERR_NAME);
     assert_null(sql);
     assert_int_equal(agec__cypher_sql("demo", "RETURN 1", false, NULL, 0, &sql, &err),
                      AGEC_ERR_COLUMNS);
@@ -185,12 +184,9 @@ static void test_quote_ident(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_graph_names),
-        cmocka_unit_test(test_label_names),
-        cmocka_unit_test(test_return_columns),
-        cmocka_unit_test(test_return_columns_errors),
-        cmocka_unit_test(test_cypher_sql_text),
-        cmocka_unit_test(test_quote_ident),
+        cmocka_unit_test(test_graph_names),     cmocka_unit_test(test_label_names),
+        cmocka_unit_test(test_return_columns),  cmocka_unit_test(test_return_columns_errors),
+        cmocka_unit_test(test_cypher_sql_text), cmocka_unit_test(test_quote_ident),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

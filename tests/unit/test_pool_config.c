@@ -46,6 +46,8 @@ typedef struct bad_case {
     void (*mutate)(agec_pool_config *c);
 } bad_case;
 
+/* One-line mutators, a table. */
+/* clang-format off */
 static void m_max0(agec_pool_config *c) { c->max = 0; }
 static void m_min_neg(agec_pool_config *c) { c->min = -1; }
 static void m_min_gt_max(agec_pool_config *c) { c->max = 2; c->min = 3; }
@@ -66,6 +68,7 @@ static void m_open(agec_pool_config *c) { c->breaker_open_ms = 0; }
 static void m_conninfo(agec_pool_config *c) { c->conninfo = "host=x nonsense_kw=1"; }
 static void m_uri(agec_pool_config *c) { c->conninfo = "postgresql://u:pw@h/db?bogus=1"; }
 static void m_size(agec_pool_config *c) { c->struct_size = 0; }
+/* clang-format on */
 
 static void test_invalid_fields_named(void **state)
 {

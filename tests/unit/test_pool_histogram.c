@@ -75,8 +75,10 @@ static void test_prometheus_format(void **state)
         strstr(buf, "agec_pool_connections_closed_total{pool=\"a\\\"b\",reason=\"lifetime\"} 4\n"));
     assert_non_null(strstr(buf, "agec_pool_breaker_state{pool=\"a\\\"b\",state=\"open\"} 1\n"));
     assert_non_null(strstr(buf, "agec_pool_breaker_state{pool=\"a\\\"b\",state=\"closed\"} 0\n"));
-    assert_non_null(strstr(buf, "agec_pool_acquire_wait_seconds_bucket{pool=\"a\\\"b\",le=\"0.0001\"} 5\n"));
-    assert_non_null(strstr(buf, "agec_pool_acquire_wait_seconds_bucket{pool=\"a\\\"b\",le=\"+Inf\"} 7\n"));
+    assert_non_null(
+        strstr(buf, "agec_pool_acquire_wait_seconds_bucket{pool=\"a\\\"b\",le=\"0.0001\"} 5\n"));
+    assert_non_null(
+        strstr(buf, "agec_pool_acquire_wait_seconds_bucket{pool=\"a\\\"b\",le=\"+Inf\"} 7\n"));
     assert_non_null(strstr(buf, "agec_pool_acquire_wait_seconds_sum{pool=\"a\\\"b\"} 0.001500\n"));
     /* Every line is a comment or `name{labels} value`. */
     for (char *line = buf; *line != '\0';) {

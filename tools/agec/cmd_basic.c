@@ -46,8 +46,8 @@ static bool print_streamed(agec_result *row, void *user)
 
 /* Run on one pooled connection: streaming for JSON/CSV (bounded memory),
  * collected for tables (widths need every row). */
-static int run_and_print(cli *c, const char *graph, const char *text, const char *params,
-                         int nargs, const char *const *args, const agec_query_opts *opts)
+static int run_and_print(cli *c, const char *graph, const char *text, const char *params, int nargs,
+                         const char *const *args, const agec_query_opts *opts)
 {
     int rc = cli_open_pool(c, 1, 0);
     if (rc != EXIT_OK)
@@ -61,8 +61,7 @@ static int run_and_print(cli *c, const char *graph, const char *text, const char
     double t0 = cli_now_ms();
     if (cli_format(c) != FMT_TABLE) {
         stream_print sp = { c, cypher, 0 };
-        st = cypher ? agec_cypher_stream(conn, graph, text, params, opts, print_streamed, &sp,
-                                         &err)
+        st = cypher ? agec_cypher_stream(conn, graph, text, params, opts, print_streamed, &sp, &err)
                     : agec_sql_stream(conn, text, nargs, args, opts, print_streamed, &sp, &err);
     } else {
         agec_result *res = NULL;

@@ -37,7 +37,7 @@ typedef struct bench {
     cli *c;
     const char *cypher, *sql;
     char *params;
-    double deadline_ms; /* 0 = by count */
+    double deadline_ms;    /* 0 = by count */
     atomic_long remaining; /* by count */
     atomic_long done, failed;
     atomic_int stop;
@@ -84,9 +84,9 @@ static void *run_thread(void *arg)
         agec_status st = agec_pool_acquire(b->c->pool, &conn, &err);
         if (st == AGEC_OK) {
             agec_result *res = NULL;
-            st = b->cypher ? agec_cypher_exec(conn, b->c->graph, b->cypher, b->params, &o, &res,
-                                              &err)
-                           : agec_sql_exec(conn, b->sql, 0, NULL, &o, &res, &err);
+            st = b->cypher
+                     ? agec_cypher_exec(conn, b->c->graph, b->cypher, b->params, &o, &res, &err)
+                     : agec_sql_exec(conn, b->sql, 0, NULL, &o, &res, &err);
             agec_result_free(res);
             agec_conn_release(conn);
         }
@@ -196,8 +196,7 @@ int cmd_bench(cli *c, int argc, char **argv)
     bool live = !c->quiet && isatty(STDERR_FILENO);
     while (live) {
         bool finished = b.deadline_ms > 0 ? cli_now_ms() >= b.deadline_ms
-                                          : atomic_load(&b.done) + atomic_load(&b.failed) >=
-                                                count;
+                                          : atomic_load(&b.done) + atomic_load(&b.failed) >= count;
         double el = (cli_now_ms() - t0) / 1000.0;
         fprintf(stderr, "\r  %.1f s  %ld ok  %ld errors  %.0f ops/s   ", el, atomic_load(&b.done),
                 atomic_load(&b.failed), el > 0 ? (double)atomic_load(&b.done) / el : 0.0);
@@ -234,8 +233,8 @@ int cmd_bench(cli *c, int argc, char **argv)
                started, elapsed, n, failed, tput, pct(all, n, .5), pct(all, n, .9),
                pct(all, n, .99), n ? all[n - 1] : 0.0, (double)s.wait_p99_us / 1000.0);
     } else {
-        printf("threads %d, %.2f s: %zu ok, %ld errors, %.0f ops/s\n", started, elapsed, n,
-               failed, tput);
+        printf("threads %d, %.2f s: %zu ok, %ld errors, %.0f ops/s\n", started, elapsed, n, failed,
+               tput);
         printf("latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", pct(all, n, .5),
                pct(all, n, .9), pct(all, n, .99), n ? all[n - 1] : 0.0);
         printf("acquire wait ms: p99 %.3f  max %.3f\n", (double)s.wait_p99_us / 1000.0,
@@ -251,8 +250,8 @@ int cmd_bench(cli *c, int argc, char **argv)
                        (unsigned long long)ek->count);
             } else {
                 printf("error %s%s%s x%llu (thread %d): %s\n", agec_status_name(ek->code),
-                       ek->sqlstate[0] ? " " : "", ek->sqlstate, (unsigned long long)ek->count,
-                       i, ek->example);
+                       ek->sqlstate[0] ? " " : "", ek->sqlstate, (unsigned long long)ek->count, i,
+                       ek->example);
             }
             first = false;
         }

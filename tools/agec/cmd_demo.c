@@ -18,14 +18,15 @@
 #define PEOPLE_BATCH 50
 #define EDGE_BATCH 100
 
-static const char *const FIRST[] = { "Ada", "Alan", "Grace", "Linus", "Barbara", "Ken",
-                                     "Dennis", "Margaret", "Edsger", "Donald", "Frances",
-                                     "John", "Radia", "Tim", "Leslie", "Niklaus" };
-static const char *const LAST[] = { "Lovelace", "Turing", "Hopper", "Torvalds", "Liskov",
-                                    "Thompson", "Ritchie", "Hamilton", "Dijkstra", "Knuth",
-                                    "Allen", "Backus", "Perlman", "Lee", "Lamport", "Wirth" };
-static const char *const CITIES[] = { "Oslo", "Paris", "Lima", "Kyiv", "Osaka", "Nairobi",
-                                      "Quito", "Hanoi", "Porto", "Tunis" };
+static const char *const FIRST[] = { "Ada",    "Alan",     "Grace",  "Linus",  "Barbara", "Ken",
+                                     "Dennis", "Margaret", "Edsger", "Donald", "Frances", "John",
+                                     "Radia",  "Tim",      "Leslie", "Niklaus" };
+static const char *const LAST[] = { "Lovelace", "Turing",   "Hopper",  "Torvalds",
+                                    "Liskov",   "Thompson", "Ritchie", "Hamilton",
+                                    "Dijkstra", "Knuth",    "Allen",   "Backus",
+                                    "Perlman",  "Lee",      "Lamport", "Wirth" };
+static const char *const CITIES[] = { "Oslo",    "Paris", "Lima",  "Kyiv",  "Osaka",
+                                      "Nairobi", "Quito", "Hanoi", "Porto", "Tunis" };
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 typedef struct edge {

@@ -110,15 +110,14 @@ static void stats(shell *sh)
     agec_pool_stats s;
     if (agec_pool_stats_get(sh->c->pool, &s) != AGEC_OK)
         return;
-    printf("connections: total %d, idle %d, in use %d, opening %d, waiting %d (max %d)\n",
-           s.total, s.idle, s.in_use, s.opening, s.waiting, s.max);
+    printf("connections: total %d, idle %d, in use %d, opening %d, waiting %d (max %d)\n", s.total,
+           s.idle, s.in_use, s.opening, s.waiting, s.max);
     printf("acquires %llu, releases %llu, opened %llu, connect failures %llu, breaker %s\n",
            (unsigned long long)s.acquires, (unsigned long long)s.releases,
            (unsigned long long)s.opened, (unsigned long long)s.connect_failures,
            agec_breaker_state_name(s.breaker));
-    printf("acquire wait: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
-           (double)s.wait_p50_us / 1000.0, (double)s.wait_p99_us / 1000.0,
-           (double)s.wait_max_us / 1000.0);
+    printf("acquire wait: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n", (double)s.wait_p50_us / 1000.0,
+           (double)s.wait_p99_us / 1000.0, (double)s.wait_max_us / 1000.0);
 }
 
 /* Returns false to leave the shell. */

@@ -20,11 +20,21 @@ static void json_string(const char *s, size_t len, FILE *out)
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];
         switch (ch) {
-        case '"': fputs("\\\"", out); break;
-        case '\\': fputs("\\\\", out); break;
-        case '\n': fputs("\\n", out); break;
-        case '\r': fputs("\\r", out); break;
-        case '\t': fputs("\\t", out); break;
+        case '"':
+            fputs("\\\"", out);
+            break;
+        case '\\':
+            fputs("\\\\", out);
+            break;
+        case '\n':
+            fputs("\\n", out);
+            break;
+        case '\r':
+            fputs("\\r", out);
+            break;
+        case '\t':
+            fputs("\\t", out);
+            break;
         default:
             if (ch < 0x20)
                 fprintf(out, "\\u%04x", ch);
@@ -36,8 +46,18 @@ static void json_string(const char *s, size_t len, FILE *out)
 }
 
 /* SQL column types written as JSON numbers / booleans / raw JSON. */
-enum { OID_BOOL = 16, OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23, OID_OID = 26,
-       OID_JSON = 114, OID_FLOAT4 = 700, OID_FLOAT8 = 701, OID_NUMERIC = 1700, OID_JSONB = 3802 };
+enum {
+    OID_BOOL = 16,
+    OID_INT8 = 20,
+    OID_INT2 = 21,
+    OID_INT4 = 23,
+    OID_OID = 26,
+    OID_JSON = 114,
+    OID_FLOAT4 = 700,
+    OID_FLOAT8 = 701,
+    OID_NUMERIC = 1700,
+    OID_JSONB = 3802
+};
 
 void cli_cell_json(agec_result *res, size_t row, size_t col, bool cypher, FILE *out)
 {
@@ -64,16 +84,22 @@ void cli_cell_json(agec_result *res, size_t row, size_t col, bool cypher, FILE *
     case OID_BOOL:
         fputs(text[0] == 't' ? "true" : "false", out);
         return;
-    case OID_INT2: case OID_INT4: case OID_INT8: case OID_OID:
+    case OID_INT2:
+    case OID_INT4:
+    case OID_INT8:
+    case OID_OID:
         fwrite(text, 1, len, out);
         return;
-    case OID_FLOAT4: case OID_FLOAT8: case OID_NUMERIC:
+    case OID_FLOAT4:
+    case OID_FLOAT8:
+    case OID_NUMERIC:
         if (strspn(text, "0123456789.-+eE") == len && len > 0) {
             fwrite(text, 1, len, out);
             return;
         }
         break; /* NaN, Infinity: strings */
-    case OID_JSON: case OID_JSONB:
+    case OID_JSON:
+    case OID_JSONB:
         fwrite(text, 1, len, out);
         return;
     default:
@@ -360,8 +386,8 @@ int cli_build_params(const char *params_json, const char *const *pairs, int npai
     if (agec_builder_new(&b, &err) != AGEC_OK || agec_builder_begin_map(b, &err) != AGEC_OK)
         goto fail;
     if (params_json != NULL) {
-        agec_status st = agec_agtype_parse(params_json, strlen(params_json), AGEC_PARSE_JSON,
-                                           &obj, &err);
+        agec_status st =
+            agec_agtype_parse(params_json, strlen(params_json), AGEC_PARSE_JSON, &obj, &err);
         if (st != AGEC_OK) {
             fprintf(stderr, "agec: --params: invalid JSON at byte %d: %s\n", err.position,
                     err.message);
