@@ -106,7 +106,10 @@ AGEC_EXPORT void agec_query_opts_init(agec_query_opts *opts);
  * agec_graph_name_check(), the dollar-quote tag is chosen so it does not
  * occur in the query, and `params` (an agtype map as text, e.g. built with
  * the agtype builder, or NULL for none) is bound as $1. Each cell is an
- * agtype value: read it with agec_result_value().
+ * agtype value: read it with agec_result_value(). When the columns come from
+ * the RETURN clause (no opts->columns), the connection remembers the text
+ * built for (graph, query, params given or not): 32 texts, least recently
+ * used evicted, queries up to 4 KB; repeated calls skip the RETURN scan.
  *
  * On success *out is a result owned by the caller: free it with
  * agec_result_free(). On failure *out is NULL.

@@ -373,12 +373,23 @@ static agec_status cypher_run(agec_conn *conn, const char *graph, const char *qu
         *out = NULL;
     if (conn == NULL)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "conn must not be NULL");
-    char *sql;
-    agec_status st = cypher_sql(graph, query, params, opts, &sql, err);
-    if (st != AGEC_OK)
-        return st;
+    /* Columns derived from RETURN: the text is a pure function of (graph,
+     * query, params given), so the connection keeps it. */
+    bool derived = opts == NULL || (opts->columns == NULL && opts->ncolumns == 0);
+    agec__session *sess =
+        derived && graph != NULL && query != NULL ? agec__session_get(conn) : NULL;
+    const char *text = sess ? agec__session_text_find(sess, graph, query, params != NULL) : NULL;
+    char *sql = NULL;
+    if (text == NULL) {
+        agec_status st = cypher_sql(graph, query, params, opts, &sql, err);
+        if (st != AGEC_OK)
+            return st;
+        text = sql;
+        if (sess != NULL && agec__session_text_add(sess, graph, query, params != NULL, sql))
+            sql = NULL; /* the session owns it now */
+    }
     const char *values[1] = { params };
-    st = agec__exec(conn, sql, params ? 1 : 0, values, opts, fn, user, out, err);
+    agec_status st = agec__exec(conn, text, params ? 1 : 0, values, opts, fn, user, out, err);
     free(sql);
     return st;
 }

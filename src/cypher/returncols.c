@@ -260,11 +260,18 @@ agec_status agec_cypher_return_columns(const char *query, char ***names_out, siz
                                "agec_cypher_return_columns: NULL argument");
     *names_out = NULL;
     *count_out = 0;
-    scan *s = calloc(1, sizeof *s);
+    /* Not calloc: zeroing the 6 KB of item tables was half of this
+     * function's instructions. Each table entry is written before it is
+     * read (split_items); the scalars are set here. */
+    scan *s = malloc(sizeof *s);
     if (s == NULL)
         return agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
     s->q = query;
     s->len = strlen(query);
+    s->ret = (size_t)-1;
+    s->clause_end = s->len;
+    s->nitems = 0;
+    s->as_pos[0] = 0;
     agec_status st = AGEC_OK;
     char(*names)[MAX_COLUMN_NAME + 8] = NULL;
     size_t n = 0;

@@ -9,11 +9,19 @@
 
 #include "pool/conn_ext.h"
 
+static void text_free(agec__cypher_text *t)
+{
+    free(t->key);
+    free(t->sql);
+}
+
 static void session_destroy(void *p)
 {
     agec__session *s = p;
     for (size_t i = 0; i < s->nstmts; i++)
         free(s->stmts[i].sql);
+    for (size_t i = 0; i < s->ntexts; i++)
+        text_free(&s->texts[i]);
     free(s);
 }
 
@@ -28,12 +36,71 @@ agec__session *agec__session_get(agec_conn *conn)
     return s;
 }
 
-static uint64_t fnv1a(const char *s)
+#define FNV_BASIS 1469598103934665603ull
+
+static uint64_t fnv1a_from(uint64_t h, const char *s)
 {
-    uint64_t h = 1469598103934665603ull;
     for (; *s != '\0'; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    return fnv1a_from(FNV_BASIS, s);
+}
+
+static uint64_t text_hash(const char *graph, const char *query, bool params)
+{
+    uint64_t h = fnv1a_from(FNV_BASIS, graph);
+    h = (h ^ 0xffu) * 1099511628211ull; /* a separator no UTF-8 text contains */
+    h = fnv1a_from(h, query);
+    return h ^ (params ? 1u : 0u);
+}
+
+const char *agec__session_text_find(agec__session *s, const char *graph, const char *query,
+                                    bool params)
+{
+    uint64_t h = text_hash(graph, query, params);
+    for (size_t i = 0; i < s->ntexts; i++) {
+        agec__cypher_text *t = &s->texts[i];
+        if (t->hash == h && t->params == params && strcmp(t->key, graph) == 0 &&
+            strcmp(t->key + t->graph_len + 1, query) == 0) {
+            t->last_use = ++s->clock;
+            return t->sql;
+        }
+    }
+    return NULL;
+}
+
+bool agec__session_text_add(agec__session *s, const char *graph, const char *query, bool params,
+                            char *sql)
+{
+    size_t gl = strlen(graph), ql = strlen(query);
+    if (ql > AGEC__TEXT_CACHE_QUERY_MAX)
+        return false;
+    char *key = malloc(gl + ql + 2);
+    if (key == NULL)
+        return false;
+    memcpy(key, graph, gl + 1);
+    memcpy(key + gl + 1, query, ql + 1);
+    agec__cypher_text *t;
+    if (s->ntexts < AGEC__TEXT_CACHE_MAX) {
+        t = &s->texts[s->ntexts++];
+    } else {
+        t = &s->texts[0];
+        for (size_t i = 1; i < s->ntexts; i++)
+            if (s->texts[i].last_use < t->last_use)
+                t = &s->texts[i];
+        text_free(t);
+    }
+    *t = (agec__cypher_text){ .hash = text_hash(graph, query, params),
+                              .last_use = ++s->clock,
+                              .key = key,
+                              .graph_len = gl,
+                              .params = params,
+                              .sql = sql };
+    return true;
 }
 
 agec__stmt *agec__session_find(agec__session *s, const char *sql)

@@ -7,6 +7,7 @@
 #ifndef AGEC_CYPHER_SESSION_H
 #define AGEC_CYPHER_SESSION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,7 +27,25 @@ typedef struct agec__stmt {
  * DEALLOCATE that fails (someone ran DEALLOCATE ALL) would abort it. */
 #define AGEC__PENDING_MAX 16
 
+/* The SQL text agec_cypher_exec built for (graph, query, with or without
+ * parameters) with columns derived from RETURN: a pure function of the
+ * three, cached because deriving the columns and building the text was
+ * most of agec's own work per call. */
+#define AGEC__TEXT_CACHE_MAX 32
+#define AGEC__TEXT_CACHE_QUERY_MAX 4096 /* longer queries are not cached */
+
+typedef struct agec__cypher_text {
+    uint64_t hash;
+    uint64_t last_use;
+    char *key; /* graph NUL query NUL, one allocation */
+    size_t graph_len;
+    bool params;
+    char *sql;
+} agec__cypher_text;
+
 typedef struct agec__session {
+    agec__cypher_text texts[AGEC__TEXT_CACHE_MAX];
+    size_t ntexts;
     agec__stmt stmts[AGEC_STMT_CACHE_MAX];
     size_t nstmts;
     char pending[AGEC__PENDING_MAX][32];
@@ -52,5 +71,17 @@ void agec__session_flush_pending(agec__session *s, PGconn *pg);
 
 /* Forget one statement (it vanished on the server). */
 void agec__session_forget(agec__session *s, agec__stmt *st);
+
+/* The cached SQL text for (graph, query, params), or NULL. Valid until the
+ * next agec__session_text_add on this session, or its end. */
+const char *agec__session_text_find(agec__session *s, const char *graph, const char *query,
+                                    bool params);
+
+/* Cache sql (malloc'd) for (graph, query, params), evicting the least
+ * recently used entry when full. Takes ownership of sql when it returns
+ * true; false (out of memory, or the query is too long to keep) leaves sql
+ * to the caller. */
+bool agec__session_text_add(agec__session *s, const char *graph, const char *query, bool params,
+                            char *sql);
 
 #endif

@@ -281,6 +281,75 @@ static void test_prepared_past_generic_plan(void **state)
     agec_conn_release(c);
 }
 
+static const char *one_text(agec_conn *c, const char *graph, const char *query, const char *params,
+                            const agec_query_opts *o, agec_result **r)
+{
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_cypher_exec(c, graph, query, params, o, r, &err), &err, query);
+    assert_int_equal(agec_result_rows(*r), 1);
+    return agec_result_text(*r, 0, 0, NULL);
+}
+
+/* The connection caches the SQL text built per (graph, query, params given)
+ * when columns come from RETURN: none of the three may be mixed up, an
+ * explicit column list bypasses it, and eviction keeps results right. */
+static void test_text_cache_keys(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    agec_error err = AGEC_ERROR_INIT;
+    const char *g2 = GRAPH "_b";
+    bool exists;
+    agec_test_must(agec_graph_exists(c, g2, &exists, &err), &err, "exists");
+    if (exists)
+        agec_test_must(agec_graph_drop(c, g2, true, &err), &err, "drop");
+    agec_test_must(agec_graph_create(c, g2, &err), &err, "create");
+    agec_result *r = NULL;
+    one_text(c, GRAPH, "CREATE (n:K {g: 'a'}) RETURN n.g", NULL, NULL, &r);
+    agec_result_free(r);
+    one_text(c, g2, "CREATE (n:K {g: 'b'}) RETURN n.g", NULL, NULL, &r);
+    agec_result_free(r);
+    static const char q[] = "MATCH (n:K) RETURN n.g";
+    const char *graphs[] = { GRAPH, g2, GRAPH, g2 };
+    const char *want[] = { "\"a\"", "\"b\"", "\"a\"", "\"b\"" };
+    for (int i = 0; i < 4; i++) {
+        assert_string_equal(one_text(c, graphs[i], q, NULL, NULL, &r), want[i]);
+        agec_result_free(r);
+    }
+    /* With and without parameters: two texts ($1 or not). */
+    assert_string_equal(one_text(c, GRAPH, "RETURN 1 AS one", NULL, NULL, &r), "1");
+    agec_result_free(r);
+    assert_string_equal(one_text(c, GRAPH, "RETURN 1 AS one", "{}", NULL, &r), "1");
+    agec_result_free(r);
+    assert_string_equal(one_text(c, GRAPH, "RETURN 1 AS one", NULL, NULL, &r), "1");
+    /* Explicit columns are not served from the cache. */
+    assert_string_equal(agec_result_column_name(r, 0), "one");
+    agec_result_free(r);
+    agec_query_opts o;
+    agec_query_opts_init(&o);
+    const char *cols[] = { "x" };
+    o.columns = cols;
+    o.ncolumns = 1;
+    one_text(c, GRAPH, "RETURN 1 AS one", NULL, &o, &r);
+    assert_string_equal(agec_result_column_name(r, 0), "x");
+    agec_result_free(r);
+    one_text(c, GRAPH, "RETURN 1 AS one", NULL, NULL, &r);
+    assert_string_equal(agec_result_column_name(r, 0), "one");
+    agec_result_free(r);
+    /* More distinct queries than the cache holds, twice over. */
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 40; i++) {
+            char qi[64], v[16];
+            snprintf(qi, sizeof qi, "RETURN %d AS v", i);
+            snprintf(v, sizeof v, "%d", i);
+            assert_string_equal(one_text(c, GRAPH, qi, NULL, NULL, &r), v);
+            agec_result_free(r);
+        }
+    }
+    agec_test_must(agec_graph_drop(c, g2, true, &err), &err, "drop");
+    agec_conn_release(c);
+}
+
 static void test_graph_management(void **state)
 {
     (void)state;
@@ -437,6 +506,7 @@ int main(void)
         cmocka_unit_test(test_errors_carry_server_fields),
         cmocka_unit_test(test_prepared_past_generic_plan),
         cmocka_unit_test(test_graph_management),
+        cmocka_unit_test(test_text_cache_keys),
         cmocka_unit_test(test_cypher_transactions),
         cmocka_unit_test(test_stream_rows),
     };
