@@ -62,13 +62,14 @@
 /* ---- workers -------------------------------------------------------------------- */
 
 typedef enum path {
-    P_CYCLE,    /* acquire + release, no query */
-    P_POOL_SQL, /* acquire + agec_sql_exec("SELECT 1") + release */
-    P_POOL_PQ,  /* acquire + PQexec on agec_conn_pgconn + release */
-    P_RAW,      /* PQexec on an own connection */
-    P_RAW_PREP, /* PQexecPrepared on an own connection */
-    P_BOUNCER,  /* PQexec on an own connection to PgBouncer */
-    P_NEWCONN,  /* PQconnectdb + PQexec + PQfinish */
+    P_CYCLE,       /* acquire + release, no query */
+    P_POOL_SQL,    /* acquire + agec_sql_exec("SELECT 1") + release */
+    P_POOL_PQ,     /* acquire + PQexec on agec_conn_pgconn + release */
+    P_RAW,         /* PQexec on an own connection */
+    P_RAW_PREP,    /* PQexecPrepared on an own connection */
+    P_BOUNCER,     /* PQexec on an own connection to PgBouncer */
+    P_NEWCONN,     /* PQconnectdb + PQexec + PQfinish */
+    P_NEWCONN_TLS, /* the same with scram-sha-256 and TLS (verify-full) */
     P_COUNT
 } path;
 
@@ -142,7 +143,8 @@ static int one_query(worker *w)
     case P_RAW_PREP:
         return check_select1(w, PQexecPrepared(w->conn, "bench_s1", 0, NULL, NULL, NULL, 0),
                              "PQexecPrepared");
-    case P_NEWCONN: {
+    case P_NEWCONN:
+    case P_NEWCONN_TLS: {
         PGconn *nc = PQconnectdb(w->conninfo);
         if (PQstatus(nc) != CONNECTION_OK) {
             char msg[256];
@@ -403,7 +405,25 @@ static const char *const path_label[P_COUNT] = {
     [P_RAW_PREP] = "raw libpq, 1 conn/thread, PQexecPrepared",
     [P_BOUNCER] = "PgBouncer transaction mode, PQexec",
     [P_NEWCONN] = "new connection per query",
+    [P_NEWCONN_TLS] = "new connection per query, scram + TLS",
 };
+
+/* The test server's scram-sha-256 user over TLS with certificate checks:
+ * what a new connection costs against a production-like server. NULL when
+ * the test server's CA or port is not known. The text holds a password:
+ * never printed. */
+static const char *tls_conninfo(void)
+{
+    static char ci[1024];
+    const char *ca = getenv("AGEC_TEST_PG_CA"), *port = getenv("PGPORT");
+    if (ca == NULL || port == NULL)
+        return NULL;
+    snprintf(ci, sizeof ci,
+             "host=localhost port=%s dbname=postgres user=agec_pw password=agec-test-pw "
+             "sslmode=verify-full sslrootcert=%s connect_timeout=5",
+             port, ca);
+    return ci;
+}
 
 static int bench_throughput(const char *pg, const char *bouncer)
 {
@@ -477,6 +497,15 @@ static int bench_throughput(const char *pg, const char *bouncer)
                 rc = -1;
             else
                 rate[P_NEWCONN][ci] = w.rate, cpu[P_NEWCONN][ci] = w.cpu_us;
+            const char *tls = tls_conninfo();
+            for (int i = 0; i < n && tls != NULL; i++)
+                ws[i].conninfo = tls;
+            if (rc == 0 && tls != NULL) {
+                if (measure(ws, n, P_NEWCONN_TLS, NULL, 0.1, newconn_secs, &w) != 0)
+                    rc = -1;
+                else
+                    rate[P_NEWCONN_TLS][ci] = w.rate, cpu[P_NEWCONN_TLS][ci] = w.cpu_us;
+            }
         }
         (void)agec_pool_stats_get(pool, &pst[ci]);
         agec_pool_close(pool, 1000, NULL);
@@ -490,7 +519,8 @@ static int bench_throughput(const char *pg, const char *bouncer)
            "(new connection per query: one run, time-boxed to %.0f s)\n",
            ROUNDS, secs, newconn_secs);
     printf("%-44s %12s %12s %12s\n", "path", "1 caller", "4 callers", "16 callers");
-    static const path rows[] = { P_POOL_SQL, P_POOL_PQ, P_RAW, P_RAW_PREP, P_BOUNCER, P_NEWCONN };
+    static const path rows[] = { P_POOL_SQL, P_POOL_PQ, P_RAW,        P_RAW_PREP,
+                                 P_BOUNCER,  P_NEWCONN, P_NEWCONN_TLS };
     for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++) {
         printf("%-44s", path_label[rows[k]]);
         for (int ci = 0; ci < NC; ci++)
@@ -515,6 +545,7 @@ static int bench_throughput(const char *pg, const char *bouncer)
         { "pool/raw (raw = PQexec)", P_RAW, 0.95 },
         { "pool/pgbouncer", P_BOUNCER, 1.5 },
         { "pool/new-conn", P_NEWCONN, 100 },
+        { "info: pool/new-conn (scram + TLS)", P_NEWCONN_TLS, 0 },
         { "info: pool/raw-prepared (same protocol)", P_RAW_PREP, 0 },
         { "info: pool(PQexec escape)/raw PQexec", P_RAW, -1 },
     };
