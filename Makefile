@@ -1,6 +1,7 @@
 # The two commands a newcomer runs (as root on Debian 12):
 #   make demo    set up, start the AGE server, run the showcase (`agec demo`)
 #   make check   set up, build, start both test servers, run every test:
+#                clang-format's check of every C file,
 #                the whole suite under ASan+UBSan, the concurrency and fault
 #                tests under ThreadSanitizer, each libFuzzer target for a
 #                bounded time, and `agec demo` under valgrind memcheck
@@ -64,15 +65,15 @@ check-valgrind: build
 	  --error-exitcode=99 $(BUILD)/release/tools/agec/agec --dsn "$$AGEC_TEST_AGE" -q demo --size 300 >/dev/null'
 	@echo "valgrind: agec demo ran with zero errors and zero leaks"
 
-# TSan, fuzzing and valgrind first; the ASan suite last, so CTest's summary
-# ends the output.
-check: check-tsan check-fuzz check-valgrind check-asan
+# Style first (a second), then TSan, fuzzing and valgrind; the ASan suite
+# last, so CTest's summary ends the output.
+check: bootstrap format-check check-tsan check-fuzz check-valgrind check-asan
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 # Fails when a C file is not as .clang-format wants it.
-format-check:
+format-check: bootstrap
 	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
 
 clean:
