@@ -15,11 +15,27 @@
 #include "common/error_internal.h"
 #include "cypher/names.h"
 
-/* Smallest tag "$agec$", "$agec1$", "$agec2$", ... absent from the query. */
+/* The closing tag would end the quote early if it occurred in the text, or
+ * if the text's end and the closing tag formed it together: "RETURN $agec"
+ * + "$agec$" holds "$agec$" at the parameter. */
+static bool tag_fits(const char *query, size_t qlen, const char *tag)
+{
+    if (strstr(query, tag) != NULL)
+        return false;
+    size_t tl = strlen(tag);
+    size_t k = qlen < tl - 1 ? qlen : tl - 1; /* the text's last k bytes */
+    char joint[64];
+    memcpy(joint, query + qlen - k, k);
+    memcpy(joint + k, tag, tl + 1);
+    return strstr(joint, tag) == joint + k;
+}
+
+/* Smallest tag "$agec$", "$agec1$", "$agec2$", ... that fits the query. */
 static void pick_tag(const char *query, char *tag, size_t cap)
 {
+    size_t qlen = strlen(query);
     snprintf(tag, cap, "$agec$");
-    for (unsigned n = 1; strstr(query, tag) != NULL; n++)
+    for (unsigned n = 1; !tag_fits(query, qlen, tag); n++)
         snprintf(tag, cap, "$agec%u$", n);
 }
 

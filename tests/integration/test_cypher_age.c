@@ -350,6 +350,21 @@ static void test_text_cache_keys(void **state)
     agec_conn_release(c);
 }
 
+/* A parameter named like agec's dollar-quote tag, at the very end of the
+ * query, must not close the quote early. */
+static void test_param_named_like_the_tag(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    agec_result *r = NULL;
+    assert_string_equal(one_text(c, GRAPH, "RETURN $agec", "{\"agec\": 41}", NULL, &r), "41");
+    agec_result_free(r);
+    assert_string_equal(
+        one_text(c, GRAPH, "RETURN $agec1 + $agec", "{\"agec\": 1, \"agec1\": 2}", NULL, &r), "3");
+    agec_result_free(r);
+    agec_conn_release(c);
+}
+
 static void test_graph_management(void **state)
 {
     (void)state;
@@ -507,6 +522,7 @@ int main(void)
         cmocka_unit_test(test_prepared_past_generic_plan),
         cmocka_unit_test(test_graph_management),
         cmocka_unit_test(test_text_cache_keys),
+        cmocka_unit_test(test_param_named_like_the_tag),
         cmocka_unit_test(test_cypher_transactions),
         cmocka_unit_test(test_stream_rows),
     };

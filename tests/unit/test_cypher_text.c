@@ -163,6 +163,16 @@ static void test_cypher_sql_text(void **state)
     assert_string_equal(sql, "SELECT * FROM ag_catalog.cypher('demo', $agec2$RETURN '$agec$ "
                              "$agec1$ $$'$agec2$) AS (\"c1\" ag_catalog.agtype)");
     free(sql);
+    /* Nor does the text's end form it with the closing tag: a query ending
+     * in the parameter $agec would close "$agec$" early. */
+    assert_int_equal(agec__cypher_sql("demo", "RETURN $agec", true, NULL, 1, &sql, NULL), AGEC_OK);
+    assert_string_equal(sql, "SELECT * FROM ag_catalog.cypher('demo', $agec1$RETURN "
+                             "$agec$agec1$, $1) AS (\"c1\" ag_catalog.agtype)");
+    free(sql);
+    assert_int_equal(agec__cypher_sql("demo", "RETURN $", false, NULL, 1, &sql, NULL), AGEC_OK);
+    assert_string_equal(sql, "SELECT * FROM ag_catalog.cypher('demo', $agec$RETURN "
+                             "$$agec$) AS (\"c1\" ag_catalog.agtype)");
+    free(sql);
     agec_error err = AGEC_ERROR_INIT;
     assert_int_equal(
         agec__cypher_sql("x'); DROP TABLE t; --", "RETURN 1", false, NULL, 1, &sql, &err),
