@@ -172,7 +172,7 @@ typedef agec_status (*agec_on_connect_fn)(PGconn *conn, void *user, agec_error *
  * | min                     | 0       | connections kept open by the maintenance thread, restored after loss (<= max) |
  * | idle_timeout_ms         | 30000   | idle connections above `min` are closed after this; 0 = never |
  * | connect_timeout_ms      | 2000    | limit for opening one connection: TCP + auth + init (> 0) |
- * | acquire_timeout_ms      | 60000   | limit for one acquire, all retries included (>= 0; 0 = do not wait) |
+ * | acquire_timeout_ms      | 60000   | limit for one acquire, all retries included (>= 0; 0 = do not wait for others: see agec_pool_acquire_at) |
  * | max_lifetime_ms         | 1800000 | retire connections this old (minus a per-connection random jitter of up to lifetime_jitter_pct); in-use ones retire on release; 0 = never |
  * | lifetime_jitter_pct     | 2.5     | jitter of max_lifetime_ms in percent (0..50) |
  * | validate_idle_ms        | 500     | check a connection idle longer than this before handing it out; 0 = always check; -1 = never |
@@ -268,8 +268,9 @@ AGEC_EXPORT AGEC_NODISCARD agec_status agec_pool_open(const agec_pool_config *cf
  *  2. borrowed connections are waited for until drain_timeout_ms
  *     (negative = wait forever; 0 = do not wait), except that shortly before
  *     the deadline (the last third of it, at most 500 ms) their running
- *     queries are cancelled (PQcancel, repeated every 100 ms) so that
- *     borrowers get an error (SQLSTATE 57014) and release them;
+ *     queries are cancelled (PQcancel, repeated every 100 ms; at least once,
+ *     even with a drain of 0) so that borrowers get an error (SQLSTATE
+ *     57014, AGEC_ERR_CANCELLED) and release them;
  *  3. the maintenance thread is joined, every connection the pool holds is
  *     closed and all memory is freed.
  *
@@ -293,8 +294,13 @@ AGEC_EXPORT agec_status agec_pool_close(agec_pool *pool, int drain_timeout_ms, a
  * function for leak reports (file and func must be static strings).
  *
  * timeout_ms: limit for the whole call; negative = the pool's
- * acquire_timeout_ms; 0 = never wait (an idle connection, or a new one if
- * below max, else AGEC_ERR_POOL_EXHAUSTED at once).
+ * acquire_timeout_ms; 0 = never wait for another caller (an idle
+ * connection, or a new one if below max, else AGEC_ERR_POOL_EXHAUSTED at
+ * once): the connect or validation it does itself still gets the pool's
+ * connect_timeout_ms or validation_timeout_ms. A positive limit bounds that
+ * I/O too; a connect cut short by it (a deadline shorter than opening a
+ * connection) fails the acquire with AGEC_ERR_UNREACHABLE, saying so, but
+ * does not count as a connection failure toward the circuit breaker.
  *
  * On success *out is a ready connection (session init done, validated if it
  * was idle longer than validate_idle_ms), to be given back with

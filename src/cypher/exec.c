@@ -218,7 +218,7 @@ static agec_status collect(run_state *rs, agec_row_fn fn, void *user, agec_resul
         }
     }
     agec_result_free(row);
-    if (PQstatus(rs->pg) == CONNECTION_BAD || (err && st == AGEC_ERR_CONNECTION_LOST))
+    if (PQstatus(rs->pg) == CONNECTION_BAD || st == AGEC_ERR_CONNECTION_LOST)
         rs->broken = true;
     if (rs->broken)
         agec__conn_mark_broken(rs->conn);

@@ -277,13 +277,23 @@ agec_status agec_pool_open(const agec_pool_config *cfg, agec_pool **out, agec_er
 
 /* Timeout: say whether the pool was exhausted or the database unreachable. */
 static agec_status timeout_error(agec_pool *p, agec_error *err, int64_t waited_us,
-                                 bool tried_connect, const agec_error *cerr)
+                                 bool tried_connect, bool cut_short, const agec_error *cerr)
 {
     long ms = (long)(waited_us / 1000);
+    /* Only cut-short attempts of our own, and no failure known to the pool
+     * (else that failure is the news: the database is unreachable). */
+    if (tried_connect && cut_short && !p->last_connect_failed)
+        return agec__error_set(
+            err, AGEC_ERR_UNREACHABLE,
+            "no connection after %ld ms: database unreachable within this acquire's "
+            "deadline (%s): a new connection was still being opened (it may "
+            "take up to connect_timeout_ms %d; not counted as a connection "
+            "failure)",
+            ms, p->cfg.redacted_conninfo, p->cfg.c.connect_timeout_ms);
     bool unreachable =
         tried_connect || (p->last_connect_failed && agec__pool_total(p) < p->cfg.c.max);
     if (unreachable) {
-        const agec_error *last = tried_connect ? cerr : &p->last_connect_error;
+        const agec_error *last = tried_connect && !cut_short ? cerr : &p->last_connect_error;
         agec__error_set(err, AGEC_ERR_UNREACHABLE,
                         "no connection after %ld ms: database unreachable (%s)%s; last connection "
                         "error: %s",
@@ -324,6 +334,7 @@ typedef struct acq {
     int timeout_ms;
     bool precise; /* start/now/deadline are on the precise clock */
     bool tried_connect;
+    bool cut_short;  /* the latest attempt was cut short by this acquire's deadline */
     agec_error cerr; /* last connect error of this acquire (valid if tried_connect) */
 } acq;
 
@@ -340,6 +351,15 @@ static void acq_precise(acq *a)
     a->deadline = agec__deadline_after(a->start, a->timeout_ms);
 }
 
+/* The limit for I/O this acquire does itself (a connect, a validation)
+ * besides that I/O's own timeout: the acquire's deadline, except for an
+ * acquire that must not wait (timeout 0), which waits for no other caller
+ * but still connects or validates with the pool's full timeouts. */
+static int64_t acq_io_deadline(const acq *a)
+{
+    return a->timeout_ms == 0 ? AGEC__NEVER : a->deadline;
+}
+
 /* Open the reserved connection c for this acquire. Called and returns with
  * the lock held. On success c is in in_use; else c is freed. */
 static agec_status acq_open(acq *a, agec_conn *c, agec__breaker_change *pending, agec_error *err)
@@ -347,13 +367,34 @@ static agec_status acq_open(acq *a, agec_conn *c, agec__breaker_change *pending,
     agec_pool *p = a->p;
     pthread_mutex_unlock(&p->mu);
     agec__emit_breaker(p, pending);
-    int64_t cdl =
-        agec__min64(a->deadline, agec__deadline_after(a->now, p->cfg.c.connect_timeout_ms));
-    agec_status st = agec__pool_connect(p, c, cdl, NULL, &a->cerr);
+    int64_t own = agec__deadline_after(a->now, p->cfg.c.connect_timeout_ms);
+    int64_t cdl = agec__min64(acq_io_deadline(a), own);
+    agec_error attempt;
+    agec_status st = agec__pool_connect(p, c, cdl, NULL, &attempt);
     a->now = agec__now_us();
+    if (st == AGEC_ERR_UNREACHABLE && cdl < own && a->now >= cdl) {
+        /* Cut short by this caller's deadline, not by the server: says
+         * nothing about the database, so it does not count toward the
+         * breaker (a caller with a deadline shorter than a connect must not
+         * open it on a healthy server). An earlier attempt of this acquire
+         * that did fail stays the error to report. */
+        st = AGEC_ERR_CANCELLED;
+        if (!a->tried_connect || a->cut_short) {
+            a->cut_short = true;
+            agec__error_set(&a->cerr, AGEC_ERR_UNREACHABLE,
+                            "the acquire's deadline passed while a new connection was being "
+                            "opened (connect_timeout_ms %d)",
+                            p->cfg.c.connect_timeout_ms);
+        }
+    } else {
+        a->cut_short = false;
+        a->cerr = attempt;
+    }
     agec__breaker_change ch;
     pthread_mutex_lock(&p->mu);
     agec__pool_connect_done(p, c, st, &a->cerr, a->now, &ch);
+    if (st == AGEC_ERR_CANCELLED)
+        st = AGEC_ERR_UNREACHABLE;
     if (ch.from != ch.to) {
         pthread_mutex_unlock(&p->mu);
         agec__emit_breaker(p, &ch);
@@ -394,8 +435,8 @@ static bool acq_validate(acq *a, agec_conn *c)
     p->n.validations++;
     pthread_mutex_unlock(&p->mu);
     agec_error verr;
-    int64_t vdl =
-        agec__min64(a->deadline, agec__deadline_after(a->now, p->cfg.c.validation_timeout_ms));
+    int64_t vdl = agec__min64(acq_io_deadline(a),
+                              agec__deadline_after(a->now, p->cfg.c.validation_timeout_ms));
     agec_status st = agec__session_validate(c->pg, vdl, &verr);
     a->now = agec__now_us();
     if (st == AGEC_OK) {
@@ -451,6 +492,7 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
     a.deadline = agec__deadline_after(a.start, a.timeout_ms);
     a.backoff_ms = pool->cfg.c.reconnect_backoff_initial_ms;
     a.tried_connect = false;
+    a.cut_short = false;
     agec_pool *p = pool;
     agec_error local; /* filled only on failure: no cost on the fast path */
     agec_error *e = err != NULL ? err : &local;
@@ -487,7 +529,7 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
                 if (v == AGEC__BREAKER_DENY) {
                     if (a.tried_connect) {
                         /* Our own attempts opened the breaker: report what they saw. */
-                        st = timeout_error(p, e, a.now - a.start, true, &a.cerr);
+                        st = timeout_error(p, e, a.now - a.start, true, a.cut_short, &a.cerr);
                     } else {
                         p->n.breaker_fast_fails++;
                         st = breaker_error(p, e, a.now);
@@ -510,7 +552,7 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
                     st = AGEC_OK;
                     if (a.now >= a.deadline) {
                         timed_out = true;
-                        st = timeout_error(p, e, a.now - a.start, true, &a.cerr);
+                        st = timeout_error(p, e, a.now - a.start, true, a.cut_short, &a.cerr);
                         break;
                     }
                     continue;
@@ -521,7 +563,8 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
                 acq_precise(&a);
                 if (a.now >= a.deadline) {
                     timed_out = true;
-                    st = timeout_error(p, e, a.now - a.start, a.tried_connect, &a.cerr);
+                    st =
+                        timeout_error(p, e, a.now - a.start, a.tried_connect, a.cut_short, &a.cerr);
                     break;
                 }
                 acq_wait(&a);
@@ -761,11 +804,14 @@ agec_status agec_pool_close(agec_pool *p, int drain_timeout_ms, agec_error *err)
     pthread_mutex_lock(&p->mu);
     while (p->in_use.count > 0 && agec__now_us() < cancel_at)
         wait_until(&p->state_cond, &p->mu, cancel_at);
-    /* Cancel what borrowed connections run, again every 100 ms: a cancel
-     * that arrives before a query starts is ignored by the server. */
+    /* Cancel what borrowed connections run, at least once (even with a
+     * drain of 0) and again every 100 ms until the deadline: a cancel that
+     * arrives before a query starts is ignored by the server. */
     cancel_jobs jobs = { NULL, 0, 0 };
-    while (p->in_use.count > 0 && agec__now_us() < deadline) {
+    while (p->in_use.count > 0) {
         cancel_borrowed(p, &jobs);
+        if (agec__now_us() >= deadline)
+            break;
         int64_t until = agec__min64(deadline, agec__now_us() + 100000);
         while (p->in_use.count > 0 && agec__now_us() < until)
             wait_until(&p->state_cond, &p->mu, until);

@@ -99,6 +99,11 @@ static void counter(out *o, const char *name, const char *help, uint64_t v)
 size_t agec_pool_stats_prometheus(const agec_pool_stats *s, const char *pool_name, char *buf,
                                   size_t cap)
 {
+    if (s == NULL) {
+        if (buf != NULL && cap > 0)
+            buf[0] = '\0';
+        return 0;
+    }
     out o = { .buf = buf, .cap = buf ? cap : 0, .len = 0 };
     /* Label value escaping per the exposition format: \ " and newline. */
     const char *nm = pool_name ? pool_name : "agec";

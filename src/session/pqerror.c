@@ -50,8 +50,12 @@ void agec__redact_conninfo(const char *in, char *out, size_t cap)
                     if (*q == '\'')
                         q++;
                 } else {
-                    while (*q != '\0' && !isspace((unsigned char)*q) && *q != '&')
+                    /* Unquoted: libpq takes \x as x, so "ab\ cd" is one value. */
+                    while (*q != '\0' && !isspace((unsigned char)*q) && *q != '&') {
+                        if (*q == '\\' && q[1] != '\0')
+                            q++;
                         q++;
+                    }
                 }
                 const char *rep = "password=***";
                 for (const char *r = rep; *r != '\0' && o + 1 < cap; r++)

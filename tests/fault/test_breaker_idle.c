@@ -6,6 +6,7 @@
  */
 #include "testutil.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "agec/agec.h"
@@ -76,9 +77,61 @@ static void test_idle_connection_served_while_breaker_open(void **state)
     fl_cluster_remove(&cl);
 }
 
+/* An acquire whose deadline is shorter than opening a connection (here: a
+ * slow network) fails with a message that says so, but the cut-short
+ * attempts are not connection failures: the breaker stays closed, and a
+ * caller with a normal deadline gets a connection. */
+static void test_short_deadline_does_not_open_breaker(void **state)
+{
+    (void)state;
+    fl_cluster cl;
+    if (!fl_cluster_start(&cl, AGEC_SCRIPTS_DIR))
+        fail_msg("could not start a PostgreSQL 15 cluster");
+    fproxy *px = fproxy_start(cl.port);
+    assert_non_null(px);
+    char ci[256];
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable",
+             fproxy_port(px));
+    agec_pool_config cfg;
+    agec_pool_config_init(&cfg);
+    cfg.conninfo = ci;
+    cfg.max = 2;
+    cfg.age_mode = AGEC_AGE_OFF;
+    cfg.connect_timeout_ms = 5000;
+    cfg.breaker_threshold = 2;
+    cfg.on_event = agec_pool_event_ignore;
+    agec_pool *pool = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_open(&cfg, &pool, &err), &err, "open");
+    fproxy_set_latency(px, 40); /* a connect takes several round trips: > 150 ms */
+
+    for (int i = 0; i < 4; i++) {
+        agec_conn *c = NULL;
+        int64_t t0 = agec_test_now_ms();
+        assert_int_equal(agec_pool_acquire_timeout(pool, 30, &c, &err), AGEC_ERR_UNREACHABLE);
+        assert_true(agec_test_now_ms() - t0 < 30 + 250);
+        assert_null(c);
+        assert_non_null(strstr(err.message, "was still being opened"));
+    }
+    agec_pool_stats s;
+    agec_test_must(agec_pool_stats_get(pool, &s), &err, "stats");
+    assert_int_equal(s.breaker, AGEC_BREAKER_CLOSED);
+    assert_int_equal(s.connect_failures, 0);
+    assert_int_equal(s.breaker_opens, 0);
+
+    agec_conn *c = NULL;
+    agec_test_must(agec_pool_acquire_timeout(pool, 5000, &c, &err), &err, "patient acquire");
+    agec_conn_release(c);
+    fproxy_set_latency(px, 0);
+    assert_int_equal(agec_pool_close(pool, 1000, &err), AGEC_OK);
+    fproxy_stop(px);
+    fl_cluster_remove(&cl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_short_deadline_does_not_open_breaker),
         cmocka_unit_test(test_idle_connection_served_while_breaker_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -59,6 +59,10 @@ static void test_null_arguments(void **state)
     assert_null(agec_conn_pool(NULL));
     assert_int_equal(agec_conn_cancel(NULL, &err), AGEC_ERR_INVALID_ARG);
     assert_int_equal(agec_pool_stats_get(NULL, NULL), AGEC_ERR_INVALID_ARG);
+    char prom[16] = "x";
+    assert_int_equal(agec_pool_stats_prometheus(NULL, "p", prom, sizeof prom), 0);
+    assert_string_equal(prom, "");
+    assert_int_equal(agec_pool_stats_prometheus(NULL, NULL, NULL, 0), 0);
 
     assert_int_equal(agec_cypher_exec(NULL, "abc", "RETURN 1", NULL, NULL, &r, &err),
                      AGEC_ERR_INVALID_ARG);

@@ -83,6 +83,38 @@ static void test_exhausted_timeout_message(void **state)
     ev_log_destroy(&log);
 }
 
+/* Timeout 0 means "do not queue behind others", not "do no I/O": an empty
+ * pool still opens a connection, and stale idle connections are still
+ * validated with validation_timeout_ms (none closed, breaker untouched). */
+static void test_zero_timeout_still_connects_and_validates(void **state)
+{
+    (void)state;
+    agec_pool_config cfg;
+    char app[64];
+    pool_test_config(&cfg, "zero", app, NULL);
+    cfg.max = 2;
+    cfg.validate_idle_ms = 0; /* every acquire validates */
+    agec_pool *p = pool_open_ok(&cfg);
+    agec_conn *a = NULL, *b = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    for (int round = 0; round < 6; round++) {
+        agec_test_must(agec_pool_acquire_timeout(p, 0, &a, &err), &err, "acquire 0 (a)");
+        agec_test_must(agec_pool_acquire_timeout(p, 0, &b, &err), &err, "acquire 0 (b)");
+        char v[32];
+        conn_value(a, "SELECT 1", v, sizeof v);
+        assert_string_equal(v, "1");
+        agec_conn_release(a);
+        agec_conn_release(b);
+    }
+    agec_pool_stats s = pool_stats(p);
+    assert_int_equal(s.opened, 2);
+    assert_int_equal(s.connect_failures, 0);
+    assert_int_equal(s.validation_failures, 0);
+    assert_true(s.validations >= 10);
+    assert_int_equal(s.breaker, AGEC_BREAKER_CLOSED);
+    assert_int_equal(agec_pool_close(p, 1000, NULL), AGEC_OK);
+}
+
 static void test_release_in_transaction_rolls_back(void **state)
 {
     (void)state;
@@ -351,6 +383,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_never_more_than_max),
         cmocka_unit_test(test_exhausted_timeout_message),
+        cmocka_unit_test(test_zero_timeout_still_connects_and_validates),
         cmocka_unit_test(test_release_in_transaction_rolls_back),
         cmocka_unit_test(test_release_with_running_query_cancels),
         cmocka_unit_test(test_reset_query_restores_search_path),

@@ -204,9 +204,39 @@ static void test_release_after_close_is_safe(void **state)
     PQfinish(admin);
 }
 
+/* A drain of 0 still cancels what borrowed connections run (once), then
+ * returns at once; the borrower gets 57014 and its release frees the pool. */
+static void test_close_zero_drain_still_cancels(void **state)
+{
+    (void)state;
+    agec_pool_config cfg;
+    char app[64];
+    pool_test_config(&cfg, "close0", app, NULL);
+    cfg.max = 1;
+    agec_pool *p = pool_open_ok(&cfg);
+    PGconn *admin = pg_admin();
+    sleeper s = { .p = p };
+    assert_int_equal(agec_pool_acquire(p, &s.c, NULL), AGEC_OK);
+    pthread_t ts;
+    int64_t t0 = agec_test_now_ms();
+    assert_int_equal(pthread_create(&ts, NULL, sleeper_thread, &s), 0);
+    sleeping sl = { admin, app };
+    assert_true(agec_test_wait_until(pg_sleep_running, &sl, 3000));
+    agec_error err = AGEC_ERROR_INIT;
+    int64_t t1 = agec_test_now_ms();
+    assert_int_equal(agec_pool_close(p, 0, &err), AGEC_ERR_TIMEOUT);
+    assert_true(agec_test_now_ms() - t1 < 100);
+    pthread_join(ts, NULL);
+    assert_string_equal(s.sqlstate, "57014");
+    assert_true(s.returned_ms - t0 < 10000); /* not the 30 s of pg_sleep */
+    assert_true(pg_wait_app_count(admin, app, 0, 2000));
+    PQfinish(admin);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_close_zero_drain_still_cancels),
         cmocka_unit_test(test_fifo_waiters),
         cmocka_unit_test(test_close_cancels_borrowed_and_wakes_waiters),
         cmocka_unit_test(test_release_after_close_is_safe),
