@@ -1,6 +1,7 @@
 /* Graph and label management through AGE's catalog functions. */
 #include "agec/graph.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,27 @@ agec_status agec_label_list(agec_conn *conn, const char *graph, agec_result **ou
     return run(conn, LABELS_SQL, 1, v, out, err);
 }
 
+/* "<label>_agec_<suffix>", within PostgreSQL's 63-byte identifiers. A
+ * label too long for that keeps a prefix (cut on a UTF-8 character
+ * boundary) and gets a hash of its full name, so two long labels sharing a
+ * prefix never share an index name (IF NOT EXISTS would then skip one). */
+static void index_name(char *out, size_t cap, const char *label, const char *suffix)
+{
+    enum { ID_MAX = 63 };
+    size_t len = strlen(label), tail = strlen("_agec_") + strlen(suffix);
+    if (len + tail <= ID_MAX) {
+        snprintf(out, cap, "%s_agec_%s", label, suffix);
+        return;
+    }
+    uint64_t h = 1469598103934665603ull;
+    for (const char *c = label; *c != '\0'; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    size_t keep = ID_MAX - tail - 9; /* "_" + 8 hex digits */
+    while (keep > 0 && ((unsigned char)label[keep] & 0xC0) == 0x80)
+        keep--; /* do not cut a character in two */
+    snprintf(out, cap, "%.*s_%08x_agec_%s", (int)keep, label, (unsigned)(h & 0xffffffffu), suffix);
+}
+
 /* CREATE INDEX IF NOT EXISTS for one label; names were checked. */
 static agec_status index_label(agec_conn *conn, const char *graph, const char *label, bool edge,
                                agec_error *err)
@@ -142,7 +164,7 @@ static agec_status index_label(agec_conn *conn, const char *graph, const char *l
         if (idx[i].edge_only && !edge)
             continue;
         char name[160], qn[340], sql[1024];
-        snprintf(name, sizeof name, "%.50s_agec_%s", label, idx[i].suffix);
+        index_name(name, sizeof name, label, idx[i].suffix);
         if (agec__quote_ident(name, qn, sizeof qn) == 0)
             return agec__error_set(err, AGEC_ERR_NAME, "name too long");
         snprintf(sql, sizeof sql, "CREATE %s IF NOT EXISTS %s ON %s.%s %s", idx[i].kind, qn, qg, ql,

@@ -409,6 +409,24 @@ static void test_graph_management(void **state)
     assert_string_equal(agec_result_text(r, 0, 0, NULL), "4");
     agec_result_free(r);
     assert_int_equal(agec_graph_create_indexes(c, GRAPH, "Nope", &err), AGEC_ERR_NOT_FOUND);
+
+    /* Two long labels sharing a 56-byte prefix get indexes of their own. */
+    static const char *longl[] = {
+        "LongLabelLongLabelLongLabelLongLabelLongLabelLongLabel__one",
+        "LongLabelLongLabelLongLabelLongLabelLongLabelLongLabel__two",
+    };
+    for (int i = 0; i < 2; i++) {
+        agec_test_must(agec_label_create(c, GRAPH, longl[i], AGEC_LABEL_VERTEX, &err), &err,
+                       "long label");
+        agec_test_must(agec_graph_create_indexes(c, GRAPH, longl[i], &err), &err, "long indexes");
+    }
+    agec_test_must(agec_sql_exec(c,
+                                 "SELECT count(DISTINCT indexname) FROM pg_indexes WHERE "
+                                 "schemaname = $1 AND indexname LIKE 'LongLabel%agec%'",
+                                 1, v, NULL, &r, &err),
+                   &err, "pg_indexes long");
+    assert_string_equal(agec_result_text(r, 0, 0, NULL), "4"); /* id + props, twice */
+    agec_result_free(r);
     agec_conn_release(c);
 }
 
