@@ -2,10 +2,11 @@
 #include <stdio.h>
 #include <agec/agec.h>
 
-int main(void)
+int main(int argc, char **argv)
 {
     agec_pool_config cfg;
-    agec_pool_config_init(&cfg); /* every default; conninfo NULL = PG* env */
+    agec_pool_config_init(&cfg);              /* every default */
+    cfg.conninfo = argc > 1 ? argv[1] : NULL; /* NULL: PGHOST, PGPORT, ... */
     agec_pool *pool;
     agec_conn *conn;
     agec_result *res;
