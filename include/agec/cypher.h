@@ -115,7 +115,9 @@ AGEC_EXPORT void agec_query_opts_init(agec_query_opts *opts);
  * agec_result_free(). On failure *out is NULL.
  * Errors: AGEC_ERR_INVALID_ARG (NULL conn/graph/query/out), AGEC_ERR_NAME,
  * AGEC_ERR_COLUMNS, AGEC_ERR_SERVER (sqlstate, message, detail, hint and
- * position are the server's; common AGE errors get an agec hint),
+ * position are the server's, the position counted in characters of
+ * `query` (0 when the server points outside it); common AGE errors get an
+ * agec hint),
  * AGEC_ERR_AGE_MISSING (AGE not loaded/installed), AGEC_ERR_TIMEOUT,
  * AGEC_ERR_CONNECTION_LOST (the connection is then closed on release),
  * AGEC_ERR_STATE (a query is already running on conn), AGEC_ERR_NO_MEMORY.

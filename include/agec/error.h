@@ -90,8 +90,10 @@ typedef enum agec_status {
 typedef struct agec_error {
     agec_status code;                  /**< same as the call's return value */
     char sqlstate[6];                  /**< server SQLSTATE or "" */
-    int position;                      /**< 1-based server position, or byte offset
-                                            for parse errors; 0 = none */
+    int position;                      /**< 1-based character position from the
+                                            server (within the Cypher text for
+                                            Cypher calls), or byte offset for parse
+                                            errors; 0 = none */
     char message[AGEC_ERROR_TEXT_MAX]; /**< primary message, never empty on error */
     char detail[AGEC_ERROR_TEXT_MAX];  /**< server DETAIL or "" */
     char hint[AGEC_ERROR_TEXT_MAX];    /**< server HINT, or agec's own hint, or "" */

@@ -365,6 +365,34 @@ static agec_status cypher_sql(const char *graph, const char *query, const char *
     return st;
 }
 
+static size_t utf8_chars(const char *s, size_t bytes)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < bytes; i++)
+        n += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return n;
+}
+
+/* The server's error position counts characters of the SQL text agec built;
+ * make it count within the caller's Cypher text (1-based, one past its end
+ * for "at end of input"), or 0 when it points outside it. */
+static void cypher_position(agec_error *err, const char *sql, const char *query)
+{
+    if (err == NULL || err->position <= 0)
+        return;
+    /* "...cypher('<graph>', $tag$<query>$tag$...": graph names hold no quote. */
+    const char *open = strstr(sql, "', $");
+    const char *tag_end = open ? strchr(open + 4, '$') : NULL;
+    if (tag_end == NULL) {
+        err->position = 0;
+        return;
+    }
+    size_t pre = utf8_chars(sql, (size_t)(tag_end + 1 - sql));
+    size_t len = utf8_chars(query, strlen(query));
+    size_t pos = (size_t)err->position;
+    err->position = pos > pre && pos <= pre + len + 1 ? (int)(pos - pre) : 0;
+}
+
 static agec_status cypher_run(agec_conn *conn, const char *graph, const char *query,
                               const char *params, const agec_query_opts *opts, agec_row_fn fn,
                               void *user, agec_result **out, agec_error *err)
@@ -390,6 +418,8 @@ static agec_status cypher_run(agec_conn *conn, const char *graph, const char *qu
     }
     const char *values[1] = { params };
     agec_status st = agec__exec(conn, text, params ? 1 : 0, values, opts, fn, user, out, err);
+    if (st != AGEC_OK)
+        cypher_position(err, text, query);
     free(sql);
     return st;
 }

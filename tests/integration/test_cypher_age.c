@@ -239,8 +239,14 @@ static void test_errors_carry_server_fields(void **state)
     agec_status st = agec_cypher_exec(c, GRAPH, "MATCH (n RETURN n", NULL, NULL, &r, &err);
     assert_int_equal(st, AGEC_ERR_SERVER);
     assert_string_equal(err.sqlstate, "42601");
-    assert_true(err.position > 0);
+    assert_int_equal(err.position, 10); /* "RETURN", within the Cypher text */
     assert_null(r);
+    st = agec_cypher_exec(c, GRAPH, "MATCH (n) WHERE n.s = 'é' RETURN m", NULL, NULL, &r, &err);
+    assert_int_equal(st, AGEC_ERR_SERVER);
+    assert_int_equal(err.position, 34); /* "m": characters (35 in bytes) */
+    st = agec_cypher_exec(c, GRAPH, "RETURN 1 +", NULL, NULL, &r, &err);
+    assert_int_equal(st, AGEC_ERR_SERVER);
+    assert_int_equal(err.position, 11); /* at end of input */
     st = agec_cypher_exec(c, "no_such_graph", "RETURN 1", NULL, NULL, &r, &err);
     assert_int_equal(st, AGEC_ERR_SERVER);
     assert_string_equal(err.sqlstate, "3F000");
