@@ -20,6 +20,10 @@ extern "C" {
 typedef struct agec_conn agec_conn;
 typedef struct agec_result agec_result;
 
+/* Every function here also returns AGEC_ERR_AGE_MISSING (with a hint) when
+ * the database has no age extension, and AGEC_ERR_INVALID_ARG for NULL
+ * arguments. */
+
 /** Kind of a label. */
 typedef enum agec_label_kind { AGEC_LABEL_VERTEX = 0, AGEC_LABEL_EDGE = 1 } agec_label_kind;
 

@@ -87,6 +87,11 @@ static void add_age_hint(agec_error *err)
         err->code = AGEC_ERR_AGE_MISSING;
         hint = "the age extension is not installed in this database: CREATE EXTENSION age "
                "(or set age_create_extension)";
+    } else if (strcmp(err->sqlstate, "42P01") == 0 && strstr(m, "\"ag_catalog.") != NULL) {
+        /* A catalog table (ag_graph, ag_label) of an absent extension. */
+        err->code = AGEC_ERR_AGE_MISSING;
+        hint = "the age extension is not installed in this database: CREATE EXTENSION age "
+               "(or set age_create_extension)";
     } else if (strcmp(err->sqlstate, "3F000") == 0 && strstr(m, "graph") != NULL) {
         hint = "create the graph first (agec_graph_create or `agec graph create NAME`)";
     } else if (strstr(m, "column definition list") != NULL ||

@@ -325,6 +325,149 @@ static void test_million_rows_in_bounded_memory(void **state)
     agec_conn_release(c);
 }
 
+/* A failed statement must not leave the connection unusable. */
+static void expect_connection_works(agec_conn *c)
+{
+    agec_error err = AGEC_ERROR_INIT;
+    agec_result *r = NULL;
+    const char *vals[1] = { "caf\xc3\xa9" };
+    agec_test_must(agec_sql_exec(c, "SELECT $1::text || '!', 6 * 7", 1, vals, NULL, &r, &err), &err,
+                   "after invalid UTF-8");
+    assert_string_equal(agec_result_text(r, 0, 0, NULL), "caf\xc3\xa9!");
+    assert_string_equal(agec_result_text(r, 0, 1, NULL), "42");
+    agec_result_free(r);
+}
+
+/* Parameter values and statement text that are not valid UTF-8 reach the
+ * server and come back as a clean error (22021), prepared or not, inside a
+ * transaction or not; the connection keeps working and is not closed. */
+static void test_invalid_utf8_reaching_the_server(void **state)
+{
+    (void)state;
+    static const char *const bad_values[] = {
+        "abc\xff",             /* never valid */
+        "\xc3",                /* truncated sequence */
+        "\xed\xa0\x80",        /* a UTF-16 surrogate */
+        "\xc0\xaf",            /* overlong '/' */
+        "ok\xf4\x90\x80\x80!", /* past U+10FFFF */
+    };
+    agec_conn *c;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
+    uint64_t id = agec_conn_id(c);
+    agec_query_opts unprepared;
+    agec_query_opts_init(&unprepared);
+    unprepared.prepare = false;
+    const agec_query_opts *opts[2] = { NULL, &unprepared };
+    for (size_t i = 0; i < sizeof bad_values / sizeof bad_values[0]; i++) {
+        for (int o = 0; o < 2; o++) {
+            const char *vals[2] = { "1", bad_values[i] };
+            agec_result *r = NULL;
+            err = (agec_error)AGEC_ERROR_INIT;
+            agec_status st =
+                agec_sql_exec(c, "SELECT $1::int, length($2::text)", 2, vals, opts[o], &r, &err);
+            if (st != AGEC_ERR_SERVER && st != AGEC_ERR_INVALID_ARG)
+                fail_msg("value %zu (%s): got %s [%s] %s", i, o ? "unprepared" : "prepared",
+                         agec_status_name(st), err.sqlstate, err.message);
+            if (st == AGEC_ERR_SERVER)
+                assert_string_equal(err.sqlstate, "22021");
+            assert_true(err.message[0] != '\0');
+            assert_null(r);
+            expect_connection_works(c);
+        }
+    }
+    /* Inside a transaction the error fails it like any other. */
+    agec_test_must(agec_tx_begin(c, NULL, &err), &err, "begin");
+    const char *vals[1] = { "x\xfe" };
+    agec_result *r = NULL;
+    assert_int_not_equal(agec_sql_exec(c, "SELECT $1::text", 1, vals, NULL, &r, &err), AGEC_OK);
+    assert_null(r);
+    assert_int_equal(agec_tx_commit(c, &err), AGEC_ERR_STATE);
+    expect_connection_works(c);
+    /* Invalid UTF-8 in the statement text itself. */
+    agec_query_opts *text_opts[2] = { NULL, &unprepared };
+    for (int o = 0; o < 2; o++) {
+        err = (agec_error)AGEC_ERROR_INIT;
+        agec_status st = agec_sql_exec(c, "SELECT 'abc\xff'", 0, NULL, text_opts[o], &r, &err);
+        assert_true(st == AGEC_ERR_SERVER || st == AGEC_ERR_INVALID_ARG);
+        if (st == AGEC_ERR_SERVER)
+            assert_string_equal(err.sqlstate, "22021");
+        assert_null(r);
+        expect_connection_works(c);
+    }
+    agec_conn_release(c);
+    /* Released as healthy: the same connection comes back, nothing closed. */
+    agec_test_must(agec_pool_acquire(pool, &c, &err), &err, "acquire again");
+    assert_int_equal(agec_conn_id(c), id);
+    agec_conn_release(c);
+    agec_pool_stats s;
+    assert_int_equal(agec_pool_stats_get(pool, &s), AGEC_OK);
+    for (int reason = 0; reason < AGEC_CLOSE_REASON_COUNT; reason++)
+        assert_int_equal(s.closed[reason], 0);
+}
+
+static bool count_rows(agec_result *row, void *user)
+{
+    (void)row;
+    (*(int *)user)++;
+    return true;
+}
+
+static void expect_age_missing(agec_status st, const agec_error *err, const char *what)
+{
+    if (st != AGEC_ERR_AGE_MISSING)
+        fail_msg("%s: got %s [%s] %s", what, agec_status_name(st), err->sqlstate, err->message);
+    assert_int_equal(err->code, AGEC_ERR_AGE_MISSING);
+    assert_true(err->message[0] != '\0');
+    assert_non_null(strstr(err->hint, "CREATE EXTENSION age"));
+}
+
+/* Every Cypher and graph call on plain PostgreSQL (an AGEC_AGE_OFF pool, no
+ * AGE installed) says AGE is missing, with a hint, and leaves the
+ * connection usable, also inside a transaction (which it fails). */
+static void test_cypher_on_plain_pg_is_age_missing(void **state)
+{
+    (void)state;
+    agec_conn *c;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
+    agec_result *r = NULL;
+    err = (agec_error)AGEC_ERROR_INIT;
+    expect_age_missing(agec_cypher_exec(c, "plain_pg", "RETURN 1", NULL, NULL, &r, &err), &err,
+                       "cypher_exec");
+    assert_null(r);
+    err = (agec_error)AGEC_ERROR_INIT;
+    expect_age_missing(agec_cypher_exec(c, "plain_pg", "RETURN $x", "{\"x\": 1}", NULL, &r, &err),
+                       &err, "cypher_exec with params");
+    int rows = 0;
+    err = (agec_error)AGEC_ERROR_INIT;
+    expect_age_missing(agec_cypher_stream(c, "plain_pg", "MATCH (n) RETURN n", NULL, NULL,
+                                          count_rows, &rows, &err),
+                       &err, "cypher_stream");
+    assert_int_equal(rows, 0);
+    err = (agec_error)AGEC_ERROR_INIT;
+    expect_age_missing(agec_graph_create(c, "plain_pg", &err), &err, "graph_create");
+    bool exists = true;
+    err = (agec_error)AGEC_ERROR_INIT;
+    expect_age_missing(agec_graph_exists(c, "plain_pg", &exists, &err), &err, "graph_exists");
+    char **names = NULL;
+    size_t n = 0;
+    err = (agec_error)AGEC_ERROR_INIT;
+    expect_age_missing(agec_graph_list(c, &names, &n, &err), &err, "graph_list");
+    assert_null(names);
+    err = (agec_error)AGEC_ERROR_INIT;
+    expect_age_missing(agec_label_list(c, "plain_pg", &r, &err), &err, "label_list");
+    agec_test_must(agec_tx_begin(c, NULL, &err), &err, "begin");
+    err = (agec_error)AGEC_ERROR_INIT;
+    expect_age_missing(agec_cypher_exec(c, "plain_pg", "RETURN 1", NULL, NULL, &r, &err), &err,
+                       "cypher_exec in a transaction");
+    assert_int_equal(agec_tx_commit(c, &err), AGEC_ERR_STATE);
+    agec_test_must(agec_sql_exec(c, "SELECT 1", 0, NULL, NULL, &r, &err), &err, "after");
+    assert_string_equal(agec_result_text(r, 0, 0, NULL), "1");
+    agec_result_free(r);
+    agec_conn_release(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,6 +476,8 @@ int main(void)
         cmocka_unit_test(test_bad_config),
         cmocka_unit_test(test_hostile_server_text),
         cmocka_unit_test(test_million_rows_in_bounded_memory),
+        cmocka_unit_test(test_invalid_utf8_reaching_the_server),
+        cmocka_unit_test(test_cypher_on_plain_pg_is_age_missing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -25,31 +25,60 @@ static agec_pool *age_pool(agec_age_mode mode, bool create_ext)
     return pool_open_ok(&cfg);
 }
 
+/* Undo what earlier tests left in PGlite's one shared session, through a
+ * pool that does no AGE init: afterwards only our own init can make
+ * unqualified AGE names resolve. */
+static void search_path_public(void)
+{
+    agec_pool *p = age_pool(AGEC_AGE_OFF, false);
+    agec_conn *c;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_acquire(p, &c, &err), &err, "acquire (AGE off)");
+    conn_exec_ok(c, "SET search_path = public");
+    char v[256];
+    conn_value(c, "SHOW search_path", v, sizeof v);
+    assert_string_equal(v, "public");
+    agec_conn_release(c);
+    assert_int_equal(agec_pool_close(p, 2000, NULL), AGEC_OK);
+}
+
+static void expect_age_search_path(agec_conn *c)
+{
+    char v[256];
+    conn_value(c, "SHOW search_path", v, sizeof v);
+    if (strncmp(v, "ag_catalog", strlen("ag_catalog")) != 0)
+        fail_msg("search_path of a fresh connection is '%s'", v);
+}
+
 static void test_age_init_before_first_use(void **state)
 {
     (void)state;
+    search_path_public();
     agec_pool *p = age_pool(AGEC_AGE_LOAD, true);
     agec_conn *c;
     agec_error err = AGEC_ERROR_INIT;
-    assert_int_equal(agec_pool_acquire(p, &c, &err), AGEC_OK);
-    char v[256];
-    conn_value(c, "SHOW search_path", v, sizeof v);
-    assert_non_null(strstr(v, "ag_catalog"));
-    conn_value(c, "SELECT count(*) FROM ag_catalog.ag_graph WHERE name = '" GRAPH "'", v, sizeof v);
-    if (strcmp(v, "0") != 0)
-        conn_exec_ok(c, "SELECT ag_catalog.drop_graph('" GRAPH "', true)");
-    conn_exec_ok(c, "SELECT ag_catalog.create_graph('" GRAPH "')");
+    agec_test_must(agec_pool_acquire(p, &c, &err), &err, "acquire");
+    expect_age_search_path(c);
+    bool exists = true;
+    agec_test_must(agec_graph_exists(c, GRAPH, &exists, &err), &err, "exists");
+    if (exists)
+        agec_test_must(agec_graph_drop(c, GRAPH, true, &err), &err, "drop stale");
+    agec_test_must(agec_graph_create(c, GRAPH, &err), &err, "create");
     agec_conn_release(c);
     assert_int_equal(agec_pool_close(p, 2000, NULL), AGEC_OK);
 
-    /* A fresh pool, a fresh connection: the first statement is Cypher. */
+    /* A fresh pool, a fresh connection, the shared session's path reset
+     * again: the first statement is unqualified Cypher. */
+    search_path_public();
     p = age_pool(AGEC_AGE_LOAD, false);
-    assert_int_equal(agec_pool_acquire(p, &c, &err), AGEC_OK);
-    conn_value(
-        c, "SELECT * FROM ag_catalog.cypher('" GRAPH "', $$RETURN 1$$) AS (a ag_catalog.agtype)", v,
-        sizeof v);
+    agec_test_must(agec_pool_acquire(p, &c, &err), &err, "acquire 2");
+    char v[256];
+    conn_value(c, "SELECT * FROM cypher('" GRAPH "', $$RETURN 1$$) AS (a agtype)", v, sizeof v);
     assert_string_equal(v, "1");
-    conn_exec_ok(c, "SELECT ag_catalog.drop_graph('" GRAPH "', true)");
+    expect_age_search_path(c);
+    agec_test_must(agec_graph_drop(c, GRAPH, true, &err), &err, "drop");
+    agec_test_must(agec_graph_exists(c, GRAPH, &exists, &err), &err, "exists after drop");
+    assert_false(exists);
     agec_conn_release(c);
     agec_pool_stats s = pool_stats(p);
     assert_int_equal(s.opened, 1);

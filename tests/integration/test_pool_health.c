@@ -5,6 +5,9 @@
  */
 #include "test_pool_util.h"
 
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct stat_wait {
@@ -98,11 +101,14 @@ static void test_killed_idle_replaced_transparently(void **state)
     for (int i = 0; i < 3; i++)
         agec_conn_release(c[i]);
     agec_pool_stats s = pool_stats(p);
-    assert_int_equal(s.validation_failures, 3);
-    assert_int_equal(s.closed[AGEC_CLOSE_VALIDATION], 3);
+    /* Each dead one was caught by the validation before use, or earlier by
+     * the maintenance thread's scan of idle sockets (closed as broken): no
+     * dead connection was handed out. */
+    assert_int_equal(s.closed[AGEC_CLOSE_VALIDATION] + s.closed[AGEC_CLOSE_BROKEN], 3);
+    assert_int_equal(s.validation_failures, s.closed[AGEC_CLOSE_VALIDATION]);
     assert_int_equal(s.opened, 6);
     assert_int_equal(s.total, 3);
-    assert_int_equal(ev_log_count(&log, AGEC_EV_VALIDATION_FAILED), 3);
+    assert_int_equal(ev_log_count(&log, AGEC_EV_VALIDATION_FAILED), (int)s.validation_failures);
     assert_int_equal(agec_pool_close(p, 1000, NULL), AGEC_OK);
     PQfinish(admin);
     ev_log_destroy(&log);
@@ -213,6 +219,245 @@ static void test_leak_reported_with_file_and_line(void **state)
     ev_log_destroy(&log);
 }
 
+/* on_connect: counts its calls, and leaves a mark in the session. */
+typedef struct hook_ctx {
+    atomic_int calls;
+    bool fail;
+    bool fail_silently; /* fail without a message */
+} hook_ctx;
+
+static agec_status count_hook(PGconn *pg, void *user, agec_error *err)
+{
+    hook_ctx *h = user;
+    atomic_fetch_add(&h->calls, 1);
+    if (h->fail_silently)
+        return AGEC_ERR_SERVER;
+    if (h->fail) {
+        snprintf(err->message, sizeof err->message, "hook says no");
+        return AGEC_ERR_CONFIG;
+    }
+    PGresult *r = PQexec(pg, "SET work_mem = '7MB'");
+    agec_status st = PQresultStatus(r) == PGRES_COMMAND_OK ? AGEC_OK : AGEC_ERR_SERVER;
+    PQclear(r);
+    return st;
+}
+
+static void test_on_connect_once_per_connection(void **state)
+{
+    (void)state;
+    agec_pool_config cfg;
+    char app[64];
+    hook_ctx h;
+    atomic_init(&h.calls, 0);
+    h.fail = h.fail_silently = false;
+    pool_test_config(&cfg, "onconn", app, NULL);
+    cfg.max = 3;
+    cfg.on_connect = count_hook;
+    cfg.on_connect_user = &h;
+    agec_pool *p = pool_open_ok(&cfg);
+    agec_conn *c[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(agec_pool_acquire(p, &c[i], NULL), AGEC_OK);
+        char v[32];
+        conn_value(c[i], "SHOW work_mem", v, sizeof v);
+        assert_string_equal(v, "7MB"); /* ran on this very connection, before hand-out */
+    }
+    assert_int_equal(atomic_load(&h.calls), 3);
+    for (int i = 0; i < 3; i++)
+        agec_conn_release(c[i]);
+    /* Reused connections are not initialised again. */
+    for (int round = 0; round < 5; round++) {
+        assert_int_equal(agec_pool_acquire(p, &c[0], NULL), AGEC_OK);
+        agec_conn_release(c[0]);
+    }
+    assert_int_equal(atomic_load(&h.calls), 3);
+    /* A replaced connection is. */
+    assert_int_equal(agec_pool_acquire(p, &c[0], NULL), AGEC_OK);
+    agec_conn_release_broken(c[0]);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(agec_pool_acquire(p, &c[i], NULL), AGEC_OK);
+    for (int i = 0; i < 3; i++)
+        agec_conn_release(c[i]);
+    assert_int_equal(atomic_load(&h.calls), 4);
+    assert_int_equal(pool_stats(p).opened, 4);
+    assert_int_equal(agec_pool_close(p, 1000, NULL), AGEC_OK);
+}
+
+static void test_on_connect_failure_is_init_error(void **state)
+{
+    (void)state;
+    PGconn *admin = pg_admin();
+    for (int silent = 0; silent < 2; silent++) {
+        agec_pool_config cfg;
+        char app[64];
+        ev_log log;
+        ev_log_init(&log);
+        hook_ctx h;
+        atomic_init(&h.calls, 0);
+        h.fail = true;
+        h.fail_silently = silent != 0;
+        pool_test_config(&cfg, silent ? "onconnsilent" : "onconnfail", app, &log);
+        cfg.on_connect = count_hook;
+        cfg.on_connect_user = &h;
+        cfg.acquire_timeout_ms = 3000;
+        cfg.reconnect_backoff_initial_ms = 10;
+        agec_pool *p = pool_open_ok(&cfg);
+        agec_conn *c = (agec_conn *)1;
+        agec_error err = AGEC_ERROR_INIT;
+        int64_t t0 = agec_test_now_ms();
+        assert_int_equal(agec_pool_acquire(p, &c, &err), AGEC_ERR_INIT);
+        assert_true(agec_test_now_ms() - t0 < 2000); /* not retried until the deadline */
+        assert_null(c);
+        assert_int_equal(err.code, AGEC_ERR_INIT);
+        assert_non_null(
+            strstr(err.message, silent ? "on_connect callback failed" : "hook says no"));
+        assert_int_equal(atomic_load(&h.calls), 1);
+        agec_pool_stats s = pool_stats(p);
+        assert_int_equal(s.opened, 0);
+        assert_int_equal(s.total, 0);
+        assert_int_equal(s.connect_failures, 1);
+        assert_int_equal(ev_log_count(&log, AGEC_EV_CONNECT_FAILED), 1);
+        assert_int_equal(ev_log_count(&log, AGEC_EV_CONNECT), 0);
+        /* The refused connection was closed on the server too. */
+        assert_true(pg_wait_app_count(admin, app, 0, 2000));
+        assert_int_equal(agec_pool_close(p, 1000, NULL), AGEC_OK);
+        assert_int_equal(atomic_load(&h.calls), 1);
+        ev_log_destroy(&log);
+    }
+    PQfinish(admin);
+}
+
+typedef struct close_wait {
+    ev_log *log;
+    agec_close_reason reason;
+    int n;
+} close_wait;
+
+static bool close_events_at_least(void *arg)
+{
+    close_wait *w = arg;
+    pthread_mutex_lock(&w->log->mu);
+    bool ok = w->log->closed[w->reason] >= w->n;
+    pthread_mutex_unlock(&w->log->mu);
+    return ok;
+}
+
+/* A reset_query that fails closes the connection on release (reason
+ * "reset"); the next acquire opens a fresh one. */
+static void test_failing_reset_query_closes(void **state)
+{
+    (void)state;
+    agec_pool_config cfg;
+    char app[64];
+    ev_log log;
+    ev_log_init(&log);
+    pool_test_config(&cfg, "resetfail", app, &log);
+    cfg.max = 2;
+    cfg.reset_query = "SELECT 1/0";
+    agec_pool *p = pool_open_ok(&cfg);
+    PGconn *admin = pg_admin();
+    agec_conn *c;
+    assert_int_equal(agec_pool_acquire(p, &c, NULL), AGEC_OK);
+    uint64_t first = agec_conn_id(c);
+    char pid1[32];
+    conn_value(c, "SELECT pg_backend_pid()", pid1, sizeof pid1);
+    agec_conn_release(c);
+    agec_pool_stats s = pool_stats(p);
+    assert_int_equal(s.closed[AGEC_CLOSE_RESET], 1);
+    assert_int_equal(s.total, 0);
+    close_wait w = { &log, AGEC_CLOSE_RESET, 1 };
+    assert_true(agec_test_wait_until(close_events_at_least, &w, 2000));
+    assert_true(pg_wait_app_count(admin, app, 0, 2000));
+
+    assert_int_equal(agec_pool_acquire(p, &c, NULL), AGEC_OK);
+    assert_int_not_equal(agec_conn_id(c), first);
+    char pid2[32];
+    conn_value(c, "SELECT pg_backend_pid()", pid2, sizeof pid2);
+    assert_string_not_equal(pid1, pid2);
+    conn_value(c, "SELECT 40 + 2", pid2, sizeof pid2);
+    assert_string_equal(pid2, "42");
+    agec_conn_release(c);
+    s = pool_stats(p);
+    assert_int_equal(s.opened, 2);
+    assert_int_equal(s.closed[AGEC_CLOSE_RESET], 2);
+    assert_int_equal(s.closed[AGEC_CLOSE_BROKEN], 0);
+    w.n = 2;
+    assert_true(agec_test_wait_until(close_events_at_least, &w, 2000));
+    assert_int_equal(agec_pool_close(p, 1000, NULL), AGEC_OK);
+    PQfinish(admin);
+    ev_log_destroy(&log);
+}
+
+/* A multi-host conninfo whose first host refuses connections: the pool
+ * connects through the second. */
+static void test_multi_host_uses_second_host(void **state)
+{
+    (void)state;
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(agec_test_pg_conninfo(), &perr);
+    if (opts == NULL)
+        fail_msg("conninfo: %s", perr ? perr : "?");
+    const char *port = NULL, *user = "postgres", *db = "postgres";
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+        if (o->val == NULL)
+            continue;
+        if (strcmp(o->keyword, "port") == 0)
+            port = o->val;
+        else if (strcmp(o->keyword, "user") == 0)
+            user = o->val;
+        else if (strcmp(o->keyword, "dbname") == 0)
+            db = o->val;
+    }
+    assert_non_null(port);
+    char conninfo[256];
+    snprintf(conninfo, sizeof conninfo, "host=127.0.0.1,127.0.0.1 port=1,%s user=%s dbname=%s",
+             port, user, db);
+    char real_port[16], user_buf[64], db_buf[64];
+    snprintf(real_port, sizeof real_port, "%s", port);
+    snprintf(user_buf, sizeof user_buf, "%s", user);
+    snprintf(db_buf, sizeof db_buf, "%s", db);
+    PQconninfoFree(opts);
+
+    agec_pool_config cfg;
+    char app[64];
+    ev_log log;
+    ev_log_init(&log);
+    pool_test_config(&cfg, "multihost", app, &log);
+    cfg.conninfo = conninfo;
+    cfg.max = 2;
+    agec_pool *p = pool_open_ok(&cfg);
+    agec_conn *c[2];
+    for (int i = 0; i < 2; i++) {
+        agec_error err = AGEC_ERROR_INIT;
+        agec_test_must(agec_pool_acquire(p, &c[i], &err), &err, "acquire");
+        assert_string_equal(PQport(agec_conn_pgconn(c[i])), real_port);
+        char v[32];
+        conn_value(c[i], "SELECT inet_server_port()", v, sizeof v);
+        assert_string_equal(v, real_port);
+    }
+    for (int i = 0; i < 2; i++)
+        agec_conn_release(c[i]);
+    agec_pool_stats s = pool_stats(p);
+    assert_int_equal(s.opened, 2);
+    assert_int_equal(s.connect_failures, 0);
+    assert_int_equal(ev_log_count(&log, AGEC_EV_CONNECT_FAILED), 0);
+    assert_int_equal(agec_pool_close(p, 1000, NULL), AGEC_OK);
+    ev_log_destroy(&log);
+
+    /* Both hosts refusing: unreachable, not a hang. */
+    snprintf(conninfo, sizeof conninfo, "host=127.0.0.1,127.0.0.1 port=1,2 user=%s dbname=%s",
+             user_buf, db_buf);
+    pool_test_config(&cfg, "multihostdown", app, NULL);
+    cfg.conninfo = conninfo;
+    cfg.acquire_timeout_ms = 500;
+    p = pool_open_ok(&cfg);
+    agec_conn *none = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    assert_int_equal(agec_pool_acquire(p, &none, &err), AGEC_ERR_UNREACHABLE);
+    assert_null(none);
+    assert_int_equal(agec_pool_close(p, 1000, NULL), AGEC_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -221,6 +466,10 @@ int main(void)
         cmocka_unit_test(test_lifetime_retirement),
         cmocka_unit_test(test_idle_reaping_above_min),
         cmocka_unit_test(test_leak_reported_with_file_and_line),
+        cmocka_unit_test(test_on_connect_once_per_connection),
+        cmocka_unit_test(test_on_connect_failure_is_init_error),
+        cmocka_unit_test(test_failing_reset_query_closes),
+        cmocka_unit_test(test_multi_host_uses_second_host),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -451,6 +451,289 @@ static void test_cypher_without_age(void **state)
     agec_conn_release(c);
 }
 
+/* Ids of it_sql's rows in order, comma-separated, into buf. */
+static void ids(agec_conn *c, const char *where, char *buf, size_t cap)
+{
+    char q[256];
+    snprintf(q, sizeof q,
+             "SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM it_sql %s", where);
+    agec_result *r = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_sql_exec(c, q, 0, NULL, NULL, &r, &err), &err, q);
+    snprintf(buf, cap, "%s", agec_result_text(r, 0, 0, NULL));
+    agec_result_free(r);
+}
+
+static void insert_id(agec_conn *c, int id)
+{
+    char v[16];
+    snprintf(v, sizeof v, "%d", id);
+    const char *vals[1] = { v };
+    agec_result *r = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(
+        agec_sql_exec(c, "INSERT INTO it_sql VALUES ($1, 'sp')", 1, vals, NULL, &r, &err), &err,
+        "insert");
+    agec_result_free(r);
+}
+
+/* Twenty nested savepoints, one row after each: rolling back to one in the
+ * middle (twice: it stays), releasing a range (its rows stay), rolling back
+ * to a released one (a server error that fails the transaction), and
+ * recovering through a later savepoint. Exactly the expected rows commit. */
+static void test_savepoints_nested_deep(void **state)
+{
+    (void)state;
+    enum { DEPTH = 20 };
+    agec_conn *c = get();
+    agec_conn *other = get();
+    agec_error err = AGEC_ERROR_INIT;
+    unsigned sp[DEPTH];
+    agec_test_must(agec_tx_begin(c, NULL, &err), &err, "begin");
+    for (int i = 0; i < DEPTH; i++) {
+        agec_test_must(agec_tx_savepoint(c, &sp[i], &err), &err, "savepoint");
+        for (int j = 0; j < i; j++)
+            assert_int_not_equal(sp[i], sp[j]);
+        insert_id(c, 100 + i);
+    }
+    char got[512];
+    ids(c, "WHERE id >= 100", got, sizeof got);
+    assert_string_equal(got, "100,101,102,103,104,105,106,107,108,109,110,111,112,113,114,115,116,"
+                             "117,118,119");
+    /* Undo the rows after sp[15]; sp[15] stays and undoes again. */
+    agec_test_must(agec_tx_rollback_to(c, sp[15], &err), &err, "rollback to sp15");
+    assert_int_equal(count(c, "SELECT count(*) FROM it_sql WHERE id >= 100"), 15);
+    insert_id(c, 200);
+    agec_test_must(agec_tx_rollback_to(c, sp[15], &err), &err, "rollback to sp15 again");
+    assert_int_equal(count(c, "SELECT count(*) FROM it_sql WHERE id = 200"), 0);
+    insert_id(c, 201);
+    /* Release sp[10] and every savepoint after it: their rows stay. */
+    agec_test_must(agec_tx_release(c, sp[10], &err), &err, "release sp10");
+    ids(c, "WHERE id >= 100", got, sizeof got);
+    assert_string_equal(got, "100,101,102,103,104,105,106,107,108,109,110,111,112,113,114,201");
+    unsigned after;
+    agec_test_must(agec_tx_savepoint(c, &after, &err), &err, "savepoint after release");
+    for (int j = 0; j < DEPTH; j++)
+        assert_int_not_equal(after, sp[j]);
+    /* A released savepoint is gone: the server says so (3B001) and the
+     * transaction is failed until a rollback to a live savepoint. */
+    assert_int_equal(agec_tx_rollback_to(c, sp[12], &err), AGEC_ERR_SERVER);
+    assert_string_equal(err.sqlstate, "3B001");
+    assert_int_equal(agec_tx_release(c, sp[19], &err), AGEC_ERR_SERVER);
+    assert_string_equal(err.sqlstate, "25P02"); /* in failed transaction */
+    agec_result *r = NULL;
+    assert_int_equal(agec_sql_exec(c, "SELECT 1", 0, NULL, NULL, &r, &err), AGEC_ERR_SERVER);
+    assert_string_equal(err.sqlstate, "25P02");
+    assert_null(r);
+    agec_test_must(agec_tx_rollback_to(c, after, &err), &err, "rollback to the live savepoint");
+    assert_int_equal(count(c, "SELECT 6 * 7"), 42);
+    insert_id(c, 202); /* the transaction works again */
+    agec_test_must(agec_tx_release(c, after, &err), &err, "release after");
+    assert_int_equal(count(other, "SELECT count(*) FROM it_sql WHERE id >= 100"), 0);
+    agec_test_must(agec_tx_commit(c, &err), &err, "commit");
+    ids(other, "WHERE id >= 100", got, sizeof got);
+    assert_string_equal(got, "100,101,102,103,104,105,106,107,108,109,110,111,112,113,114,201,202");
+
+    /* sp[9] survives the release of sp[10], and rolling back to it undoes
+     * the released rows too; releasing the outermost one releases them all. */
+    agec_test_must(agec_tx_begin(c, NULL, &err), &err, "begin 2");
+    for (int i = 0; i < DEPTH; i++) {
+        agec_test_must(agec_tx_savepoint(c, &sp[i], &err), &err, "savepoint 2");
+        insert_id(c, 300 + i);
+    }
+    agec_test_must(agec_tx_release(c, sp[10], &err), &err, "release sp10 (2)");
+    agec_test_must(agec_tx_rollback_to(c, sp[9], &err), &err, "rollback to sp9 (2)");
+    assert_int_equal(count(c, "SELECT count(*) FROM it_sql WHERE id >= 300"), 9);
+    agec_test_must(agec_tx_release(c, sp[0], &err), &err, "release sp0");
+    assert_int_equal(agec_tx_rollback_to(c, sp[5], &err), AGEC_ERR_SERVER);
+    assert_string_equal(err.sqlstate, "3B001");
+    /* Nothing live to roll back to: the COMMIT of the failed transaction is
+     * not a success and nothing of it is kept. */
+    assert_int_equal(agec_tx_commit(c, &err), AGEC_ERR_STATE);
+    assert_int_equal(count(other, "SELECT count(*) FROM it_sql WHERE id >= 300"), 0);
+    agec_test_must(agec_tx_begin(c, NULL, &err), &err, "begin 3");
+    for (int i = 0; i < DEPTH; i++) {
+        agec_test_must(agec_tx_savepoint(c, &sp[i], &err), &err, "savepoint 3");
+        insert_id(c, 300 + i);
+    }
+    agec_test_must(agec_tx_release(c, sp[0], &err), &err, "release sp0 (3)");
+    agec_test_must(agec_tx_commit(c, &err), &err, "commit 3");
+    assert_int_equal(count(other, "SELECT count(*) FROM it_sql WHERE id >= 300"), DEPTH);
+    sql(c, "DELETE FROM it_sql");
+    agec_conn_release(other);
+    agec_conn_release(c);
+}
+
+/* Two transactions that lock two rows in opposite order: the server breaks
+ * the deadlock (40P01) by failing one; the runner retries it and both commit
+ * exactly once. */
+typedef struct deadlock_ctx {
+    pthread_barrier_t *barrier;
+    const char *first, *second; /* ids locked in this order */
+    int calls;
+    int deadlocks; /* attempts that failed with 40P01 */
+    agec_status result;
+    agec_error err;
+} deadlock_ctx;
+
+static agec_status lock_row(agec_conn *c, const char *id, agec_error *err)
+{
+    const char *v[1] = { id };
+    agec_result *r = NULL;
+    agec_status st =
+        agec_sql_exec(c, "UPDATE it_sql SET v = v || 'x' WHERE id = $1", 1, v, NULL, &r, err);
+    if (st == AGEC_OK && agec_result_affected(r) != 1)
+        st = AGEC_ERR_NOT_FOUND;
+    agec_result_free(r);
+    return st;
+}
+
+static agec_status deadlock_body(agec_conn *c, void *user, agec_error *err)
+{
+    deadlock_ctx *x = user;
+    x->calls++;
+    agec_result *r = NULL;
+    agec_status st =
+        agec_sql_exec(c, "SET LOCAL deadlock_timeout = '50ms'", 0, NULL, NULL, &r, err);
+    agec_result_free(r);
+    if (st == AGEC_OK)
+        st = lock_row(c, x->first, err);
+    if (st != AGEC_OK)
+        return st;
+    if (x->calls == 1)
+        pthread_barrier_wait(x->barrier); /* each holds its first row */
+    st = lock_row(c, x->second, err);
+    if (st != AGEC_OK && strcmp(err->sqlstate, "40P01") == 0)
+        x->deadlocks++;
+    return st;
+}
+
+static void *deadlock_thread(void *arg)
+{
+    deadlock_ctx *x = arg;
+    agec_tx_opts o;
+    agec_tx_opts_init(&o);
+    o.retry_base_ms = 5;
+    x->err = (agec_error)AGEC_ERROR_INIT;
+    x->result = agec_tx_run(pool, &o, deadlock_body, x, &x->err);
+    return NULL;
+}
+
+static void test_tx_run_retries_deadlock(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    sql(c, "INSERT INTO it_sql VALUES (501, ''), (502, '')");
+    pthread_barrier_t barrier;
+    pthread_barrier_init(&barrier, NULL, 2);
+    deadlock_ctx a = { &barrier, "501", "502", 0, 0, AGEC_OK, AGEC_ERROR_INIT };
+    deadlock_ctx b = { &barrier, "502", "501", 0, 0, AGEC_OK, AGEC_ERROR_INIT };
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, deadlock_thread, &a);
+    pthread_create(&tb, NULL, deadlock_thread, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    pthread_barrier_destroy(&barrier);
+    if (a.result != AGEC_OK || b.result != AGEC_OK)
+        fail_msg("a: %s [%s] %s; b: %s [%s] %s", agec_status_name(a.result), a.err.sqlstate,
+                 a.err.message, agec_status_name(b.result), b.err.sqlstate, b.err.message);
+    /* Exactly one was the deadlock victim, and it ran again. */
+    assert_int_equal(a.deadlocks + b.deadlocks, 1);
+    assert_int_equal(a.calls + b.calls, 3);
+    assert_int_equal(a.deadlocks ? a.calls : b.calls, 2);
+    /* Each committed once: both rows updated twice, no more. */
+    agec_result *r = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_sql_exec(c, "SELECT v FROM it_sql WHERE id IN (501, 502) ORDER BY id", 0,
+                                 NULL, NULL, &r, &err),
+                   &err, "select");
+    assert_int_equal(agec_result_rows(r), 2);
+    assert_string_equal(agec_result_text(r, 0, 0, NULL), "xx");
+    assert_string_equal(agec_result_text(r, 1, 0, NULL), "xx");
+    agec_result_free(r);
+    /* SET LOCAL did not outlive the transactions. */
+    agec_test_must(agec_sql_exec(c, "SHOW deadlock_timeout", 0, NULL, NULL, &r, &err), &err,
+                   "show");
+    assert_string_equal(agec_result_text(r, 0, 0, NULL), "1s");
+    agec_result_free(r);
+    sql(c, "DELETE FROM it_sql");
+    agec_conn_release(c);
+}
+
+static bool never_called_row(agec_result *row, void *user)
+{
+    (void)row;
+    (*(int *)user)++;
+    return true;
+}
+
+static void expect_boom(const agec_error *err)
+{
+    assert_int_equal(err->code, AGEC_ERR_SERVER);
+    assert_string_equal(err->sqlstate, "22023");
+    assert_string_equal(err->message, "boom");
+    assert_string_equal(err->detail, "d-text");
+    assert_string_equal(err->hint, "h-text");
+}
+
+/* The server's error fields reach the caller untouched, prepared or not,
+ * collected or streamed; a syntax error carries its position. */
+static void test_server_error_fields_pass_through(void **state)
+{
+    (void)state;
+    static const char boom[] = "DO $$ BEGIN RAISE EXCEPTION 'boom' USING DETAIL = 'd-text', "
+                               "HINT = 'h-text', ERRCODE = '22023'; END $$";
+    agec_conn *c = get();
+    agec_query_opts unprepared;
+    agec_query_opts_init(&unprepared);
+    unprepared.prepare = false;
+    const agec_query_opts *opts[2] = { NULL, &unprepared };
+    for (int i = 0; i < 2; i++) {
+        agec_error err = AGEC_ERROR_INIT;
+        agec_result *r = NULL;
+        assert_int_equal(agec_sql_exec(c, boom, 0, NULL, opts[i], &r, &err), AGEC_ERR_SERVER);
+        expect_boom(&err);
+        assert_null(r);
+        err = (agec_error)AGEC_ERROR_INIT;
+        int rows = 0;
+        assert_int_equal(agec_sql_stream(c, boom, 0, NULL, opts[i], never_called_row, &rows, &err),
+                         AGEC_ERR_SERVER);
+        expect_boom(&err);
+        assert_int_equal(rows, 0);
+        /* A syntax error: the 1-based position of the offending token. */
+        static const char bad[] = "SELECT 1 FROM FROM";
+        err = (agec_error)AGEC_ERROR_INIT;
+        assert_int_equal(agec_sql_exec(c, bad, 0, NULL, opts[i], &r, &err), AGEC_ERR_SERVER);
+        assert_string_equal(err.sqlstate, "42601");
+        assert_int_equal(err.position, (int)(strstr(bad, "FROM FROM") - bad) + 6);
+        assert_non_null(strstr(err.message, "FROM"));
+        assert_null(r);
+        /* ... and a semantic one too (undefined column). */
+        static const char nocol[] = "SELECT id, nosuchcolumn FROM it_sql";
+        err = (agec_error)AGEC_ERROR_INIT;
+        assert_int_equal(agec_sql_exec(c, nocol, 0, NULL, opts[i], &r, &err), AGEC_ERR_SERVER);
+        assert_string_equal(err.sqlstate, "42703");
+        assert_int_equal(err.position, (int)(strstr(nocol, "nosuch") - nocol) + 1);
+        assert_null(r);
+    }
+    /* A server hint is never replaced by agec's own (here one agec gives for
+     * 3F000 errors that mention a graph). */
+    agec_error err = AGEC_ERROR_INIT;
+    agec_result *r = NULL;
+    assert_int_equal(agec_sql_exec(c,
+                                   "DO $$ BEGIN RAISE EXCEPTION 'graph \"g\" does not exist' USING "
+                                   "HINT = 'h-text', ERRCODE = '3F000'; END $$",
+                                   0, NULL, NULL, &r, &err),
+                     AGEC_ERR_SERVER);
+    assert_string_equal(err.sqlstate, "3F000");
+    assert_string_equal(err.message, "graph \"g\" does not exist");
+    assert_string_equal(err.hint, "h-text");
+    assert_string_equal(err.detail, "");
+    /* The connection still works. */
+    assert_int_equal(count(c, "SELECT 3"), 3);
+    agec_conn_release(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -464,6 +747,9 @@ int main(void)
         cmocka_unit_test(test_cypher_without_age),
         cmocka_unit_test(test_tx_timeout_on_commit),
         cmocka_unit_test(test_begin_options),
+        cmocka_unit_test(test_savepoints_nested_deep),
+        cmocka_unit_test(test_tx_run_retries_deadlock),
+        cmocka_unit_test(test_server_error_fields_pass_through),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
