@@ -146,6 +146,48 @@ static void test_version_and_usage(void **state)
     free(r);
 }
 
+static int64_t json_int(const agec_value *obj, const char *key)
+{
+    int64_t v = 0;
+    if (agec_value_get_int64(agec_value_get(obj, key, strlen(key)), &v, NULL) != AGEC_OK)
+        fail_msg("no integer \"%s\" in the JSON", key);
+    return v;
+}
+
+static bool json_str_is(const agec_value *obj, const char *key, const char *want)
+{
+    const char *s;
+    size_t len;
+    return agec_value_get_string(agec_value_get(obj, key, strlen(key)), &s, &len, NULL) ==
+               AGEC_OK &&
+           len == strlen(want) && memcmp(s, want, len) == 0;
+}
+
+/* One row {a: vertex, e: edge a->b, b: vertex, p: path a-e-b} as JSON. */
+static void check_edge_and_path(const char *out)
+{
+    agec_value *row = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    if (agec_agtype_parse(out, strcspn(out, "\n"), AGEC_PARSE_JSON, &row, &err) != AGEC_OK)
+        fail_msg("not JSON: %s (%s)", out, err.message);
+    assert_string_equal(out + strcspn(out, "\n"), "\n"); /* one row */
+    const agec_value *a = agec_value_get(row, "a", 1), *e = agec_value_get(row, "e", 1),
+                     *b = agec_value_get(row, "b", 1), *p = agec_value_get(row, "p", 1);
+    assert_true(json_str_is(e, "label", "KNOWS"));
+    assert_int_equal(json_int(agec_value_get(e, "properties", 10), "since"), 1843);
+    assert_true(json_int(a, "id") != json_int(b, "id"));
+    assert_int_equal(json_int(e, "start_id"), json_int(a, "id"));
+    assert_int_equal(json_int(e, "end_id"), json_int(b, "id"));
+    assert_true(json_str_is(agec_value_get(b, "properties", 10), "name", "Charles"));
+    /* The path: an array of vertex, edge, vertex, equal to a, e, b. */
+    assert_int_equal(agec_value_type(p), AGEC_TYPE_ARRAY);
+    assert_int_equal(agec_value_length(p), 3);
+    assert_true(agec_value_equal(agec_value_at(p, 0), a));
+    assert_true(agec_value_equal(agec_value_at(p, 1), e));
+    assert_true(agec_value_equal(agec_value_at(p, 2), b));
+    agec_value_free(row);
+}
+
 static void test_graph_and_query_json(void **state)
 {
     (void)state;
@@ -198,8 +240,44 @@ static void test_graph_and_query_json(void **state)
     agec_value_free(row);
     free(r);
 
+    /* --columns names the output columns instead of the RETURN items. */
+    r = RUN(NULL, "--dsn", dsn, "--graph", "cli_graph", "--format", "json", "query",
+            "MATCH (p:Person) RETURN p.n, p.name", "--columns", "years,who");
+    expect_status(r, 0);
+    assert_string_equal(r->out, "{\"years\": 36, \"who\": \"Ada \\\"the\\\" Countess\"}\n");
+    free(r);
+    r = RUN(NULL, "--dsn", dsn, "--graph", "cli_graph", "--format", "json", "query", "RETURN 1, 2",
+            "--columns", "only_one");
+    expect_status(r, 1); /* two RETURN items, one column name */
+    free(r);
+
+    /* An edge carries start_id/end_id; a path becomes an array. */
+    r = RUN(NULL, "--dsn", dsn, "--graph", "cli_graph", "query",
+            "MATCH (a:Person) CREATE (a)-[:KNOWS {since: 1843}]->(:Person {name: 'Charles'})");
+    expect_status(r, 0);
+    free(r);
+    r = RUN(NULL, "--dsn", dsn, "--graph", "cli_graph", "--format", "json", "query",
+            "MATCH p = (a:Person)-[e:KNOWS]->(b:Person) RETURN a, e, b, p");
+    expect_status(r, 0);
+    check_edge_and_path(r->out);
+    free(r);
+
+    /* bench --cypher with a parameter: every run succeeds. */
+    r = RUN(NULL, "--dsn", dsn, "--graph", "cli_graph", "--format", "json", "bench", "--cypher",
+            "MATCH (p:Person {name: $name}) RETURN p.since", "--param", "name=\"Charles\"",
+            "--threads", "2", "--count", "20");
+    expect_status(r, 0);
+    agec_value *b = NULL;
+    if (agec_agtype_parse(r->out, strlen(r->out), AGEC_PARSE_JSON, &b, NULL) != AGEC_OK)
+        fail_msg("bench output is not one JSON object: %s", r->out);
+    assert_int_equal(json_int(b, "ok"), 20);
+    assert_int_equal(json_int(b, "errors"), 0);
+    assert_int_equal(agec_value_length(agec_value_get(b, "errors_by_kind", 14)), 0);
+    agec_value_free(b);
+    free(r);
+
     r = RUN(NULL, "--dsn", dsn, "--graph", "cli_graph", "--format", "csv", "query",
-            "MATCH (p:Person) RETURN p.name AS name");
+            "MATCH (p:Person) WHERE p.n = 36 RETURN p.name AS name");
     expect_status(r, 0);
     assert_string_equal(r->out, "name\n\"Ada \"\"the\"\" Countess\"\n");
     free(r);
@@ -279,7 +357,9 @@ static void test_unreachable_and_redaction(void **state)
     /* A syntactically bad DSN: a clear error, no password. */
     run_out *r =
         RUN(NULL, "--dsn", "host=127.0.0.1 password=sekrit123 bogus_keyword=1", "sql", "SELECT 1");
-    assert_int_not_equal(r->status, 0);
+    expect_status(r, 3); /* AGEC_ERR_CONFIG: no connection to be had */
+    assert_non_null(strstr(r->err, "AGEC_ERR_CONFIG"));
+    assert_non_null(strstr(r->err, "bogus_keyword"));
     assert_null(strstr(r->err, "sekrit"));
     free(r);
 }
@@ -310,6 +390,49 @@ static void test_sql_and_bench_on_pg(void **state)
     assert_int_equal(ok, 300);
     assert_non_null(agec_value_get(agec_value_get(v, "latency_ms", 10), "p99", 3));
     agec_value_free(v);
+    free(r);
+
+    /* Every run fails the same way on three threads: one error kind, with
+     * the count summed over the threads; exit 1 as nothing succeeded. */
+    r = RUN(NULL, "--dsn", dsn, "--age-mode", "off", "--format", "json", "bench", "--sql",
+            "SELECT 1/0", "--threads", "3", "--count", "30");
+    expect_status(r, 1);
+    if (agec_agtype_parse(r->out, strlen(r->out), AGEC_PARSE_JSON, &v, NULL) != AGEC_OK)
+        fail_msg("bench output is not one JSON object: %s", r->out);
+    assert_int_equal(json_int(v, "ok"), 0);
+    assert_int_equal(json_int(v, "errors"), 30);
+    assert_int_equal(json_int(v, "threads"), 3);
+    const agec_value *kinds = agec_value_get(v, "errors_by_kind", 14);
+    if (agec_value_length(kinds) != 1)
+        fail_msg("want one error kind: %s", r->out);
+    assert_true(json_str_is(agec_value_at(kinds, 0), "code", "AGEC_ERR_SERVER"));
+    assert_true(json_str_is(agec_value_at(kinds, 0), "sqlstate", "22012"));
+    assert_int_equal(json_int(agec_value_at(kinds, 0), "count"), 30);
+    agec_value_free(v);
+    free(r);
+    /* The same as text: one line for the kind. */
+    r = RUN(NULL, "--dsn", dsn, "--age-mode", "off", "--format", "table", "bench", "--sql",
+            "SELECT 1/0", "--threads", "3", "--count", "30");
+    expect_status(r, 1);
+    const char *line = strstr(r->out, "error AGEC_ERR_SERVER 22012 x30: ");
+    if (line == NULL || strstr(line + 1, "error AGEC_ERR_") != NULL)
+        fail_msg("want exactly one error line, x30:\n%s", r->out);
+    assert_non_null(strstr(line, "division by zero"));
+    free(r);
+
+    /* --pool-max/--pool-min are honoured by bench: 3 threads share 1. */
+    r = RUN(NULL, "--dsn", dsn, "--age-mode", "off", "--format", "json", "--pool-max", "1", "bench",
+            "--sql", "SELECT 1", "--threads", "3", "--count", "60");
+    expect_status(r, 0);
+    if (agec_agtype_parse(r->out, strlen(r->out), AGEC_PARSE_JSON, &v, NULL) != AGEC_OK)
+        fail_msg("bench output is not one JSON object: %s", r->out);
+    assert_int_equal(json_int(v, "ok"), 60);
+    assert_int_equal(json_int(agec_value_get(v, "pool", 4), "opened"), 1);
+    agec_value_free(v);
+    free(r);
+    r = RUN(NULL, "--dsn", dsn, "--pool-max", "2", "--pool-min", "3", "bench", "--sql", "SELECT 1");
+    expect_status(r, 2);
+    assert_non_null(strstr(r->err, "--pool-min"));
     free(r);
 }
 
@@ -407,6 +530,18 @@ static void test_shell_on_age(void **state)
     at = pty_expect(&s, at, "parameters set", 5000);
     pty_send(&s, "RETURN $who AS who;\r");
     at = pty_expect(&s, at, "\"Ada\"", 10000);
+    /* ';' at the end of a line inside a string or a block comment does not
+     * end the statement; an escaped quote does not end the string. */
+    pty_send(&s, "RETURN size('semi;\r");
+    at = pty_expect(&s, at, "cli_shell-#", 5000);
+    pty_send(&s, "colon') AS len /* a comment;\r");
+    at = pty_expect(&s, at, "cli_shell-#", 5000);
+    pty_send(&s, "still a comment */, 'it\\'s;' AS q;\r");
+    at = pty_expect(&s, at, "len", 10000);
+    at = pty_expect(&s, at, "11", 5000); /* "semi;\ncolon" */
+    at = pty_expect(&s, at, "it's;", 5000);
+    at = pty_expect(&s, at, "(1 row)", 5000);
+    at = pty_expect(&s, at, "cli_shell=#", 5000);
     pty_send(&s, ":quit\r");
     assert_int_equal(pty_finish(&s), 0);
     r = RUN(NULL, "--dsn", age(), "graph", "drop", "--cascade", "cli_shell");
@@ -514,7 +649,23 @@ static void test_bench_survives_restart(void **state)
     assert_int_equal(agec_value_get_int64(agec_value_get(v, "errors", 6), &errors, NULL), AGEC_OK);
     assert_true(ok > 100);
     assert_true(errors > 0); /* the restart was seen and counted */
-    assert_true(agec_value_length(agec_value_get(v, "errors_by_kind", 14)) > 0);
+    /* Each (code, SQLSTATE) once, merged over both threads; the counts add
+     * up to the errors. */
+    const agec_value *kinds = agec_value_get(v, "errors_by_kind", 14);
+    size_t nk = agec_value_length(kinds);
+    assert_true(nk > 0);
+    int64_t sum = json_int(v, "errors_other_kinds");
+    for (size_t i = 0; i < nk; i++) {
+        const agec_value *ki = agec_value_at(kinds, i);
+        sum += json_int(ki, "count");
+        for (size_t j = 0; j < i; j++)
+            if (agec_value_equal(agec_value_get(ki, "code", 4),
+                                 agec_value_get(agec_value_at(kinds, j), "code", 4)) &&
+                agec_value_equal(agec_value_get(ki, "sqlstate", 8),
+                                 agec_value_get(agec_value_at(kinds, j), "sqlstate", 8)))
+                fail_msg("error kind %zu repeats kind %zu: %s", i, j, b.out->out);
+    }
+    assert_int_equal(sum, errors);
     agec_value_free(v);
     free(b.out);
 }
@@ -523,19 +674,30 @@ static void test_demo_small(void **state)
 {
     (void)state;
     for (int run = 0; run < 2; run++) { /* re-runnable: the second run drops the graph */
-        run_out *r = RUN(NULL, "--dsn", age(), "demo", "--size", "60");
+        /* The second run sizes the pool with --pool-max/--pool-min. */
+        run_out *r = run == 0 ? RUN(NULL, "--dsn", age(), "demo", "--size", "60")
+                              : RUN(NULL, "--dsn", age(), "--pool-max", "2", "--pool-min", "1",
+                                    "demo", "--size", "60");
         expect_status(r, 0);
-        static const char *sections[] = { "1. graph demo_social created",
-                                          "2. loaded 60 people and 300 KNOWS edges",
-                                          "4a. the 5 people with the most friends",
-                                          "4b. friends of friends",
-                                          "4d. people per city",
-                                          "5. pool statistics",
-                                          "breaker             closed",
-                                          "pool closed gracefully" };
+        const char *pool = run == 0 ? "(max 4, min 2)" : "(max 2, min 1)";
+        if (strstr(r->out, pool) == NULL)
+            fail_msg("demo output lacks '%s':\n%s", pool, r->out);
+        static const char *sections[] = {
+            "1. graph demo_social created", "2. loaded 60 people and 300 KNOWS edges",
+            "3. label indexes checked",     "4a. the 5 people with the most friends",
+            "4b. friends of friends",       "4c. a shortest chain of KNOWS between two people",
+            "4d. people per city",          "5. pool statistics",
+            "breaker             closed",   "pool closed gracefully"
+        };
         for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
             if (strstr(r->out, sections[i]) == NULL)
                 fail_msg("demo output lacks '%s':\n%s\n%s", sections[i], r->out, r->err);
+        /* With 60 people there is a target three hops out: 4c shows a path. */
+        const char *c4 = strstr(r->out, "4c. "), *d4 = strstr(r->out, "4d. ");
+        const char *row = strstr(c4, "(1 row)");
+        const char *path = strstr(c4, "(:Person ");
+        if (row == NULL || row > d4 || path == NULL || path > d4)
+            fail_msg("4c shows no path:\n%s", r->out);
         free(r);
     }
     run_out *r = RUN(NULL, "--dsn", age(), "demo", "--size", "3");

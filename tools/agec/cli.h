@@ -17,7 +17,7 @@ enum {
     EXIT_OK = 0,
     EXIT_QUERY = 1, /* the server or the query failed */
     EXIT_USAGE = 2, /* bad command line or input */
-    EXIT_CONN = 3,  /* could not get a connection */
+    EXIT_CONN = 3,  /* could not get a connection (also a bad DSN) */
 };
 
 typedef enum { FMT_AUTO, FMT_TABLE, FMT_JSON, FMT_CSV } out_format;
@@ -25,7 +25,7 @@ typedef enum { FMT_AUTO, FMT_TABLE, FMT_JSON, FMT_CSV } out_format;
 typedef struct cli {
     const char *dsn;
     const char *graph;
-    int pool_max, pool_min;
+    int pool_max, pool_min; /* -1 when not given on the command line */
     int connect_timeout_ms, acquire_timeout_ms, statement_timeout_ms;
     agec_age_mode age_mode;
     out_format format;
@@ -33,9 +33,11 @@ typedef struct cli {
     agec_pool *pool;
 } cli;
 
-/* Open cli->pool from the global options (max/min overridable). Returns
- * EXIT_OK or prints the error and returns its exit code. */
-int cli_open_pool(cli *c, int max, int min);
+/* Open cli->pool from the global options with max/min connections; when
+ * sizable, --pool-max/--pool-min override them where given. The sizes used
+ * are stored back in c->pool_max/pool_min. Returns EXIT_OK or prints the
+ * error and returns its exit code. */
+int cli_open_pool(cli *c, int max, int min, bool sizable);
 
 /* Close the pool gracefully (NULL-safe). */
 void cli_close_pool(cli *c);

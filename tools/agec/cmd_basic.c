@@ -49,7 +49,7 @@ static bool print_streamed(agec_result *row, void *user)
 static int run_and_print(cli *c, const char *graph, const char *text, const char *params, int nargs,
                          const char *const *args, const agec_query_opts *opts)
 {
-    int rc = cli_open_pool(c, 1, 0);
+    int rc = cli_open_pool(c, 1, 0, false);
     if (rc != EXIT_OK)
         return rc;
     agec_conn *conn;
@@ -170,7 +170,7 @@ int cmd_graph(cli *c, int argc, char **argv)
     agec_error err = AGEC_ERROR_INIT;
     if (needs_name && agec_graph_name_check(name, &err) != AGEC_OK)
         return cli_usage_error("graph %s: %s", verb, err.message);
-    int rc = cli_open_pool(c, 1, 0);
+    int rc = cli_open_pool(c, 1, 0, false);
     agec_conn *conn = NULL;
     if (rc != EXIT_OK || (rc = cli_acquire(c, &conn)) != EXIT_OK)
         return rc;

@@ -43,22 +43,30 @@ typedef struct bench {
     atomic_int stop;
 } bench;
 
-static void record_error(bench_thread *t, agec_status st, const agec_error *err)
+/* Count one error of a kind in kinds[0..*n) (at most MAX_ERROR_KINDS
+ * kinds; beyond that into *other). */
+static void add_error(err_kind *kinds, size_t *n, uint64_t *other, agec_status st,
+                      const char *sqlstate, const char *message, uint64_t count)
 {
-    for (size_t i = 0; i < t->nerrors; i++)
-        if (t->errors[i].code == st && strcmp(t->errors[i].sqlstate, err->sqlstate) == 0) {
-            t->errors[i].count++;
+    for (size_t i = 0; i < *n; i++)
+        if (kinds[i].code == st && strcmp(kinds[i].sqlstate, sqlstate) == 0) {
+            kinds[i].count += count;
             return;
         }
-    if (t->nerrors == MAX_ERROR_KINDS) {
-        t->other_errors++;
+    if (*n == MAX_ERROR_KINDS) {
+        *other += count;
         return;
     }
-    err_kind *k = &t->errors[t->nerrors++];
+    err_kind *k = &kinds[(*n)++];
     k->code = st;
-    memcpy(k->sqlstate, err->sqlstate, sizeof k->sqlstate);
-    snprintf(k->example, sizeof k->example, "%.159s", err->message);
-    k->count = 1;
+    snprintf(k->sqlstate, sizeof k->sqlstate, "%.5s", sqlstate);
+    snprintf(k->example, sizeof k->example, "%.159s", message);
+    k->count = count;
+}
+
+static void record_error(bench_thread *t, agec_status st, const agec_error *err)
+{
+    add_error(t->errors, &t->nerrors, &t->other_errors, st, err->sqlstate, err->message, 1);
 }
 
 static bool take_one(bench *b)
@@ -177,7 +185,7 @@ int cmd_bench(cli *c, int argc, char **argv)
         duration_s = 10;
     if ((rc = cli_build_params(params_json, pairs, npairs, &b.params)) != EXIT_OK)
         goto out;
-    if ((rc = cli_open_pool(c, c->pool_max, c->pool_min)) != EXIT_OK)
+    if ((rc = cli_open_pool(c, 4, 0, true)) != EXIT_OK)
         goto out;
     bench_thread *ts = calloc((size_t)threads, sizeof *ts);
     if (ts == NULL) {
@@ -216,7 +224,8 @@ int cmd_bench(cli *c, int argc, char **argv)
     double *all = malloc((n ? n : 1) * sizeof *all);
     size_t k = 0;
     for (int i = 0; all && i < started; i++) {
-        memcpy(all + k, ts[i].lat_ms, ts[i].n * sizeof *all);
+        if (ts[i].n > 0) /* lat_ms is NULL when a thread had no success */
+            memcpy(all + k, ts[i].lat_ms, ts[i].n * sizeof *all);
         k += ts[i].n;
     }
     if (all)
@@ -240,23 +249,33 @@ int cmd_bench(cli *c, int argc, char **argv)
         printf("acquire wait ms: p99 %.3f  max %.3f\n", (double)s.wait_p99_us / 1000.0,
                (double)s.wait_max_us / 1000.0);
     }
-    bool first = true;
-    for (int i = 0; i < started; i++)
+    /* One line per (code, SQLSTATE) over all threads, counts summed. */
+    err_kind kinds[MAX_ERROR_KINDS];
+    size_t nkinds = 0;
+    uint64_t other = 0;
+    for (int i = 0; i < started; i++) {
+        other += ts[i].other_errors;
         for (size_t e = 0; e < ts[i].nerrors; e++) {
-            err_kind *ek = &ts[i].errors[e];
-            if (json) {
-                printf("%s{\"code\": \"%s\", \"sqlstate\": \"%s\", \"count\": %llu}",
-                       first ? "" : ", ", agec_status_name(ek->code), ek->sqlstate,
-                       (unsigned long long)ek->count);
-            } else {
-                printf("error %s%s%s x%llu (thread %d): %s\n", agec_status_name(ek->code),
-                       ek->sqlstate[0] ? " " : "", ek->sqlstate, (unsigned long long)ek->count, i,
-                       ek->example);
-            }
-            first = false;
+            const err_kind *ek = &ts[i].errors[e];
+            add_error(kinds, &nkinds, &other, ek->code, ek->sqlstate, ek->example, ek->count);
         }
+    }
+    for (size_t e = 0; e < nkinds; e++) {
+        const err_kind *ek = &kinds[e];
+        if (json)
+            printf("%s{\"code\": \"%s\", \"sqlstate\": \"%s\", \"count\": %llu}", e ? ", " : "",
+                   agec_status_name(ek->code), ek->sqlstate, (unsigned long long)ek->count);
+        else
+            printf("error %s%s%s x%llu: %s\n", agec_status_name(ek->code),
+                   ek->sqlstate[0] ? " " : "", ek->sqlstate, (unsigned long long)ek->count,
+                   ek->example);
+    }
+    if (json)
+        printf("], \"errors_other_kinds\": %llu", (unsigned long long)other);
+    else if (other > 0)
+        printf("errors of further kinds: %llu\n", (unsigned long long)other);
     if (json) {
-        printf("], \"pool\": {\"opened\": %llu, \"acquires\": %llu, \"acquire_timeouts\": %llu, "
+        printf(", \"pool\": {\"opened\": %llu, \"acquires\": %llu, \"acquire_timeouts\": %llu, "
                "\"connect_failures\": %llu, \"breaker_fast_fails\": %llu, \"breaker\": \"%s\"}}\n",
                (unsigned long long)s.opened, (unsigned long long)s.acquires,
                (unsigned long long)s.acquire_timeouts, (unsigned long long)s.connect_failures,

@@ -1,8 +1,9 @@
 /*
  * agec shell: an interactive Cypher shell. Line editing and history come
  * from libedit (Debian libedit-dev). Statements end with ';' and may span
- * lines; lines starting with ':' are shell commands. Ctrl-C cancels the
- * running statement and keeps the shell.
+ * lines; a ';' inside a string, a `name` or a comment does not end one
+ * (see scan). Lines starting with ':' are shell commands. Ctrl-C cancels
+ * the running statement and keeps the shell.
  *
  * Ctrl-C: the signal handler only writes a byte to a pipe (async-signal
  * safe); a helper thread reads it and calls agec_conn_cancel() on the
@@ -11,6 +12,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -158,6 +160,79 @@ static bool command(shell *sh, char *line)
     return true;
 }
 
+/*
+ * Where a statement ends: a ';' outside quotes and comments, followed by
+ * nothing but blanks and comments up to the end of a line. The state carries
+ * over from line to line: '...' and "..." strings with backslash escapes
+ * (Cypher), `...` names, block and line (//) comments. SQL's '' inside a
+ * string needs no rule of its own: closing and reopening the string leaves
+ * the same state after the pair.
+ */
+typedef enum { LX_CODE, LX_SQUOTE, LX_DQUOTE, LX_BACKTICK, LX_BLOCK, LX_LINE } lex_state;
+
+typedef struct scanner {
+    lex_state state;
+    bool escaped;   /* the previous character in a string was a backslash */
+    size_t pos;     /* next byte of the buffer to scan */
+    ptrdiff_t semi; /* offset of a ';' with only blanks and comments after it, or -1 */
+} scanner;
+
+static void scan(scanner *sc, const char *buf, size_t len)
+{
+    for (size_t i = sc->pos; i < len; i++) {
+        char ch = buf[i], next = i + 1 < len ? buf[i + 1] : '\0';
+        switch (sc->state) {
+        case LX_CODE:
+            if (ch == ';') {
+                sc->semi = (ptrdiff_t)i;
+            } else if (ch == '/' && next == '*') {
+                sc->state = LX_BLOCK;
+                i++;
+            } else if (ch == '/' && next == '/') { /* not "--": a Cypher pattern */
+                sc->state = LX_LINE;
+                i++;
+            } else if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') {
+                sc->semi = -1;
+                sc->state = ch == '\''  ? LX_SQUOTE
+                            : ch == '"' ? LX_DQUOTE
+                            : ch == '`' ? LX_BACKTICK
+                                        : LX_CODE;
+            }
+            break;
+        case LX_SQUOTE:
+        case LX_DQUOTE:
+            if (sc->escaped)
+                sc->escaped = false;
+            else if (ch == '\\')
+                sc->escaped = true;
+            else if (ch == (sc->state == LX_SQUOTE ? '\'' : '"'))
+                sc->state = LX_CODE;
+            break;
+        case LX_BACKTICK:
+            if (ch == '`')
+                sc->state = LX_CODE;
+            break;
+        case LX_BLOCK:
+            if (ch == '*' && next == '/') {
+                sc->state = LX_CODE;
+                i++;
+            }
+            break;
+        case LX_LINE:
+            if (ch == '\n')
+                sc->state = LX_CODE;
+            break;
+        }
+    }
+    sc->pos = len;
+}
+
+/* After a whole line: the statement's length if it ends here, else -1. */
+static ptrdiff_t statement_end(const scanner *sc)
+{
+    return sc->state == LX_CODE || sc->state == LX_LINE ? sc->semi : -1;
+}
+
 static char *read_line(bool tty, const char *prompt)
 {
     if (tty)
@@ -179,7 +254,7 @@ int cmd_shell(cli *c, int argc, char **argv)
     (void)argv;
     if (argc > 1)
         return cli_usage_error("shell takes no arguments");
-    int rc = cli_open_pool(c, 2, 0);
+    int rc = cli_open_pool(c, 2, 0, true);
     if (rc != EXIT_OK)
         return rc;
     shell sh = { .c = c };
@@ -209,6 +284,7 @@ int cmd_shell(cli *c, int argc, char **argv)
                agec_version());
     char *buf = NULL;
     size_t len = 0;
+    scanner sc = { LX_CODE, false, 0, -1 };
     for (;;) {
         char prompt[160];
         snprintf(prompt, sizeof prompt, "%s%s ", sh.graph[0] ? sh.graph : "agec",
@@ -238,16 +314,16 @@ int cmd_shell(cli *c, int argc, char **argv)
         memcpy(buf + len, line, ll + 1);
         len += ll;
         free(line);
-        size_t end = len;
-        while (end > 0 && (buf[end - 1] == ' ' || buf[end - 1] == '\t'))
-            end--;
-        if (end > 0 && buf[end - 1] == ';') {
-            buf[end - 1] = '\0';
+        scan(&sc, buf, len);
+        ptrdiff_t end = statement_end(&sc);
+        if (end >= 0) {
+            buf[end] = '\0';
             if (tty)
                 add_history(buf);
             if (buf[strspn(buf, " \t\n")] != '\0')
                 run(&sh, buf, true);
             len = 0;
+            sc = (scanner){ LX_CODE, false, 0, -1 };
         }
     }
     free(buf);

@@ -16,8 +16,11 @@ static const char USAGE[] =
     "  --dsn DSN                libpq keyword string or URI (default: libpq environment,\n"
     "                           PGHOST, PGPORT, ...)\n"
     "  --graph NAME             graph for Cypher commands\n"
-    "  --pool-max N             connections at most (default 4)\n"
-    "  --pool-min N             connections kept open (default 0)\n"
+    "  --pool-max N             connections at most, for bench, demo and shell\n"
+    "                           (defaults: bench 4, demo 4, shell 2); query, sql\n"
+    "                           and graph always use one connection\n"
+    "  --pool-min N             connections kept open, for bench, demo and shell\n"
+    "                           (defaults: demo 2, bench and shell 0)\n"
     "  --connect-timeout MS     limit for opening one connection (default 2000)\n"
     "  --acquire-timeout MS     limit for getting a connection (default 10000)\n"
     "  --statement-timeout MS   cancel statements running longer (default: none)\n"
@@ -37,7 +40,8 @@ static const char USAGE[] =
     "  demo [--size N]                      the showcase workload\n"
     "\n"
     "exit status: 0 success, 1 the server or the query failed, 2 usage error,\n"
-    "3 could not get a connection (unreachable, acquire timeout, breaker open)\n";
+    "3 could not get a connection (unreachable, auth, acquire timeout, breaker open,\n"
+    "  bad DSN or pool configuration)\n";
 
 double cli_now_ms(void)
 {
@@ -125,15 +129,29 @@ static agec_status on_connect(PGconn *conn, void *user, agec_error *err)
     return AGEC_OK;
 }
 
-int cli_open_pool(cli *c, int max, int min)
+int cli_open_pool(cli *c, int max, int min, bool sizable)
 {
     agec_pool_config cfg;
     agec_pool_config_init(&cfg);
     cfg.conninfo = c->dsn;
-    cfg.max = max > 0 ? max : c->pool_max;
-    cfg.min = min >= 0 ? min : c->pool_min;
-    if (cfg.min > cfg.max)
-        cfg.min = cfg.max;
+    cfg.max = max;
+    cfg.min = min;
+    if (sizable) {
+        /* --pool-max/--pool-min when given (main checked min <= max when
+         * both were); a default on the other side gives way. */
+        if (c->pool_max > 0)
+            cfg.max = c->pool_max;
+        if (c->pool_min >= 0)
+            cfg.min = c->pool_min;
+        if (cfg.min > cfg.max) {
+            if (c->pool_max > 0)
+                cfg.min = cfg.max;
+            else
+                cfg.max = cfg.min;
+        }
+    }
+    c->pool_max = cfg.max;
+    c->pool_min = cfg.min;
     cfg.connect_timeout_ms = c->connect_timeout_ms;
     cfg.acquire_timeout_ms = c->acquire_timeout_ms;
     cfg.age_mode = c->age_mode;
@@ -191,8 +209,8 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-    cli c = { .pool_max = 4,
-              .pool_min = 0,
+    cli c = { .pool_max = -1, /* not given: each command's default */
+              .pool_min = -1,
               .connect_timeout_ms = 2000,
               .acquire_timeout_ms = 10000,
               .age_mode = AGEC_AGE_LOAD,
@@ -251,8 +269,10 @@ int main(int argc, char **argv)
             return cli_usage_error("--format must be table, json or csv");
         }
     }
-    if (c.pool_max < 1)
+    if (c.pool_max == 0)
         return cli_usage_error("--pool-max must be at least 1");
+    if (c.pool_max > 0 && c.pool_min > c.pool_max)
+        return cli_usage_error("--pool-min must not exceed --pool-max");
     if (i >= argc)
         return cli_usage_error("no command given");
     for (size_t k = 0; k < sizeof COMMANDS / sizeof COMMANDS[0]; k++)
