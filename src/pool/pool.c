@@ -369,7 +369,7 @@ static agec_status acq_open(acq *a, agec_conn *c, agec__breaker_change *pending,
     agec__emit_breaker(p, pending);
     int64_t own = agec__deadline_after(a->now, p->cfg.c.connect_timeout_ms);
     int64_t cdl = agec__min64(acq_io_deadline(a), own);
-    agec_error attempt;
+    agec_error attempt = AGEC_ERROR_INIT;
     agec_status st = agec__pool_connect(p, c, cdl, NULL, &attempt);
     a->now = agec__now_us();
     if (st == AGEC_ERR_UNREACHABLE && cdl < own && a->now >= cdl) {
