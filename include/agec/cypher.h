@@ -81,8 +81,10 @@ typedef struct agec_query_opts {
     size_t ncolumns;
     /** Statement timeout in ms; 0 = none. Past it the server-side statement
      *  is cancelled and the call fails with AGEC_ERR_TIMEOUT; the connection
-     *  stays usable when the cancel is honoured within 150 ms, else it is
-     *  marked broken (closed on release). Default 0. */
+     *  stays usable when the cancel is honoured within 150 ms; else the
+     *  statement may still run: further statements on the connection fail
+     *  with AGEC_ERR_STATE, and release cancels it again and waits for it
+     *  (reset_timeout_ms), keeping the connection, or closes it. Default 0. */
     int timeout_ms;
     /** Prepare the statement and keep it in the connection's cache (up to
      *  AGEC_STMT_CACHE_MAX statements, least recently used evicted). false

@@ -110,7 +110,8 @@ typedef struct run_state {
     int64_t give_up;  /* after a cancel: end of the grace period */
     int timeout_ms;
     bool cancelled;
-    bool broken;
+    bool broken; /* the connection failed: close it on release */
+    bool stuck;  /* gave up at the end of the grace period; the statement may still run */
     agec__cancel_job *cancel; /* the latest cancel request, or NULL */
 } run_state;
 
@@ -153,8 +154,9 @@ static agec_status timeout_error(const run_state *rs, agec_error *err)
                            "statement timeout: no result within %d ms; the statement was "
                            "cancelled%s",
                            rs->timeout_ms,
-                           rs->broken ? " but did not stop, so the connection will be closed"
-                                      : " on the server");
+                           rs->stuck ? " but has not stopped yet: release cancels it again and "
+                                       "waits for it (reset_timeout_ms), or closes the connection"
+                                     : " on the server");
 }
 
 /* Read every result of the statement sent last. Rows go to fn one at a time
@@ -169,7 +171,15 @@ static agec_status collect(run_state *rs, agec_row_fn fn, void *user, agec_resul
     for (;;) {
         int r = next_ready(rs);
         if (r <= 0) {
-            rs->broken = true;
+            /* Not answered within the grace period: the server may still run
+             * the statement. Closing the connection now would leave its
+             * backend running beside a replacement (more backends than max
+             * for a while); release cleans it up (cancel and drain, like any
+             * statement still running) or closes it. */
+            if (r == 0)
+                rs->stuck = true;
+            else
+                rs->broken = true;
             if (!have_error)
                 st = r == 0 ? timeout_error(rs, err)
                             : agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, rs->pg);

@@ -114,9 +114,71 @@ static void test_cancel_running_and_black_hole(void **state)
     fl_cluster_remove(&cl);
 }
 
+/* A statement timeout whose cancel cannot take effect within the 150 ms
+ * grace (here: 250 ms of network latency each way) returns at once, but the
+ * connection is not thrown away while its statement may still run on the
+ * server: release cancels again, waits for the end, and keeps it. */
+static void test_stuck_statement_drained_on_release(void **state)
+{
+    (void)state;
+    fl_cluster cl;
+    if (!fl_cluster_start(&cl, AGEC_SCRIPTS_DIR))
+        fail_msg("could not start a PostgreSQL 15 cluster");
+    fproxy *px = fproxy_start(cl.port);
+    assert_non_null(px);
+    char ci[256];
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable",
+             fproxy_port(px));
+    agec_pool_config cfg;
+    agec_pool_config_init(&cfg);
+    cfg.conninfo = ci;
+    cfg.max = 1;
+    cfg.age_mode = AGEC_AGE_OFF;
+    cfg.connect_timeout_ms = 5000;
+    cfg.reset_timeout_ms = 5000;
+    cfg.on_event = agec_pool_event_ignore;
+    agec_pool *pool = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_open(&cfg, &pool, &err), &err, "open");
+    agec_conn *c = NULL;
+    agec_test_must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
+    uint64_t id = agec_conn_id(c);
+
+    fproxy_set_latency(px, 250);
+    agec_query_opts o;
+    agec_query_opts_init(&o);
+    o.timeout_ms = 200;
+    agec_result *r = NULL;
+    int64_t t0 = agec_test_now_ms();
+    assert_int_equal(agec_sql_exec(c, "SELECT pg_sleep(30)", 0, NULL, &o, &r, &err),
+                     AGEC_ERR_TIMEOUT);
+    assert_true(agec_test_now_ms() - t0 < 200 + 150 + SLACK_MS);
+    assert_non_null(strstr(err.message, "has not stopped yet"));
+    assert_null(r);
+    /* Still running: the connection refuses a second statement meanwhile. */
+    assert_int_equal(agec_sql_exec(c, "SELECT 1", 0, NULL, NULL, &r, &err), AGEC_ERR_STATE);
+    agec_conn_release(c); /* cancels again and drains: 57014 comes back */
+
+    fproxy_set_latency(px, 0);
+    agec_pool_stats s;
+    agec_test_must(agec_pool_stats_get(pool, &s), &err, "stats");
+    assert_int_equal(s.closed[AGEC_CLOSE_BROKEN], 0);
+    assert_int_equal(s.closed[AGEC_CLOSE_RESET], 0);
+    assert_int_equal(s.total, 1);
+    agec_test_must(agec_pool_acquire(pool, &c, &err), &err, "acquire again");
+    assert_int_equal(agec_conn_id(c), id); /* the same connection, kept */
+    agec_test_must(agec_sql_exec(c, "SELECT 1", 0, NULL, NULL, &r, &err), &err, "works");
+    agec_result_free(r);
+    agec_conn_release(c);
+    assert_int_equal(agec_pool_close(pool, 1000, &err), AGEC_OK);
+    fproxy_stop(px);
+    fl_cluster_remove(&cl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stuck_statement_drained_on_release),
         cmocka_unit_test(test_cancel_running_and_black_hole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
