@@ -1,4 +1,4 @@
-/* The pool: open, acquire, release, close, and the state transitions. */
+/* The pool: open, acquire, release, and the state transitions (close: close.c). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +45,7 @@ static void cond_init_monotonic(pthread_cond_t *cond)
     pthread_condattr_destroy(&a);
 }
 
-static void wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t deadline_us)
+void agec__pool_wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t deadline_us)
 {
     if (deadline_us == AGEC__NEVER) {
         pthread_cond_wait(cond, mu);
@@ -78,7 +78,7 @@ static void waiter_enqueue(agec_pool *p, waiter *w)
     p->waiting++;
 }
 
-static void waiter_dequeue(agec_pool *p, waiter *w)
+void agec__waiter_dequeue(agec_pool *p, waiter *w)
 {
     if (!w->queued)
         return;
@@ -106,7 +106,7 @@ void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now)
          * newcomer, and exactly one thread wakes. */
         agec__conn_move(p, c, CONN_IN_USE);
         w->handed = c;
-        waiter_dequeue(p, w);
+        agec__waiter_dequeue(p, w);
         pthread_cond_signal(&w->cond);
         return;
     }
@@ -467,7 +467,7 @@ static void acq_wait(acq *a)
     int64_t until = a->deadline;
     if (a->w.retry_at > a->now)
         until = agec__min64(until, a->w.retry_at);
-    wait_until(&a->w.cond, &p->mu, until);
+    agec__pool_wait_until(&a->w.cond, &p->mu, until);
     a->now = agec__now_us();
 }
 
@@ -517,7 +517,7 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
             bool first = a.w.queued ? p->wait_head == &a.w
                                     : (p->wait_head == NULL || p->wait_head->ticket > a.w.ticket);
             if (first && p->idle.count > 0) {
-                waiter_dequeue(p, &a.w);
+                agec__waiter_dequeue(p, &a.w);
                 c = p->idle.head; /* most recently used */
                 agec__conn_move(p, c, CONN_IN_USE);
             } else if (first && agec__pool_total(p) < p->cfg.c.max && a.now >= a.w.retry_at) {
@@ -525,7 +525,7 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
                 agec__breaker_change ch;
                 agec__breaker_verdict v = agec__breaker_allow(&p->breaker, a.now, &ch);
                 atomic_store_explicit(&p->breaker_pub, (int)p->breaker.state, memory_order_relaxed);
-                waiter_dequeue(p, &a.w);
+                agec__waiter_dequeue(p, &a.w);
                 if (v == AGEC__BREAKER_DENY) {
                     if (a.tried_connect) {
                         /* Our own attempts opened the breaker: report what they saw. */
@@ -582,7 +582,7 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
         }
         break;
     }
-    waiter_dequeue(p, &a.w);
+    agec__waiter_dequeue(p, &a.w);
     if (a.w.cond_ready)
         pthread_cond_destroy(&a.w.cond);
 
@@ -715,117 +715,4 @@ void agec_conn_release_broken(agec_conn *conn)
 {
     if (conn != NULL)
         release_impl(conn, true);
-}
-
-/* ---- close ---------------------------------------------------------------- */
-
-/* Cancel what the borrowed connections run. Each request runs on its own
- * thread with its own reference to the connection's cancel key
- * (agec__cancel_start_key): a black-holed server must not hold close past
- * its drain deadline, and the connection may be released and freed while
- * the request is under way. */
-typedef struct cancel_jobs {
-    agec__cancel_job **v;
-    size_t n, cap;
-} cancel_jobs;
-
-static void cancel_borrowed(agec_pool *p, cancel_jobs *jobs)
-{
-    for (agec_conn *c = p->in_use.head; c != NULL; c = c->next) {
-        if (c->pg == NULL)
-            continue;
-        agec__cancel_job *j = agec__cancel_start_key(c->cancel);
-        if (j == NULL)
-            continue;
-        if (jobs->n == jobs->cap) {
-            size_t cap = jobs->cap ? 2 * jobs->cap : 8;
-            agec__cancel_job **v = realloc(jobs->v, cap * sizeof *v);
-            if (v == NULL) {
-                agec__cancel_release(j); /* still sent; just not waited for */
-                continue;
-            }
-            jobs->v = v;
-            jobs->cap = cap;
-        }
-        jobs->v[jobs->n++] = j;
-    }
-}
-
-/* Let the cancel requests finish (normally milliseconds) so that close
- * leaves no thread or socket behind, but never past the drain deadline. */
-static void cancel_jobs_finish(cancel_jobs *jobs, int64_t deadline)
-{
-    for (size_t i = 0; i < jobs->n; i++) {
-        (void)agec__cancel_wait(jobs->v[i], deadline);
-        agec__cancel_release(jobs->v[i]);
-    }
-    free(jobs->v);
-}
-
-agec_status agec_pool_close(agec_pool *p, int drain_timeout_ms, agec_error *err)
-{
-    if (p == NULL)
-        return AGEC_OK;
-    int64_t start = agec__now_us();
-    int64_t deadline = agec__deadline_after(start, drain_timeout_ms);
-    int64_t cancel_at = deadline;
-    if (deadline != AGEC__NEVER) {
-        int64_t grace = agec__min64((int64_t)drain_timeout_ms * 1000 / 3, 500000);
-        cancel_at = deadline - grace;
-    }
-
-    pthread_mutex_lock(&p->mu);
-    atomic_store(&p->closing, true);
-    /* Wake every waiter with the error, oldest first. */
-    while (p->wait_head != NULL) {
-        waiter *w = p->wait_head;
-        w->fail = AGEC_ERR_POOL_CLOSED;
-        waiter_dequeue(p, w);
-        pthread_cond_signal(&w->cond);
-    }
-    /* Idle connections go now; link them through `next` to close unlocked. */
-    agec_conn *doomed = NULL;
-    while (p->idle.head != NULL) {
-        agec_conn *c = p->idle.head;
-        agec__list_remove(&p->idle, c);
-        p->n.closed[AGEC_CLOSE_SHUTDOWN]++;
-        c->next = doomed;
-        doomed = c;
-    }
-    pthread_cond_signal(&p->maint_cond);
-    pthread_mutex_unlock(&p->mu);
-    while (doomed != NULL) {
-        agec_conn *next = doomed->next;
-        agec__conn_destroy(p, doomed, AGEC_CLOSE_SHUTDOWN);
-        doomed = next;
-    }
-    agec__maint_join(p);
-
-    pthread_mutex_lock(&p->mu);
-    while (p->in_use.count > 0 && agec__now_us() < cancel_at)
-        wait_until(&p->state_cond, &p->mu, cancel_at);
-    /* Cancel what borrowed connections run, at least once (even with a
-     * drain of 0) and again every 100 ms until the deadline: a cancel that
-     * arrives before a query starts is ignored by the server. */
-    cancel_jobs jobs = { NULL, 0, 0 };
-    while (p->in_use.count > 0) {
-        cancel_borrowed(p, &jobs);
-        if (agec__now_us() >= deadline)
-            break;
-        int64_t until = agec__min64(deadline, agec__now_us() + 100000);
-        while (p->in_use.count > 0 && agec__now_us() < until)
-            wait_until(&p->state_cond, &p->mu, until);
-    }
-    int remaining = p->in_use.count;
-    bool last = agec__pool_unref(p);
-    pthread_mutex_unlock(&p->mu);
-    cancel_jobs_finish(&jobs, deadline);
-    if (last)
-        agec__pool_free(p);
-    if (remaining > 0)
-        return agec__error_set(err, AGEC_ERR_TIMEOUT,
-                               "%d connection(s) still borrowed at the drain deadline (%d ms): "
-                               "their queries were cancelled; each is closed when released",
-                               remaining, drain_timeout_ms);
-    return AGEC_OK;
 }

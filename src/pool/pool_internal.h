@@ -169,6 +169,12 @@ void agec__pool_detach(agec_pool *p, agec_conn *c, agec_close_reason reason, int
  * calls agec__pool_free). [mu] */
 bool agec__pool_unref(agec_pool *p);
 void agec__pool_free(agec_pool *p);
+
+/* Wait on cond (a CLOCK_MONOTONIC condition) until deadline_us (AGEC__NEVER:
+ * no limit) or a signal; the caller re-checks its condition. */
+void agec__pool_wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t deadline_us);
+/* Take w out of the waiter queue if it is in it. [mu] */
+void agec__waiter_dequeue(agec_pool *p, waiter *w);
 /* Reserve an opening slot (a new conn in `opening`). NULL if out of memory. [mu] */
 agec_conn *agec__pool_reserve(agec_pool *p, int64_t now);
 /* Connect and initialise a reserved connection. No lock held. */

@@ -1,0 +1,121 @@
+/* Closing a pool gracefully (agec_pool_close): refuse new acquires, wake
+ * waiters, drain borrowed connections, cancel what they still run near the
+ * deadline, join the maintenance thread, free. */
+#include <stdlib.h>
+
+#include "common/error_internal.h"
+#include "pool/pool_internal.h"
+#include "session/clock.h"
+
+/* ---- close ---------------------------------------------------------------- */
+
+/* Cancel what the borrowed connections run. Each request runs on its own
+ * thread with its own reference to the connection's cancel key
+ * (agec__cancel_start_key): a black-holed server must not hold close past
+ * its drain deadline, and the connection may be released and freed while
+ * the request is under way. */
+typedef struct cancel_jobs {
+    agec__cancel_job **v;
+    size_t n, cap;
+} cancel_jobs;
+
+static void cancel_borrowed(agec_pool *p, cancel_jobs *jobs)
+{
+    for (agec_conn *c = p->in_use.head; c != NULL; c = c->next) {
+        if (c->pg == NULL)
+            continue;
+        agec__cancel_job *j = agec__cancel_start_key(c->cancel);
+        if (j == NULL)
+            continue;
+        if (jobs->n == jobs->cap) {
+            size_t cap = jobs->cap ? 2 * jobs->cap : 8;
+            agec__cancel_job **v = realloc(jobs->v, cap * sizeof *v);
+            if (v == NULL) {
+                agec__cancel_release(j); /* still sent; just not waited for */
+                continue;
+            }
+            jobs->v = v;
+            jobs->cap = cap;
+        }
+        jobs->v[jobs->n++] = j;
+    }
+}
+
+/* Let the cancel requests finish (normally milliseconds) so that close
+ * leaves no thread or socket behind, but never past the drain deadline. */
+static void cancel_jobs_finish(cancel_jobs *jobs, int64_t deadline)
+{
+    for (size_t i = 0; i < jobs->n; i++) {
+        (void)agec__cancel_wait(jobs->v[i], deadline);
+        agec__cancel_release(jobs->v[i]);
+    }
+    free(jobs->v);
+}
+
+agec_status agec_pool_close(agec_pool *p, int drain_timeout_ms, agec_error *err)
+{
+    if (p == NULL)
+        return AGEC_OK;
+    int64_t start = agec__now_us();
+    int64_t deadline = agec__deadline_after(start, drain_timeout_ms);
+    int64_t cancel_at = deadline;
+    if (deadline != AGEC__NEVER) {
+        int64_t grace = agec__min64((int64_t)drain_timeout_ms * 1000 / 3, 500000);
+        cancel_at = deadline - grace;
+    }
+
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->closing, true);
+    /* Wake every waiter with the error, oldest first. */
+    while (p->wait_head != NULL) {
+        waiter *w = p->wait_head;
+        w->fail = AGEC_ERR_POOL_CLOSED;
+        agec__waiter_dequeue(p, w);
+        pthread_cond_signal(&w->cond);
+    }
+    /* Idle connections go now; link them through `next` to close unlocked. */
+    agec_conn *doomed = NULL;
+    while (p->idle.head != NULL) {
+        agec_conn *c = p->idle.head;
+        agec__list_remove(&p->idle, c);
+        p->n.closed[AGEC_CLOSE_SHUTDOWN]++;
+        c->next = doomed;
+        doomed = c;
+    }
+    pthread_cond_signal(&p->maint_cond);
+    pthread_mutex_unlock(&p->mu);
+    while (doomed != NULL) {
+        agec_conn *next = doomed->next;
+        agec__conn_destroy(p, doomed, AGEC_CLOSE_SHUTDOWN);
+        doomed = next;
+    }
+    agec__maint_join(p);
+
+    pthread_mutex_lock(&p->mu);
+    while (p->in_use.count > 0 && agec__now_us() < cancel_at)
+        agec__pool_wait_until(&p->state_cond, &p->mu, cancel_at);
+    /* Cancel what borrowed connections run, at least once (even with a
+     * drain of 0) and again every 100 ms until the deadline: a cancel that
+     * arrives before a query starts is ignored by the server. */
+    cancel_jobs jobs = { NULL, 0, 0 };
+    while (p->in_use.count > 0) {
+        cancel_borrowed(p, &jobs);
+        if (agec__now_us() >= deadline)
+            break;
+        int64_t until = agec__min64(deadline, agec__now_us() + 100000);
+        while (p->in_use.count > 0 && agec__now_us() < until)
+            agec__pool_wait_until(&p->state_cond, &p->mu, until);
+    }
+    int remaining = p->in_use.count;
+    bool last = agec__pool_unref(p);
+    pthread_mutex_unlock(&p->mu);
+    cancel_jobs_finish(&jobs, deadline);
+    if (last)
+        agec__pool_free(p);
+    if (remaining > 0)
+        return agec__error_set(err, AGEC_ERR_TIMEOUT,
+                               "%d connection(s) still borrowed at the drain deadline (%d ms): "
+                               "their queries were cancelled; each is closed when released",
+                               remaining, drain_timeout_ms);
+    return AGEC_OK;
+}
