@@ -66,6 +66,36 @@ void fl_cluster_remove(fl_cluster *c)
     c->dir[0] = '\0';
 }
 
+bool fl_proxied_start(fl_proxied *t, const char *scripts_dir, const char *extra)
+{
+    if (!fl_cluster_start(&t->cl, scripts_dir))
+        return false;
+    t->px = fproxy_start(t->cl.port);
+    if (t->px == NULL) {
+        fprintf(stderr, "fault: could not start the proxy\n");
+        fl_cluster_remove(&t->cl);
+        return false;
+    }
+    snprintf(t->conninfo, sizeof t->conninfo,
+             "host=127.0.0.1 port=%d user=postgres dbname=postgres %s", fproxy_port(t->px), extra);
+    return true;
+}
+
+void fl_proxied_pool_config(const fl_proxied *t, agec_pool_config *cfg)
+{
+    agec_pool_config_init(cfg);
+    cfg->conninfo = t->conninfo;
+    cfg->age_mode = AGEC_AGE_OFF;
+    cfg->on_event = agec_pool_event_ignore;
+}
+
+void fl_proxied_stop(fl_proxied *t)
+{
+    fproxy_stop(t->px);
+    t->px = NULL;
+    fl_cluster_remove(&t->cl);
+}
+
 PGconn *fl_admin(const fl_cluster *c)
 {
     char ci[256];

@@ -34,6 +34,21 @@ bool fl_cluster_start(fl_cluster *c, const char *scripts_dir);
 bool fl_cluster_do(const fl_cluster *c, const char *what);
 /* Stop (if running) and remove the directory. Safe to call twice. */
 void fl_cluster_remove(fl_cluster *c);
+/* A cluster of our own with our proxy in front of it, for tests of one
+ * behaviour: conninfo reaches it through the proxy as user postgres. */
+typedef struct fl_proxied {
+    fl_cluster cl;
+    fproxy *px;
+    char conninfo[256];
+} fl_proxied;
+/* Start both; conninfo gets `extra` appended (e.g. "sslmode=disable", or ""
+ * for libpq's defaults). false (message on stderr) on failure. */
+bool fl_proxied_start(fl_proxied *t, const char *scripts_dir, const char *extra);
+/* cfg = the defaults, conninfo through the proxy, AGE off, events ignored. */
+void fl_proxied_pool_config(const fl_proxied *t, agec_pool_config *cfg);
+/* Stop the proxy and remove the cluster. */
+void fl_proxied_stop(fl_proxied *t);
+
 /* A superuser libpq connection straight to the server (not through a proxy),
  * or NULL (message on stderr). */
 PGconn *fl_admin(const fl_cluster *c);

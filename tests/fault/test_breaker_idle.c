@@ -17,25 +17,18 @@
 static void test_idle_connection_served_while_breaker_open(void **state)
 {
     (void)state;
-    fl_cluster cl;
-    if (!fl_cluster_start(&cl, AGEC_SCRIPTS_DIR))
-        fail_msg("could not start a PostgreSQL 15 cluster");
-    fproxy *px = fproxy_start(cl.port);
-    assert_non_null(px);
-    char ci[256];
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=postgres dbname=postgres",
-             fproxy_port(px));
+    fl_proxied t;
+    if (!fl_proxied_start(&t, AGEC_SCRIPTS_DIR, ""))
+        fail_msg("could not start a PostgreSQL 15 cluster behind the proxy");
+    fproxy *px = t.px;
     agec_pool_config cfg;
-    agec_pool_config_init(&cfg);
-    cfg.conninfo = ci;
+    fl_proxied_pool_config(&t, &cfg);
     cfg.max = 3;
-    cfg.age_mode = AGEC_AGE_OFF;
     cfg.connect_timeout_ms = 300;
     cfg.acquire_timeout_ms = 1500;
     cfg.validate_idle_ms = 0; /* always validate: the idle one must pass a real check */
     cfg.breaker_threshold = 2;
     cfg.breaker_open_ms = 5000;
-    cfg.on_event = agec_pool_event_ignore;
     agec_pool *pool = NULL;
     agec_error err = AGEC_ERROR_INIT;
     agec_test_must(agec_pool_open(&cfg, &pool, &err), &err, "open");
@@ -73,8 +66,7 @@ static void test_idle_connection_served_while_breaker_open(void **state)
     agec_conn_release(c);
 
     assert_int_equal(agec_pool_close(pool, 1000, &err), AGEC_OK);
-    fproxy_stop(px);
-    fl_cluster_remove(&cl);
+    fl_proxied_stop(&t);
 }
 
 /* An acquire whose deadline is shorter than opening a connection (here: a
@@ -84,22 +76,15 @@ static void test_idle_connection_served_while_breaker_open(void **state)
 static void test_short_deadline_does_not_open_breaker(void **state)
 {
     (void)state;
-    fl_cluster cl;
-    if (!fl_cluster_start(&cl, AGEC_SCRIPTS_DIR))
-        fail_msg("could not start a PostgreSQL 15 cluster");
-    fproxy *px = fproxy_start(cl.port);
-    assert_non_null(px);
-    char ci[256];
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable",
-             fproxy_port(px));
+    fl_proxied t;
+    if (!fl_proxied_start(&t, AGEC_SCRIPTS_DIR, "sslmode=disable"))
+        fail_msg("could not start a PostgreSQL 15 cluster behind the proxy");
+    fproxy *px = t.px;
     agec_pool_config cfg;
-    agec_pool_config_init(&cfg);
-    cfg.conninfo = ci;
+    fl_proxied_pool_config(&t, &cfg);
     cfg.max = 2;
-    cfg.age_mode = AGEC_AGE_OFF;
     cfg.connect_timeout_ms = 5000;
     cfg.breaker_threshold = 2;
-    cfg.on_event = agec_pool_event_ignore;
     agec_pool *pool = NULL;
     agec_error err = AGEC_ERROR_INIT;
     agec_test_must(agec_pool_open(&cfg, &pool, &err), &err, "open");
@@ -124,8 +109,7 @@ static void test_short_deadline_does_not_open_breaker(void **state)
     agec_conn_release(c);
     fproxy_set_latency(px, 0);
     assert_int_equal(agec_pool_close(pool, 1000, &err), AGEC_OK);
-    fproxy_stop(px);
-    fl_cluster_remove(&cl);
+    fl_proxied_stop(&t);
 }
 
 int main(void)

@@ -53,25 +53,17 @@ static bool request_thread_gone(void *arg)
 static void test_cancel_running_and_black_hole(void **state)
 {
     (void)state;
-    fl_cluster cl;
-    if (!fl_cluster_start(&cl, AGEC_SCRIPTS_DIR))
-        fail_msg("could not start a PostgreSQL 15 cluster");
-    fproxy *px = fproxy_start(cl.port);
-    assert_non_null(px);
-    char ci[256];
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=postgres dbname=postgres", cl.port);
-    PGconn *admin = PQconnectdb(ci);
-    assert_int_equal(PQstatus(admin), CONNECTION_OK);
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=postgres dbname=postgres",
-             fproxy_port(px));
+    fl_proxied t;
+    if (!fl_proxied_start(&t, AGEC_SCRIPTS_DIR, ""))
+        fail_msg("could not start a PostgreSQL 15 cluster behind the proxy");
+    fproxy *px = t.px;
+    PGconn *admin = fl_admin(&t.cl);
+    assert_non_null(admin);
 
     agec_pool_config cfg;
-    agec_pool_config_init(&cfg);
-    cfg.conninfo = ci;
+    fl_proxied_pool_config(&t, &cfg);
     cfg.max = 1;
-    cfg.age_mode = AGEC_AGE_OFF;
     cfg.connect_timeout_ms = CONNECT_MS;
-    cfg.on_event = agec_pool_event_ignore;
     agec_pool *pool = NULL;
     agec_error err = AGEC_ERROR_INIT;
     agec_test_must(agec_pool_open(&cfg, &pool, &err), &err, "open");
@@ -79,11 +71,11 @@ static void test_cancel_running_and_black_hole(void **state)
     agec_test_must(agec_pool_acquire(pool, &s.conn, &err), &err, "acquire");
 
     /* 1. A running statement is cancelled, and the call says so. */
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, run_sleep, &s), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_sleep, &s), 0);
     assert_true(agec_test_wait_until(sleep_running, admin, 10000));
     agec_test_must(agec_conn_cancel(s.conn, &err), &err, "cancel");
-    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
     assert_int_equal(s.st, AGEC_ERR_CANCELLED);
     assert_string_equal(s.err.sqlstate, "57014");
     assert_true(s.ms < 10000);
@@ -110,8 +102,7 @@ static void test_cancel_running_and_black_hole(void **state)
 
     assert_int_equal(agec_pool_close(pool, 1000, &err), AGEC_OK);
     PQfinish(admin);
-    fproxy_stop(px);
-    fl_cluster_remove(&cl);
+    fl_proxied_stop(&t);
 }
 
 /* A statement timeout whose cancel cannot take effect within the 150 ms
@@ -121,22 +112,15 @@ static void test_cancel_running_and_black_hole(void **state)
 static void test_stuck_statement_drained_on_release(void **state)
 {
     (void)state;
-    fl_cluster cl;
-    if (!fl_cluster_start(&cl, AGEC_SCRIPTS_DIR))
-        fail_msg("could not start a PostgreSQL 15 cluster");
-    fproxy *px = fproxy_start(cl.port);
-    assert_non_null(px);
-    char ci[256];
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable",
-             fproxy_port(px));
+    fl_proxied t;
+    if (!fl_proxied_start(&t, AGEC_SCRIPTS_DIR, "sslmode=disable"))
+        fail_msg("could not start a PostgreSQL 15 cluster behind the proxy");
+    fproxy *px = t.px;
     agec_pool_config cfg;
-    agec_pool_config_init(&cfg);
-    cfg.conninfo = ci;
+    fl_proxied_pool_config(&t, &cfg);
     cfg.max = 1;
-    cfg.age_mode = AGEC_AGE_OFF;
     cfg.connect_timeout_ms = 5000;
     cfg.reset_timeout_ms = 5000;
-    cfg.on_event = agec_pool_event_ignore;
     agec_pool *pool = NULL;
     agec_error err = AGEC_ERROR_INIT;
     agec_test_must(agec_pool_open(&cfg, &pool, &err), &err, "open");
@@ -171,8 +155,7 @@ static void test_stuck_statement_drained_on_release(void **state)
     agec_result_free(r);
     agec_conn_release(c);
     assert_int_equal(agec_pool_close(pool, 1000, &err), AGEC_OK);
-    fproxy_stop(px);
-    fl_cluster_remove(&cl);
+    fl_proxied_stop(&t);
 }
 
 int main(void)
