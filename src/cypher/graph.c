@@ -134,13 +134,10 @@ static void index_name(char *out, size_t cap, const char *label, const char *suf
         snprintf(out, cap, "%s_agec_%s", label, suffix);
         return;
     }
-    uint64_t h = 1469598103934665603ull;
-    for (const char *c = label; *c != '\0'; c++)
-        h = (h ^ (unsigned char)*c) * 1099511628211ull;
-    size_t keep = ID_MAX - tail - 9; /* "_" + 8 hex digits */
-    while (keep > 0 && ((unsigned char)label[keep] & 0xC0) == 0x80)
-        keep--; /* do not cut a character in two */
-    snprintf(out, cap, "%.*s_%08x_agec_%s", (int)keep, label, (unsigned)(h & 0xffffffffu), suffix);
+    uint64_t h = agec__fnv1a(AGEC__FNV_BASIS, label);
+    char prefix[ID_MAX];
+    agec__copy_text(prefix, ID_MAX - tail - 9 + 1, label); /* leaves room for "_" + 8 hex */
+    snprintf(out, cap, "%s_%08x_agec_%s", prefix, (unsigned)(h & 0xffffffffu), suffix);
 }
 
 /* CREATE INDEX IF NOT EXISTS for one label; names were checked. */

@@ -130,6 +130,13 @@ agec_status agec_label_name_check(const char *name, agec_error *err)
     return check_name(name, "label", 1, 0, err);
 }
 
+uint64_t agec__fnv1a(uint64_t h, const char *s)
+{
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * AGEC__FNV_PRIME;
+    return h;
+}
+
 size_t agec__quote_ident(const char *name, char *buf, size_t cap)
 {
     size_t o = 0;

@@ -3,6 +3,7 @@
 #define AGEC_CYPHER_NAMES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "agec/error.h"
 
@@ -10,6 +11,12 @@
  * stores it in *cp, or 0 when the bytes are not valid, shortest-form UTF-8
  * (no surrogates, nothing past U+10FFFF). */
 size_t agec__utf8_decode(const unsigned char *s, size_t len, unsigned *cp);
+
+/* 64-bit FNV-1a of the NUL-terminated s, continuing from h (start with
+ * AGEC__FNV_BASIS): cheap, well spread, not for anything adversarial. */
+#define AGEC__FNV_BASIS 1469598103934665603ull
+#define AGEC__FNV_PRIME 1099511628211ull
+uint64_t agec__fnv1a(uint64_t h, const char *s);
 
 /* Append `name` to buf as a double-quoted SQL identifier ("" doubled).
  * Returns bytes written (excluding NUL) or 0 when cap is too small. */

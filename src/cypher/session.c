@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cypher/names.h"
 #include "pool/conn_ext.h"
 
 static void text_free(agec__cypher_text *t)
@@ -36,25 +37,16 @@ agec__session *agec__session_get(agec_conn *conn)
     return s;
 }
 
-#define FNV_BASIS 1469598103934665603ull
-
-static uint64_t fnv1a_from(uint64_t h, const char *s)
-{
-    for (; *s != '\0'; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 static uint64_t fnv1a(const char *s)
 {
-    return fnv1a_from(FNV_BASIS, s);
+    return agec__fnv1a(AGEC__FNV_BASIS, s);
 }
 
 static uint64_t text_hash(const char *graph, const char *query, bool params)
 {
-    uint64_t h = fnv1a_from(FNV_BASIS, graph);
-    h = (h ^ 0xffu) * 1099511628211ull; /* a separator no UTF-8 text contains */
-    h = fnv1a_from(h, query);
+    uint64_t h = agec__fnv1a(AGEC__FNV_BASIS, graph);
+    h = (h ^ 0xffu) * AGEC__FNV_PRIME; /* a separator no UTF-8 text contains */
+    h = agec__fnv1a(h, query);
     return h ^ (params ? 1u : 0u);
 }
 
