@@ -11,6 +11,8 @@
 #ifndef AGEC_ERROR_H
 #define AGEC_ERROR_H
 
+#include <stddef.h>
+
 #include "agec/export.h"
 
 #ifdef __cplusplus
@@ -84,10 +86,19 @@ typedef enum agec_status {
 /**
  * Details of one failure, owned by the caller (usually on the stack).
  * Initialise with AGEC_ERROR_INIT or agec_error_clear(); agec never allocates
- * anything inside it, so it needs no freeing. Fields are only appended.
- * Passwords from connection strings never appear in any field.
+ * anything inside it, so it needs no freeing. Passwords from connection
+ * strings never appear in any field.
+ *
+ * Growing safely: fields are only appended, and `size` (set by
+ * AGEC_ERROR_INIT and agec_error_clear() to sizeof(agec_error) as the
+ * CALLER's header sees it) tells the library how much of the struct the
+ * caller has: the library never writes past it, so a program built against
+ * an older header keeps working with a newer library. The fields up to
+ * `hint` are always there and always written; an uninitialised struct gets
+ * exactly those.
  */
 typedef struct agec_error {
+    size_t size;                       /**< sizeof(agec_error) of the caller's header */
     agec_status code;                  /**< same as the call's return value */
     char sqlstate[6];                  /**< server SQLSTATE or "" */
     int position;                      /**< 1-based character position from the
@@ -101,14 +112,18 @@ typedef struct agec_error {
 
 /** Static initialiser for an agec_error. */
 /* clang-format off */
-#define AGEC_ERROR_INIT { AGEC_OK, "", 0, "", "", "" }
+#define AGEC_ERROR_INIT { sizeof(agec_error), AGEC_OK, "", 0, "", "", "" }
 /* clang-format on */
 
 /**
- * Reset *err to the AGEC_ERROR_INIT state. NULL is accepted and ignored.
- * Thread-safe (touches only *err).
+ * Reset *err to the AGEC_ERROR_INIT state, for a struct of `size` bytes.
+ * Use it through agec_error_clear(), which passes the caller's sizeof.
+ * NULL is accepted and ignored. Thread-safe (touches only *err).
  */
-AGEC_EXPORT void agec_error_clear(agec_error *err);
+AGEC_EXPORT void agec_error_clear_sized(agec_error *err, size_t size);
+
+/** Reset *err to the AGEC_ERROR_INIT state (see agec_error_clear_sized). */
+#define agec_error_clear(err) agec_error_clear_sized((err), sizeof *(err))
 
 /**
  * Static, never-NULL English name of a status code, e.g. "pool exhausted".

@@ -191,6 +191,7 @@ typedef agec_status (*agec_on_connect_fn)(PGconn *conn, void *user, agec_error *
  * | on_event, event_user    | NULL    | agec_pool_event_fn; NULL = agec_pool_event_log_stderr |
  * | application_name        | NULL    | sets libpq application_name (overrides conninfo's) |
  * | name                    | "agec"  | the pool's name in events and Prometheus labels |
+ * | fair_wait_ms            | 20      | bound on unfairness: an idle connection goes to whoever asks first (the thread that just released it, typically, with no wake-up and no context switch), until the oldest waiter has waited this long; then it is served first (direct hand-off, newcomers queue). 0 = strict first come, first served (>= 0) |
  *
  * Connecting. Connections are opened with libpq's non-blocking API, and the
  * pool enforces connect_timeout_ms itself over the whole attempt (all hosts
@@ -231,6 +232,7 @@ typedef struct agec_pool_config {
     void *event_user;
     const char *application_name;
     const char *name;
+    int fair_wait_ms;
 } agec_pool_config;
 
 /**
@@ -399,12 +401,14 @@ AGEC_EXPORT const int64_t *agec_pool_wait_bucket_bounds_us(void);
 /**
  * A consistent snapshot of a pool. Gauges are the lengths of the pool's
  * state lists at one instant (never drifting counters), so
- * total == idle + in_use + opening always holds. Fields are only appended.
+ * total == idle + in_use + opening + checking always holds. Fields are
+ * only appended, and the library fills only as much as the caller's header
+ * knows (agec_pool_stats_get passes the caller's sizeof).
  */
 typedef struct agec_pool_stats {
-    size_t struct_size; /**< sizeof(agec_pool_stats) of the library */
+    size_t struct_size; /**< bytes filled: min(caller's sizeof, library's) */
     /* gauges */
-    int total; /**< idle + in_use + opening (<= max) */
+    int total; /**< idle + in_use + opening + checking (<= max) */
     int idle;
     int in_use;
     int opening; /**< being connected or initialised */
@@ -434,14 +438,28 @@ typedef struct agec_pool_stats {
     int64_t wait_p99_us;
     int64_t wait_max_us;                          /**< exact */
     uint64_t wait_bucket[AGEC_POOL_WAIT_BUCKETS]; /**< cumulative counts, see bounds */
+    int checking; /**< idle connections whose check before use an acquirer's deadline cut
+                       short; the maintenance thread finishes it (not a failed check) */
 } agec_pool_stats;
 
 /**
- * Fill *out with a snapshot of the pool's state and counters, taken under
- * the pool lock. Thread-safe; cheap (no I/O). Errors: AGEC_ERR_INVALID_ARG
- * if pool or out is NULL.
+ * Fill the first `size` bytes of *out (at most the library's
+ * sizeof(agec_pool_stats)) with a snapshot of the pool's state and
+ * counters, taken under the pool lock; out->struct_size says how much was
+ * filled. Use it through agec_pool_stats_get(), which passes the caller's
+ * sizeof, so that a program built against an older header never has its
+ * stack overwritten by fields it does not know.
+ * Thread-safe, also while agec_pool_close() runs in another thread (the
+ * pool stays alive until the call returns); cheap (no I/O).
+ * Errors: AGEC_ERR_INVALID_ARG if pool or out is NULL or size is smaller
+ * than the fields up to wait_bucket; AGEC_ERR_POOL_CLOSED if close has
+ * already freed everything but this call's view (the pool is gone).
  */
-AGEC_EXPORT agec_status agec_pool_stats_get(agec_pool *pool, agec_pool_stats *out);
+AGEC_EXPORT agec_status agec_pool_stats_get_sized(agec_pool *pool, agec_pool_stats *out,
+                                                  size_t size);
+
+/** Snapshot of a pool's statistics (see agec_pool_stats_get_sized). */
+#define agec_pool_stats_get(pool, out) agec_pool_stats_get_sized((pool), (out), sizeof *(out))
 
 /**
  * Write *stats in Prometheus text exposition format (version 0.0.4) into

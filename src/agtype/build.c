@@ -47,7 +47,7 @@ static agec_status fail(agec_builder *b, agec_error *err, agec_status code, cons
 {
     agec__error_set(&b->failure, code, "agtype builder: %s", msg);
     if (err != NULL)
-        *err = b->failure;
+        agec__error_copy(err, &b->failure);
     return code;
 }
 
@@ -58,7 +58,7 @@ static agec_status check(agec_builder *b, agec_error *err)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "agtype builder: builder is NULL");
     if (b->failure.code != AGEC_OK) {
         if (err != NULL)
-            *err = b->failure;
+            agec__error_copy(err, &b->failure);
         return b->failure.code;
     }
     return AGEC_OK;

@@ -7,11 +7,45 @@
 
 #include "agec/version.h"
 
-void agec_error_clear(agec_error *err)
+size_t agec__error_extent(const agec_error *err)
+{
+    /* A size the library knows (from a header at least as old as the
+     * fields up to hint, and no larger than ours) is trusted; anything else
+     * (uninitialised, an older layout) gets the base fields only. */
+    size_t sz = err->size;
+    if (sz >= AGEC__ERROR_BASE_SIZE && sz <= sizeof *err)
+        return sz;
+    return AGEC__ERROR_BASE_SIZE;
+}
+
+void agec_error_clear_sized(agec_error *err, size_t size)
 {
     if (err == NULL)
         return;
-    memset(err, 0, sizeof *err);
+    err->size = size;
+    size_t n = agec__error_extent(err);
+    memset(err, 0, n);
+    err->size = size;
+}
+
+void agec__error_reset(agec_error *err)
+{
+    size_t sz = err->size;
+    memset(err, 0, agec__error_extent(err));
+    err->size = sz;
+}
+
+void agec__error_copy(agec_error *dst, const agec_error *src)
+{
+    if (dst == NULL || src == NULL || dst == src)
+        return;
+    size_t sz = dst->size;
+    size_t n = agec__error_extent(dst);
+    size_t m = agec__error_extent(src);
+    memcpy(dst, src, n < m ? n : m);
+    if (m < n)
+        memset((char *)dst + m, 0, n - m);
+    dst->size = sz;
 }
 
 /* One table: code -> (identifier, English text). Indexed by code. */
@@ -81,7 +115,7 @@ agec_status agec__error_set(agec_error *err, agec_status code, const char *fmt, 
 {
     if (err == NULL)
         return code;
-    agec_error_clear(err);
+    agec__error_reset(err);
     err->code = code;
     char buf[AGEC_ERROR_TEXT_MAX];
     va_list ap;

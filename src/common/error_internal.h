@@ -14,6 +14,22 @@
 agec_status agec__error_set(agec_error *err, agec_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The fields every agec_error has, whatever header the caller was built
+ * with: everything up to and including `hint`. Fields appended later are
+ * written only where agec__error_extent says the caller has them. */
+#define AGEC__ERROR_BASE_SIZE (offsetof(agec_error, hint) + AGEC_ERROR_TEXT_MAX)
+
+/* How many bytes of *err the library may write (see agec_error.size). */
+size_t agec__error_extent(const agec_error *err);
+
+/* Clear *err (not NULL) within its extent, keeping its size. */
+void agec__error_reset(agec_error *err);
+
+/* *dst = *src within dst's extent, keeping dst's size (use this, never a
+ * struct assignment, to fill a caller's error from a local one). NULL
+ * either: nothing. */
+void agec__error_copy(agec_error *dst, const agec_error *src);
+
 /* Copy a NUL-terminated string (NULL = "") into dst[cap], truncating on a
  * UTF-8 boundary. */
 void agec__copy_text(char *dst, size_t cap, const char *src);

@@ -19,6 +19,7 @@
 #include "cypher/session.h"
 #include "cypher/sqltext.h"
 #include "pool/conn_ext.h"
+#include "session/clock.h"
 #include "session/pqerror.h"
 #include "session/session.h"
 
@@ -28,6 +29,10 @@
  * a cancel that arrives before the statement has started. */
 #define CANCEL_GRACE_MS 150
 #define CANCEL_REPEAT_MS 50
+
+/* How long a statement waits for an earlier cancel request on its
+ * connection to be delivered (normally a millisecond or two). */
+#define SETTLE_MAX_US 2000000
 
 void agec_query_opts_init(agec_query_opts *opts)
 {
@@ -117,14 +122,16 @@ typedef struct run_state {
 
 /* Ask the server to cancel the statement, without waiting for the answer:
  * PQcancel blocks with no timeout when the network does not answer (a
- * black hole), so it runs on its own thread (agec__cancel_start). While
+ * black hole), so it runs on its own thread (agec__cancel_start_key), on
+ * the connection's key, so that nothing else runs on the connection until
+ * it has been delivered (agec__cancel_key_settle). While
  * one request is still unanswered, another would only pile up. */
 static void send_cancel(run_state *rs)
 {
     if (rs->cancel != NULL && !agec__cancel_done(rs->cancel))
         return;
     agec__cancel_release(rs->cancel);
-    rs->cancel = agec__cancel_start(rs->pg);
+    rs->cancel = agec__cancel_start_key(agec__conn_cancel_key(rs->conn));
 }
 
 /* Wait for the next result, cancelling at the deadline (and again every
@@ -251,6 +258,35 @@ static agec_status collect(run_state *rs, agec_row_fn fn, void *user, agec_resul
     return AGEC_OK;
 }
 
+/* The statement's deadline on the session layer's clock (us), or none. */
+static int64_t deadline_us(const run_state *rs)
+{
+    return rs->deadline < 0 ? AGEC__NEVER : rs->deadline * 1000;
+}
+
+/* After a PQsend* call made in non-blocking mode: push the message out by
+ * the statement's deadline. A message half sent leaves the connection
+ * unusable (broken). 1 sent, -1 after filling err. */
+static int flush_sent(run_state *rs, int ok, agec_error *err)
+{
+    if (!ok) {
+        agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, rs->pg);
+        if (PQstatus(rs->pg) == CONNECTION_BAD)
+            agec__conn_mark_broken(rs->conn);
+        return -1;
+    }
+    agec_status st = agec__session_send_flush(rs->pg, deadline_us(rs), NULL, err);
+    if (st == AGEC_OK)
+        return 1;
+    agec__conn_mark_broken(rs->conn);
+    if (st == AGEC_ERR_TIMEOUT && err != NULL)
+        snprintf(err->message, sizeof err->message,
+                 "statement timeout: the statement could not be sent within %d ms (the server "
+                 "or the network does not take data); the connection will be closed",
+                 rs->timeout_ms);
+    return -1;
+}
+
 /* Send sql, prepared through the connection's cache unless told otherwise.
  * Returns 1 when sent, or -1 after filling err. *used is the cached
  * statement sent (so that a 26000 can drop it), or NULL. */
@@ -260,6 +296,10 @@ static int send_statement(run_state *rs, agec__session *sess, const char *sql, i
 {
     *used = NULL;
     int ok;
+    if (!agec__session_send_begin(rs->pg)) {
+        agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, rs->pg);
+        return -1;
+    }
     if ((!prepare || sess == NULL) && nparams == 0) {
         /* Simple protocol: one message, one round trip. It also keeps
          * servers that share one session between clients (PGlite's socket
@@ -275,10 +315,15 @@ static int send_statement(run_state *rs, agec__session *sess, const char *sql, i
                 agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
                 return -1;
             }
-            agec__session_flush_pending(sess, rs->pg); /* what the add evicted */
-            if (!PQsendPrepare(rs->pg, stmt->name, sql, nparams, NULL)) {
+            /* What the add evicted; runs in blocking-free mode itself. */
+            if (agec__session_flush_pending(sess, rs->pg, deadline_us(rs), err) != AGEC_OK) {
                 agec__session_forget(sess, stmt);
-                agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, rs->pg);
+                agec__conn_mark_broken(rs->conn);
+                return -1;
+            }
+            if (!agec__session_send_begin(rs->pg) ||
+                flush_sent(rs, PQsendPrepare(rs->pg, stmt->name, sql, nparams, NULL), err) < 0) {
+                agec__session_forget(sess, stmt);
                 return -1;
             }
             agec_status st = collect(rs, NULL, NULL, NULL, err);
@@ -286,16 +331,16 @@ static int send_statement(run_state *rs, agec__session *sess, const char *sql, i
                 agec__session_forget(sess, stmt);
                 return -1;
             }
+            if (!agec__session_send_begin(rs->pg)) {
+                agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, rs->pg);
+                return -1;
+            }
         }
         *used = stmt;
         ok = PQsendQueryPrepared(rs->pg, stmt->name, nparams, values, NULL, NULL, 0);
     }
-    if (!ok) {
-        agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, rs->pg);
-        if (PQstatus(rs->pg) == CONNECTION_BAD)
-            agec__conn_mark_broken(rs->conn);
+    if (flush_sent(rs, ok, err) < 0)
         return -1;
-    }
     if (single_row)
         (void)PQsetSingleRowMode(rs->pg);
     return 1;
@@ -326,6 +371,15 @@ agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char
     run_state rs = { .conn = conn, .pg = pg, .deadline = -1, .timeout_ms = opts->timeout_ms };
     if (opts->timeout_ms > 0)
         rs.deadline = now_ms() + opts->timeout_ms;
+    /* A cancel request still in flight on this connection (an earlier
+     * statement's timeout, agec_conn_cancel) would cancel this statement
+     * when it arrives: let it be delivered first. */
+    int64_t settle_by = agec__min64(deadline_us(&rs), agec__now_us() + SETTLE_MAX_US);
+    if (!agec__cancel_key_settle(agec__conn_cancel_key(conn), settle_by))
+        return agec__error_set(err, AGEC_ERR_STATE,
+                               "a cancel request sent earlier on this connection has not been "
+                               "answered: running a statement now could get it cancelled; "
+                               "release the connection (it is then closed)");
     agec__session *sess = opts->prepare ? agec__session_get(conn) : NULL;
 
     for (int attempt = 0;; attempt++) {
@@ -354,7 +408,7 @@ agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char
             /* Inside a transaction the error has aborted it: no retry. */
             if (attempt > 0 || PQtransactionStatus(pg) != PQTRANS_IDLE)
                 return st;
-            agec_error_clear(e);
+            agec__error_reset(e);
             continue;
         }
         return st;

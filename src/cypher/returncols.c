@@ -333,6 +333,9 @@ agec_status agec_cypher_return_columns(const char *query, char ***names_out, siz
                 if (!dup)
                     break;
                 size_t keep = base_len < MAX_COLUMN_NAME - 6 ? base_len : MAX_COLUMN_NAME - 6;
+                /* Never cut a UTF-8 character: back off to a lead byte. */
+                while (keep > 0 && ((unsigned char)names[n][keep] & 0xC0) == 0x80)
+                    keep--;
                 snprintf(names[n] + keep, sizeof names[n] - keep, "_%u", suffix % 100000u);
             }
             n++;

@@ -7,8 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/error_internal.h"
 #include "cypher/names.h"
 #include "pool/conn_ext.h"
+#include "session/session.h"
 
 static void text_free(agec__cypher_text *t)
 {
@@ -23,6 +25,7 @@ static void session_destroy(void *p)
         free(s->stmts[i].sql);
     for (size_t i = 0; i < s->ntexts; i++)
         text_free(&s->texts[i]);
+    free(s->pending);
     free(s);
 }
 
@@ -108,6 +111,20 @@ agec__stmt *agec__session_find(agec__session *s, const char *sql)
     return NULL;
 }
 
+static bool pending_push(agec__session *s, const char *name)
+{
+    if (s->npending == s->cap_pending) {
+        size_t cap = s->cap_pending ? 2 * s->cap_pending : 16;
+        char(*v)[32] = realloc(s->pending, cap * sizeof *v);
+        if (v == NULL)
+            return false;
+        s->pending = v;
+        s->cap_pending = cap;
+    }
+    snprintf(s->pending[s->npending++], sizeof s->pending[0], "%s", name);
+    return true;
+}
+
 /* Statement names are unique in the process (and carry the pid), because
  * some servers (PGlite, PgBouncer in session mode) share one session between
  * several client connections. */
@@ -126,8 +143,10 @@ agec__stmt *agec__session_add(agec__session *s, const char *sql)
         for (size_t i = 1; i < s->nstmts; i++)
             if (s->stmts[i].last_use < st->last_use)
                 st = &s->stmts[i];
-        if (s->npending < AGEC__PENDING_MAX) /* else it stays until the session ends */
-            snprintf(s->pending[s->npending++], sizeof s->pending[0], "%s", st->name);
+        if (!pending_push(s, st->name)) {
+            free(copy);
+            return NULL; /* out of memory: keep the old one rather than lose its name */
+        }
         free(st->sql);
     }
     st->sql = copy;
@@ -145,14 +164,29 @@ void agec__session_forget(agec__session *s, agec__stmt *st)
     s->stmts[i] = s->stmts[--s->nstmts];
 }
 
-void agec__session_flush_pending(agec__session *s, PGconn *pg)
+agec_status agec__session_flush_pending(agec__session *s, PGconn *pg, int64_t deadline_us,
+                                        agec_error *err)
 {
     if (s->npending == 0 || PQtransactionStatus(pg) != PQTRANS_IDLE)
-        return;
-    for (size_t i = 0; i < s->npending; i++) {
+        return AGEC_OK;
+    while (s->npending > 0) {
         char sql[64];
-        snprintf(sql, sizeof sql, "DEALLOCATE %s", s->pending[i]);
-        PQclear(PQexec(pg, sql));
+        snprintf(sql, sizeof sql, "DEALLOCATE %s", s->pending[s->npending - 1]);
+        /* A server error (the statement is gone already) is fine; not
+         * getting an answer in time is not: the connection is mid-query. */
+        agec_error e = AGEC_ERROR_INIT;
+        agec_status st = agec__session_exec(pg, sql, deadline_us, &e);
+        if (st == AGEC_ERR_TIMEOUT || st == AGEC_ERR_CONNECTION_LOST || st == AGEC_ERR_CANCELLED) {
+            if (err != NULL)
+                agec__error_copy(err, &e);
+            return st;
+        }
+        s->npending--;
     }
-    s->npending = 0;
+    return AGEC_OK;
+}
+
+int agec__session_tx_timeout(const agec__session *s, agec_conn *conn)
+{
+    return s->tx_borrow == agec__conn_borrow_id(conn) ? s->tx_timeout_ms : 0;
 }

@@ -22,10 +22,10 @@ typedef struct agec__stmt {
     char name[32];
 } agec__stmt;
 
-/* Evicted statements waiting to be deallocated on the server. DEALLOCATE
- * waits until the connection is outside a transaction: inside one, a
- * DEALLOCATE that fails (someone ran DEALLOCATE ALL) would abort it. */
-#define AGEC__PENDING_MAX 16
+/* Evicted statements wait to be deallocated on the server (a list with
+ * no limit: a long transaction can evict many). DEALLOCATE waits until the
+ * connection is outside a transaction: inside one, a DEALLOCATE that fails
+ * (someone ran DEALLOCATE ALL) would abort it. */
 
 /* The SQL text agec_cypher_exec built for (graph, query, with or without
  * parameters) with columns derived from RETURN: a pure function of the
@@ -48,11 +48,12 @@ typedef struct agec__session {
     size_t ntexts;
     agec__stmt stmts[AGEC_STMT_CACHE_MAX];
     size_t nstmts;
-    char pending[AGEC__PENDING_MAX][32];
-    size_t npending;
+    char (*pending)[32]; /* names to DEALLOCATE, growable */
+    size_t npending, cap_pending;
     uint64_t clock;
     unsigned savepoint_seq; /* savepoints created in the current transaction */
-    int tx_timeout_ms;      /* agec_tx_opts.timeout_ms of the latest BEGIN */
+    int tx_timeout_ms;      /* agec_tx_opts.timeout_ms of the latest BEGIN ... */
+    uint64_t tx_borrow;     /* ... in this borrow (agec__conn_borrow_id); else none */
 } agec__session;
 
 /* The connection's session state, created on first use; NULL on OOM. */
@@ -66,8 +67,15 @@ agec__stmt *agec__session_find(agec__session *s, const char *sql);
 agec__stmt *agec__session_add(agec__session *s, const char *sql);
 
 /* Deallocate the pending evicted statements, if pg is outside a
- * transaction (errors ignored: the statement may be gone already). */
-void agec__session_flush_pending(agec__session *s, PGconn *pg);
+ * transaction, by deadline_us (server errors ignored: the statement may be
+ * gone already). AGEC_ERR_TIMEOUT / CONNECTION_LOST: the connection is
+ * unusable. */
+agec_status agec__session_flush_pending(agec__session *s, PGconn *pg, int64_t deadline_us,
+                                        agec_error *err);
+
+/* The statement timeout of the transaction this borrow began with
+ * agec_tx_begin, or 0 (none, or it was a previous borrower's). */
+int agec__session_tx_timeout(const agec__session *s, agec_conn *conn);
 
 /* Forget one statement (it vanished on the server). */
 void agec__session_forget(agec__session *s, agec__stmt *st);

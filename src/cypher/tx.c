@@ -13,6 +13,7 @@
 #include "cypher/exec.h"
 #include "cypher/result.h"
 #include "cypher/session.h"
+#include "pool/conn_ext.h"
 
 void agec_tx_opts_init(agec_tx_opts *opts)
 {
@@ -33,7 +34,7 @@ static agec_status simple(agec_conn *conn, const char *sql, agec_error *err)
     o.prepare = false;
     agec__session *s = conn ? agec__session_get(conn) : NULL;
     if (s != NULL)
-        o.timeout_ms = s->tx_timeout_ms;
+        o.timeout_ms = agec__session_tx_timeout(s, conn);
     agec_result *res = NULL;
     agec_status st = agec__exec(conn, sql, 0, NULL, &o, NULL, NULL, &res, err);
     agec_result_free(res);
@@ -85,6 +86,7 @@ agec_status agec_tx_begin(agec_conn *conn, const agec_tx_opts *opts, agec_error 
     if (s != NULL) {
         s->savepoint_seq = 0;
         s->tx_timeout_ms = opts->timeout_ms;
+        s->tx_borrow = agec__conn_borrow_id(conn);
     }
     return simple(conn, sql, err);
 }
@@ -101,7 +103,7 @@ agec_status agec_tx_commit(agec_conn *conn, agec_error *err)
     o.prepare = false;
     agec__session *s = agec__session_get(conn);
     if (s != NULL)
-        o.timeout_ms = s->tx_timeout_ms;
+        o.timeout_ms = agec__session_tx_timeout(s, conn);
     st = agec__exec(conn, "COMMIT", 0, NULL, &o, NULL, NULL, &res, err);
     /* COMMIT of a failed transaction answers "ROLLBACK": not a success. */
     if (st == AGEC_OK && (failed || strcmp(PQcmdStatus(res->pg), "ROLLBACK") == 0))
@@ -188,7 +190,7 @@ agec_status agec_tx_run(agec_pool *pool, const agec_tx_opts *opts, agec_tx_fn fn
             return st;
         st = agec_tx_begin(conn, opts, e);
         if (st == AGEC_OK) {
-            agec_error_clear(e);
+            agec__error_reset(e);
             st = fn(conn, user, e);
             if (st == AGEC_OK) {
                 st = agec_tx_commit(conn, e);
@@ -198,7 +200,7 @@ agec_status agec_tx_run(agec_pool *pool, const agec_tx_opts *opts, agec_tx_fn fn
                                     agec_status_name(st));
                 agec_error keep = *e;
                 (void)agec_tx_rollback(conn, NULL);
-                *e = keep;
+                agec__error_copy(e, &keep);
             }
         }
         agec_conn_release(conn);

@@ -92,6 +92,12 @@ agec_status agec_pool_close(agec_pool *p, int drain_timeout_ms, agec_error *err)
     agec__maint_join(p);
 
     pthread_mutex_lock(&p->mu);
+    /* Threads inside acquire leave quickly: waiters were woken, connects and
+     * checks in progress stop at the closing flag (within a few ms; an
+     * on_connect callback runs to its end). Waiting for them means no event
+     * fires after close returns, but those of releases still to come. */
+    while (p->acquiring > 0 || p->opening.count > 0)
+        agec__pool_wait_until(&p->state_cond, &p->mu, AGEC__NEVER);
     while (p->in_use.count > 0 && agec__now_us() < cancel_at)
         agec__pool_wait_until(&p->state_cond, &p->mu, cancel_at);
     /* Cancel what borrowed connections run, at least once (even with a

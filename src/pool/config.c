@@ -2,6 +2,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/error_internal.h"
 #include "pool/pool_internal.h"
@@ -34,6 +35,7 @@ void agec_pool_config_init(agec_pool_config *cfg)
     cfg->breaker_open_ms = 5000;
     cfg->on_event = NULL;
     cfg->name = "agec";
+    cfg->fair_wait_ms = 20;
 }
 
 /* Bring a caller's struct to the library's layout: a caller compiled against
@@ -92,7 +94,24 @@ static agec_status check_fields(const agec_pool_config *c, agec_error *err)
     CHECK(c->breaker_open_ms > 0, "breaker_open_ms", "must be > 0 (got %d)", c->breaker_open_ms);
     CHECK(c->name == NULL || strlen(c->name) <= 200, "name", "longer than 200 bytes (%zu)",
           c->name ? strlen(c->name) : (size_t)0);
+    CHECK(c->fair_wait_ms >= 0, "fair_wait_ms", "must be >= 0 (got %d)", c->fair_wait_ms);
     return AGEC_OK;
+}
+
+/* Does this SQL drop prepared statements? DISCARD ALL and DEALLOCATE are
+ * the only statements that do; a word match, case-insensitive, errs on the
+ * side of "yes" (then the cache is dropped, as a reset always did). */
+static bool drops_statements(const char *sql)
+{
+    static const char *const words[] = { "discard", "deallocate" };
+    for (const char *q = sql; *q != '\0'; q++) {
+        for (size_t w = 0; w < sizeof words / sizeof words[0]; w++) {
+            size_t n = strlen(words[w]);
+            if (strncasecmp(q, words[w], n) == 0)
+                return true;
+        }
+    }
+    return false;
 }
 
 /* Parse conninfo into keyword/value arrays (validating it), adding
@@ -204,6 +223,7 @@ agec_status agec__config_copy(pool_cfg *dst, const agec_pool_config *src, agec_e
     c->name = dst->name;
     if (c->reset_query != NULL && c->reset_query[0] == '\0')
         c->reset_query = NULL;
+    dst->reset_drops_statements = c->reset_query != NULL && drops_statements(c->reset_query);
     if (c->on_event == NULL)
         c->on_event = agec_pool_event_log_stderr;
     st = parse_conninfo(c, dst, err);

@@ -68,6 +68,16 @@ void agec__conn_set_ext(agec_conn *c, void *ext, void (*destroy)(void *ext))
     c->ext_destroy = destroy;
 }
 
+uint64_t agec__conn_borrow_id(agec_conn *c)
+{
+    return c ? c->borrow_id : 0;
+}
+
+struct agec__cancel_key *agec__conn_cancel_key(agec_conn *c)
+{
+    return c ? c->cancel : NULL;
+}
+
 void agec__conn_mark_broken(agec_conn *c)
 {
     if (c != NULL)

@@ -15,6 +15,15 @@
 void *agec__conn_ext(agec_conn *c);
 void agec__conn_set_ext(agec_conn *c, void *ext, void (*destroy)(void *ext));
 
+/* This borrow's id, unique in the pool: state an upper layer keeps per
+ * borrow (a transaction's timeout) is stale when the id changed. */
+uint64_t agec__conn_borrow_id(agec_conn *c);
+
+/* The connection's cancel key: every cancel request on a connection goes
+ * through it, so that nothing new runs while one is in flight
+ * (agec__cancel_key_settle, src/session/session.h). NULL conn: NULL. */
+struct agec__cancel_key *agec__conn_cancel_key(agec_conn *c);
+
 /* An upper layer saw a fatal error (agec__sqlstate_is_fatal or
  * CONNECTION_BAD): the release closes the connection (reason broken). */
 void agec__conn_mark_broken(agec_conn *c);

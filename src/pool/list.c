@@ -46,6 +46,8 @@ conn_list *agec__state_list(agec_pool *p, conn_state s)
         return &p->opening;
     case CONN_IDLE:
         return &p->idle;
+    case CONN_CHECKING:
+        return &p->checking;
     case CONN_IN_USE:
         break;
     }

@@ -153,6 +153,34 @@ static agec_conn *want_connect(agec_pool *p, int64_t now, int64_t *next, agec__b
     return c;
 }
 
+/* Finish the check of the oldest connection in `checking` (its acquirer's
+ * deadline cut it short), within the check's own deadline: then it is idle
+ * again, or closed as a failed validation. Called and returns with the lock
+ * held; the connection stays in `checking` (owned by this thread) meanwhile. */
+static void finish_check(agec_pool *p, agec_conn *c)
+{
+    pthread_mutex_unlock(&p->mu);
+    agec_error verr = AGEC_ERROR_INIT;
+    agec_status st = agec__session_drain(c->pg, c->check_deadline_us, &p->closing, &verr);
+    if (st != AGEC_OK && st != AGEC_ERR_CANCELLED)
+        agec__emit_simple(p, AGEC_EV_VALIDATION_FAILED, c->id, st, verr.sqlstate, verr.message);
+    int64_t now = agec__now_us();
+    pthread_mutex_lock(&p->mu);
+    if (st == AGEC_OK && !atomic_load_explicit(&p->closing, memory_order_relaxed)) {
+        agec__pool_make_available(p, c, now);
+        return;
+    }
+    agec_close_reason why = AGEC_CLOSE_SHUTDOWN;
+    if (st != AGEC_OK && st != AGEC_ERR_CANCELLED) {
+        p->n.validation_failures++;
+        why = AGEC_CLOSE_VALIDATION;
+    }
+    agec__pool_detach(p, c, why, now);
+    pthread_mutex_unlock(&p->mu);
+    agec__conn_destroy(p, c, why);
+    pthread_mutex_lock(&p->mu);
+}
+
 /* Open one connection for `min`. Called and returns with the lock held. */
 static void top_up(agec_pool *p, agec_conn *c)
 {
@@ -197,7 +225,8 @@ static void *maint_main(void *arg)
         int nleaks = collect_leaks(p, now, &next, leaks);
         agec__breaker_change ch;
         agec_conn *fresh = want_connect(p, now, &next, &ch);
-        if (doomed == NULL && nleaks == 0 && fresh == NULL && ch.from == ch.to) {
+        agec_conn *check = p->checking.head;
+        if (doomed == NULL && nleaks == 0 && fresh == NULL && check == NULL && ch.from == ch.to) {
             p->maint_wake_at = next;
             struct timespec ts = agec__timespec_at(next);
             pthread_cond_timedwait(&p->maint_cond, &p->mu, &ts);
@@ -225,8 +254,18 @@ static void *maint_main(void *arg)
             agec__emit(p, &ev);
         }
         pthread_mutex_lock(&p->mu);
+        if (check != NULL)
+            finish_check(p, check);
         if (fresh != NULL)
             top_up(p, fresh);
+    }
+    /* Closing: checks not finished go too (close waits for this thread). */
+    while (p->checking.head != NULL) {
+        agec_conn *c = p->checking.head;
+        agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN, agec__now_us());
+        pthread_mutex_unlock(&p->mu);
+        agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN);
+        pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;

@@ -1,5 +1,6 @@
 /* The pool: open, acquire, release, and the state transitions (close: close.c). */
 #include <inttypes.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,23 @@ void agec__pool_wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t de
 
 /* ---- waiter queue (ticket order) ----------------------------------------- */
 
+/* The waiter has looked (or left): its wake-up is used up. */
+static void waiter_unsignal(agec_pool *p, waiter *w)
+{
+    if (w->signalled) {
+        w->signalled = false;
+        p->nsignalled--;
+    }
+}
+
+/* The oldest waiter has waited fair_wait_ms: it is served before anyone
+ * else (direct hand-off, no barging). Always so with fair_wait_ms = 0. */
+static bool head_starving(const agec_pool *p, int64_t now)
+{
+    const waiter *h = p->wait_head;
+    return h != NULL && (p->fair_wait_us == 0 || now - h->enq_us >= p->fair_wait_us);
+}
+
 static void waiter_enqueue(agec_pool *p, waiter *w)
 {
     /* Usually at the tail; a waiter that left to connect and failed comes
@@ -93,6 +111,7 @@ void agec__waiter_dequeue(agec_pool *p, waiter *w)
     w->prev = w->next = NULL;
     w->queued = false;
     p->waiting--;
+    waiter_unsignal(p, w);
 }
 
 /* ---- state transitions (all under p->mu) ---------------------------------- */
@@ -101,9 +120,10 @@ void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now)
 {
     c->last_used_us = now;
     waiter *w = p->wait_head;
-    if (w != NULL && !atomic_load_explicit(&p->closing, memory_order_relaxed)) {
-        /* Direct hand-off to the oldest waiter: it cannot be overtaken by a
-         * newcomer, and exactly one thread wakes. */
+    if (w != NULL && !atomic_load_explicit(&p->closing, memory_order_relaxed) &&
+        head_starving(p, now)) {
+        /* Direct hand-off to the starving oldest waiter: no newcomer can
+         * take this one, and exactly one thread wakes. */
         agec__conn_move(p, c, CONN_IN_USE);
         w->handed = c;
         agec__waiter_dequeue(p, w);
@@ -117,22 +137,36 @@ void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now)
     if (p->cfg.c.idle_timeout_ms > 0 && agec__pool_total(p) > p->cfg.c.min)
         when = agec__min64(when, now + (int64_t)p->cfg.c.idle_timeout_ms * 1000);
     agec__maint_poke(p, when);
+    agec__pool_dispatch(p, now);
 }
 
 void agec__pool_dispatch(agec_pool *p, int64_t now)
 {
-    (void)now;
-    waiter *w = p->wait_head;
-    if (w == NULL)
+    if (p->wait_head == NULL || atomic_load_explicit(&p->closing, memory_order_relaxed))
         return;
-    if (p->idle.count > 0) {
-        agec__pool_make_available(p, p->idle.head, p->idle.head->last_used_us);
+    int avail = p->idle.count + (p->cfg.c.max - agec__pool_total(p));
+    if (avail <= 0)
+        return;
+    waiter *h = p->wait_head;
+    if (head_starving(p, now)) {
+        /* Only the starving head may take anything: wake it alone. */
+        if (!h->signalled && (h->retry_at <= now || p->idle.count > 0)) {
+            h->signalled = true;
+            p->nsignalled++;
+            pthread_cond_signal(&h->cond);
+        }
         return;
     }
-    /* A slot is free: wake the oldest waiter only; it decides (breaker,
-     * backoff) and connects itself. Newcomers queue behind it. */
-    if (agec__pool_total(p) < p->cfg.c.max)
+    /* Oldest first; the ones already woken are on their way. A waiter in
+     * its reconnect backoff wakes by its own timer unless an idle
+     * connection is there for it. */
+    for (waiter *w = h; w != NULL && p->nsignalled < avail; w = w->next) {
+        if (w->signalled || (w->retry_at > now && p->idle.count == 0))
+            continue;
+        w->signalled = true;
+        p->nsignalled++;
         pthread_cond_signal(&w->cond);
+    }
 }
 
 void agec__pool_detach(agec_pool *p, agec_conn *c, agec_close_reason reason, int64_t now)
@@ -165,8 +199,34 @@ bool agec__pool_unref(agec_pool *p)
     return --p->refs == 0;
 }
 
+bool agec__pool_enter(agec_pool *p)
+{
+    atomic_fetch_add_explicit(&p->visitors, 1, memory_order_acq_rel);
+    pthread_mutex_lock(&p->mu);
+    bool alive = p->refs > 0;
+    if (alive)
+        p->refs++;
+    pthread_mutex_unlock(&p->mu);
+    atomic_fetch_sub_explicit(&p->visitors, 1, memory_order_acq_rel);
+    return alive;
+}
+
+void agec__pool_leave(agec_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    bool last = agec__pool_unref(p);
+    pthread_mutex_unlock(&p->mu);
+    if (last)
+        agec__pool_free(p);
+}
+
 void agec__pool_free(agec_pool *p)
 {
+    /* A thread that entered a call as the last reference went (a monitor
+     * reading stats while close finishes) may still be about to lock the
+     * mutex; it finds no reference to take and leaves. Wait for it. */
+    while (atomic_load_explicit(&p->visitors, memory_order_acquire) > 0)
+        sched_yield();
     pthread_cond_destroy(&p->state_cond);
     pthread_cond_destroy(&p->maint_cond);
     pthread_mutex_destroy(&p->mu);
@@ -183,7 +243,7 @@ agec_status agec__pool_connect(agec_pool *p, agec_conn *c, int64_t deadline_us,
     agec_status st =
         agec__session_connect(p->cfg.keys, p->cfg.vals, deadline_us, abort_flag, &pg, err);
     if (st == AGEC_OK) {
-        st = agec__session_setup(pg, &p->cfg.init, deadline_us, err);
+        st = agec__session_setup(pg, &p->cfg.init, deadline_us, abort_flag, err);
         if (st == AGEC_ERR_TIMEOUT) {
             /* Init ran past connect_timeout_ms: the server is too slow to count as reachable. */
             st = AGEC_ERR_UNREACHABLE;
@@ -259,6 +319,8 @@ agec_status agec_pool_open(const agec_pool_config *cfg, agec_pool **out, agec_er
     agec__breaker_init(&p->breaker, p->cfg.c.breaker_threshold, p->cfg.c.breaker_open_ms);
     atomic_init(&p->breaker_pub, (int)AGEC_BREAKER_CLOSED);
     atomic_init(&p->closing, false);
+    atomic_init(&p->visitors, 0);
+    p->fair_wait_us = (int64_t)p->cfg.c.fair_wait_ms * 1000;
     p->bg_backoff_ms = p->cfg.c.reconnect_backoff_initial_ms;
     p->rng = ((uint64_t)agec__now_us() * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)(uintptr_t)p;
     if (p->rng == 0)
@@ -370,7 +432,7 @@ static agec_status acq_open(acq *a, agec_conn *c, agec__breaker_change *pending,
     int64_t own = agec__deadline_after(a->now, p->cfg.c.connect_timeout_ms);
     int64_t cdl = agec__min64(acq_io_deadline(a), own);
     agec_error attempt = AGEC_ERROR_INIT;
-    agec_status st = agec__pool_connect(p, c, cdl, NULL, &attempt);
+    agec_status st = agec__pool_connect(p, c, cdl, &p->closing, &attempt);
     a->now = agec__now_us();
     if (st == AGEC_ERR_UNREACHABLE && cdl < own && a->now >= cdl) {
         /* Cut short by this caller's deadline, not by the server: says
@@ -418,7 +480,7 @@ static agec_status acq_open(acq *a, agec_conn *c, agec__breaker_change *pending,
     a->tried_connect = true;
     if (st == AGEC_ERR_AUTH || st == AGEC_ERR_INIT || st == AGEC_ERR_NO_MEMORY) {
         if (err != NULL)
-            *err = a->cerr;
+            agec__error_copy(err, &a->cerr);
         return st; /* retrying cannot help */
     }
     /* Retry within the deadline after a backoff of our own. */
@@ -428,32 +490,46 @@ static agec_status acq_open(acq *a, agec_conn *c, agec__breaker_change *pending,
 }
 
 /* Check an idle connection before handing it out. Called and returns with
- * the lock held; true if c may be used, else c was closed. */
-static bool acq_validate(acq *a, agec_conn *c)
+ * the lock held; 1 if c may be used, 0 if it was closed (the check failed),
+ * -1 if this acquire's deadline cut the check short: c then went to
+ * `checking`, where the maintenance thread finishes the check within its
+ * own validation_timeout_ms (a check that did not finish is not a failed
+ * check, and the connection is not lost). */
+static int acq_validate(acq *a, agec_conn *c)
 {
     agec_pool *p = a->p;
     p->n.validations++;
     pthread_mutex_unlock(&p->mu);
-    agec_error verr;
-    int64_t vdl = agec__min64(acq_io_deadline(a),
-                              agec__deadline_after(a->now, p->cfg.c.validation_timeout_ms));
-    agec_status st = agec__session_validate(c->pg, vdl, &verr);
+    agec_error verr = AGEC_ERROR_INIT;
+    int64_t own = agec__deadline_after(a->now, p->cfg.c.validation_timeout_ms);
+    int64_t vdl = agec__min64(acq_io_deadline(a), own);
+    agec_status st = agec__session_validate(c->pg, vdl, &p->closing, &verr);
     a->now = agec__now_us();
     if (st == AGEC_OK) {
         pthread_mutex_lock(&p->mu);
-        return true;
+        return 1;
     }
-    agec__emit_simple(p, AGEC_EV_VALIDATION_FAILED, c->id, st, verr.sqlstate, verr.message);
+    if (st == AGEC_ERR_TIMEOUT && vdl < own && PQstatus(c->pg) == CONNECTION_OK) {
+        pthread_mutex_lock(&p->mu);
+        c->check_deadline_us = own;
+        agec__conn_move(p, c, CONN_CHECKING);
+        agec__maint_poke(p, a->now);
+        return -1;
+    }
+    if (st != AGEC_ERR_CANCELLED)
+        agec__emit_simple(p, AGEC_EV_VALIDATION_FAILED, c->id, st, verr.sqlstate, verr.message);
     pthread_mutex_lock(&p->mu);
-    p->n.validation_failures++;
-    agec__pool_detach(p, c, AGEC_CLOSE_VALIDATION, a->now);
+    if (st != AGEC_ERR_CANCELLED)
+        p->n.validation_failures++;
+    agec_close_reason why = st == AGEC_ERR_CANCELLED ? AGEC_CLOSE_SHUTDOWN : AGEC_CLOSE_VALIDATION;
+    agec__pool_detach(p, c, why, a->now);
     pthread_mutex_unlock(&p->mu);
-    agec__conn_destroy(p, c, AGEC_CLOSE_VALIDATION);
+    agec__conn_destroy(p, c, why);
     pthread_mutex_lock(&p->mu);
-    return false;
+    return 0;
 }
 
-/* Wait in the queue until handed something, woken, or the deadline. [mu] */
+/* Wait in the queue until woken, handed something, or the deadline. [mu] */
 static void acq_wait(acq *a)
 {
     agec_pool *p = a->p;
@@ -462,13 +538,54 @@ static void acq_wait(acq *a)
             cond_init_monotonic(&a->w.cond);
             a->w.cond_ready = true;
         }
+        if (a->w.enq_us == 0)
+            a->w.enq_us = a->now;
         waiter_enqueue(p, &a->w);
     }
+    /* What we could not use may be someone else's (a starving head's). */
+    agec__pool_dispatch(p, a->now);
     int64_t until = a->deadline;
     if (a->w.retry_at > a->now)
         until = agec__min64(until, a->w.retry_at);
-    agec__pool_wait_until(&a->w.cond, &p->mu, until);
+    if (!a->w.signalled && a->w.handed == NULL && a->w.fail == AGEC_OK)
+        agec__pool_wait_until(&a->w.cond, &p->mu, until);
+    waiter_unsignal(p, &a->w);
     a->now = agec__now_us();
+}
+
+/* May this acquire take an idle connection or a free slot now? Everyone
+ * may while the oldest waiter is not starving (barging); once it is, only
+ * it. [mu] */
+static bool acq_may_take(const acq *a, int64_t now)
+{
+    const agec_pool *p = a->p;
+    if (p->wait_head == NULL || p->wait_head == &a->w)
+        return true;
+    return !head_starving(p, now);
+}
+
+/* Record the borrow on c as soon as it is ours, before any check: the leak
+ * scan must never see the previous borrower's file:line on it. [mu] */
+static void acq_mark(agec_conn *c, int64_t now, const char *file, int line, const char *func)
+{
+    c->acquired_us = now;
+    c->file = file;
+    c->line = line;
+    c->func = func;
+    c->leak_reported = false;
+}
+
+/* Leave the acquire: the waiter's place and wake-up are passed on, close is
+ * told when the last acquiring thread leaves. [mu] */
+static void acq_leave(acq *a)
+{
+    agec_pool *p = a->p;
+    agec__waiter_dequeue(p, &a->w);
+    if (a->w.cond_ready)
+        pthread_cond_destroy(&a->w.cond);
+    agec__pool_dispatch(p, a->now);
+    if (--p->acquiring == 0 && atomic_load_explicit(&p->closing, memory_order_relaxed))
+        pthread_cond_broadcast(&p->state_cond);
 }
 
 agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **out, agec_error *err,
@@ -481,10 +598,11 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
     acq a;
     a.p = pool;
     /* Field by field: the condition variable is set up only if we wait. */
-    a.w.cond_ready = a.w.queued = false;
+    a.w.cond_ready = a.w.queued = a.w.signalled = false;
     a.w.handed = NULL;
     a.w.fail = AGEC_OK;
     a.w.retry_at = 0;
+    a.w.enq_us = 0;
     a.w.prev = a.w.next = NULL;
     a.timeout_ms = timeout_ms < 0 ? pool->cfg.c.acquire_timeout_ms : timeout_ms;
     a.precise = false;
@@ -500,12 +618,21 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
     agec_conn *c = NULL;
     bool timed_out = false;
 
+    atomic_fetch_add_explicit(&p->visitors, 1, memory_order_acq_rel);
     pthread_mutex_lock(&p->mu);
+    if (p->refs == 0) {
+        /* Called as close finished: the pool is being freed. */
+        pthread_mutex_unlock(&p->mu);
+        atomic_fetch_sub_explicit(&p->visitors, 1, memory_order_acq_rel);
+        return agec__error_set(e, AGEC_ERR_POOL_CLOSED, "pool is closed");
+    }
     p->refs++;
+    atomic_fetch_sub_explicit(&p->visitors, 1, memory_order_acq_rel);
+    p->acquiring++;
     a.w.ticket = ++p->next_ticket;
     for (;;) {
         if (a.w.handed != NULL) {
-            c = a.w.handed; /* already moved to in_use by the giver */
+            c = a.w.handed; /* already moved to in_use and dequeued by the giver */
             a.w.handed = NULL;
         } else if (a.w.fail != AGEC_OK) {
             st = agec__error_set(e, a.w.fail, "pool is closing");
@@ -514,18 +641,21 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
             st = agec__error_set(e, AGEC_ERR_POOL_CLOSED, "pool is closing");
             break;
         } else {
-            bool first = a.w.queued ? p->wait_head == &a.w
-                                    : (p->wait_head == NULL || p->wait_head->ticket > a.w.ticket);
-            if (first && p->idle.count > 0) {
+            bool mine = acq_may_take(&a, a.now);
+            if (mine && p->idle.count > 0) {
                 agec__waiter_dequeue(p, &a.w);
                 c = p->idle.head; /* most recently used */
                 agec__conn_move(p, c, CONN_IN_USE);
-            } else if (first && agec__pool_total(p) < p->cfg.c.max && a.now >= a.w.retry_at) {
+                agec__pool_dispatch(p, a.now); /* more for the next waiter? */
+            } else if (mine && agec__pool_total(p) < p->cfg.c.max && a.now >= a.w.retry_at) {
                 acq_precise(&a);
                 agec__breaker_change ch;
                 agec__breaker_verdict v = agec__breaker_allow(&p->breaker, a.now, &ch);
                 atomic_store_explicit(&p->breaker_pub, (int)p->breaker.state, memory_order_relaxed);
                 agec__waiter_dequeue(p, &a.w);
+                if (v != AGEC__BREAKER_DENY && p->wait_head != NULL &&
+                    agec__pool_total(p) + 1 < p->cfg.c.max)
+                    agec__pool_dispatch(p, a.now); /* another free slot: the next waiter's */
                 if (v == AGEC__BREAKER_DENY) {
                     if (a.tried_connect) {
                         /* Our own attempts opened the breaker: report what they saw. */
@@ -534,7 +664,6 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
                         p->n.breaker_fast_fails++;
                         st = breaker_error(p, e, a.now);
                     }
-                    agec__pool_dispatch(p, a.now); /* the next waiter decides for itself */
                     break;
                 }
                 agec_conn *nc = agec__pool_reserve(p, a.now);
@@ -572,19 +701,25 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
             }
         }
         /* c is ours (in_use). Check it if it sat idle long enough to go stale. */
+        acq_mark(c, a.now, file, line, func);
         int vms = p->cfg.c.validate_idle_ms;
         if (vms == 0 || (vms > 0 && a.now - c->last_used_us > (int64_t)vms * 1000)) {
             acq_precise(&a);
-            if (!acq_validate(&a, c)) {
+            int ok = acq_validate(&a, c);
+            if (ok <= 0) {
                 c = NULL;
+                if (ok < 0 || a.now >= a.deadline) {
+                    /* No new check past the deadline: it could only be cut short too. */
+                    timed_out = true;
+                    st =
+                        timeout_error(p, e, a.now - a.start, a.tried_connect, a.cut_short, &a.cerr);
+                    break;
+                }
                 continue;
             }
         }
         break;
     }
-    agec__waiter_dequeue(p, &a.w);
-    if (a.w.cond_ready)
-        pthread_cond_destroy(&a.w.cond);
 
     if (c != NULL && atomic_load_explicit(&p->closing, memory_order_relaxed)) {
         /* close started while we validated: do not hand out a connection. */
@@ -597,15 +732,13 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
     }
     if (c != NULL) {
         /* Success: the acquire's reference now belongs to the borrowed conn. */
-        c->acquired_us = a.now;
-        c->file = file;
-        c->line = line;
-        c->func = func;
-        c->leak_reported = false;
+        acq_mark(c, a.now, file, line, func);
+        c->borrow_id = ++p->next_borrow_id;
         p->n.acquires++;
         agec__hist_record(&p->wait_hist, a.now - a.start);
         if (p->cfg.c.leak_threshold_ms > 0)
             agec__maint_poke(p, a.now + (int64_t)p->cfg.c.leak_threshold_ms * 1000);
+        acq_leave(&a);
         pthread_mutex_unlock(&p->mu);
         *out = c;
         return AGEC_OK;
@@ -614,10 +747,12 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
         p->n.acquire_timeouts++;
     else if (st != AGEC_ERR_BREAKER_OPEN || a.tried_connect)
         p->n.acquire_errors++;
-    pthread_mutex_unlock(&p->mu);
-    if (timed_out)
+    if (timed_out) {
+        pthread_mutex_unlock(&p->mu);
         agec__emit_simple(p, AGEC_EV_ACQUIRE_TIMEOUT, 0, st, e->sqlstate, e->message);
-    pthread_mutex_lock(&p->mu);
+        pthread_mutex_lock(&p->mu);
+    }
+    acq_leave(&a);
     bool last = agec__pool_unref(p);
     pthread_mutex_unlock(&p->mu);
     if (last)
@@ -631,14 +766,19 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
 static int release_cleanup(agec_pool *p, agec_conn *c, int64_t *now)
 {
     int64_t dl = agec__deadline_after(*now, p->cfg.c.reset_timeout_ms);
-    agec__cleanup cl = agec__session_cleanup(c->pg, dl);
+    agec__cleanup cl = agec__session_cleanup(c->pg, c->cancel, dl);
     if (cl == AGEC__CLEAN_BROKEN)
         return AGEC_CLOSE_BROKEN;
     if (cl == AGEC__CLEAN_FAILED)
         return AGEC_CLOSE_RESET;
     if (p->cfg.c.reset_query != NULL) {
-        /* The reset drops what upper layers cached in the session. */
-        agec__conn_drop_ext(c);
+        /* A reset that drops prepared statements (DISCARD ALL, DEALLOCATE)
+         * drops what upper layers cached in the session; any other (RESET
+         * ALL, say) leaves them, and so does the cache: dropping it would
+         * prepare new copies on every borrow, kept by the server for the
+         * connection's lifetime. */
+        if (p->cfg.reset_drops_statements)
+            agec__conn_drop_ext(c);
         agec_status st = agec__session_exec(c->pg, p->cfg.c.reset_query, dl, NULL);
         if (st == AGEC_OK)
             st = agec__session_reapply(c->pg, &p->cfg.init, dl, NULL);
@@ -658,7 +798,8 @@ static void release_impl(agec_conn *c, bool broken)
         reason = AGEC_CLOSE_BROKEN;
     else if (atomic_load_explicit(&p->closing, memory_order_relaxed))
         reason = AGEC_CLOSE_SHUTDOWN;
-    else if (PQtransactionStatus(c->pg) != PQTRANS_IDLE || p->cfg.c.reset_query != NULL) {
+    else if (PQtransactionStatus(c->pg) != PQTRANS_IDLE || p->cfg.c.reset_query != NULL ||
+             agec__cancel_key_busy(c->cancel)) {
         now = agec__now_us(); /* the cleanup's deadline */
         reason = release_cleanup(p, c, &now);
         if (reason >= 0)

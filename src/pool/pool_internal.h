@@ -5,11 +5,26 @@
  * is in exactly one list at a time, and the gauges in the stats are the
  * lists' lengths, never separately maintained counters.
  *
- *   opening --(connect + init ok)--> in_use (opened for an acquirer)
- *                                 \-> idle or straight to a waiter (maintenance)
- *   idle    --(acquire)-----------> in_use
- *   in_use  --(release, clean)----> idle, or straight to the head waiter
- *   any     --(close)-------------> gone (removed under the lock, closed outside it)
+ *   opening  --(connect + init ok)--> in_use (opened for an acquirer)
+ *                                  \-> idle or straight to a waiter (maintenance)
+ *   idle     --(acquire)-----------> in_use (validated there if it sat idle)
+ *   in_use   --(validation cut short by the acquirer's deadline)--> checking
+ *   checking --(maintenance finishes the check)--> idle (or closed)
+ *   in_use   --(release, clean)----> idle, or straight to a starving head waiter
+ *   any      --(close)-------------> gone (removed under the lock, closed outside it)
+ *
+ * Acquire, release and wait (the protocol that src/pool/pool.pml models and
+ * spin checks): barging with bounded fairness. An idle connection goes to
+ * whoever asks first, a newcomer included, so that a busy pool never lets a
+ * connection sit idle while a woken thread is still being scheduled (the
+ * cost of strict hand-off: a wake-up and a context switch per query). Once
+ * the oldest waiter has waited fair_wait_ms it is "starving": releases hand
+ * connections to it directly and newcomers queue behind it, so no waiter
+ * waits more than fair_wait_ms longer than strict FIFO would make it wait
+ * (fair_wait_ms = 0 is strict FIFO hand-off). Waiters are woken one per
+ * available resource (dispatch: idle connections + free slots, minus the
+ * waiters already woken), and every waiter that leaves the queue dispatches
+ * again, so a wake-up it did not use is passed on.
  *
  * Locking: one mutex (pool->mu) guards every field marked [mu]. No I/O is
  * ever done while holding it: connects, validation, cleanup, PQfinish and
@@ -32,7 +47,7 @@
 #include "pool/histogram.h"
 #include "session/session.h"
 
-typedef enum conn_state { CONN_OPENING, CONN_IDLE, CONN_IN_USE } conn_state;
+typedef enum conn_state { CONN_OPENING, CONN_IDLE, CONN_IN_USE, CONN_CHECKING } conn_state;
 
 struct agec_conn {
     agec_pool *pool;
@@ -52,7 +67,9 @@ struct agec_conn {
     bool broken;                    /* set by the borrower: close on release */
     agec_close_reason close_reason; /* set when detached by the maintenance thread */
     bool probe;                     /* opening: this attempt is the breaker's half-open probe */
-    void *ext;                      /* upper layer's slot (conn_ext.h) */
+    int64_t check_deadline_us;      /* checking: the validation's own deadline */
+    uint64_t borrow_id; /* [mu] unique per borrow in this pool (per-borrow state above) */
+    void *ext;          /* upper layer's slot (conn_ext.h) */
     void (*ext_destroy)(void *ext);
 };
 
@@ -67,9 +84,11 @@ typedef struct conn_list {
  * thread (no thundering herd). Queued in ticket (arrival) order. */
 typedef struct waiter {
     uint64_t ticket;
+    int64_t enq_us; /* [mu] when it first queued (fairness) */
     pthread_cond_t cond;
     bool cond_ready;   /* cond initialised (only when the thread first waits) */
     bool queued;       /* [mu] in pool->waiters */
+    bool signalled;    /* [mu] woken by dispatch, not yet looked (counted in nsignalled) */
     agec_conn *handed; /* [mu] a connection given to this waiter (now in_use) */
     agec_status fail;  /* [mu] set when the waiter must give up (pool closing) */
     int64_t retry_at;  /* own backoff after a failed connect; 0 = none */
@@ -84,6 +103,7 @@ typedef struct pool_cfg {
     const char **vals;
     char *redacted_conninfo;
     agec__session_init init;
+    bool reset_drops_statements; /* reset_query holds DISCARD ALL or DEALLOCATE */
 } pool_cfg;
 
 /* Counters since open, all [mu]. */
@@ -102,16 +122,24 @@ struct agec_pool {
      * at the tail (idle reaping takes from the tail). in_use holds borrowed
      * connections (leak scan, cancel at close). opening holds slots taken by
      * connection attempts in progress, so that max counts them. */
-    conn_list idle;    /* [mu] */
-    conn_list in_use;  /* [mu] */
-    conn_list opening; /* [mu] */
+    conn_list idle;     /* [mu] */
+    conn_list in_use;   /* [mu] */
+    conn_list opening;  /* [mu] */
+    conn_list checking; /* [mu] validations the maintenance thread finishes: a
+                           check that did not finish is not a failed check */
 
-    /* Acquires waiting, oldest first. Invariant: while it is non-empty, idle
-     * is empty (a connection that becomes available goes to the head waiter). */
+    /* Acquires waiting, oldest first. Idle connections may coexist with
+     * waiters for a moment (a woken waiter is on its way, or a newcomer
+     * barges in first); dispatch keeps one waiter woken per available
+     * resource. */
     waiter *wait_head, *wait_tail; /* [mu] */
     int waiting;                   /* [mu] length of that queue */
+    int nsignalled;                /* [mu] queued waiters with signalled set */
+    int64_t fair_wait_us;          /* fair_wait_ms, read-only after open */
+    int acquiring;                 /* [mu] threads inside acquire (close waits for them) */
     uint64_t next_ticket;          /* [mu] */
     uint64_t next_conn_id;         /* [mu] */
+    uint64_t next_borrow_id;       /* [mu] */
 
     agec__breaker breaker;         /* [mu] */
     atomic_int breaker_pub;        /* copy of breaker.state for events read without the lock */
@@ -129,8 +157,10 @@ struct agec_pool {
      * last one frees the pool, so a connection released after close still
      * finds its pool. */
     int refs;                  /* [mu] */
+    atomic_int visitors;       /* threads between entering a stats call and dropping the lock:
+                                  the last unref waits for them before freeing */
     atomic_bool closing;       /* set once by close; read without the lock on fast paths */
-    pthread_cond_t state_cond; /* [mu] in_use shrank (close waits) */
+    pthread_cond_t state_cond; /* [mu] in_use, opening or acquiring shrank (close waits) */
 
     pthread_t maint_thread;
     bool maint_started;
@@ -151,15 +181,18 @@ conn_list *agec__state_list(agec_pool *p, conn_state s);
 /* Total connections counting toward max. [mu] */
 static inline int agec__pool_total(const agec_pool *p)
 {
-    return p->idle.count + p->in_use.count + p->opening.count;
+    return p->idle.count + p->in_use.count + p->opening.count + p->checking.count;
 }
-/* Hand a connection that just became available (in `opening` or `in_use`)
- * to the head waiter, or put it at the head of idle. [mu] */
+/* A connection just became available (from `opening`, `in_use` or
+ * `checking`): hand it to a starving head waiter, or put it at the head of
+ * idle and dispatch. [mu] */
 void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now);
-/* Something became available: hand an idle connection to the oldest waiter,
- * or, if a slot is free, wake the oldest waiter (only it) so that it
- * connects itself (or fails fast on an open breaker). Called after any
- * change that frees a slot. [mu] */
+/* Wake waiters for what is available: one per idle connection or free
+ * slot, minus those already woken, oldest first, skipping waiters in their
+ * own reconnect backoff (they wake by their timer). A woken waiter takes an
+ * idle connection, connects into a free slot (or fails fast on an open
+ * breaker), or sleeps again. Called after any change that frees a slot or
+ * adds an idle connection, and by every waiter that leaves the queue. [mu] */
 void agec__pool_dispatch(agec_pool *p, int64_t now);
 /* Take a connection out of its list to be closed for `reason`, count it,
  * and pass its slot on. The caller then calls agec__conn_destroy without
@@ -168,7 +201,13 @@ void agec__pool_detach(agec_pool *p, agec_conn *c, agec_close_reason reason, int
 /* Drop one reference; true if it was the last (the caller then unlocks and
  * calls agec__pool_free). [mu] */
 bool agec__pool_unref(agec_pool *p);
+/* Free the pool once no stats call is still inside it. */
 void agec__pool_free(agec_pool *p);
+/* Take a reference for a call that does not hold one (stats, prometheus);
+ * false when the pool is already gone to its last reference. Pair with
+ * agec__pool_leave. */
+bool agec__pool_enter(agec_pool *p);
+void agec__pool_leave(agec_pool *p);
 
 /* Wait on cond (a CLOCK_MONOTONIC condition) until deadline_us (AGEC__NEVER:
  * no limit) or a signal; the caller re-checks its condition. */
@@ -177,7 +216,8 @@ void agec__pool_wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t de
 void agec__waiter_dequeue(agec_pool *p, waiter *w);
 /* Reserve an opening slot (a new conn in `opening`). NULL if out of memory. [mu] */
 agec_conn *agec__pool_reserve(agec_pool *p, int64_t now);
-/* Connect and initialise a reserved connection. No lock held. */
+/* Connect and initialise a reserved connection; abort_flag (may be NULL)
+ * stops it early. No lock held. */
 agec_status agec__pool_connect(agec_pool *p, agec_conn *c, int64_t deadline_us,
                                const atomic_bool *abort_flag, agec_error *err);
 /* Account for the end of a connect attempt: breaker, backoff, counters,

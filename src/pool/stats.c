@@ -1,5 +1,6 @@
 /* Statistics snapshot and the Prometheus text format writer. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,7 +14,8 @@ void agec__stats_fill(agec_pool *p, agec_pool_stats *s, int64_t now)
     s->idle = p->idle.count;
     s->in_use = p->in_use.count;
     s->opening = p->opening.count;
-    s->total = s->idle + s->in_use + s->opening;
+    s->checking = p->checking.count;
+    s->total = s->idle + s->in_use + s->opening + s->checking;
     s->waiting = p->waiting;
     s->max = p->cfg.c.max;
     s->min = p->cfg.c.min;
@@ -46,13 +48,26 @@ void agec__stats_fill(agec_pool *p, agec_pool_stats *s, int64_t now)
     }
 }
 
-agec_status agec_pool_stats_get(agec_pool *pool, agec_pool_stats *out)
+/* The fields every caller's agec_pool_stats has (the first layout). */
+#define STATS_BASE_SIZE \
+    (offsetof(agec_pool_stats, wait_bucket) + sizeof(((agec_pool_stats *)0)->wait_bucket))
+
+agec_status agec_pool_stats_get_sized(agec_pool *pool, agec_pool_stats *out, size_t size)
 {
-    if (pool == NULL || out == NULL)
+    if (pool == NULL || out == NULL || size < STATS_BASE_SIZE)
         return AGEC_ERR_INVALID_ARG;
+    /* A reference for the snapshot: a monitor racing close must not read
+     * (or unlock) a pool that close frees meanwhile. */
+    if (!agec__pool_enter(pool))
+        return AGEC_ERR_POOL_CLOSED;
+    agec_pool_stats full;
     pthread_mutex_lock(&pool->mu);
-    agec__stats_fill(pool, out, 0);
+    agec__stats_fill(pool, &full, 0);
     pthread_mutex_unlock(&pool->mu);
+    agec__pool_leave(pool);
+    size_t n = size < sizeof full ? size : sizeof full;
+    full.struct_size = n;
+    memcpy(out, &full, n);
     return AGEC_OK;
 }
 

@@ -118,7 +118,7 @@ agec_status agec__error_from_result(agec_error *err, agec_status code, const PGr
         code = AGEC_ERR_AUTH;
     if (err == NULL)
         return code;
-    agec_error_clear(err);
+    agec__error_reset(err);
     err->code = code;
     if (state != NULL)
         agec__copy_text(err->sqlstate, sizeof err->sqlstate, state);

@@ -14,7 +14,7 @@
 #define CANCEL_REPEAT_US 200000
 
 /* How often a connect attempt looks at its abort flag. */
-#define ABORT_SLICE_MS 50
+#define ABORT_SLICE_MS 10
 
 /* Wait until the connection's socket is ready for `events`, the deadline
  * passes (returns 0) or the abort flag is set (returns -2). 1 = ready,
@@ -120,17 +120,23 @@ agec_status agec__session_connect(const char *const *keys, const char *const *va
 }
 
 /* Read every pending result. The first failure decides the status.
- * *late is set when the deadline passed (the query may still be running). */
-static agec_status read_results(PGconn *pg, int64_t deadline_us, agec_error *err, bool *late)
+ * *late is set when the deadline passed or the abort flag was set (the
+ * query may still be running). */
+static agec_status read_results(PGconn *pg, int64_t deadline_us, const atomic_bool *abort_flag,
+                                agec_error *err, bool *late)
 {
     agec_status st = AGEC_OK;
     *late = false;
     for (;;) {
         while (PQisBusy(pg)) {
-            int r = wait_socket(pg, POLLIN, deadline_us, NULL);
+            int r = wait_socket(pg, POLLIN, deadline_us, abort_flag);
             if (r == 0) {
                 *late = true;
                 return agec__error_set(err, AGEC_ERR_TIMEOUT, "no answer from the server in time");
+            }
+            if (r == -2) {
+                *late = true; /* mid-query: the connection must be closed */
+                return agec__error_set(err, AGEC_ERR_CANCELLED, "aborted (the pool is closing)");
             }
             if (r < 0 || !PQconsumeInput(pg))
                 return agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, pg);
@@ -153,37 +159,89 @@ static agec_status read_results(PGconn *pg, int64_t deadline_us, agec_error *err
     return st;
 }
 
-agec_status agec__session_exec(PGconn *pg, const char *sql, int64_t deadline_us, agec_error *err)
+agec_status agec__session_send_flush(PGconn *pg, int64_t deadline_us, const atomic_bool *abort_flag,
+                                     agec_error *err)
+{
+    /* Called with the connection in non-blocking mode (agec__session_send_begin):
+     * send what libpq has buffered, reading meanwhile so that a server that
+     * writes while we write (notices, a large answer to an earlier query)
+     * cannot deadlock us. */
+    int r;
+    while ((r = PQflush(pg)) == 1) {
+        int w = wait_socket(pg, POLLOUT | POLLIN, deadline_us, abort_flag);
+        if (w == 0)
+            return agec__error_set(err, AGEC_ERR_TIMEOUT,
+                                   "could not send the statement in time (the server or the "
+                                   "network does not take data)");
+        if (w == -2)
+            return agec__error_set(err, AGEC_ERR_CANCELLED, "aborted while sending");
+        if (w < 0 || !PQconsumeInput(pg))
+            return agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, pg);
+    }
+    if (r < 0)
+        return agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, pg);
+    /* Everything is out: back to blocking mode (the escape hatch's promise),
+     * which costs no I/O now that nothing is buffered. */
+    (void)PQsetnonblocking(pg, 0);
+    return AGEC_OK;
+}
+
+bool agec__session_send_begin(PGconn *pg)
+{
+    return PQsetnonblocking(pg, 1) == 0;
+}
+
+static agec_status exec_impl(PGconn *pg, const char *sql, int64_t deadline_us,
+                             const atomic_bool *abort_flag, agec_error *err)
 {
     if (PQstatus(pg) != CONNECTION_OK)
         return agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, pg);
-    /* The connection is in blocking mode (users expect that of the escape
-     * hatch), so PQsendQuery flushes before returning: our statements are
-     * short and fit the socket buffer; only the answer is waited for. */
-    if (!PQsendQuery(pg, sql))
+    if (!agec__session_send_begin(pg) || !PQsendQuery(pg, sql))
         return agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, pg);
+    agec_status st = agec__session_send_flush(pg, deadline_us, abort_flag, err);
+    if (st != AGEC_OK)
+        return st;
     bool late;
-    return read_results(pg, deadline_us, err, &late);
+    return read_results(pg, deadline_us, abort_flag, err, &late);
 }
 
-agec_status agec__session_validate(PGconn *pg, int64_t deadline_us, agec_error *err)
+agec_status agec__session_exec(PGconn *pg, const char *sql, int64_t deadline_us, agec_error *err)
 {
-    return agec__session_exec(pg, "", deadline_us, err);
+    return exec_impl(pg, sql, deadline_us, NULL, err);
+}
+
+agec_status agec__session_drain(PGconn *pg, int64_t deadline_us, const atomic_bool *abort_flag,
+                                agec_error *err)
+{
+    bool late;
+    return read_results(pg, deadline_us, abort_flag, err, &late);
+}
+
+agec_status agec__session_validate(PGconn *pg, int64_t deadline_us, const atomic_bool *abort_flag,
+                                   agec_error *err)
+{
+    return exec_impl(pg, "", deadline_us, abort_flag, err);
 }
 
 /* Run one init step; on failure prefix the message with the statement. */
-static agec_status init_step(PGconn *pg, const char *sql, int64_t deadline_us, agec_error *err)
+static agec_status init_step(PGconn *pg, const char *sql, int64_t deadline_us,
+                             const atomic_bool *abort_flag, agec_error *err)
 {
     agec_error e = AGEC_ERROR_INIT;
-    agec_status st = agec__session_exec(pg, sql, deadline_us, &e);
+    agec_status st = exec_impl(pg, sql, deadline_us, abort_flag, &e);
     if (st == AGEC_OK)
         return AGEC_OK;
     if (st == AGEC_ERR_SERVER || st == AGEC_ERR_AUTH)
         st = AGEC_ERR_INIT;
+    if (st == AGEC_ERR_CANCELLED) {
+        if (err != NULL)
+            agec__error_copy(err, &e);
+        return st;
+    }
     if (err != NULL) {
         char msg[AGEC_ERROR_TEXT_MAX];
         snprintf(msg, sizeof msg, "session init `%.200s` failed: %.700s", sql, e.message);
-        *err = e;
+        agec__error_copy(err, &e);
         err->code = st;
         agec__copy_text(err->message, sizeof err->message, msg);
         if (strcmp(e.sqlstate, "58P01") == 0)
@@ -196,29 +254,35 @@ static agec_status init_step(PGconn *pg, const char *sql, int64_t deadline_us, a
 
 static const char SET_PATH[] = "SET search_path = ag_catalog, \"$user\", public";
 
-agec_status agec__session_reapply(PGconn *pg, const agec__session_init *init, int64_t deadline_us,
-                                  agec_error *err)
+static agec_status reapply(PGconn *pg, const agec__session_init *init, int64_t deadline_us,
+                           const atomic_bool *abort_flag, agec_error *err)
 {
     agec_status st = AGEC_OK;
     if (init->age_mode != AGEC_AGE_OFF)
-        st = init_step(pg, SET_PATH, deadline_us, err);
+        st = init_step(pg, SET_PATH, deadline_us, abort_flag, err);
     if (st == AGEC_OK && init->init_sql != NULL && init->init_sql[0] != '\0')
-        st = init_step(pg, init->init_sql, deadline_us, err);
+        st = init_step(pg, init->init_sql, deadline_us, abort_flag, err);
     return st;
 }
 
+agec_status agec__session_reapply(PGconn *pg, const agec__session_init *init, int64_t deadline_us,
+                                  agec_error *err)
+{
+    return reapply(pg, init, deadline_us, NULL, err);
+}
+
 agec_status agec__session_setup(PGconn *pg, const agec__session_init *init, int64_t deadline_us,
-                                agec_error *err)
+                                const atomic_bool *abort_flag, agec_error *err)
 {
     agec_status st = AGEC_OK;
     if (init->age_mode != AGEC_AGE_OFF && init->age_create_extension)
-        st = init_step(pg, "CREATE EXTENSION IF NOT EXISTS age", deadline_us, err);
+        st = init_step(pg, "CREATE EXTENSION IF NOT EXISTS age", deadline_us, abort_flag, err);
     if (st == AGEC_OK && init->age_mode == AGEC_AGE_LOAD)
-        st = init_step(pg, "LOAD 'age'", deadline_us, err);
+        st = init_step(pg, "LOAD 'age'", deadline_us, abort_flag, err);
     if (st == AGEC_OK && init->age_mode == AGEC_AGE_PLUGINS)
-        st = init_step(pg, "LOAD '$libdir/plugins/age'", deadline_us, err);
+        st = init_step(pg, "LOAD '$libdir/plugins/age'", deadline_us, abort_flag, err);
     if (st == AGEC_OK)
-        st = agec__session_reapply(pg, init, deadline_us, err);
+        st = reapply(pg, init, deadline_us, abort_flag, err);
     if (st == AGEC_OK && init->on_connect != NULL) {
         agec_error e = AGEC_ERROR_INIT;
         st = init->on_connect(pg, init->on_connect_user, &e);
@@ -226,7 +290,7 @@ agec_status agec__session_setup(PGconn *pg, const agec__session_init *init, int6
             if (e.message[0] == '\0')
                 agec__copy_text(e.message, sizeof e.message, "on_connect callback failed");
             if (err != NULL) {
-                *err = e;
+                agec__error_copy(err, &e);
                 err->code = AGEC_ERR_INIT;
                 snprintf(err->message, sizeof err->message, "session init on_connect: %.900s",
                          e.message);
@@ -237,18 +301,20 @@ agec_status agec__session_setup(PGconn *pg, const agec__session_init *init, int6
     return st;
 }
 
-agec__cleanup agec__session_cleanup(PGconn *pg, int64_t deadline_us)
+agec__cleanup agec__session_cleanup(PGconn *pg, agec__cancel_key *key, int64_t deadline_us)
 {
     if (PQstatus(pg) != CONNECTION_OK || PQpipelineStatus(pg) != PQ_PIPELINE_OFF)
         return AGEC__CLEAN_BROKEN;
     PGTransactionStatusType ts = PQtransactionStatus(pg);
-    if (ts == PQTRANS_IDLE)
-        return AGEC__CLEAN_OK;
     if (ts == PQTRANS_ACTIVE) {
-        /* A query is still running (or its results were not all read): cancel
-         * it, then read and drop what is left. 57014 is expected here. */
+        /* Results not all read. When they are already here (the borrower
+         * stopped reading early) no cancel is needed: a cancel is a signal
+         * to the backend that must never reach the next borrower's
+         * statement, so send one only when the statement still runs. */
         bool late = true;
         agec_status st = AGEC_OK;
+        if (PQconsumeInput(pg) && !PQisBusy(pg))
+            st = read_results(pg, deadline_us, NULL, NULL, &late);
         agec__cancel_job *job = NULL;
         while (late && agec__now_us() < deadline_us) {
             /* A cancel that reaches the backend before it starts executing
@@ -256,12 +322,12 @@ agec__cleanup agec__session_cleanup(PGconn *pg, int64_t deadline_us)
              * results come; but never while one is still unanswered. */
             if (job == NULL || agec__cancel_done(job)) {
                 agec__cancel_release(job);
-                job = agec__cancel_start(pg);
+                job = agec__cancel_start_key(key);
                 if (job == NULL)
                     return AGEC__CLEAN_FAILED;
             }
             int64_t slice = agec__min64(deadline_us, agec__now_us() + CANCEL_REPEAT_US);
-            st = read_results(pg, slice, NULL, &late);
+            st = read_results(pg, slice, NULL, NULL, &late);
         }
         agec__cancel_release(job);
         if (late || st == AGEC_ERR_STATE)
@@ -270,6 +336,16 @@ agec__cleanup agec__session_cleanup(PGconn *pg, int64_t deadline_us)
             return AGEC__CLEAN_BROKEN;
         ts = PQtransactionStatus(pg);
     }
+    /* Every cancel request sent on this connection (ours above, the
+     * statement timeout's, agec_conn_cancel's) must have been delivered
+     * before anything else runs on it: one still in flight would cancel
+     * whatever runs next (the ROLLBACK, or the next borrower's statement).
+     * Once the server has acknowledged it, the backend has the signal and
+     * drops it while idle. Not settled in time: the connection goes. */
+    if (!agec__cancel_key_settle(key, deadline_us))
+        return AGEC__CLEAN_FAILED;
+    if (ts == PQTRANS_IDLE)
+        return AGEC__CLEAN_OK;
     if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) {
         agec_status st = agec__session_exec(pg, "ROLLBACK", deadline_us, NULL);
         if (st == AGEC_ERR_CONNECTION_LOST)

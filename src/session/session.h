@@ -46,9 +46,12 @@ agec_status agec__session_connect(const char *const *keys, const char *const *va
 /* Run the session init on a fresh connection: CREATE EXTENSION (optional),
  * LOAD, SET search_path (per age_mode), init_sql, on_connect. Fails with
  * AGEC_ERR_INIT carrying the server's SQLSTATE and message (prefixed with the
- * step), AGEC_ERR_TIMEOUT past the deadline, AGEC_ERR_CONNECTION_LOST. */
+ * step), AGEC_ERR_TIMEOUT past the deadline, AGEC_ERR_CONNECTION_LOST, and
+ * AGEC_ERR_CANCELLED when abort_flag (may be NULL; checked every few ms while
+ * waiting for the server) becomes true. The on_connect callback is the
+ * caller's code and is not interrupted. */
 agec_status agec__session_setup(PGconn *pg, const agec__session_init *init, int64_t deadline_us,
-                                agec_error *err);
+                                const atomic_bool *abort_flag, agec_error *err);
 
 /* The part of the init a reset_query undoes: SET search_path and init_sql. */
 agec_status agec__session_reapply(PGconn *pg, const agec__session_init *init, int64_t deadline_us,
@@ -61,8 +64,31 @@ agec_status agec__session_reapply(PGconn *pg, const agec__session_init *init, in
  * AGEC_ERR_CONNECTION_LOST. */
 agec_status agec__session_exec(PGconn *pg, const char *sql, int64_t deadline_us, agec_error *err);
 
-/* Check that the server answers: one empty query, by deadline_us. */
-agec_status agec__session_validate(PGconn *pg, int64_t deadline_us, agec_error *err);
+/* Check that the server answers: one empty query, by deadline_us (or
+ * AGEC_ERR_CANCELLED when abort_flag, which may be NULL, becomes true).
+ * On AGEC_ERR_TIMEOUT the query is still out: agec__session_drain can
+ * finish the check later, within the check's own deadline. */
+agec_status agec__session_validate(PGconn *pg, int64_t deadline_us, const atomic_bool *abort_flag,
+                                   agec_error *err);
+
+/* Read and drop every pending result of what was sent last, by
+ * deadline_us; the first failure decides the status (AGEC_ERR_TIMEOUT:
+ * still not answered; AGEC_ERR_CANCELLED: abort_flag, may be NULL). */
+agec_status agec__session_drain(PGconn *pg, int64_t deadline_us, const atomic_bool *abort_flag,
+                                agec_error *err);
+
+/* Sending without blocking past a deadline. libpq in blocking mode (what
+ * users of the escape hatch get) waits with no limit inside PQsend* when the
+ * socket buffer is full, e.g. a multi-MB parameter behind a dead peer. So:
+ * agec__session_send_begin (non-blocking mode; false on failure), then
+ * PQsendQuery/PQsendQueryParams/..., then agec__session_send_flush, which
+ * sends what is buffered by deadline_us (reading meanwhile) and restores
+ * blocking mode. On AGEC_ERR_TIMEOUT or AGEC_ERR_CANCELLED a message is half
+ * sent: the connection is unusable (close it; it stays non-blocking so that
+ * closing it cannot block). */
+bool agec__session_send_begin(PGconn *pg);
+agec_status agec__session_send_flush(PGconn *pg, int64_t deadline_us, const atomic_bool *abort_flag,
+                                     agec_error *err);
 
 /* Outcome of the cleanup on release. */
 typedef enum agec__cleanup {
@@ -71,12 +97,18 @@ typedef enum agec__cleanup {
     AGEC__CLEAN_FAILED, /* cancel/drain/ROLLBACK failed or timed out: close (reason reset) */
 } agec__cleanup;
 
+typedef struct agec__cancel_key agec__cancel_key;
+
 /* Bring a released connection back to "idle, no transaction" by its
  * transaction status: IDLE -> nothing (no round trip); INTRANS/INERROR ->
- * ROLLBACK; ACTIVE -> cancel (agec__cancel_start, repeated while
- * unanswered) + drain results, then the same; UNKNOWN or CONNECTION_BAD or
- * pipeline/COPY mode -> broken. Returns by deadline_us whatever the network does. */
-agec__cleanup agec__session_cleanup(PGconn *pg, int64_t deadline_us);
+ * ROLLBACK; ACTIVE -> drain if the results are already there, else cancel
+ * (on `key`, the connection's cancel key; repeated while unanswered) +
+ * drain, then the same; UNKNOWN or CONNECTION_BAD or pipeline/COPY mode ->
+ * broken. Before anything is sent, and before it reports the connection
+ * clean, every cancel request on `key` must have been delivered
+ * (agec__cancel_key_settle), else FAILED. Returns by deadline_us whatever the
+ * network does. */
+agec__cleanup agec__session_cleanup(PGconn *pg, agec__cancel_key *key, int64_t deadline_us);
 
 /*
  * A cancel request that cannot hold up the caller. PQcancel blocks, with no
@@ -93,20 +125,23 @@ agec__cleanup agec__session_cleanup(PGconn *pg, int64_t deadline_us);
  * connection is in use, and each job keeps its own reference, so a job may
  * outlive the connection.
  */
-typedef struct agec__cancel_key agec__cancel_key;
 /* PQgetCancel(pg) with one reference; NULL when out of memory or pg has no
  * socket. */
 agec__cancel_key *agec__cancel_key_make(PGconn *pg);
 /* Drop one reference; the last frees the key. NULL is ignored. */
 void agec__cancel_key_unref(agec__cancel_key *k);
+/* True while a request started on k has not finished (cheap; NULL: false). */
+bool agec__cancel_key_busy(agec__cancel_key *k);
+/* Wait until no request started on k is in flight, or deadline_us passes;
+ * true when none is. A finished request has been acknowledged by the
+ * server (or has failed): its signal cannot reach a later statement.
+ * NULL: true. */
+bool agec__cancel_key_settle(agec__cancel_key *k, int64_t deadline_us);
 
 typedef struct agec__cancel_job agec__cancel_job;
 /* Start a request on a thread of its own. NULL when it could not be
  * started (key NULL, memory, threads). */
 agec__cancel_job *agec__cancel_start_key(agec__cancel_key *key);
-/* The same with a key made for this one job: call it from the thread that
- * owns pg. */
-agec__cancel_job *agec__cancel_start(PGconn *pg);
 /* The request has been sent and acknowledged by the server, or failed. */
 bool agec__cancel_done(agec__cancel_job *j);
 /* The caller is no longer interested; the job frees itself when it ends.

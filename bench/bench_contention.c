@@ -1,0 +1,349 @@
+/*
+ * bench_contention: more callers than connections. SELECT 1 through a pool
+ * of 4 connections with 1, 4, 16 and 64 caller threads, side by side with
+ * the ceiling for 4 connections: raw libpq, 4 threads on 4 dedicated
+ * connections, PQexecPrepared (no pool at all).
+ *
+ * usage: bench_contention      (needs AGEC_TEST_PG: run it through bench/run
+ *                               or scripts/with-test-servers)
+ * env:   AGEC_BENCH_SECONDS    seconds per measurement (default 0.6)
+ *
+ * Pool paths, each with a fresh pool of max = min = 4 whose connections
+ * prepared "SELECT 1" at connect (on_connect), so that the pool path and
+ * the ceiling send exactly the same messages:
+ *   barging   the default (fair_wait_ms 20): an idle connection goes to
+ *             whoever asks first, until the oldest waiter has waited 20 ms;
+ *   strict    fair_wait_ms 0: strict first come, first served with a
+ *             direct hand-off to the oldest waiter (the previous design).
+ * Each caller loops agec_pool_acquire + PQexecPrepared on agec_conn_pgconn
+ * + agec_conn_release, timing its own acquires (log buckets, merged), so
+ * the run prints acquire-wait p50/p99/max and the spread of turns between
+ * callers (fewest and most queries of one caller) next to the rate.
+ * Paths are measured in interleaved rounds; each figure is the median of
+ * the rounds (rates) or the worst round (max wait).
+ *
+ * Exits 0 when every measurement ran (targets met or not: they are
+ * printed), 1 on a failure, 2 when the test server is missing.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "agec/pool.h"
+#include "bench_common.h"
+
+#define CONNS 4
+#define MAX_CALLERS 64
+#define ROUNDS 5
+#define NBUCKETS 64 /* wait buckets: 2^(i/2) microseconds, about 41% wide */
+
+typedef enum path { P_CEILING, P_BARGING, P_STRICT, P_COUNT } path;
+static const char *const path_name[P_COUNT] = {
+    "raw libpq, 4 threads x 4 own connections",
+    "agec pool of 4, fair_wait_ms 20 (default)",
+    "agec pool of 4, fair_wait_ms 0 (strict FIFO)",
+};
+
+typedef struct worker {
+    _Alignas(64) atomic_uint_fast64_t count;
+    pthread_t th;
+    path kind;
+    agec_pool *pool;
+    PGconn *conn;
+    uint64_t wait_bucket[NBUCKETS];
+    int64_t wait_max_ns;
+    bool failed;
+    char errmsg[512];
+} worker;
+
+static atomic_int g_stop;
+
+static int bucket_of(int64_t ns)
+{
+    /* i such that 2^(i/2) us >= the wait: twice per power of two */
+    double us = (double)ns / 1000.0;
+    int i = 0;
+    double bound = 1.0;
+    while (i < NBUCKETS - 1 && us > bound) {
+        i++;
+        bound = (i % 2) ? bound * 1.4142135623730951 : (double)(1LL << (i / 2));
+    }
+    return i;
+}
+
+static double bucket_upper_us(int i)
+{
+    double b = (double)(1LL << (i / 2));
+    return (i % 2) ? b * 1.4142135623730951 : b;
+}
+
+static int select1(worker *w, PGconn *pg)
+{
+    PGresult *r = PQexecPrepared(pg, "bench_s1", 0, NULL, NULL, NULL, 0);
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+              strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+    if (!ok) {
+        w->failed = true;
+        snprintf(w->errmsg, sizeof w->errmsg, "PQexecPrepared: %s", PQresultErrorMessage(r));
+    }
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    uint_fast64_t n = 0;
+    while (!atomic_load_explicit(&g_stop, memory_order_relaxed)) {
+        if (w->kind == P_CEILING) {
+            if (select1(w, w->conn) != 0)
+                break;
+        } else {
+            agec_conn *c;
+            agec_error err = AGEC_ERROR_INIT;
+            int64_t t0 = bench_now_ns();
+            if (agec_pool_acquire_timeout(w->pool, 30000, &c, &err) != AGEC_OK) {
+                w->failed = true;
+                snprintf(w->errmsg, sizeof w->errmsg, "acquire: %s", err.message);
+                break;
+            }
+            int64_t waited = bench_now_ns() - t0;
+            w->wait_bucket[bucket_of(waited)]++;
+            if (waited > w->wait_max_ns)
+                w->wait_max_ns = waited;
+            int rc = select1(w, agec_conn_pgconn(c));
+            agec_conn_release(c);
+            if (rc != 0)
+                break;
+        }
+        atomic_store_explicit(&w->count, ++n, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+static agec_status prepare_select1(PGconn *conn, void *user, agec_error *err)
+{
+    (void)user;
+    PGresult *r = PQprepare(conn, "bench_s1", "SELECT 1", 0, NULL);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok && err != NULL)
+        snprintf(err->message, sizeof err->message, "PQprepare: %s", PQresultErrorMessage(r));
+    PQclear(r);
+    return ok ? AGEC_OK : AGEC_ERR_SERVER;
+}
+
+static agec_pool *open_pool(const char *conninfo, int fair_wait_ms)
+{
+    agec_pool_config cfg;
+    agec_pool_config_init(&cfg);
+    cfg.conninfo = conninfo;
+    cfg.max = cfg.min = CONNS;
+    cfg.age_mode = AGEC_AGE_OFF;
+    cfg.fair_wait_ms = fair_wait_ms;
+    cfg.on_connect = prepare_select1;
+    cfg.name = "bench_contention";
+    agec_pool *p;
+    agec_error err = AGEC_ERROR_INIT;
+    if (agec_pool_open(&cfg, &p, &err) != AGEC_OK) {
+        fprintf(stderr, "bench_contention: agec_pool_open: %s\n", err.message);
+        return NULL;
+    }
+    int64_t until = bench_now_ns() + 15000000000LL;
+    for (;;) {
+        agec_pool_stats s;
+        (void)agec_pool_stats_get(p, &s);
+        if (s.idle + s.in_use >= CONNS)
+            return p;
+        if (bench_now_ns() > until) {
+            fprintf(stderr, "bench_contention: the pool did not open %d connections\n", CONNS);
+            (void)agec_pool_close(p, 1000, NULL);
+            return NULL;
+        }
+        bench_sleep_ms(5);
+    }
+}
+
+typedef struct result {
+    double rate;
+    double p50_us, p99_us, max_us;
+    uint64_t min_turns, max_turns;
+} result;
+
+/* Quantile of merged buckets, as the bucket's upper bound. */
+static double quantile(const uint64_t *b, double q)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < NBUCKETS; i++)
+        total += b[i];
+    if (total == 0)
+        return 0;
+    uint64_t want = (uint64_t)((double)total * q);
+    uint64_t cum = 0;
+    for (int i = 0; i < NBUCKETS; i++) {
+        cum += b[i];
+        if (cum > want)
+            return bucket_upper_us(i);
+    }
+    return bucket_upper_us(NBUCKETS - 1);
+}
+
+static int measure(const char *conninfo, path kind, int callers, double secs, result *out)
+{
+    static worker ws[MAX_CALLERS];
+    agec_pool *pool = NULL;
+    PGconn *own[CONNS] = { NULL };
+    int n = kind == P_CEILING ? CONNS : callers;
+    if (kind == P_CEILING) {
+        for (int i = 0; i < CONNS; i++) {
+            own[i] = PQconnectdb(conninfo);
+            if (PQstatus(own[i]) != CONNECTION_OK ||
+                prepare_select1(own[i], NULL, NULL) != AGEC_OK) {
+                fprintf(stderr, "bench_contention: connect: %s", PQerrorMessage(own[i]));
+                for (int j = 0; j <= i; j++)
+                    PQfinish(own[j]);
+                return -1;
+            }
+        }
+    } else {
+        pool = open_pool(conninfo, kind == P_BARGING ? 20 : 0);
+        if (pool == NULL)
+            return -1;
+    }
+    atomic_store(&g_stop, 0);
+    for (int i = 0; i < n; i++) {
+        memset(&ws[i], 0, sizeof ws[i]);
+        atomic_init(&ws[i].count, 0);
+        ws[i].kind = kind;
+        ws[i].pool = pool;
+        ws[i].conn = kind == P_CEILING ? own[i] : NULL;
+        if (pthread_create(&ws[i].th, NULL, worker_main, &ws[i]) != 0) {
+            fprintf(stderr, "bench_contention: pthread_create failed\n");
+            atomic_store(&g_stop, 1);
+            for (int j = 0; j < i; j++)
+                pthread_join(ws[j].th, NULL);
+            return -1;
+        }
+    }
+    bench_sleep_ms(150); /* warm-up: every thread running, caches warm */
+    uint64_t c0[MAX_CALLERS];
+    for (int i = 0; i < n; i++)
+        c0[i] = atomic_load(&ws[i].count);
+    uint64_t b0[MAX_CALLERS][NBUCKETS];
+    for (int i = 0; i < n; i++)
+        memcpy(b0[i], ws[i].wait_bucket, sizeof b0[i]); /* racy read: counts only grow */
+    int64_t t0 = bench_now_ns();
+    bench_sleep_ms((int64_t)(secs * 1000));
+    uint64_t c1[MAX_CALLERS];
+    for (int i = 0; i < n; i++)
+        c1[i] = atomic_load(&ws[i].count);
+    int64_t t1 = bench_now_ns();
+    atomic_store(&g_stop, 1);
+    int failed = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_join(ws[i].th, NULL);
+        if (ws[i].failed && !failed) {
+            fprintf(stderr, "bench_contention: thread %d: %s\n", i, ws[i].errmsg);
+            failed = 1;
+        }
+    }
+    uint64_t merged[NBUCKETS] = { 0 };
+    uint64_t total = 0, mn = UINT64_MAX, mx = 0;
+    int64_t maxw = 0;
+    for (int i = 0; i < n; i++) {
+        uint64_t d = c1[i] - c0[i];
+        total += d;
+        mn = d < mn ? d : mn;
+        mx = d > mx ? d : mx;
+        for (int k = 0; k < NBUCKETS; k++)
+            merged[k] += ws[i].wait_bucket[k] - b0[i][k];
+        maxw = ws[i].wait_max_ns > maxw ? ws[i].wait_max_ns : maxw;
+    }
+    out->rate = (double)total / ((double)(t1 - t0) / 1e9);
+    out->p50_us = quantile(merged, 0.50);
+    out->p99_us = quantile(merged, 0.99);
+    out->max_us = (double)maxw / 1000.0; /* whole run incl. warm-up: the worst seen */
+    out->min_turns = mn;
+    out->max_turns = mx;
+    if (pool != NULL)
+        (void)agec_pool_close(pool, 2000, NULL);
+    for (int i = 0; i < CONNS; i++)
+        PQfinish(own[i]);
+    return failed ? -1 : 0;
+}
+
+int main(void)
+{
+    const char *pg = bench_require_env("AGEC_TEST_PG", "PostgreSQL test server");
+    double secs = bench_seconds(0.6);
+    static const int callers[] = { 1, 4, 16, 64 };
+    enum { NC = sizeof callers / sizeof callers[0] };
+    bench_print_machine("bench_contention: callers > connections, SELECT 1, pool of 4");
+    printf("server: PostgreSQL test server (%s); %d interleaved rounds x %.1f s per figure\n", pg,
+           ROUNDS, secs);
+    static result r[ROUNDS][P_COUNT][NC];
+    double ceiling[ROUNDS];
+    for (int round = 0; round < ROUNDS; round++) {
+        if (measure(pg, P_CEILING, CONNS, secs, &r[round][P_CEILING][0]) != 0)
+            return 1;
+        ceiling[round] = r[round][P_CEILING][0].rate;
+        for (int ci = 0; ci < NC; ci++)
+            for (path k = P_BARGING; k < P_COUNT; k++)
+                if (measure(pg, k, callers[ci], secs, &r[round][k][ci]) != 0)
+                    return 1;
+    }
+    double ceil_med = bench_median(ceiling, ROUNDS);
+    printf("\nceiling: %s: %.0f queries/s (median)\n", path_name[P_CEILING], ceil_med);
+    printf("\n%-46s %8s %10s %7s %9s %9s %10s %13s\n", "path", "callers", "queries/s", "ratio",
+           "wait p50", "wait p99", "wait max", "turns min/max");
+    for (path k = P_BARGING; k < P_COUNT; k++) {
+        for (int ci = 0; ci < NC; ci++) {
+            double rates[ROUNDS], ratios[ROUNDS], p50[ROUNDS], p99[ROUNDS], mx = 0;
+            uint64_t tmin = UINT64_MAX, tmax = 0;
+            for (int round = 0; round < ROUNDS; round++) {
+                result *x = &r[round][k][ci];
+                rates[round] = x->rate;
+                ratios[round] = x->rate / ceiling[round];
+                p50[round] = x->p50_us;
+                p99[round] = x->p99_us;
+                mx = x->max_us > mx ? x->max_us : mx;
+                tmin = x->min_turns < tmin ? x->min_turns : tmin;
+                tmax = x->max_turns > tmax ? x->max_turns : tmax;
+            }
+            printf("%-46s %8d %10.0f %7.2f %7.0fus %7.0fus %8.1fms %6llu/%llu\n", path_name[k],
+                   callers[ci], bench_median(rates, ROUNDS), bench_median(ratios, ROUNDS),
+                   bench_median(p50, ROUNDS), bench_median(p99, ROUNDS), mx / 1000.0,
+                   (unsigned long long)tmin, (unsigned long long)tmax);
+        }
+    }
+    /* Targets (issue 10): the ratio is to the ceiling measured in the same round. */
+    printf("\ntargets (ratio to the ceiling, same round, median of rounds):\n");
+    static const struct {
+        int ci;
+        double target;
+    } targets[] = { { 2, 0.90 }, { 3, 0.85 } };
+    for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++) {
+        int ci = targets[t].ci;
+        double ratios[ROUNDS];
+        for (int round = 0; round < ROUNDS; round++)
+            ratios[round] = r[round][P_BARGING][ci].rate / ceiling[round];
+        double m = bench_median(ratios, ROUNDS);
+        printf("  %2d callers: %.2f >= %.2f: %s\n", callers[ci], m, targets[t].target,
+               m >= targets[t].target ? "met" : "MISSED");
+    }
+    printf("  1 and 4 callers: barging vs strict (the previous design), same rounds:");
+    for (int ci = 0; ci < 2; ci++) {
+        double ratios[ROUNDS];
+        for (int round = 0; round < ROUNDS; round++)
+            ratios[round] = r[round][P_BARGING][ci].rate / r[round][P_STRICT][ci].rate;
+        printf(" %d: %.2f", callers[ci], bench_median(ratios, ROUNDS));
+    }
+    printf("\nwait max is over the whole run of a figure (warm-up included), worst round.\n");
+    bench_print_load("load at end");
+    return 0;
+}
