@@ -7,12 +7,14 @@
  * usage: bench_contention      (needs AGEC_TEST_PG: run it through bench/run
  *                               or scripts/with-test-servers)
  * env:   AGEC_BENCH_SECONDS    seconds per measurement (default 0.6)
+ *        AGEC_BENCH_FAIR_MS    fair_wait_ms of the barging path (default: the
+ *                              pool's default)
  *
  * Pool paths, each with a fresh pool of max = min = 4 whose connections
  * prepared "SELECT 1" at connect (on_connect), so that the pool path and
  * the ceiling send exactly the same messages:
- *   barging   the default (fair_wait_ms 20): an idle connection goes to
- *             whoever asks first, until the oldest waiter has waited 20 ms;
+ *   barging   the default fair_wait_ms: an idle connection goes to whoever
+ *             asks first, until the oldest waiter has waited that long;
  *   strict    fair_wait_ms 0: strict first come, first served with a
  *             direct hand-off to the oldest waiter (the previous design).
  * Each caller loops agec_pool_acquire + PQexecPrepared on agec_conn_pgconn
@@ -44,9 +46,9 @@
 #define NBUCKETS 64 /* wait buckets: 2^(i/2) microseconds, about 41% wide */
 
 typedef enum path { P_CEILING, P_BARGING, P_STRICT, P_COUNT } path;
-static const char *const path_name[P_COUNT] = {
+static const char *path_name[P_COUNT] = {
     "raw libpq, 4 threads x 4 own connections",
-    "agec pool of 4, fair_wait_ms 20 (default)",
+    "agec pool of 4, barging",
     "agec pool of 4, fair_wait_ms 0 (strict FIFO)",
 };
 
@@ -59,10 +61,11 @@ typedef struct worker {
     uint64_t wait_bucket[NBUCKETS];
     int64_t wait_max_ns;
     bool failed;
-    char errmsg[512];
+    char errmsg[1100];
 } worker;
 
 static atomic_int g_stop;
+static int g_fair_ms = -1; /* the barging path's fair_wait_ms: the default, or AGEC_BENCH_FAIR_MS */
 
 static int bucket_of(int64_t ns)
 {
@@ -211,7 +214,7 @@ static int measure(const char *conninfo, path kind, int callers, double secs, re
             }
         }
     } else {
-        pool = open_pool(conninfo, kind == P_BARGING ? 20 : 0);
+        pool = open_pool(conninfo, kind == P_BARGING ? g_fair_ms : 0);
         if (pool == NULL)
             return -1;
     }
@@ -281,6 +284,16 @@ int main(void)
 {
     const char *pg = bench_require_env("AGEC_TEST_PG", "PostgreSQL test server");
     double secs = bench_seconds(0.6);
+    agec_pool_config dflt;
+    agec_pool_config_init(&dflt);
+    g_fair_ms = dflt.fair_wait_ms;
+    const char *fe = getenv("AGEC_BENCH_FAIR_MS");
+    if (fe != NULL && fe[0] != '\0')
+        g_fair_ms = atoi(fe);
+    static char barging_name[80];
+    snprintf(barging_name, sizeof barging_name, "agec pool of 4, fair_wait_ms %d%s", g_fair_ms,
+             g_fair_ms == dflt.fair_wait_ms ? " (default)" : "");
+    path_name[P_BARGING] = barging_name;
     static const int callers[] = { 1, 4, 16, 64 };
     enum { NC = sizeof callers / sizeof callers[0] };
     bench_print_machine("bench_contention: callers > connections, SELECT 1, pool of 4");
@@ -300,11 +313,10 @@ int main(void)
     double ceil_med = bench_median(ceiling, ROUNDS);
     printf("\nceiling: %s: %.0f queries/s (median)\n", path_name[P_CEILING], ceil_med);
     printf("\n%-46s %8s %10s %7s %9s %9s %10s %13s\n", "path", "callers", "queries/s", "ratio",
-           "wait p50", "wait p99", "wait max", "turns min/max");
+           "wait p50", "wait p99", "wait max", "turns max/min");
     for (path k = P_BARGING; k < P_COUNT; k++) {
         for (int ci = 0; ci < NC; ci++) {
-            double rates[ROUNDS], ratios[ROUNDS], p50[ROUNDS], p99[ROUNDS], mx = 0;
-            uint64_t tmin = UINT64_MAX, tmax = 0;
+            double rates[ROUNDS], ratios[ROUNDS], p50[ROUNDS], p99[ROUNDS], mx = 0, spread = 0;
             for (int round = 0; round < ROUNDS; round++) {
                 result *x = &r[round][k][ci];
                 rates[round] = x->rate;
@@ -312,13 +324,12 @@ int main(void)
                 p50[round] = x->p50_us;
                 p99[round] = x->p99_us;
                 mx = x->max_us > mx ? x->max_us : mx;
-                tmin = x->min_turns < tmin ? x->min_turns : tmin;
-                tmax = x->max_turns > tmax ? x->max_turns : tmax;
+                double sp = (double)x->max_turns / (double)(x->min_turns ? x->min_turns : 1);
+                spread = sp > spread ? sp : spread;
             }
-            printf("%-46s %8d %10.0f %7.2f %7.0fus %7.0fus %8.1fms %6llu/%llu\n", path_name[k],
+            printf("%-46s %8d %10.0f %7.2f %7.0fus %7.0fus %8.1fms %12.1f\n", path_name[k],
                    callers[ci], bench_median(rates, ROUNDS), bench_median(ratios, ROUNDS),
-                   bench_median(p50, ROUNDS), bench_median(p99, ROUNDS), mx / 1000.0,
-                   (unsigned long long)tmin, (unsigned long long)tmax);
+                   bench_median(p50, ROUNDS), bench_median(p99, ROUNDS), mx / 1000.0, spread);
         }
     }
     /* Targets (issue 10): the ratio is to the ceiling measured in the same round. */
@@ -343,7 +354,8 @@ int main(void)
             ratios[round] = r[round][P_BARGING][ci].rate / r[round][P_STRICT][ci].rate;
         printf(" %d: %.2f", callers[ci], bench_median(ratios, ROUNDS));
     }
-    printf("\nwait max is over the whole run of a figure (warm-up included), worst round.\n");
+    printf("\nwait max is over the whole run of a figure (warm-up included), worst round; turns "
+           "max/min: most queries of one caller over fewest, worst round.\n");
     bench_print_load("load at end");
     return 0;
 }

@@ -6,7 +6,10 @@
  *   1. acquire: the most recently used idle connection (checked first with an
  *      empty query if it was idle longer than validate_idle_ms), else a new one
  *      (opened with libpq's non-blocking API outside the pool lock) if fewer
- *      than `max` exist, else the caller waits, first come first served. The
+ *      than `max` exist, else the caller waits. Waiting is fair within a
+ *      bound: an idle connection goes to whoever asks first (usually the
+ *      thread that just gave it back, with no wake-up), until the oldest
+ *      waiter has waited fair_wait_ms; from then on it is served first. The
  *      whole call, retries included, is bounded by its timeout.
  *   2. init: every new connection runs its session init (AGE: LOAD 'age' and
  *      SET search_path) before anyone can use it.
@@ -15,7 +18,10 @@
  *   4. release: by transaction status: idle -> back to the pool with no round
  *      trip; in a (failed) transaction -> ROLLBACK; a query still running ->
  *      cancel, drain, then decide; broken -> closed. Then the optional
- *      reset_query, followed by the init's SET statements again.
+ *      reset_query, followed by the init's SET statements again. No cancel
+ *      request sent on a connection (a statement timeout's, cleanup's,
+ *      agec_conn_cancel's) can reach a later statement: each must have been
+ *      delivered before anything else runs on the connection.
  *   5. connections past their lifetime, broken ones and ones whose reset failed
  *      are closed, never handed out again.
  *
@@ -182,7 +188,7 @@ typedef agec_status (*agec_on_connect_fn)(PGconn *conn, void *user, agec_error *
  * | age_mode                | AGEC_AGE_LOAD | see agec_age_mode |
  * | age_create_extension    | false   | run CREATE EXTENSION IF NOT EXISTS age first |
  * | init_sql                | NULL    | extra SQL run on every new connection, and again after reset_query |
- * | reset_query             | NULL    | run on every release (e.g. "DISCARD ALL"), then the init SETs and init_sql again |
+ * | reset_query             | NULL    | run on every release (e.g. "DISCARD ALL"), then the init SETs and init_sql again; if it contains DISCARD or DEALLOCATE the Cypher layer's prepared-statement cache is dropped with it, else (RESET ALL, say) the prepared statements and the cache are kept |
  * | on_connect, on_connect_user | NULL | agec_on_connect_fn run once per new connection |
  * | reconnect_backoff_initial_ms | 50 | first delay between failed connection attempts (> 0) |
  * | reconnect_backoff_max_ms | 5000   | the delay doubles up to this (>= initial); each delay gets random jitter |
@@ -191,7 +197,7 @@ typedef agec_status (*agec_on_connect_fn)(PGconn *conn, void *user, agec_error *
  * | on_event, event_user    | NULL    | agec_pool_event_fn; NULL = agec_pool_event_log_stderr |
  * | application_name        | NULL    | sets libpq application_name (overrides conninfo's) |
  * | name                    | "agec"  | the pool's name in events and Prometheus labels |
- * | fair_wait_ms            | 20      | bound on unfairness: an idle connection goes to whoever asks first (the thread that just released it, typically, with no wake-up and no context switch), until the oldest waiter has waited this long; then it is served first (direct hand-off, newcomers queue). 0 = strict first come, first served (>= 0) |
+ * | fair_wait_ms            | 50      | bound on unfairness: an idle connection goes to whoever asks first (the thread that just released it, typically, with no wake-up and no context switch), until the oldest waiter has waited this long; from then on only callers that arrived before it are served before it (direct hand-off, newcomers queue). 0 = strict first come, first served (>= 0) |
  *
  * Connecting. Connections are opened with libpq's non-blocking API, and the
  * pool enforces connect_timeout_ms itself over the whole attempt (all hosts
@@ -283,10 +289,17 @@ AGEC_EXPORT AGEC_NODISCARD agec_status agec_pool_open(const agec_pool_config *cf
  * no leak). Then close returns AGEC_ERR_TIMEOUT with the number of such
  * connections in the message; otherwise AGEC_OK.
  *
+ * Before draining, close waits for every thread inside agec_pool_acquire to
+ * leave and for every connection being opened to finish: connects, session
+ * init and checks in progress stop within a few milliseconds (an on_connect
+ * callback runs to its end), so once close returns no event fires any more
+ * but those of releases of connections still borrowed.
+ *
  * NULL pool is accepted (AGEC_OK). Call it exactly once per pool, and call no
- * other agec_pool_* function on the pool after it has returned. Acquires in
- * other threads that run while it drains fail with AGEC_ERR_POOL_CLOSED.
- * Must not be called from an event callback.
+ * other agec_pool_* function on the pool after it has returned. Calls in
+ * other threads while it runs are safe: acquires fail with
+ * AGEC_ERR_POOL_CLOSED, agec_pool_stats_get keeps the pool alive until it
+ * returns. Must not be called from an event callback.
  */
 AGEC_EXPORT agec_status agec_pool_close(agec_pool *pool, int drain_timeout_ms, agec_error *err);
 
@@ -319,7 +332,16 @@ AGEC_EXPORT agec_status agec_pool_close(agec_pool *pool, int drain_timeout_ms, a
  *    breaker is open (fails at once; an idle connection is still handed out);
  *  - AGEC_ERR_POOL_CLOSED: the pool is closing;
  *  - AGEC_ERR_NO_MEMORY, AGEC_ERR_SYSTEM.
- * Thread-safe. Waiters are served first come, first served.
+ * Thread-safe. Fairness: a caller may be overtaken by later ones (that is
+ * what keeps a busy pool at the speed of its connections), but never once
+ * it has waited fair_wait_ms: from then on only callers that arrived before
+ * it are served before it (in arrival order), so its wait is at most
+ * fair_wait_ms plus the turns of those still ahead of it (fair_wait_ms = 0:
+ * strict first come, first served with a direct hand-off).
+ * A check before use that this call's deadline cuts short is not a failed
+ * check: the connection is kept (the maintenance thread finishes the
+ * check) and the call fails with its timeout, without starting to check
+ * another connection past its deadline.
  */
 AGEC_EXPORT AGEC_NODISCARD agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms,
                                                             agec_conn **out, agec_error *err,
@@ -341,8 +363,9 @@ AGEC_EXPORT AGEC_NODISCARD agec_status agec_pool_acquire_at(agec_pool *pool, int
  * session init's SET statements and init_sql again. A connection past its
  * lifetime, broken (SQLSTATE class 08, 57P01-03, or marked broken), whose
  * cleanup failed, or released while the pool closes is closed instead.
- * All of this is bounded by reset_timeout_ms. If a waiter is queued, the
- * connection goes straight to it.
+ * All of this is bounded by reset_timeout_ms. A waiter that has waited
+ * fair_wait_ms gets the connection straight away; otherwise it goes back to
+ * the idle list and one waiter is woken for it.
  *
  * NULL is ignored. The connection and its PGconn must not be used afterwards.
  * Call once per acquire, from the thread that used the connection (any

@@ -35,7 +35,7 @@ void agec_pool_config_init(agec_pool_config *cfg)
     cfg->breaker_open_ms = 5000;
     cfg->on_event = NULL;
     cfg->name = "agec";
-    cfg->fair_wait_ms = 20;
+    cfg->fair_wait_ms = 50;
 }
 
 /* Bring a caller's struct to the library's layout: a caller compiled against
