@@ -424,14 +424,14 @@ AGEC_EXPORT const int64_t *agec_pool_wait_bucket_bounds_us(void);
 /**
  * A consistent snapshot of a pool. Gauges are the lengths of the pool's
  * state lists at one instant (never drifting counters), so
- * total == idle + in_use + opening + checking always holds. Fields are
+ * total == idle + in_use + opening + checking + closing always holds. Fields are
  * only appended, and the library fills only as much as the caller's header
  * knows (agec_pool_stats_get passes the caller's sizeof).
  */
 typedef struct agec_pool_stats {
     size_t struct_size; /**< bytes filled: min(caller's sizeof, library's) */
     /* gauges */
-    int total; /**< idle + in_use + opening + checking (<= max) */
+    int total; /**< idle + in_use + opening + checking + closing (<= max) */
     int idle;
     int in_use;
     int opening; /**< being connected or initialised */
@@ -463,6 +463,8 @@ typedef struct agec_pool_stats {
     uint64_t wait_bucket[AGEC_POOL_WAIT_BUCKETS]; /**< cumulative counts, see bounds */
     int checking; /**< idle connections whose check before use an acquirer's deadline cut
                        short; the maintenance thread finishes it (not a failed check) */
+    int closing;  /**< being closed: the slot is held until the server process has exited
+                       (at most connect_timeout_ms), so the server never sees more than max */
 } agec_pool_stats;
 
 /**

@@ -73,20 +73,19 @@ agec_status agec_pool_close(agec_pool *p, int drain_timeout_ms, agec_error *err)
         agec__waiter_dequeue(p, w);
         pthread_cond_signal(&w->cond);
     }
-    /* Idle connections go now; link them through `next` to close unlocked. */
+    /* Idle connections go now; link them through `doom_next` to close unlocked. */
     agec_conn *doomed = NULL;
     while (p->idle.head != NULL) {
         agec_conn *c = p->idle.head;
-        agec__list_remove(&p->idle, c);
-        p->n.closed[AGEC_CLOSE_SHUTDOWN]++;
-        c->next = doomed;
+        agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN, start);
+        c->doom_next = doomed;
         doomed = c;
     }
     pthread_cond_signal(&p->maint_cond);
     pthread_mutex_unlock(&p->mu);
     while (doomed != NULL) {
-        agec_conn *next = doomed->next;
-        agec__conn_destroy(p, doomed, AGEC_CLOSE_SHUTDOWN);
+        agec_conn *next = doomed->doom_next;
+        agec__conn_destroy(p, doomed, AGEC_CLOSE_SHUTDOWN, deadline);
         doomed = next;
     }
     agec__maint_join(p);

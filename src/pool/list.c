@@ -48,6 +48,8 @@ conn_list *agec__state_list(agec_pool *p, conn_state s)
         return &p->idle;
     case CONN_CHECKING:
         return &p->checking;
+    case CONN_CLOSING:
+        return &p->closing_list;
     case CONN_IN_USE:
         break;
     }

@@ -31,7 +31,7 @@ void agec__maint_poke(agec_pool *p, int64_t when)
 }
 
 /* Detach idle connections past their lifetime, and idle ones above `min`
- * unused for idle_timeout_ms. Returns them linked through `next`. [mu] */
+ * unused for idle_timeout_ms. Returns them linked through `doom_next`. [mu] */
 static agec_conn *collect_idle(agec_pool *p, int64_t now, int64_t *next)
 {
     agec_conn *doomed = NULL;
@@ -43,17 +43,17 @@ static agec_conn *collect_idle(agec_pool *p, int64_t now, int64_t *next)
         int reason = -1;
         if (c->expires_us <= now)
             reason = AGEC_CLOSE_LIFETIME;
-        else if (idle_us > 0 && agec__pool_total(p) > p->cfg.c.min &&
+        else if (idle_us > 0 && agec__pool_live(p) > p->cfg.c.min &&
                  now - c->last_used_us >= idle_us)
             reason = AGEC_CLOSE_IDLE;
         if (reason >= 0) {
             agec__pool_detach(p, c, (agec_close_reason)reason, now);
-            c->next = doomed;
+            c->doom_next = doomed;
             c->close_reason = (agec_close_reason)reason;
             doomed = c;
         } else {
             *next = agec__min64(*next, c->expires_us);
-            if (idle_us > 0 && agec__pool_total(p) > p->cfg.c.min)
+            if (idle_us > 0 && agec__pool_live(p) > p->cfg.c.min)
                 *next = agec__min64(*next, c->last_used_us + idle_us);
         }
         c = prev;
@@ -90,7 +90,7 @@ static agec_conn *collect_dead_idle(agec_pool *p, int64_t now, int64_t *next, ag
         if (dead) {
             agec__pool_detach(p, c, AGEC_CLOSE_BROKEN, now);
             c->close_reason = AGEC_CLOSE_BROKEN;
-            c->next = doomed;
+            c->doom_next = doomed;
             doomed = c;
         }
         c = nx;
@@ -177,7 +177,7 @@ static void finish_check(agec_pool *p, agec_conn *c)
     }
     agec__pool_detach(p, c, why, now);
     pthread_mutex_unlock(&p->mu);
-    agec__conn_destroy(p, c, why);
+    agec__conn_destroy(p, c, why, why == AGEC_CLOSE_SHUTDOWN ? 0 : AGEC__NEVER);
     pthread_mutex_lock(&p->mu);
 }
 
@@ -207,7 +207,7 @@ static void top_up(agec_pool *p, agec_conn *c)
     pthread_mutex_unlock(&p->mu);
     agec__emit_breaker(p, &ch);
     if (shut)
-        agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN);
+        agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN, 0);
     pthread_mutex_lock(&p->mu);
 }
 
@@ -235,8 +235,8 @@ static void *maint_main(void *arg)
         pthread_mutex_unlock(&p->mu);
         agec__emit_breaker(p, &ch);
         while (doomed != NULL) {
-            agec_conn *nx = doomed->next;
-            agec__conn_destroy(p, doomed, doomed->close_reason);
+            agec_conn *nx = doomed->doom_next;
+            agec__conn_destroy(p, doomed, doomed->close_reason, AGEC__NEVER);
             doomed = nx;
         }
         for (int i = 0; i < nleaks; i++) {
@@ -264,7 +264,7 @@ static void *maint_main(void *arg)
         agec_conn *c = p->checking.head;
         agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN, agec__now_us());
         pthread_mutex_unlock(&p->mu);
-        agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN);
+        agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN, 0);
         pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);

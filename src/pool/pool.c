@@ -134,7 +134,7 @@ void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now)
     /* The maintenance thread may sleep with nothing to do (all were in use):
      * make sure it wakes for this one's idle check and idle timeout. */
     int64_t when = now + AGEC__IDLE_CHECK_US;
-    if (p->cfg.c.idle_timeout_ms > 0 && agec__pool_total(p) > p->cfg.c.min)
+    if (p->cfg.c.idle_timeout_ms > 0 && agec__pool_live(p) > p->cfg.c.min)
         when = agec__min64(when, now + (int64_t)p->cfg.c.idle_timeout_ms * 1000);
     agec__maint_poke(p, when);
     agec__pool_dispatch(p, now);
@@ -171,13 +171,19 @@ void agec__pool_dispatch(agec_pool *p, int64_t now)
 
 void agec__pool_detach(agec_pool *p, agec_conn *c, agec_close_reason reason, int64_t now)
 {
-    agec__list_remove(agec__state_list(p, c->state), c);
+    (void)now;
+    agec__conn_move(p, c, CONN_CLOSING);
     p->n.closed[reason]++;
-    agec__pool_dispatch(p, now);
+}
+
+void agec__pool_closed(agec_pool *p, agec_conn *c)
+{
+    agec__list_remove(&p->closing_list, c);
+    agec__pool_dispatch(p, agec__now_coarse_us());
     if (atomic_load_explicit(&p->closing, memory_order_relaxed))
         pthread_cond_broadcast(&p->state_cond);
     else if (agec__pool_total(p) < p->cfg.c.min)
-        agec__maint_poke(p, now);
+        agec__maint_poke(p, 0);
 }
 
 agec_conn *agec__pool_reserve(agec_pool *p, int64_t now)
@@ -466,7 +472,7 @@ static agec_status acq_open(acq *a, agec_conn *c, agec__breaker_change *pending,
         if (atomic_load_explicit(&p->closing, memory_order_relaxed)) {
             agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN, a->now);
             pthread_mutex_unlock(&p->mu);
-            agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN);
+            agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN, 0);
             pthread_mutex_lock(&p->mu);
             return agec__error_set(err, AGEC_ERR_POOL_CLOSED, "pool is closing");
         }
@@ -524,7 +530,7 @@ static int acq_validate(acq *a, agec_conn *c)
     agec_close_reason why = st == AGEC_ERR_CANCELLED ? AGEC_CLOSE_SHUTDOWN : AGEC_CLOSE_VALIDATION;
     agec__pool_detach(p, c, why, a->now);
     pthread_mutex_unlock(&p->mu);
-    agec__conn_destroy(p, c, why);
+    agec__conn_destroy(p, c, why, why == AGEC_CLOSE_SHUTDOWN ? 0 : acq_io_deadline(a));
     pthread_mutex_lock(&p->mu);
     return 0;
 }
@@ -725,7 +731,7 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
         /* close started while we validated: do not hand out a connection. */
         agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN, a.now);
         pthread_mutex_unlock(&p->mu);
-        agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN);
+        agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN, 0);
         pthread_mutex_lock(&p->mu);
         c = NULL;
         st = agec__error_set(e, AGEC_ERR_POOL_CLOSED, "pool is closing");
@@ -793,6 +799,8 @@ static void release_impl(agec_conn *c, bool broken)
 {
     agec_pool *p = c->pool;
     int64_t now = agec__now_coarse_us(); /* last use and lifetime: ms-scale */
+    /* The whole release, a close included, within reset_timeout_ms. */
+    int64_t budget = agec__deadline_after(now, p->cfg.c.reset_timeout_ms);
     int reason = -1;
     if (broken || c->broken || PQstatus(c->pg) != CONNECTION_OK)
         reason = AGEC_CLOSE_BROKEN;
@@ -837,7 +845,7 @@ static void release_impl(agec_conn *c, bool broken)
         pthread_mutex_unlock(&p->mu);
         if (leak_back)
             agec__emit(p, &lev);
-        agec__conn_destroy(p, c, (agec_close_reason)reason);
+        agec__conn_destroy(p, c, (agec_close_reason)reason, budget);
     }
     pthread_mutex_lock(&p->mu);
     bool last = agec__pool_unref(p);

@@ -11,7 +11,8 @@
  *   in_use   --(validation cut short by the acquirer's deadline)--> checking
  *   checking --(maintenance finishes the check)--> idle (or closed)
  *   in_use   --(release, clean)----> idle, or straight to a starving head waiter
- *   any      --(close)-------------> gone (removed under the lock, closed outside it)
+ *   any      --(close)-------------> closing (detached under the lock) --> gone
+ *            (closed outside the lock; the slot frees once the backend has exited)
  *
  * Acquire, release and wait (the protocol that src/pool/pool.pml models and
  * spin checks): barging with bounded fairness. An idle connection goes to
@@ -47,7 +48,13 @@
 #include "pool/histogram.h"
 #include "session/session.h"
 
-typedef enum conn_state { CONN_OPENING, CONN_IDLE, CONN_IN_USE, CONN_CHECKING } conn_state;
+typedef enum conn_state {
+    CONN_OPENING,
+    CONN_IDLE,
+    CONN_IN_USE,
+    CONN_CHECKING,
+    CONN_CLOSING
+} conn_state;
 
 struct agec_conn {
     agec_pool *pool;
@@ -56,6 +63,7 @@ struct agec_conn {
     uint64_t id;
     conn_state state;       /* [mu] which list it is in */
     agec_conn *prev, *next; /* [mu] links of that list */
+    agec_conn *doom_next;   /* a batch being closed by one thread (maintenance, close) */
     int64_t created_us;
     int64_t expires_us;   /* created + lifetime - jitter; AGEC__NEVER if no lifetime */
     int64_t last_used_us; /* [mu] when it last went idle (validation, idle timeout) */
@@ -122,11 +130,14 @@ struct agec_pool {
      * at the tail (idle reaping takes from the tail). in_use holds borrowed
      * connections (leak scan, cancel at close). opening holds slots taken by
      * connection attempts in progress, so that max counts them. */
-    conn_list idle;     /* [mu] */
-    conn_list in_use;   /* [mu] */
-    conn_list opening;  /* [mu] */
-    conn_list checking; /* [mu] validations the maintenance thread finishes: a
+    conn_list idle;         /* [mu] */
+    conn_list in_use;       /* [mu] */
+    conn_list opening;      /* [mu] */
+    conn_list checking;     /* [mu] validations the maintenance thread finishes: a
                            check that did not finish is not a failed check */
+    conn_list closing_list; /* [mu] being closed: the slot stays taken until the
+                           server process has exited (EOF after Terminate), so
+                           pg_stat_activity never shows more than max */
 
     /* Acquires waiting, oldest first. Idle connections may coexist with
      * waiters for a moment (a woken waiter is on its way, or a newcomer
@@ -181,8 +192,15 @@ conn_list *agec__state_list(agec_pool *p, conn_state s);
 /* Total connections counting toward max. [mu] */
 static inline int agec__pool_total(const agec_pool *p)
 {
-    return p->idle.count + p->in_use.count + p->opening.count + p->checking.count;
+    return p->idle.count + p->in_use.count + p->opening.count + p->checking.count +
+           p->closing_list.count;
 }
+/* Connections that are not on their way out (what `min` counts). [mu] */
+static inline int agec__pool_live(const agec_pool *p)
+{
+    return agec__pool_total(p) - p->closing_list.count;
+}
+
 /* A connection just became available (from `opening`, `in_use` or
  * `checking`): hand it to a starving head waiter, or put it at the head of
  * idle and dispatch. [mu] */
@@ -194,10 +212,13 @@ void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now);
  * breaker), or sleeps again. Called after any change that frees a slot or
  * adds an idle connection, and by every waiter that leaves the queue. [mu] */
 void agec__pool_dispatch(agec_pool *p, int64_t now);
-/* Take a connection out of its list to be closed for `reason`, count it,
- * and pass its slot on. The caller then calls agec__conn_destroy without
- * the lock. [mu] */
+/* Move a connection to `closing` to be closed for `reason` and count it.
+ * The caller then calls agec__conn_destroy without the lock, which frees
+ * the slot (and dispatches) once the server process is gone. [mu] */
 void agec__pool_detach(agec_pool *p, agec_conn *c, agec_close_reason reason, int64_t now);
+/* c's server process is gone: take it out of `closing` and pass its slot
+ * on (dispatch, close's wait, `min`). [mu] */
+void agec__pool_closed(agec_pool *p, agec_conn *c);
 /* Drop one reference; true if it was the last (the caller then unlocks and
  * calls agec__pool_free). [mu] */
 bool agec__pool_unref(agec_pool *p);
@@ -230,9 +251,12 @@ uint64_t agec__pool_rand(agec_pool *p, uint64_t n);
 int64_t agec__backoff_us(agec_pool *p, int delay_ms);
 
 /* --- conn.c --- */
-/* Close a detached connection: upper layer's slot, PQfinish, cancel handle,
- * close event, free. No lock held. */
-void agec__conn_destroy(agec_pool *p, agec_conn *c, agec_close_reason reason);
+/* Close a detached connection: upper layer's slot, PQfinish, wait until the
+ * server closes its end, i.e. its process has exited (until deadline_us, the
+ * caller's own budget, and at most connect_timeout_ms; 0 = do not wait),
+ * cancel handle, close event; then take it out of `closing` (its slot is
+ * free: dispatch) and free it. No lock held. */
+void agec__conn_destroy(agec_pool *p, agec_conn *c, agec_close_reason reason, int64_t deadline_us);
 
 /* Destroy the upper layer's slot (after a reset_query). Owner thread only. */
 void agec__conn_drop_ext(agec_conn *c);

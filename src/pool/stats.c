@@ -15,7 +15,8 @@ void agec__stats_fill(agec_pool *p, agec_pool_stats *s, int64_t now)
     s->in_use = p->in_use.count;
     s->opening = p->opening.count;
     s->checking = p->checking.count;
-    s->total = s->idle + s->in_use + s->opening + s->checking;
+    s->closing = p->closing_list.count;
+    s->total = s->idle + s->in_use + s->opening + s->checking + s->closing;
     s->waiting = p->waiting;
     s->max = p->cfg.c.max;
     s->min = p->cfg.c.min;

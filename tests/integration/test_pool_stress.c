@@ -40,7 +40,7 @@ static void *worker(void *arg)
             int seen = atomic_load(&sh->max_seen);
             while (s.total > seen && !atomic_compare_exchange_weak(&sh->max_seen, &seen, s.total)) {
             }
-            if (s.total != s.idle + s.in_use + s.opening)
+            if (s.total != s.idle + s.in_use + s.opening + s.checking + s.closing)
                 atomic_fetch_add(&sh->failed, 1);
         }
         agec_conn_release(c);
