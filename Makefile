@@ -69,12 +69,15 @@ check-valgrind: build
 # last, so CTest's summary ends the output.
 check: bootstrap format-check check-tsan check-fuzz check-valgrind check-asan
 
+# The C files come from scripts/c-files (git ls-files, or find without git),
+# which fails when it finds none.
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	files=$$(scripts/c-files) && clang-format -i $$files
 
 # Fails when a C file is not as .clang-format wants it.
 format-check: bootstrap
-	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+	@files=$$(scripts/c-files) && clang-format --dry-run -Werror $$files && \
+	  echo "format-check: $$(echo "$$files" | wc -l) C files as .clang-format wants them"
 
 clean:
 	rm -rf $(BUILD)

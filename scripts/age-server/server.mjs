@@ -6,10 +6,32 @@
 // usage: node server.mjs PORTFILE [MAXCONN]
 // Listens on 127.0.0.1 on a port the kernel picks, then writes that port to
 // PORTFILE (atomically, via rename) once AGE is ready. Stops on SIGTERM/SIGINT.
+//
+// Node.js 18 or newer (check-node.cjs, imported first, refuses an older one
+// with a message). The PGlite packages are loaded with import() after it and
+// after the shim below, so neither is bypassed by module loading order.
+import './check-node.cjs';
 import { writeFileSync, renameSync } from 'node:fs';
-import { PGlite } from '@electric-sql/pglite';
-import { age } from '@electric-sql/pglite-age';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+
+// @electric-sql/pglite-socket dispatches CustomEvent, a global only from
+// Node.js 19 on (18 has it behind --experimental-global-customevent). Where
+// it is missing, a minimal one on top of the global Event (Node.js 15+):
+// the event type, the Event options and a read-only `detail` (default null),
+// which is all the package uses.
+if (typeof globalThis.CustomEvent !== 'function') {
+  globalThis.CustomEvent = class CustomEvent extends Event {
+    #detail;
+    constructor(type, options = {}) {
+      super(type, options);
+      this.#detail = options?.detail ?? null;
+    }
+    get detail() { return this.#detail; }
+  };
+}
+
+const { PGlite } = await import('@electric-sql/pglite');
+const { age } = await import('@electric-sql/pglite-age');
+const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
 
 const portFile = process.argv[2];
 const maxConnections = Number(process.argv[3] || 32);
