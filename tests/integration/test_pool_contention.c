@@ -452,5 +452,7 @@ int main(void)
         cmocka_unit_test(test_tx_timeout_no_carry_over_min0),
         cmocka_unit_test(test_tx_timeout_no_carry_over_min1),
     };
+    if (getenv("AGEC_TEST_FILTER") != NULL) /* e.g. AGEC_TEST_FILTER='*min0' */
+        cmocka_set_test_filter(getenv("AGEC_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
