@@ -108,17 +108,6 @@ static void *acquirer_main(void *arg)
     return NULL;
 }
 
-typedef struct idle_is {
-    agec_pool *p;
-    int n;
-} idle_is;
-
-static bool idle_reached(void *arg)
-{
-    idle_is *w = arg;
-    return pool_stats(w->p).idle == w->n;
-}
-
 static void no_event_after_close(int min)
 {
     agec_pool_config cfg;
@@ -141,8 +130,7 @@ static void no_event_after_close(int min)
     agec_pool *p = pool_open_ok(&cfg);
     /* With min > 0, let the maintenance thread open its connections, then
      * keep them borrowed: the acquirer below must open one of its own. */
-    idle_is ii = { p, min };
-    assert_true(agec_test_wait_until(idle_reached, &ii, 10000));
+    assert_true(pool_wait_idle(p, min, 10000));
     agec_conn *held[4] = { NULL };
     agec_error err = AGEC_ERROR_INIT;
     for (int i = 0; i < min; i++)

@@ -157,17 +157,6 @@ static void *release_broken_main(void *arg)
     return NULL;
 }
 
-typedef struct waiting_is {
-    agec_pool *p;
-    int n;
-} waiting_is;
-
-static bool waiting_reached(void *arg)
-{
-    waiting_is *w = arg;
-    return pool_stats(w->p).waiting == w->n;
-}
-
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -200,8 +189,7 @@ static bool freed_slots_round(int min, char *msg, size_t cap)
         w[i] = (slot_waiter){ .sh = &sh, .err = AGEC_ERROR_INIT };
         assert_int_equal(pthread_create(&th[i], NULL, slot_waiter_main, &w[i]), 0);
     }
-    waiting_is wi = { p, NWAITERS };
-    assert_true(agec_test_wait_until(waiting_reached, &wi, 10000));
+    assert_true(pool_wait_waiting(p, NWAITERS, 10000));
 
     /* Both borrowers give their connections up as broken at the same moment. */
     pthread_barrier_t barrier;
