@@ -102,10 +102,12 @@ static void test_cleanup_never_hits_next_borrower_min1(void **state)
 
 #define NWAITERS 4
 #define WORK_SQL "SELECT pg_sleep(0.1)"
-/* A slot freed while callers wait must be taken within this (a new
- * connection on loopback, under sanitizers, on a loaded machine); the bug
- * leaves it unused for a whole 100 ms work period and more. */
-#define SERVE_BOUND_MS 90
+/* Both slots free at once, so the 2nd waiter must be served within this of
+ * the 1st: they connect side by side (a connect alone takes 10 to 120 ms
+ * here under the sanitizers, so the bound is on the gap, not from the
+ * release). The bug serves the 2nd only when the 1st has done its 100 ms
+ * of work. */
+#define SERVE_GAP_MS 60
 
 typedef struct slot_shared {
     agec_pool *p;
@@ -222,9 +224,9 @@ static bool freed_slots_round(int min, char *msg, size_t cap)
              min, (long long)served[0], (long long)served[1], (long long)served[2],
              (long long)served[3], most);
     /* Two slots freed, four callers waiting: two work at once, and the
-     * second slot is taken within a bound of being freed, not when the
-     * first waiter's work is over. */
-    return most == 2 && served[1] <= SERVE_BOUND_MS;
+     * second slot is taken as soon as the first, not when the first
+     * waiter's work is over. */
+    return most == 2 && served[1] - served[0] <= SERVE_GAP_MS;
 }
 
 /* The race is in how the two releases meet: repeat it. */
@@ -241,9 +243,9 @@ static void freed_slots_all_used(int min)
             snprintf(first, sizeof first, "%s", msg);
     }
     if (lost > 0)
-        fail_msg("a freed slot was left unused while callers waited in %d of %d rounds (bound %d "
-                 "ms for the 2nd waiter); first: %s",
-                 lost, SLOT_ROUNDS, SERVE_BOUND_MS, first);
+        fail_msg("a freed slot was left unused while callers waited in %d of %d rounds (bound: "
+                 "the 2nd waiter within %d ms of the 1st); first: %s",
+                 lost, SLOT_ROUNDS, SERVE_GAP_MS, first);
 }
 
 static void test_freed_slots_all_used_min0(void **state)
