@@ -1,5 +1,7 @@
 /*
  * Issue 10 behind our proxy (one PostgreSQL 15 cluster for the file):
+ *  1. a statement's cancel that exec abandoned at the end of its grace must
+ *     not reach the next borrower's statement;
  *  2. a head waiter whose deadline passes during its reconnect backoff must
  *     not leave the next waiter asleep beside a free slot;
  *  3. validation cut short by a caller's short deadline (60 ms round trip,
@@ -427,9 +429,101 @@ static void test_no_leak_report_during_validation_min1(void **state)
     no_leak_report_during_validation(1);
 }
 
+/* ---- 1. exec's abandoned cancel must not reach the next borrower --------- */
+
+/* A's statement (pg_sleep 0.6 s, timeout_ms 300) outlives the 150 ms grace
+ * because its cancel request is held by the proxy for 1 s (the latency is
+ * on while the request is read, off again for everything after); exec gives
+ * up and leaves the request in flight. The next borrower's 2 s statement is
+ * running when that request arrives: it must not be cancelled. */
+typedef struct stuck_run {
+    agec_conn *c;
+    agec_status st;
+    agec_error err;
+    atomic_bool done;
+} stuck_run;
+
+static void *stuck_main(void *arg)
+{
+    stuck_run *r = arg;
+    agec_query_opts o;
+    agec_query_opts_init(&o);
+    o.timeout_ms = 300;
+    agec_result *res = NULL;
+    r->st = agec_sql_exec(r->c, "SELECT pg_sleep(0.6)", 0, NULL, &o, &res, &r->err);
+    agec_result_free(res);
+    atomic_store(&r->done, true);
+    return NULL;
+}
+
+static bool stuck_done(void *arg)
+{
+    return atomic_load(&((stuck_run *)arg)->done);
+}
+
+static bool sleep_active(void *arg)
+{
+    (void)arg;
+    return fl_int(ADMIN, "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT "
+                         "pg_sleep(0.6)' AND state = 'active'") == 1;
+}
+
+static void abandoned_cancel(int min)
+{
+    agec_pool_config cfg;
+    char app[64];
+    pool_cfg(&cfg, "abandon", app);
+    cfg.max = 1;
+    cfg.min = min;
+    cfg.reset_timeout_ms = 5000;
+    agec_pool *p = open_ok(&cfg);
+    agec_error err = AGEC_ERROR_INIT;
+    stuck_run r = { .st = AGEC_OK, .err = AGEC_ERROR_INIT };
+    atomic_init(&r.done, false);
+    agec_test_must(agec_pool_acquire(p, &r.c, &err), &err, "acquire A");
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, stuck_main, &r), 0);
+    assert_true(agec_test_wait_until(sleep_active, NULL, 5000));
+    fproxy_set_latency(T.px, 1000); /* what is read now (the cancel) waits 1 s */
+    assert_true(agec_test_wait_until(stuck_done, &r, 5000));
+    fproxy_set_latency(T.px, 0);
+    pthread_join(th, NULL);
+    agec_conn_release(r.c);
+
+    agec_conn *b = NULL;
+    agec_test_must(agec_pool_acquire(p, &b, &err), &err, "acquire B");
+    agec_result *res = NULL;
+    int64_t b0 = agec_test_now_ms();
+    agec_status st = agec_sql_exec(b, "SELECT pg_sleep(2)", 0, NULL, NULL, &res, &err);
+    int64_t b_ms = agec_test_now_ms() - b0;
+    agec_result_free(res);
+    agec_conn_release(b);
+    assert_int_equal(agec_pool_close(p, 1000, NULL), AGEC_OK);
+    if (st != AGEC_OK)
+        fail_msg("min=%d: A's statement ended with %s (%s); the next borrower's pg_sleep(2) "
+                 "failed after %lld ms: %s [%s] %s",
+                 min, agec_status_name(r.st), r.err.message, (long long)b_ms, agec_status_name(st),
+                 err.sqlstate, err.message);
+    assert_int_equal(r.st, AGEC_ERR_TIMEOUT);
+}
+
+static void test_abandoned_cancel_min0(void **state)
+{
+    (void)state;
+    abandoned_cancel(0);
+}
+
+static void test_abandoned_cancel_min1(void **state)
+{
+    (void)state;
+    abandoned_cancel(1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_abandoned_cancel_min0, heal),
+        cmocka_unit_test_setup(test_abandoned_cancel_min1, heal),
         cmocka_unit_test_setup(test_head_waiter_backoff_min0, heal),
         cmocka_unit_test_setup(test_head_waiter_backoff_min1, heal),
         cmocka_unit_test_setup(test_short_deadline_keeps_connections_min0, heal),
