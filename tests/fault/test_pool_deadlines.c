@@ -158,16 +158,9 @@ static void head_waiter_backoff(int min)
                  w2.err.message);
 }
 
-static void test_head_waiter_backoff_min0(void **state)
+static void test_head_waiter_backoff(void **state)
 {
-    (void)state;
-    head_waiter_backoff(0);
-}
-
-static void test_head_waiter_backoff_min1(void **state)
-{
-    (void)state;
-    head_waiter_backoff(1);
+    head_waiter_backoff(*(const int *)*state);
 }
 
 /* ---- 3. a short deadline closes no healthy connection -------------------- */
@@ -224,16 +217,9 @@ static void short_deadline_keeps_connections(int min)
     assert_int_equal(after.opened, TEN); /* no replacement was needed */
 }
 
-static void test_short_deadline_keeps_connections_min0(void **state)
+static void test_short_deadline_keeps_connections(void **state)
 {
-    (void)state;
-    short_deadline_keeps_connections(0);
-}
-
-static void test_short_deadline_keeps_connections_min10(void **state)
-{
-    (void)state;
-    short_deadline_keeps_connections(TEN);
+    short_deadline_keeps_connections(*(const int *)*state);
 }
 
 /* ---- 4. statements behind a black hole keep their deadline --------------- */
@@ -417,16 +403,9 @@ static void no_leak_report_during_validation(int min)
                  atomic_load(&l.returned));
 }
 
-static void test_no_leak_report_during_validation_min0(void **state)
+static void test_no_leak_report_during_validation(void **state)
 {
-    (void)state;
-    no_leak_report_during_validation(0);
-}
-
-static void test_no_leak_report_during_validation_min1(void **state)
-{
-    (void)state;
-    no_leak_report_during_validation(1);
+    no_leak_report_during_validation(*(const int *)*state);
 }
 
 /* ---- 1. exec's abandoned cancel must not reach the next borrower --------- */
@@ -507,32 +486,25 @@ static void abandoned_cancel(int min)
     assert_int_equal(r.st, AGEC_ERR_TIMEOUT);
 }
 
-static void test_abandoned_cancel_min0(void **state)
+static void test_abandoned_cancel(void **state)
 {
-    (void)state;
-    abandoned_cancel(0);
-}
-
-static void test_abandoned_cancel_min1(void **state)
-{
-    (void)state;
-    abandoned_cancel(1);
+    abandoned_cancel(*(const int *)*state);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_abandoned_cancel_min0, heal),
-        cmocka_unit_test_setup(test_abandoned_cancel_min1, heal),
-        cmocka_unit_test_setup(test_head_waiter_backoff_min0, heal),
-        cmocka_unit_test_setup(test_head_waiter_backoff_min1, heal),
-        cmocka_unit_test_setup(test_short_deadline_keeps_connections_min0, heal),
-        cmocka_unit_test_setup(test_short_deadline_keeps_connections_min10, heal),
+        AGEC_TEST_MIN(test_abandoned_cancel, 0, heal),
+        AGEC_TEST_MIN(test_abandoned_cancel, 1, heal),
+        AGEC_TEST_MIN(test_head_waiter_backoff, 0, heal),
+        AGEC_TEST_MIN(test_head_waiter_backoff, 1, heal),
+        AGEC_TEST_MIN(test_short_deadline_keeps_connections, 0, heal),
+        AGEC_TEST_MIN(test_short_deadline_keeps_connections, 10, heal),
         cmocka_unit_test_setup(test_black_hole_big_param_unnamed, heal),
         cmocka_unit_test_setup(test_black_hole_big_param_prepared, heal),
         cmocka_unit_test_setup(test_black_hole_deferred_deallocate, heal),
-        cmocka_unit_test_setup(test_no_leak_report_during_validation_min0, heal),
-        cmocka_unit_test_setup(test_no_leak_report_during_validation_min1, heal),
+        AGEC_TEST_MIN(test_no_leak_report_during_validation, 0, heal),
+        AGEC_TEST_MIN(test_no_leak_report_during_validation, 1, heal),
     };
     if (getenv("AGEC_TEST_FILTER") != NULL) /* e.g. AGEC_TEST_FILTER='*min0' */
         cmocka_set_test_filter(getenv("AGEC_TEST_FILTER"));

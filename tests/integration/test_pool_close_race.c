@@ -157,16 +157,9 @@ static void no_event_after_close(int min)
                  agec_status_name(a.st));
 }
 
-static void test_no_event_after_close_min0(void **state)
+static void test_no_event_after_close(void **state)
 {
-    (void)state;
-    no_event_after_close(0);
-}
-
-static void test_no_event_after_close_min1(void **state)
-{
-    (void)state;
-    no_event_after_close(1);
+    no_event_after_close(*(const int *)*state);
 }
 
 /* ---- 6. a monitoring thread and an acquirer racing close ----------------- */
@@ -243,40 +236,26 @@ static void race_close(int min, bool acquire)
     assert_int_equal(bad, 0);
 }
 
-static void test_stats_racing_close_min0(void **state)
+static void test_stats_racing_close(void **state)
 {
-    (void)state;
-    race_close(0, false);
+    race_close(*(const int *)*state, false);
 }
 
-static void test_stats_racing_close_min1(void **state)
+static void test_acquire_racing_close(void **state)
 {
-    (void)state;
-    race_close(1, false);
-}
-
-static void test_acquire_racing_close_min0(void **state)
-{
-    (void)state;
-    race_close(0, true);
-}
-
-static void test_acquire_racing_close_min1(void **state)
-{
-    (void)state;
-    race_close(1, true);
+    race_close(*(const int *)*state, true);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_close_during_maintenance_init),
-        cmocka_unit_test(test_no_event_after_close_min0),
-        cmocka_unit_test(test_no_event_after_close_min1),
-        cmocka_unit_test(test_stats_racing_close_min0),
-        cmocka_unit_test(test_stats_racing_close_min1),
-        cmocka_unit_test(test_acquire_racing_close_min0),
-        cmocka_unit_test(test_acquire_racing_close_min1),
+        AGEC_TEST_MIN(test_no_event_after_close, 0, NULL),
+        AGEC_TEST_MIN(test_no_event_after_close, 1, NULL),
+        AGEC_TEST_MIN(test_stats_racing_close, 0, NULL),
+        AGEC_TEST_MIN(test_stats_racing_close, 1, NULL),
+        AGEC_TEST_MIN(test_acquire_racing_close, 0, NULL),
+        AGEC_TEST_MIN(test_acquire_racing_close, 1, NULL),
     };
     if (getenv("AGEC_TEST_FILTER") != NULL) /* e.g. AGEC_TEST_FILTER='*min0' */
         cmocka_set_test_filter(getenv("AGEC_TEST_FILTER"));

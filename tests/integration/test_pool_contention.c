@@ -86,16 +86,9 @@ static void cleanup_hits_next_borrower(int min)
             min, failures, CLEANUP_ROUNDS, first);
 }
 
-static void test_cleanup_never_hits_next_borrower_min0(void **state)
+static void test_cleanup_never_hits_next_borrower(void **state)
 {
-    (void)state;
-    cleanup_hits_next_borrower(0);
-}
-
-static void test_cleanup_never_hits_next_borrower_min1(void **state)
-{
-    (void)state;
-    cleanup_hits_next_borrower(1);
+    cleanup_hits_next_borrower(*(const int *)*state);
 }
 
 /* ---- 2. a freed slot is not lost ----------------------------------------- */
@@ -248,16 +241,9 @@ static void freed_slots_all_used(int min)
                  lost, SLOT_ROUNDS, SERVE_GAP_MS, first);
 }
 
-static void test_freed_slots_all_used_min0(void **state)
+static void test_freed_slots_all_used(void **state)
 {
-    (void)state;
-    freed_slots_all_used(0);
-}
-
-static void test_freed_slots_all_used_min1(void **state)
-{
-    (void)state;
-    freed_slots_all_used(1);
+    freed_slots_all_used(*(const int *)*state);
 }
 
 /* ---- 5. prepared statements do not pile up; no timeout carry-over -------- */
@@ -304,16 +290,9 @@ static void reset_all_no_pileup(int min)
                  min, RESET_BORROWS, count);
 }
 
-static void test_reset_all_no_prepared_pileup_min0(void **state)
+static void test_reset_all_no_prepared_pileup(void **state)
 {
-    (void)state;
-    reset_all_no_pileup(0);
-}
-
-static void test_reset_all_no_prepared_pileup_min1(void **state)
-{
-    (void)state;
-    reset_all_no_pileup(1);
+    reset_all_no_pileup(*(const int *)*state);
 }
 
 /* More distinct statements inside one transaction than the cache holds
@@ -355,16 +334,9 @@ static void long_tx_evictions(int min)
                  min, LONG_TX_STATEMENTS, count, AGEC_STMT_CACHE_MAX);
 }
 
-static void test_long_tx_evictions_deallocated_min0(void **state)
+static void test_long_tx_evictions_deallocated(void **state)
 {
-    (void)state;
-    long_tx_evictions(0);
-}
-
-static void test_long_tx_evictions_deallocated_min1(void **state)
-{
-    (void)state;
-    long_tx_evictions(1);
+    long_tx_evictions(*(const int *)*state);
 }
 
 /* Borrower A's agec_tx_opts.timeout_ms (100 ms) must not apply to borrower
@@ -416,31 +388,24 @@ static void tx_timeout_no_carry_over(int min)
     assert_true(took >= 300);
 }
 
-static void test_tx_timeout_no_carry_over_min0(void **state)
+static void test_tx_timeout_no_carry_over(void **state)
 {
-    (void)state;
-    tx_timeout_no_carry_over(0);
-}
-
-static void test_tx_timeout_no_carry_over_min1(void **state)
-{
-    (void)state;
-    tx_timeout_no_carry_over(1);
+    tx_timeout_no_carry_over(*(const int *)*state);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cleanup_never_hits_next_borrower_min0),
-        cmocka_unit_test(test_cleanup_never_hits_next_borrower_min1),
-        cmocka_unit_test(test_freed_slots_all_used_min0),
-        cmocka_unit_test(test_freed_slots_all_used_min1),
-        cmocka_unit_test(test_reset_all_no_prepared_pileup_min0),
-        cmocka_unit_test(test_reset_all_no_prepared_pileup_min1),
-        cmocka_unit_test(test_long_tx_evictions_deallocated_min0),
-        cmocka_unit_test(test_long_tx_evictions_deallocated_min1),
-        cmocka_unit_test(test_tx_timeout_no_carry_over_min0),
-        cmocka_unit_test(test_tx_timeout_no_carry_over_min1),
+        AGEC_TEST_MIN(test_cleanup_never_hits_next_borrower, 0, NULL),
+        AGEC_TEST_MIN(test_cleanup_never_hits_next_borrower, 1, NULL),
+        AGEC_TEST_MIN(test_freed_slots_all_used, 0, NULL),
+        AGEC_TEST_MIN(test_freed_slots_all_used, 1, NULL),
+        AGEC_TEST_MIN(test_reset_all_no_prepared_pileup, 0, NULL),
+        AGEC_TEST_MIN(test_reset_all_no_prepared_pileup, 1, NULL),
+        AGEC_TEST_MIN(test_long_tx_evictions_deallocated, 0, NULL),
+        AGEC_TEST_MIN(test_long_tx_evictions_deallocated, 1, NULL),
+        AGEC_TEST_MIN(test_tx_timeout_no_carry_over, 0, NULL),
+        AGEC_TEST_MIN(test_tx_timeout_no_carry_over, 1, NULL),
     };
     if (getenv("AGEC_TEST_FILTER") != NULL) /* e.g. AGEC_TEST_FILTER='*min0' */
         cmocka_set_test_filter(getenv("AGEC_TEST_FILTER"));
