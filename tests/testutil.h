@@ -30,4 +30,11 @@ const char *agec_test_pg_dir(void);
  * st is AGEC_OK. */
 void agec_test_must(agec_status st, const agec_error *err, const char *what);
 
+/* A cmocka test table entry that runs f with *state pointing at the int n
+ * (e.g. the pool's min), named "f_minN". Use inside the function that runs
+ * the tests (the int lives in its scope). setup may be NULL. */
+/* clang-format off */
+#define AGEC_TEST_MIN(f, n, setup) { #f "_min" #n, f, setup, NULL, &(int){ n } }
+/* clang-format on */
+
 #endif

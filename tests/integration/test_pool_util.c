@@ -154,3 +154,28 @@ bool pg_wait_app_count(PGconn *c, const char *app, int n, int timeout_ms)
     app_wait w = { c, app, n };
     return agec_test_wait_until(app_count_is, &w, timeout_ms);
 }
+
+typedef struct gauge_wait {
+    agec_pool *p;
+    int n;
+    bool idle; /* else waiting */
+} gauge_wait;
+
+static bool gauge_is(void *arg)
+{
+    gauge_wait *w = arg;
+    agec_pool_stats s = pool_stats(w->p);
+    return (w->idle ? s.idle : s.waiting) == w->n;
+}
+
+bool pool_wait_waiting(agec_pool *p, int n, int timeout_ms)
+{
+    gauge_wait w = { p, n, false };
+    return agec_test_wait_until(gauge_is, &w, timeout_ms);
+}
+
+bool pool_wait_idle(agec_pool *p, int n, int timeout_ms)
+{
+    gauge_wait w = { p, n, true };
+    return agec_test_wait_until(gauge_is, &w, timeout_ms);
+}

@@ -58,5 +58,8 @@ void conn_exec_ok(agec_conn *c, const char *sql);
 void conn_value(agec_conn *c, const char *sql, char *buf, size_t cap);
 
 agec_pool_stats pool_stats(agec_pool *p);
+/* Wait until the pool's `waiting` (or `idle`) gauge is n, at most timeout_ms. */
+bool pool_wait_waiting(agec_pool *p, int n, int timeout_ms);
+bool pool_wait_idle(agec_pool *p, int n, int timeout_ms);
 
 #endif
