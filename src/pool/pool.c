@@ -571,14 +571,17 @@ static bool acq_may_take(const acq *a, int64_t now)
 }
 
 /* Record the borrow on c as soon as it is ours, before any check: the leak
- * scan must never see the previous borrower's file:line on it. [mu] */
-static void acq_mark(agec_conn *c, int64_t now, const char *file, int line, const char *func)
+ * scan must never see the previous borrower's file:line on it. While the
+ * acquire still checks it (`checking`), the scan skips it: nobody holds it
+ * yet (leak_reported set means "nothing to report"). [mu] */
+static void acq_mark(agec_conn *c, int64_t now, const char *file, int line, const char *func,
+                     bool checking)
 {
     c->acquired_us = now;
     c->file = file;
     c->line = line;
     c->func = func;
-    c->leak_reported = false;
+    c->leak_reported = checking;
 }
 
 /* Leave the acquire: the waiter's place and wake-up are passed on, close is
@@ -707,7 +710,7 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
             }
         }
         /* c is ours (in_use). Check it if it sat idle long enough to go stale. */
-        acq_mark(c, a.now, file, line, func);
+        acq_mark(c, a.now, file, line, func, true);
         int vms = p->cfg.c.validate_idle_ms;
         if (vms == 0 || (vms > 0 && a.now - c->last_used_us > (int64_t)vms * 1000)) {
             acq_precise(&a);
@@ -738,7 +741,7 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
     }
     if (c != NULL) {
         /* Success: the acquire's reference now belongs to the borrowed conn. */
-        acq_mark(c, a.now, file, line, func);
+        acq_mark(c, a.now, file, line, func, false);
         c->borrow_id = ++p->next_borrow_id;
         p->n.acquires++;
         agec__hist_record(&p->wait_hist, a.now - a.start);
