@@ -1,0 +1,504 @@
+/*
+ * Promela model of the pool's acquire / release / wait / close protocol
+ * (issue 10; the design in pool.c: barging with a starvation threshold,
+ * per-waiter condvars, nsignalled, dispatch() to the oldest unsignalled
+ * waiter, direct hand-off to a starving head). Checked with spin by
+ * tests/model/check-pool-model, which `make check` runs.
+ *
+ * What is modelled
+ * - One mutex: every critical section is one `atomic` block; the states
+ *   between them are exactly the states in which nobody holds the lock.
+ * - Connections as counters, one per list: opening, idle, inuse (borrowed
+ *   or being validated for its acquirer), checking (a validation cut short
+ *   by its caller's deadline, finished by the maintenance thread).
+ * - The waiter queue: q[0..qlen-1] in ticket (arrival) order, per waiter
+ *   the flags signalled / handed / fail (pool closing); nsig = nsignalled.
+ *   Re-queueing after a failed connect keeps the acquire's ticket.
+ * - A condvar wait: the waiter blocks until one of its flags is set or one
+ *   of its timers fires, then re-takes the lock and runs its wake-up check
+ *   in one step. A signal is consumed whenever the waiter is next
+ *   scheduled, so anything may happen in between (bargers included).
+ * - dispatch() as in the design: available = idle + free slots (none while
+ *   the breaker is open); while nsig < available, signal the oldest queued
+ *   unsignalled waiter that can use what is available (see ELIGIBLE).
+ * - Callers: NC processes, each CYC acquire/release cycles; every acquire
+ *   picks "has a deadline" or "waits forever"; every release is clean or
+ *   broken. A close process fires at any point; a maintenance process
+ *   finishes cut-short checks (checking -> idle or closed) and, with MIN,
+ *   opens connections.
+ *
+ * What is abstracted
+ * - Time: no clock. A caller's deadline passing, a waiter's retry_at
+ *   passing, a waiter becoming starving (waited T) and the breaker's open
+ *   period ending are nondeterministic events that may happen at any time.
+ *   Starvation is given to the oldest non-starving queued waiter first.
+ *   T = 0 (strict FIFO hand-off) is the build with -DFAIR_T0.
+ * - I/O: connect, validation and the maintenance thread's checks succeed
+ *   or fail nondeterministically. Failures (connect failed, validation
+ *   failed) are drawn from a budget of NFAULT per run, so retry loops are
+ *   finite; SPUR spurious wake-ups per run likewise.
+ * - The breaker: open or closed; a failed connect may open it, the end of
+ *   its open period (a timer, which must dispatch()) closes it. The
+ *   half-open single probe is not modelled separately.
+ * - Validation of idle connections: each one taken from idle may be stale
+ *   (validated outside the lock) or not. Queries, cancels, reset, events,
+ *   statistics and the drain deadline's cancelling are not modelled; close
+ *   gives up its drain at any moment (the drain deadline).
+ * - Bounded: MAX connections, NC callers, CYC cycles each.
+ *
+ * Properties (assertions; spin -a, pan safety run, and pan -l -f)
+ * - total <= MAX in every state.
+ * - nsig equals the number of queued waiters with signalled set.
+ * - No lost wake-up: in every state where nobody holds the lock, if some
+ *   queued waiter could use an available resource (an idle connection it
+ *   may take, or a free slot with the breaker closed and its retry_at
+ *   passed) then some queued waiter is signalled or failed (woken).
+ * - Every acquire returns (served, timed out or closed): no invalid end
+ *   state, and no non-progress cycle under weak fairness (pan -l -f;
+ *   there are no progress labels: the model terminates, so any cycle is a
+ *   livelock, e.g. a waiter re-signalling itself).
+ * - Close terminates; once it returned: nobody inside acquire, opening,
+ *   idle and checking empty, queue empty.
+ *
+ * Variants (-D...) the check runs to show the model can fail:
+ * - BUG_SIGNAL_HEAD_TWICE: dispatch signals the head once per available
+ *   resource (the old bug: both signals reach the same waiter).
+ * - BRIEF_HANDOFF: no dispatch() after a direct hand-off.
+ * - BRIEF_DISPATCH: dispatch signals the oldest unsignalled waiter even if
+ *   it cannot use what is available (in backoff, or not the head while the
+ *   head starves), and a newcomer that queues does not dispatch().
+ */
+
+#ifndef MAX
+#define MAX 2
+#endif
+#ifndef NC
+#define NC 3
+#endif
+#ifndef CYC
+#define CYC 2
+#endif
+#ifndef NFAULT
+#define NFAULT 2
+#endif
+#ifndef SPUR
+#define SPUR 1
+#endif
+#ifndef MIN
+#define MIN 0
+#endif
+
+/* does this acquire have a deadline? (else it waits until served) */
+#ifndef HASDL
+#define HASDL() if :: _pid == 0 -> hasdl = 0 :: _pid == 1 -> hasdl = 1 :: _pid > 1 -> if :: hasdl = 0 :: hasdl = 1 fi fi
+#endif
+
+/* what a caller does next, outside the lock */
+mtype = { A_SLEEP, A_CONNECT, A_VALIDATE, A_RETRY, A_GOT, A_DONE };
+
+byte opening, idle, inuse, checking;
+#define total (opening + idle + inuse + checking)
+bit brk;     /* breaker open: no connect may start */
+bit closing; /* close started */
+bit closed;  /* close returned */
+byte inacq;  /* callers inside acquire */
+byte faults = NFAULT;
+byte spur = SPUR;
+byte mopen = MIN; /* connections the maintenance thread may still open */
+
+byte q[NC];
+byte qlen;
+byte nsig;
+bit queued[NC], sig[NC], hand[NC], fail[NC], starv[NC], dl[NC], retry[NC];
+/* arrival order of the callers inside acquire: before[i].b[j] = i's
+ * acquire started before j's (canonical, unlike ever-growing tickets) */
+typedef row { bit b[NC] };
+row before[NC];
+bit inside[NC];
+
+#ifdef FAIR_T0
+#define STARVING(w) 1
+#else
+#define STARVING(w) starv[w]
+#endif
+
+#define FREE_SLOTS (brk -> 0 : MAX - total)
+#define AVAIL (idle + FREE_SLOTS)
+/* may queued waiter w take an idle connection now / connect now? */
+#define CAN_IDLE(w) (idle > 0 && (q[0] == w || !STARVING(q[0])))
+#define CAN_SLOT(w) (total < MAX && !brk && !retry[w])
+#define CAN_USE(w) (queued[w] && (CAN_IDLE(w) || CAN_SLOT(w)))
+#ifdef BRIEF_DISPATCH
+#define ELIGIBLE(w) 1
+#else
+#define ELIGIBLE(w) (CAN_IDLE(w) || CAN_SLOT(w))
+#endif
+
+
+#define SIGNALLED(w) (queued[w] && sig[w])
+#define WOKEN(w) (queued[w] && (sig[w] || fail[w]))
+#if NC == 2
+#define ANY_USE (CAN_USE(0) || CAN_USE(1))
+#define ANY_WOKEN (WOKEN(0) || WOKEN(1))
+#define NSIG_COUNT (SIGNALLED(0) + SIGNALLED(1))
+#define SIG_QUEUED ((!sig[0] || queued[0]) && (!sig[1] || queued[1]))
+#elif NC == 3
+#define ANY_USE (CAN_USE(0) || CAN_USE(1) || CAN_USE(2))
+#define ANY_WOKEN (WOKEN(0) || WOKEN(1) || WOKEN(2))
+#define NSIG_COUNT (SIGNALLED(0) + SIGNALLED(1) + SIGNALLED(2))
+#define SIG_QUEUED ((!sig[0] || queued[0]) && (!sig[1] || queued[1]) && (!sig[2] || queued[2]))
+#elif NC == 4
+#define ANY_USE (CAN_USE(0) || CAN_USE(1) || CAN_USE(2) || CAN_USE(3))
+#define ANY_WOKEN (WOKEN(0) || WOKEN(1) || WOKEN(2) || WOKEN(3))
+#define NSIG_COUNT (SIGNALLED(0) + SIGNALLED(1) + SIGNALLED(2) + SIGNALLED(3))
+#define SIG_QUEUED \
+    ((!sig[0] || queued[0]) && (!sig[1] || queued[1]) && (!sig[2] || queued[2]) && (!sig[3] || queued[3]))
+#else
+#error "NC must be 2, 3 or 4"
+#endif
+
+
+/* ---- invariants, checked at the end of every critical section, so in
+ * every state where nobody holds the lock (see the bottom of the file) ---- */
+inline check()
+{
+    assert(total <= MAX);
+#ifndef BUG_SIGNAL_HEAD_TWICE
+    /* (the bug variant breaks this count at once; left out there so the
+     * check shows the symptom, the lost wake-up) */
+    assert(nsig == NSIG_COUNT && SIG_QUEUED);
+#endif
+    assert(!ANY_USE || ANY_WOKEN); /* no lost wake-up */
+    assert(!closed || (inacq == 0 && opening == 0 && idle == 0 && checking == 0 && qlen == 0))
+}
+
+/* ---- the pool's helpers, called with the lock held (inside atomic) ---- */
+
+inline dispatch()
+{
+#ifdef BUG_SIGNAL_HEAD_TWICE
+    do
+    :: qlen > 0 && nsig < AVAIL -> sig[q[0]] = 1; nsig++
+    :: else -> break
+    od;
+#else
+    k = 0;
+    do
+    :: k < qlen && nsig < AVAIL ->
+        if
+        :: !sig[q[k]] && ELIGIBLE(q[k]) -> sig[q[k]] = 1; nsig++
+        :: else
+        fi;
+        k++
+    :: else -> break
+    od;
+    k = 0
+#endif
+}
+
+/* remove w from the queue; a signal it had not consumed goes with it */
+inline dequeue(w)
+{
+    k = 0;
+    do
+    :: q[k] == w -> break
+    :: else -> k++
+    od;
+    assert(k < qlen);
+    do
+    :: k + 1 < qlen -> q[k] = q[k + 1]; k++
+    :: else -> break
+    od;
+    qlen--;
+    q[qlen] = 0;
+    queued[w] = 0;
+    if
+    :: sig[w] -> sig[w] = 0; nsig--
+    :: else
+    fi;
+    k = 0
+}
+
+/* insert me by ticket: behind every waiter that arrived before me */
+inline enqueue(me)
+{
+    k = qlen;
+    do
+    :: k > 0 && before[me].b[q[k - 1]] -> q[k] = q[k - 1]; k--
+    :: else -> break
+    od;
+    q[k] = me;
+    qlen++;
+    queued[me] = 1;
+    k = 0
+}
+
+/* acquire returns (lock held) */
+inline leave()
+{
+    inacq--;
+    inside[_pid] = 0;
+    k = 0;
+    do
+    :: k < NC -> before[_pid].b[k] = 0; before[k].b[_pid] = 0; k++
+    :: else -> break
+    od;
+    k = 0
+}
+
+/* acquire steps 1-3 (lock held) */
+inline step1()
+{
+    if
+    :: closing -> leave(); act = A_DONE
+    :: else ->
+        if
+        :: idle > 0 && (qlen == 0 || !STARVING(q[0])) ->
+            idle--; inuse++; act = A_VALIDATE
+        :: else ->
+            if
+            :: qlen == 0 && total < MAX && !brk ->
+                opening++; act = A_CONNECT
+            :: else ->
+                enqueue(_pid); act = A_SLEEP;
+#ifndef BRIEF_ENQUEUE
+                dispatch()
+#endif
+            fi
+        fi
+    fi
+}
+
+/* acquire step 4: the wake-up check (lock held) */
+inline wake()
+{
+    if
+    :: sig[_pid] -> sig[_pid] = 0; nsig--
+    :: else
+    fi;
+    if
+    :: hand[_pid] -> hand[_pid] = 0; dispatch(); leave(); act = A_GOT
+    :: else ->
+        if
+        :: fail[_pid] -> fail[_pid] = 0; dequeue(_pid); dispatch(); leave(); act = A_DONE
+        :: else ->
+            if
+            :: CAN_IDLE(_pid) -> dequeue(_pid); idle--; inuse++; dispatch(); act = A_VALIDATE
+            :: else ->
+                if
+                :: CAN_SLOT(_pid) -> dequeue(_pid); opening++; dispatch(); act = A_CONNECT
+                :: else ->
+                    if
+                    :: dl[_pid] -> dequeue(_pid); dispatch(); leave(); act = A_DONE
+                    :: else -> dispatch(); act = A_SLEEP
+                    fi
+                fi
+            fi
+        fi
+    fi
+}
+
+active [NC] proctype caller()
+{
+    byte k, w;
+    byte cyc;
+    bit hasdl;
+    mtype act;
+
+    do
+    :: cyc < CYC ->
+        cyc++;
+        atomic {
+            if
+            :: closed -> break /* a program does not acquire from a closed pool */
+            :: else
+            fi;
+            if
+            :: closing -> act = A_DONE
+            :: else ->
+                inacq++;
+                k = 0;
+                do
+                :: k < NC -> before[_pid].b[k] = 0; before[k].b[_pid] = (k != _pid && inside[k]); k++
+                :: else -> break
+                od;
+                k = 0;
+                inside[_pid] = 1;
+                starv[_pid] = 0; dl[_pid] = 0; retry[_pid] = 0;
+                HASDL();
+                step1()
+            fi;
+            check()
+        };
+        do
+        :: act == A_SLEEP ->
+            /* wait on the own condvar until signalled / handed / failed, or
+             * a timer (deadline, retry_at, spurious); then the lock */
+            atomic {
+                (sig[_pid] || hand[_pid] || fail[_pid] || (hasdl && !dl[_pid]) || retry[_pid] || spur > 0) ->
+                if
+                :: sig[_pid] || hand[_pid] || fail[_pid] -> skip
+                :: hasdl && !dl[_pid] -> dl[_pid] = 1
+                :: retry[_pid] -> retry[_pid] = 0
+                :: spur > 0 -> spur--
+                fi;
+                wake();
+                check()
+            }
+        :: act == A_CONNECT ->
+            /* connect outside the lock, bounded by min(D, connect_timeout) */
+            atomic {
+                opening--;
+                assert(!closed);
+                if
+                :: !closing -> inuse++; leave(); act = A_GOT
+                :: faults > 0 || closing ->
+                    if
+                    :: faults > 0 && !closing -> faults--
+                    :: else
+                    fi;
+                    if
+                    :: brk = 1 /* the breaker may open */
+                    :: skip
+                    fi;
+                    dispatch();
+                    if
+                    :: closing -> leave(); act = A_DONE
+                    :: hasdl -> dl[_pid] = 1; leave(); act = A_DONE
+                    :: !closing ->
+                        /* backoff and retry until D, queued by ticket */
+                        retry[_pid] = 1;
+                        enqueue(_pid);
+                        act = A_SLEEP;
+#ifndef BRIEF_ENQUEUE
+                        dispatch()
+#endif
+                    fi
+                fi;
+                check()
+            }
+        :: act == A_VALIDATE ->
+            /* a connection taken from idle, validated outside the lock if
+             * it sat idle too long */
+            if
+            :: atomic { leave(); act = A_GOT; check() } /* fresh, or validation passed */
+            :: atomic {
+                   faults > 0 -> faults--;
+                   inuse--; /* failed: closed */
+                   dispatch();
+                   act = A_RETRY;
+                   check()
+               }
+            :: atomic {
+                   hasdl -> dl[_pid] = 1;
+                   /* the caller's deadline cut the check short */
+                   inuse--; checking++;
+                   leave(); act = A_DONE;
+                   check()
+               }
+            fi
+        :: act == A_RETRY -> atomic { step1(); check() }
+        :: act == A_GOT ->
+            /* use it, then release it */
+            atomic {
+                if
+                :: closing -> inuse--; dispatch() /* released after close: closed */
+                :: !closing -> inuse--; dispatch() /* release broken */
+                :: !closing && qlen > 0 && STARVING(q[0]) ->
+                    /* direct hand-off to the starving head */
+                    w = q[0];
+                    dequeue(w);
+                    hand[w] = 1;
+#ifndef BRIEF_HANDOFF
+                    dispatch();
+#endif
+                    w = 0
+                :: !closing && !(qlen > 0 && STARVING(q[0])) ->
+                    inuse--; idle++; dispatch()
+                fi;
+                act = A_DONE;
+                check()
+            }
+        :: act == A_DONE -> break
+        od;
+        act = 0;
+        hasdl = 0
+    :: else -> break
+    od
+}
+
+active proctype maint()
+{
+    byte k;
+end:
+    do
+    :: atomic {
+           /* finish a check the acquirer's deadline cut short */
+           checking > 0 -> checking--;
+           assert(!closed);
+           if
+           :: !closing -> idle++
+           :: skip /* the check failed, or close: closed */
+           fi;
+           dispatch();
+           check()
+       }
+    :: atomic {
+           /* keep MIN connections */
+           mopen > 0 && total < MIN && !closing && !brk -> mopen--; opening++; check()
+       };
+       atomic {
+           opening--;
+           assert(!closed);
+           if
+           :: !closing -> idle++
+           :: faults > 0 -> faults--
+           :: closing
+           fi;
+           dispatch();
+           check()
+       }
+    :: atomic {
+           /* the breaker's open period ends (a timer that dispatches) */
+           brk && !closing -> brk = 0; dispatch(); check()
+       }
+    :: atomic {
+           /* the oldest queued waiter not yet starving has now waited T */
+           qlen > 0 && !starv[q[qlen - 1]] ->
+           k = 0;
+           do
+           :: starv[q[k]] -> k++
+           :: else -> break
+           od;
+           starv[q[k]] = 1;
+           k = 0;
+           check()
+       }
+    od
+}
+
+active proctype closer()
+{
+    byte k;
+    atomic {
+        closing = 1;
+        k = 0;
+        do
+        :: k < qlen -> fail[q[k]] = 1; k++
+        :: else -> break
+        od;
+        k = 0;
+        idle = 0; /* idle connections are closed */
+        check()
+    };
+    /* wait for acquirers and connects in progress (aborted through
+     * closing) and the maintenance thread's checks */
+    (inacq == 0 && opening == 0 && checking == 0);
+    /* drain borrowed connections until the drain deadline */
+    if
+    :: inuse == 0
+    :: true
+    fi;
+    atomic { closed = 1; check() }
+}
+
