@@ -169,7 +169,7 @@ typedef struct racer {
     atomic_bool *close_started;
     bool acquire;    /* acquire + release instead of stats */
     bool saw_closed; /* an acquire already failed with AGEC_ERR_POOL_CLOSED */
-    int bad;      /* stats that broke an invariant, or unexpected statuses */
+    int bad;         /* stats that broke an invariant, or unexpected statuses */
 } racer;
 
 static void *racer_main(void *arg)
