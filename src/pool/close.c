@@ -65,6 +65,7 @@ agec_status agec_pool_close(agec_pool *p, int drain_timeout_ms, agec_error *err)
     }
 
     pthread_mutex_lock(&p->mu);
+    p->close_deadline = deadline;
     atomic_store(&p->closing, true);
     /* Wake every waiter with the error, oldest first. */
     while (p->wait_head != NULL) {

@@ -200,9 +200,7 @@ static void top_up(agec_pool *p, agec_conn *c)
     } else if (st == AGEC_OK) {
         agec__pool_make_available(p, c, now);
     } else {
-        agec__list_remove(&p->opening, c);
-        free(c);
-        agec__pool_dispatch(p, now);
+        agec__pool_open_failed(p, c, now);
     }
     pthread_mutex_unlock(&p->mu);
     agec__emit_breaker(p, &ch);
@@ -223,6 +221,7 @@ static void *maint_main(void *arg)
         agec_conn *doomed = collect_idle(p, now, &next);
         doomed = collect_dead_idle(p, now, &next, doomed);
         int nleaks = collect_leaks(p, now, &next, leaks);
+        next = agec__min64(next, agec__reap_poll(p, now, false));
         agec__breaker_change ch;
         agec_conn *fresh = want_connect(p, now, &next, &ch);
         agec_conn *check = p->checking.head;
@@ -259,7 +258,9 @@ static void *maint_main(void *arg)
         if (fresh != NULL)
             top_up(p, fresh);
     }
-    /* Closing: checks not finished go too (close waits for this thread). */
+    /* Closing: server processes still exiting get until close's deadline. */
+    agec__reap_finish(p);
+    /* Checks not finished go too (close waits for this thread). */
     while (p->checking.head != NULL) {
         agec_conn *c = p->checking.head;
         agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN);

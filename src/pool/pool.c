@@ -3,6 +3,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "common/error_internal.h"
@@ -199,8 +200,28 @@ agec_conn *agec__pool_reserve(agec_pool *p, int64_t now)
     c->state = CONN_OPENING;
     c->created_us = now;
     c->expires_us = AGEC__NEVER;
+    c->reap_fd = -1;
     agec__list_push_head(&p->opening, c);
     return c;
+}
+
+void agec__pool_open_failed(agec_pool *p, agec_conn *c, int64_t now)
+{
+    int fd = c->reap_fd;
+    c->reap_fd = -1;
+    if (fd >= 0 && !atomic_load_explicit(&p->closing, memory_order_relaxed) &&
+        !agec__reap_wait(fd, 0)) {
+        /* A server process may have started for it (a connect cut short
+         * during authentication or set-up): keep the slot until it is gone. */
+        agec__conn_move(p, c, CONN_CLOSING);
+        agec__reap_start(p, c, fd, agec__deadline_after(now, p->cfg.c.connect_timeout_ms));
+        return;
+    }
+    if (fd >= 0)
+        close(fd);
+    agec__list_remove(&p->opening, c);
+    free(c);
+    agec__pool_dispatch(p, now);
 }
 
 bool agec__pool_unref(agec_pool *p)
@@ -208,16 +229,27 @@ bool agec__pool_unref(agec_pool *p)
     return --p->refs == 0;
 }
 
-bool agec__pool_enter(agec_pool *p)
+/* Take a reference if the pool is alive; returns with p->mu held if so.
+ * `visitors` keeps close from freeing p while we wait for the lock. */
+static bool pool_enter_locked(agec_pool *p)
 {
     atomic_fetch_add_explicit(&p->visitors, 1, memory_order_acq_rel);
     pthread_mutex_lock(&p->mu);
     bool alive = p->refs > 0;
     if (alive)
         p->refs++;
-    pthread_mutex_unlock(&p->mu);
+    else
+        pthread_mutex_unlock(&p->mu); /* called as close finished: being freed */
     atomic_fetch_sub_explicit(&p->visitors, 1, memory_order_acq_rel);
     return alive;
+}
+
+bool agec__pool_enter(agec_pool *p)
+{
+    if (!pool_enter_locked(p))
+        return false;
+    pthread_mutex_unlock(&p->mu);
+    return true;
 }
 
 void agec__pool_leave(agec_pool *p)
@@ -249,8 +281,8 @@ agec_status agec__pool_connect(agec_pool *p, agec_conn *c, int64_t deadline_us,
                                const atomic_bool *abort_flag, agec_error *err)
 {
     PGconn *pg = NULL;
-    agec_status st =
-        agec__session_connect(p->cfg.keys, p->cfg.vals, deadline_us, abort_flag, &pg, err);
+    agec_status st = agec__session_connect(p->cfg.keys, p->cfg.vals, deadline_us, abort_flag, &pg,
+                                           &c->reap_fd, err);
     if (st == AGEC_OK) {
         st = agec__session_setup(pg, &p->cfg.init, deadline_us, abort_flag, err);
         if (st == AGEC_ERR_TIMEOUT) {
@@ -266,8 +298,10 @@ agec_status agec__pool_connect(agec_pool *p, agec_conn *c, int64_t deadline_us,
         agec__emit_simple(p, AGEC_EV_CONNECT, c->id, AGEC_OK, "", "connection opened");
         return AGEC_OK;
     }
-    if (pg != NULL)
+    if (pg != NULL) {
+        c->reap_fd = agec__reap_dup_socket(pg); /* the server process may be there */
         PQfinish(pg);
+    }
     if (st != AGEC_ERR_CANCELLED)
         agec__emit_simple(p, AGEC_EV_CONNECT_FAILED, c->id, st, err ? err->sqlstate : "",
                           err ? err->message : agec_strerror(st));
@@ -483,9 +517,7 @@ static agec_status acq_open(acq *a, agec_conn *c, agec__breaker_change *pending,
         agec__conn_move(p, c, CONN_IN_USE);
         return AGEC_OK;
     }
-    agec__list_remove(&p->opening, c);
-    free(c);
-    agec__pool_dispatch(p, a->now);
+    agec__pool_open_failed(p, c, a->now);
     a->tried_connect = true;
     if (st == AGEC_ERR_AUTH || st == AGEC_ERR_INIT || st == AGEC_ERR_NO_MEMORY) {
         if (err != NULL)
@@ -630,16 +662,8 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
     agec_conn *c = NULL;
     bool timed_out = false;
 
-    atomic_fetch_add_explicit(&p->visitors, 1, memory_order_acq_rel);
-    pthread_mutex_lock(&p->mu);
-    if (p->refs == 0) {
-        /* Called as close finished: the pool is being freed. */
-        pthread_mutex_unlock(&p->mu);
-        atomic_fetch_sub_explicit(&p->visitors, 1, memory_order_acq_rel);
+    if (!pool_enter_locked(p))
         return agec__error_set(e, AGEC_ERR_POOL_CLOSED, "pool is closed");
-    }
-    p->refs++;
-    atomic_fetch_sub_explicit(&p->visitors, 1, memory_order_acq_rel);
     p->acquiring++;
     a.w.ticket = ++p->next_ticket;
     for (;;) {

@@ -2,6 +2,7 @@
 #include "session/session.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -69,11 +70,30 @@ static agec_status connect_error(agec_error *err, PGconn *pg, const char *what)
     return code;
 }
 
+/* The socket of a connection being given up, duplicated for the caller,
+ * if the server has authenticated it: from then on its process is in
+ * pg_stat_activity (PostgreSQL 15 reports a backend after authentication),
+ * so the pool keeps its slot until it exits. Before that (TCP connect,
+ * startup, authentication: also all a black hole ever gets) there is
+ * nothing to wait for. */
+static void keep_socket(PGconn *pg, int *peer_fd)
+{
+    ConnStatusType cs = PQstatus(pg);
+    bool authenticated = cs == CONNECTION_AUTH_OK || cs == CONNECTION_SETENV ||
+                         cs == CONNECTION_CHECK_WRITABLE || cs == CONNECTION_CONSUME ||
+                         cs == CONNECTION_CHECK_TARGET || cs == CONNECTION_CHECK_STANDBY;
+    int s = PQsocket(pg);
+    if (peer_fd != NULL && s >= 0 && authenticated)
+        *peer_fd = fcntl(s, F_DUPFD_CLOEXEC, 0);
+}
+
 agec_status agec__session_connect(const char *const *keys, const char *const *vals,
                                   int64_t deadline_us, const atomic_bool *abort_flag, PGconn **out,
-                                  agec_error *err)
+                                  int *peer_fd, agec_error *err)
 {
     *out = NULL;
+    if (peer_fd != NULL)
+        *peer_fd = -1;
     int64_t start = agec__now_us();
     PGconn *pg = PQconnectStartParams(keys, vals, 0);
     if (pg == NULL)
@@ -101,10 +121,12 @@ agec_status agec__session_connect(const char *const *keys, const char *const *va
                             "could not connect: timed out after %ld ms (connect_timeout_ms or the "
                             "acquire deadline)",
                             ms);
+            keep_socket(pg, peer_fd);
             PQfinish(pg);
             return AGEC_ERR_UNREACHABLE;
         }
         if (r == -2) {
+            keep_socket(pg, peer_fd);
             PQfinish(pg);
             return agec__error_set(err, AGEC_ERR_CANCELLED, "connection attempt aborted");
         }

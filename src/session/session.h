@@ -37,11 +37,13 @@ typedef struct agec__session_init {
  * the attempt stops with AGEC_ERR_CANCELLED.
  * Errors: AGEC_ERR_UNREACHABLE (refused, timed out, ...), AGEC_ERR_AUTH
  * (credentials or pg_hba rejected: sqlstate 28P01/28000), AGEC_ERR_NO_MEMORY,
- * AGEC_ERR_CANCELLED. On error *out is NULL.
+ * AGEC_ERR_CANCELLED. On error *out is NULL. `peer_fd` (may be NULL): on
+ * a timeout or an abort, a duplicate of the socket (the server process may
+ * have started: the caller can see it exit), else -1; the caller closes it.
  */
 agec_status agec__session_connect(const char *const *keys, const char *const *vals,
                                   int64_t deadline_us, const atomic_bool *abort_flag, PGconn **out,
-                                  agec_error *err);
+                                  int *peer_fd, agec_error *err);
 
 /* Run the session init on a fresh connection: CREATE EXTENSION (optional),
  * LOAD, SET search_path (per age_mode), init_sql, on_connect. Fails with

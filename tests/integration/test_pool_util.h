@@ -61,5 +61,7 @@ agec_pool_stats pool_stats(agec_pool *p);
 /* Wait until the pool's `waiting` (or `idle`) gauge is n, at most timeout_ms. */
 bool pool_wait_waiting(agec_pool *p, int n, int timeout_ms);
 bool pool_wait_idle(agec_pool *p, int n, int timeout_ms);
+/* Wait until the pool's total (slots taken, closing included) is n. */
+bool pool_wait_total(agec_pool *p, int n, int timeout_ms);
 
 #endif
