@@ -18,6 +18,7 @@
 
 #include "agec/agec.h"
 #include "agec/pool.h"
+#include "agtype/utf8.h"
 #include "cypher/name_table.h"
 #include "cypher/names.h"
 
@@ -45,30 +46,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static size_t utf8_put(unsigned c, unsigned char *o)
-{
-    if (c < 0x80) {
-        o[0] = (unsigned char)c;
-        return 1;
-    }
-    if (c < 0x800) {
-        o[0] = (unsigned char)(0xC0 | (c >> 6));
-        o[1] = (unsigned char)(0x80 | (c & 0x3F));
-        return 2;
-    }
-    if (c < 0x10000) {
-        o[0] = (unsigned char)(0xE0 | (c >> 12));
-        o[1] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
-        o[2] = (unsigned char)(0x80 | (c & 0x3F));
-        return 3;
-    }
-    o[0] = (unsigned char)(0xF0 | (c >> 18));
-    o[1] = (unsigned char)(0x80 | ((c >> 12) & 0x3F));
-    o[2] = (unsigned char)(0x80 | ((c >> 6) & 0x3F));
-    o[3] = (unsigned char)(0x80 | (c & 0x3F));
-    return 4;
-}
-
 /* The five places a code point is tried in. */
 enum { G_FIRST, G_MIDDLE, G_LAST, L_FIRST, L_LATER, NPLACES };
 static const char *const place_name[NPLACES] = { "graph first", "graph middle", "graph last",
@@ -82,7 +59,7 @@ static void make_name(int place, unsigned cp, char *out)
         o[n++] = 'a';
     if (place == G_LAST)
         o[n++] = 'b';
-    n += utf8_put(cp, o + n);
+    n += agec__utf8_put(o + n, cp);
     if (place == G_FIRST)
         o[n++] = 'a', o[n++] = 'b';
     if (place == G_MIDDLE)
