@@ -38,6 +38,8 @@ static const char USAGE[] =
     "  shell                                interactive Cypher shell\n"
     "  bench (--cypher Q | --sql Q) [--param ...] [--threads N] [--duration S | --count N]\n"
     "  demo [--size N]                      the showcase workload\n"
+    "  help [COMMAND]                       a command's usage, options and an example\n"
+    "                                       (also: agec COMMAND --help)\n"
     "\n"
     "exit status: 0 success, 1 the server or the query failed, 2 usage error,\n"
     "3 could not get a connection (unreachable, auth, acquire timeout, breaker open,\n"
@@ -275,8 +277,21 @@ int main(int argc, char **argv)
         return cli_usage_error("--pool-min must not exceed --pool-max");
     if (i >= argc)
         return cli_usage_error("no command given");
+    if (strcmp(argv[i], "help") == 0) {
+        if (i + 1 >= argc) {
+            fputs(USAGE, stdout);
+            return EXIT_OK;
+        }
+        const char *what = cli_wants_help(argc - i, argv + i) ? "help" : argv[i + 1];
+        if (!cli_command_help(what, stdout))
+            return cli_usage_error("help: unknown command '%s'", argv[i + 1]);
+        return EXIT_OK;
+    }
     for (size_t k = 0; k < sizeof COMMANDS / sizeof COMMANDS[0]; k++)
         if (strcmp(argv[i], COMMANDS[k].name) == 0) {
+            /* COMMAND --help: usage before anything connects. */
+            if (cli_wants_help(argc - i, argv + i))
+                return cli_command_help(argv[i], stdout) ? EXIT_OK : EXIT_USAGE;
             int rc = COMMANDS[k].fn(&c, argc - i, argv + i);
             cli_close_pool(&c);
             return rc;
