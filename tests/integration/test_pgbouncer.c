@@ -272,12 +272,17 @@ static void *cypher_main(void *arg)
 {
     cy_worker *w = arg;
     for (int i = 0; i < w->iterations; i++) {
-        agec_conn *c;
+        agec_conn *c = NULL;
         agec_error err = AGEC_ERROR_INIT;
         agec_status st = agec_pool_acquire(w->pool, &c, &err);
         agec_result *r = NULL;
         char params[64];
         snprintf(params, sizeof params, "{\"w\": %d, \"i\": %d}", w->id, i);
+        /* In a transaction: the PGlite server shares one session between
+         * its clients and may interleave extended-protocol messages of
+         * clients outside transactions (README, Tests). */
+        if (st == AGEC_OK)
+            st = agec_tx_begin(c, NULL, &err);
         if (st == AGEC_OK) {
             w->statements++;
             st = agec_cypher_exec(c, GRAPH, "CREATE (n:Item {w: $w, i: $i}) RETURN n.i", params,
@@ -298,12 +303,12 @@ static void *cypher_main(void *arg)
             }
             agec_result_free(r);
         }
+        if (st == AGEC_OK)
+            st = agec_tx_commit(c, &err);
         if (st != AGEC_OK && w->errors++ == 0)
             snprintf(w->first_error, sizeof w->first_error, "%s [%s] %s", agec_status_name(st),
                      err.sqlstate, err.message);
-        if (c != NULL && st != AGEC_ERR_UNREACHABLE)
-            agec_conn_release(c);
-        c = NULL;
+        agec_conn_release(c); /* NULL when the acquire failed; rolls back a failed tx */
     }
     return NULL;
 }
