@@ -390,8 +390,7 @@ agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char
         agec__stmt *used;
         agec_error local = AGEC_ERROR_INIT;
         agec_error *e = err ? err : &local;
-        int sent =
-            send_statement(&rs, sess, sql, nparams, values, prepare, fn != NULL, &used, e);
+        int sent = send_statement(&rs, sess, sql, nparams, values, prepare, fn != NULL, &used, e);
         if (sent < 0) {
             if (rs.broken)
                 agec__conn_mark_broken(conn);

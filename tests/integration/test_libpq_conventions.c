@@ -40,8 +40,7 @@ static void record(const agec_pool_event *ev, void *user)
     pthread_mutex_lock(&r->mu);
     if (ev->type == AGEC_EV_CONNECT_FAILED) {
         r->connect_failed++;
-        snprintf(r->connect_failed_sqlstate, sizeof r->connect_failed_sqlstate, "%s",
-                 ev->sqlstate);
+        snprintf(r->connect_failed_sqlstate, sizeof r->connect_failed_sqlstate, "%s", ev->sqlstate);
     } else if (ev->type == AGEC_EV_NOTICE) {
         r->notices++;
         assert_true(ev->struct_size >= sizeof *ev);
@@ -92,8 +91,8 @@ static void app_name_seen(const char *conninfo, const char *cfg_name, bool overr
     agec_conn *c;
     agec_error err = AGEC_ERROR_INIT;
     agec_test_must(agec_pool_acquire(p, &c, &err), &err, "acquire");
-    conn_value(c, "SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()",
-               out, cap);
+    conn_value(c, "SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()", out,
+               cap);
     agec_conn_release(c);
     assert_int_equal(agec_pool_close(p, 5000, NULL), AGEC_OK);
 }
@@ -242,8 +241,7 @@ static void test_refusal_57P03_shutting_down(void **state)
     agec_conn *c = NULL;
     agec_error err = AGEC_ERROR_INIT;
     agec_status st = agec_pool_acquire(p, &c, &err);
-    fprintf(stderr, "shutting down: %s [%s] %s\n", agec_status_name(st), err.sqlstate,
-            err.message);
+    fprintf(stderr, "shutting down: %s [%s] %s\n", agec_status_name(st), err.sqlstate, err.message);
     assert_int_equal(st, AGEC_ERR_UNREACHABLE);
     assert_string_equal(err.sqlstate, "57P03");
     assert_non_null(strstr(err.message, "[57P03]"));
@@ -348,9 +346,9 @@ static void stmt_name(agec_pool *p, char *out, size_t cap)
     agec_query_opts o;
     agec_query_opts_init(&o);
     o.prepare = false;
-    agec_test_must(agec_sql_exec(c, "SELECT name FROM pg_prepared_statements", 0, NULL, &o, &r,
-                                 &err),
-                   &err, "pg_prepared_statements");
+    agec_test_must(
+        agec_sql_exec(c, "SELECT name FROM pg_prepared_statements", 0, NULL, &o, &r, &err), &err,
+        "pg_prepared_statements");
     assert_int_equal(agec_result_rows(r), 1);
     snprintf(out, cap, "%s", agec_result_text(r, 0, 0, NULL));
     agec_result_free(r);

@@ -86,7 +86,7 @@ static void note_error(sql_worker *w, const char *what, const agec_error *err)
 
 /* One parameterised statement expecting `want` in the first cell. */
 static void check_value(sql_worker *w, agec_conn *c, const char *sql, const char *arg,
-                         const char *want)
+                        const char *want)
 {
     agec_error err = AGEC_ERROR_INIT;
     agec_result *r = NULL;
@@ -136,13 +136,15 @@ static void *sql_main(void *warg)
             agec_result *r = NULL;
             unsigned sp1 = 0, sp2 = 0;
             step(w, agec_tx_begin(c, NULL, &err), "begin", &err);
-            step(w, agec_sql_exec(c, "INSERT INTO agec_pgb_t (k, v) VALUES ($1::int, $2)", 2, vals,
-                                  NULL, &r, &err),
+            step(w,
+                 agec_sql_exec(c, "INSERT INTO agec_pgb_t (k, v) VALUES ($1::int, $2)", 2, vals,
+                               NULL, &r, &err),
                  "insert", &err);
             agec_result_free(r);
             step(w, agec_tx_savepoint(c, &sp1, &err), "savepoint", &err);
-            step(w, agec_sql_exec(c, "INSERT INTO agec_pgb_t (k, v) VALUES ($1::int, $2)", 2, gone,
-                                  NULL, &r, &err),
+            step(w,
+                 agec_sql_exec(c, "INSERT INTO agec_pgb_t (k, v) VALUES ($1::int, $2)", 2, gone,
+                               NULL, &r, &err),
                  "insert 2", &err);
             agec_result_free(r);
             step(w, agec_tx_rollback_to(c, sp1, &err), "rollback to", &err);
@@ -163,8 +165,8 @@ static void test_unnamed_sql_through_pgbouncer(void **state)
     PGconn *admin = pg_admin();
     pg_int(admin, "DROP TABLE IF EXISTS agec_pgb_t");
     pg_int(admin, "CREATE TABLE agec_pgb_t (k int, v text)");
-    agec_pool *p = bouncer_pool(bouncer("AGEC_TEST_PGBOUNCER_PG"), AGEC_STMT_UNNAMED, THREADS,
-                                AGEC_AGE_OFF);
+    agec_pool *p =
+        bouncer_pool(bouncer("AGEC_TEST_PGBOUNCER_PG"), AGEC_STMT_UNNAMED, THREADS, AGEC_AGE_OFF);
     sql_worker w[THREADS];
     pthread_t t[THREADS];
     for (int i = 0; i < THREADS; i++) {
@@ -177,8 +179,7 @@ static void test_unnamed_sql_through_pgbouncer(void **state)
         statements += w[i].statements;
         errors += w[i].errors;
         if (w[i].errors > 0)
-            fprintf(stderr, "thread %d: %d errors, first: %s\n", i, w[i].errors,
-                    w[i].first_error);
+            fprintf(stderr, "thread %d: %d errors, first: %s\n", i, w[i].errors, w[i].first_error);
     }
     fprintf(stderr, "unnamed mode through PgBouncer: %d statements, %d errors\n", statements,
             errors);
@@ -295,8 +296,8 @@ static void *cypher_main(void *arg)
             st = agec_cypher_exec(c, GRAPH,
                                   "MATCH (n:Item) WHERE n.w = $w AND n.i = $i RETURN count(n) AS k",
                                   params, NULL, &r, &err);
-            if (st == AGEC_OK && (agec_result_rows(r) != 1 ||
-                                  strcmp(agec_result_text(r, 0, 0, NULL), "1") != 0)) {
+            if (st == AGEC_OK &&
+                (agec_result_rows(r) != 1 || strcmp(agec_result_text(r, 0, 0, NULL), "1") != 0)) {
                 st = AGEC_ERR_SERVER;
                 snprintf(err.message, sizeof err.message, "MATCH found %s",
                          agec_result_rows(r) ? agec_result_text(r, 0, 0, NULL) : "no row");
@@ -348,8 +349,7 @@ static void test_unnamed_cypher_through_pgbouncer(void **state)
         statements += w[i].statements;
         errors += w[i].errors;
         if (w[i].errors > 0)
-            fprintf(stderr, "thread %d: %d errors, first: %s\n", i, w[i].errors,
-                    w[i].first_error);
+            fprintf(stderr, "thread %d: %d errors, first: %s\n", i, w[i].errors, w[i].first_error);
     }
     fprintf(stderr, "Cypher through PgBouncer (unnamed): %d statements, %d errors\n", statements,
             errors);
@@ -358,9 +358,9 @@ static void test_unnamed_cypher_through_pgbouncer(void **state)
 
     agec_test_must(agec_pool_acquire(p, &c, &err), &err, "acquire");
     agec_result *r = NULL;
-    agec_test_must(agec_cypher_exec(c, GRAPH, "MATCH (n:Item) RETURN count(n) AS n", NULL, NULL,
-                                    &r, &err),
-                   &err, "count");
+    agec_test_must(
+        agec_cypher_exec(c, GRAPH, "MATCH (n:Item) RETURN count(n) AS n", NULL, NULL, &r, &err),
+        &err, "count");
     char want[16];
     snprintf(want, sizeof want, "%d", THREADS * 40);
     assert_string_equal(agec_result_text(r, 0, 0, NULL), want);
@@ -403,9 +403,19 @@ static void test_cli_statement_mode(void **state)
     (void)state;
     const char *dsn = bouncer("AGEC_TEST_PGBOUNCER_PG");
     char out[4096];
-    const char *ok[] = { AGEC_CLI_PATH, "--dsn",       dsn,          "--age-mode", "off",
-                         "--format",    "csv",         "--statement-mode",         "unnamed",
-                         "sql",         "SELECT $1::int * 3 AS v", "14",          NULL };
+    const char *ok[] = { AGEC_CLI_PATH,
+                         "--dsn",
+                         dsn,
+                         "--age-mode",
+                         "off",
+                         "--format",
+                         "csv",
+                         "--statement-mode",
+                         "unnamed",
+                         "sql",
+                         "SELECT $1::int * 3 AS v",
+                         "14",
+                         NULL };
     assert_int_equal(run_cli(ok, out, sizeof out), 0);
     assert_non_null(strstr(out, "42"));
     const char *bad[] = { AGEC_CLI_PATH, "--statement-mode", "sometimes", "sql", "SELECT 1", NULL };
