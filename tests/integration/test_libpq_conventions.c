@@ -13,7 +13,6 @@
  */
 #include "test_pool_util.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,16 +53,23 @@ static void record(const agec_pool_event *ev, void *user)
     pthread_mutex_unlock(&r->mu);
 }
 
+/* A small pool on conninfo with AGE off. */
+static void small_config(agec_pool_config *cfg, const char *conninfo, int max)
+{
+    agec_pool_config_init(cfg);
+    cfg->conninfo = conninfo;
+    cfg->age_mode = AGEC_AGE_OFF;
+    cfg->max = max;
+    cfg->on_event = agec_pool_event_ignore;
+}
+
 static agec_pool *recorded_pool(const char *conninfo, recorder *rec, int breaker_threshold,
                                 int acquire_timeout_ms)
 {
     memset(rec, 0, sizeof *rec);
     pthread_mutex_init(&rec->mu, NULL);
     agec_pool_config cfg;
-    agec_pool_config_init(&cfg);
-    cfg.conninfo = conninfo;
-    cfg.age_mode = AGEC_AGE_OFF;
-    cfg.max = 2;
+    small_config(&cfg, conninfo, 2);
     cfg.breaker_threshold = breaker_threshold;
     cfg.acquire_timeout_ms = acquire_timeout_ms;
     cfg.reconnect_backoff_initial_ms = 20;
@@ -80,13 +86,9 @@ static void app_name_seen(const char *conninfo, const char *cfg_name, bool overr
                           size_t cap)
 {
     agec_pool_config cfg;
-    agec_pool_config_init(&cfg);
-    cfg.conninfo = conninfo;
-    cfg.age_mode = AGEC_AGE_OFF;
-    cfg.max = 1;
+    small_config(&cfg, conninfo, 1);
     cfg.application_name = cfg_name;
     cfg.application_name_override = override;
-    cfg.on_event = agec_pool_event_ignore;
     agec_pool *p = pool_open_ok(&cfg);
     agec_conn *c;
     agec_error err = AGEC_ERROR_INIT;
@@ -290,19 +292,12 @@ static void test_notices_reach_the_callback(void **state)
 static void test_default_logger_prints_only_warnings(void **state)
 {
     (void)state;
-    char path[] = "/tmp/agec-stderr.XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    fflush(stderr);
-    int saved = dup(2);
-    assert_true(saved >= 0);
-    assert_int_equal(dup2(fd, 2), 2);
+    agec_test_capture cap;
+    agec_test_stderr_begin(&cap);
 
     agec_pool_config cfg;
-    agec_pool_config_init(&cfg); /* on_event NULL: the default stderr logger */
-    cfg.conninfo = agec_test_pg_conninfo();
-    cfg.age_mode = AGEC_AGE_OFF;
-    cfg.max = 1;
+    small_config(&cfg, agec_test_pg_conninfo(), 1);
+    cfg.on_event = NULL; /* the default stderr logger */
     cfg.name = "notices";
     agec_pool *p = pool_open_ok(&cfg);
     agec_conn *c;
@@ -314,21 +309,14 @@ static void test_default_logger_prints_only_warnings(void **state)
         agec_conn_release(c);
     }
     (void)agec_pool_close(p, 5000, NULL);
-    fflush(stderr);
-    assert_int_equal(dup2(saved, 2), 2);
-    close(saved);
+    char *text = agec_test_stderr_end(&cap);
     agec_test_must(st, &err, "acquire");
-
-    char text[8192] = "";
-    ssize_t n = pread(fd, text, sizeof text - 1, 0);
-    close(fd);
-    unlink(path);
-    text[n > 0 ? n : 0] = '\0';
     fprintf(stderr, "stderr of the pool: <<%s>>\n", text);
     assert_null(strstr(text, "quiet-notice"));
     assert_null(strstr(text, "quiet-info"));
     assert_non_null(strstr(text, "loud-warning"));
     assert_non_null(strstr(text, "agec pool notices: notice WARNING"));
+    free(text);
 }
 
 /* ---- statement names ---------------------------------------------------------- */

@@ -68,16 +68,40 @@ static int bouncer_servers(const char *db)
 
 /* ---- SQL through PgBouncer in front of PG15 --------------------------------- */
 
-typedef struct sql_worker {
+/* One load thread (SQL or Cypher); counts its statements and errors. */
+typedef struct worker {
     agec_pool *pool;
     int id;
     int iterations;
     int statements;
     int errors;
     char first_error[2200];
-} sql_worker;
+} worker;
 
-static void note_error(sql_worker *w, const char *what, const agec_error *err)
+/* Run `fn` on THREADS workers of `iterations` each; zero errors expected.
+ * Returns the number of statements they ran. */
+static int run_load(agec_pool *p, void *(*fn)(void *), int iterations, const char *what)
+{
+    worker w[THREADS];
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (worker){ .pool = p, .id = i, .iterations = iterations };
+        assert_int_equal(pthread_create(&t[i], NULL, fn, &w[i]), 0);
+    }
+    int statements = 0, errors = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        statements += w[i].statements;
+        errors += w[i].errors;
+        if (w[i].errors > 0)
+            fprintf(stderr, "thread %d: %d errors, first: %s\n", i, w[i].errors, w[i].first_error);
+    }
+    fprintf(stderr, "%s: %d statements, %d errors\n", what, statements, errors);
+    assert_int_equal(errors, 0);
+    return statements;
+}
+
+static void note_error(worker *w, const char *what, const agec_error *err)
 {
     if (w->errors++ == 0)
         snprintf(w->first_error, sizeof w->first_error, "%s: %s [%s] %s", what,
@@ -85,8 +109,7 @@ static void note_error(sql_worker *w, const char *what, const agec_error *err)
 }
 
 /* One parameterised statement expecting `want` in the first cell. */
-static void check_value(sql_worker *w, agec_conn *c, const char *sql, const char *arg,
-                        const char *want)
+static void check_value(worker *w, agec_conn *c, const char *sql, const char *arg, const char *want)
 {
     agec_error err = AGEC_ERROR_INIT;
     agec_result *r = NULL;
@@ -106,7 +129,7 @@ static void check_value(sql_worker *w, agec_conn *c, const char *sql, const char
     agec_result_free(r);
 }
 
-static void step(sql_worker *w, agec_status st, const char *what, const agec_error *err)
+static void step(worker *w, agec_status st, const char *what, const agec_error *err)
 {
     w->statements++;
     if (st != AGEC_OK)
@@ -115,7 +138,7 @@ static void step(sql_worker *w, agec_status st, const char *what, const agec_err
 
 static void *sql_main(void *warg)
 {
-    sql_worker *w = warg;
+    worker *w = warg;
     for (int i = 0; i < w->iterations; i++) {
         agec_conn *c;
         agec_error err = AGEC_ERROR_INIT;
@@ -167,24 +190,8 @@ static void test_unnamed_sql_through_pgbouncer(void **state)
     pg_int(admin, "CREATE TABLE agec_pgb_t (k int, v text)");
     agec_pool *p =
         bouncer_pool(bouncer("AGEC_TEST_PGBOUNCER_PG"), AGEC_STMT_UNNAMED, THREADS, AGEC_AGE_OFF);
-    sql_worker w[THREADS];
-    pthread_t t[THREADS];
-    for (int i = 0; i < THREADS; i++) {
-        w[i] = (sql_worker){ .pool = p, .id = i, .iterations = 150 };
-        assert_int_equal(pthread_create(&t[i], NULL, sql_main, &w[i]), 0);
-    }
-    int statements = 0, errors = 0;
-    for (int i = 0; i < THREADS; i++) {
-        pthread_join(t[i], NULL);
-        statements += w[i].statements;
-        errors += w[i].errors;
-        if (w[i].errors > 0)
-            fprintf(stderr, "thread %d: %d errors, first: %s\n", i, w[i].errors, w[i].first_error);
-    }
-    fprintf(stderr, "unnamed mode through PgBouncer: %d statements, %d errors\n", statements,
-            errors);
+    int statements = run_load(p, sql_main, 150, "unnamed mode through PgBouncer");
     assert_true(statements >= 4000);
-    assert_int_equal(errors, 0);
     /* Every transaction committed exactly its kept row. */
     assert_int_equal(pg_int(admin, "SELECT count(*) FROM agec_pgb_t WHERE v = 'kept'"),
                      THREADS * ((150 + 3) / 4));
@@ -263,15 +270,9 @@ static void test_named_mode_fails_26000(void **state)
 
 #define GRAPH "agec_pgbouncer"
 
-typedef struct cy_worker {
-    agec_pool *pool;
-    int id, iterations, statements, errors;
-    char first_error[2200];
-} cy_worker;
-
 static void *cypher_main(void *arg)
 {
-    cy_worker *w = arg;
+    worker *w = arg;
     for (int i = 0; i < w->iterations; i++) {
         agec_conn *c = NULL;
         agec_error err = AGEC_ERROR_INIT;
@@ -337,23 +338,7 @@ static void test_unnamed_cypher_through_pgbouncer(void **state)
     agec_result_free(labels);
     agec_conn_release(c);
 
-    cy_worker w[THREADS];
-    pthread_t t[THREADS];
-    for (int i = 0; i < THREADS; i++) {
-        w[i] = (cy_worker){ .pool = p, .id = i, .iterations = 40 };
-        assert_int_equal(pthread_create(&t[i], NULL, cypher_main, &w[i]), 0);
-    }
-    int statements = 0, errors = 0;
-    for (int i = 0; i < THREADS; i++) {
-        pthread_join(t[i], NULL);
-        statements += w[i].statements;
-        errors += w[i].errors;
-        if (w[i].errors > 0)
-            fprintf(stderr, "thread %d: %d errors, first: %s\n", i, w[i].errors, w[i].first_error);
-    }
-    fprintf(stderr, "Cypher through PgBouncer (unnamed): %d statements, %d errors\n", statements,
-            errors);
-    assert_int_equal(errors, 0);
+    int statements = run_load(p, cypher_main, 40, "Cypher through PgBouncer (unnamed)");
     assert_int_equal(statements, THREADS * 40 * 2);
 
     agec_test_must(agec_pool_acquire(p, &c, &err), &err, "acquire");
