@@ -128,6 +128,10 @@ void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now)
         w->handed = c;
         agec__waiter_dequeue(p, w);
         pthread_cond_signal(&w->cond);
+        /* The head may have been woken for another idle connection or a
+         * free slot: that wake-up left with it, so pass it on (the spin
+         * model's BRIEF_HANDOFF variant is this bug: a lost wake-up). */
+        agec__pool_dispatch(p, now);
         return;
     }
     agec__conn_move(p, c, CONN_IDLE);
@@ -169,9 +173,8 @@ void agec__pool_dispatch(agec_pool *p, int64_t now)
     }
 }
 
-void agec__pool_detach(agec_pool *p, agec_conn *c, agec_close_reason reason, int64_t now)
+void agec__pool_detach(agec_pool *p, agec_conn *c, agec_close_reason reason)
 {
-    (void)now;
     agec__conn_move(p, c, CONN_CLOSING);
     p->n.closed[reason]++;
 }
@@ -481,7 +484,7 @@ static agec_status acq_open(acq *a, agec_conn *c, agec__breaker_change *pending,
     }
     if (st == AGEC_OK) {
         if (atomic_load_explicit(&p->closing, memory_order_relaxed)) {
-            agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN, a->now);
+            agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN);
             pthread_mutex_unlock(&p->mu);
             agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN, 0);
             pthread_mutex_lock(&p->mu);
@@ -540,7 +543,7 @@ static int acq_validate(acq *a, agec_conn *c)
     if (st != AGEC_ERR_CANCELLED)
         p->n.validation_failures++;
     agec_close_reason why = st == AGEC_ERR_CANCELLED ? AGEC_CLOSE_SHUTDOWN : AGEC_CLOSE_VALIDATION;
-    agec__pool_detach(p, c, why, a->now);
+    agec__pool_detach(p, c, why);
     pthread_mutex_unlock(&p->mu);
     agec__conn_destroy(p, c, why, why == AGEC_CLOSE_SHUTDOWN ? 0 : acq_io_deadline(a));
     pthread_mutex_lock(&p->mu);
@@ -744,7 +747,7 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
 
     if (c != NULL && atomic_load_explicit(&p->closing, memory_order_relaxed)) {
         /* close started while we validated: do not hand out a connection. */
-        agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN, a.now);
+        agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN);
         pthread_mutex_unlock(&p->mu);
         agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN, 0);
         pthread_mutex_lock(&p->mu);
@@ -856,7 +859,7 @@ static void release_impl(agec_conn *c, bool broken)
     } else {
         if (reason < 0)
             reason = AGEC_CLOSE_SHUTDOWN;
-        agec__pool_detach(p, c, (agec_close_reason)reason, now);
+        agec__pool_detach(p, c, (agec_close_reason)reason);
         pthread_mutex_unlock(&p->mu);
         if (leak_back)
             agec__emit(p, &lev);

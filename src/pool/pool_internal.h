@@ -217,7 +217,7 @@ void agec__pool_dispatch(agec_pool *p, int64_t now);
 /* Move a connection to `closing` to be closed for `reason` and count it.
  * The caller then calls agec__conn_destroy without the lock, which frees
  * the slot (and dispatches) once the server process is gone. [mu] */
-void agec__pool_detach(agec_pool *p, agec_conn *c, agec_close_reason reason, int64_t now);
+void agec__pool_detach(agec_pool *p, agec_conn *c, agec_close_reason reason);
 /* c's server process is gone: take it out of `closing` and pass its slot
  * on (dispatch, close's wait, `min`). [mu] */
 void agec__pool_closed(agec_pool *p, agec_conn *c);
