@@ -69,6 +69,16 @@ void agec__conn_set_ext(agec_conn *c, void *ext, void (*destroy)(void *ext))
     c->ext_destroy = destroy;
 }
 
+agec_stmt_mode agec__conn_stmt_mode(agec_conn *c)
+{
+    return c ? c->pool->cfg.c.statement_mode : AGEC_STMT_NAMED;
+}
+
+uint64_t agec__conn_pool_nonce(agec_conn *c)
+{
+    return c ? c->pool->nonce : 0;
+}
+
 uint64_t agec__conn_borrow_id(agec_conn *c)
 {
     return c ? c->borrow_id : 0;

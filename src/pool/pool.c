@@ -284,6 +284,7 @@ agec_status agec__pool_connect(agec_pool *p, agec_conn *c, int64_t deadline_us,
     agec_status st = agec__session_connect(p->cfg.keys, p->cfg.vals, deadline_us, abort_flag, &pg,
                                            &c->reap_fd, err);
     if (st == AGEC_OK) {
+        agec__pool_watch_notices(c, pg); /* the init's notices too */
         st = agec__session_setup(pg, &p->cfg.init, deadline_us, abort_flag, err);
         if (st == AGEC_ERR_TIMEOUT) {
             /* Init ran past connect_timeout_ms: the server is too slow to count as reachable. */
@@ -329,7 +330,14 @@ void agec__pool_connect_done(agec_pool *p, agec_conn *c, agec_status st, const a
             p->breaker.probing = false;
     } else {
         p->n.connect_failures++;
-        agec__breaker_failure(&p->breaker, c->probe, now, ch);
+        /* A configuration error (the database does not exist) says nothing
+         * about the server's health: not counted toward the breaker. */
+        if (st == AGEC_ERR_CONFIG) {
+            if (c->probe)
+                p->breaker.probing = false;
+        } else {
+            agec__breaker_failure(&p->breaker, c->probe, now, ch);
+        }
         p->last_connect_failed = true;
         if (err != NULL)
             p->last_connect_error = *err;
@@ -368,6 +376,7 @@ agec_status agec_pool_open(const agec_pool_config *cfg, agec_pool **out, agec_er
     p->rng = ((uint64_t)agec__now_us() * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)(uintptr_t)p;
     if (p->rng == 0)
         p->rng = 1;
+    p->nonce = agec__pool_nonce_new(p);
     p->refs = 1;
     st = agec__maint_start(p, err);
     if (st != AGEC_OK) {
@@ -401,10 +410,11 @@ static agec_status timeout_error(agec_pool *p, agec_error *err, int64_t waited_u
         const agec_error *last = tried_connect && !cut_short ? cerr : &p->last_connect_error;
         agec__error_set(err, AGEC_ERR_UNREACHABLE,
                         "no connection after %ld ms: database unreachable (%s)%s; last connection "
-                        "error: %s",
+                        "error: %s%s%s%s",
                         ms, p->cfg.redacted_conninfo,
                         p->breaker.state == AGEC_BREAKER_OPEN ? ", circuit breaker opened" : "",
-                        last->message);
+                        last->message, last->sqlstate[0] ? " [" : "", last->sqlstate,
+                        last->sqlstate[0] ? "]" : "");
         if (err != NULL)
             memcpy(err->sqlstate, last->sqlstate, sizeof err->sqlstate);
         return AGEC_ERR_UNREACHABLE;
@@ -422,9 +432,10 @@ static agec_status breaker_error(agec_pool *p, agec_error *err, int64_t now)
     long left = at == AGEC__NEVER || at <= now ? 0 : (long)((at - now) / 1000);
     agec__error_set(err, AGEC_ERR_BREAKER_OPEN,
                     "circuit breaker %s after %d consecutive connection failures: not connecting "
-                    "(next probe in %ld ms); last connection error: %s",
+                    "(next probe in %ld ms); last connection error: %s%s%s%s",
                     agec_breaker_state_name(p->breaker.state), p->breaker.failures, left,
-                    p->last_connect_error.message);
+                    p->last_connect_error.message, p->last_connect_error.sqlstate[0] ? " [" : "",
+                    p->last_connect_error.sqlstate, p->last_connect_error.sqlstate[0] ? "]" : "");
     if (err != NULL)
         memcpy(err->sqlstate, p->last_connect_error.sqlstate, sizeof err->sqlstate);
     return AGEC_ERR_BREAKER_OPEN;
@@ -519,7 +530,8 @@ static agec_status acq_open(acq *a, agec_conn *c, agec__breaker_change *pending,
     }
     agec__pool_open_failed(p, c, a->now);
     a->tried_connect = true;
-    if (st == AGEC_ERR_AUTH || st == AGEC_ERR_INIT || st == AGEC_ERR_NO_MEMORY) {
+    if (st == AGEC_ERR_AUTH || st == AGEC_ERR_INIT || st == AGEC_ERR_NO_MEMORY ||
+        st == AGEC_ERR_CONFIG) {
         if (err != NULL)
             agec__error_copy(err, &a->cerr);
         return st; /* retrying cannot help */

@@ -165,6 +165,8 @@ struct agec_pool {
     pool_counters n;           /* [mu] */
     agec__histogram wait_hist; /* [mu] acquire wait times */
     uint64_t rng;              /* [mu] xorshift state for jitter */
+    uint64_t nonce;            /* random at open (getrandom): names this pool instance on
+                                  the server (prepared statements), read-only after open */
 
     /* Lifetime: one reference for the owner (dropped by close), one per
      * thread inside acquire, one per borrowed connection. Whoever drops the
@@ -275,6 +277,14 @@ void agec__emit(agec_pool *p, agec_pool_event *ev);
 void agec__emit_simple(agec_pool *p, agec_pool_event_type type, uint64_t conn_id,
                        agec_status status, const char *sqlstate, const char *message);
 void agec__emit_breaker(agec_pool *p, const agec__breaker_change *ch);
+/* Route pg's notices to c's pool as AGEC_EV_NOTICE events (c must outlive
+ * pg's use). */
+void agec__pool_watch_notices(agec_conn *c, PGconn *pg);
+
+/* --- nonce.c --- */
+/* 64 random bits from the kernel (getrandom, else /dev/urandom, else the
+ * clock and an address mixed): the pool's nonce. */
+uint64_t agec__pool_nonce_new(const void *salt);
 
 /* --- maint.c --- */
 /* How often the maintenance thread checks idle sockets for a server that went away. */

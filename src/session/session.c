@@ -43,18 +43,50 @@ static int wait_socket(PGconn *pg, short events, int64_t deadline_us, const atom
     }
 }
 
-/* libpq 15 gives no SQLSTATE for a failed connection attempt, only the
- * server's message text: recognise authentication failures by it (English
- * server messages; other lc_messages give AGEC_ERR_UNREACHABLE). */
-static const char *auth_sqlstate(const char *msg)
+/* Why a server refused a connection. libpq 15 gives no SQLSTATE for a
+ * failed connection attempt, only the server's message text: recognise the
+ * refusals by it (English server messages; other lc_messages give
+ * AGEC_ERR_UNREACHABLE with no SQLSTATE). */
+typedef struct refusal {
+    const char *text; /* a substring of the server's message */
+    const char *sqlstate;
+    agec_status code;
+} refusal;
+
+static const refusal REFUSALS[] = {
+    { "password authentication failed", "28P01", AGEC_ERR_AUTH },
+    { "authentication failed for user", "28P01", AGEC_ERR_AUTH },
+    { "no pg_hba.conf entry", "28000", AGEC_ERR_AUTH },
+    { "password is required", "28000", AGEC_ERR_AUTH },
+    { "no password supplied", "28000", AGEC_ERR_AUTH },
+    /* A missing database is a configuration error: retrying cannot help. */
+    { "\" does not exist", "3D000", AGEC_ERR_CONFIG }, /* database "x" (role: below) */
+    { "sorry, too many clients already", "53300", AGEC_ERR_UNREACHABLE },
+    { "remaining connection slots are reserved", "53300", AGEC_ERR_UNREACHABLE },
+    { "too many connections for", "53300", AGEC_ERR_UNREACHABLE }, /* role, database */
+    { "the database system is starting up", "57P03", AGEC_ERR_UNREACHABLE },
+    { "the database system is shutting down", "57P03", AGEC_ERR_UNREACHABLE },
+    { "the database system is in recovery mode", "57P03", AGEC_ERR_UNREACHABLE },
+    { "the database system is not yet accepting connections", "57P03", AGEC_ERR_UNREACHABLE },
+    { "the database system is not accepting connections", "57P03", AGEC_ERR_UNREACHABLE },
+};
+
+static const refusal *find_refusal(const char *msg)
 {
-    if (strstr(msg, "password authentication failed") != NULL ||
-        strstr(msg, "authentication failed for user") != NULL)
-        return "28P01";
-    if (strstr(msg, "no pg_hba.conf entry") != NULL ||
-        (strstr(msg, "role \"") != NULL && strstr(msg, "does not exist") != NULL) ||
-        strstr(msg, "password is required") != NULL || strstr(msg, "no password supplied") != NULL)
-        return "28000";
+    /* FATAL:  role "x" does not exist: authentication (28000). */
+    static const refusal no_role = { "", "28000", AGEC_ERR_AUTH };
+    const char *role = strstr(msg, "role \"");
+    if (role != NULL && strstr(role, "\" does not exist") != NULL)
+        return &no_role;
+    const char *db = strstr(msg, "database \"");
+    for (size_t i = 0; i < sizeof REFUSALS / sizeof REFUSALS[0]; i++) {
+        if (strcmp(REFUSALS[i].sqlstate, "3D000") == 0) {
+            if (db != NULL && strstr(db, REFUSALS[i].text) != NULL)
+                return &REFUSALS[i];
+        } else if (strstr(msg, REFUSALS[i].text) != NULL) {
+            return &REFUSALS[i];
+        }
+    }
     return NULL;
 }
 
@@ -62,11 +94,11 @@ static agec_status connect_error(agec_error *err, PGconn *pg, const char *what)
 {
     char msg[AGEC_ERROR_TEXT_MAX];
     agec__pq_conn_message(pg, msg, sizeof msg);
-    const char *auth = auth_sqlstate(msg);
-    agec_status code = auth ? AGEC_ERR_AUTH : AGEC_ERR_UNREACHABLE;
+    const refusal *r = find_refusal(msg);
+    agec_status code = r ? r->code : AGEC_ERR_UNREACHABLE;
     agec__error_set(err, code, "%s: %s", what, msg);
-    if (err != NULL && auth != NULL)
-        agec__copy_text(err->sqlstate, sizeof err->sqlstate, auth);
+    if (err != NULL && r != NULL)
+        agec__copy_text(err->sqlstate, sizeof err->sqlstate, r->sqlstate);
     return code;
 }
 

@@ -611,6 +611,44 @@ static void test_demo_small(void **state)
     free(r);
 }
 
+/* libpq's conventions (issue 11): the DSN's application_name= and PGAPPNAME
+ * win over the CLI's own name (agec-cli is only the fallback); server
+ * notices on stderr with -v only. */
+static void test_application_name_and_notices(void **state)
+{
+    (void)state;
+    static const char who[] =
+        "SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()";
+    const char *pg = agec_test_pg_conninfo();
+    char dsn[512];
+    unsetenv("PGAPPNAME");
+    run_out *r = RUN(NULL, "--dsn", pg, "--age-mode", "off", "--format", "csv", "sql", who);
+    expect_status(r, 0);
+    assert_non_null(strstr(r->out, "agec-cli"));
+    free(r);
+    snprintf(dsn, sizeof dsn, "%s application_name=my-service", pg);
+    r = RUN(NULL, "--dsn", dsn, "--age-mode", "off", "--format", "csv", "sql", who);
+    expect_status(r, 0);
+    assert_non_null(strstr(r->out, "my-service"));
+    free(r);
+    setenv("PGAPPNAME", "env-service", 1);
+    r = RUN(NULL, "--dsn", pg, "--age-mode", "off", "--format", "csv", "sql", who);
+    unsetenv("PGAPPNAME");
+    expect_status(r, 0);
+    assert_non_null(strstr(r->out, "env-service"));
+    free(r);
+
+    static const char raise[] = "DO $$BEGIN RAISE NOTICE 'cli-notice-text'; END$$";
+    r = RUN(NULL, "--dsn", pg, "--age-mode", "off", "sql", raise);
+    expect_status(r, 0);
+    assert_null(strstr(r->err, "cli-notice-text"));
+    free(r);
+    r = RUN(NULL, "--dsn", pg, "--age-mode", "off", "-v", "sql", raise);
+    expect_status(r, 0);
+    assert_non_null(strstr(r->err, "NOTICE:  cli-notice-text"));
+    free(r);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -620,6 +658,7 @@ int main(void)
         cmocka_unit_test(test_query_errors),
         cmocka_unit_test(test_unreachable_and_redaction),
         cmocka_unit_test(test_sql_and_bench_on_pg),
+        cmocka_unit_test(test_application_name_and_notices),
         cmocka_unit_test(test_shell_on_age),
         cmocka_unit_test(test_shell_ctrl_c_cancels),
         cmocka_unit_test(test_demo_small),

@@ -15,7 +15,7 @@
 /* Records every event the pool sends (thread-safe). */
 typedef struct ev_log {
     pthread_mutex_t mu;
-    int count[8]; /* by agec_pool_event_type */
+    int count[16]; /* by agec_pool_event_type */
     int closed[AGEC_CLOSE_REASON_COUNT];
     char leak_file[256];
     int leak_line;

@@ -28,6 +28,7 @@ typedef struct cli {
     int pool_max, pool_min; /* -1 when not given on the command line */
     int connect_timeout_ms, acquire_timeout_ms, statement_timeout_ms;
     agec_age_mode age_mode;
+    agec_stmt_mode statement_mode;
     out_format format;
     bool quiet, verbose;
     agec_pool *pool;
