@@ -58,7 +58,7 @@ static void test_every_command_has_help(void **state)
         if (a->status != 0)
             fail_msg("agec %s --help: exit %d\n%s%s", cmd, a->status, a->out, a->err);
         char want[64];
-        snprintf(want, sizeof want, " %s", cmd);
+        snprintf(want, sizeof want, " %.40s", cmd);
         const char *ex = strstr(a->out, "\nexample:\n  ");
         if (strncmp(a->out, "usage: agec", 11) != 0 || strstr(a->out, want) == NULL ||
             strstr(a->out, "\noptions") == NULL || ex == NULL || strstr(ex, "agec ") == NULL)
