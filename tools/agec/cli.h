@@ -83,6 +83,18 @@ int cmd_graph(cli *c, int argc, char **argv);
 int cmd_shell(cli *c, int argc, char **argv);
 int cmd_bench(cli *c, int argc, char **argv);
 int cmd_demo(cli *c, int argc, char **argv);
+int cmd_load(cli *c, int argc, char **argv);
+
+/* The loader's progress line on stderr (agec load, agec demo): at most
+ * every 100 ms, and once more with final set. */
+typedef struct load_progress {
+    bool enabled, final;
+    const char *what;
+    double last_ms;
+    unsigned ticks;
+} load_progress;
+struct agec_load_stats;
+void cli_load_progress(const struct agec_load_stats *s, void *user);
 
 /* Monotonic milliseconds, as double. */
 double cli_now_ms(void);
