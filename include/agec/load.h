@@ -13,8 +13,9 @@
  *
  * How it works. Rows are buffered per label and written in batches straight
  * into the label tables (`<graph>."<Label>"`), bypassing Cypher: with
- * `COPY ... FROM STDIN` on PostgreSQL, or with `INSERT INTO ... SELECT
- * x::agtype FROM unnest($1::text[])` where COPY does not work (the PGlite
+ * `COPY ... FROM STDIN` on PostgreSQL, or with `INSERT INTO ... SELECT p
+ * FROM age_unnest($1::agtype)` (one agtype list of maps per batch, plus
+ * bigint[] arrays of ids) where COPY does not work (the PGlite
  * server, which reports PGlite / wasm32 in version(): COPY breaks its
  * protocol). Graph ids of keyed vertices are reserved from the label's own
  * sequence (nextval), so a later Cypher CREATE never collides with them,
@@ -61,7 +62,7 @@ typedef struct agec_loader agec_loader; /* one load on one connection; opaque */
 /** How rows reach the label tables. */
 typedef enum agec_load_method {
     AGEC_LOAD_AUTO = 0,   /**< COPY, except on PGlite (INSERT) */
-    AGEC_LOAD_INSERT = 1, /**< batched INSERT ... SELECT FROM unnest($1::text[]) */
+    AGEC_LOAD_INSERT = 1, /**< batched INSERT ... SELECT FROM age_unnest($1::agtype) */
     AGEC_LOAD_COPY = 2,   /**< COPY FROM STDIN; refused on PGlite (AGEC_ERR_INVALID_ARG) */
 } agec_load_method;
 

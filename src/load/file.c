@@ -224,8 +224,8 @@ static agec_status csv_row(csv_state *cs, record *r, agec_builder **bp, agec_err
     agec_loader *ld = cs->ld;
     agec_loader_source(ld, cs->path, r->line);
     if (r->n == 1 && r->len[0] == 0)
-        return AGEC_OK; /* blank line */
-    const char *raw = r->text.data;
+        return AGEC_OK;     /* blank line */
+    const char *raw = NULL; /* the record buffer is not the raw line (no commas, quotes) */
     if (r->n != cs->ncols)
         return agec__ld_bad_row(ld, r->n > cs->ncols ? cs->ncols + 1 : r->n, NULL, raw, r->text.len,
                                 err, "%zu fields, the header has %zu", r->n, cs->ncols);
@@ -248,7 +248,7 @@ static agec_status csv_row(csv_state *cs, record *r, agec_builder **bp, agec_err
                 if (n == 0 || *end != '\0') {
                     agec_builder_free(b);
                     *bp = NULL;
-                    return agec__ld_bad_row(ld, i + 1, c->name, raw, r->text.len, err,
+                    return agec__ld_bad_row(ld, i + 1, c->name, raw, 0, err,
                                             "not a graph id: %.40s", tmp);
                 }
             }
@@ -261,8 +261,8 @@ static agec_status csv_row(csv_state *cs, record *r, agec_builder **bp, agec_err
         if (bad != NULL) {
             agec_builder_free(b);
             *bp = NULL;
-            return agec__ld_bad_row(ld, i + 1, c->name, raw, r->text.len, err, "%s: %.60s%s", bad,
-                                    s, n > 60 ? "..." : "");
+            return agec__ld_bad_row(ld, i + 1, c->name, raw, 0, err, "%s: %.60s%s", bad, s,
+                                    n > 60 ? "..." : "");
         }
     }
     (void)agec_builder_end_map(b, NULL);
@@ -272,7 +272,7 @@ static agec_status csv_row(csv_state *cs, record *r, agec_builder **bp, agec_err
     if (agec_builder_finish(b, &text, &len, &be) != AGEC_OK) {
         agec_builder_free(b);
         *bp = NULL;
-        return agec__ld_bad_row(ld, 0, NULL, raw, r->text.len, err, "%s", be.message);
+        return agec__ld_bad_row(ld, 0, NULL, raw, 0, err, "%s", be.message);
     }
     agec_status st = cs->edges ? agec__ld_edge_text(ld, cs->label, &ep[0], &ep[1], text, len, err)
                                : agec__ld_vertex_text(ld, cs->label, text, len, err);

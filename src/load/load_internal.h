@@ -25,11 +25,13 @@ typedef struct agec__ld_label {
     agec__keymap map;
     int64_t *reserved; /* entry ids taken from the sequence, not yet used */
     size_t nreserved, ireserved;
-    /* The batch: INSERT path: text[] elements in `rows`, bigint[] elements
+    /* The batch: INSERT path: an agtype list in `rows`, bigint[] elements
      * in `a` (vertex entries, edge starts) and `b` (edge ends); COPY path:
      * COPY text lines in `rows`. */
     agec__buf rows, a, b;
     size_t pending;
+    int64_t first_entry, last_entry; /* keyed vertices: entry ids of the batch */
+    bool contiguous;                 /* ... first_entry, first_entry + 1, ... */
     char first_source[128];
     uint64_t first_line, last_line;
 } agec__ld_label;
@@ -48,7 +50,8 @@ struct agec_loader {
     uint64_t line; /* line of the next row */
     uint64_t since_commit;
     bool failed, finished;
-    agec__buf tmp; /* scratch for canonical property text */
+    bool single_session; /* PGlite: one session, statements never interleave */
+    agec__buf tmp;       /* scratch for canonical property text */
 };
 
 /* Add one row to the label's batch, in the method's format (id: the

@@ -147,6 +147,7 @@ agec_status agec_loader_open(agec_conn *conn, const char *graph, const agec_load
         goto fail;
     }
     ld->st.method = ld->method;
+    ld->single_session = pglite;
     if ((st = begin(ld, err)) != AGEC_OK)
         goto fail;
     bool exists = false;
@@ -384,10 +385,17 @@ static agec_status row_done(agec_loader *ld, agec_error *err)
 static agec_status next_entry(agec_loader *ld, agec__ld_label *l, int64_t *entry, agec_error *err)
 {
     if (l->ireserved == l->nreserved) {
-        char q[512], n[24];
-        snprintf(q, sizeof q,
-                 "SELECT string_agg(nextval($1::regclass)::text, ',') FROM generate_series(1, "
-                 "$2::int)");
+        /* Where sessions run side by side, nextval row by row: other
+         * sessions may take values in between, ours are still ours. On a
+         * single-session server (PGlite) one contiguous block, so that a
+         * batch's ids are first, first + 1, ... (see batch.c). */
+        const char *q = ld->single_session
+                            ? "SELECT string_agg(g::text, ',') FROM generate_series(setval("
+                              "$1::regclass, nextval($1::regclass) + $2::int - 1) - $2::int + 1, "
+                              "currval($1::regclass)) g"
+                            : "SELECT string_agg(nextval($1::regclass)::text, ',') FROM "
+                              "generate_series(1, $2::int)";
+        char n[24];
         snprintf(n, sizeof n, "%zu", ld->opts.batch_rows);
         const char *v[2] = { l->seq, n };
         agec_result *res = NULL;
