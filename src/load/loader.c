@@ -550,22 +550,44 @@ static agec_status parse_props(agec_loader *ld, const char *props, size_t len, a
     return ld->tmp.failed ? fail(ld, AGEC_ERR_NO_MEMORY) : AGEC_OK;
 }
 
+/* The common start of a row given through the API: 1 = go on (props
+ * parsed into *v and canonical in ld->tmp, or *v NULL for none); 0 = the
+ * row is over (rejected, skipped, or an error), with *st to return. */
+static int row_start(agec_loader *ld, const char *label, const char *props, size_t len,
+                     agec_value **v, agec_status *st, agec_error *err)
+{
+    *v = NULL;
+    *st = AGEC_OK;
+    if (ld == NULL || label == NULL) {
+        *st = agec__error_set(err, AGEC_ERR_INVALID_ARG, "loader and label must not be NULL");
+        return 0;
+    }
+    if (ld->failed || ld->finished) {
+        *st = dead(ld, err);
+        return 0;
+    }
+    if (skip(ld))
+        return 0;
+    if (props == NULL)
+        return 1;
+    if ((*st = parse_props(ld, props, len, v, err)) != AGEC_OK)
+        return 0;
+    if (*v == NULL) {
+        *st = row_done(ld, err);
+        return 0;
+    }
+    return 1;
+}
+
 agec_status agec_loader_vertex(agec_loader *ld, const char *label, const char *props, size_t len,
                                agec_error *err)
 {
-    if (ld == NULL || label == NULL)
-        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "loader and label must not be NULL");
-    if (ld->failed || ld->finished)
-        return dead(ld, err);
-    if (skip(ld))
-        return AGEC_OK;
-    if (props == NULL)
-        return vertex(ld, label, NULL, 0, NULL, err);
     agec_value *v;
-    agec_status st = parse_props(ld, props, len, &v, err);
-    if (st != AGEC_OK || v == NULL)
-        return st == AGEC_OK ? row_done(ld, err) : st;
-    st = vertex(ld, label, ld->tmp.data, ld->tmp.len, v, err);
+    agec_status st;
+    if (!row_start(ld, label, props, len, &v, &st, err))
+        return st;
+    st = v != NULL ? vertex(ld, label, ld->tmp.data, ld->tmp.len, v, err)
+                   : vertex(ld, label, NULL, 0, NULL, err);
     agec_value_free(v);
     return st;
 }
@@ -636,20 +658,14 @@ agec_status agec_loader_edge(agec_loader *ld, const char *label, const agec_endp
                              const agec_endpoint *end, const char *props, size_t len,
                              agec_error *err)
 {
-    if (ld == NULL || label == NULL)
-        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "loader and label must not be NULL");
-    if (ld->failed || ld->finished)
-        return dead(ld, err);
-    if (skip(ld))
-        return AGEC_OK;
-    if (props == NULL)
-        return edge(ld, label, start, end, NULL, 0, err);
     agec_value *v;
-    agec_status st = parse_props(ld, props, len, &v, err);
-    if (st != AGEC_OK || v == NULL)
-        return st == AGEC_OK ? row_done(ld, err) : st;
+    agec_status st;
+    if (!row_start(ld, label, props, len, &v, &st, err))
+        return st;
+    bool have = v != NULL;
     agec_value_free(v);
-    return edge(ld, label, start, end, ld->tmp.data, ld->tmp.len, err);
+    return have ? edge(ld, label, start, end, ld->tmp.data, ld->tmp.len, err)
+                : edge(ld, label, start, end, NULL, 0, err);
 }
 
 agec_status agec__ld_edge_text(agec_loader *ld, const char *label, const agec_endpoint *start,
