@@ -99,6 +99,23 @@ static void edge_props(int j, char *buf, size_t cap)
     snprintf(buf, cap, "{\"w\": %d.5, \"tag\": \"e\\\"%d\", \"n\": 0.1::numeric}", j, j);
 }
 
+typedef struct progress_seen {
+    int calls;
+    uint64_t last_rows, last_bytes;
+} progress_seen;
+
+/* Progress comes after every batch, counting up. */
+static void on_progress(const agec_load_stats *s, void *user)
+{
+    progress_seen *p = user;
+    assert_true(s->vertices + s->edges >= p->last_rows);
+    assert_true(s->bytes >= p->last_bytes);
+    assert_true(s->elapsed_s >= 0);
+    p->last_rows = s->vertices + s->edges;
+    p->last_bytes = s->bytes;
+    p->calls++;
+}
+
 static void load_with_loader(agec_conn *c, const char *g)
 {
     agec_error err = AGEC_ERROR_INIT;
@@ -106,6 +123,9 @@ static void load_with_loader(agec_conn *c, const char *g)
     agec_load_opts o;
     agec_load_opts_init(&o);
     o.batch_rows = 150; /* several batches per label */
+    progress_seen seen = { 0 };
+    o.progress = on_progress;
+    o.progress_user = &seen;
     agec_test_must(agec_loader_open(c, g, &o, &ld, &err), &err, "loader open");
     agec_test_must(agec_loader_key(ld, "Person", "uid", &err), &err, "key");
     char buf[1024];
@@ -129,6 +149,10 @@ static void load_with_loader(agec_conn *c, const char *g)
     assert_int_equal(st.vertices, NV);
     assert_int_equal(st.edges, NE);
     assert_int_equal(st.method, AGEC_LOAD_INSERT); /* PGlite: never COPY */
+    /* 400 / 150 -> 3 vertex batches, 1200 / 150 -> 8 edge batches, finish */
+    assert_int_equal(seen.calls, 3 + 8 + 1);
+    assert_int_equal(seen.last_rows, NV + NE);
+    assert_true(st.rows_per_s > 0);
     agec_loader_free(ld);
 }
 
