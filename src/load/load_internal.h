@@ -30,6 +30,7 @@ typedef struct agec__ld_label {
      * COPY text lines in `rows`. */
     agec__buf rows, a, b;
     size_t pending;
+    uint64_t written;                /* rows queued in this load, written or pending */
     int64_t first_entry, last_entry; /* keyed vertices: entry ids of the batch */
     bool contiguous;                 /* ... first_entry, first_entry + 1, ... */
     char first_source[128];

@@ -325,12 +325,9 @@ agec_status agec_loader_key(agec_loader *ld, const char *label, const char *prop
                    ? AGEC_OK
                    : agec__error_set(err, AGEC_ERR_STATE, "label %s already has key %s", label,
                                      l->key);
-    if (l->pending > 0 || ld->st.vertices > 0)
-        for (size_t i = 0; i < ld->nlabels; i++)
-            if (ld->labels[i] == l && l->pending > 0)
-                return agec__error_set(err, AGEC_ERR_STATE,
-                                       "label %s already has rows in this load: set its key first",
-                                       label);
+    if (l->written > 0)
+        return agec__error_set(err, AGEC_ERR_STATE,
+                               "label %s already has rows in this load: set its key first", label);
     if ((l->key = strdup(property)) == NULL)
         return agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
     /* Vertices there before the load (or committed by an earlier run being
@@ -437,6 +434,7 @@ static agec_status queue(agec_loader *ld, agec__ld_label *l, const char *props, 
     if (l->rows.failed || l->a.failed || l->b.failed)
         return fail(ld, agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory"));
     l->pending++;
+    l->written++;
     ld->st.bytes += len;
     if (l->edge)
         ld->st.edges++;

@@ -491,6 +491,30 @@ static void test_chunks_resume(void **state)
     agec_conn_release(c);
 }
 
+/* Misuse: a key set after rows, another key, an edge label used as a vertex label. */
+static void test_api_misuse(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    drop(c, GC);
+    agec_error err = AGEC_ERROR_INIT;
+    agec_loader *ld;
+    agec_test_must(agec_loader_open(c, GC, NULL, &ld, &err), &err, "open");
+    agec_test_must(agec_loader_vertex(ld, "Doc", "{\"n\": 1}", SIZE_MAX, &err), &err, "vertex");
+    assert_int_equal(agec_loader_key(ld, "Doc", "n", &err), AGEC_ERR_STATE);
+    agec_test_must(agec_loader_key(ld, "Person", "uid", &err), &err, "key");
+    agec_test_must(agec_loader_key(ld, "Person", "uid", &err), &err, "same key again");
+    assert_int_equal(agec_loader_key(ld, "Person", "name", &err), AGEC_ERR_STATE);
+    assert_int_equal(agec_loader_key(ld, "Person", "bad-name", &err), AGEC_ERR_NAME);
+    agec_test_must(
+        agec_loader_edge(ld, "LINK", &AGEC_ENDPOINT_ID(1), &AGEC_ENDPOINT_ID(2), NULL, 0, &err),
+        &err, "edge by ids");
+    assert_int_equal(agec_loader_vertex(ld, "LINK", NULL, 0, &err), AGEC_ERR_INVALID_ARG);
+    agec_loader_free(ld); /* failed: rolled back */
+    assert_int_equal(count_people(c), 0);
+    agec_conn_release(c);
+}
+
 static void test_copy_refused_on_pglite(void **state)
 {
     (void)state;
@@ -518,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_bad_rows_leave_nothing),
         cmocka_unit_test(test_csv_types_and_rejects),
         cmocka_unit_test(test_chunks_resume),
+        cmocka_unit_test(test_api_misuse),
         cmocka_unit_test(test_copy_refused_on_pglite),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
