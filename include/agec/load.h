@@ -103,6 +103,11 @@ typedef struct agec_load_opts {
     agec_load_reject_fn reject; /**< NULL (default): the first bad row fails the load */
     void *reject_user;
     bool create_missing; /**< create a missing graph and labels; default true */
+    /** ANALYZE the loaded label tables at finish, so that the planner
+     *  knows their new size right away (without it, queries right after a
+     *  big load were planned for empty tables: 2x slower in the demo);
+     *  default true */
+    bool analyze;
 } agec_load_opts;
 
 /** Fill *opts with the defaults. NULL is ignored. Thread-safe. */
@@ -208,7 +213,8 @@ AGEC_EXPORT agec_status agec_loader_file(agec_loader *ld, bool edges, const char
                                          agec_error *err);
 
 /**
- * Write what is buffered and COMMIT. The label sequences already lie past
+ * Write what is buffered, build the key indexes, ANALYZE the loaded
+ * tables (opts.analyze) and COMMIT. The label sequences already lie past
  * every loaded id. `stats` (may be NULL) gets the final counters (it is
  * filled on failure too). After finish only agec_loader_stats and free work.
  * Errors: those of the batches and of COMMIT; AGEC_ERR_STATE when the

@@ -22,6 +22,7 @@ void agec_load_opts_init(agec_load_opts *opts)
     opts->method = AGEC_LOAD_AUTO;
     opts->batch_rows = 5000;
     opts->create_missing = true;
+    opts->analyze = true;
 }
 
 const char *agec_load_method_name(agec_load_method m)
@@ -678,11 +679,18 @@ agec_status agec__ld_edge_text(agec_loader *ld, const char *label, const agec_en
 }
 
 /* The key indexes, built once the rows are in (cheaper than keeping them
- * up to date row by row). */
+ * up to date row by row), and fresh statistics of what was loaded. */
 static agec_status key_indexes(agec_loader *ld, agec_error *err)
 {
     for (size_t i = 0; i < ld->nlabels; i++) {
         agec__ld_label *l = ld->labels[i];
+        if (ld->opts.analyze && l->written > 0) {
+            char q[320];
+            snprintf(q, sizeof q, "ANALYZE %s", l->rel);
+            agec_status st = sql(ld, q, 0, NULL, NULL, err);
+            if (st != AGEC_OK)
+                return st;
+        }
         if (l->key == NULL)
             continue;
         char name[64], qn[140], q[1024];
