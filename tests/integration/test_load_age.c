@@ -491,6 +491,40 @@ static void test_chunks_resume(void **state)
     agec_conn_release(c);
 }
 
+/* A batch whose reserved ids are not consecutive (someone took a value of
+ * the label's sequence in between: here a CREATE on the loader's own
+ * connection, between two chunks) goes through the id-array statement. */
+static void test_ids_not_consecutive(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    drop(c, GC);
+    agec_loader *ld = open_c(c, 3, 0); /* chunks of 3, batches (and id blocks) of 4 */
+    agec_error err = AGEC_ERROR_INIT;
+    char b[64];
+    for (int i = 0; i < 6; i++) {
+        if (i == 4) /* entry 4 is taken by row 3; the CREATE takes 5; rows 4, 5 get 6, 7 */
+            cypher(c, GC, "CREATE (:Person {uid: 100})", NULL);
+        snprintf(b, sizeof b, "{\"uid\": %d}", i);
+        agec_test_must(agec_loader_vertex(ld, "Person", b, SIZE_MAX, &err), &err, "vertex");
+    }
+    agec_test_must(agec_loader_edge(ld, "KNOWS", &AGEC_ENDPOINT_KEY("Person", "3"),
+                                    &AGEC_ENDPOINT_KEY("Person", "5"), NULL, 0, &err),
+                   &err, "edge");
+    agec_test_must(agec_loader_finish(ld, NULL, &err), &err, "finish");
+    agec_loader_free(ld);
+    agec_result *r = rows(c, GC, "MATCH (n:Person) RETURN count(DISTINCT id(n)), count(n)");
+    assert_string_equal(agec_result_text(r, 0, 0, NULL), "7");
+    assert_string_equal(agec_result_text(r, 0, 1, NULL), "7");
+    agec_result_free(r);
+    r = rows(c, GC, "MATCH (a:Person)-[:KNOWS]->(b:Person) RETURN a.uid, b.uid");
+    assert_int_equal(agec_result_rows(r), 1);
+    assert_string_equal(agec_result_text(r, 0, 0, NULL), "3");
+    assert_string_equal(agec_result_text(r, 0, 1, NULL), "5");
+    agec_result_free(r);
+    agec_conn_release(c);
+}
+
 /* Misuse: a key set after rows, another key, an edge label used as a vertex label. */
 static void test_api_misuse(void **state)
 {
@@ -542,6 +576,7 @@ int main(void)
         cmocka_unit_test(test_bad_rows_leave_nothing),
         cmocka_unit_test(test_csv_types_and_rejects),
         cmocka_unit_test(test_chunks_resume),
+        cmocka_unit_test(test_ids_not_consecutive),
         cmocka_unit_test(test_api_misuse),
         cmocka_unit_test(test_copy_refused_on_pglite),
     };
