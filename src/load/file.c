@@ -1,6 +1,7 @@
 /* Reading vertices and edges from CSV (with a typed header) and JSON Lines. */
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,18 +218,54 @@ typedef struct csv_state {
     column *cols;
     size_t ncols;
     int istart, iend;
+    agec__buf line; /* a bad record written back as CSV, for the reject callback */
 } csv_state;
+
+/* Report the bad record r, written back as one CSV line (fields quoted
+ * where needed), so that a reject file holds loadable rows. */
+static agec_status bad(csv_state *cs, const record *r, size_t col, const char *colname,
+                       agec_error *err, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static agec_status bad(csv_state *cs, const record *r, size_t col, const char *colname,
+                       agec_error *err, const char *fmt, ...)
+{
+    agec__buf *b = &cs->line;
+    b->len = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const char *f = r->text.data + r->off[i];
+        size_t n = r->len[i];
+        if (i > 0)
+            agec__buf_putc(b, ',');
+        if (memchr(f, ',', n) == NULL && memchr(f, '"', n) == NULL && memchr(f, '\n', n) == NULL &&
+            memchr(f, '\r', n) == NULL) {
+            agec__buf_put(b, f, n);
+            continue;
+        }
+        agec__buf_putc(b, '"');
+        for (size_t k = 0; k < n; k++) {
+            if (f[k] == '"')
+                agec__buf_putc(b, '"');
+            agec__buf_putc(b, f[k]);
+        }
+        agec__buf_putc(b, '"');
+    }
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return agec__ld_bad_row(cs->ld, col, colname, b->failed ? NULL : b->data,
+                            b->failed ? 0 : b->len, err, "%s", what);
+}
 
 static agec_status csv_row(csv_state *cs, record *r, agec_builder **bp, agec_error *err)
 {
     agec_loader *ld = cs->ld;
     agec_loader_source(ld, cs->path, r->line);
     if (r->n == 1 && r->len[0] == 0)
-        return AGEC_OK;     /* blank line */
-    const char *raw = NULL; /* the record buffer is not the raw line (no commas, quotes) */
+        return AGEC_OK; /* blank line */
     if (r->n != cs->ncols)
-        return agec__ld_bad_row(ld, r->n > cs->ncols ? cs->ncols + 1 : r->n, NULL, raw, r->text.len,
-                                err, "%zu fields, the header has %zu", r->n, cs->ncols);
+        return bad(cs, r, r->n > cs->ncols ? cs->ncols + 1 : r->n, NULL, err,
+                   "%zu fields, the header has %zu", r->n, cs->ncols);
     agec_builder *b = *bp;
     (void)agec_builder_begin_map(b, NULL);
     agec_endpoint ep[2] = { { 0 }, { 0 } };
@@ -248,8 +285,7 @@ static agec_status csv_row(csv_state *cs, record *r, agec_builder **bp, agec_err
                 if (n == 0 || *end != '\0') {
                     agec_builder_free(b);
                     *bp = NULL;
-                    return agec__ld_bad_row(ld, i + 1, c->name, raw, 0, err,
-                                            "not a graph id: %.40s", tmp);
+                    return bad(cs, r, i + 1, c->name, err, "not a graph id: %.40s", tmp);
                 }
             }
             continue;
@@ -257,12 +293,12 @@ static agec_status csv_row(csv_state *cs, record *r, agec_builder **bp, agec_err
         if (n == 0)
             continue; /* empty field: no property */
         (void)agec_builder_key(b, c->name, strlen(c->name), NULL);
-        const char *bad = put_field(b, c, s, n, NULL);
-        if (bad != NULL) {
+        const char *wrong = put_field(b, c, s, n, NULL);
+        if (wrong != NULL) {
             agec_builder_free(b);
             *bp = NULL;
-            return agec__ld_bad_row(ld, i + 1, c->name, raw, 0, err, "%s: %.60s%s", bad, s,
-                                    n > 60 ? "..." : "");
+            return bad(cs, r, i + 1, c->name, err, "%s: %.*s%s", wrong, (int)(n > 60 ? 60 : n), s,
+                       n > 60 ? "..." : "");
         }
     }
     (void)agec_builder_end_map(b, NULL);
@@ -272,7 +308,7 @@ static agec_status csv_row(csv_state *cs, record *r, agec_builder **bp, agec_err
     if (agec_builder_finish(b, &text, &len, &be) != AGEC_OK) {
         agec_builder_free(b);
         *bp = NULL;
-        return agec__ld_bad_row(ld, 0, NULL, raw, 0, err, "%s", be.message);
+        return bad(cs, r, 0, NULL, err, "%s", be.message);
     }
     agec_status st = cs->edges ? agec__ld_edge_text(ld, cs->label, &ep[0], &ep[1], text, len, err)
                                : agec__ld_vertex_text(ld, cs->label, text, len, err);
@@ -360,6 +396,7 @@ out:
     }
     free(cs.cols);
     agec__buf_free(&r.text);
+    agec__buf_free(&cs.line);
     free(r.off);
     free(r.len);
     return st;

@@ -362,12 +362,17 @@ static void test_bad_rows_leave_nothing(void **state)
     agec_conn_release(c);
 }
 
+typedef struct rejects {
+    int count;
+    char first_row[128];
+} rejects;
+
 static bool take_all(const agec_error *e, const char *row, size_t len, void *user)
 {
-    (void)row;
-    (void)len;
+    rejects *rj = user;
     assert_int_equal(e->code, AGEC_ERR_INPUT);
-    (*(int *)user)++;
+    if (rj->count++ == 0 && row != NULL)
+        snprintf(rj->first_row, sizeof rj->first_row, "%.*s", (int)len, row);
     return true;
 }
 
@@ -400,7 +405,7 @@ static void test_csv_types_and_rejects(void **state)
     agec_loader *ld;
     agec_load_opts o;
     agec_load_opts_init(&o);
-    int rejected = 0;
+    rejects rejected = { 0 };
     o.reject = take_all;
     o.reject_user = &rejected;
     agec_test_must(agec_loader_open(c, GC, &o, &ld, &err), &err, "open");
@@ -410,7 +415,8 @@ static void test_csv_types_and_rejects(void **state)
     agec_load_stats st = { .size = sizeof st };
     agec_test_must(agec_loader_finish(ld, &st, &err), &err, "finish");
     agec_loader_free(ld);
-    assert_int_equal(rejected, 4); /* x3, maybe, [1, and the edge to 7 */
+    assert_int_equal(rejected.count, 4); /* x3, maybe, [1, and the edge to 7 */
+    assert_string_equal(rejected.first_row, "x3,bad int,,,,"); /* the row, as CSV */
     assert_int_equal(st.rejected, 4);
     assert_int_equal(st.vertices, 3);
     assert_int_equal(st.edges, 2);
