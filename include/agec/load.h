@@ -80,6 +80,7 @@ typedef struct agec_load_stats {
     double elapsed_s;        /**< seconds since open */
     double rows_per_s;       /**< rows / elapsed_s */
     agec_load_method method; /**< the method in use (never AUTO) */
+    uint64_t input_bytes;    /**< bytes read from files by agec_loader_file (for a progress bar) */
 } agec_load_stats;
 
 /** Progress callback: called after each batch written and at finish, from

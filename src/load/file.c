@@ -35,7 +35,16 @@ typedef struct record {
     size_t n, cap;
     uint64_t line;  /* line where the record starts */
     uint64_t lines; /* lines it spans */
+    uint64_t bytes; /* bytes read for it */
 } record;
+
+/* getc that counts what it read into r->bytes. */
+static int next_char(FILE *f, record *r)
+{
+    int c = getc_unlocked(f);
+    r->bytes += c != EOF;
+    return c;
+}
 
 static bool add_field(record *r, size_t start)
 {
@@ -64,17 +73,18 @@ static int read_record(FILE *f, record *r)
     r->text.len = 0;
     r->n = 0;
     r->lines = 1;
-    int c = getc_unlocked(f);
+    r->bytes = 0;
+    int c = next_char(f, r);
     if (c == EOF)
         return 0;
     bool quoted = false;
     size_t start = 0;
-    for (;; c = getc_unlocked(f)) {
+    for (;; c = next_char(f, r)) {
         if (quoted) {
             if (c == EOF)
                 return -2;
             if (c == '"') {
-                int d = getc_unlocked(f);
+                int d = next_char(f, r);
                 if (d == '"') {
                     agec__buf_putc(&r->text, '"');
                     continue;
@@ -335,6 +345,7 @@ static agec_status load_csv(agec_loader *ld, FILE *f, bool edges, const char *la
         goto out;
     }
     line += r.lines;
+    ld->st.input_bytes += r.bytes;
     if ((cs.cols = calloc(r.n, sizeof *cs.cols)) == NULL) {
         st = agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
         goto out;
@@ -381,6 +392,7 @@ static agec_status load_csv(agec_loader *ld, FILE *f, bool edges, const char *la
             break;
         }
         line += r.lines;
+        ld->st.input_bytes += r.bytes;
         if (b == NULL && agec_builder_new(&b, err) != AGEC_OK) {
             st = AGEC_ERR_NO_MEMORY;
             break;
@@ -463,6 +475,7 @@ static agec_status load_jsonl(agec_loader *ld, FILE *f, bool edges, const char *
     agec_status st = AGEC_OK;
     while ((n = getline(&line, &cap, f)) >= 0) {
         no++;
+        ld->st.input_bytes += (uint64_t)n;
         size_t len = (size_t)n;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             len--;

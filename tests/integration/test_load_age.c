@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agec/agec.h"
@@ -418,6 +419,10 @@ static void test_csv_types_and_rejects(void **state)
     assert_int_equal(rejected.count, 4); /* x3, maybe, [1, and the edge to 7 */
     assert_string_equal(rejected.first_row, "x3,bad int,,,,"); /* the row, as CSV */
     assert_int_equal(st.rejected, 4);
+    struct stat sv, se;
+    assert_int_equal(stat(vp, &sv), 0);
+    assert_int_equal(stat(ep, &se), 0);
+    assert_int_equal(st.input_bytes, (uint64_t)(sv.st_size + se.st_size)); /* for progress bars */
     assert_int_equal(st.vertices, 3);
     assert_int_equal(st.edges, 2);
     agec_result *r = rows(c, GC,

@@ -92,6 +92,7 @@ typedef struct load_progress {
     const char *what;
     double last_ms;
     unsigned ticks;
+    unsigned long long total_bytes; /* of the input files; 0 = unknown (a spinner) */
 } load_progress;
 struct agec_load_stats;
 void cli_load_progress(const struct agec_load_stats *s, void *user);

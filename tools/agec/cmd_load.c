@@ -3,6 +3,7 @@
  * (agec/load.h), with a progress line on a terminal and a summary.
  */
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -30,9 +31,19 @@ void cli_load_progress(const agec_load_stats *s, void *user)
     static const char spin[] = "|/-\\";
     int width = 24, pos = (int)(p->ticks++ % (unsigned)width);
     fprintf(stderr, "\r  %-8s [", p->what);
-    for (int i = 0; i < width; i++)
-        fputc(p->final ? '#' : i == pos ? spin[p->ticks % 4] : '.', stderr);
-    fprintf(stderr, "] %llu vertices, %llu edges, %.1f MB, %.0f rows/s, %llu rejected ",
+    if (p->total_bytes > 0) {
+        /* A bar by the bytes read from the files. */
+        double done = p->final ? 1.0 : (double)s->input_bytes / (double)p->total_bytes;
+        int fill = (int)(done > 1 ? width : done * width);
+        for (int i = 0; i < width; i++)
+            fputc(i < fill ? '#' : '.', stderr);
+        fprintf(stderr, "] %3.0f%%", done > 1 ? 100.0 : done * 100.0);
+    } else {
+        for (int i = 0; i < width; i++)
+            fputc(p->final ? '#' : i == pos ? spin[p->ticks % 4] : '.', stderr);
+        fputc(']', stderr);
+    }
+    fprintf(stderr, " %llu vertices, %llu edges, %.1f MB, %.0f rows/s, %llu rejected ",
             (unsigned long long)s->vertices, (unsigned long long)s->edges, (double)s->bytes / 1e6,
             s->rows_per_s, (unsigned long long)s->rejected);
     fflush(stderr);
@@ -185,6 +196,11 @@ int cmd_load(cli *c, int argc, char **argv)
     o.reject = rej ? reject_to_file : NULL;
     o.reject_user = rej;
     load_progress lp = { .enabled = !c->quiet && isatty(STDERR_FILENO), .what = "loading" };
+    for (size_t i = 0; i < nin; i++) {
+        struct stat sb;
+        if (stat(in[i].path, &sb) == 0)
+            lp.total_bytes += (unsigned long long)sb.st_size;
+    }
     o.progress = cli_load_progress;
     o.progress_user = &lp;
     agec_conn *conn = NULL;
