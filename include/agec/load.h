@@ -138,8 +138,10 @@ AGEC_EXPORT agec_status agec_loader_open(agec_conn *conn, const char *graph,
  * '_', a letter or '_' first): every vertex of the label must then have it,
  * unique within the label; edges can name them by it. Creates the label
  * when missing and the key index. Call before the label's first vertex.
- * Errors: AGEC_ERR_INVALID_ARG, AGEC_ERR_NAME, AGEC_ERR_STATE (the label
- * already has rows in this load, or another key), those of the server.
+ * Errors: AGEC_ERR_INVALID_ARG (also: an edge label), AGEC_ERR_NAME,
+ * AGEC_ERR_STATE (the label already has rows in this load, or another
+ * key): the load goes on; those of the server (the load is then rolled
+ * back, as after a failed row).
  */
 AGEC_EXPORT agec_status agec_loader_key(agec_loader *ld, const char *label, const char *property,
                                         agec_error *err);

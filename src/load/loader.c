@@ -319,8 +319,10 @@ agec_status agec_loader_key(agec_loader *ld, const char *label, const char *prop
                                "starting with a digit");
     agec__ld_label *l;
     agec_status st = label_get(ld, label, false, &l, err);
+    if (st == AGEC_ERR_NAME || st == AGEC_ERR_INVALID_ARG)
+        return st; /* checked before any statement: the load goes on */
     if (st != AGEC_OK)
-        return st;
+        return fail(ld, st); /* a failed statement has aborted the transaction */
     if (l->key != NULL)
         return strcmp(l->key, property) == 0
                    ? AGEC_OK
