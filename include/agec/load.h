@@ -106,7 +106,8 @@ typedef struct agec_load_opts {
     agec_load_reject_fn reject; /**< NULL (default): the first bad row fails the load */
     void *reject_user;
     bool create_missing; /**< create a missing graph and labels; default true */
-    /** ANALYZE the loaded label tables at finish, so that the planner
+    /** ANALYZE the loaded label tables' id columns (row counts, id
+     *  statistics; not the properties) at finish, so that the planner
      *  knows their new size right away (without it, queries right after a
      *  big load were planned for empty tables: 2x slower in the demo);
      *  default true */

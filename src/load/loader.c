@@ -687,8 +687,12 @@ static agec_status key_indexes(agec_loader *ld, agec_error *err)
     for (size_t i = 0; i < ld->nlabels; i++) {
         agec__ld_label *l = ld->labels[i];
         if (ld->opts.analyze && l->written > 0) {
-            char q[320];
-            snprintf(q, sizeof q, "ANALYZE %s", l->rel);
+            char q[400];
+            /* The row count and the id columns' statistics are what the
+             * planner needs for joins; statistics of agtype properties cost
+             * 20x more to gather on PGlite (90 ms for 20,000 vertices). */
+            snprintf(q, sizeof q, "ANALYZE %s (%s)", l->rel,
+                     l->edge ? "id, start_id, end_id" : "id");
             agec_status st = sql(ld, q, 0, NULL, NULL, err);
             if (st != AGEC_OK)
                 return st;
