@@ -81,6 +81,12 @@ typedef enum agec_status {
      *  pg_cancel_backend from another session) or by pool shutdown
      *  (SQLSTATE 57014), or a connection attempt was aborted by close. */
     AGEC_ERR_CANCELLED = 22,
+    /* 23 is reserved (AGEC_ERR_NO_NODE, issue 12). */
+    /** Bad input to the bulk loader (agec/load.h): malformed JSON or CSV, a
+     *  value of the wrong type for its column, a missing or duplicate key,
+     *  an edge endpoint that does not exist. The message names the source
+     *  (file), line and column. */
+    AGEC_ERR_INPUT = 24,
 } agec_status;
 
 /** Size of the text fields of agec_error, including the terminating NUL.

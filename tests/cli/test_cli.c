@@ -589,8 +589,8 @@ static void test_demo_small(void **state)
         if (strstr(r->out, pool) == NULL)
             fail_msg("demo output lacks '%s':\n%s", pool, r->out);
         static const char *sections[] = {
-            "1. graph demo_social created", "2. loaded 60 people and 300 KNOWS edges",
-            "3. label indexes checked",     "4a. the 5 people with the most friends",
+            "1. graph demo_social created", "2. loaded 60 people and 300 KNOWS edges with the bulk",
+            "3. label indexes created",     "4a. the 5 people with the most friends",
             "4b. friends of friends",       "4c. a shortest chain of KNOWS between two people",
             "4d. people per city",          "5. pool statistics",
             "breaker             closed",   "pool closed gracefully"
@@ -649,6 +649,75 @@ static void test_application_name_and_notices(void **state)
     free(r);
 }
 
+static void put(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* agec load: CSV and JSON Lines, summary as JSON, rejects to a file, and a
+ * bad row failing with file:line and exit 2. */
+static void test_load_files(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/agec-cli-load-XXXXXX", p[96], k[96], j[96], rej[96];
+    assert_non_null(mkdtemp(dir));
+    snprintf(p, sizeof p, "%s/people.csv", dir);
+    snprintf(k, sizeof k, "%s/knows.csv", dir);
+    snprintf(j, sizeof j, "%s/more.jsonl", dir);
+    snprintf(rej, sizeof rej, "%s/rejects.txt", dir);
+    put(p, "uid:int,name\n1,Ada\n2,\"Alan, \"\"the\"\" one\"\n");
+    put(j, "{\"uid\": 3, \"tags\": [1, {\"a\": \"b\"}]}\n");
+    put(k, ":START_ID(Person),:END_ID(Person),since:int\n1,2,1950\n3,1,\n2,9,1\n");
+    char vp[128], vj[128], ek[128];
+    snprintf(vp, sizeof vp, "Person=%s", p);
+    snprintf(vj, sizeof vj, "Person=%s", j);
+    snprintf(ek, sizeof ek, "KNOWS=%s", k);
+    run_out *r = RUN(NULL, "--dsn", age(), "graph", "drop", "--cascade", "cli_load");
+    free(r); /* a graph left by an earlier run, if any */
+    r = RUN(NULL, "--dsn", age(), "--graph", "cli_load", "load", "--vertices", vp, "--vertices", vj,
+            "--key", "uid", "--edges", ek, "--reject", rej, "--format", "json");
+    expect_status(r, 0);
+    agec_value *v = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_agtype_parse(r->out, strlen(r->out), 0, &v, &err), &err, r->out);
+    int64_t n = 0;
+    assert_int_equal(agec_value_get_int64(agec_value_get(v, "vertices", 8), &n, NULL), AGEC_OK);
+    if (n != 3)
+        fail_msg("load summary: %s\n%s", r->out, r->err);
+    assert_int_equal(agec_value_get_int64(agec_value_get(v, "edges", 5), &n, NULL), AGEC_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(agec_value_get_int64(agec_value_get(v, "rejected", 8), &n, NULL), AGEC_OK);
+    assert_int_equal(n, 1);
+    agec_value_free(v);
+    free(r);
+    FILE *f = fopen(rej, "r");
+    char line[512] = "";
+    assert_non_null(f);
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_non_null(strstr(line, "knows.csv:4: edge end vertex Person uid = 9 does not exist"));
+    /* Without --reject: exit 2, the file and line named, nothing loaded. */
+    r = RUN(NULL, "--dsn", age(), "--graph", "cli_load_bad", "load", "--vertices", vp, "--vertices",
+            vj, "--key", "uid", "--edges", ek);
+    expect_status(r, 2);
+    assert_non_null(strstr(r->err, "knows.csv:4: edge end vertex Person uid = 9"));
+    free(r);
+    r = RUN(NULL, "--dsn", age(), "graph", "exists", "cli_load_bad");
+    assert_non_null(strstr(r->out, "false"));
+    free(r);
+    r = RUN(NULL, "--dsn", age(), "graph", "drop", "--cascade", "cli_load");
+    expect_status(r, 0);
+    free(r);
+    unlink(p);
+    unlink(k);
+    unlink(j);
+    unlink(rej);
+    rmdir(dir);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -662,6 +731,7 @@ int main(void)
         cmocka_unit_test(test_shell_on_age),
         cmocka_unit_test(test_shell_ctrl_c_cancels),
         cmocka_unit_test(test_demo_small),
+        cmocka_unit_test(test_load_files),
         cmocka_unit_test(test_bench_survives_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -84,6 +84,19 @@ int cmd_graph(cli *c, int argc, char **argv);
 int cmd_shell(cli *c, int argc, char **argv);
 int cmd_bench(cli *c, int argc, char **argv);
 int cmd_demo(cli *c, int argc, char **argv);
+int cmd_load(cli *c, int argc, char **argv);
+
+/* The loader's progress line on stderr (agec load, agec demo): at most
+ * every 100 ms, and once more with final set. */
+typedef struct load_progress {
+    bool enabled, final;
+    const char *what;
+    double last_ms;
+    unsigned ticks;
+    unsigned long long total_bytes; /* of the input files; 0 = unknown (a spinner) */
+} load_progress;
+struct agec_load_stats;
+void cli_load_progress(const struct agec_load_stats *s, void *user);
 
 /* Print COMMAND's usage, options and an example (help.c); false when there
  * is no such command. */

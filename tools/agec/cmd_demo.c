@@ -1,22 +1,18 @@
 /*
- * agec demo: the showcase workload. A generated social graph loaded by 8
- * concurrent workers in transactions with bound parameters, indexed, then
- * queried; the pool's statistics at the end.
+ * agec demo: the showcase workload. A generated social graph loaded by the
+ * bulk loader, indexed, then queried through the pool with bound
+ * parameters; the pool's statistics at the end.
  */
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "agec/load.h"
 #include "cli.h"
 
 #define DEMO_GRAPH "demo_social"
-#define WORKERS 8
-#define PEOPLE_BATCH 50
-#define EDGE_BATCH 100
 
 static const char *const FIRST[] = { "Ada",    "Alan",     "Grace",  "Linus",  "Barbara", "Ken",
                                      "Dennis", "Margaret", "Edsger", "Donald", "Frances", "John",
@@ -38,13 +34,6 @@ typedef struct demo {
     int people;
     int nedges;
     edge *edges;
-    atomic_int next_batch; /* work queue: batches handed out in order */
-    int people_batches, edge_batches;
-    atomic_int done_batches;
-    atomic_int failed;
-    agec_error first_err;
-    pthread_mutex_t err_lock;
-    bool progress;
 } demo;
 
 /* Deterministic generator so reruns load the same graph. */
@@ -60,117 +49,67 @@ static void person_name(int i, char *buf, size_t cap)
              LAST[(size_t)(i / (int)COUNT(FIRST)) % COUNT(LAST)], i);
 }
 
-typedef struct batch {
-    demo *d;
-    int index;
-} batch;
-
-static agec_status load_batch(agec_conn *conn, void *user, agec_error *err)
+/* The properties of person i, as agtype map text from the builder. */
+static agec_status person(agec_builder *b, int i, char **text, size_t *len, agec_error *err)
 {
-    batch *bt = user;
-    demo *d = bt->d;
-    agec_builder *b;
-    agec_status st = agec_builder_new(&b, err);
-    if (st != AGEC_OK)
-        return st;
+    char name[64];
+    person_name(i, name, sizeof name);
+    const char *city = CITIES[(size_t)(i * 7 + i / 3) % COUNT(CITIES)];
     (void)agec_builder_begin_map(b, err);
-    (void)agec_builder_key(b, "rows", 4, err);
-    (void)agec_builder_begin_list(b, err);
-    const char *query;
-    if (bt->index < d->people_batches) {
-        int from = bt->index * PEOPLE_BATCH;
-        int to = from + PEOPLE_BATCH < d->people ? from + PEOPLE_BATCH : d->people;
-        for (int i = from; i < to; i++) {
-            char name[64];
-            person_name(i, name, sizeof name);
-            const char *city = CITIES[(size_t)(i * 7 + i / 3) % COUNT(CITIES)];
-            (void)agec_builder_begin_map(b, err);
-            (void)agec_builder_key(b, "id", 2, err);
-            (void)agec_builder_int64(b, i, err);
-            (void)agec_builder_key(b, "name", 4, err);
-            (void)agec_builder_string(b, name, strlen(name), err);
-            (void)agec_builder_key(b, "age", 3, err);
-            (void)agec_builder_int64(b, 18 + (i * 37) % 62, err);
-            (void)agec_builder_key(b, "city", 4, err);
-            (void)agec_builder_string(b, city, strlen(city), err);
-            (void)agec_builder_end_map(b, err);
-        }
-        query = "UNWIND $rows AS r CREATE (:Person {id: r.id, name: r.name, age: r.age, "
-                "city: r.city})";
-    } else {
-        int from = (bt->index - d->people_batches) * EDGE_BATCH;
-        int to = from + EDGE_BATCH < d->nedges ? from + EDGE_BATCH : d->nedges;
-        for (int i = from; i < to; i++) {
-            (void)agec_builder_begin_map(b, err);
-            (void)agec_builder_key(b, "a", 1, err);
-            (void)agec_builder_int64(b, d->edges[i].a, err);
-            (void)agec_builder_key(b, "b", 1, err);
-            (void)agec_builder_int64(b, d->edges[i].b, err);
-            (void)agec_builder_key(b, "since", 5, err);
-            (void)agec_builder_int64(b, d->edges[i].since, err);
-            (void)agec_builder_end_map(b, err);
-        }
-        query = "UNWIND $rows AS r MATCH (a:Person {id: r.a}), (b:Person {id: r.b}) "
-                "CREATE (a)-[:KNOWS {since: r.since}]->(b)";
-    }
-    (void)agec_builder_end_list(b, err);
+    (void)agec_builder_key(b, "id", 2, err);
+    (void)agec_builder_int64(b, i, err);
+    (void)agec_builder_key(b, "name", 4, err);
+    (void)agec_builder_string(b, name, strlen(name), err);
+    (void)agec_builder_key(b, "age", 3, err);
+    (void)agec_builder_int64(b, 18 + (i * 37) % 62, err);
+    (void)agec_builder_key(b, "city", 4, err);
+    (void)agec_builder_string(b, city, strlen(city), err);
     (void)agec_builder_end_map(b, err);
-    char *params;
-    size_t len;
-    st = agec_builder_finish(b, &params, &len, err);
-    agec_builder_free(b);
-    if (st != AGEC_OK)
-        return st;
-    agec_result *res = NULL;
-    st = agec_cypher_exec(conn, DEMO_GRAPH, query, params, NULL, &res, err);
-    agec_result_free(res);
-    agec_free(params);
-    return st;
+    return agec_builder_finish(b, text, len, err);
 }
 
-static void draw_progress(demo *d, const char *what)
+/* People, then KNOWS edges between them named by id, through the bulk
+ * loader: one transaction, batches straight into the label tables. */
+static agec_status load_graph(demo *d, agec_conn *conn, agec_load_stats *stats, agec_error *err)
 {
-    if (!d->progress)
-        return;
-    int total = d->people_batches + d->edge_batches;
-    int done = atomic_load(&d->done_batches);
-    int width = 40, fill = total ? done * width / total : width;
-    fprintf(stderr, "\r  %-8s [", what);
-    for (int i = 0; i < width; i++)
-        fputc(i < fill ? '#' : '.', stderr);
-    fprintf(stderr, "] %3d%%", total ? done * 100 / total : 100);
-    fflush(stderr);
-}
-
-/* Workers take batches in order: all people batches come before edges, and
- * a worker only starts edges once every people batch has committed. */
-static void *worker(void *arg)
-{
-    demo *d = arg;
-    agec_tx_opts o;
-    agec_tx_opts_init(&o);
-    for (;;) {
-        int i = atomic_fetch_add(&d->next_batch, 1);
-        if (i >= d->people_batches + d->edge_batches || atomic_load(&d->failed))
-            break;
-        while (i >= d->people_batches && atomic_load(&d->done_batches) < d->people_batches &&
-               !atomic_load(&d->failed))
-            nanosleep(&(struct timespec){ 0, 2000000 }, NULL); /* edges need every person */
-        batch bt = { d, i };
-        agec_error err = AGEC_ERROR_INIT;
-        agec_status st = agec_tx_run(d->c->pool, &o, load_batch, &bt, &err);
-        if (st != AGEC_OK) {
-            pthread_mutex_lock(&d->err_lock);
-            if (!atomic_load(&d->failed))
-                d->first_err = err;
-            atomic_store(&d->failed, 1);
-            pthread_mutex_unlock(&d->err_lock);
-            break;
-        }
-        atomic_fetch_add(&d->done_batches, 1);
-        draw_progress(d, i < d->people_batches ? "people" : "KNOWS");
+    load_progress lp = { .enabled = !d->c->quiet && isatty(STDERR_FILENO), .what = "loading" };
+    agec_load_opts o;
+    agec_load_opts_init(&o);
+    o.progress = cli_load_progress;
+    o.progress_user = &lp;
+    agec_loader *ld = NULL;
+    agec_builder *b = NULL;
+    agec_status st = agec_loader_open(conn, DEMO_GRAPH, &o, &ld, err);
+    if (st == AGEC_OK)
+        st = agec_loader_key(ld, "Person", "id", err);
+    if (st == AGEC_OK)
+        st = agec_builder_new(&b, err);
+    for (int i = 0; st == AGEC_OK && i < d->people; i++) {
+        char *text = NULL;
+        size_t len = 0;
+        if ((st = person(b, i, &text, &len, err)) == AGEC_OK)
+            st = agec_loader_vertex(ld, "Person", text, len, err);
+        agec_free(text);
     }
-    return NULL;
+    for (int i = 0; st == AGEC_OK && i < d->nedges; i++) {
+        char ka[16], kb[16], props[32];
+        snprintf(ka, sizeof ka, "%d", d->edges[i].a);
+        snprintf(kb, sizeof kb, "%d", d->edges[i].b);
+        snprintf(props, sizeof props, "{\"since\": %d}", d->edges[i].since);
+        st = agec_loader_edge(ld, "KNOWS", &AGEC_ENDPOINT_KEY("Person", ka),
+                              &AGEC_ENDPOINT_KEY("Person", kb), props, SIZE_MAX, err);
+    }
+    if (st == AGEC_OK)
+        st = agec_loader_finish(ld, stats, err);
+    if (lp.enabled) {
+        lp.final = true;
+        if (st == AGEC_OK)
+            cli_load_progress(stats, &lp);
+        fputc('\n', stderr);
+    }
+    agec_builder_free(b);
+    agec_loader_free(ld);
+    return st;
 }
 
 static int show(cli *c, agec_conn *conn, const char *title, const char *query, const char *params)
@@ -221,32 +160,16 @@ int cmd_demo(cli *c, int argc, char **argv)
     rc = step(agec_graph_exists(conn, DEMO_GRAPH, &exists, &err), &err, "graph exists");
     if (rc == EXIT_OK && exists)
         rc = step(agec_graph_drop(conn, DEMO_GRAPH, true, &err), &err, "graph drop");
-    if (rc == EXIT_OK)
-        rc = step(agec_graph_create(conn, DEMO_GRAPH, &err), &err, "graph create");
-    /* Labels and their indexes before loading: the edge load finds its
-     * endpoints by id, which is a full scan per edge without them. */
-    if (rc == EXIT_OK)
-        rc = step(agec_label_create(conn, DEMO_GRAPH, "Person", AGEC_LABEL_VERTEX, &err), &err,
-                  "label Person");
-    if (rc == EXIT_OK)
-        rc = step(agec_label_create(conn, DEMO_GRAPH, "KNOWS", AGEC_LABEL_EDGE, &err), &err,
-                  "label KNOWS");
-    if (rc == EXIT_OK)
-        rc = step(agec_graph_create_indexes(conn, DEMO_GRAPH, NULL, &err), &err, "indexes");
-    agec_conn_release(conn);
-    if (rc != EXIT_OK)
-        return rc;
-    printf("1. graph %s created, with labels Person and KNOWS and their indexes "
-           "(unique id, start_id, end_id, GIN properties)\n",
-           DEMO_GRAPH);
 
     /* Five KNOWS edges from each person, no self-loops, no pair (a, b)
      * twice (b -> a may also exist). Edge i starts at i % people, so the
      * earlier edges from a are edges[a + k * people] for k < i / people. */
     d.nedges = d.people * 5;
     d.edges = calloc((size_t)d.nedges, sizeof *d.edges);
-    if (d.edges == NULL)
+    if (d.edges == NULL) {
+        agec_conn_release(conn);
         return EXIT_QUERY;
+    }
     uint32_t seed = 42;
     for (int i = 0; i < d.nedges; i++) {
         int a = i % d.people, b;
@@ -259,33 +182,24 @@ int cmd_demo(cli *c, int argc, char **argv)
         } while (dup);
         d.edges[i] = (edge){ a, b, 1990 + (int)(lcg(&seed) % 35) };
     }
-    d.people_batches = (d.people + PEOPLE_BATCH - 1) / PEOPLE_BATCH;
-    d.edge_batches = (d.nedges + EDGE_BATCH - 1) / EDGE_BATCH;
-    d.progress = !c->quiet && isatty(STDERR_FILENO);
-    pthread_mutex_init(&d.err_lock, NULL);
-    double t0 = cli_now_ms();
-    pthread_t th[WORKERS];
-    int started = 0;
-    for (; started < WORKERS; started++)
-        if (pthread_create(&th[started], NULL, worker, &d) != 0)
-            break;
-    for (int i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    pthread_mutex_destroy(&d.err_lock);
+    agec_load_stats ls = { .size = sizeof ls };
+    if (rc == EXIT_OK)
+        rc = step(load_graph(&d, conn, &ls, &err), &err, "loading");
     free(d.edges);
-    if (d.progress)
-        fputc('\n', stderr);
-    if (started == 0 || atomic_load(&d.failed))
-        return cli_fail("loading", started ? d.first_err.code : AGEC_ERR_SYSTEM, &d.first_err);
-    printf("2. loaded %d people and %d KNOWS edges from %d workers in %d transactions "
-           "with bound parameters: %.0f ms\n",
-           d.people, d.nedges, started, d.people_batches + d.edge_batches, cli_now_ms() - t0);
+    agec_conn_release(conn);
+    if (rc != EXIT_OK)
+        return rc;
+    printf("1. graph %s created with labels Person and KNOWS (Person.id indexed)\n", DEMO_GRAPH);
+    printf("2. loaded %d people and %d KNOWS edges with the bulk loader (method %s, one "
+           "transaction): %.0f ms, %.0f rows/s\n",
+           d.people, d.nedges, agec_load_method_name(ls.method), ls.elapsed_s * 1000.0,
+           ls.rows_per_s);
 
     if ((rc = cli_acquire(c, &conn)) != EXIT_OK)
         return rc;
     rc = step(agec_graph_create_indexes(conn, DEMO_GRAPH, NULL, &err), &err, "indexes");
     if (rc == EXIT_OK)
-        printf("3. label indexes checked (idempotent)\n");
+        printf("3. label indexes created: unique id, start_id, end_id, GIN properties\n");
     char who[128], params[256];
     person_name(0, who, sizeof who);
     snprintf(params, sizeof params, "{\"id\": 0}");

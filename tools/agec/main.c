@@ -41,6 +41,9 @@ static const char USAGE[] =
     "  shell                                interactive Cypher shell\n"
     "  bench (--cypher Q | --sql Q) [--param ...] [--threads N] [--duration S | --count N]\n"
     "  demo [--size N]                      the showcase workload\n"
+    "  load [--vertices L=FILE]... [--edges L=FILE]... [--key [L=]PROP]... [--chunk N]\n"
+    "       [--resume N] [--reject FILE] [--method auto|insert|copy]   bulk loading\n"
+    "                                       (agec load --help for the file formats)\n"
     "  help [COMMAND]                       a command's usage, options and an example\n"
     "                                       (also: agec COMMAND --help)\n"
     "\n"
@@ -198,8 +201,8 @@ static const struct {
     const char *name;
     int (*fn)(cli *, int, char **);
 } COMMANDS[] = {
-    { "query", cmd_query }, { "sql", cmd_sql },     { "graph", cmd_graph },
-    { "shell", cmd_shell }, { "bench", cmd_bench }, { "demo", cmd_demo },
+    { "query", cmd_query }, { "sql", cmd_sql },   { "graph", cmd_graph }, { "shell", cmd_shell },
+    { "bench", cmd_bench }, { "demo", cmd_demo }, { "load", cmd_load },
 };
 
 int main(int argc, char **argv)

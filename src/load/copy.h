@@ -1,0 +1,26 @@
+/*
+ * COPY FROM STDIN on a borrowed connection: the loader's fast path, kept
+ * apart so that its protocol handling is tested on plain PostgreSQL tables.
+ */
+#ifndef AGEC_LOAD_COPY_H
+#define AGEC_LOAD_COPY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agec/error.h"
+
+typedef struct agec_conn agec_conn;
+
+/* Run copy_sql (a COPY ... FROM STDIN statement) and send data[0..len) as
+ * its input (COPY text format), then read the outcome. *rows (may be NULL)
+ * gets the rows copied. On a server error, before or during the data, the
+ * rest of the data is not sent and the server's error is returned
+ * (AGEC_ERR_SERVER, SQLSTATE and all); the connection is then idle, or in
+ * its failed transaction block, ready for ROLLBACK. A connection that dies
+ * gives AGEC_ERR_CONNECTION_LOST and is marked broken (closed on release).
+ * Never use this on PGlite: COPY breaks its protocol. */
+agec_status agec__copy_in(agec_conn *conn, const char *copy_sql, const char *data, size_t len,
+                          uint64_t *rows, agec_error *err);
+
+#endif

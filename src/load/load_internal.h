@@ -1,0 +1,91 @@
+/*
+ * The loader's internals, shared by loader.c (API, labels, rows,
+ * transactions), batch.c (writing batches) and file.c (CSV, JSON Lines).
+ */
+#ifndef AGEC_LOAD_INTERNAL_H
+#define AGEC_LOAD_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agec/load.h"
+#include "agtype/buf.h"
+#include "load/keymap.h"
+
+/* One label met by the load: its catalog facts, its key map (keyed vertex
+ * labels) and the batch of rows not yet written. */
+typedef struct agec__ld_label {
+    char *name;
+    bool edge;
+    int id;        /* ag_label.id: the high 16 bits of its graph ids */
+    char rel[300]; /* "graph"."Label", quoted */
+    char seq[300]; /* "graph"."Label_id_seq", quoted (a regclass text) */
+    char *key;     /* key property of a vertex label, or NULL */
+    agec__keymap map;
+    int64_t *reserved; /* entry ids taken from the sequence, not yet used */
+    size_t nreserved, ireserved;
+    /* The batch: INSERT path: an agtype list in `rows`, bigint[] elements
+     * in `a` (vertex entries, edge starts) and `b` (edge ends); COPY path:
+     * COPY text lines in `rows`. */
+    agec__buf rows, a, b;
+    size_t pending;
+    uint64_t written;                /* rows queued in this load, written or pending */
+    int64_t first_entry, last_entry; /* keyed vertices: entry ids of the batch */
+    bool contiguous;                 /* ... first_entry, first_entry + 1, ... */
+    char first_source[128];
+    uint64_t first_line, last_line;
+} agec__ld_label;
+
+struct agec_loader {
+    agec_conn *conn;
+    char *graph;
+    char qgraph[140];
+    agec_load_opts opts;
+    agec_load_method method;
+    agec__ld_label **labels;
+    size_t nlabels, caplabels;
+    agec_load_stats st;
+    double t0;
+    char source[256];
+    uint64_t line; /* line of the next row */
+    uint64_t since_commit;
+    bool failed, finished;
+    bool single_session; /* PGlite: one session, statements never interleave */
+    agec__buf tmp;       /* scratch for canonical property text */
+};
+
+/* Add one row to the label's batch, in the method's format (id: the
+ * vertex's graph id or 0 for the default; start/end: an edge's). Out of
+ * memory shows as a failed buffer. */
+void agec__ld_append(agec_loader *ld, agec__ld_label *l, const char *props, size_t len, int64_t id,
+                     int64_t start, int64_t end);
+
+/* Write the label's batch (no-op when empty). Fails the load on error. */
+agec_status agec__ld_flush(agec_loader *ld, agec__ld_label *l, agec_error *err);
+
+/* Seconds on the monotonic clock. */
+double agec__ld_now(void);
+
+/* Report a bad row: AGEC_ERR_INPUT with "source:line: column C: ..." (col
+ * 0 = no column, colname may be NULL). With a reject callback that takes
+ * it, returns AGEC_OK (the row is skipped and counted); otherwise the load
+ * fails (rolled back) and the error is returned. */
+agec_status agec__ld_bad_row(agec_loader *ld, size_t col, const char *colname, const char *row,
+                             size_t rowlen, agec_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
+/* A vertex or edge whose properties are already canonical agtype map
+ * text (the file readers build it). */
+agec_status agec__ld_vertex_text(agec_loader *ld, const char *label, const char *props, size_t len,
+                                 agec_error *err);
+agec_status agec__ld_edge_text(agec_loader *ld, const char *label, const agec_endpoint *start,
+                               const agec_endpoint *end, const char *props, size_t len,
+                               agec_error *err);
+
+/* The text of a key value: digits of an integer, content of a string,
+ * else agtype text; into *buf (reset first). false when out of memory. */
+struct agec_value;
+bool agec__ld_key_text(const struct agec_value *v, agec__buf *buf);
+
+#endif

@@ -1,0 +1,360 @@
+/*
+ * The loader's COPY FROM STDIN code (src/load/copy.c) on PostgreSQL 15,
+ * on plain tables (AGE is not installed there): data with every escape
+ * round-trips; an error in the middle of the stream comes back with its
+ * SQLSTATE, keeps nothing and leaves the connection clean; a server
+ * process that dies in the middle of a COPY gives CONNECTION_LOST, the
+ * connection is closed on release and the next one works; the loader
+ * refuses to start on a database without AGE.
+ */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "agec/agec.h"
+#include "agec/load.h"
+#include "load/copy.h"
+
+static agec_pool *pool;
+
+static agec_conn *get(void)
+{
+    agec_conn *c = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
+    return c;
+}
+
+static void sql(agec_conn *c, const char *text)
+{
+    agec_result *r = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_sql_exec(c, text, 0, NULL, NULL, &r, &err), &err, text);
+    agec_result_free(r);
+}
+
+static char *scalar(agec_conn *c, const char *text)
+{
+    agec_result *r = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_sql_exec(c, text, 0, NULL, NULL, &r, &err), &err, text);
+    char *s = strdup(agec_result_text(r, 0, 0, NULL) ? agec_result_text(r, 0, 0, NULL) : "NULL");
+    agec_result_free(r);
+    return s;
+}
+
+static void expect(agec_conn *c, const char *text, const char *want)
+{
+    char *got = scalar(c, text);
+    if (strcmp(got, want) != 0)
+        fail_msg("%s: got %s, want %s", text, got, want);
+    free(got);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    agec_pool_config cfg;
+    agec_pool_config_init(&cfg);
+    cfg.conninfo = agec_test_pg_conninfo();
+    cfg.max = 2;
+    cfg.age_mode = AGEC_AGE_OFF;
+    cfg.on_event = agec_pool_event_ignore;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_open(&cfg, &pool, &err), &err, "open");
+    agec_conn *c = get();
+    sql(c, "DROP TABLE IF EXISTS copy_t");
+    sql(c, "CREATE TABLE copy_t (n int NOT NULL, s text)");
+    sql(c, "CREATE OR REPLACE FUNCTION copy_die() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+           "IF NEW.s = 'die' THEN PERFORM pg_terminate_backend(pg_backend_pid()); "
+           "PERFORM pg_sleep(5); END IF; RETURN NEW; END $$");
+    agec_conn_release(c);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    sql(c, "DROP TABLE IF EXISTS copy_t");
+    sql(c, "DROP TABLE IF EXISTS copy_d");
+    sql(c, "DROP FUNCTION IF EXISTS copy_die()");
+    agec_conn_release(c);
+    agec_pool_close(pool, 1000, NULL);
+    return 0;
+}
+
+/* n rows "i\ttext i\n", with row `bad` (1-based; 0 = none) replaced. */
+static char *rows(int n, int bad, const char *bad_row, size_t *len)
+{
+    size_t cap = (size_t)n * 40 + 64;
+    char *b = malloc(cap);
+    size_t k = 0;
+    for (int i = 1; i <= n; i++)
+        k += (size_t)(i == bad ? snprintf(b + k, cap - k, "%s", bad_row)
+                               : snprintf(b + k, cap - k, "%d\trow %d\n", i, i));
+    *len = k;
+    return b;
+}
+
+static void test_copy_escapes_round_trip(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    sql(c, "TRUNCATE copy_t");
+    /* What the loader sends: backslash, newline, tab, quotes, 4-byte UTF-8. */
+    static const char data[] = "1\tback\\\\slash\n2\tnew\\nline\\ttab\n3\t\"q\" \xf0\x9f\x98\x80\n";
+    uint64_t n = 0;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(
+        agec__copy_in(c, "COPY copy_t (n, s) FROM STDIN", data, sizeof data - 1, &n, &err), &err,
+        "copy");
+    assert_int_equal(n, 3);
+    expect(c, "SELECT s FROM copy_t WHERE n = 1", "back\\slash");
+    expect(c, "SELECT s FROM copy_t WHERE n = 2", "new\nline\ttab");
+    expect(c, "SELECT s FROM copy_t WHERE n = 3", "\"q\" \xf0\x9f\x98\x80");
+    /* Large: many 64 KB pieces. */
+    sql(c, "TRUNCATE copy_t");
+    size_t len;
+    char *big = rows(200000, 0, NULL, &len);
+    agec_test_must(agec__copy_in(c, "COPY copy_t FROM STDIN", big, len, &n, &err), &err, "big");
+    free(big);
+    assert_int_equal(n, 200000);
+    expect(c, "SELECT count(*) FROM copy_t", "200000");
+    /* Not a COPY: refused, connection fine. */
+    assert_int_equal(agec__copy_in(c, "SELECT 1", "", 0, NULL, &err), AGEC_ERR_INVALID_ARG);
+    expect(c, "SELECT 1", "1");
+    agec_conn_release(c);
+}
+
+static void test_copy_error_mid_stream(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    sql(c, "TRUNCATE copy_t");
+    size_t len;
+    /* Row 150000 of 200000 is not an int: the server fails mid-stream. */
+    char *data = rows(200000, 150000, "x\tbad\n", &len);
+    agec_error err = AGEC_ERROR_INIT;
+    uint64_t n = 99;
+    assert_int_equal(agec__copy_in(c, "COPY copy_t FROM STDIN", data, len, &n, &err),
+                     AGEC_ERR_SERVER);
+    assert_string_equal(err.sqlstate, "22P02");
+    assert_int_equal(n, 0);
+    assert_int_equal(PQtransactionStatus(agec_conn_pgconn(c)), PQTRANS_IDLE);
+    expect(c, "SELECT count(*) FROM copy_t", "0");
+    /* In a transaction: the block is failed, ROLLBACK brings it back. */
+    agec_test_must(agec_tx_begin(c, NULL, &err), &err, "begin");
+    sql(c, "INSERT INTO copy_t VALUES (1, 'before')");
+    assert_int_equal(agec__copy_in(c, "COPY copy_t FROM STDIN", data, len, NULL, &err),
+                     AGEC_ERR_SERVER);
+    assert_int_equal(PQtransactionStatus(agec_conn_pgconn(c)), PQTRANS_INERROR);
+    agec_test_must(agec_tx_rollback(c, &err), &err, "rollback");
+    expect(c, "SELECT count(*) FROM copy_t", "0");
+    /* A server error before any data (no such column). */
+    assert_int_equal(agec__copy_in(c, "COPY copy_t (nope) FROM STDIN", data, len, NULL, &err),
+                     AGEC_ERR_SERVER);
+    assert_string_equal(err.sqlstate, "42703");
+    free(data);
+    /* The same connection copies again, cleanly. */
+    static const char ok[] = "7\tseven\n";
+    agec_test_must(agec__copy_in(c, "COPY copy_t FROM STDIN", ok, sizeof ok - 1, &n, &err), &err,
+                   "copy after errors");
+    assert_int_equal(n, 1);
+    uint64_t id = agec_conn_id(c);
+    agec_conn_release(c);
+    c = get();
+    assert_int_equal(agec_conn_id(c), id); /* kept by the pool: it was clean */
+    agec_conn_release(c);
+}
+
+static void test_server_dies_mid_copy(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    sql(c, "DROP TABLE IF EXISTS copy_d");
+    sql(c, "CREATE TABLE copy_d (n int, s text)");
+    sql(c, "CREATE TRIGGER copy_d_die BEFORE INSERT ON copy_d FOR EACH ROW EXECUTE FUNCTION "
+           "copy_die()");
+    size_t len;
+    /* Row 100000 makes its own server process terminate: FATAL mid-COPY. */
+    char *data = rows(300000, 100000, "0\tdie\n", &len);
+    agec_error err = AGEC_ERROR_INIT;
+    uint64_t id = agec_conn_id(c);
+    agec_status st = agec__copy_in(c, "COPY copy_d FROM STDIN", data, len, NULL, &err);
+    free(data);
+    assert_int_equal(st, AGEC_ERR_CONNECTION_LOST);
+    assert_int_equal(PQstatus(agec_conn_pgconn(c)), CONNECTION_BAD);
+    agec_conn_release(c); /* closed (broken) */
+    c = get();
+    assert_true(agec_conn_id(c) != id);
+    expect(c, "SELECT count(*) FROM copy_d", "0");
+    expect(c, "SELECT 41 + 1", "42");
+    agec_conn_release(c);
+}
+
+static void test_loader_needs_age(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    agec_loader *ld = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_status st = agec_loader_open(c, "no_age_here", NULL, &ld, &err);
+    assert_int_equal(st, AGEC_ERR_AGE_MISSING);
+    assert_null(ld);
+    assert_int_equal(PQtransactionStatus(agec_conn_pgconn(c)), PQTRANS_IDLE);
+    agec_conn_release(c);
+}
+
+/* A stand-in for AGE's catalog in a database of its own (the other tests
+ * need a database without AGE): what the loader touches, label tables of
+ * AGE's shape, agtype as a domain over text (JSON texts only) and graphid
+ * over bigint. Enough to run the loader's COPY path end to end. */
+static const char STUB_SQL[] =
+    "CREATE SCHEMA ag_catalog;"
+    "CREATE DOMAIN ag_catalog.graphid AS bigint;"
+    "CREATE DOMAIN ag_catalog.agtype AS text;"
+    "CREATE TABLE ag_catalog.ag_graph (graphid serial PRIMARY KEY, name name UNIQUE);"
+    "CREATE TABLE ag_catalog.ag_label (name name, graph int, id int, kind \"char\", seq_name "
+    "name);"
+    "CREATE FUNCTION ag_catalog.create_graph(g name) RETURNS void LANGUAGE plpgsql AS $$ BEGIN "
+    "INSERT INTO ag_catalog.ag_graph (name) VALUES (g); EXECUTE format('CREATE SCHEMA %I', g); "
+    "END $$;"
+    "CREATE FUNCTION ag_catalog.stub_label(g name, l name, k \"char\") RETURNS void LANGUAGE "
+    "plpgsql AS $$ DECLARE gid int; lid int; seq text; BEGIN "
+    "SELECT graphid INTO gid FROM ag_catalog.ag_graph WHERE name = g; "
+    "SELECT coalesce(max(id), 2) + 1 INTO lid FROM ag_catalog.ag_label WHERE graph = gid; "
+    "INSERT INTO ag_catalog.ag_label VALUES (l, gid, lid, k, l || '_id_seq'); "
+    "seq := format('%I.%I', g, l || '_id_seq'); EXECUTE 'CREATE SEQUENCE ' || seq; "
+    "EXECUTE format('CREATE TABLE %I.%I (id ag_catalog.graphid NOT NULL DEFAULT (%s::bigint << "
+    "48) | nextval(%L) %s, properties ag_catalog.agtype NOT NULL CHECK (length(properties) < "
+    "500))', g, l, lid, seq, CASE k WHEN 'e' THEN ', start_id ag_catalog.graphid NOT NULL, "
+    "end_id ag_catalog.graphid NOT NULL' ELSE '' END); END $$;"
+    "CREATE FUNCTION ag_catalog.create_vlabel(g name, l name) RETURNS void LANGUAGE sql AS $$ "
+    "SELECT ag_catalog.stub_label(g, l, 'v') $$;"
+    "CREATE FUNCTION ag_catalog.create_elabel(g name, l name) RETURNS void LANGUAGE sql AS $$ "
+    "SELECT ag_catalog.stub_label(g, l, 'e') $$;"
+    "CREATE FUNCTION ag_catalog.agtype_access_operator(VARIADIC a ag_catalog.agtype[]) RETURNS "
+    "ag_catalog.agtype LANGUAGE sql IMMUTABLE AS $$ SELECT ((a[1])::jsonb -> ((a[2])::jsonb #>> "
+    "'{}'))::text $$;";
+
+static agec_pool *stub_pool(void)
+{
+    agec_conn *c = get();
+    sql(c, "DROP DATABASE IF EXISTS agec_stub_age");
+    sql(c, "CREATE DATABASE agec_stub_age");
+    agec_conn_release(c);
+    char dsn[512];
+    snprintf(dsn, sizeof dsn, "%s dbname=agec_stub_age", agec_test_pg_conninfo());
+    agec_pool_config cfg;
+    agec_pool_config_init(&cfg);
+    cfg.conninfo = dsn;
+    cfg.max = 1;
+    cfg.age_mode = AGEC_AGE_OFF;
+    cfg.on_event = agec_pool_event_ignore;
+    agec_pool *p;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_open(&cfg, &p, &err), &err, "open stub pool");
+    agec_test_must(agec_pool_acquire(p, &c, &err), &err, "acquire");
+    agec_result *r = NULL;
+    agec_query_opts qo;
+    agec_query_opts_init(&qo);
+    qo.prepare = false; /* several statements: the simple protocol */
+    agec_test_must(agec_sql_exec(c, STUB_SQL, 0, NULL, &qo, &r, &err), &err, "stub");
+    agec_result_free(r);
+    agec_conn_release(c);
+    return p;
+}
+
+static void test_loader_copy_path(void **state)
+{
+    (void)state;
+    agec_pool *p = stub_pool();
+    agec_conn *c = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_acquire(p, &c, &err), &err, "acquire");
+    agec_loader *ld;
+    agec_load_opts o;
+    agec_load_opts_init(&o);
+    o.batch_rows = 7;
+    agec_test_must(agec_loader_open(c, "stub_g", &o, &ld, &err), &err, "open");
+    agec_test_must(agec_loader_key(ld, "Person", "uid", &err), &err, "key");
+    char b[256];
+    for (int i = 0; i < 50; i++) {
+        snprintf(b, sizeof b,
+                 "{\"uid\": %d, \"s\": \"a\\\\b\\nc\\td \\\"q\\\" %d \xf0\x9f\x98\x80\"}", i, i);
+        agec_test_must(agec_loader_vertex(ld, "Person", b, SIZE_MAX, &err), &err, "vertex");
+    }
+    for (int j = 0; j < 40; j++) {
+        char ks[16], ke[16];
+        snprintf(ks, sizeof ks, "%d", j);
+        snprintf(ke, sizeof ke, "%d", (j * 7 + 3) % 50);
+        agec_test_must(agec_loader_edge(ld, "KNOWS", &AGEC_ENDPOINT_KEY("Person", ks),
+                                        &AGEC_ENDPOINT_KEY("Person", ke), "{\"w\": 1}", SIZE_MAX,
+                                        &err),
+                       &err, "edge");
+    }
+    agec_load_stats st = { .size = sizeof st };
+    agec_test_must(agec_loader_finish(ld, &st, &err), &err, "finish");
+    agec_loader_free(ld);
+    assert_int_equal(st.method, AGEC_LOAD_COPY); /* AUTO on PostgreSQL */
+    /* COPY's escapes came through: backslash, newline, tab, quotes, UTF-8. */
+    expect(c,
+           "SELECT properties::jsonb ->> 's' FROM stub_g.\"Person\" WHERE "
+           "(properties::jsonb ->> 'uid')::int = 7",
+           "a\\b\nc\td \"q\" 7 \xf0\x9f\x98\x80");
+    expect(c, "SELECT count(DISTINCT id) FILTER (WHERE id >> 48 = 3) FROM stub_g.\"Person\"", "50");
+    /* Every edge joins the vertices its keys named. */
+    expect(
+        c,
+        "SELECT count(*) FROM stub_g.\"KNOWS\" e JOIN stub_g.\"Person\" a ON a.id = e.start_id "
+        "JOIN stub_g.\"Person\" b ON b.id = e.end_id WHERE ((b.properties::jsonb ->> 'uid')::int) "
+        "= ((a.properties::jsonb ->> 'uid')::int * 7 + 3) % 50",
+        "40");
+    /* The sequence lies past every id: the next default id is new. */
+    expect(c,
+           "SELECT count(*) FROM stub_g.\"Person\" WHERE id >= (3::bigint << 48) | "
+           "(SELECT last_value FROM stub_g.\"Person_id_seq\") + 1",
+           "0");
+    expect(c,
+           "SELECT count(*) FROM pg_indexes WHERE schemaname = 'stub_g' AND indexdef LIKE "
+           "'%agtype_access_operator%uid%'",
+           "1");
+    /* A row the server refuses mid-COPY (the stub's CHECK): the batch's lines named, nothing kept. */
+    agec_test_must(agec_loader_open(c, "stub_h", &o, &ld, &err), &err, "open");
+    agec_loader_source(ld, "big.jsonl", 1);
+    for (int i = 0; i < 10 && err.code == AGEC_OK; i++) {
+        char big[700];
+        snprintf(big, sizeof big, "{\"n\": %d, \"pad\": \"%0*d\"}", i, i == 9 ? 600 : 1, 0);
+        (void)agec_loader_vertex(ld, "Doc", big, SIZE_MAX, &err);
+    }
+    if (err.code == AGEC_OK)
+        (void)agec_loader_finish(ld, NULL, &err);
+    assert_int_equal(err.code, AGEC_ERR_SERVER);
+    assert_string_equal(err.sqlstate, "23514");
+    assert_non_null(strstr(err.message, "big.jsonl lines 8-10 (label Doc, 3 rows)"));
+    agec_loader_free(ld);
+    expect(c, "SELECT count(*) FROM ag_catalog.ag_graph WHERE name = 'stub_h'", "0");
+    expect(c, "SELECT 1", "1");
+    agec_conn_release(c);
+    agec_pool_close(p, 1000, NULL);
+    c = get();
+    sql(c, "DROP DATABASE agec_stub_age");
+    agec_conn_release(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_copy_escapes_round_trip),
+        cmocka_unit_test(test_copy_error_mid_stream),
+        cmocka_unit_test(test_server_dies_mid_copy),
+        cmocka_unit_test(test_loader_needs_age),
+        cmocka_unit_test(test_loader_copy_path),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
