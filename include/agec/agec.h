@@ -14,5 +14,6 @@
 #include "agec/cypher.h"
 #include "agec/tx.h"
 #include "agec/graph.h"
+#include "agec/cluster.h"
 
 #endif /* AGEC_AGEC_H */

@@ -30,6 +30,8 @@ static void test_codes_are_stable(void **state)
     assert_int_equal(AGEC_ERR_BREAKER_OPEN, 7);
     assert_int_equal(AGEC_ERR_SERVER, 10);
     assert_int_equal(AGEC_ERR_CANCELLED, 22);
+    assert_int_equal(AGEC_ERR_NO_NODE, 23);
+    assert_string_equal(agec_status_name(AGEC_ERR_NO_NODE), "AGEC_ERR_NO_NODE");
 }
 
 static void test_error_set_and_clear(void **state)
