@@ -180,10 +180,18 @@ static void record(agec__node *nd, bool ok, const check_result *res, const char 
             if (cl->hist_n < AGEC__LSN_HISTORY)
                 cl->hist_n++;
         }
+        /* Standbys checked before any primary was known: settle their lag. */
+        for (int i = 0; i < cl->n; i++) {
+            agec__node *s = &cl->nodes[i];
+            if (s->role == AGEC_NODE_STANDBY && s->lag_ms < 0 && s->lsn >= res->lsn)
+                s->lag_ms = 0;
+        }
     }
     if (ok && nd->role == AGEC_NODE_STANDBY) {
         if (cl->primary >= 0 && cl->hist_n > 0)
             nd->lag_ms = lag_from_history(cl, res->lsn, now);
+        else if (cl->primary >= 0 && res->lsn >= cl->nodes[cl->primary].lsn)
+            nd->lag_ms = 0; /* caught up with the primary's last position */
         else
             nd->lag_ms = res->replay_age_ms;
     }

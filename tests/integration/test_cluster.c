@@ -283,6 +283,44 @@ static void test_config_errors(void **state)
     assert_false(agec_lsn_parse("16B374D848", &l));
 }
 
+/* Run the CLI against the cluster; returns its output (static buffer). */
+static const char *cli_out(const char *args, int *rc)
+{
+    static char out[8192];
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s --dsn '%s' --age-mode off %s", AGEC_CLI_PATH, tc.conninfo, args);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    *rc = pclose(f);
+    return out;
+}
+
+static void test_cli_read_only_and_cluster_command(void **state)
+{
+    (void)state;
+    int rc = -1;
+    const char *o = cli_out("--read-only --format csv sql 'SELECT pg_is_in_recovery()'", &rc);
+    assert_int_equal(rc, 0);
+    assert_string_equal(o, "pg_is_in_recovery\nt\n");
+    /* Without --read-only a multi-host DSN writes on the primary. */
+    o = cli_out("--format csv sql 'SELECT pg_is_in_recovery()'", &rc);
+    assert_int_equal(rc, 0);
+    assert_string_equal(o, "pg_is_in_recovery\nf\n");
+    /* Read-only sessions refuse writes even when they land on the primary. */
+    o = cli_out("--read-only sql 'CREATE TABLE nope (i int)' 2>&1", &rc);
+    assert_true(rc != 0);
+    assert_non_null(strstr(o, "25006"));
+    o = cli_out("--format json cluster", &rc);
+    assert_int_equal(rc, 0);
+    char want[96];
+    snprintf(want, sizeof want, "\"port\": %d, \"role\": \"primary\"", tc.port[0]);
+    assert_non_null(strstr(o, want));
+    snprintf(want, sizeof want, "\"port\": %d, \"role\": \"standby\"", tc.port[2]);
+    assert_non_null(strstr(o, want));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -293,6 +331,7 @@ int main(void)
         cmocka_unit_test(test_standby_only_no_node),
         cmocka_unit_test(test_prometheus_and_connection_bound),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_cli_read_only_and_cluster_command),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
