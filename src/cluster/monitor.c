@@ -81,7 +81,7 @@ static bool check_once(agec__node *nd, check_result *res, char *errbuf, size_t c
         if (agec__session_connect((const char *const *)nd->mon_keys,
                                   (const char *const *)nd->mon_vals, deadline, &cl->stopping,
                                   &nd->mon, &e) != AGEC_OK) {
-            snprintf(errbuf, cap, "%s", e.message);
+            agec__copy_text(errbuf, cap, e.message);
             return false;
         }
     }
@@ -180,10 +180,11 @@ static void record(agec__node *nd, bool ok, const check_result *res, const char 
             if (cl->hist_n < AGEC__LSN_HISTORY)
                 cl->hist_n++;
         }
-        /* Standbys checked before any primary was known: settle their lag. */
+        /* A standby at or past this position is not behind, whatever its
+         * last check (maybe made before any primary was known) said. */
         for (int i = 0; i < cl->n; i++) {
             agec__node *s = &cl->nodes[i];
-            if (s->role == AGEC_NODE_STANDBY && s->lag_ms < 0 && s->lsn >= res->lsn)
+            if (s->role == AGEC_NODE_STANDBY && s->lsn >= res->lsn)
                 s->lag_ms = 0;
         }
     }
