@@ -180,6 +180,7 @@ static agec_pool_config pool_cfg(int max)
     pc.min = max;
     pc.validate_idle_ms = -1;
     pc.application_name = "bench_cluster";
+    pc.on_event = agec_pool_event_ignore;
     return pc;
 }
 
@@ -254,7 +255,7 @@ static void *fo_writer(void *arg)
             agec_cluster_report(fo_cl, c, &re);
         }
         PQclear(r);
-        agec_conn_release_broken(c);
+        agec_conn_release(c);
         long long since = atomic_load(&fo_since), zero = 0;
         if (ok && since > 0 && t0 >= since)
             atomic_compare_exchange_strong(&fo_first, &zero, (long long)(bench_now_ns() / 1000000));

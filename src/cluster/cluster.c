@@ -106,6 +106,7 @@ agec_status agec_cluster_open(const agec_cluster_config *cfg, agec_cluster **out
     cl->acquire_timeout_ms = pc.acquire_timeout_ms;
     cl->connect_timeout_ms = pc.connect_timeout_ms;
     cl->primary = -1;
+    atomic_init(&cl->primary_snap, -1);
     atomic_init(&cl->stopping, false);
     atomic_init(&cl->rr, 0);
 
@@ -120,6 +121,7 @@ agec_status agec_cluster_open(const agec_cluster_config *cfg, agec_cluster **out
         atomic_init(&nd->acq_read, 0);
         atomic_init(&nd->acq_errors, 0);
         atomic_init(&nd->reported, 0);
+        atomic_init(&nd->rot_snap, false);
         agec_pool_config npc = pc;
         npc.conninfo = conninfos[i];
         npc.name = nd->pool_name;
@@ -201,17 +203,18 @@ static agec_status no_node(agec_cluster *cl, agec_error *err, const char *what)
                            nodes);
 }
 
-/* Candidates for a plain read, by policy (cl->mu held). Returns the count. */
+/* Candidates for a plain read, by policy, from the lock-free snapshots.
+ * Returns the count. */
 static int read_candidates(agec_cluster *cl, int *cand)
 {
     int k = 0;
     for (int i = 0; i < cl->n; i++)
-        if (agec__node_in_rotation(cl, &cl->nodes[i]))
+        if (atomic_load_explicit(&cl->nodes[i].rot_snap, memory_order_relaxed))
             cand[k++] = i;
-    if (cl->policy == AGEC_READ_ANY && cl->primary >= 0)
-        cand[k++] = cl->primary;
-    if (k == 0 && cl->policy == AGEC_READ_PREFER_STANDBY && cl->primary >= 0)
-        cand[k++] = cl->primary;
+    int p = atomic_load_explicit(&cl->primary_snap, memory_order_relaxed);
+    if (p >= 0 &&
+        (cl->policy == AGEC_READ_ANY || (k == 0 && cl->policy == AGEC_READ_PREFER_STANDBY)))
+        cand[k++] = p;
     return k;
 }
 
@@ -291,32 +294,33 @@ static bool conn_in_recovery(agec_conn *c)
     const char *hs = PQparameterStatus(pg, "in_hot_standby");
     if (hs == NULL || strcmp(hs, "on") != 0)
         return false;
-    (void)PQconsumeInput(pg);
-    hs = PQparameterStatus(pg, "in_hot_standby");
-    return hs != NULL && strcmp(hs, "on") == 0;
+    /* The server reports the change only when the session next finishes a
+     * command, so a connection left idle since before a promotion still
+     * says "on": ask (the round trip also brings the new status). */
+    PGresult *r = PQexec(pg, "SELECT pg_is_in_recovery()");
+    bool rec =
+        PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQgetvalue(r, 0, 0)[0] != 'f';
+    PQclear(r);
+    return rec;
 }
 
 static agec_status acquire_write(acq_ctx *a, int64_t deadline_us)
 {
     agec_cluster *cl = a->cl;
     for (;;) {
-        pthread_mutex_lock(&cl->mu);
-        if (cl->stop) {
-            pthread_mutex_unlock(&cl->mu);
+        if (atomic_load(&cl->stopping))
             return agec__error_set(a->err, AGEC_ERR_POOL_CLOSED, "cluster %s is closing", cl->name);
-        }
-        int p = cl->primary;
+        int p = atomic_load_explicit(&cl->primary_snap, memory_order_relaxed);
         if (p < 0) {
-            agec__cluster_kick_locked(cl);
-            if (agec__now_us() >= deadline_us) {
-                pthread_mutex_unlock(&cl->mu);
+            if (agec__now_us() >= deadline_us)
                 break;
-            }
-            wait_topology(cl, deadline_us, AGEC__CLUSTER_SLICE_MS);
+            pthread_mutex_lock(&cl->mu);
+            agec__cluster_kick_locked(cl);
+            if (cl->primary < 0)
+                wait_topology(cl, deadline_us, AGEC__CLUSTER_SLICE_MS);
             pthread_mutex_unlock(&cl->mu);
             continue;
         }
-        pthread_mutex_unlock(&cl->mu);
         agec_status st = try_node(a, p, remaining_ms(deadline_us), true);
         if (st == AGEC_OK) {
             if (!conn_in_recovery(*a->out))
@@ -371,20 +375,18 @@ static agec_status acquire_read(acq_ctx *a, int64_t deadline_us)
     agec_cluster *cl = a->cl;
     int cand[AGEC_CLUSTER_MAX_NODES + 1];
     for (;;) {
-        pthread_mutex_lock(&cl->mu);
-        bool stop = cl->stop;
+        bool stop = atomic_load(&cl->stopping);
         int k = stop ? 0 : read_candidates(cl, cand);
         if (k == 0 && !stop) {
-            if (agec__now_us() >= deadline_us) {
-                pthread_mutex_unlock(&cl->mu);
+            if (agec__now_us() >= deadline_us)
                 break;
-            }
+            pthread_mutex_lock(&cl->mu);
             agec__cluster_kick_locked(cl);
-            wait_topology(cl, deadline_us, AGEC__CLUSTER_SLICE_MS);
+            if (read_candidates(cl, cand) == 0)
+                wait_topology(cl, deadline_us, AGEC__CLUSTER_SLICE_MS);
             pthread_mutex_unlock(&cl->mu);
             continue;
         }
-        pthread_mutex_unlock(&cl->mu);
         if (stop)
             return agec__error_set(a->err, AGEC_ERR_POOL_CLOSED, "cluster %s is closing", cl->name);
         agec_status st = try_candidates(a, cand, k, deadline_us);

@@ -49,6 +49,9 @@ typedef struct agec__node {
     char last_error[256];
 
     atomic_uint_fast64_t acq_write, acq_read, acq_errors, reported;
+    /* What routing reads without the lock: written under cl->mu by
+     * agec__cluster_publish_locked after every change. */
+    atomic_bool rot_snap;
 } agec__node;
 
 struct agec_cluster {
@@ -72,7 +75,8 @@ struct agec_cluster {
         agec_lsn lsn;
     } hist[AGEC__LSN_HISTORY]; /* ring of the primary's positions, guarded by mu */
     int hist_n, hist_head;
-    atomic_uint rr; /* round robin over read candidates */
+    atomic_uint rr;          /* round robin over read candidates */
+    atomic_int primary_snap; /* cl->primary for the lock-free fast path */
 };
 
 /* config.c: split cfg into nodes (host, port, pool conninfo, monitor keys).
@@ -88,6 +92,9 @@ void *agec__cluster_monitor_main(void *arg);
 void agec__cluster_choose_primary(struct agec_cluster *cl);
 /* Make every monitor re-check now (cl->mu held). */
 void agec__cluster_kick_locked(struct agec_cluster *cl);
+
+/* Copy primary and each node's rotation into the snapshots (cl->mu held). */
+void agec__cluster_publish_locked(struct agec_cluster *cl);
 
 /* Whether node i serves plain reads now (cl->mu held). */
 bool agec__node_in_rotation(const struct agec_cluster *cl, const agec__node *nd);

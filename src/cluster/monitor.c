@@ -101,6 +101,13 @@ bool agec__node_in_rotation(const struct agec_cluster *cl, const agec__node *nd)
     return nd->lag_ms >= 0 && nd->lag_ms <= cl->max_lag_ms;
 }
 
+void agec__cluster_publish_locked(struct agec_cluster *cl)
+{
+    for (int i = 0; i < cl->n; i++)
+        atomic_store(&cl->nodes[i].rot_snap, agec__node_in_rotation(cl, &cl->nodes[i]));
+    atomic_store(&cl->primary_snap, cl->primary);
+}
+
 void agec__cluster_kick_locked(struct agec_cluster *cl)
 {
     cl->kick_gen++;
@@ -196,6 +203,7 @@ static void record(agec__node *nd, bool ok, const check_result *res, const char 
         else
             nd->lag_ms = res->replay_age_ms;
     }
+    agec__cluster_publish_locked(cl);
     cl->topo_gen++;
     pthread_cond_broadcast(&cl->topo_cv);
     pthread_mutex_unlock(&cl->mu);
