@@ -20,7 +20,7 @@
  *     standby, time to the first acknowledged write after the promote
  *     command started; the old primary is rewound and rejoins as a standby,
  *     and the next run fails over the other way. min / median / max.
- * Paths of (a) and (b) are measured in interleaved rounds (median of 3).
+ * Paths of (a) and (b) are measured in interleaved rounds (median of 5, alternating which goes first).
  * Exits 0 when everything ran, 1 on a failure, 124 on the watchdog.
  */
 #include <pthread.h>
@@ -41,7 +41,7 @@
 #endif
 
 #define ROWS 1000
-#define ROUNDS 3
+#define ROUNDS 5
 
 static char dir[256];
 static int ports[3];
@@ -76,6 +76,9 @@ static void on_signal(int sig)
 static void die(const char *what, const agec_error *e)
 {
     fprintf(stderr, "bench_cluster: %s: %s\n", what, e ? e->message : "failed");
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "tail -n 20 %s.log >&2", dir);
+    (void)system(cmd);
     cleanup();
     exit(1);
 }
@@ -218,8 +221,14 @@ static void compare(const char *label, run *a, run *b, int callers)
 {
     double va[ROUNDS], vb[ROUNDS];
     for (int i = 0; i < ROUNDS; i++) {
-        va[i] = measure(a, callers);
-        vb[i] = measure(b, callers);
+        /* Alternate which goes first, so neither always gets the warm-up. */
+        if (i % 2 == 0) {
+            va[i] = measure(a, callers);
+            vb[i] = measure(b, callers);
+        } else {
+            vb[i] = measure(b, callers);
+            va[i] = measure(a, callers);
+        }
     }
     double ma = bench_median(va, ROUNDS), mb = bench_median(vb, ROUNDS);
     printf("  %-34s %2d callers: cluster %8.0f ops/s, plain pool %8.0f ops/s, ratio %.3f "

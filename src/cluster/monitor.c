@@ -207,6 +207,10 @@ static void record(agec__node *nd, bool ok, const check_result *res, const char 
     cl->topo_gen++;
     pthread_cond_broadcast(&cl->topo_cv);
     pthread_mutex_unlock(&cl->mu);
+    /* Back from down: its pool's breaker need not wait out its open
+     * period, the monitor has just seen the server answer. */
+    if (ok && was == AGEC_NODE_DOWN)
+        agec_pool_breaker_probe(nd->pool);
 }
 
 void *agec__cluster_monitor_main(void *arg)
