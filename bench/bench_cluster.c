@@ -21,7 +21,7 @@
  *     command started; the old primary is rewound and rejoins as a standby,
  *     and the next run fails over the other way. min / median / max.
  * Paths of (a) and (b) are measured in interleaved rounds (median of 5, alternating which goes first).
- * Exits 0 when everything ran, 1 on a failure, 124 on the watchdog.
+ * Exits 0 when everything ran, 1 on a failure, 124 on the watchdog (600 s).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -327,11 +327,12 @@ static void failovers(const char *conninfo, int runs)
 
 int main(void)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress visible, and kept if the watchdog fires */
     bench_print_machine("bench_cluster");
     signal(SIGALRM, on_signal);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
-    alarm(300);
+    alarm(600);
     const char *tmp = getenv("TMPDIR");
     snprintf(dir, sizeof dir, "%s/agec-cluster.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (mkdtemp(dir) == NULL)

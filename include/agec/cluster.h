@@ -21,8 +21,10 @@
  *   than max_lag_ms behind leaves the read rotation and comes back when it
  *   has caught up. A write acquire also looks at the connection's
  *   in_hot_standby ParameterStatus (sent by PostgreSQL 14+ at connect and
- *   when it changes) and never hands out a connection to a server in
- *   recovery as a write connection.
+ *   after a change, once the session next finishes a command) and never
+ *   hands out a connection to a server in recovery as a write connection;
+ *   when it still says "on" it asks the server (one round trip, only then),
+ *   since a session idle since before a promotion has not been told yet.
  *
  * Failover
  *   When the primary cannot be reached, reports itself in recovery, or a
@@ -36,7 +38,10 @@
  *   PostgreSQL keeps a promoted standby's sessions (they become writable)
  *   and ends every session of a server that is demoted (it must restart),
  *   and the pool drops broken connections by itself, so nothing needs to be
- *   rebuilt; each node's pool has its own circuit breaker.
+ *   rebuilt; each node's pool has its own circuit breaker, and when the
+ *   monitor sees a node that was down answer again it lets that pool probe
+ *   at once (agec_pool_breaker_probe) instead of failing fast until
+ *   breaker_open_ms has passed.
  *
  * Thread safety
  *   Every function may be called from any thread, except that nothing may

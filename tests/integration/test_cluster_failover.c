@@ -33,6 +33,8 @@ static atomic_llong first_ack_after_ms; /* first ack with a start after `failove
 static atomic_llong failover_at_ms;
 static atomic_llong worst_overrun_ms;
 static atomic_int write_errors;
+static pthread_t th[WRITERS];
+static int started; /* writer threads running */
 
 static void note_overrun(int64_t took, int64_t limit)
 {
@@ -144,7 +146,6 @@ static bool read_lands_on_node0(void *arg)
 static void test_failover_under_writers(void **state)
 {
     (void)state;
-    tc_start(&tc);
     PGconn *p = tc_node(&tc, 0);
     (void)tc_int(p, "CREATE TABLE t (id int PRIMARY KEY)");
     PQfinish(p);
@@ -161,9 +162,10 @@ static void test_failover_under_writers(void **state)
     cl = tc_open(&cfg);
     atomic_store(&next_id, 1);
 
-    pthread_t th[WRITERS];
-    for (int i = 0; i < WRITERS; i++)
+    for (int i = 0; i < WRITERS; i++) {
         assert_int_equal(pthread_create(&th[i], NULL, writer, NULL), 0);
+        started = i + 1;
+    }
     int want = 200;
     assert_true(agec_test_wait_until(enough_acked, &want, 20000));
 
@@ -185,8 +187,9 @@ static void test_failover_under_writers(void **state)
     int after = atomic_load(&acked_n) + 100;
     assert_true(agec_test_wait_until(enough_acked, &after, 10000));
     atomic_store(&stop_writers, true);
-    for (int i = 0; i < WRITERS; i++)
+    for (int i = 0; i < started; i++)
         pthread_join(th[i], NULL);
+    started = 0;
     sample_totals();
 
     /* Every acknowledged commit is on the new primary. */
@@ -221,7 +224,28 @@ static void test_failover_under_writers(void **state)
     agec_cluster_node_stats s0 = tc_node_stats(cl, 0);
     assert_true(s0.role_changes >= 2); /* primary -> down -> standby */
     assert_int_equal(agec_cluster_close(cl, 1000, &err), AGEC_OK);
+    cl = NULL;
+}
+
+/* The cluster is started and removed by the group, so that a failed
+ * assertion (which ends the test function) does not leave it running. */
+static int setup(void **state)
+{
+    (void)state;
+    tc_start(&tc);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    atomic_store(&stop_writers, true);
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    if (cl != NULL)
+        (void)agec_cluster_close(cl, 1000, NULL);
     tc_stop(&tc);
+    return 0;
 }
 
 int main(void)
@@ -229,5 +253,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_failover_under_writers),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, setup, teardown);
 }
