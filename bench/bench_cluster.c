@@ -113,7 +113,8 @@ typedef struct run {
     agec_cluster *cluster; /* PATH_CLUSTER */
     int write_pct;
     double seconds;
-    atomic_bool go, stop;
+    pthread_barrier_t start; /* callers + the timer: all begin together */
+    atomic_bool stop;
     atomic_long ops, errors;
 } run;
 
@@ -121,8 +122,7 @@ static void *worker(void *arg)
 {
     run *r = arg;
     unsigned seed = (unsigned)(uintptr_t)&seed ^ (unsigned)bench_now_ns();
-    while (!atomic_load(&r->go))
-        ;
+    pthread_barrier_wait(&r->start);
     long ops = 0;
     while (!atomic_load(&r->stop)) {
         bool write = (int)(rand_r(&seed) % 100) < r->write_pct;
@@ -159,17 +159,18 @@ static void *worker(void *arg)
 static double measure(run *r, int callers)
 {
     pthread_t th[16];
-    atomic_store(&r->go, false);
     atomic_store(&r->stop, false);
     atomic_store(&r->ops, 0);
+    pthread_barrier_init(&r->start, NULL, (unsigned)callers + 1);
     for (int i = 0; i < callers; i++)
         pthread_create(&th[i], NULL, worker, r);
+    pthread_barrier_wait(&r->start);
     int64_t t0 = bench_now_ns();
-    atomic_store(&r->go, true);
     bench_sleep_ms((int64_t)(r->seconds * 1000));
     atomic_store(&r->stop, true);
     for (int i = 0; i < callers; i++)
         pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&r->start);
     double s = (double)(bench_now_ns() - t0) / 1e9;
     return (double)atomic_load(&r->ops) / s;
 }

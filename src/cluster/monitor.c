@@ -12,11 +12,17 @@
 #include "session/session.h"
 
 /* One round trip: role, WAL position (replay on a standby, current on the
- * primary), and the age of the last replayed transaction (ms, -1 = none). */
+ * primary), and a standby's own idea of its lag for when no primary is in
+ * sight: 0 when it has replayed all it has received, else the age of the
+ * last replayed transaction (ms; -1 = unknown). The replay age alone grows
+ * while the primary is idle, so it is used only when WAL is still waiting. */
 static const char CHECK_SQL[] =
     "SELECT pg_is_in_recovery(), "
     "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, "
-    "COALESCE((extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000)::bigint, -1)";
+    "CASE WHEN NOT pg_is_in_recovery() THEN -1 "
+    "WHEN pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn() THEN 0 "
+    "ELSE COALESCE((extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000)::bigint, "
+    "-1) END";
 
 typedef struct check_result {
     bool in_recovery;

@@ -22,7 +22,7 @@ static int setup(void **state)
     (void)state;
     tc_start(&tc);
     PGconn *p = tc_node(&tc, 0);
-    (void)tc_int(p, "CREATE TABLE t (id int PRIMARY KEY, v text)");
+    (void)pg_int(p, "CREATE TABLE t (id int PRIMARY KEY, v text)");
     PQfinish(p);
     agec_cluster_config cfg;
     agec_pool_config pool;
@@ -116,7 +116,7 @@ static void test_paused_standby_leaves_rotation(void **state)
 {
     (void)state;
     PGconn *s2 = tc_node(&tc, 2);
-    (void)tc_int(s2, "SELECT pg_wal_replay_pause()");
+    (void)pg_int(s2, "SELECT pg_wal_replay_pause()");
     rot_wait w = { 2, false };
     assert_true(agec_test_wait_until(rotation_is, &w, 15000));
     agec_cluster_node_stats st = tc_node_stats(cl, 2);
@@ -130,7 +130,7 @@ static void test_paused_standby_leaves_rotation(void **state)
         assert_int_equal(tc_conn_port(r, NULL), tc.port[1]);
         agec_conn_release(r);
     }
-    (void)tc_int(s2, "SELECT pg_wal_replay_resume()");
+    (void)pg_int(s2, "SELECT pg_wal_replay_resume()");
     w.want = true;
     assert_true(agec_test_wait_until(rotation_is, &w, 15000));
     int on2 = 0;
@@ -148,7 +148,7 @@ static bool row_visible(agec_conn *c, int id)
 {
     char sql[96];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM t WHERE id = %d", id);
-    return tc_int(agec_conn_pgconn(c), sql) == 1;
+    return pg_int(agec_conn_pgconn(c), sql) == 1;
 }
 
 static void test_read_your_writes(void **state)
@@ -171,8 +171,8 @@ static void test_read_your_writes(void **state)
     /* Every standby paused: a plain read misses the row, the token's read
      * sees it (on the primary, after ryw_wait_ms). */
     PGconn *s1 = tc_node(&tc, 1), *s2 = tc_node(&tc, 2);
-    (void)tc_int(s1, "SELECT pg_wal_replay_pause()");
-    (void)tc_int(s2, "SELECT pg_wal_replay_pause()");
+    (void)pg_int(s1, "SELECT pg_wal_replay_pause()");
+    (void)pg_int(s2, "SELECT pg_wal_replay_pause()");
     id = next_id;
     insert_row(cl, &token);
     agec_test_must(agec_cluster_acquire_read(cl, &r, &err), &err, "plain read");
@@ -186,8 +186,8 @@ static void test_read_your_writes(void **state)
     agec_conn_release(r);
     printf("read-your-writes with paused standbys: primary after %lld ms\n", (long long)took);
     assert_true(took < 300 + 250);
-    (void)tc_int(s1, "SELECT pg_wal_replay_resume()");
-    (void)tc_int(s2, "SELECT pg_wal_replay_resume()");
+    (void)pg_int(s1, "SELECT pg_wal_replay_resume()");
+    (void)pg_int(s2, "SELECT pg_wal_replay_resume()");
     PQfinish(s1);
     PQfinish(s2);
 }
@@ -203,8 +203,8 @@ static void test_standby_only_no_node(void **state)
     cfg.name = "standby-only";
     agec_cluster *so = tc_open(&cfg);
     PGconn *s1 = tc_node(&tc, 1), *s2 = tc_node(&tc, 2);
-    (void)tc_int(s1, "SELECT pg_wal_replay_pause()");
-    (void)tc_int(s2, "SELECT pg_wal_replay_pause()");
+    (void)pg_int(s1, "SELECT pg_wal_replay_pause()");
+    (void)pg_int(s2, "SELECT pg_wal_replay_pause()");
     rot_wait w1 = { 1, false }, w2 = { 2, false };
     agec_cluster *saved = cl;
     cl = so;
@@ -222,8 +222,8 @@ static void test_standby_only_no_node(void **state)
     assert_true(took >= 290 && took < 300 + 250);
     assert_non_null(strstr(err.message, "out of rotation"));
     printf("standby-only: %s\n", err.message);
-    (void)tc_int(s1, "SELECT pg_wal_replay_resume()");
-    (void)tc_int(s2, "SELECT pg_wal_replay_resume()");
+    (void)pg_int(s1, "SELECT pg_wal_replay_resume()");
+    (void)pg_int(s2, "SELECT pg_wal_replay_resume()");
     PQfinish(s1);
     PQfinish(s2);
     /* Writes still go to the primary. */

@@ -147,7 +147,7 @@ static void test_failover_under_writers(void **state)
 {
     (void)state;
     PGconn *p = tc_node(&tc, 0);
-    (void)tc_int(p, "CREATE TABLE t (id int PRIMARY KEY)");
+    (void)pg_int(p, "CREATE TABLE t (id int PRIMARY KEY)");
     PQfinish(p);
     agec_cluster_config cfg;
     agec_pool_config pool;
@@ -196,12 +196,12 @@ static void test_failover_under_writers(void **state)
     int n = atomic_load(&acked_n);
     assert_true(n <= MAX_ACKED);
     p = tc_node(&tc, 1);
-    long rows = tc_int(p, "SELECT count(*) FROM t");
+    long rows = pg_int(p, "SELECT count(*) FROM t");
     int lost = 0;
     for (int i = 0; i < n; i++) {
         char sql[96];
         snprintf(sql, sizeof sql, "SELECT count(*) FROM t WHERE id = %d", acked[i]);
-        lost += tc_int(p, sql) != 1;
+        lost += pg_int(p, sql) != 1;
     }
     printf("failover: %d writes acknowledged, %ld rows on the new primary, %d lost, %d failed "
            "calls (not acknowledged), worst overrun past a deadline %lld ms\n",
@@ -215,7 +215,7 @@ static void test_failover_under_writers(void **state)
     assert_int_equal(tc_script(&tc, "rejoin", "0 1"), 0);
     role_wait w = { 0, AGEC_NODE_STANDBY, true };
     assert_true(agec_test_wait_until(node_is, &w, 20000));
-    (void)tc_int(p, "INSERT INTO t VALUES (-1)");
+    (void)pg_int(p, "INSERT INTO t VALUES (-1)");
     PQfinish(p);
     /* Its pool's breaker opened during the outage: reads go to the other
      * standby until the probe the monitor allows has succeeded. */

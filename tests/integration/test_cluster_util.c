@@ -69,20 +69,9 @@ PGconn *tc_node(test_cluster *tc, int n)
     return c;
 }
 
-long tc_int(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    ExecStatusType s = PQresultStatus(r);
-    if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK)
-        fail_msg("%s: %s", sql, PQresultErrorMessage(r));
-    long v = (s == PGRES_TUPLES_OK && PQntuples(r) > 0) ? strtol(PQgetvalue(r, 0, 0), NULL, 10) : 0;
-    PQclear(r);
-    return v;
-}
-
 void tc_exec(agec_conn *c, const char *sql)
 {
-    (void)tc_int(agec_conn_pgconn(c), sql);
+    (void)pg_int(agec_conn_pgconn(c), sql);
 }
 
 int tc_conn_port(agec_conn *c, bool *in_recovery)

@@ -7,6 +7,7 @@
 #ifndef AGEC_TEST_CLUSTER_UTIL_H
 #define AGEC_TEST_CLUSTER_UTIL_H
 
+#include "test_pool_util.h" /* pg_int: one statement on a plain connection */
 #include "testutil.h"
 
 #include <libpq-fe.h>
@@ -28,8 +29,6 @@ void tc_stop(test_cluster *tc);
 int tc_script(test_cluster *tc, const char *verb, const char *args);
 /* A plain libpq connection to node n (fails the test on error). */
 PGconn *tc_node(test_cluster *tc, int n);
-/* Run sql on c and return the first value as long (fails on error). */
-long tc_int(PGconn *c, const char *sql);
 /* Run sql on a borrowed connection, fail the test on error. */
 void tc_exec(agec_conn *c, const char *sql);
 /* inet_server_port() and pg_is_in_recovery() of a borrowed connection. */
