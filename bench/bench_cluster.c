@@ -4,11 +4,12 @@
  * at exit).
  *
  * usage: bench_cluster            (no test server needed: it starts its own)
- * env:   AGEC_BENCH_SECONDS       seconds per throughput measurement (default 0.6)
+ * env:   AGEC_BENCH_SECONDS       seconds per throughput measurement (default 0.4)
  *        AGEC_BENCH_FAILOVERS     failover runs (default 5)
  *
- * (a) routing overhead: point reads (SELECT v FROM t WHERE id = k, simple
- *     protocol on the escape hatch) at 1 and 16 callers through
+ * (a) routing overhead: acquire + release with no query (the routing cost
+ *     alone), then point reads (SELECT n FROM t WHERE id = k, simple
+ *     protocol on the escape hatch), at 1 and 16 callers, through
  *     agec_cluster_acquire_read on a cluster of ONE node (all the routing
  *     work, no spreading) vs agec_pool_acquire on a plain pool to the same
  *     node: the ratio is the cost of routing.
@@ -20,7 +21,7 @@
  *     standby, time to the first acknowledged write after the promote
  *     command started; the old primary is rewound and rejoins as a standby,
  *     and the next run fails over the other way. min / median / max.
- * Paths of (a) and (b) are measured in interleaved rounds (median of 5, alternating which goes first).
+ * Paths of (a) and (b) are measured in interleaved rounds (median of 9, alternating which goes first).
  * Exits 0 when everything ran, 1 on a failure, 124 on the watchdog (600 s).
  */
 #include <pthread.h>
@@ -41,7 +42,7 @@
 #endif
 
 #define ROWS 1000
-#define ROUNDS 5
+#define ROUNDS 9
 
 static char dir[256];
 static int ports[3];
@@ -112,6 +113,7 @@ typedef struct run {
     agec_pool *pool;       /* PATH_POOL */
     agec_cluster *cluster; /* PATH_CLUSTER */
     int write_pct;
+    bool no_query; /* acquire + release only: the routing cost alone */
     double seconds;
     pthread_barrier_t start; /* callers + the timer: all begin together */
     atomic_bool stop;
@@ -135,6 +137,11 @@ static void *worker(void *arg)
                                           0, -1, &c, &e, __FILE__, __LINE__, __func__);
         if (st != AGEC_OK) {
             atomic_fetch_add(&r->errors, 1);
+            continue;
+        }
+        if (r->no_query) {
+            agec_conn_release(c);
+            ops++;
             continue;
         }
         char sql[96];
@@ -358,21 +365,24 @@ int main(void)
     node_conninfo(one, sizeof one, 1);
     admin(0, "CREATE TABLE t (id int PRIMARY KEY, n bigint NOT NULL DEFAULT 0)");
     admin(0, "INSERT INTO t (id) SELECT generate_series(1, 1000)");
-    double secs = bench_seconds(0.6);
+    double secs = bench_seconds(0.4);
     printf("cluster: primary :%d, sync standby :%d, async standby :%d; %.1f s per figure, "
            "median of %d interleaved rounds\n",
            ports[0], ports[1], ports[2], secs, ROUNDS);
 
     int callers[] = { 1, 16 };
-    printf("(a) routing overhead: point reads, cluster of one standby vs plain pool to it\n");
-    for (int i = 0; i < 2; i++) {
-        agec_cluster *c1 = open_cluster(one, callers[i], 500);
-        agec_pool *p1 = open_pool(1, callers[i]);
-        run a = { .kind = PATH_CLUSTER, .cluster = c1, .write_pct = 0, .seconds = secs };
-        run b = { .kind = PATH_POOL, .pool = p1, .write_pct = 0, .seconds = secs };
-        compare("read (1-node cluster)", &a, &b, callers[i]);
-        (void)agec_cluster_close(c1, 1000, NULL);
-        (void)agec_pool_close(p1, 1000, NULL);
+    printf("(a) routing overhead: cluster of one standby vs plain pool to it\n");
+    for (int q = 0; q < 2; q++) {
+        for (int i = 0; i < 2; i++) {
+            agec_cluster *c1 = open_cluster(one, callers[i], 500);
+            agec_pool *p1 = open_pool(1, callers[i]);
+            run a = { .kind = PATH_CLUSTER, .cluster = c1, .no_query = q == 0, .seconds = secs };
+            run b = { .kind = PATH_POOL, .pool = p1, .no_query = q == 0, .seconds = secs };
+            compare(q == 0 ? "acquire+release, no query" : "point read (1-node cluster)", &a, &b,
+                    callers[i]);
+            (void)agec_cluster_close(c1, 1000, NULL);
+            (void)agec_pool_close(p1, 1000, NULL);
+        }
     }
     printf("(b) three-node cluster vs plain pool to the primary\n");
     for (int w = 0; w < 2; w++) {
