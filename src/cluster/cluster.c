@@ -285,20 +285,36 @@ static agec_status try_node(acq_ctx *a, int idx, int timeout_ms, bool write)
     return st;
 }
 
+/* Deadline of a check the cluster runs on a connection it is about to hand
+ * out: the call's own, but at least 50 ms (a call that got its connection
+ * just in time still gets an answer, and stays within deadline + 250 ms). */
+static int64_t check_deadline(int64_t deadline_us)
+{
+    int64_t floor = agec__deadline_after(agec__now_us(), 50);
+    return deadline_us > floor ? deadline_us : floor;
+}
+
 /* A write connection must not be to a server in recovery. The status is
- * what the server last sent; a change (promotion) may still be unread. */
-static bool conn_in_recovery(agec_conn *c)
+ * what the server last sent; a change (promotion) may still be unread.
+ * *broken: the check failed mid-query (release the connection broken). */
+static bool conn_in_recovery(agec_conn *c, int64_t deadline_us, bool *broken)
 {
     PGconn *pg = agec_conn_pgconn(c);
+    *broken = false;
     const char *hs = PQparameterStatus(pg, "in_hot_standby");
     if (hs == NULL || strcmp(hs, "on") != 0)
         return false;
     /* The server reports the change only when the session next finishes a
      * command, so a connection left idle since before a promotion still
      * says "on": ask (the round trip also brings the new status). */
-    PGresult *r = PQexec(pg, "SELECT pg_is_in_recovery()");
-    bool rec =
-        PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQgetvalue(r, 0, 0)[0] != 'f';
+    char msg[256];
+    PGresult *r = agec__cluster_query(pg, "SELECT pg_is_in_recovery()", check_deadline(deadline_us),
+                                      NULL, msg, sizeof msg);
+    if (r == NULL) {
+        *broken = true;
+        return true;
+    }
+    bool rec = PQgetvalue(r, 0, 0)[0] != 'f';
     PQclear(r);
     return rec;
 }
@@ -322,10 +338,14 @@ static agec_status acquire_write(acq_ctx *a, int64_t deadline_us)
         }
         agec_status st = try_node(a, p, remaining_ms(deadline_us), true);
         if (st == AGEC_OK) {
-            if (!conn_in_recovery(*a->out))
+            bool broken = false;
+            if (!conn_in_recovery(*a->out, deadline_us, &broken))
                 return AGEC_OK;
             /* A demoted server: not for writing. Make the monitor look. */
-            agec_conn_release(*a->out);
+            if (broken)
+                agec_conn_release_broken(*a->out);
+            else
+                agec_conn_release(*a->out);
             *a->out = NULL;
             a->last = AGEC_ERR_NO_NODE;
             pthread_mutex_lock(&cl->mu);
@@ -407,11 +427,14 @@ static agec_status acquire_read(acq_ctx *a, int64_t deadline_us)
 }
 
 /* Replay position of a standby connection, or 0. */
-static agec_lsn conn_replay_lsn(agec_conn *c)
+static agec_lsn conn_replay_lsn(agec_conn *c, int64_t deadline_us, bool *broken)
 {
-    PGresult *r = PQexec(agec_conn_pgconn(c), "SELECT pg_last_wal_replay_lsn()");
+    char msg[256];
+    PGresult *r = agec__cluster_query(agec_conn_pgconn(c), "SELECT pg_last_wal_replay_lsn()",
+                                      check_deadline(deadline_us), NULL, msg, sizeof msg);
+    *broken = r == NULL;
     agec_lsn lsn = 0;
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+    if (r != NULL && !PQgetisnull(r, 0, 0))
         (void)agec_lsn_parse(PQgetvalue(r, 0, 0), &lsn);
     PQclear(r);
     return lsn;
@@ -439,7 +462,8 @@ static agec_status acquire_ryw(acq_ctx *a, agec_lsn min_lsn, int64_t deadline_us
         for (int j = 0; j < k; j++) {
             if (try_node(a, cand[j], remaining_ms(ryw_deadline), false) != AGEC_OK)
                 continue;
-            agec_lsn at = conn_replay_lsn(*a->out);
+            bool broken = false;
+            agec_lsn at = conn_replay_lsn(*a->out, ryw_deadline, &broken);
             if (at >= min_lsn) {
                 pthread_mutex_lock(&cl->mu);
                 if (cl->nodes[cand[j]].role == AGEC_NODE_STANDBY && at > cl->nodes[cand[j]].lsn)
@@ -447,7 +471,10 @@ static agec_status acquire_ryw(acq_ctx *a, agec_lsn min_lsn, int64_t deadline_us
                 pthread_mutex_unlock(&cl->mu);
                 return AGEC_OK;
             }
-            agec_conn_release(*a->out);
+            if (broken)
+                agec_conn_release_broken(*a->out);
+            else
+                agec_conn_release(*a->out);
             *a->out = NULL;
         }
         if (agec__now_us() >= ryw_deadline)

@@ -86,6 +86,12 @@ agec_status agec__cluster_parse(struct agec_cluster *cl, const agec_cluster_conf
                                 char **conninfos, agec_error *err);
 void agec__cluster_free_keys(agec__node *nd);
 
+/* Run one query that returns one row, by deadline_us (abort_flag may be
+ * NULL). Returns the result (PQclear it) or NULL with a message in errbuf;
+ * after NULL the connection may be mid-query: close it (release broken). */
+PGresult *agec__cluster_query(PGconn *c, const char *sql, int64_t deadline_us,
+                              const atomic_bool *abort_flag, char *errbuf, size_t cap);
+
 /* monitor.c: the per-node monitor thread, and the routing decision that
  * follows each check (called with cl->mu held). */
 void *agec__cluster_monitor_main(void *arg);

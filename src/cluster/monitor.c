@@ -30,45 +30,52 @@ typedef struct check_result {
     int64_t replay_age_ms;
 } check_result;
 
-/* Run CHECK_SQL by deadline_us. False on any failure (message in errbuf);
- * the connection must then be closed. */
-static bool run_check(struct agec_cluster *cl, PGconn *c, int64_t deadline_us, check_result *out,
-                      char *errbuf, size_t cap)
+PGresult *agec__cluster_query(PGconn *c, const char *sql, int64_t deadline_us,
+                              const atomic_bool *abort_flag, char *errbuf, size_t cap)
 {
-    if (!PQsendQuery(c, CHECK_SQL)) {
+    if (!PQsendQuery(c, sql)) {
         snprintf(errbuf, cap, "%s", PQerrorMessage(c));
-        return false;
+        return NULL;
     }
     PGresult *last = NULL;
     for (;;) {
         while (!PQisBusy(c)) {
             PGresult *r = PQgetResult(c);
-            if (r == NULL)
-                goto done;
+            if (r == NULL) {
+                ExecStatusType st = last ? PQresultStatus(last) : PGRES_FATAL_ERROR;
+                if (st == PGRES_TUPLES_OK && PQntuples(last) == 1)
+                    return last;
+                snprintf(errbuf, cap, "%s", last ? PQresultErrorMessage(last) : "no result");
+                PQclear(last);
+                return NULL;
+            }
             PQclear(last);
             last = r;
         }
         int64_t now = agec__now_us();
-        if (now >= deadline_us || atomic_load(&cl->stopping)) {
-            snprintf(errbuf, cap, "check timed out");
+        if (now >= deadline_us || (abort_flag != NULL && atomic_load(abort_flag))) {
+            snprintf(errbuf, cap, "query timed out");
             PQclear(last);
-            return false;
+            return NULL;
         }
         struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN, .revents = 0 };
         (void)poll(&pfd, 1, agec__poll_ms(agec__min64(deadline_us, now + 50000), now));
         if (!PQconsumeInput(c)) {
             snprintf(errbuf, cap, "%s", PQerrorMessage(c));
             PQclear(last);
-            return false;
+            return NULL;
         }
     }
-done:
-    if (last == NULL || PQresultStatus(last) != PGRES_TUPLES_OK || PQntuples(last) != 1) {
-        snprintf(errbuf, cap, "%s",
-                 last ? PQresultErrorMessage(last) : "no result from the role check");
-        PQclear(last);
+}
+
+/* Run CHECK_SQL by deadline_us. False on any failure (message in errbuf);
+ * the connection must then be closed. */
+static bool run_check(struct agec_cluster *cl, PGconn *c, int64_t deadline_us, check_result *out,
+                      char *errbuf, size_t cap)
+{
+    PGresult *last = agec__cluster_query(c, CHECK_SQL, deadline_us, &cl->stopping, errbuf, cap);
+    if (last == NULL)
         return false;
-    }
     out->in_recovery = PQgetvalue(last, 0, 0)[0] == 't';
     out->lsn = 0;
     if (!PQgetisnull(last, 0, 1))
