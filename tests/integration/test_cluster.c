@@ -283,6 +283,47 @@ static void test_config_errors(void **state)
     assert_false(agec_lsn_parse("16B374D848", &l));
 }
 
+typedef struct tx_seen {
+    bool in_recovery;
+    int id;
+} tx_seen;
+
+static agec_status tx_body(agec_conn *conn, void *user, agec_error *err)
+{
+    (void)err;
+    tx_seen *t = user;
+    (void)tc_conn_port(conn, &t->in_recovery);
+    if (t->id > 0) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "INSERT INTO t VALUES (%d, 'tx')", t->id);
+        tc_exec(conn, sql);
+    }
+    return AGEC_OK;
+}
+
+static bool standbys_in_rotation(void *arg)
+{
+    (void)arg;
+    return tc_node_stats(cl, 1).in_rotation && tc_node_stats(cl, 2).in_rotation;
+}
+
+static void test_tx_run_routes_by_read_only(void **state)
+{
+    (void)state;
+    /* The standbys paused by the tests before come back first. */
+    assert_true(agec_test_wait_until(standbys_in_rotation, NULL, 15000));
+    agec_error err = AGEC_ERROR_INIT;
+    agec_tx_opts o;
+    agec_tx_opts_init(&o);
+    tx_seen w = { true, next_id++ };
+    agec_test_must(agec_cluster_tx_run(cl, &o, tx_body, &w, &err), &err, "write tx");
+    assert_false(w.in_recovery);
+    o.read_only = true;
+    tx_seen r = { false, 0 };
+    agec_test_must(agec_cluster_tx_run(cl, &o, tx_body, &r, &err), &err, "read-only tx");
+    assert_true(r.in_recovery);
+}
+
 /* Run the CLI against the cluster; returns its output (static buffer). */
 static const char *cli_out(const char *args, int *rc)
 {
@@ -331,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_standby_only_no_node),
         cmocka_unit_test(test_prometheus_and_connection_bound),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_tx_run_routes_by_read_only),
         cmocka_unit_test(test_cli_read_only_and_cluster_command),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
