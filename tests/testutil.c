@@ -2,6 +2,8 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 static const char *require_env(const char *name, const char *what)
 {
@@ -37,4 +39,31 @@ void agec_test_must(agec_status st, const agec_error *err, const char *what)
     if (st != AGEC_OK)
         fail_msg("%s: %s [%s] %s (hint: %s)", what, agec_status_name(st), err->sqlstate,
                  err->message, err->hint);
+}
+
+void agec_test_stderr_begin(agec_test_capture *cap)
+{
+    snprintf(cap->path, sizeof cap->path, "/tmp/agec-stderr-XXXXXX");
+    cap->fd = mkstemp(cap->path);
+    assert_true(cap->fd >= 0);
+    fflush(stderr);
+    cap->saved = dup(2);
+    assert_true(cap->saved >= 0);
+    assert_int_equal(dup2(cap->fd, 2), 2);
+}
+
+char *agec_test_stderr_end(agec_test_capture *cap)
+{
+    fflush(stderr);
+    assert_int_equal(dup2(cap->saved, 2), 2);
+    close(cap->saved);
+    off_t size = lseek(cap->fd, 0, SEEK_END);
+    assert_true(size >= 0);
+    char *text = malloc((size_t)size + 1);
+    assert_non_null(text);
+    ssize_t n = pread(cap->fd, text, (size_t)size, 0);
+    text[n > 0 ? n : 0] = '\0';
+    close(cap->fd);
+    unlink(cap->path);
+    return text;
 }

@@ -30,6 +30,16 @@ const char *agec_test_pg_dir(void);
  * st is AGEC_OK. */
 void agec_test_must(agec_status st, const agec_error *err, const char *what);
 
+/* Send this process's stderr (fd 2) to a temporary file, e.g. to check what
+ * the default event logger prints; agec_test_stderr_end restores it and
+ * returns what was written (malloc'd, NUL-terminated; the caller frees). */
+typedef struct agec_test_capture {
+    int fd, saved;
+    char path[64];
+} agec_test_capture;
+void agec_test_stderr_begin(agec_test_capture *cap);
+char *agec_test_stderr_end(agec_test_capture *cap);
+
 /* A cmocka test table entry that runs f with *state pointing at the int n
  * (e.g. the pool's min), named "f_minN". Use inside the function that runs
  * the tests (the int lives in its scope). setup may be NULL. */

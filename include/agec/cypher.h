@@ -4,7 +4,10 @@
  *
  * Every statement is sent with bound parameters: Cypher parameters travel as
  * one agtype map bound to $1 of ag_catalog.cypher(), never spliced into the
- * query text. Statements are prepared once per connection and cached.
+ * query text. Statements are prepared once per connection and cached, in
+ * the pool's default statement mode (AGEC_STMT_NAMED); in AGEC_STMT_UNNAMED
+ * (behind a transaction-mode pooler) every path, graph and label helpers and
+ * transactions included, sends unnamed statements instead.
  *
  * Thread-safety: a borrowed agec_conn is used by one thread at a time (see
  * agec/pool.h); results are independent objects that any one thread may read
@@ -88,7 +91,8 @@ typedef struct agec_query_opts {
     int timeout_ms;
     /** Prepare the statement and keep it in the connection's cache (up to
      *  AGEC_STMT_CACHE_MAX statements, least recently used evicted). false
-     *  sends it unnamed each time. Default true. */
+     *  sends it unnamed each time. Ignored (always unnamed) when the pool's
+     *  statement_mode is AGEC_STMT_UNNAMED. Default true. */
     bool prepare;
 } agec_query_opts;
 

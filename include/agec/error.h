@@ -26,10 +26,14 @@ typedef enum agec_status {
     AGEC_ERR_INVALID_ARG = 1,
     /** Memory allocation failed. */
     AGEC_ERR_NO_MEMORY = 2,
-    /** A pool configuration field is invalid; the message names the field. */
+    /** A pool configuration field is invalid; the message names the field.
+     *  Also a connection refused because the database does not exist
+     *  (SQLSTATE 3D000): a configuration error, not retried. */
     AGEC_ERR_CONFIG = 3,
     /** The database could not be reached (connect failed or timed out);
-     *  the message carries the last connection error. */
+     *  the message carries the last connection error, and sqlstate the
+     *  server's reason when it refused (53300 too many connections, 57P03
+     *  starting up / shutting down / in recovery). */
     AGEC_ERR_UNREACHABLE = 4,
     /** The server rejected the credentials (SQLSTATE 28000 / 28P01). */
     AGEC_ERR_AUTH = 5,

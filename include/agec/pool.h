@@ -77,6 +77,25 @@ typedef enum agec_age_mode {
     AGEC_AGE_OFF = 3,
 } agec_age_mode;
 
+/** How statements are sent to the server (agec_pool_config.statement_mode),
+ *  in the spirit of pgx's QueryExecMode and psycopg's prepare_threshold. */
+typedef enum agec_stmt_mode {
+    /** Named prepared statements, prepared once per connection and cached
+     *  (agec_query_opts.prepare, AGEC_STMT_CACHE_MAX). The fastest for
+     *  repeated statements; needs every statement of a connection to reach
+     *  the same server session. The default. */
+    AGEC_STMT_NAMED = 0,
+    /** Unnamed extended protocol: Parse/Bind/Describe/Execute/Sync sent in
+     *  one go for each statement (parameters still bound, never spliced
+     *  into the text; statements without parameters use the simple
+     *  protocol). Nothing outlives the statement on the server, so it works
+     *  behind a transaction-mode pooler (PgBouncer pool_mode = transaction),
+     *  where a named statement prepared by one transaction is missing on the
+     *  server connection the next transaction gets (SQLSTATE 26000). The
+     *  per-statement `prepare` option is then ignored. */
+    AGEC_STMT_UNNAMED = 1,
+} agec_stmt_mode;
+
 /** Circuit breaker states (resilience4j names). */
 typedef enum agec_breaker_state {
     /** Connecting works (or has not failed `breaker_threshold` times in a row). */
@@ -113,9 +132,15 @@ typedef enum agec_pool_event_type {
     AGEC_EV_LEAK_SUSPECTED = 6,    /**< held longer than leak_threshold_ms (warning);
                                         file/line/func of the acquire, held_ms */
     AGEC_EV_LEAK_RETURNED = 7,     /**< a suspected leak came back after held_ms (warning) */
+    AGEC_EV_NOTICE = 8,            /**< the server sent a notice (RAISE NOTICE, "graph created",
+                                        WARNING, ...) on a pool connection: severity, sqlstate,
+                                        message, detail, hint; `warning` for WARNING only */
 } agec_pool_event_type;
 
-/** One event. Every pointer in it is valid only during the callback. */
+/** One event. Every pointer in it is valid only during the callback.
+ *  The library fills it and passes it to the callback; fields are only ever
+ *  appended (struct_size says how many this library fills), so a callback
+ *  built against an older header keeps working. */
 typedef struct agec_pool_event {
     agec_pool_event_type type;
     bool warning;             /**< true for the events the default logger prints */
@@ -131,6 +156,11 @@ typedef struct agec_pool_event {
     int64_t held_ms;                 /**< leak events: how long it has been borrowed */
     agec_breaker_state breaker;      /**< current breaker state */
     agec_breaker_state breaker_from; /**< AGEC_EV_BREAKER: the previous state */
+    size_t struct_size;              /**< sizeof(agec_pool_event) of the library */
+    const char *severity; /**< AGEC_EV_NOTICE: "NOTICE", "WARNING", "INFO", "LOG", "DEBUG"
+                               (never translated), else "" */
+    const char *detail;   /**< AGEC_EV_NOTICE: the server's DETAIL, else "" */
+    const char *hint;     /**< AGEC_EV_NOTICE: the server's HINT, else "" */
 } agec_pool_event;
 
 /**
@@ -142,8 +172,9 @@ typedef struct agec_pool_event {
 typedef void (*agec_pool_event_fn)(const agec_pool_event *ev, void *user);
 
 /** The default event callback: prints events with `warning` set to stderr as
- *  one line "agec pool NAME: ...". Thread-safe. Exported so a custom callback
- *  can chain to it. */
+ *  one line "agec pool NAME: ..." (so of the server's notices only WARNINGs
+ *  are printed, never NOTICE or INFO). Thread-safe. Exported so a custom
+ *  callback can chain to it. */
 AGEC_EXPORT void agec_pool_event_log_stderr(const agec_pool_event *ev, void *user);
 
 /** An event callback that does nothing: set on_event to it to silence the pool. */
@@ -195,9 +226,11 @@ typedef agec_status (*agec_on_connect_fn)(PGconn *conn, void *user, agec_error *
  * | breaker_threshold       | 5       | consecutive connect failures that open the breaker; 0 = no breaker |
  * | breaker_open_ms         | 5000    | how long the breaker stays open before one probe (> 0) |
  * | on_event, event_user    | NULL    | agec_pool_event_fn; NULL = agec_pool_event_log_stderr |
- * | application_name        | NULL    | sets libpq application_name (overrides conninfo's) |
+ * | application_name        | NULL    | libpq fallback_application_name: the name in pg_stat_activity unless conninfo's application_name= or PGAPPNAME gives one (libpq's convention); with application_name_override it is application_name and wins over both |
  * | name                    | "agec"  | the pool's name in events and Prometheus labels |
  * | fair_wait_ms            | 50      | bound on unfairness: an idle connection goes to whoever asks first (the thread that just released it, typically, with no wake-up and no context switch), until the oldest waiter has waited this long; from then on only callers that arrived before it are served before it (direct hand-off, newcomers queue). 0 = strict first come, first served (>= 0) |
+ * | statement_mode          | AGEC_STMT_NAMED | see agec_stmt_mode: AGEC_STMT_UNNAMED behind a transaction-mode pooler (PgBouncer) |
+ * | application_name_override | false | true: application_name overrides conninfo's and PGAPPNAME instead of being the fallback |
  *
  * Connecting. Connections are opened with libpq's non-blocking API, and the
  * pool enforces connect_timeout_ms itself over the whole attempt (all hosts
@@ -206,9 +239,25 @@ typedef agec_status (*agec_on_connect_fn)(PGconn *conn, void *user, agec_error *
  * lookup (getaddrinfo) happens inside libpq and BLOCKS the connecting thread
  * regardless of any timeout: with a slow or dead DNS server an acquire can
  * overrun its deadline. Give `hostaddr=` (a numeric address, with `host=`
- * kept for TLS and .pgpass) to avoid lookups. Authentication failures
- * (AGEC_ERR_AUTH) are recognised from the server's English message text,
- * since libpq 15 exposes no SQLSTATE for a failed connection.
+ * kept for TLS and .pgpass) to avoid lookups.
+ *
+ * Refusals at connect. libpq 15 exposes no SQLSTATE for a failed
+ * connection, so the pool recognises the server's (English) message text
+ * and puts the SQLSTATE in the error, the connect-failed event and the
+ * breaker-open message ("last connection error: ... [53300]"):
+ * 28P01/28000 authentication (AGEC_ERR_AUTH, not retried); 3D000 database
+ * does not exist (AGEC_ERR_CONFIG: not retried and not counted toward the
+ * breaker); 53300 too many clients, slots reserved, too many connections
+ * for the role or database, and 57P03 starting up, shutting down, in
+ * recovery (AGEC_ERR_UNREACHABLE with that SQLSTATE: retried within the
+ * acquire, counted toward the breaker). A server with translated messages
+ * gives AGEC_ERR_UNREACHABLE without SQLSTATE.
+ *
+ * Notices. Every pool connection gets a libpq notice receiver that turns
+ * the server's notices into AGEC_EV_NOTICE events (nothing reaches stderr
+ * unless the callback prints it). An on_connect hook that installs its own
+ * receiver (PQsetNoticeReceiver) replaces it; PQsetNoticeProcessor has no
+ * effect under a receiver.
  */
 typedef struct agec_pool_config {
     size_t struct_size; /**< set by agec_pool_config_init(); do not change */
@@ -239,6 +288,8 @@ typedef struct agec_pool_config {
     const char *application_name;
     const char *name;
     int fair_wait_ms;
+    agec_stmt_mode statement_mode;
+    bool application_name_override;
 } agec_pool_config;
 
 /**
@@ -326,6 +377,8 @@ AGEC_EXPORT agec_status agec_pool_close(agec_pool *pool, int drain_timeout_ms, a
  *  - AGEC_ERR_UNREACHABLE: timed out (or gave up) because connections could
  *    not be opened; the message has the last connection error;
  *  - AGEC_ERR_AUTH: the server rejected the credentials (not retried);
+ *  - AGEC_ERR_CONFIG: the database does not exist (SQLSTATE 3D000; not
+ *    retried, not counted toward the breaker);
  *  - AGEC_ERR_INIT: session init (LOAD 'age', SET, init_sql, on_connect)
  *    failed; sqlstate/message are the server's (not retried);
  *  - AGEC_ERR_BREAKER_OPEN: a new connection was needed while the circuit

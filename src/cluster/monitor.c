@@ -93,7 +93,7 @@ static bool check_once(agec__node *nd, check_result *res, char *errbuf, size_t c
         agec_error e = AGEC_ERROR_INIT;
         if (agec__session_connect((const char *const *)nd->mon_keys,
                                   (const char *const *)nd->mon_vals, deadline, &cl->stopping,
-                                  &nd->mon, &e) != AGEC_OK) {
+                                  &nd->mon, NULL, &e) != AGEC_OK) {
             agec__copy_text(errbuf, cap, e.message);
             return false;
         }

@@ -310,7 +310,7 @@ static int send_statement(run_state *rs, agec__session *sess, const char *sql, i
     } else {
         agec__stmt *stmt = agec__session_find(sess, sql);
         if (stmt == NULL) {
-            stmt = agec__session_add(sess, sql);
+            stmt = agec__session_add(sess, agec__conn_pool_nonce(rs->conn), sql);
             if (stmt == NULL) {
                 agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
                 return -1;
@@ -380,14 +380,17 @@ agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char
                                "a cancel request sent earlier on this connection has not been "
                                "answered: running a statement now could get it cancelled; "
                                "release the connection (it is then closed)");
-    agec__session *sess = opts->prepare ? agec__session_get(conn) : NULL;
+    /* Named statements only in the pool's named mode: in unnamed mode
+     * nothing is prepared or deallocated (no cache, no pending DEALLOCATE),
+     * so nothing depends on which server session the statement reaches. */
+    bool prepare = opts->prepare && agec__conn_stmt_mode(conn) == AGEC_STMT_NAMED;
+    agec__session *sess = prepare ? agec__session_get(conn) : NULL;
 
     for (int attempt = 0;; attempt++) {
         agec__stmt *used;
         agec_error local = AGEC_ERROR_INIT;
         agec_error *e = err ? err : &local;
-        int sent =
-            send_statement(&rs, sess, sql, nparams, values, opts->prepare, fn != NULL, &used, e);
+        int sent = send_statement(&rs, sess, sql, nparams, values, prepare, fn != NULL, &used, e);
         if (sent < 0) {
             if (rs.broken)
                 agec__conn_mark_broken(conn);

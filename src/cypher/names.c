@@ -8,11 +8,18 @@
  * server silently truncates names past 63 bytes, so the byte length is
  * checked here.
  *
- * We accept a conservative subset of Unicode letters (the scripts listed in
- * is_letter below); a name AGE would accept may be refused here, but never the
- * other way round. Refused on purpose: quotes, '$', whitespace, controls,
- * invisible or format characters (U+200B, U+FEFF, ...), punctuation and
- * symbols of every script, including lookalikes of ' and ".
+ * The sets are generated from Unicode's DerivedCoreProperties.txt by
+ * scripts/gen-name-table into name_table.h (binary search over ranges), so
+ * every script AGE accepts is accepted here. AGE's regular expression
+ * (name_validation.h) is "^[ID_Start _][ID_Continue .-]*[ID_Continue]$" for
+ * graphs (so at least two characters) and "^[ID_Start _][ID_Continue]*$" for
+ * labels. The one deliberate difference: AGE's ID_Start class also holds a
+ * space (a stray blank in its table), so AGE accepts " g" as a graph or label
+ * name; agec refuses it (whitespace is never part of a name here). Refused,
+ * as by AGE: quotes, '$', whitespace, controls, invisible or format
+ * characters (U+200B, U+FEFF, ...), punctuation and symbols; combining marks
+ * and digits only after the first character. it_age_names checks every
+ * range boundary of the table against the AGE test server.
  */
 #include "agec/cypher.h"
 
@@ -20,6 +27,7 @@
 #include <string.h>
 
 #include "common/error_internal.h"
+#include "cypher/name_table.h"
 #include "cypher/names.h"
 
 #define NAME_MAX_BYTES 63
@@ -56,36 +64,33 @@ size_t agec__utf8_decode(const unsigned char *s, size_t len, unsigned *cp)
     return n;
 }
 
-/* Letters of the scripts we accept beyond ASCII (ID_Start subset). */
-static int is_letter(unsigned c)
+static int in_table(const agec__cp_range *t, size_t n, unsigned c)
 {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return 1;
-    static const unsigned ranges[][2] = {
-        { 0x00C0, 0x00D6 }, { 0x00D8, 0x00F6 }, { 0x00F8, 0x024F }, /* Latin-1, Latin Ext */
-        { 0x0386, 0x0386 }, { 0x0388, 0x03FF },                     /* Greek */
-        { 0x0400, 0x0481 }, { 0x048A, 0x052F },                     /* Cyrillic */
-        { 0x05D0, 0x05EA },                                         /* Hebrew */
-        { 0x0620, 0x064A },                                         /* Arabic */
-        { 0x0905, 0x0939 },                                         /* Devanagari */
-        { 0x1E00, 0x1FFF },                                         /* Latin/Greek Ext */
-        { 0x3041, 0x3096 }, { 0x30A1, 0x30FA },                     /* Kana */
-        { 0x4E00, 0x9FFF },                                         /* CJK */
-        { 0xAC00, 0xD7A3 },                                         /* Hangul */
-    };
-    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
-        if (c >= ranges[i][0] && c <= ranges[i][1])
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c < t[mid].lo)
+            hi = mid;
+        else if (c > t[mid].hi)
+            lo = mid + 1;
+        else
             return 1;
+    }
     return 0;
 }
 
-static int is_digit(unsigned c)
+int agec__id_start_cp(unsigned c)
 {
-    return c >= '0' && c <= '9';
+    return in_table(agec__id_start, sizeof agec__id_start / sizeof agec__id_start[0], c);
+}
+
+int agec__id_continue_cp(unsigned c)
+{
+    return in_table(agec__id_continue, sizeof agec__id_continue / sizeof agec__id_continue[0], c);
 }
 
 static agec_status check_name(const char *name, const char *what, size_t min_bytes,
-                              int allow_dot_dash, agec_error *err)
+                              size_t min_chars, int allow_dot_dash, agec_error *err)
 {
     if (name == NULL)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "%s name is NULL", what);
@@ -95,7 +100,7 @@ static agec_status check_name(const char *name, const char *what, size_t min_byt
                                "%s name must be %zu to %d bytes long, got %zu bytes", what,
                                min_bytes, NAME_MAX_BYTES, len);
     const unsigned char *s = (const unsigned char *)name;
-    size_t i = 0;
+    size_t i = 0, chars = 0;
     while (i < len) {
         unsigned cp;
         size_t n = agec__utf8_decode(s + i, len - i, &cp);
@@ -104,8 +109,9 @@ static agec_status check_name(const char *name, const char *what, size_t min_byt
                                    what, i);
         int first = i == 0;
         int last = i + n == len;
-        int ok = is_letter(cp) || cp == '_' || (!first && is_digit(cp)) ||
-                 (allow_dot_dash && !first && !last && (cp == '.' || cp == '-'));
+        int ok = first ? (cp == '_' || agec__id_start_cp(cp))
+                       : (agec__id_continue_cp(cp) ||
+                          (allow_dot_dash && !last && (cp == '.' || cp == '-')));
         if (!ok) {
             if (cp >= 0x20 && cp < 0x7F)
                 return agec__error_set(
@@ -116,18 +122,23 @@ static agec_status check_name(const char *name, const char *what, size_t min_byt
                                    what, cp, i);
         }
         i += n;
+        chars++;
     }
+    /* AGE's graph pattern needs a first and a distinct last character. */
+    if (chars < min_chars)
+        return agec__error_set(err, AGEC_ERR_NAME, "%s name must have at least %zu characters",
+                               what, min_chars);
     return AGEC_OK;
 }
 
 agec_status agec_graph_name_check(const char *name, agec_error *err)
 {
-    return check_name(name, "graph", 3, 1, err);
+    return check_name(name, "graph", 3, 2, 1, err);
 }
 
 agec_status agec_label_name_check(const char *name, agec_error *err)
 {
-    return check_name(name, "label", 1, 0, err);
+    return check_name(name, "label", 1, 1, 0, err);
 }
 
 uint64_t agec__fnv1a(uint64_t h, const char *s)

@@ -12,6 +12,11 @@
  * (no surrogates, nothing past U+10FFFF). */
 size_t agec__utf8_decode(const unsigned char *s, size_t len, unsigned *cp);
 
+/* 1 when code point c is in Unicode ID_Start (resp. ID_Continue, without
+ * U+E0101..U+E01EF like AGE), from the generated name_table.h; else 0. */
+int agec__id_start_cp(unsigned c);
+int agec__id_continue_cp(unsigned c);
+
 /* 64-bit FNV-1a of the NUL-terminated s, continuing from h (start with
  * AGEC__FNV_BASIS): cheap, well spread, not for anything adversarial. */
 #define AGEC__FNV_BASIS 1469598103934665603ull

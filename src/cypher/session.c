@@ -1,11 +1,11 @@
 /* The prepared-statement cache of one connection (see session.h). */
 #include "cypher/session.h"
 
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "common/error_internal.h"
 #include "cypher/names.h"
@@ -115,7 +115,7 @@ static bool pending_push(agec__session *s, const char *name)
 {
     if (s->npending == s->cap_pending) {
         size_t cap = s->cap_pending ? 2 * s->cap_pending : 16;
-        char(*v)[32] = realloc(s->pending, cap * sizeof *v);
+        char(*v)[AGEC__STMT_NAME_MAX] = realloc(s->pending, cap * sizeof *v);
         if (v == NULL)
             return false;
         s->pending = v;
@@ -125,12 +125,14 @@ static bool pending_push(agec__session *s, const char *name)
     return true;
 }
 
-/* Statement names are unique in the process (and carry the pid), because
- * some servers (PGlite, PgBouncer in session mode) share one session between
- * several client connections. */
+/* Statement names are unique to the pool instance (its random nonce) and,
+ * with a counter, within the process, because some servers (PGlite,
+ * PgBouncer in session mode) share one session between several client
+ * connections, possibly of several processes with the same pid (containers
+ * run as pid 1). */
 static atomic_uint_fast64_t next_stmt_id;
 
-agec__stmt *agec__session_add(agec__session *s, const char *sql)
+agec__stmt *agec__session_add(agec__session *s, uint64_t nonce, const char *sql)
 {
     char *copy = strdup(sql);
     if (copy == NULL)
@@ -153,7 +155,7 @@ agec__stmt *agec__session_add(agec__session *s, const char *sql)
     st->hash = fnv1a(sql);
     st->last_use = ++s->clock;
     uint64_t id = atomic_fetch_add(&next_stmt_id, 1) + 1;
-    snprintf(st->name, sizeof st->name, "agec_%ld_%llu", (long)getpid(), (unsigned long long)id);
+    snprintf(st->name, sizeof st->name, "agec_%016" PRIx64 "_%" PRIu64, nonce, id);
     return st;
 }
 
@@ -170,7 +172,7 @@ agec_status agec__session_flush_pending(agec__session *s, PGconn *pg, int64_t de
     if (s->npending == 0 || PQtransactionStatus(pg) != PQTRANS_IDLE)
         return AGEC_OK;
     while (s->npending > 0) {
-        char sql[64];
+        char sql[AGEC__STMT_NAME_MAX + 16];
         snprintf(sql, sizeof sql, "DEALLOCATE %s", s->pending[s->npending - 1]);
         /* A server error (the statement is gone already) is fine; not
          * getting an answer in time is not: the connection is mid-query. */

@@ -15,11 +15,14 @@
 
 #include "agec/cypher.h"
 
+/* "agec_" + the pool's nonce (16 hex digits) + "_" + a counter. */
+#define AGEC__STMT_NAME_MAX 48
+
 typedef struct agec__stmt {
     uint64_t hash;
     uint64_t last_use; /* LRU clock */
     char *sql;
-    char name[32];
+    char name[AGEC__STMT_NAME_MAX];
 } agec__stmt;
 
 /* Evicted statements wait to be deallocated on the server (a list with
@@ -48,7 +51,7 @@ typedef struct agec__session {
     size_t ntexts;
     agec__stmt stmts[AGEC_STMT_CACHE_MAX];
     size_t nstmts;
-    char (*pending)[32]; /* names to DEALLOCATE, growable */
+    char (*pending)[AGEC__STMT_NAME_MAX]; /* names to DEALLOCATE, growable */
     size_t npending, cap_pending;
     uint64_t clock;
     unsigned savepoint_seq; /* savepoints created in the current transaction */
@@ -63,8 +66,9 @@ agec__session *agec__session_get(agec_conn *conn);
 agec__stmt *agec__session_find(agec__session *s, const char *sql);
 
 /* Make a slot for sql (evicting the least recently used, whose name goes to
- * the pending list) and give it a process-unique name. NULL on OOM. */
-agec__stmt *agec__session_add(agec__session *s, const char *sql);
+ * the pending list) and give it a name unique to the pool instance (its
+ * nonce) and within it. NULL on OOM. */
+agec__stmt *agec__session_add(agec__session *s, uint64_t nonce, const char *sql);
 
 /* Deallocate the pending evicted statements, if pg is outside a
  * transaction, by deadline_us (server errors ignored: the statement may be

@@ -65,6 +65,7 @@ agec_status agec_pool_close(agec_pool *p, int drain_timeout_ms, agec_error *err)
     }
 
     pthread_mutex_lock(&p->mu);
+    p->close_deadline = deadline;
     atomic_store(&p->closing, true);
     /* Wake every waiter with the error, oldest first. */
     while (p->wait_head != NULL) {
@@ -77,7 +78,7 @@ agec_status agec_pool_close(agec_pool *p, int drain_timeout_ms, agec_error *err)
     agec_conn *doomed = NULL;
     while (p->idle.head != NULL) {
         agec_conn *c = p->idle.head;
-        agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN, start);
+        agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN);
         c->doom_next = doomed;
         doomed = c;
     }

@@ -36,6 +36,8 @@ void agec_pool_config_init(agec_pool_config *cfg)
     cfg->on_event = NULL;
     cfg->name = "agec";
     cfg->fair_wait_ms = 50;
+    cfg->statement_mode = AGEC_STMT_NAMED;
+    cfg->application_name_override = false;
 }
 
 /* Bring a caller's struct to the library's layout: a caller compiled against
@@ -95,6 +97,8 @@ static agec_status check_fields(const agec_pool_config *c, agec_error *err)
     CHECK(c->name == NULL || strlen(c->name) <= 200, "name", "longer than 200 bytes (%zu)",
           c->name ? strlen(c->name) : (size_t)0);
     CHECK(c->fair_wait_ms >= 0, "fair_wait_ms", "must be >= 0 (got %d)", c->fair_wait_ms);
+    CHECK(c->statement_mode == AGEC_STMT_NAMED || c->statement_mode == AGEC_STMT_UNNAMED,
+          "statement_mode", "unknown mode %d", (int)c->statement_mode);
     return AGEC_OK;
 }
 
@@ -114,9 +118,12 @@ static bool drops_statements(const char *sql)
     return false;
 }
 
-/* Parse conninfo into keyword/value arrays (validating it), adding
- * application_name. PQconninfoParse does not apply the environment, so unset
- * keywords stay out and PQconnectStartParams fills them from PG* variables. */
+/* Parse conninfo into keyword/value arrays (validating it), adding the
+ * config's application_name as fallback_application_name (libpq's
+ * convention: conninfo's application_name and PGAPPNAME win), or as
+ * application_name with application_name_override. PQconninfoParse does not
+ * apply the environment, so unset keywords stay out and
+ * PQconnectStartParams fills them from PG* variables. */
 static agec_status parse_conninfo(const agec_pool_config *c, pool_cfg *dst, agec_error *err)
 {
     char *perr = NULL;
@@ -144,7 +151,9 @@ static agec_status parse_conninfo(const agec_pool_config *c, pool_cfg *dst, agec
     }
     for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
         const char *val = o->val;
-        if (strcmp(o->keyword, "application_name") == 0 && c->application_name != NULL)
+        if (c->application_name != NULL &&
+            strcmp(o->keyword, c->application_name_override ? "application_name"
+                                                            : "fallback_application_name") == 0)
             continue; /* the config field wins; added below */
         if (val == NULL)
             continue;
@@ -161,7 +170,8 @@ static agec_status parse_conninfo(const agec_pool_config *c, pool_cfg *dst, agec
         k++;
     }
     if (c->application_name != NULL) {
-        dst->keys[k] = "application_name";
+        dst->keys[k] =
+            c->application_name_override ? "application_name" : "fallback_application_name";
         dst->vals[k] = dst->application_name;
         k++;
     }

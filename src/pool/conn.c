@@ -1,7 +1,4 @@
 /* A borrowed connection's accessors, and closing a connection. */
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -72,6 +69,16 @@ void agec__conn_set_ext(agec_conn *c, void *ext, void (*destroy)(void *ext))
     c->ext_destroy = destroy;
 }
 
+agec_stmt_mode agec__conn_stmt_mode(agec_conn *c)
+{
+    return c ? c->pool->cfg.c.statement_mode : AGEC_STMT_NAMED;
+}
+
+uint64_t agec__conn_pool_nonce(agec_conn *c)
+{
+    return c ? c->pool->nonce : 0;
+}
+
 uint64_t agec__conn_borrow_id(agec_conn *c)
 {
     return c ? c->borrow_id : 0;
@@ -93,44 +100,24 @@ void agec__conn_drop_ext(agec_conn *c)
     drop_ext(c);
 }
 
-/* Wait until the peer closes its end of fd (EOF, an error, or deadline_us).
- * After a Terminate message the server process exits and its socket closes
- * last of all, after its pg_stat_activity entry is gone. */
-static void wait_peer_close(int fd, int64_t deadline_us)
-{
-    char buf[512];
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-            return;
-        if (n > 0)
-            continue;
-        int ms = agec__poll_ms(deadline_us, agec__now_us());
-        if (ms == 0)
-            return;
-        struct pollfd pfd = { .fd = fd, .events = POLLIN, .revents = 0 };
-        if (poll(&pfd, 1, ms) < 0 && errno != EINTR)
-            return;
-    }
-}
-
 void agec__conn_destroy(agec_pool *p, agec_conn *c, agec_close_reason reason, int64_t deadline_us)
 {
     drop_ext(c);
     bool had_conn = c->pg != NULL;
     agec__cancel_key_unref(c->cancel);
     c->cancel = NULL;
+    int fd = -1;
+    int64_t own = 0;
     if (c->pg != NULL) {
         /* Our own handle on the socket, so that we can see the server close
-         * it after PQfinish has sent Terminate (libpq's socket is
-         * non-blocking, and so is the duplicate). */
-        int fd = PQsocket(c->pg) >= 0 ? fcntl(PQsocket(c->pg), F_DUPFD_CLOEXEC, 0) : -1;
+         * it after PQfinish has sent Terminate. */
+        fd = agec__reap_dup_socket(c->pg);
         PQfinish(c->pg);
         c->pg = NULL;
-        if (fd >= 0) {
-            int64_t own = agec__deadline_after(agec__now_us(), p->cfg.c.connect_timeout_ms);
-            wait_peer_close(fd, agec__min64(deadline_us, own));
+        own = agec__deadline_after(agec__now_us(), p->cfg.c.connect_timeout_ms);
+        if (fd >= 0 && agec__reap_wait(fd, agec__min64(deadline_us, own))) {
             close(fd);
+            fd = -1;
         }
     }
     if (had_conn) {
@@ -145,8 +132,17 @@ void agec__conn_destroy(agec_pool *p, agec_conn *c, agec_close_reason reason, in
     }
     if (c->state == CONN_CLOSING) {
         pthread_mutex_lock(&p->mu);
+        if (fd >= 0 && !atomic_load_explicit(&p->closing, memory_order_relaxed)) {
+            /* The server process is still there past our caller's budget:
+             * the maintenance thread keeps the slot until it is gone. */
+            agec__reap_start(p, c, fd, own);
+            pthread_mutex_unlock(&p->mu);
+            return;
+        }
         agec__pool_closed(p, c);
         pthread_mutex_unlock(&p->mu);
     }
+    if (fd >= 0)
+        close(fd);
     free(c);
 }

@@ -28,4 +28,14 @@ struct agec__cancel_key *agec__conn_cancel_key(agec_conn *c);
  * CONNECTION_BAD): the release closes the connection (reason broken). */
 void agec__conn_mark_broken(agec_conn *c);
 
+/* The pool's statement mode (agec_pool_config.statement_mode). NULL conn:
+ * AGEC_STMT_NAMED. */
+agec_stmt_mode agec__conn_stmt_mode(agec_conn *c);
+
+/* A random 64-bit value drawn when the pool was opened: server-side names
+ * (prepared statements) carry it, so that two pools never share one, even
+ * in two processes with the same pid (containers run as pid 1) behind one
+ * pooler. NULL conn: 0. */
+uint64_t agec__conn_pool_nonce(agec_conn *c);
+
 #endif

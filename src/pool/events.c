@@ -1,6 +1,7 @@
 /* Pool events: names, emission outside the lock, the default logger. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "pool/pool_internal.h"
 
@@ -23,6 +24,8 @@ const char *agec_pool_event_name(agec_pool_event_type type)
         return "leak suspected";
     case AGEC_EV_LEAK_RETURNED:
         return "leak returned";
+    case AGEC_EV_NOTICE:
+        return "notice";
     }
     return "unknown";
 }
@@ -71,6 +74,9 @@ void agec_pool_event_log_stderr(const agec_pool_event *ev, void *user)
                  agec_breaker_state_name(ev->breaker));
     else if (ev->type == AGEC_EV_CLOSE)
         snprintf(what, sizeof what, " (%s)", agec_close_reason_name(ev->reason));
+    else if (ev->type == AGEC_EV_NOTICE && ev->struct_size >= sizeof *ev)
+        snprintf(what, sizeof what, " %s%s%s", ev->severity, ev->sqlstate[0] ? " " : "",
+                 ev->sqlstate);
     /* One fprintf per event: stdio locks the stream, so lines never interleave. */
     fprintf(stderr, "agec pool %s: %s%s conn=%" PRIu64 ": %s%s\n",
             ev->pool_name ? ev->pool_name : "agec", agec_pool_event_name(ev->type), what,
@@ -84,6 +90,13 @@ void agec__emit(agec_pool *p, agec_pool_event *ev)
         ev->message = "";
     if (ev->sqlstate == NULL)
         ev->sqlstate = "";
+    ev->struct_size = sizeof *ev;
+    if (ev->severity == NULL)
+        ev->severity = "";
+    if (ev->detail == NULL)
+        ev->detail = "";
+    if (ev->hint == NULL)
+        ev->hint = "";
     if (ev->type != AGEC_EV_BREAKER)
         ev->breaker =
             (agec_breaker_state)atomic_load_explicit(&p->breaker_pub, memory_order_relaxed);
@@ -119,4 +132,33 @@ void agec__emit_breaker(agec_pool *p, const agec__breaker_change *ch)
         .breaker_from = ch->from,
     };
     agec__emit(p, &ev);
+}
+
+/* libpq's notice receiver on every pool connection: the server's notices
+ * become AGEC_EV_NOTICE events instead of lines on stderr (libpq's default
+ * processor). Runs on the thread that reads the connection's results. */
+static void notice_receiver(void *arg, const PGresult *res)
+{
+    agec_conn *c = arg;
+    const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    if (sev == NULL)
+        sev = PQresultErrorField(res, PG_DIAG_SEVERITY);
+    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    agec_pool_event ev = {
+        .type = AGEC_EV_NOTICE,
+        .conn_id = c->id,
+        .status = AGEC_OK,
+        .sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE),
+        .message = msg ? msg : PQresultErrorMessage(res),
+        .severity = sev ? sev : "NOTICE",
+        .detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
+        .hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT),
+    };
+    ev.warning = strcmp(ev.severity, "WARNING") == 0;
+    agec__emit(c->pool, &ev);
+}
+
+void agec__pool_watch_notices(agec_conn *c, PGconn *pg)
+{
+    (void)PQsetNoticeReceiver(pg, notice_receiver, c);
 }

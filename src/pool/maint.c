@@ -47,7 +47,7 @@ static agec_conn *collect_idle(agec_pool *p, int64_t now, int64_t *next)
                  now - c->last_used_us >= idle_us)
             reason = AGEC_CLOSE_IDLE;
         if (reason >= 0) {
-            agec__pool_detach(p, c, (agec_close_reason)reason, now);
+            agec__pool_detach(p, c, (agec_close_reason)reason);
             c->doom_next = doomed;
             c->close_reason = (agec_close_reason)reason;
             doomed = c;
@@ -88,7 +88,7 @@ static agec_conn *collect_dead_idle(agec_pool *p, int64_t now, int64_t *next, ag
                 PQfreemem(nf);
         }
         if (dead) {
-            agec__pool_detach(p, c, AGEC_CLOSE_BROKEN, now);
+            agec__pool_detach(p, c, AGEC_CLOSE_BROKEN);
             c->close_reason = AGEC_CLOSE_BROKEN;
             c->doom_next = doomed;
             doomed = c;
@@ -175,7 +175,7 @@ static void finish_check(agec_pool *p, agec_conn *c)
         p->n.validation_failures++;
         why = AGEC_CLOSE_VALIDATION;
     }
-    agec__pool_detach(p, c, why, now);
+    agec__pool_detach(p, c, why);
     pthread_mutex_unlock(&p->mu);
     agec__conn_destroy(p, c, why, why == AGEC_CLOSE_SHUTDOWN ? 0 : AGEC__NEVER);
     pthread_mutex_lock(&p->mu);
@@ -195,14 +195,12 @@ static void top_up(agec_pool *p, agec_conn *c)
     agec__pool_connect_done(p, c, st, &err, now, &ch);
     bool shut = false;
     if (st == AGEC_OK && atomic_load_explicit(&p->closing, memory_order_relaxed)) {
-        agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN, now);
+        agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN);
         shut = true;
     } else if (st == AGEC_OK) {
         agec__pool_make_available(p, c, now);
     } else {
-        agec__list_remove(&p->opening, c);
-        free(c);
-        agec__pool_dispatch(p, now);
+        agec__pool_open_failed(p, c, now);
     }
     pthread_mutex_unlock(&p->mu);
     agec__emit_breaker(p, &ch);
@@ -223,6 +221,7 @@ static void *maint_main(void *arg)
         agec_conn *doomed = collect_idle(p, now, &next);
         doomed = collect_dead_idle(p, now, &next, doomed);
         int nleaks = collect_leaks(p, now, &next, leaks);
+        next = agec__min64(next, agec__reap_poll(p, now, false));
         agec__breaker_change ch;
         agec_conn *fresh = want_connect(p, now, &next, &ch);
         agec_conn *check = p->checking.head;
@@ -259,10 +258,12 @@ static void *maint_main(void *arg)
         if (fresh != NULL)
             top_up(p, fresh);
     }
-    /* Closing: checks not finished go too (close waits for this thread). */
+    /* Closing: server processes still exiting get until close's deadline. */
+    agec__reap_finish(p);
+    /* Checks not finished go too (close waits for this thread). */
     while (p->checking.head != NULL) {
         agec_conn *c = p->checking.head;
-        agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN, agec__now_us());
+        agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN);
         pthread_mutex_unlock(&p->mu);
         agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN, 0);
         pthread_mutex_lock(&p->mu);

@@ -1,8 +1,10 @@
-/* The pool: open, acquire, release, and the state transitions (close: close.c). */
+/* The pool: open, acquire, and the state transitions (release: release.c,
+ * close: close.c). */
 #include <inttypes.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "common/error_internal.h"
@@ -128,6 +130,10 @@ void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now)
         w->handed = c;
         agec__waiter_dequeue(p, w);
         pthread_cond_signal(&w->cond);
+        /* The head may have been woken for another idle connection or a
+         * free slot: that wake-up left with it, so pass it on (the spin
+         * model's BRIEF_HANDOFF variant is this bug: a lost wake-up). */
+        agec__pool_dispatch(p, now);
         return;
     }
     agec__conn_move(p, c, CONN_IDLE);
@@ -169,9 +175,8 @@ void agec__pool_dispatch(agec_pool *p, int64_t now)
     }
 }
 
-void agec__pool_detach(agec_pool *p, agec_conn *c, agec_close_reason reason, int64_t now)
+void agec__pool_detach(agec_pool *p, agec_conn *c, agec_close_reason reason)
 {
-    (void)now;
     agec__conn_move(p, c, CONN_CLOSING);
     p->n.closed[reason]++;
 }
@@ -196,8 +201,28 @@ agec_conn *agec__pool_reserve(agec_pool *p, int64_t now)
     c->state = CONN_OPENING;
     c->created_us = now;
     c->expires_us = AGEC__NEVER;
+    c->reap_fd = -1;
     agec__list_push_head(&p->opening, c);
     return c;
+}
+
+void agec__pool_open_failed(agec_pool *p, agec_conn *c, int64_t now)
+{
+    int fd = c->reap_fd;
+    c->reap_fd = -1;
+    if (fd >= 0 && !atomic_load_explicit(&p->closing, memory_order_relaxed) &&
+        !agec__reap_wait(fd, 0)) {
+        /* A server process may have started for it (a connect cut short
+         * during authentication or set-up): keep the slot until it is gone. */
+        agec__conn_move(p, c, CONN_CLOSING);
+        agec__reap_start(p, c, fd, agec__deadline_after(now, p->cfg.c.connect_timeout_ms));
+        return;
+    }
+    if (fd >= 0)
+        close(fd);
+    agec__list_remove(&p->opening, c);
+    free(c);
+    agec__pool_dispatch(p, now);
 }
 
 bool agec__pool_unref(agec_pool *p)
@@ -205,16 +230,27 @@ bool agec__pool_unref(agec_pool *p)
     return --p->refs == 0;
 }
 
-bool agec__pool_enter(agec_pool *p)
+/* Take a reference if the pool is alive; returns with p->mu held if so.
+ * `visitors` keeps close from freeing p while we wait for the lock. */
+static bool pool_enter_locked(agec_pool *p)
 {
     atomic_fetch_add_explicit(&p->visitors, 1, memory_order_acq_rel);
     pthread_mutex_lock(&p->mu);
     bool alive = p->refs > 0;
     if (alive)
         p->refs++;
-    pthread_mutex_unlock(&p->mu);
+    else
+        pthread_mutex_unlock(&p->mu); /* called as close finished: being freed */
     atomic_fetch_sub_explicit(&p->visitors, 1, memory_order_acq_rel);
     return alive;
+}
+
+bool agec__pool_enter(agec_pool *p)
+{
+    if (!pool_enter_locked(p))
+        return false;
+    pthread_mutex_unlock(&p->mu);
+    return true;
 }
 
 void agec__pool_leave(agec_pool *p)
@@ -246,9 +282,10 @@ agec_status agec__pool_connect(agec_pool *p, agec_conn *c, int64_t deadline_us,
                                const atomic_bool *abort_flag, agec_error *err)
 {
     PGconn *pg = NULL;
-    agec_status st =
-        agec__session_connect(p->cfg.keys, p->cfg.vals, deadline_us, abort_flag, &pg, err);
+    agec_status st = agec__session_connect(p->cfg.keys, p->cfg.vals, deadline_us, abort_flag, &pg,
+                                           &c->reap_fd, err);
     if (st == AGEC_OK) {
+        agec__pool_watch_notices(c, pg); /* the init's notices too */
         st = agec__session_setup(pg, &p->cfg.init, deadline_us, abort_flag, err);
         if (st == AGEC_ERR_TIMEOUT) {
             /* Init ran past connect_timeout_ms: the server is too slow to count as reachable. */
@@ -263,8 +300,10 @@ agec_status agec__pool_connect(agec_pool *p, agec_conn *c, int64_t deadline_us,
         agec__emit_simple(p, AGEC_EV_CONNECT, c->id, AGEC_OK, "", "connection opened");
         return AGEC_OK;
     }
-    if (pg != NULL)
+    if (pg != NULL) {
+        c->reap_fd = agec__reap_dup_socket(pg); /* the server process may be there */
         PQfinish(pg);
+    }
     if (st != AGEC_ERR_CANCELLED)
         agec__emit_simple(p, AGEC_EV_CONNECT_FAILED, c->id, st, err ? err->sqlstate : "",
                           err ? err->message : agec_strerror(st));
@@ -292,7 +331,14 @@ void agec__pool_connect_done(agec_pool *p, agec_conn *c, agec_status st, const a
             p->breaker.probing = false;
     } else {
         p->n.connect_failures++;
-        agec__breaker_failure(&p->breaker, c->probe, now, ch);
+        /* A configuration error (the database does not exist) says nothing
+         * about the server's health: not counted toward the breaker. */
+        if (st == AGEC_ERR_CONFIG) {
+            if (c->probe)
+                p->breaker.probing = false;
+        } else {
+            agec__breaker_failure(&p->breaker, c->probe, now, ch);
+        }
         p->last_connect_failed = true;
         if (err != NULL)
             p->last_connect_error = *err;
@@ -331,6 +377,7 @@ agec_status agec_pool_open(const agec_pool_config *cfg, agec_pool **out, agec_er
     p->rng = ((uint64_t)agec__now_us() * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)(uintptr_t)p;
     if (p->rng == 0)
         p->rng = 1;
+    p->nonce = agec__pool_nonce_new(p);
     p->refs = 1;
     st = agec__maint_start(p, err);
     if (st != AGEC_OK) {
@@ -364,10 +411,11 @@ static agec_status timeout_error(agec_pool *p, agec_error *err, int64_t waited_u
         const agec_error *last = tried_connect && !cut_short ? cerr : &p->last_connect_error;
         agec__error_set(err, AGEC_ERR_UNREACHABLE,
                         "no connection after %ld ms: database unreachable (%s)%s; last connection "
-                        "error: %s",
+                        "error: %s%s%s%s",
                         ms, p->cfg.redacted_conninfo,
                         p->breaker.state == AGEC_BREAKER_OPEN ? ", circuit breaker opened" : "",
-                        last->message);
+                        last->message, last->sqlstate[0] ? " [" : "", last->sqlstate,
+                        last->sqlstate[0] ? "]" : "");
         if (err != NULL)
             memcpy(err->sqlstate, last->sqlstate, sizeof err->sqlstate);
         return AGEC_ERR_UNREACHABLE;
@@ -385,9 +433,10 @@ static agec_status breaker_error(agec_pool *p, agec_error *err, int64_t now)
     long left = at == AGEC__NEVER || at <= now ? 0 : (long)((at - now) / 1000);
     agec__error_set(err, AGEC_ERR_BREAKER_OPEN,
                     "circuit breaker %s after %d consecutive connection failures: not connecting "
-                    "(next probe in %ld ms); last connection error: %s",
+                    "(next probe in %ld ms); last connection error: %s%s%s%s",
                     agec_breaker_state_name(p->breaker.state), p->breaker.failures, left,
-                    p->last_connect_error.message);
+                    p->last_connect_error.message, p->last_connect_error.sqlstate[0] ? " [" : "",
+                    p->last_connect_error.sqlstate, p->last_connect_error.sqlstate[0] ? "]" : "");
     if (err != NULL)
         memcpy(err->sqlstate, p->last_connect_error.sqlstate, sizeof err->sqlstate);
     return AGEC_ERR_BREAKER_OPEN;
@@ -470,7 +519,7 @@ static agec_status acq_open(acq *a, agec_conn *c, agec__breaker_change *pending,
     }
     if (st == AGEC_OK) {
         if (atomic_load_explicit(&p->closing, memory_order_relaxed)) {
-            agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN, a->now);
+            agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN);
             pthread_mutex_unlock(&p->mu);
             agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN, 0);
             pthread_mutex_lock(&p->mu);
@@ -480,11 +529,10 @@ static agec_status acq_open(acq *a, agec_conn *c, agec__breaker_change *pending,
         agec__conn_move(p, c, CONN_IN_USE);
         return AGEC_OK;
     }
-    agec__list_remove(&p->opening, c);
-    free(c);
-    agec__pool_dispatch(p, a->now);
+    agec__pool_open_failed(p, c, a->now);
     a->tried_connect = true;
-    if (st == AGEC_ERR_AUTH || st == AGEC_ERR_INIT || st == AGEC_ERR_NO_MEMORY) {
+    if (st == AGEC_ERR_AUTH || st == AGEC_ERR_INIT || st == AGEC_ERR_NO_MEMORY ||
+        st == AGEC_ERR_CONFIG) {
         if (err != NULL)
             agec__error_copy(err, &a->cerr);
         return st; /* retrying cannot help */
@@ -528,7 +576,7 @@ static int acq_validate(acq *a, agec_conn *c)
     if (st != AGEC_ERR_CANCELLED)
         p->n.validation_failures++;
     agec_close_reason why = st == AGEC_ERR_CANCELLED ? AGEC_CLOSE_SHUTDOWN : AGEC_CLOSE_VALIDATION;
-    agec__pool_detach(p, c, why, a->now);
+    agec__pool_detach(p, c, why);
     pthread_mutex_unlock(&p->mu);
     agec__conn_destroy(p, c, why, why == AGEC_CLOSE_SHUTDOWN ? 0 : acq_io_deadline(a));
     pthread_mutex_lock(&p->mu);
@@ -627,16 +675,8 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
     agec_conn *c = NULL;
     bool timed_out = false;
 
-    atomic_fetch_add_explicit(&p->visitors, 1, memory_order_acq_rel);
-    pthread_mutex_lock(&p->mu);
-    if (p->refs == 0) {
-        /* Called as close finished: the pool is being freed. */
-        pthread_mutex_unlock(&p->mu);
-        atomic_fetch_sub_explicit(&p->visitors, 1, memory_order_acq_rel);
+    if (!pool_enter_locked(p))
         return agec__error_set(e, AGEC_ERR_POOL_CLOSED, "pool is closed");
-    }
-    p->refs++;
-    atomic_fetch_sub_explicit(&p->visitors, 1, memory_order_acq_rel);
     p->acquiring++;
     a.w.ticket = ++p->next_ticket;
     for (;;) {
@@ -732,7 +772,7 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
 
     if (c != NULL && atomic_load_explicit(&p->closing, memory_order_relaxed)) {
         /* close started while we validated: do not hand out a connection. */
-        agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN, a.now);
+        agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN);
         pthread_mutex_unlock(&p->mu);
         agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN, 0);
         pthread_mutex_lock(&p->mu);
@@ -767,104 +807,4 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
     if (last)
         agec__pool_free(p);
     return st;
-}
-
-/* ---- release -------------------------------------------------------------- */
-
-/* Bring c back to a reusable state; -1 if it may go back, else a close reason. */
-static int release_cleanup(agec_pool *p, agec_conn *c, int64_t *now)
-{
-    int64_t dl = agec__deadline_after(*now, p->cfg.c.reset_timeout_ms);
-    agec__cleanup cl = agec__session_cleanup(c->pg, c->cancel, dl);
-    if (cl == AGEC__CLEAN_BROKEN)
-        return AGEC_CLOSE_BROKEN;
-    if (cl == AGEC__CLEAN_FAILED)
-        return AGEC_CLOSE_RESET;
-    if (p->cfg.c.reset_query != NULL) {
-        /* A reset that drops prepared statements (DISCARD ALL, DEALLOCATE)
-         * drops what upper layers cached in the session; any other (RESET
-         * ALL, say) leaves them, and so does the cache: dropping it would
-         * prepare new copies on every borrow, kept by the server for the
-         * connection's lifetime. */
-        if (p->cfg.reset_drops_statements)
-            agec__conn_drop_ext(c);
-        agec_status st = agec__session_exec(c->pg, p->cfg.c.reset_query, dl, NULL);
-        if (st == AGEC_OK)
-            st = agec__session_reapply(c->pg, &p->cfg.init, dl, NULL);
-        if (st != AGEC_OK)
-            return PQstatus(c->pg) == CONNECTION_OK ? AGEC_CLOSE_RESET : AGEC_CLOSE_BROKEN;
-        *now = agec__now_us();
-    }
-    return -1;
-}
-
-static void release_impl(agec_conn *c, bool broken)
-{
-    agec_pool *p = c->pool;
-    int64_t now = agec__now_coarse_us(); /* last use and lifetime: ms-scale */
-    /* The whole release, a close included, within reset_timeout_ms. */
-    int64_t budget = agec__deadline_after(now, p->cfg.c.reset_timeout_ms);
-    int reason = -1;
-    if (broken || c->broken || PQstatus(c->pg) != CONNECTION_OK)
-        reason = AGEC_CLOSE_BROKEN;
-    else if (atomic_load_explicit(&p->closing, memory_order_relaxed))
-        reason = AGEC_CLOSE_SHUTDOWN;
-    else if (PQtransactionStatus(c->pg) != PQTRANS_IDLE || p->cfg.c.reset_query != NULL ||
-             agec__cancel_key_busy(c->cancel)) {
-        now = agec__now_us(); /* the cleanup's deadline */
-        reason = release_cleanup(p, c, &now);
-        if (reason >= 0)
-            now = agec__now_us();
-    }
-    if (reason < 0 && now >= c->expires_us)
-        reason = AGEC_CLOSE_LIFETIME;
-
-    pthread_mutex_lock(&p->mu);
-    p->n.releases++;
-    bool leak_back = c->leak_reported;
-    agec_pool_event lev = { .type = AGEC_EV_LEAK_RETURNED,
-                            .warning = true,
-                            .conn_id = c->id,
-                            .file = c->file,
-                            .line = c->line,
-                            .func = c->func,
-                            .held_ms = (now - c->acquired_us) / 1000,
-                            .message = "a connection reported as leaked was released" };
-    if (leak_back)
-        p->n.leaks_returned++;
-    if (reason < 0 && !atomic_load_explicit(&p->closing, memory_order_relaxed)) {
-        agec__pool_make_available(p, c, now);
-        if (!leak_back) {
-            agec__pool_unref(p); /* never the last: the owner holds one until close */
-            pthread_mutex_unlock(&p->mu);
-            return;
-        }
-        pthread_mutex_unlock(&p->mu);
-        agec__emit(p, &lev);
-    } else {
-        if (reason < 0)
-            reason = AGEC_CLOSE_SHUTDOWN;
-        agec__pool_detach(p, c, (agec_close_reason)reason, now);
-        pthread_mutex_unlock(&p->mu);
-        if (leak_back)
-            agec__emit(p, &lev);
-        agec__conn_destroy(p, c, (agec_close_reason)reason, budget);
-    }
-    pthread_mutex_lock(&p->mu);
-    bool last = agec__pool_unref(p);
-    pthread_mutex_unlock(&p->mu);
-    if (last)
-        agec__pool_free(p);
-}
-
-void agec_conn_release(agec_conn *conn)
-{
-    if (conn != NULL)
-        release_impl(conn, false);
-}
-
-void agec_conn_release_broken(agec_conn *conn)
-{
-    if (conn != NULL)
-        release_impl(conn, true);
 }

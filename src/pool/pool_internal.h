@@ -77,6 +77,9 @@ struct agec_conn {
     bool probe;                     /* opening: this attempt is the breaker's half-open probe */
     int64_t check_deadline_us;      /* checking: the validation's own deadline */
     uint64_t borrow_id; /* [mu] unique per borrow in this pool (per-borrow state above) */
+    int reap_fd;        /* [mu] closing: our duplicate of the socket, watched by the
+                           maintenance thread until the server process exits (-1: none) */
+    int64_t reap_until; /* [mu] give up watching then (connect_timeout_ms after close) */
     void *ext;          /* upper layer's slot (conn_ext.h) */
     void (*ext_destroy)(void *ext);
 };
@@ -162,6 +165,8 @@ struct agec_pool {
     pool_counters n;           /* [mu] */
     agec__histogram wait_hist; /* [mu] acquire wait times */
     uint64_t rng;              /* [mu] xorshift state for jitter */
+    uint64_t nonce;            /* random at open (getrandom): names this pool instance on
+                                  the server (prepared statements), read-only after open */
 
     /* Lifetime: one reference for the owner (dropped by close), one per
      * thread inside acquire, one per borrowed connection. Whoever drops the
@@ -177,6 +182,8 @@ struct agec_pool {
     bool maint_started;
     pthread_cond_t maint_cond; /* wakes the maintenance thread early */
     int64_t maint_wake_at;     /* [mu] when it plans to wake next */
+    int nreaping;              /* [mu] connections in closing_list with a reap_fd */
+    int64_t close_deadline;    /* [mu] close's drain deadline (reaping stops then) */
     int64_t next_idle_check;   /* [mu] next scan of idle sockets for dead servers */
 };
 
@@ -215,7 +222,11 @@ void agec__pool_dispatch(agec_pool *p, int64_t now);
 /* Move a connection to `closing` to be closed for `reason` and count it.
  * The caller then calls agec__conn_destroy without the lock, which frees
  * the slot (and dispatches) once the server process is gone. [mu] */
-void agec__pool_detach(agec_pool *p, agec_conn *c, agec_close_reason reason, int64_t now);
+void agec__pool_detach(agec_pool *p, agec_conn *c, agec_close_reason reason);
+/* A connection attempt for c (in `opening`) failed: free it and its slot,
+ * or, if a server process may have started for it (c->reap_fd), keep the
+ * slot in `closing` until that process is gone (reap.c). [mu] */
+void agec__pool_open_failed(agec_pool *p, agec_conn *c, int64_t now);
 /* c's server process is gone: take it out of `closing` and pass its slot
  * on (dispatch, close's wait, `min`). [mu] */
 void agec__pool_closed(agec_pool *p, agec_conn *c);
@@ -266,6 +277,14 @@ void agec__emit(agec_pool *p, agec_pool_event *ev);
 void agec__emit_simple(agec_pool *p, agec_pool_event_type type, uint64_t conn_id,
                        agec_status status, const char *sqlstate, const char *message);
 void agec__emit_breaker(agec_pool *p, const agec__breaker_change *ch);
+/* Route pg's notices to c's pool as AGEC_EV_NOTICE events (c must outlive
+ * pg's use). */
+void agec__pool_watch_notices(agec_conn *c, PGconn *pg);
+
+/* --- nonce.c --- */
+/* 64 random bits from the kernel (getrandom, else /dev/urandom, else the
+ * clock and an address mixed): the pool's nonce. */
+uint64_t agec__pool_nonce_new(const void *salt);
 
 /* --- maint.c --- */
 /* How often the maintenance thread checks idle sockets for a server that went away. */
@@ -273,6 +292,30 @@ void agec__emit_breaker(agec_pool *p, const agec__breaker_change *ch);
 agec_status agec__maint_start(agec_pool *p, agec_error *err);
 /* Wake the maintenance thread if it sleeps past `when`. [mu] */
 void agec__maint_poke(agec_pool *p, int64_t when);
+
+/* --- reap.c: closed connections whose server process has not exited yet.
+ * The slot of a closed connection stays taken until its server process is
+ * gone (so pg_stat_activity never shows more than max), but no caller waits
+ * past its own deadline for that: what a caller could not wait for, the
+ * maintenance thread watches (every AGEC__REAP_POLL_US, at most
+ * connect_timeout_ms). --- */
+#define AGEC__REAP_POLL_US 5000
+/* A duplicate of pg's socket (non-blocking, close-on-exec), to see the
+ * server close it after PQfinish; -1 if there is none. */
+int agec__reap_dup_socket(const PGconn *pg);
+/* Wait until the peer closes fd (EOF or an error; true) or deadline_us (false). */
+bool agec__reap_wait(int fd, int64_t deadline_us);
+/* Hand c (in closing_list, PQfinish done) and fd to the maintenance thread,
+ * which frees c and its slot when the server closes fd or at `until`. If
+ * the pool is closing, close's final pass does it. [mu] */
+void agec__reap_start(agec_pool *p, agec_conn *c, int fd, int64_t until);
+/* Free the connections whose server process is gone or whose time is up
+ * (all of them if `all`); returns when to look again (AGEC__NEVER: none
+ * left). [mu] */
+int64_t agec__reap_poll(agec_pool *p, int64_t now, bool all);
+/* At close (maintenance thread, closing set): wait for the rest until
+ * their own limit or close's drain deadline, then free them all. [mu] */
+void agec__reap_finish(agec_pool *p);
 void agec__maint_join(agec_pool *p);
 
 /* --- config.c --- */

@@ -2,6 +2,7 @@
 #include "session/session.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -42,18 +43,50 @@ static int wait_socket(PGconn *pg, short events, int64_t deadline_us, const atom
     }
 }
 
-/* libpq 15 gives no SQLSTATE for a failed connection attempt, only the
- * server's message text: recognise authentication failures by it (English
- * server messages; other lc_messages give AGEC_ERR_UNREACHABLE). */
-static const char *auth_sqlstate(const char *msg)
+/* Why a server refused a connection. libpq 15 gives no SQLSTATE for a
+ * failed connection attempt, only the server's message text: recognise the
+ * refusals by it (English server messages; other lc_messages give
+ * AGEC_ERR_UNREACHABLE with no SQLSTATE). */
+typedef struct refusal {
+    const char *text; /* a substring of the server's message */
+    const char *sqlstate;
+    agec_status code;
+} refusal;
+
+static const refusal REFUSALS[] = {
+    { "password authentication failed", "28P01", AGEC_ERR_AUTH },
+    { "authentication failed for user", "28P01", AGEC_ERR_AUTH },
+    { "no pg_hba.conf entry", "28000", AGEC_ERR_AUTH },
+    { "password is required", "28000", AGEC_ERR_AUTH },
+    { "no password supplied", "28000", AGEC_ERR_AUTH },
+    /* A missing database is a configuration error: retrying cannot help. */
+    { "\" does not exist", "3D000", AGEC_ERR_CONFIG }, /* database "x" (role: below) */
+    { "sorry, too many clients already", "53300", AGEC_ERR_UNREACHABLE },
+    { "remaining connection slots are reserved", "53300", AGEC_ERR_UNREACHABLE },
+    { "too many connections for", "53300", AGEC_ERR_UNREACHABLE }, /* role, database */
+    { "the database system is starting up", "57P03", AGEC_ERR_UNREACHABLE },
+    { "the database system is shutting down", "57P03", AGEC_ERR_UNREACHABLE },
+    { "the database system is in recovery mode", "57P03", AGEC_ERR_UNREACHABLE },
+    { "the database system is not yet accepting connections", "57P03", AGEC_ERR_UNREACHABLE },
+    { "the database system is not accepting connections", "57P03", AGEC_ERR_UNREACHABLE },
+};
+
+static const refusal *find_refusal(const char *msg)
 {
-    if (strstr(msg, "password authentication failed") != NULL ||
-        strstr(msg, "authentication failed for user") != NULL)
-        return "28P01";
-    if (strstr(msg, "no pg_hba.conf entry") != NULL ||
-        (strstr(msg, "role \"") != NULL && strstr(msg, "does not exist") != NULL) ||
-        strstr(msg, "password is required") != NULL || strstr(msg, "no password supplied") != NULL)
-        return "28000";
+    /* FATAL:  role "x" does not exist: authentication (28000). */
+    static const refusal no_role = { "", "28000", AGEC_ERR_AUTH };
+    const char *role = strstr(msg, "role \"");
+    if (role != NULL && strstr(role, "\" does not exist") != NULL)
+        return &no_role;
+    const char *db = strstr(msg, "database \"");
+    for (size_t i = 0; i < sizeof REFUSALS / sizeof REFUSALS[0]; i++) {
+        if (strcmp(REFUSALS[i].sqlstate, "3D000") == 0) {
+            if (db != NULL && strstr(db, REFUSALS[i].text) != NULL)
+                return &REFUSALS[i];
+        } else if (strstr(msg, REFUSALS[i].text) != NULL) {
+            return &REFUSALS[i];
+        }
+    }
     return NULL;
 }
 
@@ -61,19 +94,38 @@ static agec_status connect_error(agec_error *err, PGconn *pg, const char *what)
 {
     char msg[AGEC_ERROR_TEXT_MAX];
     agec__pq_conn_message(pg, msg, sizeof msg);
-    const char *auth = auth_sqlstate(msg);
-    agec_status code = auth ? AGEC_ERR_AUTH : AGEC_ERR_UNREACHABLE;
+    const refusal *r = find_refusal(msg);
+    agec_status code = r ? r->code : AGEC_ERR_UNREACHABLE;
     agec__error_set(err, code, "%s: %s", what, msg);
-    if (err != NULL && auth != NULL)
-        agec__copy_text(err->sqlstate, sizeof err->sqlstate, auth);
+    if (err != NULL && r != NULL)
+        agec__copy_text(err->sqlstate, sizeof err->sqlstate, r->sqlstate);
     return code;
+}
+
+/* The socket of a connection being given up, duplicated for the caller,
+ * if the server has authenticated it: from then on its process is in
+ * pg_stat_activity (PostgreSQL 15 reports a backend after authentication),
+ * so the pool keeps its slot until it exits. Before that (TCP connect,
+ * startup, authentication: also all a black hole ever gets) there is
+ * nothing to wait for. */
+static void keep_socket(PGconn *pg, int *peer_fd)
+{
+    ConnStatusType cs = PQstatus(pg);
+    bool authenticated = cs == CONNECTION_AUTH_OK || cs == CONNECTION_SETENV ||
+                         cs == CONNECTION_CHECK_WRITABLE || cs == CONNECTION_CONSUME ||
+                         cs == CONNECTION_CHECK_TARGET || cs == CONNECTION_CHECK_STANDBY;
+    int s = PQsocket(pg);
+    if (peer_fd != NULL && s >= 0 && authenticated)
+        *peer_fd = fcntl(s, F_DUPFD_CLOEXEC, 0);
 }
 
 agec_status agec__session_connect(const char *const *keys, const char *const *vals,
                                   int64_t deadline_us, const atomic_bool *abort_flag, PGconn **out,
-                                  agec_error *err)
+                                  int *peer_fd, agec_error *err)
 {
     *out = NULL;
+    if (peer_fd != NULL)
+        *peer_fd = -1;
     int64_t start = agec__now_us();
     PGconn *pg = PQconnectStartParams(keys, vals, 0);
     if (pg == NULL)
@@ -101,10 +153,12 @@ agec_status agec__session_connect(const char *const *keys, const char *const *va
                             "could not connect: timed out after %ld ms (connect_timeout_ms or the "
                             "acquire deadline)",
                             ms);
+            keep_socket(pg, peer_fd);
             PQfinish(pg);
             return AGEC_ERR_UNREACHABLE;
         }
         if (r == -2) {
+            keep_socket(pg, peer_fd);
             PQfinish(pg);
             return agec__error_set(err, AGEC_ERR_CANCELLED, "connection attempt aborted");
         }

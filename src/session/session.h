@@ -35,13 +35,20 @@ typedef struct agec__session_init {
  * for PQconnectStartParams (expand_dbname = 0).
  * `abort_flag` (may be NULL) is checked every 50 ms; when it becomes true
  * the attempt stops with AGEC_ERR_CANCELLED.
- * Errors: AGEC_ERR_UNREACHABLE (refused, timed out, ...), AGEC_ERR_AUTH
- * (credentials or pg_hba rejected: sqlstate 28P01/28000), AGEC_ERR_NO_MEMORY,
- * AGEC_ERR_CANCELLED. On error *out is NULL.
+ * Errors: AGEC_ERR_UNREACHABLE (refused, timed out, ...; sqlstate 53300
+ * for too many connections, 57P03 for starting up / shutting down / in
+ * recovery), AGEC_ERR_AUTH (credentials or pg_hba rejected: sqlstate
+ * 28P01/28000), AGEC_ERR_CONFIG (the database does not exist: 3D000),
+ * AGEC_ERR_NO_MEMORY, AGEC_ERR_CANCELLED. The SQLSTATEs are recognised from
+ * the server's English message text (libpq 15 exposes none for a failed
+ * connection). On error *out is NULL. `peer_fd` (may be NULL): on a
+ * timeout or an abort after authentication, a duplicate of the socket (the
+ * server process is there: the caller can see it exit), else -1; the caller
+ * closes it.
  */
 agec_status agec__session_connect(const char *const *keys, const char *const *vals,
                                   int64_t deadline_us, const atomic_bool *abort_flag, PGconn **out,
-                                  agec_error *err);
+                                  int *peer_fd, agec_error *err);
 
 /* Run the session init on a fresh connection: CREATE EXTENSION (optional),
  * LOAD, SET search_path (per age_mode), init_sql, on_connect. Fails with

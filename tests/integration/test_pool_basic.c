@@ -250,10 +250,18 @@ static void test_age_off_mode_and_broken_release(void **state)
     assert_int_equal(s.closed[AGEC_CLOSE_BROKEN], 2);
     assert_int_equal(ev_log_count(&log, AGEC_EV_CLOSE), 2);
     assert_int_equal(ev_log_count(&log, AGEC_EV_CONNECT), 2);
-    /* AGE LOAD mode on plain PostgreSQL fails init with the server's SQLSTATE */
+    /* AGE LOAD mode where the server has no AGE fails init with the server's
+     * SQLSTATE. The test makes "no AGE" itself rather than trusting the
+     * machine (AGE users install AGE into PostgreSQL 15's $libdir, issue 11
+     * item 5): LOAD 'age' looks the bare name up in dynamic_library_path, set
+     * for this pool's sessions to a directory that cannot exist, so the
+     * server answers 58P01 whether or not $libdir/age.so is there. */
     agec_pool_config bad;
-    char app2[64];
+    char app2[64], noage_dsn[1024];
     pool_test_config(&bad, "noage", app2, NULL);
+    snprintf(noage_dsn, sizeof noage_dsn,
+             "%s options='-c dynamic_library_path=/nonexistent/agec-no-age'", bad.conninfo);
+    bad.conninfo = noage_dsn;
     bad.age_mode = AGEC_AGE_LOAD;
     agec_pool *q = pool_open_ok(&bad);
     agec_error err = AGEC_ERROR_INIT;

@@ -158,24 +158,30 @@ bool pg_wait_app_count(PGconn *c, const char *app, int n, int timeout_ms)
 typedef struct gauge_wait {
     agec_pool *p;
     int n;
-    bool idle; /* else waiting */
+    char which; /* 'i' idle, 'w' waiting, 't' total */
 } gauge_wait;
 
 static bool gauge_is(void *arg)
 {
     gauge_wait *w = arg;
     agec_pool_stats s = pool_stats(w->p);
-    return (w->idle ? s.idle : s.waiting) == w->n;
+    return (w->which == 'i' ? s.idle : w->which == 'w' ? s.waiting : s.total) == w->n;
 }
 
 bool pool_wait_waiting(agec_pool *p, int n, int timeout_ms)
 {
-    gauge_wait w = { p, n, false };
+    gauge_wait w = { p, n, 'w' };
     return agec_test_wait_until(gauge_is, &w, timeout_ms);
 }
 
 bool pool_wait_idle(agec_pool *p, int n, int timeout_ms)
 {
-    gauge_wait w = { p, n, true };
+    gauge_wait w = { p, n, 'i' };
+    return agec_test_wait_until(gauge_is, &w, timeout_ms);
+}
+
+bool pool_wait_total(agec_pool *p, int n, int timeout_ms)
+{
+    gauge_wait w = { p, n, 't' };
     return agec_test_wait_until(gauge_is, &w, timeout_ms);
 }

@@ -15,7 +15,7 @@
 /* Records every event the pool sends (thread-safe). */
 typedef struct ev_log {
     pthread_mutex_t mu;
-    int count[8]; /* by agec_pool_event_type */
+    int count[16]; /* by agec_pool_event_type */
     int closed[AGEC_CLOSE_REASON_COUNT];
     char leak_file[256];
     int leak_line;
@@ -61,5 +61,7 @@ agec_pool_stats pool_stats(agec_pool *p);
 /* Wait until the pool's `waiting` (or `idle`) gauge is n, at most timeout_ms. */
 bool pool_wait_waiting(agec_pool *p, int n, int timeout_ms);
 bool pool_wait_idle(agec_pool *p, int n, int timeout_ms);
+/* Wait until the pool's total (slots taken, closing included) is n. */
+bool pool_wait_total(agec_pool *p, int n, int timeout_ms);
 
 #endif

@@ -34,10 +34,12 @@ static void test_graph_names(void **state)
         { "with space", AGEC_ERR_NAME },
         { "quo\"te", AGEC_ERR_NAME },
         { "back\\slash", AGEC_ERR_NAME },
-        { "abc\xe2\x80\x8b", AGEC_ERR_NAME },    /* zero-width space */
-        { "ab\xca\xbc\x63", AGEC_ERR_NAME },     /* U+02BC modifier apostrophe, c */
+        { "abc\xe2\x80\x8b", AGEC_ERR_NAME }, /* zero-width space */
+        { "ab\xca\xbc\x63", AGEC_OK }, /* U+02BC: a modifier letter (ID_Start), AGE takes it */
         { "ab\xef\xbc\x87\x63", AGEC_ERR_NAME }, /* U+FF07 fullwidth apostrophe, c */
         { "ab\xc3", AGEC_ERR_NAME },             /* truncated UTF-8 */
+        { "\xe0\xb8\x81", AGEC_ERR_NAME },       /* one Thai letter: 3 bytes, 1 char */
+        { " ab", AGEC_ERR_NAME },                /* AGE accepts a leading space; agec does not */
         { "ab\xc0\xafz", AGEC_ERR_NAME },        /* overlong '/' */
         { "ab\xed\xa0\x80z", AGEC_ERR_NAME },    /* surrogate */
         { "a123456789012345678901234567890123456789012345678901234567890123", AGEC_ERR_NAME },

@@ -37,6 +37,8 @@ static void test_defaults(void **state)
     assert_null(c.on_event);
     assert_null(c.application_name);
     assert_string_equal(c.name, "agec");
+    assert_int_equal(c.statement_mode, AGEC_STMT_NAMED);
+    assert_false(c.application_name_override);
     assert_int_equal(agec_pool_config_check(&c, NULL), AGEC_OK);
     agec_pool_config_init(NULL); /* ignored */
 }
@@ -68,6 +70,7 @@ static void m_open(agec_pool_config *c) { c->breaker_open_ms = 0; }
 static void m_conninfo(agec_pool_config *c) { c->conninfo = "host=x nonsense_kw=1"; }
 static void m_uri(agec_pool_config *c) { c->conninfo = "postgresql://u:pw@h/db?bogus=1"; }
 static void m_size(agec_pool_config *c) { c->struct_size = 0; }
+static void m_stmt(agec_pool_config *c) { c->statement_mode = (agec_stmt_mode)7; }
 /* clang-format on */
 
 static void test_invalid_fields_named(void **state)
@@ -94,6 +97,7 @@ static void test_invalid_fields_named(void **state)
         { "conninfo", m_conninfo },
         { "conninfo", m_uri },
         { "struct_size", m_size },
+        { "statement_mode", m_stmt },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         agec_pool_config c;
@@ -141,6 +145,7 @@ static void test_names(void **state)
     assert_string_equal(agec_close_reason_name((agec_close_reason)99), "unknown");
     assert_string_equal(agec_breaker_state_name(AGEC_BREAKER_HALF_OPEN), "half_open");
     assert_string_equal(agec_pool_event_name(AGEC_EV_LEAK_SUSPECTED), "leak suspected");
+    assert_string_equal(agec_pool_event_name(AGEC_EV_NOTICE), "notice");
 }
 
 int main(void)

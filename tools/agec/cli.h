@@ -28,6 +28,7 @@ typedef struct cli {
     int pool_max, pool_min; /* -1 when not given on the command line */
     int connect_timeout_ms, acquire_timeout_ms, statement_timeout_ms;
     agec_age_mode age_mode;
+    agec_stmt_mode statement_mode;
     out_format format;
     bool quiet, verbose;
     bool read_only;        /* --read-only: reads on standbys, read-only sessions */
@@ -95,6 +96,19 @@ int cmd_shell(cli *c, int argc, char **argv);
 int cmd_bench(cli *c, int argc, char **argv);
 int cmd_demo(cli *c, int argc, char **argv);
 int cmd_cluster(cli *c, int argc, char **argv);
+
+/* Print COMMAND's usage, options and an example (help.c); false when there
+ * is no such command. */
+bool cli_command_help(const char *name, FILE *out);
+
+/* True when a command's arguments (argv[0] is the command) ask for its help:
+ * --help anywhere, or -h right after the command. */
+bool cli_wants_help(int argc, char **argv);
+
+/* Write every field of *s as one JSON object (stats_json.c): counters and
+ * gauges under their struct names, "breaker" by name, "closed" by reason,
+ * "wait_bucket" as [{"le_us", "count"}...]. */
+void cli_pool_stats_json(const agec_pool_stats *s, FILE *out);
 
 /* Monotonic milliseconds, as double. */
 double cli_now_ms(void);

@@ -1,7 +1,8 @@
 /*
  * agec bench: N threads run one statement through one pool for a duration
  * or a count; throughput, latency percentiles, acquire wait, errors by
- * code/SQLSTATE, and the pool's statistics. Errors are counted, not fatal:
+ * code/SQLSTATE, and the pool's statistics (with --format json: all of
+ * agec_pool_stats, see stats_json.c). Errors are counted, not fatal:
  * a server restart during a bench is reported, not a crash.
  */
 #include <pthread.h>
@@ -275,17 +276,24 @@ int cmd_bench(cli *c, int argc, char **argv)
     else if (other > 0)
         printf("errors of further kinds: %llu\n", (unsigned long long)other);
     if (json) {
-        printf(", \"pool\": {\"opened\": %llu, \"acquires\": %llu, \"acquire_timeouts\": %llu, "
-               "\"connect_failures\": %llu, \"breaker_fast_fails\": %llu, \"breaker\": \"%s\"}}\n",
-               (unsigned long long)s.opened, (unsigned long long)s.acquires,
-               (unsigned long long)s.acquire_timeouts, (unsigned long long)s.connect_failures,
-               (unsigned long long)s.breaker_fast_fails, agec_breaker_state_name(s.breaker));
+        fputs(", \"pool\": ", stdout);
+        cli_pool_stats_json(&s, stdout); /* every field of agec_pool_stats */
+        fputs("}\n", stdout);
     } else {
         printf("pool: opened %llu, acquires %llu, acquire timeouts %llu, connect failures %llu, "
                "breaker fast-fails %llu, breaker %s\n",
                (unsigned long long)s.opened, (unsigned long long)s.acquires,
                (unsigned long long)s.acquire_timeouts, (unsigned long long)s.connect_failures,
                (unsigned long long)s.breaker_fast_fails, agec_breaker_state_name(s.breaker));
+        printf("pool: closed");
+        for (int r = 0; r < AGEC_CLOSE_REASON_COUNT; r++)
+            printf(" %s %llu", agec_close_reason_name((agec_close_reason)r),
+                   (unsigned long long)s.closed[r]);
+        printf(", validations %llu (failed %llu), breaker opened %llu times, leaks %llu "
+               "(returned %llu)\n",
+               (unsigned long long)s.validations, (unsigned long long)s.validation_failures,
+               (unsigned long long)s.breaker_opens, (unsigned long long)s.leaks_suspected,
+               (unsigned long long)s.leaks_returned);
     }
     free(all);
     for (int i = 0; i < started; i++)

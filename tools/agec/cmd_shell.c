@@ -50,7 +50,7 @@ static void *cancel_thread(void *arg)
     return NULL;
 }
 
-static const char HELP[] = "Statements end with ';' and may span lines.\n"
+static const char HELP[] = "Statements end with ';', may span lines and share one.\n"
                            "  :graph NAME       use graph NAME for Cypher\n"
                            "  :sql STATEMENT    run one SQL statement\n"
                            "  :params JSON      parameters ($name) for the next Cypher "
@@ -161,30 +161,54 @@ static bool command(shell *sh, char *line)
 }
 
 /*
- * Where a statement ends: a ';' outside quotes and comments, followed by
- * nothing but blanks and comments up to the end of a line. The state carries
- * over from line to line: '...' and "..." strings with backslash escapes
- * (Cypher), `...` names, block and line (//) comments. SQL's '' inside a
- * string needs no rule of its own: closing and reopening the string leaves
- * the same state after the pair.
+ * Where statements end: at each ';' outside strings, names, dollar quotes and
+ * comments, so `RETURN 1; RETURN 2;` on one line is two statements. The state
+ * carries over from line to line: '...' and "..." strings with backslash
+ * escapes (Cypher), `...` names, $$...$$ and $tag$...$tag$ quotes, block and
+ * line (//) comments. SQL's '' inside a string needs no rule of its own:
+ * closing and reopening the string leaves the same state after the pair. A
+ * $name parameter is not a quote: a quote's tag is followed by '$'.
  */
-typedef enum { LX_CODE, LX_SQUOTE, LX_DQUOTE, LX_BACKTICK, LX_BLOCK, LX_LINE } lex_state;
+typedef enum { LX_CODE, LX_SQUOTE, LX_DQUOTE, LX_BACKTICK, LX_DOLLAR, LX_BLOCK, LX_LINE } lex_state;
 
 typedef struct scanner {
     lex_state state;
-    bool escaped;   /* the previous character in a string was a backslash */
-    size_t pos;     /* next byte of the buffer to scan */
-    ptrdiff_t semi; /* offset of a ';' with only blanks and comments after it, or -1 */
+    bool escaped;  /* the previous character in a string was a backslash */
+    bool content;  /* something besides blanks and comments since the last ';' */
+    size_t pos;    /* next byte of the buffer to scan */
+    size_t taglen; /* LX_DOLLAR: length of the quote's "$tag$" */
+    char tag[64];
 } scanner;
 
-static void scan(scanner *sc, const char *buf, size_t len)
+static bool tag_char(unsigned char ch, bool first)
+{
+    return ch == '_' || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch >= 0x80 ||
+           (!first && ch >= '0' && ch <= '9');
+}
+
+/* Length of a "$tag$" (or "$$") opener at buf[i], else 0. */
+static size_t dollar_quote_at(const char *buf, size_t i, size_t len)
+{
+    size_t j = i + 1;
+    while (j < len && tag_char((unsigned char)buf[j], j == i + 1))
+        j++;
+    return j < len && buf[j] == '$' && j + 1 - i < sizeof((scanner *)0)->tag ? j + 1 - i : 0;
+}
+
+/* Scan from sc->pos: the offset of the next ';' that ends a statement (the
+ * scan resumes after it), or -1 when the buffer ends first. *content tells
+ * whether the statement before that ';' holds anything to run. */
+static ptrdiff_t next_end(scanner *sc, const char *buf, size_t len, bool *content)
 {
     for (size_t i = sc->pos; i < len; i++) {
         char ch = buf[i], next = i + 1 < len ? buf[i + 1] : '\0';
         switch (sc->state) {
         case LX_CODE:
             if (ch == ';') {
-                sc->semi = (ptrdiff_t)i;
+                *content = sc->content;
+                sc->content = false;
+                sc->pos = i + 1;
+                return (ptrdiff_t)i;
             } else if (ch == '/' && next == '*') {
                 sc->state = LX_BLOCK;
                 i++;
@@ -192,11 +216,21 @@ static void scan(scanner *sc, const char *buf, size_t len)
                 sc->state = LX_LINE;
                 i++;
             } else if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') {
-                sc->semi = -1;
-                sc->state = ch == '\''  ? LX_SQUOTE
-                            : ch == '"' ? LX_DQUOTE
-                            : ch == '`' ? LX_BACKTICK
-                                        : LX_CODE;
+                sc->content = true;
+                size_t q = ch == '$' && (i == 0 || !tag_char((unsigned char)buf[i - 1], false))
+                               ? dollar_quote_at(buf, i, len)
+                               : 0;
+                if (q > 0) {
+                    memcpy(sc->tag, buf + i, q);
+                    sc->taglen = q;
+                    sc->state = LX_DOLLAR;
+                    i += q - 1;
+                } else {
+                    sc->state = ch == '\''  ? LX_SQUOTE
+                                : ch == '"' ? LX_DQUOTE
+                                : ch == '`' ? LX_BACKTICK
+                                            : LX_CODE;
+                }
             }
             break;
         case LX_SQUOTE:
@@ -212,6 +246,12 @@ static void scan(scanner *sc, const char *buf, size_t len)
             if (ch == '`')
                 sc->state = LX_CODE;
             break;
+        case LX_DOLLAR:
+            if (ch == '$' && len - i >= sc->taglen && memcmp(buf + i, sc->tag, sc->taglen) == 0) {
+                sc->state = LX_CODE;
+                i += sc->taglen - 1;
+            }
+            break;
         case LX_BLOCK:
             if (ch == '*' && next == '/') {
                 sc->state = LX_CODE;
@@ -225,12 +265,7 @@ static void scan(scanner *sc, const char *buf, size_t len)
         }
     }
     sc->pos = len;
-}
-
-/* After a whole line: the statement's length if it ends here, else -1. */
-static ptrdiff_t statement_end(const scanner *sc)
-{
-    return sc->state == LX_CODE || sc->state == LX_LINE ? sc->semi : -1;
+    return -1;
 }
 
 static char *read_line(bool tty, const char *prompt)
@@ -284,7 +319,7 @@ int cmd_shell(cli *c, int argc, char **argv)
                agec_version());
     char *buf = NULL;
     size_t len = 0;
-    scanner sc = { LX_CODE, false, 0, -1 };
+    scanner sc = { .state = LX_CODE };
     for (;;) {
         char prompt[160];
         snprintf(prompt, sizeof prompt, "%s%s ", sh.graph[0] ? sh.graph : "agec",
@@ -314,16 +349,26 @@ int cmd_shell(cli *c, int argc, char **argv)
         memcpy(buf + len, line, ll + 1);
         len += ll;
         free(line);
-        scan(&sc, buf, len);
-        ptrdiff_t end = statement_end(&sc);
-        if (end >= 0) {
+        /* Run every statement the buffer now ends; keep the rest. */
+        size_t from = 0;
+        bool content = false;
+        ptrdiff_t end;
+        while ((end = next_end(&sc, buf, len, &content)) >= 0) {
             buf[end] = '\0';
-            if (tty)
-                add_history(buf);
-            if (buf[strspn(buf, " \t\n")] != '\0')
-                run(&sh, buf, true);
-            len = 0;
-            sc = (scanner){ LX_CODE, false, 0, -1 };
+            if (content) {
+                if (tty)
+                    add_history(buf + from);
+                run(&sh, buf + from, true);
+            }
+            from = (size_t)end + 1;
+        }
+        if (!sc.content && (sc.state == LX_CODE || sc.state == LX_LINE)) {
+            len = 0; /* only blanks or comments after the last ';' */
+            sc = (scanner){ .state = LX_CODE };
+        } else if (from > 0) {
+            memmove(buf, buf + from, len - from + 1);
+            len -= from;
+            sc.pos -= from;
         }
     }
     free(buf);

@@ -25,10 +25,13 @@ static const char USAGE[] =
     "  --acquire-timeout MS     limit for getting a connection (default 10000)\n"
     "  --statement-timeout MS   cancel statements running longer (default: none)\n"
     "  --age-mode MODE          load | preloaded | plugins | off (default load)\n"
+    "  --statement-mode MODE    named | unnamed (default named: prepared statements\n"
+    "                           cached per connection; unnamed behind PgBouncer in\n"
+    "                           transaction mode)\n"
     "  --format FMT             table | json | csv (default: table on a terminal,\n"
     "                           JSON Lines otherwise)\n"
     "  -q, --quiet              no row counts, timing or progress\n"
-    "  -v, --verbose            pool events on stderr\n"
+    "  -v, --verbose            pool events and server notices on stderr\n"
     "  --read-only              reads from hot standbys (with a multi-host DSN\n"
     "                           host=a,b,c: a standby in the read rotation, else the\n"
     "                           primary); sessions are read-only. Without it a\n"
@@ -43,6 +46,8 @@ static const char USAGE[] =
     "  bench (--cypher Q | --sql Q) [--param ...] [--threads N] [--duration S | --count N]\n"
     "  demo [--size N]                      the showcase workload\n"
     "  cluster [--prometheus]               nodes of a multi-host DSN: role, lag, use\n"
+    "  help [COMMAND]                       a command's usage, options and an example\n"
+    "                                       (also: agec COMMAND --help)\n"
     "\n"
     "exit status: 0 success, 1 the server or the query failed, 2 usage error,\n"
     "3 could not get a connection (unreachable, auth, acquire timeout, breaker open,\n"
@@ -114,25 +119,15 @@ int cli_fail(const char *what, agec_status st, const agec_error *err)
     return cli_exit_code(st);
 }
 
-/* Server NOTICEs ("graph created", ...) are shown with --verbose only. */
-static void notice_quiet(void *arg, const char *message)
+/* With --verbose: pool events (warnings) and the server's NOTICEs ("graph
+ * created", ...) on stderr, as psql shows them; without, nothing. */
+static void event_verbose(const agec_pool_event *ev, void *user)
 {
-    (void)arg;
-    (void)message;
-}
-
-static void notice_verbose(void *arg, const char *message)
-{
-    (void)arg;
-    fputs(message, stderr);
-}
-
-static agec_status on_connect(PGconn *conn, void *user, agec_error *err)
-{
-    (void)err;
-    const cli *c = user;
-    PQsetNoticeProcessor(conn, c->verbose ? notice_verbose : notice_quiet, NULL);
-    return AGEC_OK;
+    if (ev->type == AGEC_EV_NOTICE && !ev->warning) {
+        fprintf(stderr, "%s:  %s\n", ev->severity, ev->message);
+        return;
+    }
+    agec_pool_event_log_stderr(ev, user);
 }
 
 /* More than one host in the DSN (host=a,b or a URI with a,b)? */
@@ -153,10 +148,10 @@ static void pool_config_from(cli *c, agec_pool_config *cfg)
     cfg->connect_timeout_ms = c->connect_timeout_ms;
     cfg->acquire_timeout_ms = c->acquire_timeout_ms;
     cfg->age_mode = c->age_mode;
+    cfg->statement_mode = c->statement_mode;
+    /* libpq's convention: a name only when the DSN and PGAPPNAME give none. */
     cfg->application_name = "agec-cli";
-    cfg->on_connect = on_connect;
-    cfg->on_connect_user = c;
-    cfg->on_event = c->verbose ? agec_pool_event_log_stderr : agec_pool_event_ignore;
+    cfg->on_event = c->verbose ? event_verbose : agec_pool_event_ignore;
 }
 
 static int open_cluster_with(cli *c, const agec_pool_config *pool)
@@ -316,7 +311,8 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--statement-timeout") == 0) {
             num = &c.statement_timeout_ms;
         } else if (strcmp(a, "--dsn") != 0 && strcmp(a, "--graph") != 0 &&
-                   strcmp(a, "--age-mode") != 0 && strcmp(a, "--format") != 0) {
+                   strcmp(a, "--age-mode") != 0 && strcmp(a, "--format") != 0 &&
+                   strcmp(a, "--statement-mode") != 0) {
             return cli_usage_error("unknown option '%s'", a);
         }
         if (v == NULL)
@@ -332,6 +328,13 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--age-mode") == 0) {
             if (!parse_age_mode(v, &c.age_mode))
                 return cli_usage_error("--age-mode must be load, preloaded, plugins or off");
+        } else if (strcmp(a, "--statement-mode") == 0) {
+            if (strcmp(v, "named") == 0)
+                c.statement_mode = AGEC_STMT_NAMED;
+            else if (strcmp(v, "unnamed") == 0)
+                c.statement_mode = AGEC_STMT_UNNAMED;
+            else
+                return cli_usage_error("--statement-mode must be named or unnamed");
         } else if (strcmp(v, "table") == 0) {
             c.format = FMT_TABLE;
         } else if (strcmp(v, "json") == 0) {
@@ -348,8 +351,21 @@ int main(int argc, char **argv)
         return cli_usage_error("--pool-min must not exceed --pool-max");
     if (i >= argc)
         return cli_usage_error("no command given");
+    if (strcmp(argv[i], "help") == 0) {
+        if (i + 1 >= argc) {
+            fputs(USAGE, stdout);
+            return EXIT_OK;
+        }
+        const char *what = cli_wants_help(argc - i, argv + i) ? "help" : argv[i + 1];
+        if (!cli_command_help(what, stdout))
+            return cli_usage_error("help: unknown command '%s'", argv[i + 1]);
+        return EXIT_OK;
+    }
     for (size_t k = 0; k < sizeof COMMANDS / sizeof COMMANDS[0]; k++)
         if (strcmp(argv[i], COMMANDS[k].name) == 0) {
+            /* COMMAND --help: usage before anything connects. */
+            if (cli_wants_help(argc - i, argv + i))
+                return cli_command_help(argv[i], stdout) ? EXIT_OK : EXIT_USAGE;
             int rc = COMMANDS[k].fn(&c, argc - i, argv + i);
             cli_close_pool(&c);
             return rc;

@@ -1,0 +1,138 @@
+/*
+ * Per-command help: `agec COMMAND --help`, `agec COMMAND -h` and
+ * `agec help COMMAND` print the command's usage, options and an example on
+ * stdout and exit 0, before any connection is made (main.c checks for them
+ * ahead of the command itself).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    const char *text;
+} HELP[] = {
+    { "query", "usage: agec --graph NAME [global options] query CYPHER [options]\n"
+               "\n"
+               "Run one Cypher statement on graph NAME and print its rows. Parameters are\n"
+               "bound (the Cypher text refers to them as $name), never pasted into the text.\n"
+               "\n"
+               "options:\n"
+               "  --param NAME=JSON      one parameter, a JSON value (repeatable)\n"
+               "  --params JSON-OBJECT   all parameters as one JSON object (--param wins)\n"
+               "  --columns a,b,...      names of the result columns (default: taken from\n"
+               "                         RETURN)\n"
+               "\n"
+               "example:\n"
+               "  agec --graph social query 'MATCH (p:Person {name: $n}) RETURN p.age' \\\n"
+               "       --param n='\"Ada\"'\n" },
+    { "sql", "usage: agec [global options] sql SQL [ARG...]\n"
+             "\n"
+             "Run one SQL statement and print its rows. Each ARG is bound to $1, $2, ...\n"
+             "as text (unnamed statement, never prepared).\n"
+             "\n"
+             "options: none besides the global ones (agec --help).\n"
+             "\n"
+             "example:\n"
+             "  agec --age-mode off sql 'SELECT $1::int + $2::int AS sum' 40 2\n" },
+    { "graph", "usage: agec [global options] graph ACTION [--cascade] [NAME]\n"
+               "\n"
+               "Manage graphs (NAME, or --graph NAME when omitted):\n"
+               "  create NAME            create the graph\n"
+               "  drop [--cascade] NAME  drop it (--cascade: with its labels and data)\n"
+               "  exists NAME            print true or false\n"
+               "  list                   print every graph\n"
+               "  labels NAME            print the graph's labels (name, kind)\n"
+               "  index NAME             create indexes on id, start_id and end_id of every\n"
+               "                         label table\n"
+               "\n"
+               "options:\n"
+               "  --cascade              with drop: drop labels and data too\n"
+               "\n"
+               "Graph names: 3 to 63 bytes, Unicode letters (ID_Start) or '_' first, then\n"
+               "letters, marks, digits (ID_Continue) and '_', '.' and '-' only inside.\n"
+               "\n"
+               "example:\n"
+               "  agec graph create social && agec graph drop --cascade social\n" },
+    { "shell", "usage: agec [--graph NAME] [global options] shell\n"
+               "\n"
+               "Interactive Cypher shell (line editing and history on a terminal; reads\n"
+               "statements from stdin otherwise). Statements end with ';', may span lines,\n"
+               "and several may share a line; a ';' inside a string, a `name`, a $$ quote or\n"
+               "a comment does not end one. Shell commands (:help lists them): :graph NAME,\n"
+               ":sql STATEMENT, :params JSON, :stats, :quit. Ctrl-C cancels the running\n"
+               "statement.\n"
+               "\n"
+               "options: none besides the global ones (agec --help).\n"
+               "\n"
+               "example:\n"
+               "  echo 'RETURN 1; RETURN 2;' | agec --graph social shell\n" },
+    { "bench",
+      "usage: agec [global options] bench (--cypher Q | --sql Q) [options]\n"
+      "\n"
+      "Run one statement over and over from several threads through the pool and\n"
+      "report throughput, latency percentiles and the pool's statistics (all of\n"
+      "agec_pool_stats with --format json).\n"
+      "\n"
+      "options:\n"
+      "  --cypher Q             the Cypher statement (needs --graph NAME)\n"
+      "  --sql Q                the SQL statement\n"
+      "  --param NAME=JSON      a Cypher parameter (repeatable)\n"
+      "  --params JSON-OBJECT   all Cypher parameters as one JSON object\n"
+      "  --threads N            client threads, 1..1024 (default 4)\n"
+      "  --duration S           run for S seconds (default 10)\n"
+      "  --count N              or run N statements in all\n"
+      "\n"
+      "example:\n"
+      "  agec --pool-max 8 --format json bench --sql 'SELECT 1' --threads 8 --count 10000\n" },
+    { "demo", "usage: agec [global options] demo [--size N]\n"
+              "\n"
+              "The showcase workload: builds a social graph in graph 'demo_social', runs\n"
+              "queries on it concurrently through the pool and prints what it did.\n"
+              "\n"
+              "options:\n"
+              "  --size N               number of people, 10..1000000 (default 1000)\n"
+              "\n"
+              "example:\n"
+              "  agec --pool-max 4 demo --size 200\n" },
+    { "cluster", "usage: agec [global options] cluster [--prometheus]\n"
+                 "\n"
+                 "The nodes of a multi-host DSN (host=a,b,c port=...): each node's role\n"
+                 "(primary, standby, down), whether it serves reads, its lag and WAL position.\n"
+                 "Exit status 3 when no primary is found.\n"
+                 "\n"
+                 "options:\n"
+                 "  --prometheus           the cluster's metrics in Prometheus text format\n"
+                 "\n"
+                 "example:\n"
+                 "  agec --dsn 'host=db1,db2,db3 user=app' cluster\n" },
+    { "help", "usage: agec help [COMMAND]\n"
+              "\n"
+              "Print the usage of COMMAND (the same as agec COMMAND --help), or of agec\n"
+              "itself without COMMAND.\n"
+              "\n"
+              "options: none.\n"
+              "\n"
+              "example:\n"
+              "  agec help query\n" },
+};
+
+bool cli_command_help(const char *name, FILE *out)
+{
+    for (size_t i = 0; i < sizeof HELP / sizeof HELP[0]; i++)
+        if (strcmp(name, HELP[i].name) == 0) {
+            fputs(HELP[i].text, out);
+            fputs("\nglobal options (--dsn, --graph, --format, ...): agec --help\n", out);
+            return true;
+        }
+    return false;
+}
+
+bool cli_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || (i == 1 && strcmp(argv[i], "-h") == 0))
+            return true;
+    return false;
+}

@@ -1,0 +1,90 @@
+/*
+ * agec_pool_stats as one JSON object, every field of the struct (include/
+ * agec/pool.h) under its own name: `agec bench --format json` prints it as
+ * "pool". FIELDS is kept next to the struct's order; the cli test
+ * (test_bench_reports_every_pool_stat) reads the struct from the header and
+ * fails when a field is missing here.
+ */
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "cli.h"
+
+typedef enum { F_INT, F_U64, F_I64 } field_type;
+
+static const struct {
+    const char *name;
+    size_t offset;
+    field_type type;
+} FIELDS[] = {
+#define INT_FIELD(f)                            \
+    {                                           \
+#f, offsetof(agec_pool_stats, f), F_INT \
+    }
+#define U64_FIELD(f)                            \
+    {                                           \
+#f, offsetof(agec_pool_stats, f), F_U64 \
+    }
+#define I64_FIELD(f)                            \
+    {                                           \
+#f, offsetof(agec_pool_stats, f), F_I64 \
+    }
+    INT_FIELD(total),
+    INT_FIELD(idle),
+    INT_FIELD(in_use),
+    INT_FIELD(opening),
+    INT_FIELD(checking),
+    INT_FIELD(closing),
+    INT_FIELD(waiting),
+    INT_FIELD(max),
+    INT_FIELD(min),
+    U64_FIELD(opened),
+    U64_FIELD(acquires),
+    U64_FIELD(releases),
+    U64_FIELD(acquire_timeouts),
+    U64_FIELD(acquire_errors),
+    U64_FIELD(breaker_fast_fails),
+    U64_FIELD(breaker_opens),
+    U64_FIELD(validations),
+    U64_FIELD(validation_failures),
+    U64_FIELD(connect_failures),
+    U64_FIELD(leaks_suspected),
+    U64_FIELD(leaks_returned),
+    U64_FIELD(wait_count),
+    I64_FIELD(wait_sum_us),
+    I64_FIELD(wait_p50_us),
+    I64_FIELD(wait_p90_us),
+    I64_FIELD(wait_p99_us),
+    I64_FIELD(wait_max_us),
+#undef INT_FIELD
+#undef U64_FIELD
+#undef I64_FIELD
+};
+
+void cli_pool_stats_json(const agec_pool_stats *s, FILE *out)
+{
+    const char *base = (const char *)s;
+    fputc('{', out);
+    for (size_t i = 0; i < sizeof FIELDS / sizeof FIELDS[0]; i++) {
+        const void *p = base + FIELDS[i].offset;
+        fprintf(out, "%s\"%s\": ", i ? ", " : "", FIELDS[i].name);
+        if (FIELDS[i].type == F_INT)
+            fprintf(out, "%d", *(const int *)p);
+        else if (FIELDS[i].type == F_U64)
+            fprintf(out, "%" PRIu64, *(const uint64_t *)p);
+        else
+            fprintf(out, "%" PRId64, *(const int64_t *)p);
+    }
+    /* The enum and the arrays, by name. */
+    fprintf(out, ", \"breaker\": \"%s\", \"closed\": {", agec_breaker_state_name(s->breaker));
+    for (int r = 0; r < AGEC_CLOSE_REASON_COUNT; r++)
+        fprintf(out, "%s\"%s\": %" PRIu64, r ? ", " : "",
+                agec_close_reason_name((agec_close_reason)r), s->closed[r]);
+    const int64_t *bounds = agec_pool_wait_bucket_bounds_us();
+    fputs("}, \"wait_bucket\": [", out);
+    for (int b = 0; b < AGEC_POOL_WAIT_BUCKETS; b++)
+        fprintf(out, "%s{\"le_us\": %" PRId64 ", \"count\": %" PRIu64 "}", b ? ", " : "", bounds[b],
+                s->wait_bucket[b]);
+    fputs("]}", out);
+}
