@@ -15,5 +15,6 @@
 #include "agec/tx.h"
 #include "agec/graph.h"
 #include "agec/load.h"
+#include "agec/cluster.h"
 
 #endif /* AGEC_AGEC_H */

@@ -81,7 +81,11 @@ typedef enum agec_status {
      *  pg_cancel_backend from another session) or by pool shutdown
      *  (SQLSTATE 57014), or a connection attempt was aborted by close. */
     AGEC_ERR_CANCELLED = 22,
-    /* 23 is reserved (AGEC_ERR_NO_NODE, issue 12). */
+    /** A cluster had no node of the kind the call needed within its
+     *  deadline (no primary for a write during a failover, no standby in the
+     *  read rotation under AGEC_READ_STANDBY_ONLY); the message lists every
+     *  node with its role and lag. */
+    AGEC_ERR_NO_NODE = 23,
     /** Bad input to the bulk loader (agec/load.h): malformed JSON or CSV, a
      *  value of the wrong type for its column, a missing or duplicate key,
      *  an edge endpoint that does not exist. The message names the source

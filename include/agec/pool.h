@@ -462,6 +462,17 @@ AGEC_EXPORT uint64_t agec_conn_id(agec_conn *conn);
  */
 AGEC_EXPORT agec_status agec_conn_cancel(agec_conn *conn, agec_error *err);
 
+/**
+ * End an open circuit breaker's open period now, so that the next acquire
+ * that needs a connection makes the half-open probe instead of failing
+ * fast with AGEC_ERR_BREAKER_OPEN. For callers that know by other means
+ * that the server answers again (agec_cluster's monitor does this when a
+ * node it saw down answers its check). No effect unless the breaker is
+ * OPEN; the probe's outcome decides as usual. NULL is ignored.
+ * Thread-safe, no I/O; same rules as agec_pool_stats_get around close.
+ */
+AGEC_EXPORT void agec_pool_breaker_probe(agec_pool *pool);
+
 /* ---- statistics ---------------------------------------------------------- */
 
 /** Number of buckets of the Prometheus acquire-wait histogram. */

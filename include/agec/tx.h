@@ -19,6 +19,7 @@ extern "C" {
 
 typedef struct agec_conn agec_conn;
 typedef struct agec_pool agec_pool;
+typedef struct agec_cluster agec_cluster;
 
 /** Isolation level of a transaction. DEFAULT leaves the server's setting. */
 typedef enum agec_isolation {
@@ -94,6 +95,20 @@ typedef agec_status (*agec_tx_fn)(agec_conn *conn, void *user, agec_error *err);
  */
 AGEC_EXPORT agec_status agec_tx_run(agec_pool *pool, const agec_tx_opts *opts, agec_tx_fn fn,
                                     void *user, agec_error *err);
+
+/**
+ * agec_tx_run() over a cluster (agec/cluster.h): a read-only transaction
+ * (opts->read_only) runs on a standby by the cluster's read policy, any
+ * other on the primary. Errors are reported to the cluster
+ * (agec_cluster_report), and besides 40001/40P01 a transaction whose BEGIN
+ * failed with 25006 or a lost connection (nothing ran: the node was no
+ * longer the primary) is retried, so that it finds the new primary after a
+ * failover. A failure later (in fn or COMMIT) is not retried for those: a
+ * COMMIT whose answer was lost may have committed. Errors: those of
+ * agec_cluster_acquire_at, begin, fn and commit.
+ */
+AGEC_EXPORT agec_status agec_cluster_tx_run(agec_cluster *cluster, const agec_tx_opts *opts,
+                                            agec_tx_fn fn, void *user, agec_error *err);
 
 #ifdef __cplusplus
 }

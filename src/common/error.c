@@ -76,6 +76,7 @@ static const struct {
     [AGEC_ERR_COLUMNS] = { "AGEC_ERR_COLUMNS", "cannot derive result columns" },
     [AGEC_ERR_SYSTEM] = { "AGEC_ERR_SYSTEM", "system call failed" },
     [AGEC_ERR_CANCELLED] = { "AGEC_ERR_CANCELLED", "cancelled" },
+    [AGEC_ERR_NO_NODE] = { "AGEC_ERR_NO_NODE", "no cluster node available" },
     [AGEC_ERR_INPUT] = { "AGEC_ERR_INPUT", "bad input" },
 };
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agec/cluster.h"
 #include "agec/cypher.h"
 #include "agec/pool.h"
 #include "common/error_internal.h"
@@ -170,11 +171,33 @@ static void backoff(int base_ms, int attempt, unsigned *seed)
     }
 }
 
-agec_status agec_tx_run(agec_pool *pool, const agec_tx_opts *opts, agec_tx_fn fn, void *user,
-                        agec_error *err)
+/* Where agec_tx_run and agec_cluster_tx_run get their connections. */
+typedef struct tx_source {
+    agec_pool *pool;
+    agec_cluster *cluster;
+} tx_source;
+
+static agec_status source_acquire(const tx_source *src, const agec_tx_opts *opts, agec_conn **out,
+                                  agec_error *e)
 {
-    if (pool == NULL || fn == NULL)
-        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "pool and fn must not be NULL");
+    if (src->pool != NULL)
+        return agec_pool_acquire_timeout(src->pool, opts->acquire_timeout_ms, out, e);
+    return agec_cluster_acquire_at(src->cluster,
+                                   opts->read_only ? AGEC_ACCESS_READ : AGEC_ACCESS_WRITE, 0,
+                                   opts->acquire_timeout_ms, out, e, __FILE__, __LINE__, __func__);
+}
+
+/* BEGIN itself failed because the node is not (or no longer) the primary or
+ * went away: nothing ran, so the cluster may try again on the new primary. */
+static bool begin_failover(const tx_source *src, const agec_error *e)
+{
+    return src->cluster != NULL &&
+           (strcmp(e->sqlstate, "25006") == 0 || e->code == AGEC_ERR_CONNECTION_LOST);
+}
+
+static agec_status tx_run_from(const tx_source *src, const agec_tx_opts *opts, agec_tx_fn fn,
+                               void *user, agec_error *err)
+{
     agec_tx_opts d;
     if (opts == NULL) {
         agec_tx_opts_init(&d);
@@ -185,11 +208,13 @@ agec_status agec_tx_run(agec_pool *pool, const agec_tx_opts *opts, agec_tx_fn fn
     agec_error *e = err ? err : &local;
     for (int attempt = 0;; attempt++) {
         agec_conn *conn = NULL;
-        agec_status st = agec_pool_acquire_timeout(pool, opts->acquire_timeout_ms, &conn, e);
+        agec_status st = source_acquire(src, opts, &conn, e);
         if (st != AGEC_OK)
             return st;
+        bool began = false;
         st = agec_tx_begin(conn, opts, e);
         if (st == AGEC_OK) {
+            began = true;
             agec__error_reset(e);
             st = fn(conn, user, e);
             if (st == AGEC_OK) {
@@ -203,9 +228,30 @@ agec_status agec_tx_run(agec_pool *pool, const agec_tx_opts *opts, agec_tx_fn fn
                 agec__error_copy(e, &keep);
             }
         }
+        if (st != AGEC_OK && src->cluster != NULL)
+            agec_cluster_report(src->cluster, conn, e);
         agec_conn_release(conn);
-        if (st == AGEC_OK || !retryable(e) || attempt >= opts->max_retries)
+        if (st == AGEC_OK || attempt >= opts->max_retries ||
+            !(retryable(e) || (!began && begin_failover(src, e))))
             return st;
         backoff(opts->retry_base_ms > 0 ? opts->retry_base_ms : 1, attempt, &seed);
     }
+}
+
+agec_status agec_tx_run(agec_pool *pool, const agec_tx_opts *opts, agec_tx_fn fn, void *user,
+                        agec_error *err)
+{
+    if (pool == NULL || fn == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "pool and fn must not be NULL");
+    tx_source src = { pool, NULL };
+    return tx_run_from(&src, opts, fn, user, err);
+}
+
+agec_status agec_cluster_tx_run(agec_cluster *cluster, const agec_tx_opts *opts, agec_tx_fn fn,
+                                void *user, agec_error *err)
+{
+    if (cluster == NULL || fn == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "cluster and fn must not be NULL");
+    tx_source src = { NULL, cluster };
+    return tx_run_from(&src, opts, fn, user, err);
 }

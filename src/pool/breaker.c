@@ -79,3 +79,9 @@ int64_t agec__breaker_reopen_at(const agec__breaker *b)
         return AGEC__NEVER;
     return b->opened_at + b->open_us;
 }
+
+void agec__breaker_probe_now(agec__breaker *b, int64_t now)
+{
+    if (b->state == AGEC_BREAKER_OPEN && now - b->opened_at < b->open_us)
+        b->opened_at = now - b->open_us;
+}

@@ -44,6 +44,10 @@ agec__breaker_verdict agec__breaker_allow(agec__breaker *b, int64_t now, agec__b
 void agec__breaker_success(agec__breaker *b, bool probe, agec__breaker_change *ch);
 void agec__breaker_failure(agec__breaker *b, bool probe, int64_t now, agec__breaker_change *ch);
 
+/* End the open period now: the next attempt is the half-open probe. No
+ * change unless OPEN. */
+void agec__breaker_probe_now(agec__breaker *b, int64_t now);
+
 /* When an OPEN breaker lets a probe through (AGEC__NEVER-like max if not open). */
 int64_t agec__breaker_reopen_at(const agec__breaker *b);
 

@@ -288,3 +288,16 @@ void agec__maint_join(agec_pool *p)
         p->maint_started = false;
     }
 }
+
+/* Something outside the pool (the cluster's monitor) saw the server answer:
+ * let the next connection attempt probe it now instead of failing fast
+ * until the open period ends. */
+void agec_pool_breaker_probe(agec_pool *pool)
+{
+    if (pool == NULL || !agec__pool_enter(pool))
+        return;
+    pthread_mutex_lock(&pool->mu);
+    agec__breaker_probe_now(&pool->breaker, agec__now_us());
+    pthread_mutex_unlock(&pool->mu);
+    agec__pool_leave(pool);
+}

@@ -68,6 +68,26 @@ static void test_non_probe_failure_in_half_open_does_not_reopen(void **state)
     assert_int_equal(agec__breaker_allow(&b, 100 * MS, &ch), AGEC__BREAKER_DENY);
 }
 
+/* Issue 12: the cluster's monitor ends the open period when it sees the
+ * server answer; only an OPEN breaker changes. */
+static void test_probe_now(void **state)
+{
+    (void)state;
+    agec__breaker b;
+    agec__breaker_change ch;
+    agec__breaker_init(&b, 1, 60000);
+    agec__breaker_probe_now(&b, 5 * MS); /* closed: nothing */
+    assert_int_equal(b.state, AGEC_BREAKER_CLOSED);
+    agec__breaker_failure(&b, false, 10 * MS, &ch);
+    assert_int_equal(agec__breaker_allow(&b, 20 * MS, &ch), AGEC__BREAKER_DENY);
+    agec__breaker_probe_now(&b, 20 * MS);
+    assert_int_equal(b.state, AGEC_BREAKER_OPEN);
+    assert_int_equal(agec__breaker_allow(&b, 20 * MS, &ch), AGEC__BREAKER_PROBE);
+    assert_int_equal(agec__breaker_allow(&b, 20 * MS, &ch), AGEC__BREAKER_DENY);
+    agec__breaker_success(&b, true, &ch);
+    assert_int_equal(b.state, AGEC_BREAKER_CLOSED);
+}
+
 static void test_disabled(void **state)
 {
     (void)state;
@@ -87,6 +107,7 @@ int main(void)
         cmocka_unit_test(test_open_half_open_closed),
         cmocka_unit_test(test_non_probe_failure_in_half_open_does_not_reopen),
         cmocka_unit_test(test_disabled),
+        cmocka_unit_test(test_probe_now),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,7 +31,9 @@ typedef struct cli {
     agec_stmt_mode statement_mode;
     out_format format;
     bool quiet, verbose;
-    agec_pool *pool;
+    bool read_only;        /* --read-only: reads on standbys, read-only sessions */
+    agec_pool *pool;       /* plain mode; cluster mode: the primary's pool (the cluster owns it) */
+    agec_cluster *cluster; /* cluster mode: a multi-host DSN or --read-only */
 } cli;
 
 /* Open cli->pool from the global options with max/min connections; when
@@ -40,7 +42,16 @@ typedef struct cli {
  * error and returns its exit code. */
 int cli_open_pool(cli *c, int max, int min, bool sizable);
 
-/* Close the pool gracefully (NULL-safe). */
+/* Open cli->cluster (cluster mode) from the global options whatever the
+ * DSN (cli_open_pool does so by itself for a multi-host DSN or
+ * --read-only). Returns EXIT_OK or prints the error and returns its code. */
+int cli_open_cluster(cli *c, int max, int min);
+
+/* Acquire without printing: from the cluster in cluster mode (a read with
+ * --read-only, else a write), else from the pool. */
+agec_status cli_acquire_st(cli *c, agec_conn **out, agec_error *err);
+
+/* Close the pool, or the cluster, gracefully (NULL-safe). */
 void cli_close_pool(cli *c);
 
 /* Acquire a connection; on failure print and return the exit code. */
@@ -97,6 +108,7 @@ typedef struct load_progress {
 } load_progress;
 struct agec_load_stats;
 void cli_load_progress(const struct agec_load_stats *s, void *user);
+int cmd_cluster(cli *c, int argc, char **argv);
 
 /* Print COMMAND's usage, options and an example (help.c); false when there
  * is no such command. */

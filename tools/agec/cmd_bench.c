@@ -90,7 +90,7 @@ static void *run_thread(void *arg)
         double t0 = cli_now_ms();
         agec_conn *conn = NULL;
         agec_error err = AGEC_ERROR_INIT;
-        agec_status st = agec_pool_acquire(b->c->pool, &conn, &err);
+        agec_status st = cli_acquire_st(b->c, &conn, &err);
         if (st == AGEC_OK) {
             agec_result *res = NULL;
             st = b->cypher

@@ -267,8 +267,11 @@ int cmd_demo(cli *c, int argc, char **argv)
                (unsigned long long)s.validation_failures);
         printf("   breaker             %s\n", agec_breaker_state_name(s.breaker));
     }
-    agec_status st = agec_pool_close(c->pool, 5000, &err);
+    /* In cluster mode the cluster owns the pool and closes it. */
+    agec_status st = c->cluster ? agec_cluster_close(c->cluster, 5000, &err)
+                                : agec_pool_close(c->pool, 5000, &err);
     c->pool = NULL;
+    c->cluster = NULL;
     if (st != AGEC_OK)
         return cli_fail("closing the pool", st, &err);
     printf("   pool closed gracefully; demo took %.1f s\n", (cli_now_ms() - t_start) / 1000.0);

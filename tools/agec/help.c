@@ -123,6 +123,17 @@ static const struct {
               "\n"
               "example:\n"
               "  agec --pool-max 4 demo --size 200\n" },
+    { "cluster", "usage: agec [global options] cluster [--prometheus]\n"
+                 "\n"
+                 "The nodes of a multi-host DSN (host=a,b,c port=...): each node's role\n"
+                 "(primary, standby, down), whether it serves reads, its lag and WAL position.\n"
+                 "Exit status 3 when no primary is found.\n"
+                 "\n"
+                 "options:\n"
+                 "  --prometheus           the cluster's metrics in Prometheus text format\n"
+                 "\n"
+                 "example:\n"
+                 "  agec --dsn 'host=db1,db2,db3 user=app' cluster\n" },
     { "help", "usage: agec help [COMMAND]\n"
               "\n"
               "Print the usage of COMMAND (the same as agec COMMAND --help), or of agec\n"

@@ -32,6 +32,10 @@ static const char USAGE[] =
     "                           JSON Lines otherwise)\n"
     "  -q, --quiet              no row counts, timing or progress\n"
     "  -v, --verbose            pool events and server notices on stderr\n"
+    "  --read-only              reads from hot standbys (with a multi-host DSN\n"
+    "                           host=a,b,c: a standby in the read rotation, else the\n"
+    "                           primary); sessions are read-only. Without it a\n"
+    "                           multi-host DSN sends everything to the primary\n"
     "  --help, --version\n"
     "\n"
     "commands:\n"
@@ -44,6 +48,7 @@ static const char USAGE[] =
     "  load [--vertices L=FILE]... [--edges L=FILE]... [--key [L=]PROP]... [--chunk N]\n"
     "       [--resume N] [--reject FILE] [--method auto|insert|copy]   bulk loading\n"
     "                                       (agec load --help for the file formats)\n"
+    "  cluster [--prometheus]               nodes of a multi-host DSN: role, lag, use\n"
     "  help [COMMAND]                       a command's usage, options and an example\n"
     "                                       (also: agec COMMAND --help)\n"
     "\n"
@@ -94,6 +99,7 @@ int cli_exit_code(agec_status st)
     case AGEC_ERR_POOL_CLOSED:
     case AGEC_ERR_INIT:
     case AGEC_ERR_CONFIG:
+    case AGEC_ERR_NO_NODE:
         return EXIT_CONN;
     default:
         return EXIT_QUERY;
@@ -127,6 +133,59 @@ static void event_verbose(const agec_pool_event *ev, void *user)
     agec_pool_event_log_stderr(ev, user);
 }
 
+/* More than one host in the DSN (host=a,b or a URI with a,b)? */
+static bool dsn_multi_host(const char *dsn)
+{
+    PQconninfoOption *o = PQconninfoParse(dsn ? dsn : "", NULL);
+    bool multi = false;
+    for (PQconninfoOption *p = o; p && p->keyword; p++)
+        if (p->val && (strcmp(p->keyword, "host") == 0 || strcmp(p->keyword, "hostaddr") == 0) &&
+            strchr(p->val, ',') != NULL)
+            multi = true;
+    PQconninfoFree(o);
+    return multi;
+}
+
+static void pool_config_from(cli *c, agec_pool_config *cfg)
+{
+    cfg->connect_timeout_ms = c->connect_timeout_ms;
+    cfg->acquire_timeout_ms = c->acquire_timeout_ms;
+    cfg->age_mode = c->age_mode;
+    cfg->statement_mode = c->statement_mode;
+    /* libpq's convention: a name only when the DSN and PGAPPNAME give none. */
+    cfg->application_name = "agec-cli";
+    cfg->on_event = c->verbose ? event_verbose : agec_pool_event_ignore;
+}
+
+static int open_cluster_with(cli *c, const agec_pool_config *pool)
+{
+    agec_pool_config pc = *pool;
+    if (c->read_only)
+        pc.init_sql = "SET default_transaction_read_only = on";
+    agec_cluster_config cc;
+    agec_cluster_config_init(&cc);
+    cc.conninfo = c->dsn;
+    cc.pool = &pc;
+    cc.name = "agec-cli";
+    agec_error err = AGEC_ERROR_INIT;
+    agec_status st = agec_cluster_open(&cc, &c->cluster, &err);
+    if (st != AGEC_OK)
+        return cli_fail("opening the cluster", st, &err);
+    int p = agec_cluster_primary_index(c->cluster);
+    c->pool = agec_cluster_node_pool(c->cluster, p < 0 ? 0 : p);
+    return EXIT_OK;
+}
+
+int cli_open_cluster(cli *c, int max, int min)
+{
+    agec_pool_config cfg;
+    agec_pool_config_init(&cfg);
+    cfg.max = max;
+    cfg.min = min;
+    pool_config_from(c, &cfg);
+    return open_cluster_with(c, &cfg);
+}
+
 int cli_open_pool(cli *c, int max, int min, bool sizable)
 {
     agec_pool_config cfg;
@@ -150,13 +209,9 @@ int cli_open_pool(cli *c, int max, int min, bool sizable)
     }
     c->pool_max = cfg.max;
     c->pool_min = cfg.min;
-    cfg.connect_timeout_ms = c->connect_timeout_ms;
-    cfg.acquire_timeout_ms = c->acquire_timeout_ms;
-    cfg.age_mode = c->age_mode;
-    cfg.statement_mode = c->statement_mode;
-    /* libpq's convention: a name only when the DSN and PGAPPNAME give none. */
-    cfg.application_name = "agec-cli";
-    cfg.on_event = c->verbose ? event_verbose : agec_pool_event_ignore;
+    pool_config_from(c, &cfg);
+    if (c->read_only || dsn_multi_host(c->dsn))
+        return open_cluster_with(c, &cfg);
     agec_error err = AGEC_ERROR_INIT;
     agec_status st = agec_pool_open(&cfg, &c->pool, &err);
     if (st != AGEC_OK)
@@ -166,15 +221,29 @@ int cli_open_pool(cli *c, int max, int min, bool sizable)
 
 void cli_close_pool(cli *c)
 {
+    if (c->cluster != NULL) {
+        (void)agec_cluster_close(c->cluster, 5000, NULL);
+        c->cluster = NULL;
+        c->pool = NULL;
+    }
     if (c->pool != NULL)
         (void)agec_pool_close(c->pool, 5000, NULL);
     c->pool = NULL;
 }
 
+agec_status cli_acquire_st(cli *c, agec_conn **out, agec_error *err)
+{
+    if (c->cluster != NULL)
+        return agec_cluster_acquire_at(c->cluster,
+                                       c->read_only ? AGEC_ACCESS_READ : AGEC_ACCESS_WRITE, 0, -1,
+                                       out, err, __FILE__, __LINE__, __func__);
+    return agec_pool_acquire(c->pool, out, err);
+}
+
 int cli_acquire(cli *c, agec_conn **out)
 {
     agec_error err = AGEC_ERROR_INIT;
-    agec_status st = agec_pool_acquire(c->pool, out, &err);
+    agec_status st = cli_acquire_st(c, out, &err);
     if (st != AGEC_OK)
         return cli_fail("getting a connection", st, &err);
     return EXIT_OK;
@@ -201,8 +270,8 @@ static const struct {
     const char *name;
     int (*fn)(cli *, int, char **);
 } COMMANDS[] = {
-    { "query", cmd_query }, { "sql", cmd_sql },   { "graph", cmd_graph }, { "shell", cmd_shell },
-    { "bench", cmd_bench }, { "demo", cmd_demo }, { "load", cmd_load },
+    { "query", cmd_query }, { "sql", cmd_sql },     { "graph", cmd_graph }, { "shell", cmd_shell },
+    { "bench", cmd_bench }, { "demo", cmd_demo },   { "load", cmd_load },   { "cluster", cmd_cluster },
 };
 
 int main(int argc, char **argv)
@@ -229,6 +298,9 @@ int main(int argc, char **argv)
             continue;
         } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
             c.verbose = true;
+            continue;
+        } else if (strcmp(a, "--read-only") == 0) {
+            c.read_only = true;
             continue;
         } else if (strcmp(a, "--pool-max") == 0) {
             num = &c.pool_max;

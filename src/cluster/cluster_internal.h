@@ -1,0 +1,108 @@
+/*
+ * The cluster layer's private state. It sits above the pool: every node
+ * has an ordinary agec_pool (public API only) and a monitor thread with its
+ * own connection (opened with the session layer's deadline-bounded connect).
+ */
+#ifndef AGEC_CLUSTER_INTERNAL_H
+#define AGEC_CLUSTER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "agec/cluster.h"
+
+/* Primary WAL positions remembered with the time they were first seen, for
+ * the lag of standbys (see agec/cluster.h). */
+#define AGEC__LSN_HISTORY 256
+
+/* Longest wait inside one node's pool before routing is decided again. */
+#define AGEC__CLUSTER_SLICE_MS 200
+/* Recheck period while no primary is known (or after a kick). */
+#define AGEC__CLUSTER_FAST_MS 50
+
+typedef struct agec__node {
+    struct agec_cluster *cl;
+    int index;
+    char host[256];
+    int port;
+    char pool_name[400];
+    agec_pool *pool;
+    /* NULL-terminated libpq keyword arrays of the monitor connection. */
+    char **mon_keys;
+    char **mon_vals;
+    PGconn *mon; /* monitor thread only */
+    pthread_t thread;
+    bool thread_started;
+
+    /* Guarded by cl->mu. */
+    agec_node_role role;
+    bool checked;            /* at least one check finished (good or bad) */
+    int64_t lag_ms;          /* -1 = unknown */
+    agec_lsn lsn;            /* replay LSN (standby) or current LSN (primary) */
+    int64_t checked_at_us;   /* last good check, 0 = never */
+    int64_t standby_seen_us; /* last check that found it in recovery */
+    uint64_t checks, check_failures, role_changes;
+    char last_error[256];
+
+    atomic_uint_fast64_t acq_write, acq_read, acq_errors, reported;
+    /* What routing reads without the lock: written under cl->mu by
+     * agec__cluster_publish_locked after every change. */
+    atomic_bool rot_snap;
+} agec__node;
+
+struct agec_cluster {
+    char name[128];
+    int n;
+    agec__node nodes[AGEC_CLUSTER_MAX_NODES];
+    agec_read_policy policy;
+    int max_lag_ms, recheck_ms, ryw_wait_ms;
+    int acquire_timeout_ms, connect_timeout_ms;
+
+    pthread_mutex_t mu;
+    pthread_cond_t topo_cv; /* a node's state changed (acquirers wait for a primary) */
+    pthread_cond_t mon_cv;  /* wakes the monitor threads (kick, stop) */
+    int primary;            /* node index or -1; guarded by mu */
+    uint64_t kick_gen;      /* bumped to make every monitor re-check now */
+    uint64_t topo_gen;      /* bumped on every finished check */
+    bool stop;
+    atomic_bool stopping; /* same as stop, for the session layer's abort checks */
+    struct {
+        int64_t t_us;
+        agec_lsn lsn;
+    } hist[AGEC__LSN_HISTORY]; /* ring of the primary's positions, guarded by mu */
+    int hist_n, hist_head;
+    atomic_uint rr;          /* round robin over read candidates */
+    atomic_int primary_snap; /* cl->primary for the lock-free fast path */
+};
+
+/* config.c: split cfg into nodes (host, port, pool conninfo, monitor keys).
+ * On success fills cl->nodes[0..n-1] host/port/pool_name/mon_keys/vals and
+ * returns each node's pool conninfo in conninfos[i] (malloc'ed). */
+agec_status agec__cluster_parse(struct agec_cluster *cl, const agec_cluster_config *cfg,
+                                char **conninfos, agec_error *err);
+void agec__cluster_free_keys(agec__node *nd);
+
+/* Run one query that returns one row, by deadline_us (abort_flag may be
+ * NULL). Returns the result (PQclear it) or NULL with a message in errbuf;
+ * after NULL the connection may be mid-query: close it (release broken). */
+PGresult *agec__cluster_query(PGconn *c, const char *sql, int64_t deadline_us,
+                              const atomic_bool *abort_flag, char *errbuf, size_t cap);
+
+/* monitor.c: the per-node monitor thread, and the routing decision that
+ * follows each check (called with cl->mu held). */
+void *agec__cluster_monitor_main(void *arg);
+void agec__cluster_choose_primary(struct agec_cluster *cl);
+/* Make every monitor re-check now (cl->mu held). */
+void agec__cluster_kick_locked(struct agec_cluster *cl);
+
+/* Copy primary and each node's rotation into the snapshots (cl->mu held). */
+void agec__cluster_publish_locked(struct agec_cluster *cl);
+
+/* Whether node i serves plain reads now (cl->mu held). */
+bool agec__node_in_rotation(const struct agec_cluster *cl, const agec__node *nd);
+
+#endif

@@ -1,0 +1,265 @@
+/* The cluster's monitor: one thread per node, each with its own connection,
+ * checks its node's role and WAL position every recheck_ms (every 50 ms
+ * while no primary is known, at once after a kick) and updates routing. */
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/cluster_internal.h"
+#include "common/error_internal.h"
+#include "session/clock.h"
+#include "session/session.h"
+
+/* One round trip: role, WAL position (replay on a standby, current on the
+ * primary), and a standby's own idea of its lag for when no primary is in
+ * sight: 0 when it has replayed all it has received, else the age of the
+ * last replayed transaction (ms; -1 = unknown). The replay age alone grows
+ * while the primary is idle, so it is used only when WAL is still waiting. */
+static const char CHECK_SQL[] =
+    "SELECT pg_is_in_recovery(), "
+    "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, "
+    "CASE WHEN NOT pg_is_in_recovery() THEN -1 "
+    "WHEN pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn() THEN 0 "
+    "ELSE COALESCE((extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000)::bigint, "
+    "-1) END";
+
+typedef struct check_result {
+    bool in_recovery;
+    agec_lsn lsn;
+    int64_t replay_age_ms;
+} check_result;
+
+PGresult *agec__cluster_query(PGconn *c, const char *sql, int64_t deadline_us,
+                              const atomic_bool *abort_flag, char *errbuf, size_t cap)
+{
+    if (!PQsendQuery(c, sql)) {
+        snprintf(errbuf, cap, "%s", PQerrorMessage(c));
+        return NULL;
+    }
+    PGresult *last = NULL;
+    for (;;) {
+        while (!PQisBusy(c)) {
+            PGresult *r = PQgetResult(c);
+            if (r == NULL) {
+                ExecStatusType st = last ? PQresultStatus(last) : PGRES_FATAL_ERROR;
+                if (st == PGRES_TUPLES_OK && PQntuples(last) == 1)
+                    return last;
+                snprintf(errbuf, cap, "%s", last ? PQresultErrorMessage(last) : "no result");
+                PQclear(last);
+                return NULL;
+            }
+            PQclear(last);
+            last = r;
+        }
+        int64_t now = agec__now_us();
+        if (now >= deadline_us || (abort_flag != NULL && atomic_load(abort_flag))) {
+            snprintf(errbuf, cap, "query timed out");
+            PQclear(last);
+            return NULL;
+        }
+        struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN, .revents = 0 };
+        (void)poll(&pfd, 1, agec__poll_ms(agec__min64(deadline_us, now + 50000), now));
+        if (!PQconsumeInput(c)) {
+            snprintf(errbuf, cap, "%s", PQerrorMessage(c));
+            PQclear(last);
+            return NULL;
+        }
+    }
+}
+
+/* Run CHECK_SQL by deadline_us. False on any failure (message in errbuf);
+ * the connection must then be closed. */
+static bool run_check(struct agec_cluster *cl, PGconn *c, int64_t deadline_us, check_result *out,
+                      char *errbuf, size_t cap)
+{
+    PGresult *last = agec__cluster_query(c, CHECK_SQL, deadline_us, &cl->stopping, errbuf, cap);
+    if (last == NULL)
+        return false;
+    out->in_recovery = PQgetvalue(last, 0, 0)[0] == 't';
+    out->lsn = 0;
+    if (!PQgetisnull(last, 0, 1))
+        (void)agec_lsn_parse(PQgetvalue(last, 0, 1), &out->lsn);
+    out->replay_age_ms = strtoll(PQgetvalue(last, 0, 2), NULL, 10);
+    PQclear(last);
+    return true;
+}
+
+static bool check_once(agec__node *nd, check_result *res, char *errbuf, size_t cap)
+{
+    struct agec_cluster *cl = nd->cl;
+    int64_t deadline = agec__deadline_after(agec__now_us(), cl->connect_timeout_ms);
+    if (nd->mon == NULL) {
+        agec_error e = AGEC_ERROR_INIT;
+        if (agec__session_connect((const char *const *)nd->mon_keys,
+                                  (const char *const *)nd->mon_vals, deadline, &cl->stopping,
+                                  &nd->mon, NULL, &e) != AGEC_OK) {
+            agec__copy_text(errbuf, cap, e.message);
+            return false;
+        }
+    }
+    if (run_check(cl, nd->mon, deadline, res, errbuf, cap))
+        return true;
+    PQfinish(nd->mon);
+    nd->mon = NULL;
+    return false;
+}
+
+bool agec__node_in_rotation(const struct agec_cluster *cl, const agec__node *nd)
+{
+    if (nd->role != AGEC_NODE_STANDBY)
+        return false;
+    if (cl->max_lag_ms <= 0)
+        return true;
+    return nd->lag_ms >= 0 && nd->lag_ms <= cl->max_lag_ms;
+}
+
+void agec__cluster_publish_locked(struct agec_cluster *cl)
+{
+    for (int i = 0; i < cl->n; i++)
+        atomic_store(&cl->nodes[i].rot_snap, agec__node_in_rotation(cl, &cl->nodes[i]));
+    atomic_store(&cl->primary_snap, cl->primary);
+}
+
+void agec__cluster_kick_locked(struct agec_cluster *cl)
+{
+    cl->kick_gen++;
+    pthread_cond_broadcast(&cl->mon_cv);
+}
+
+void agec__cluster_choose_primary(struct agec_cluster *cl)
+{
+    /* Among the nodes out of recovery, the one last seen as a standby: after
+     * a promotion, an old primary that still answers loses to the new one. */
+    int best = -1;
+    for (int i = 0; i < cl->n; i++) {
+        if (cl->nodes[i].role != AGEC_NODE_PRIMARY)
+            continue;
+        if (best < 0 || cl->nodes[i].standby_seen_us > cl->nodes[best].standby_seen_us ||
+            (cl->nodes[i].standby_seen_us == cl->nodes[best].standby_seen_us && i == cl->primary))
+            best = i;
+    }
+    if (best != cl->primary) {
+        cl->primary = best;
+        cl->hist_n = 0; /* positions of another server: start over */
+        if (best < 0)
+            agec__cluster_kick_locked(cl);
+    }
+}
+
+/* How far behind the primary a standby that has replayed `lsn` is: the age
+ * of the oldest remembered primary position it has not reached. */
+static int64_t lag_from_history(const struct agec_cluster *cl, agec_lsn lsn, int64_t now_us)
+{
+    for (int i = 0; i < cl->hist_n; i++) {
+        int k = (cl->hist_head - cl->hist_n + i + AGEC__LSN_HISTORY) % AGEC__LSN_HISTORY;
+        if (cl->hist[k].lsn > lsn)
+            return (now_us - cl->hist[k].t_us) / 1000;
+    }
+    return 0;
+}
+
+static void record(agec__node *nd, bool ok, const check_result *res, const char *errmsg)
+{
+    struct agec_cluster *cl = nd->cl;
+    int64_t now = agec__now_us();
+    pthread_mutex_lock(&cl->mu);
+    agec_node_role was = nd->role;
+    nd->checked = true;
+    if (!ok) {
+        nd->check_failures++;
+        nd->role = AGEC_NODE_DOWN;
+        nd->lag_ms = -1;
+        snprintf(nd->last_error, sizeof nd->last_error, "%s", errmsg);
+        /* Strip libpq's trailing newline. */
+        size_t l = strlen(nd->last_error);
+        while (l > 0 && (nd->last_error[l - 1] == '\n' || nd->last_error[l - 1] == ' '))
+            nd->last_error[--l] = '\0';
+    } else {
+        nd->checks++;
+        nd->checked_at_us = now;
+        nd->lsn = res->lsn;
+        nd->last_error[0] = '\0';
+        if (res->in_recovery) {
+            nd->role = AGEC_NODE_STANDBY;
+            nd->standby_seen_us = now;
+        } else {
+            nd->role = AGEC_NODE_PRIMARY;
+            nd->lag_ms = 0;
+        }
+    }
+    if (nd->role != was && was != AGEC_NODE_UNKNOWN)
+        nd->role_changes++;
+    agec__cluster_choose_primary(cl);
+    if (ok && nd->role == AGEC_NODE_PRIMARY && cl->primary == nd->index) {
+        int last = (cl->hist_head - 1 + AGEC__LSN_HISTORY) % AGEC__LSN_HISTORY;
+        if (cl->hist_n == 0 || res->lsn > cl->hist[last].lsn) {
+            cl->hist[cl->hist_head].t_us = now;
+            cl->hist[cl->hist_head].lsn = res->lsn;
+            cl->hist_head = (cl->hist_head + 1) % AGEC__LSN_HISTORY;
+            if (cl->hist_n < AGEC__LSN_HISTORY)
+                cl->hist_n++;
+        }
+        /* A standby at or past this position is not behind, whatever its
+         * last check (maybe made before any primary was known) said. */
+        for (int i = 0; i < cl->n; i++) {
+            agec__node *s = &cl->nodes[i];
+            if (s->role == AGEC_NODE_STANDBY && s->lsn >= res->lsn)
+                s->lag_ms = 0;
+        }
+    }
+    if (ok && nd->role == AGEC_NODE_STANDBY) {
+        if (cl->primary >= 0 && cl->hist_n > 0)
+            nd->lag_ms = lag_from_history(cl, res->lsn, now);
+        else if (cl->primary >= 0 && res->lsn >= cl->nodes[cl->primary].lsn)
+            nd->lag_ms = 0; /* caught up with the primary's last position */
+        else
+            nd->lag_ms = res->replay_age_ms;
+    }
+    agec__cluster_publish_locked(cl);
+    cl->topo_gen++;
+    pthread_cond_broadcast(&cl->topo_cv);
+    pthread_mutex_unlock(&cl->mu);
+    /* Back from down: its pool's breaker need not wait out its open
+     * period, the monitor has just seen the server answer. */
+    if (ok && was == AGEC_NODE_DOWN)
+        agec_pool_breaker_probe(nd->pool);
+}
+
+void *agec__cluster_monitor_main(void *arg)
+{
+    agec__node *nd = arg;
+    struct agec_cluster *cl = nd->cl;
+    pthread_mutex_lock(&cl->mu);
+    uint64_t seen_kick = cl->kick_gen;
+    pthread_mutex_unlock(&cl->mu);
+    for (;;) {
+        check_result res = { false, 0, -1 };
+        char errbuf[256] = "";
+        bool ok = check_once(nd, &res, errbuf, sizeof errbuf);
+        /* A monitor connection can die alone (a restart, a terminated
+         * backend): reconnect once before calling the node down. */
+        if (!ok && !atomic_load(&cl->stopping))
+            ok = check_once(nd, &res, errbuf, sizeof errbuf);
+        if (atomic_load(&cl->stopping))
+            break;
+        record(nd, ok, &res, errbuf);
+        pthread_mutex_lock(&cl->mu);
+        int64_t wait_ms = cl->primary < 0 ? AGEC__CLUSTER_FAST_MS : cl->recheck_ms;
+        int64_t deadline = agec__deadline_after(agec__now_us(), wait_ms);
+        while (!cl->stop && cl->kick_gen == seen_kick && agec__now_us() < deadline) {
+            struct timespec ts = agec__timespec_at(deadline);
+            pthread_cond_timedwait(&cl->mon_cv, &cl->mu, &ts);
+        }
+        seen_kick = cl->kick_gen;
+        bool stop = cl->stop;
+        pthread_mutex_unlock(&cl->mu);
+        if (stop)
+            break;
+    }
+    if (nd->mon != NULL) {
+        PQfinish(nd->mon);
+        nd->mon = NULL;
+    }
+    return NULL;
+}

@@ -1,0 +1,221 @@
+/* Cluster statistics, Prometheus text, error reports and the
+ * read-your-writes token. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/cluster_internal.h"
+#include "common/error_internal.h"
+#include "session/clock.h"
+
+int agec_cluster_node_count(const agec_cluster *cl)
+{
+    return cl ? cl->n : 0;
+}
+
+agec_pool *agec_cluster_node_pool(agec_cluster *cl, int index)
+{
+    if (cl == NULL || index < 0 || index >= cl->n)
+        return NULL;
+    return cl->nodes[index].pool;
+}
+
+int agec_cluster_primary_index(agec_cluster *cl)
+{
+    if (cl == NULL)
+        return -1;
+    pthread_mutex_lock(&cl->mu);
+    int p = cl->primary;
+    pthread_mutex_unlock(&cl->mu);
+    return p;
+}
+
+agec_status agec_cluster_node_stats_get_sized(agec_cluster *cl, int index,
+                                              agec_cluster_node_stats *out, size_t size)
+{
+    if (cl == NULL || out == NULL || index < 0 || index >= cl->n ||
+        size < offsetof(agec_cluster_node_stats, breaker) + sizeof out->breaker)
+        return AGEC_ERR_INVALID_ARG;
+    agec_cluster_node_stats s;
+    memset(&s, 0, sizeof s);
+    const agec__node *nd = &cl->nodes[index];
+    snprintf(s.host, sizeof s.host, "%s", nd->host);
+    s.port = nd->port;
+    int64_t now = agec__now_us();
+    pthread_mutex_lock(&cl->mu);
+    s.role = nd->role;
+    s.in_rotation = agec__node_in_rotation(cl, nd);
+    s.lag_ms = nd->role == AGEC_NODE_PRIMARY ? 0 : nd->lag_ms;
+    s.lsn = nd->lsn;
+    s.checked_ms_ago = nd->checked_at_us ? (now - nd->checked_at_us) / 1000 : -1;
+    s.checks = nd->checks;
+    s.check_failures = nd->check_failures;
+    s.role_changes = nd->role_changes;
+    pthread_mutex_unlock(&cl->mu);
+    s.acquires_write = atomic_load(&nd->acq_write);
+    s.acquires_read = atomic_load(&nd->acq_read);
+    s.acquire_errors = atomic_load(&nd->acq_errors);
+    s.errors_reported = atomic_load(&nd->reported);
+    agec_pool_stats ps;
+    if (agec_pool_stats_get(nd->pool, &ps) == AGEC_OK) {
+        s.in_use = ps.in_use;
+        s.idle = ps.idle;
+        s.total = ps.total;
+        s.waiting = ps.waiting;
+        s.breaker = ps.breaker;
+    }
+    size_t n = size < sizeof s ? size : sizeof s;
+    s.struct_size = n;
+    memcpy(out, &s, n);
+    return AGEC_OK;
+}
+
+/* snprintf into buf at *len, accumulating the length needed. */
+static void put(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void put(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(*len < cap ? buf + *len : NULL, *len < cap ? cap - *len : 0, fmt, ap);
+    va_end(ap);
+    if (w > 0)
+        *len += (size_t)w;
+}
+
+/* Label value with " and \ escaped (and newlines as \n). */
+static void esc(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const char *p = in; *p && o + 3 < cap; p++) {
+        if (*p == '"' || *p == '\\')
+            out[o++] = '\\';
+        if (*p == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+            continue;
+        }
+        out[o++] = *p;
+    }
+    out[o] = '\0';
+}
+
+size_t agec_cluster_prometheus(agec_cluster *cl, char *buf, size_t cap)
+{
+    size_t len = 0;
+    if (buf != NULL && cap > 0)
+        buf[0] = '\0';
+    if (cl == NULL)
+        return 0;
+    if (buf == NULL)
+        cap = 0;
+    char cname[300];
+    esc(cl->name, cname, sizeof cname);
+    static const char *const metrics[][2] = {
+        { "up", "gauge" },
+        { "role", "gauge" },
+        { "lag_ms", "gauge" },
+        { "in_rotation", "gauge" },
+        { "in_use", "gauge" },
+        { "acquires_total", "counter" },
+        { "errors_total", "counter" },
+    };
+    agec_cluster_node_stats s[AGEC_CLUSTER_MAX_NODES];
+    for (int i = 0; i < cl->n; i++)
+        (void)agec_cluster_node_stats_get(cl, i, &s[i]);
+    for (size_t m = 0; m < sizeof metrics / sizeof metrics[0]; m++) {
+        put(buf, cap, &len, "# TYPE agec_cluster_node_%s %s\n", metrics[m][0], metrics[m][1]);
+        for (int i = 0; i < cl->n; i++) {
+            char host[600], lab[960];
+            esc(s[i].host, host, sizeof host);
+            snprintf(lab, sizeof lab, "cluster=\"%s\",node=\"%s:%d\"", cname, host, s[i].port);
+            const char *name = metrics[m][0];
+            if (m == 0)
+                put(buf, cap, &len, "agec_cluster_node_%s{%s} %d\n", name, lab,
+                    s[i].role == AGEC_NODE_PRIMARY || s[i].role == AGEC_NODE_STANDBY);
+            else if (m == 1)
+                for (int r = AGEC_NODE_UNKNOWN; r <= AGEC_NODE_DOWN; r++)
+                    put(buf, cap, &len, "agec_cluster_node_%s{%s,role=\"%s\"} %d\n", name, lab,
+                        agec_node_role_name((agec_node_role)r), (int)s[i].role == r);
+            else if (m == 2)
+                put(buf, cap, &len, "agec_cluster_node_%s{%s} %lld\n", name, lab,
+                    (long long)s[i].lag_ms);
+            else if (m == 3)
+                put(buf, cap, &len, "agec_cluster_node_%s{%s} %d\n", name, lab,
+                    s[i].in_rotation ? 1 : 0);
+            else if (m == 4)
+                put(buf, cap, &len, "agec_cluster_node_%s{%s} %d\n", name, lab, s[i].in_use);
+            else if (m == 5) {
+                put(buf, cap, &len, "agec_cluster_node_%s{%s,access=\"write\"} %llu\n", name, lab,
+                    (unsigned long long)s[i].acquires_write);
+                put(buf, cap, &len, "agec_cluster_node_%s{%s,access=\"read\"} %llu\n", name, lab,
+                    (unsigned long long)s[i].acquires_read);
+            } else
+                put(buf, cap, &len, "agec_cluster_node_%s{%s} %llu\n", name, lab,
+                    (unsigned long long)(s[i].acquire_errors + s[i].errors_reported +
+                                         s[i].check_failures));
+        }
+    }
+    for (int i = 0; i < cl->n; i++) {
+        agec_pool_stats ps;
+        if (agec_pool_stats_get(cl->nodes[i].pool, &ps) != AGEC_OK)
+            continue;
+        size_t w = agec_pool_stats_prometheus(
+            &ps, cl->nodes[i].pool_name, len < cap ? buf + len : NULL, len < cap ? cap - len : 0);
+        len += w;
+    }
+    return len;
+}
+
+void agec_cluster_report(agec_cluster *cl, agec_conn *conn, const agec_error *err)
+{
+    if (cl == NULL || conn == NULL || err == NULL || err->code == AGEC_OK)
+        return;
+    agec_pool *p = agec_conn_pool(conn);
+    for (int i = 0; i < cl->n; i++) {
+        if (cl->nodes[i].pool != p)
+            continue;
+        atomic_fetch_add(&cl->nodes[i].reported, 1);
+        bool failover_sign = strcmp(err->sqlstate, "25006") == 0 ||
+                             err->code == AGEC_ERR_CONNECTION_LOST ||
+                             strncmp(err->sqlstate, "57P", 3) == 0;
+        if (failover_sign) {
+            pthread_mutex_lock(&cl->mu);
+            agec__cluster_kick_locked(cl);
+            pthread_mutex_unlock(&cl->mu);
+        }
+        return;
+    }
+}
+
+agec_status agec_cluster_commit_lsn(agec_conn *conn, agec_lsn *out, agec_error *err)
+{
+    if (out != NULL)
+        *out = 0;
+    if (conn == NULL || out == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "agec_cluster_commit_lsn: NULL argument");
+    PGconn *pg = agec_conn_pgconn(conn);
+    if (PQtransactionStatus(pg) != PQTRANS_IDLE)
+        return agec__error_set(err, AGEC_ERR_STATE,
+                               "agec_cluster_commit_lsn: call it after the commit, outside a "
+                               "transaction");
+    PGresult *r = PQexec(pg, "SELECT pg_current_wal_insert_lsn()");
+    agec_status st = AGEC_OK;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (ss != NULL && strcmp(ss, "55000") == 0)
+            st = agec__error_set(err, AGEC_ERR_STATE,
+                                 "agec_cluster_commit_lsn: the server is in recovery (not a "
+                                 "write connection)");
+        else
+            st = agec__error_set(
+                err, PQstatus(pg) == CONNECTION_OK ? AGEC_ERR_SERVER : AGEC_ERR_CONNECTION_LOST,
+                "agec_cluster_commit_lsn: %s", PQresultErrorMessage(r));
+    } else if (!agec_lsn_parse(PQgetvalue(r, 0, 0), out)) {
+        st = agec__error_set(err, AGEC_ERR_SERVER, "agec_cluster_commit_lsn: bad LSN \"%s\"",
+                             PQgetvalue(r, 0, 0));
+    }
+    PQclear(r);
+    return st;
+}
