@@ -270,8 +270,9 @@ static const struct {
     const char *name;
     int (*fn)(cli *, int, char **);
 } COMMANDS[] = {
-    { "query", cmd_query }, { "sql", cmd_sql },     { "graph", cmd_graph }, { "shell", cmd_shell },
-    { "bench", cmd_bench }, { "demo", cmd_demo },   { "load", cmd_load },   { "cluster", cmd_cluster },
+    { "query", cmd_query }, { "sql", cmd_sql },         { "graph", cmd_graph },
+    { "shell", cmd_shell }, { "bench", cmd_bench },     { "demo", cmd_demo },
+    { "load", cmd_load },   { "cluster", cmd_cluster },
 };
 
 int main(int argc, char **argv)
