@@ -797,6 +797,9 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
     else if (st != AGEC_ERR_BREAKER_OPEN || a.tried_connect)
         p->n.acquire_errors++;
     if (timed_out) {
+        /* Out of the queue before the lock goes: a release in the meantime
+         * must not hand its connection to a caller that is leaving. */
+        agec__waiter_dequeue(p, &a.w);
         pthread_mutex_unlock(&p->mu);
         agec__emit_simple(p, AGEC_EV_ACQUIRE_TIMEOUT, 0, st, e->sqlstate, e->message);
         pthread_mutex_lock(&p->mu);

@@ -45,6 +45,11 @@
  *   statistics and the drain deadline's cancelling are not modelled; close
  *   gives up its drain at any moment (the drain deadline).
  * - Bounded: MAX connections, NC callers, CYC cycles each.
+ * - A critical section is one step: the code must not drop the lock inside
+ *   one. Where it does (to emit an event), the model is silent; that is how
+ *   a timed-out caller reporting its timeout while still queued could be
+ *   handed a connection it never used (fixed; it_pool_contention
+ *   no_handoff_to_leaving_caller).
  *
  * Properties (assertions: pan -DSAFETY run; livelock: pan -DNP -l -f)
  * - total <= MAX in every state.

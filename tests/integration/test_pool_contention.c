@@ -440,6 +440,92 @@ static void cut_short_setup_keeps_slot(int min)
     PQfinish(admin);
 }
 
+/* ---- 2b. no hand-off to a caller on its way out ------------------------- */
+
+/* A caller that timed out reports it (the acquire-timeout event) before it
+ * leaves; a release in that window handed its connection to it as the
+ * starving head of the queue, and the connection stayed "in use" for ever
+ * (found by the chaos test under TSan on a fresh machine). */
+typedef struct timeout_gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool in_event, go;
+} timeout_gate;
+
+static void gate_event(const agec_pool_event *ev, void *user)
+{
+    timeout_gate *g = user;
+    if (ev->type != AGEC_EV_ACQUIRE_TIMEOUT)
+        return;
+    pthread_mutex_lock(&g->mu);
+    g->in_event = true;
+    pthread_cond_broadcast(&g->cond);
+    while (!g->go)
+        pthread_cond_wait(&g->cond, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+typedef struct gate_caller {
+    agec_pool *p;
+    agec_status st;
+} gate_caller;
+
+static void *gate_caller_main(void *arg)
+{
+    gate_caller *gc = arg;
+    agec_conn *c = NULL;
+    gc->st = agec_pool_acquire_timeout(gc->p, 100, &c, NULL);
+    if (c != NULL)
+        agec_conn_release(c);
+    return NULL;
+}
+
+static void test_no_handoff_to_leaving_caller(void **state)
+{
+    (void)state;
+    timeout_gate g = { .in_event = false, .go = false };
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cond, NULL);
+    agec_pool_config cfg;
+    char app[64];
+    pool_test_config(&cfg, "leaving", app, NULL);
+    cfg.max = 1;
+    cfg.min = 0;
+    cfg.fair_wait_ms = 1; /* the waiter is starving (direct hand-off) at once */
+    cfg.on_event = gate_event;
+    cfg.event_user = &g;
+    agec_pool *p = pool_open_ok(&cfg);
+    agec_conn *held = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_acquire(p, &held, &err), &err, "borrower");
+    gate_caller gc = { p, AGEC_OK };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, gate_caller_main, &gc), 0);
+    /* The caller times out and is reporting it: release now. */
+    pthread_mutex_lock(&g.mu);
+    while (!g.in_event)
+        pthread_cond_wait(&g.cond, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+    agec_conn_release(held);
+    pthread_mutex_lock(&g.mu);
+    g.go = true;
+    pthread_cond_broadcast(&g.cond);
+    pthread_mutex_unlock(&g.mu);
+    pthread_join(th, NULL);
+    assert_int_equal(gc.st, AGEC_ERR_POOL_EXHAUSTED);
+    agec_pool_stats s = pool_stats(p);
+    if (s.in_use != 0)
+        fail_msg("%d connection(s) in use with no borrower: the release handed its connection "
+                 "to a caller that had timed out",
+                 s.in_use);
+    agec_conn *c = NULL;
+    agec_test_must(agec_pool_acquire_timeout(p, 2000, &c, &err), &err, "next acquire");
+    agec_conn_release(c);
+    assert_int_equal(agec_pool_close(p, 1000, NULL), AGEC_OK);
+    pthread_cond_destroy(&g.cond);
+    pthread_mutex_destroy(&g.mu);
+}
+
 static void test_cut_short_setup_keeps_slot(void **state)
 {
     cut_short_setup_keeps_slot(*(const int *)*state);
@@ -459,6 +545,7 @@ int main(void)
         AGEC_TEST_MIN(test_tx_timeout_no_carry_over, 0, NULL),
         AGEC_TEST_MIN(test_tx_timeout_no_carry_over, 1, NULL),
         AGEC_TEST_MIN(test_cut_short_setup_keeps_slot, 0, NULL),
+        cmocka_unit_test(test_no_handoff_to_leaving_caller),
     };
     if (getenv("AGEC_TEST_FILTER") != NULL) /* e.g. AGEC_TEST_FILTER='*min0' */
         cmocka_set_test_filter(getenv("AGEC_TEST_FILTER"));
