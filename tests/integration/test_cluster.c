@@ -6,7 +6,8 @@
  * max_lag_ms and comes back after pg_wal_replay_resume(), a
  * read-your-writes read sees the row just committed even when every
  * standby is paused, standby-only reads fail with AGEC_ERR_NO_NODE within
- * their deadline, and the configuration is checked.
+ * their deadline, and the configuration is checked. The CLI against it:
+ * --read-only, `agec cluster`, and `agec bench` reporting every node.
  */
 #include "test_cluster_util.h"
 
