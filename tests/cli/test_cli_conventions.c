@@ -145,6 +145,8 @@ static void test_bench_reports_every_pool_stat(void **state)
         fail_msg("bench output is not one JSON object: %s", r->out);
     const agec_value *pool = agec_value_get(v, "pool", 4);
     assert_non_null(pool);
+    /* Per-node statistics only with a multi-host DSN (it_cluster). */
+    assert_null(agec_value_get(v, "nodes", 5));
     size_t checked = 0;
     for (size_t i = 0; i < n; i++) {
         if (strcmp(names[i], "struct_size") == 0)

@@ -6,7 +6,8 @@
  * max_lag_ms and comes back after pg_wal_replay_resume(), a
  * read-your-writes read sees the row just committed even when every
  * standby is paused, standby-only reads fail with AGEC_ERR_NO_NODE within
- * their deadline, and the configuration is checked.
+ * their deadline, and the configuration is checked. The CLI against it:
+ * --read-only, `agec cluster`, and `agec bench` reporting every node.
  */
 #include "test_cluster_util.h"
 
@@ -362,6 +363,70 @@ static void test_cli_read_only_and_cluster_command(void **state)
     assert_non_null(strstr(o, want));
 }
 
+/* Integer field of a JSON object (fails the test when missing). */
+static int64_t json_int(const agec_value *obj, const char *key)
+{
+    int64_t x = 0;
+    assert_int_equal(agec_value_get_int64(agec_value_get(obj, key, strlen(key)), &x, NULL),
+                     AGEC_OK);
+    return x;
+}
+
+static const char *json_str(const agec_value *obj, const char *key, size_t *len)
+{
+    const char *p = NULL;
+    assert_int_equal(agec_value_get_string(agec_value_get(obj, key, strlen(key)), &p, len, NULL),
+                     AGEC_OK);
+    return p;
+}
+
+/* agec bench through the cluster reports every node: role, lag, use. */
+static void test_cli_bench_per_node_stats(void **state)
+{
+    (void)state;
+    int rc = -1;
+    const char *o = cli_out("--format json bench --sql 'SELECT 1' --threads 2 --count 40", &rc);
+    assert_int_equal(rc, 0);
+    agec_value *v = NULL;
+    if (agec_agtype_parse(o, strlen(o), AGEC_PARSE_JSON, &v, NULL) != AGEC_OK)
+        fail_msg("bench output is not one JSON object: %s", o);
+    assert_int_equal(json_int(v, "ok"), 40);
+    const agec_value *nodes = agec_value_get(v, "nodes", 5);
+    assert_int_equal(agec_value_type(nodes), AGEC_TYPE_ARRAY);
+    assert_int_equal(agec_value_length(nodes), 3);
+    int64_t writes = 0;
+    for (size_t i = 0; i < 3; i++) {
+        const agec_value *nd = agec_value_at(nodes, i);
+        assert_int_equal(json_int(nd, "node"), (int64_t)i);
+        assert_int_equal(json_int(nd, "port"), tc.port[i]);
+        size_t len = 0;
+        const char *role = json_str(nd, "role", &len);
+        const char *want = i == 0 ? "primary" : "standby";
+        if (len != strlen(want) || memcmp(role, want, len) != 0)
+            fail_msg("node %zu: role %.*s, want %s: %s", i, (int)len, role, want, o);
+        assert_true(json_int(nd, "lag_ms") >= -1);
+        assert_int_equal(json_int(nd, "in_use"), 0); /* all released at the end */
+        assert_int_equal(json_int(nd, "errors"), 0);
+        writes += json_int(nd, "acquires_write");
+        (void)json_str(nd, "breaker", &len);
+    }
+    /* Without --read-only bench writes: on the primary, 40 times. */
+    assert_true(json_int(agec_value_at(nodes, 0), "acquires_write") >= 40);
+    assert_int_equal(writes, json_int(agec_value_at(nodes, 0), "acquires_write"));
+    agec_value_free(v);
+
+    /* The text output has one line per node with its role. */
+    o = cli_out("--format table bench --sql 'SELECT 1' --threads 1 --count 5", &rc);
+    assert_int_equal(rc, 0);
+    char want[96];
+    for (int i = 0; i < 3; i++) {
+        snprintf(want, sizeof want, "\n%-4d 127.0.0.1:%-14d %-8s ", i, tc.port[i],
+                 i == 0 ? "primary" : "standby");
+        if (strstr(o, want) == NULL)
+            fail_msg("no line '%s' in bench's output:\n%s", want + 1, o);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -374,6 +439,7 @@ int main(void)
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_tx_run_routes_by_read_only),
         cmocka_unit_test(test_cli_read_only_and_cluster_command),
+        cmocka_unit_test(test_cli_bench_per_node_stats),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

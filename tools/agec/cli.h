@@ -123,6 +123,12 @@ bool cli_wants_help(int argc, char **argv);
  * "wait_bucket" as [{"le_us", "count"}...]. */
 void cli_pool_stats_json(const agec_pool_stats *s, FILE *out);
 
+/* Write node `index`'s statistics as one JSON object (stats_json.c): every
+ * field of agec_cluster_node_stats under its struct name (role, lsn and
+ * breaker by name), "node", "primary" (it is the cluster's primary now) and
+ * "errors" (acquire_errors + check_failures). */
+void cli_node_stats_json(const agec_cluster_node_stats *s, int index, bool primary, FILE *out);
+
 /* Monotonic milliseconds, as double. */
 double cli_now_ms(void);
 

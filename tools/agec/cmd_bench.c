@@ -2,7 +2,9 @@
  * agec bench: N threads run one statement through one pool for a duration
  * or a count; throughput, latency percentiles, acquire wait, errors by
  * code/SQLSTATE, and the pool's statistics (with --format json: all of
- * agec_pool_stats, see stats_json.c). Errors are counted, not fatal:
+ * agec_pool_stats, see stats_json.c); with a multi-host DSN (cluster mode)
+ * "pool" is the primary's pool and every node's statistics follow (role,
+ * lag, in use, errors, ...: agec_cluster_node_stats). Errors are counted, not fatal:
  * a server restart during a bench is reported, not a crash.
  */
 #include <pthread.h>
@@ -118,6 +120,41 @@ static void *run_thread(void *arg)
         }
     }
     return NULL;
+}
+
+/* Cluster mode: one line (text) or one object of "nodes" (JSON) per node. */
+static void print_nodes(agec_cluster *cl, bool json)
+{
+    int n = agec_cluster_node_count(cl), primary = agec_cluster_primary_index(cl);
+    if (json)
+        fputs(", \"nodes\": [", stdout);
+    else
+        printf("%-4s %-24s %-8s %-5s %-7s %-6s %-5s %-10s %-10s %-7s %s\n", "node", "address",
+               "role", "reads", "lag_ms", "in_use", "idle", "acq_write", "acq_read", "errors",
+               "breaker");
+    for (int i = 0; i < n; i++) {
+        agec_cluster_node_stats s;
+        if (agec_cluster_node_stats_get(cl, i, &s) != AGEC_OK)
+            continue;
+        if (json) {
+            fputs(i ? ", " : "", stdout);
+            cli_node_stats_json(&s, i, i == primary, stdout);
+            continue;
+        }
+        char addr[300], lag[24];
+        snprintf(addr, sizeof addr, "%s:%d", s.host, s.port);
+        if (s.lag_ms >= 0)
+            snprintf(lag, sizeof lag, "%lld", (long long)s.lag_ms);
+        else
+            snprintf(lag, sizeof lag, "-");
+        printf("%-4d %-24s %-8s %-5s %-7s %-6d %-5d %-10llu %-10llu %-7llu %s\n", i, addr,
+               agec_node_role_name(s.role), s.in_rotation ? "yes" : "no", lag, s.in_use, s.idle,
+               (unsigned long long)s.acquires_write, (unsigned long long)s.acquires_read,
+               (unsigned long long)(s.acquire_errors + s.check_failures),
+               agec_breaker_state_name(s.breaker));
+    }
+    if (json)
+        fputc(']', stdout);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -278,14 +315,17 @@ int cmd_bench(cli *c, int argc, char **argv)
     if (json) {
         fputs(", \"pool\": ", stdout);
         cli_pool_stats_json(&s, stdout); /* every field of agec_pool_stats */
+        if (c->cluster != NULL)
+            print_nodes(c->cluster, true);
         fputs("}\n", stdout);
     } else {
-        printf("pool: opened %llu, acquires %llu, acquire timeouts %llu, connect failures %llu, "
+        const char *pl = c->cluster != NULL ? "primary's pool" : "pool";
+        printf("%s: opened %llu, acquires %llu, acquire timeouts %llu, connect failures %llu, "
                "breaker fast-fails %llu, breaker %s\n",
-               (unsigned long long)s.opened, (unsigned long long)s.acquires,
+               pl, (unsigned long long)s.opened, (unsigned long long)s.acquires,
                (unsigned long long)s.acquire_timeouts, (unsigned long long)s.connect_failures,
                (unsigned long long)s.breaker_fast_fails, agec_breaker_state_name(s.breaker));
-        printf("pool: closed");
+        printf("%s: closed", pl);
         for (int r = 0; r < AGEC_CLOSE_REASON_COUNT; r++)
             printf(" %s %llu", agec_close_reason_name((agec_close_reason)r),
                    (unsigned long long)s.closed[r]);
@@ -294,6 +334,8 @@ int cmd_bench(cli *c, int argc, char **argv)
                (unsigned long long)s.validations, (unsigned long long)s.validation_failures,
                (unsigned long long)s.breaker_opens, (unsigned long long)s.leaks_suspected,
                (unsigned long long)s.leaks_returned);
+        if (c->cluster != NULL)
+            print_nodes(c->cluster, false);
     }
     free(all);
     for (int i = 0; i < started; i++)

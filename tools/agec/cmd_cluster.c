@@ -5,28 +5,6 @@
 
 #include "cli.h"
 
-static void print_json(const agec_cluster_node_stats *s, int i, bool primary)
-{
-    char lsn[24];
-    /* host comes from the DSN: escape what JSON needs. */
-    printf("{\"node\": %d, \"host\": \"", i);
-    for (const char *p = s->host; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            putchar('\\');
-        putchar(*p);
-    }
-    printf("\", \"port\": %d, \"role\": \"%s\", \"primary\": %s, \"in_rotation\": %s, "
-           "\"lag_ms\": %lld, \"lsn\": \"%s\", \"in_use\": %d, \"idle\": %d, "
-           "\"breaker\": \"%s\", \"acquires_read\": %llu, \"acquires_write\": %llu, "
-           "\"errors\": %llu}\n",
-           s->port, agec_node_role_name(s->role), primary ? "true" : "false",
-           s->in_rotation ? "true" : "false", (long long)s->lag_ms,
-           agec_lsn_format(s->lsn, lsn, sizeof lsn), s->in_use, s->idle,
-           agec_breaker_state_name(s->breaker), (unsigned long long)s->acquires_read,
-           (unsigned long long)s->acquires_write,
-           (unsigned long long)(s->acquire_errors + s->check_failures));
-}
-
 int cmd_cluster(cli *c, int argc, char **argv)
 {
     bool prom = false;
@@ -60,7 +38,8 @@ int cmd_cluster(cli *c, int argc, char **argv)
         if (agec_cluster_node_stats_get(c->cluster, i, &s) != AGEC_OK)
             continue;
         if (json) {
-            print_json(&s, i, i == primary);
+            cli_node_stats_json(&s, i, i == primary, stdout);
+            putchar('\n');
             continue;
         }
         char addr[300], lsn[24], lag[24];

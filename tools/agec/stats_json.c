@@ -3,7 +3,9 @@
  * agec/pool.h) under its own name: `agec bench --format json` prints it as
  * "pool". FIELDS is kept next to the struct's order; the cli test
  * (test_bench_reports_every_pool_stat) reads the struct from the header and
- * fails when a field is missing here.
+ * fails when a field is missing here. Also a cluster node's statistics
+ * (agec_cluster_node_stats), for `agec cluster` and `agec bench` with a
+ * multi-host DSN.
  */
 #include <inttypes.h>
 #include <stddef.h>
@@ -87,4 +89,30 @@ void cli_pool_stats_json(const agec_pool_stats *s, FILE *out)
         fprintf(out, "%s{\"le_us\": %" PRId64 ", \"count\": %" PRIu64 "}", b ? ", " : "", bounds[b],
                 s->wait_bucket[b]);
     fputs("]}", out);
+}
+
+void cli_node_stats_json(const agec_cluster_node_stats *s, int index, bool primary, FILE *out)
+{
+    char lsn[24];
+    /* host comes from the DSN: escape what JSON needs. */
+    fprintf(out, "{\"node\": %d, \"host\": \"", index);
+    for (const char *p = s->host; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fputc('\\', out);
+        fputc(*p, out);
+    }
+    fprintf(out,
+            "\", \"port\": %d, \"role\": \"%s\", \"primary\": %s, \"in_rotation\": %s, "
+            "\"lag_ms\": %" PRId64 ", \"lsn\": \"%s\", \"checked_ms_ago\": %" PRId64
+            ", \"checks\": %" PRIu64 ", \"check_failures\": %" PRIu64 ", \"role_changes\": %" PRIu64
+            ", \"acquires_write\": %" PRIu64 ", \"acquires_read\": %" PRIu64
+            ", \"acquire_errors\": %" PRIu64 ", \"errors_reported\": %" PRIu64
+            ", \"errors\": %" PRIu64 ", \"in_use\": %d, \"idle\": %d, \"total\": %d, "
+            "\"waiting\": %d, \"breaker\": \"%s\"}",
+            s->port, agec_node_role_name(s->role), primary ? "true" : "false",
+            s->in_rotation ? "true" : "false", s->lag_ms, agec_lsn_format(s->lsn, lsn, sizeof lsn),
+            s->checked_ms_ago, s->checks, s->check_failures, s->role_changes, s->acquires_write,
+            s->acquires_read, s->acquire_errors, s->errors_reported,
+            s->acquire_errors + s->check_failures, s->in_use, s->idle, s->total, s->waiting,
+            agec_breaker_state_name(s->breaker));
 }
