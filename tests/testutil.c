@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include "agec/cypher.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,22 @@ void agec_test_must(agec_status st, const agec_error *err, const char *what)
     if (st != AGEC_OK)
         fail_msg("%s: %s [%s] %s (hint: %s)", what, agec_status_name(st), err->sqlstate,
                  err->message, err->hint);
+}
+
+agec_conn *agec_test_acquire(agec_pool *p)
+{
+    agec_conn *c = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_acquire(p, &c, &err), &err, "acquire");
+    return c;
+}
+
+void agec_test_sql(agec_conn *c, const char *text)
+{
+    agec_result *r = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_sql_exec(c, text, 0, NULL, NULL, &r, &err), &err, text);
+    agec_result_free(r);
 }
 
 void agec_test_stderr_begin(agec_test_capture *cap)

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "agec/error.h"
+#include "agec/pool.h"
 #include "testbase.h"
 
 /* Connection string of the throwaway PostgreSQL 15 server (AGEC_TEST_PG).
@@ -29,6 +30,14 @@ const char *agec_test_pg_dir(void);
 /* Fail the test with the error's code, SQLSTATE, message and hint unless
  * st is AGEC_OK. */
 void agec_test_must(agec_status st, const agec_error *err, const char *what);
+
+/* Borrow a connection from p (its acquire timeout), failing the test if
+ * none comes. The caller releases it. */
+agec_conn *agec_test_acquire(agec_pool *p);
+
+/* Run one SQL statement on c (no parameters), failing the test on error;
+ * the result is dropped. */
+void agec_test_sql(agec_conn *c, const char *text);
 
 /* Send this process's stderr (fd 2) to a temporary file, e.g. to check what
  * the default event logger prints; agec_test_stderr_end restores it and

@@ -61,10 +61,7 @@ static int teardown(void **state)
 
 static agec_conn *get(void)
 {
-    agec_conn *c = NULL;
-    agec_error err = AGEC_ERROR_INIT;
-    agec_test_must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
-    return c;
+    return agec_test_acquire(pool);
 }
 
 static void test_create_and_match_vertex(void **state)

@@ -28,10 +28,7 @@ static agec_pool *pool;
 
 static agec_conn *get(void)
 {
-    agec_conn *c = NULL;
-    agec_error err = AGEC_ERROR_INIT;
-    agec_test_must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
-    return c;
+    return agec_test_acquire(pool);
 }
 
 static void drop(agec_conn *c, const char *g)

@@ -23,18 +23,7 @@ static agec_pool *pool;
 
 static agec_conn *get(void)
 {
-    agec_conn *c = NULL;
-    agec_error err = AGEC_ERROR_INIT;
-    agec_test_must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
-    return c;
-}
-
-static void sql(agec_conn *c, const char *text)
-{
-    agec_result *r = NULL;
-    agec_error err = AGEC_ERROR_INIT;
-    agec_test_must(agec_sql_exec(c, text, 0, NULL, NULL, &r, &err), &err, text);
-    agec_result_free(r);
+    return agec_test_acquire(pool);
 }
 
 static char *scalar(agec_conn *c, const char *text)
@@ -67,9 +56,10 @@ static int setup(void **state)
     agec_error err = AGEC_ERROR_INIT;
     agec_test_must(agec_pool_open(&cfg, &pool, &err), &err, "open");
     agec_conn *c = get();
-    sql(c, "DROP TABLE IF EXISTS copy_t");
-    sql(c, "CREATE TABLE copy_t (n int NOT NULL, s text)");
-    sql(c, "CREATE OR REPLACE FUNCTION copy_die() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    agec_test_sql(c, "DROP TABLE IF EXISTS copy_t");
+    agec_test_sql(c, "CREATE TABLE copy_t (n int NOT NULL, s text)");
+    agec_test_sql(
+        c, "CREATE OR REPLACE FUNCTION copy_die() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
            "IF NEW.s = 'die' THEN PERFORM pg_terminate_backend(pg_backend_pid()); "
            "PERFORM pg_sleep(5); END IF; RETURN NEW; END $$");
     agec_conn_release(c);
@@ -80,9 +70,9 @@ static int teardown(void **state)
 {
     (void)state;
     agec_conn *c = get();
-    sql(c, "DROP TABLE IF EXISTS copy_t");
-    sql(c, "DROP TABLE IF EXISTS copy_d");
-    sql(c, "DROP FUNCTION IF EXISTS copy_die()");
+    agec_test_sql(c, "DROP TABLE IF EXISTS copy_t");
+    agec_test_sql(c, "DROP TABLE IF EXISTS copy_d");
+    agec_test_sql(c, "DROP FUNCTION IF EXISTS copy_die()");
     agec_conn_release(c);
     agec_pool_close(pool, 1000, NULL);
     return 0;
@@ -105,7 +95,7 @@ static void test_copy_escapes_round_trip(void **state)
 {
     (void)state;
     agec_conn *c = get();
-    sql(c, "TRUNCATE copy_t");
+    agec_test_sql(c, "TRUNCATE copy_t");
     /* What the loader sends: backslash, newline, tab, quotes, 4-byte UTF-8. */
     static const char data[] = "1\tback\\\\slash\n2\tnew\\nline\\ttab\n3\t\"q\" \xf0\x9f\x98\x80\n";
     uint64_t n = 0;
@@ -118,7 +108,7 @@ static void test_copy_escapes_round_trip(void **state)
     expect(c, "SELECT s FROM copy_t WHERE n = 2", "new\nline\ttab");
     expect(c, "SELECT s FROM copy_t WHERE n = 3", "\"q\" \xf0\x9f\x98\x80");
     /* Large: many 64 KB pieces. */
-    sql(c, "TRUNCATE copy_t");
+    agec_test_sql(c, "TRUNCATE copy_t");
     size_t len;
     char *big = rows(200000, 0, NULL, &len);
     agec_test_must(agec__copy_in(c, "COPY copy_t FROM STDIN", big, len, &n, &err), &err, "big");
@@ -135,7 +125,7 @@ static void test_copy_error_mid_stream(void **state)
 {
     (void)state;
     agec_conn *c = get();
-    sql(c, "TRUNCATE copy_t");
+    agec_test_sql(c, "TRUNCATE copy_t");
     size_t len;
     /* Row 150000 of 200000 is not an int: the server fails mid-stream. */
     char *data = rows(200000, 150000, "x\tbad\n", &len);
@@ -149,7 +139,7 @@ static void test_copy_error_mid_stream(void **state)
     expect(c, "SELECT count(*) FROM copy_t", "0");
     /* In a transaction: the block is failed, ROLLBACK brings it back. */
     agec_test_must(agec_tx_begin(c, NULL, &err), &err, "begin");
-    sql(c, "INSERT INTO copy_t VALUES (1, 'before')");
+    agec_test_sql(c, "INSERT INTO copy_t VALUES (1, 'before')");
     assert_int_equal(agec__copy_in(c, "COPY copy_t FROM STDIN", data, len, NULL, &err),
                      AGEC_ERR_SERVER);
     assert_int_equal(PQtransactionStatus(agec_conn_pgconn(c)), PQTRANS_INERROR);
@@ -176,10 +166,11 @@ static void test_server_dies_mid_copy(void **state)
 {
     (void)state;
     agec_conn *c = get();
-    sql(c, "DROP TABLE IF EXISTS copy_d");
-    sql(c, "CREATE TABLE copy_d (n int, s text)");
-    sql(c, "CREATE TRIGGER copy_d_die BEFORE INSERT ON copy_d FOR EACH ROW EXECUTE FUNCTION "
-           "copy_die()");
+    agec_test_sql(c, "DROP TABLE IF EXISTS copy_d");
+    agec_test_sql(c, "CREATE TABLE copy_d (n int, s text)");
+    agec_test_sql(c,
+                  "CREATE TRIGGER copy_d_die BEFORE INSERT ON copy_d FOR EACH ROW EXECUTE FUNCTION "
+                  "copy_die()");
     size_t len;
     /* Row 100000 makes its own server process terminate: FATAL mid-COPY. */
     char *data = rows(300000, 100000, "0\tdie\n", &len);
@@ -245,8 +236,8 @@ static const char STUB_SQL[] =
 static agec_pool *stub_pool(void)
 {
     agec_conn *c = get();
-    sql(c, "DROP DATABASE IF EXISTS agec_stub_age");
-    sql(c, "CREATE DATABASE agec_stub_age");
+    agec_test_sql(c, "DROP DATABASE IF EXISTS agec_stub_age");
+    agec_test_sql(c, "CREATE DATABASE agec_stub_age");
     agec_conn_release(c);
     char dsn[512];
     snprintf(dsn, sizeof dsn, "%s dbname=agec_stub_age", agec_test_pg_conninfo());
@@ -343,7 +334,7 @@ static void test_loader_copy_path(void **state)
     agec_conn_release(c);
     agec_pool_close(p, 1000, NULL);
     c = get();
-    sql(c, "DROP DATABASE agec_stub_age");
+    agec_test_sql(c, "DROP DATABASE agec_stub_age");
     agec_conn_release(c);
 }
 

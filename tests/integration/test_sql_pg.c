@@ -18,18 +18,7 @@ static agec_pool *pool;
 
 static agec_conn *get(void)
 {
-    agec_conn *c = NULL;
-    agec_error err = AGEC_ERROR_INIT;
-    agec_test_must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
-    return c;
-}
-
-static void sql(agec_conn *c, const char *text)
-{
-    agec_result *r = NULL;
-    agec_error err = AGEC_ERROR_INIT;
-    agec_test_must(agec_sql_exec(c, text, 0, NULL, NULL, &r, &err), &err, text);
-    agec_result_free(r);
+    return agec_test_acquire(pool);
 }
 
 static long count(agec_conn *c, const char *text)
@@ -70,8 +59,8 @@ static int setup(void **state)
     agec_error err = AGEC_ERROR_INIT;
     agec_test_must(agec_pool_open(&cfg, &pool, &err), &err, "open");
     agec_conn *c = get();
-    sql(c, "DROP TABLE IF EXISTS it_sql");
-    sql(c, "CREATE TABLE it_sql (id int PRIMARY KEY, v text)");
+    agec_test_sql(c, "DROP TABLE IF EXISTS it_sql");
+    agec_test_sql(c, "CREATE TABLE it_sql (id int PRIMARY KEY, v text)");
     agec_conn_release(c);
     return 0;
 }
@@ -101,7 +90,7 @@ static void test_bound_parameters(void **state)
     assert_true(agec_result_is_null(r, 0, 1));
     assert_string_equal(agec_result_column_name(r, 1), "n");
     agec_result_free(r);
-    sql(c, "DELETE FROM it_sql");
+    agec_test_sql(c, "DELETE FROM it_sql");
     agec_conn_release(c);
 }
 
@@ -126,13 +115,13 @@ static void test_statement_timeout_cancels(void **state)
 
     /* The server's own statement_timeout is a timeout too (57014 with the
      * timeout text), not a caller's cancel. */
-    sql(c, "SET statement_timeout = 100");
+    agec_test_sql(c, "SET statement_timeout = 100");
     err = (agec_error)AGEC_ERROR_INIT;
     st = agec_sql_exec(c, "SELECT pg_sleep(30)", 0, NULL, NULL, &r, &err);
     assert_int_equal(st, AGEC_ERR_TIMEOUT);
     assert_string_equal(err.sqlstate, "57014");
     assert_null(r);
-    sql(c, "RESET statement_timeout");
+    agec_test_sql(c, "RESET statement_timeout");
     agec_conn_release(c);
 }
 
@@ -143,22 +132,22 @@ static void test_commit_rollback_savepoint(void **state)
     agec_conn *other = get();
     agec_error err = AGEC_ERROR_INIT;
     agec_test_must(agec_tx_begin(c, NULL, &err), &err, "begin");
-    sql(c, "INSERT INTO it_sql VALUES (10, 'rolled back')");
+    agec_test_sql(c, "INSERT INTO it_sql VALUES (10, 'rolled back')");
     assert_int_equal(agec_tx_begin(c, NULL, &err), AGEC_ERR_STATE);
     agec_test_must(agec_tx_rollback(c, &err), &err, "rollback");
     assert_int_equal(agec_tx_rollback(c, &err), AGEC_ERR_STATE);
     assert_int_equal(count(other, "SELECT count(*) FROM it_sql WHERE id = 10"), 0);
 
     agec_test_must(agec_tx_begin(c, NULL, &err), &err, "begin");
-    sql(c, "INSERT INTO it_sql VALUES (11, 'kept')");
+    agec_test_sql(c, "INSERT INTO it_sql VALUES (11, 'kept')");
     unsigned sp1, sp2;
     agec_test_must(agec_tx_savepoint(c, &sp1, &err), &err, "sp1");
-    sql(c, "INSERT INTO it_sql VALUES (12, 'undone')");
+    agec_test_sql(c, "INSERT INTO it_sql VALUES (12, 'undone')");
     agec_test_must(agec_tx_savepoint(c, &sp2, &err), &err, "sp2");
-    sql(c, "INSERT INTO it_sql VALUES (13, 'undone too')");
+    agec_test_sql(c, "INSERT INTO it_sql VALUES (13, 'undone too')");
     assert_int_not_equal(sp1, sp2);
     agec_test_must(agec_tx_rollback_to(c, sp1, &err), &err, "rollback to sp1");
-    sql(c, "INSERT INTO it_sql VALUES (14, 'kept too')");
+    agec_test_sql(c, "INSERT INTO it_sql VALUES (14, 'kept too')");
     assert_int_equal(count(other, "SELECT count(*) FROM it_sql WHERE id >= 10"), 0);
     agec_test_must(agec_tx_commit(c, &err), &err, "commit");
     assert_int_equal(count(other, "SELECT count(*) FROM it_sql WHERE id IN (11, 14)"), 2);
@@ -166,13 +155,13 @@ static void test_commit_rollback_savepoint(void **state)
 
     /* A failed transaction's COMMIT is not reported as success. */
     agec_test_must(agec_tx_begin(c, NULL, &err), &err, "begin");
-    sql(c, "INSERT INTO it_sql VALUES (20, 'x')");
+    agec_test_sql(c, "INSERT INTO it_sql VALUES (20, 'x')");
     agec_result *r = NULL;
     assert_int_equal(agec_sql_exec(c, "SELECT 1/0", 0, NULL, NULL, &r, &err), AGEC_ERR_SERVER);
     assert_string_equal(err.sqlstate, "22012");
     assert_int_equal(agec_tx_commit(c, &err), AGEC_ERR_STATE);
     assert_int_equal(count(other, "SELECT count(*) FROM it_sql WHERE id = 20"), 0);
-    sql(c, "DELETE FROM it_sql");
+    agec_test_sql(c, "DELETE FROM it_sql");
     agec_conn_release(other);
     agec_conn_release(c);
 }
@@ -236,7 +225,7 @@ static void test_tx_run_retries_serialization_failure(void **state)
     assert_int_equal(a.calls + b.calls, 3);
     agec_conn *c = get();
     assert_int_equal(count(c, "SELECT count(*) FROM it_sql WHERE v = 'serial'"), 2);
-    sql(c, "DELETE FROM it_sql");
+    agec_test_sql(c, "DELETE FROM it_sql");
     agec_conn_release(c);
 }
 
@@ -330,7 +319,7 @@ static void test_statement_cache_cap_and_reset(void **state)
     assert_true(n > 0 && n <= AGEC_STMT_CACHE_MAX);
     /* Someone drops our statements behind our back: the next call prepares
      * again instead of failing. */
-    sql(c, "DEALLOCATE ALL");
+    agec_test_sql(c, "DEALLOCATE ALL");
     const char *vals[1] = { "1" };
     agec_result *r = NULL;
     agec_test_must(agec_sql_exec(c, "SELECT $1::int + 0", 1, vals, NULL, &r, &err), &err,
@@ -347,10 +336,10 @@ static void test_statement_cache_cap_and_reset(void **state)
         agec_test_must(agec_sql_exec(c, q, 1, vals, NULL, &r, &err), &err, q);
         agec_result_free(r);
     }
-    sql(c, "INSERT INTO it_sql VALUES (55, 'evictions inside a transaction')");
+    agec_test_sql(c, "INSERT INTO it_sql VALUES (55, 'evictions inside a transaction')");
     agec_test_must(agec_tx_commit(c, &err), &err, "commit");
     assert_int_equal(count(c, "SELECT count(*) FROM it_sql WHERE id = 55"), 1);
-    sql(c, "DELETE FROM it_sql");
+    agec_test_sql(c, "DELETE FROM it_sql");
     agec_conn_release(c);
 
     /* With reset_query = DISCARD ALL the pool drops the statement cache on
@@ -416,21 +405,21 @@ static void test_tx_timeout_on_commit(void **state)
 {
     (void)state;
     agec_conn *c = get();
-    sql(c, "CREATE OR REPLACE FUNCTION it_sql_slow() RETURNS trigger LANGUAGE plpgsql AS "
-           "$$BEGIN PERFORM pg_sleep(5); RETURN NULL; END$$");
-    sql(c, "DROP TRIGGER IF EXISTS it_sql_slow_commit ON it_sql");
-    sql(c, "CREATE CONSTRAINT TRIGGER it_sql_slow_commit AFTER INSERT ON it_sql "
-           "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION it_sql_slow()");
+    agec_test_sql(c, "CREATE OR REPLACE FUNCTION it_sql_slow() RETURNS trigger LANGUAGE plpgsql AS "
+                     "$$BEGIN PERFORM pg_sleep(5); RETURN NULL; END$$");
+    agec_test_sql(c, "DROP TRIGGER IF EXISTS it_sql_slow_commit ON it_sql");
+    agec_test_sql(c, "CREATE CONSTRAINT TRIGGER it_sql_slow_commit AFTER INSERT ON it_sql "
+                     "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION it_sql_slow()");
     agec_tx_opts o;
     agec_tx_opts_init(&o);
     o.timeout_ms = 200;
     agec_error err = AGEC_ERROR_INIT;
     agec_test_must(agec_tx_begin(c, &o, &err), &err, "begin");
-    sql(c, "INSERT INTO it_sql VALUES (77, 'slow commit')");
+    agec_test_sql(c, "INSERT INTO it_sql VALUES (77, 'slow commit')");
     int64_t t0 = agec_test_now_ms();
     assert_int_equal(agec_tx_commit(c, &err), AGEC_ERR_TIMEOUT);
     assert_true(agec_test_now_ms() - t0 < 200 + 250);
-    sql(c, "DROP TRIGGER it_sql_slow_commit ON it_sql");
+    agec_test_sql(c, "DROP TRIGGER it_sql_slow_commit ON it_sql");
     assert_int_equal(count(c, "SELECT count(*) FROM it_sql WHERE id = 77"), 0);
     agec_conn_release(c);
 }
@@ -559,7 +548,7 @@ static void test_savepoints_nested_deep(void **state)
     agec_test_must(agec_tx_release(c, sp[0], &err), &err, "release sp0 (3)");
     agec_test_must(agec_tx_commit(c, &err), &err, "commit 3");
     assert_int_equal(count(other, "SELECT count(*) FROM it_sql WHERE id >= 300"), DEPTH);
-    sql(c, "DELETE FROM it_sql");
+    agec_test_sql(c, "DELETE FROM it_sql");
     agec_conn_release(other);
     agec_conn_release(c);
 }
@@ -623,7 +612,7 @@ static void test_tx_run_retries_deadlock(void **state)
 {
     (void)state;
     agec_conn *c = get();
-    sql(c, "INSERT INTO it_sql VALUES (501, ''), (502, '')");
+    agec_test_sql(c, "INSERT INTO it_sql VALUES (501, ''), (502, '')");
     pthread_barrier_t barrier;
     pthread_barrier_init(&barrier, NULL, 2);
     deadlock_ctx a = { &barrier, "501", "502", 0, 0, AGEC_OK, AGEC_ERROR_INIT };
@@ -656,7 +645,7 @@ static void test_tx_run_retries_deadlock(void **state)
                    "show");
     assert_string_equal(agec_result_text(r, 0, 0, NULL), "1s");
     agec_result_free(r);
-    sql(c, "DELETE FROM it_sql");
+    agec_test_sql(c, "DELETE FROM it_sql");
     agec_conn_release(c);
 }
 
