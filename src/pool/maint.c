@@ -222,6 +222,7 @@ static void *maint_main(void *arg)
         doomed = collect_dead_idle(p, now, &next, doomed);
         int nleaks = collect_leaks(p, now, &next, leaks);
         next = agec__min64(next, agec__reap_poll(p, now, false));
+        next = agec__min64(next, agec__pool_defer_tick(p, now));
         agec__breaker_change ch;
         agec_conn *fresh = want_connect(p, now, &next, &ch);
         agec_conn *check = p->checking.head;

@@ -149,6 +149,16 @@ struct agec_pool {
     waiter *wait_head, *wait_tail; /* [mu] */
     int waiting;                   /* [mu] length of that queue */
     int nsignalled;                /* [mu] queued waiters with signalled set */
+    /* Wake on miss (agec__pool_make_available): idle connections whose
+     * waiter wake-up was deferred because the thread that released them is
+     * expected back at once (it would barge in and take the connection
+     * before the woken waiter ran: a futile wake-up and context switch).
+     * dispatch counts them as taken; never more than idle.count. At
+     * defer_tick_at the maintenance thread drops the deferral (the bound on
+     * a misprediction) and dispatches. */
+    int deferred;                  /* [mu] */
+    int64_t defer_tick_at;         /* [mu] 0: the tick is not armed */
+    bool deferred_since_tick;      /* [mu] a deferral since the last tick: keep ticking */
     int64_t fair_wait_us;          /* fair_wait_ms, read-only after open */
     int acquiring;                 /* [mu] threads inside acquire (close waits for them) */
     uint64_t next_ticket;          /* [mu] */
@@ -182,6 +192,8 @@ struct agec_pool {
     bool maint_started;
     pthread_cond_t maint_cond; /* wakes the maintenance thread early */
     int64_t maint_wake_at;     /* [mu] when it plans to wake next */
+    bool maint_busy;           /* [mu] it works outside the lock (I/O, events): no tick
+                                  can fire until it is back, so nothing is deferred */
     int nreaping;              /* [mu] connections in closing_list with a reap_fd */
     int64_t close_deadline;    /* [mu] close's drain deadline (reaping stops then) */
     int64_t next_idle_check;   /* [mu] next scan of idle sockets for dead servers */
@@ -289,9 +301,23 @@ uint64_t agec__pool_nonce_new(const void *salt);
 /* --- maint.c --- */
 /* How often the maintenance thread checks idle sockets for a server that went away. */
 #define AGEC__IDLE_CHECK_US 1000000
+/* Wake on miss: a waiter's wake-up is deferred at most this long. */
+#define AGEC__DEFER_TICK_US 1000
+/* A thread that acquires again within this long of a release with waiters
+ * "returns at once": its next such release defers the wake-up. About a
+ * kernel wake-up plus a time slice on a busy 2-core machine: a returner
+ * this quick beats the woken waiter to the connection. */
+#define AGEC__QUICK_RETURN_US 50
 agec_status agec__maint_start(agec_pool *p, agec_error *err);
 /* Wake the maintenance thread if it sleeps past `when`. [mu] */
 void agec__maint_poke(agec_pool *p, int64_t when);
+/* The deferral tick (maint.c calls it): drop deferrals due by now and
+ * dispatch; returns when to look next (AGEC__NEVER: nothing pending). [mu] */
+int64_t agec__pool_defer_tick(agec_pool *p, int64_t now);
+/* The maintenance thread is about to work outside the lock: end every
+ * deferral now (their tick could not fire) and defer none until it is
+ * back (p->maint_busy, cleared by the caller). [mu] */
+void agec__pool_defer_suspend(agec_pool *p, int64_t now);
 
 /* --- reap.c: closed connections whose server process has not exited yet.
  * The slot of a closed connection stays taken until its server process is
