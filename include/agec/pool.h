@@ -525,10 +525,15 @@ typedef struct agec_pool_stats {
     int64_t wait_p99_us;
     int64_t wait_max_us;                          /**< exact */
     uint64_t wait_bucket[AGEC_POOL_WAIT_BUCKETS]; /**< cumulative counts, see bounds */
-    int checking; /**< idle connections whose check before use an acquirer's deadline cut
+    int checking;      /**< idle connections whose check before use an acquirer's deadline cut
                        short; the maintenance thread finishes it (not a failed check) */
-    int closing;  /**< being closed: the slot is held until the server process has exited
+    int closing;       /**< being closed: the slot is held until the server process has exited
                        (at most connect_timeout_ms), so the server never sees more than max */
+    uint64_t handoffs; /**< releases that gave their connection straight to the oldest waiter,
+                            which had waited fair_wait_ms (the fairness bound at work) */
+    uint64_t wakeups_deferred; /**< releases with callers waiting that woke none, because the
+                                    releasing thread was expected back at once (wake on miss;
+                                    the wake-up follows within 1 ms if it does not come) */
 } agec_pool_stats;
 
 /**

@@ -232,6 +232,7 @@ static void *maint_main(void *arg)
             pthread_cond_timedwait(&p->maint_cond, &p->mu, &ts);
             continue;
         }
+        agec__pool_defer_suspend(p, now);
         pthread_mutex_unlock(&p->mu);
         agec__emit_breaker(p, &ch);
         while (doomed != NULL) {
@@ -258,6 +259,7 @@ static void *maint_main(void *arg)
             finish_check(p, check);
         if (fresh != NULL)
             top_up(p, fresh);
+        p->maint_busy = false;
     }
     /* Closing: server processes still exiting get until close's deadline. */
     agec__reap_finish(p);

@@ -167,10 +167,13 @@ static bool release_defers_wake(agec_pool *p)
     int64_t now = agec__now_us();
     t->at_us = now;
     t->pending = true;
-    t->deferred = t->quick >= 2;
+    /* Not while the maintenance thread is away from its timer. */
+    t->deferred = t->quick >= 2 && !p->maint_busy;
     if (!t->deferred)
         return false;
     p->deferred++;
+    p->n.wakeups_deferred++;
+    p->deferred_since_tick = true;
     if (p->defer_tick_at == 0) {
         p->defer_tick_at = now + AGEC__DEFER_TICK_US;
         agec__maint_poke(p, p->defer_tick_at);
@@ -198,16 +201,33 @@ static agec_conn *idle_pick(const agec_pool *p)
     return c;
 }
 
+static void defer_end(agec_pool *p, int64_t now)
+{
+    if (p->deferred > 0) {
+        p->deferred = 0;
+        agec__pool_dispatch(p, now);
+    }
+}
+
 int64_t agec__pool_defer_tick(agec_pool *p, int64_t now)
 {
     if (p->defer_tick_at == 0)
         return AGEC__NEVER;
     if (now < p->defer_tick_at)
         return p->defer_tick_at;
-    p->defer_tick_at = 0;
-    p->deferred = 0;
-    agec__pool_dispatch(p, now);
-    return AGEC__NEVER;
+    defer_end(p, now);
+    /* Deferrals go on (a contended pool): tick again, so that they find
+     * the tick armed and need not wake this thread (one wake-up per tick
+     * instead of two). Else stop. */
+    p->defer_tick_at = p->deferred_since_tick ? now + AGEC__DEFER_TICK_US : 0;
+    p->deferred_since_tick = false;
+    return p->defer_tick_at != 0 ? p->defer_tick_at : AGEC__NEVER;
+}
+
+void agec__pool_defer_suspend(agec_pool *p, int64_t now)
+{
+    p->maint_busy = true;
+    defer_end(p, now);
 }
 
 /* ---- state transitions (all under p->mu) ---------------------------------- */
@@ -222,6 +242,7 @@ void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now)
          * take this one, and exactly one thread wakes. */
         agec__conn_move(p, c, CONN_IN_USE);
         w->handed = c;
+        p->n.handoffs++;
         agec__waiter_dequeue(p, w);
         pthread_cond_signal(&w->cond);
         /* The head may have been woken for another idle connection or a

@@ -121,7 +121,7 @@ typedef struct pool_cfg {
 typedef struct pool_counters {
     uint64_t opened, closed[AGEC_CLOSE_REASON_COUNT], acquires, releases, acquire_timeouts,
         acquire_errors, breaker_fast_fails, validations, validation_failures, connect_failures,
-        leaks_suspected, leaks_returned;
+        leaks_suspected, leaks_returned, handoffs, wakeups_deferred;
 } pool_counters;
 
 struct agec_pool {
@@ -156,14 +156,14 @@ struct agec_pool {
      * dispatch counts them as taken; never more than idle.count. At
      * defer_tick_at the maintenance thread drops the deferral (the bound on
      * a misprediction) and dispatches. */
-    int deferred;                  /* [mu] */
-    int64_t defer_tick_at;         /* [mu] 0: the tick is not armed */
-    bool deferred_since_tick;      /* [mu] a deferral since the last tick: keep ticking */
-    int64_t fair_wait_us;          /* fair_wait_ms, read-only after open */
-    int acquiring;                 /* [mu] threads inside acquire (close waits for them) */
-    uint64_t next_ticket;          /* [mu] */
-    uint64_t next_conn_id;         /* [mu] */
-    uint64_t next_borrow_id;       /* [mu] */
+    int deferred;             /* [mu] */
+    int64_t defer_tick_at;    /* [mu] 0: the tick is not armed */
+    bool deferred_since_tick; /* [mu] a deferral since the last tick: keep ticking */
+    int64_t fair_wait_us;     /* fair_wait_ms, read-only after open */
+    int acquiring;            /* [mu] threads inside acquire (close waits for them) */
+    uint64_t next_ticket;     /* [mu] */
+    uint64_t next_conn_id;    /* [mu] */
+    uint64_t next_borrow_id;  /* [mu] */
 
     agec__breaker breaker;         /* [mu] */
     atomic_int breaker_pub;        /* copy of breaker.state for events read without the lock */

@@ -35,6 +35,8 @@ void agec__stats_fill(agec_pool *p, agec_pool_stats *s, int64_t now)
     s->connect_failures = n->connect_failures;
     s->leaks_suspected = n->leaks_suspected;
     s->leaks_returned = n->leaks_returned;
+    s->handoffs = n->handoffs;
+    s->wakeups_deferred = n->wakeups_deferred;
     const agec__histogram *h = &p->wait_hist;
     s->wait_count = h->count;
     s->wait_sum_us = h->sum;
@@ -178,6 +180,11 @@ size_t agec_pool_stats_prometheus(const agec_pool_stats *s, const char *pool_nam
     counter(&o, "connect_failures_total", "Failed connection attempts.", s->connect_failures);
     counter(&o, "leaks_suspected_total", "Borrows held past leak_threshold_ms.",
             s->leaks_suspected);
+    counter(&o, "handoffs_total", "Releases handed straight to a waiter past fair_wait_ms.",
+            s->handoffs);
+    counter(&o, "wakeups_deferred_total",
+            "Releases with waiters that woke none (their thread was expected back).",
+            s->wakeups_deferred);
 
     metric(&o, "acquire_wait_seconds", "histogram", "Time spent in successful acquires.");
     const int64_t *bounds = agec_pool_wait_bucket_bounds_us();
