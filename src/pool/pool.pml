@@ -2,7 +2,7 @@
  * Promela model of the pool's acquire / release / wait / close protocol
  * (issue 10; the design in pool.c: barging with a starvation threshold,
  * per-waiter condvars, nsignalled, dispatch() to the oldest unsignalled
- * waiter, direct hand-off to a starving head). Checked with spin by
+ * waiter, direct hand-off to a starving head, wake on miss). Checked with spin by
  * tests/model/check-pool-model, which `make check` runs.
  *
  * What is modelled
@@ -21,6 +21,16 @@
  * - dispatch() as in the design: available = idle + free slots (none while
  *   the breaker is open); while nsig < available, signal the oldest queued
  *   unsignalled waiter that can use what is available (see ELIGIBLE).
+ * - Wake on miss: a release with waiters (and no starving head) may defer
+ *   the wake-up instead of dispatching (the code does so when its thread
+ *   came back quickly twice: here any such release may), unless the
+ *   maintenance thread is busy outside the lock. `deferred` idle
+ *   connections count as taken for dispatch; taking an idle connection
+ *   clamps deferred to what is left; the releasing caller's next acquire
+ *   ends one deferral; the tick (armed by a deferral, kept armed while
+ *   deferrals go on) ends them all and dispatches; maintenance going busy
+ *   (the top-up connect; a check) ends them first. Thread affinity (which
+ *   idle connection is taken) is invisible here: connections are counters.
  * - Callers: NC processes, each CYC acquire/release cycles; every acquire
  *   picks "has a deadline" or "waits forever"; every release is clean or
  *   broken. A close process fires at any point; a maintenance process
@@ -56,8 +66,12 @@
  * - nsig equals the number of queued waiters with signalled set.
  * - No lost wake-up: in every state where nobody holds the lock, if some
  *   queued waiter could use an available resource (an idle connection it
- *   may take, or a free slot with the breaker closed and its retry_at
- *   passed) then some queued waiter is signalled or failed (woken).
+ *   may take that no deferral covers, or a free slot with the breaker
+ *   closed and its retry_at passed) then some queued waiter is signalled
+ *   or failed (woken).
+ * - A deferred wake-up is bounded: deferred <= idle, and deferred > 0 only
+ *   while the tick is armed and maintenance is not busy (so the tick, a
+ *   timer, can fire: AGEC__DEFER_TICK_US in the code).
  * - Every acquire returns (served, timed out or closed): no invalid end
  *   state, and no non-progress cycle under weak fairness (pan -l -f;
  *   there are no progress labels: the model terminates, so any cycle is a
@@ -66,8 +80,9 @@
  *   idle and checking empty, queue empty.
  *
  * Variants (-D...). tests/model/check-pool-model (CTest model_pool, in
- * make check; about 20 s) verifies the protocol with NC=2 CYC=2 (also MIN=1
- * and FAIR_T0) and NC=3 CYC=1, liveness with and without close, and runs
+ * make check; about 35 s) verifies the protocol with NC=2 CYC=2 (also MIN=1,
+ * FAIR_T0, NOCLOSE, MAX=1 NOCLOSE) and NC=3 CYC=1, liveness with and
+ * without close, and runs
  * each seeded bug below expecting spin to FIND it:
  * - BUG_SIGNAL_HEAD_TWICE: dispatch signals the head once per available
  *   resource (the old bug: both signals reach the same waiter; item 2 of
@@ -80,6 +95,11 @@
  *   shows only with NOCLOSE (no closer process): under weak fairness the
  *   closer always runs eventually and fails every waiter, which ends any
  *   cycle; a real program may never close.
+ * - BRIEF_TICK: the tick does not end deferrals: with max 1 and no close,
+ *   a waiter without a deadline sleeps for ever beside an idle connection
+ *   whose thread never came back (invalid end state).
+ * - BRIEF_SUSPEND: maintenance goes busy (a top-up connect, min 2) with a
+ *   deferral pending, which its tick cannot end meanwhile.
  * - NOCLOSE: no closer process (the pool is never closed).
  * Bigger bounds (NC=3 CYC=2: 22 M states, 70 s, 2.5 GB) also verify; they
  * are not part of make check.
@@ -122,6 +142,14 @@ byte faults = NFAULT;
 byte spur = SPUR;
 byte mopen = MIN; /* connections the maintenance thread may still open */
 
+/* wake on miss: idle connections whose wake-up a release deferred (its
+ * thread expected back), the maintenance tick (armed, a deferral since the
+ * last tick), maintenance working outside the lock, and per caller "my last
+ * release deferred" */
+byte deferred;
+bit armed, dsince, mbusy;
+bit mydef[NC];
+
 byte q[NC];
 byte qlen;
 byte nsig;
@@ -139,9 +167,14 @@ bit inside[NC];
 #endif
 
 #define FREE_SLOTS (brk -> 0 : MAX - total)
-#define AVAIL (idle + FREE_SLOTS)
-/* may queued waiter w take an idle connection now / connect now? */
-#define CAN_IDLE(w) (idle > 0 && (q[0] == w || !STARVING(q[0])))
+/* idle connections nobody's deferral covers: the ones dispatch wakes for */
+#define AWAKE (idle - deferred)
+#define AVAIL (AWAKE + FREE_SLOTS)
+/* may queued waiter w take an idle connection now (any idle one, once it
+ * looks: TAKE_IDLE; one not covered by a deferral, for waking it:
+ * CAN_IDLE) / connect now? */
+#define TAKE_IDLE(w) (idle > 0 && (q[0] == w || !STARVING(q[0])))
+#define CAN_IDLE(w) (AWAKE > 0 && (q[0] == w || !STARVING(q[0])))
 #define CAN_SLOT(w) (total < MAX && !brk && !retry[w])
 #define CAN_USE(w) (queued[w] && (CAN_IDLE(w) || CAN_SLOT(w)))
 #ifdef BRIEF_DISPATCH
@@ -185,6 +218,15 @@ inline check()
     assert(nsig == NSIG_COUNT && SIG_QUEUED);
 #endif
     assert(!ANY_USE || ANY_WOKEN); /* no lost wake-up */
+    /* a deferral never covers more than is idle, and exists only while its
+     * tick can fire (armed, maintenance not away from its timer): the
+     * bound on a deferred wake-up */
+    assert(deferred <= idle);
+#ifndef BRIEF_TICK
+    /* (left out in that bug variant, so the check shows the symptom: a
+     * waiter that sleeps for ever beside an idle connection) */
+    assert(deferred == 0 || (armed && !mbusy));
+#endif
     assert(!closed || (inacq == 0 && opening == 0 && idle == 0 && checking == 0 && qlen == 0))
 }
 
@@ -209,6 +251,28 @@ inline dispatch()
     :: else -> break
     od;
     k = 0
+#endif
+}
+
+/* an idle connection was taken: a deferral covers at most what is left */
+inline took_idle()
+{
+    if
+    :: deferred > idle -> deferred = idle
+    :: else
+    fi
+}
+
+/* end every deferral now (the tick, or maintenance going busy) */
+inline defer_end()
+{
+#ifdef BRIEF_TICK
+    skip
+#else
+    if
+    :: deferred > 0 -> deferred = 0; dispatch()
+    :: else
+    fi
 #endif
 }
 
@@ -270,7 +334,7 @@ inline step1()
     :: else ->
         if
         :: idle > 0 && (qlen == 0 || !STARVING(q[0])) ->
-            idle--; inuse++; act = A_VALIDATE
+            idle--; took_idle(); inuse++; dispatch(); act = A_VALIDATE
         :: else ->
             if
             :: qlen == 0 && total < MAX && !brk ->
@@ -299,7 +363,7 @@ inline wake()
         :: fail[_pid] -> fail[_pid] = 0; dequeue(_pid); dispatch(); leave(); act = A_DONE
         :: else ->
             if
-            :: CAN_IDLE(_pid) -> dequeue(_pid); idle--; inuse++; dispatch(); act = A_VALIDATE
+            :: TAKE_IDLE(_pid) -> dequeue(_pid); idle--; took_idle(); inuse++; dispatch(); act = A_VALIDATE
             :: else ->
                 if
                 :: CAN_SLOT(_pid) -> dequeue(_pid); opening++; dispatch(); act = A_CONNECT
@@ -342,6 +406,17 @@ active [NC] proctype caller()
                 inside[_pid] = 1;
                 starv[_pid] = 0; dl[_pid] = 0; retry[_pid] = 0;
                 HASDL();
+                /* back from a release that deferred: that deferral ends
+                 * (we take the connection, or dispatch passes it on) */
+                if
+                :: mydef[_pid] ->
+                    mydef[_pid] = 0;
+                    if
+                    :: deferred > 0 -> deferred--
+                    :: else
+                    fi
+                :: else
+                fi;
                 step1()
             fi;
             check()
@@ -430,7 +505,13 @@ active [NC] proctype caller()
 #endif
                     w = 0
                 :: !closing && !(qlen > 0 && STARVING(q[0])) ->
-                    inuse--; idle++; dispatch()
+                    inuse--; idle++;
+                    if
+                    :: qlen > 0 && !mbusy ->
+                        /* this thread is expected back: defer the wake-up */
+                        deferred++; mydef[_pid] = 1; dsince = 1; armed = 1
+                    :: mydef[_pid] = 0; dispatch()
+                    fi
                 fi;
                 act = A_DONE;
                 check()
@@ -450,7 +531,7 @@ end:
     do
     :: atomic {
            /* finish a check the acquirer's deadline cut short */
-           checking > 0 -> checking--;
+           checking > 0 -> defer_end(); checking--;
            assert(!closed);
            if
            :: !closing -> idle++
@@ -461,7 +542,13 @@ end:
        }
     :: atomic {
            /* keep MIN connections */
-           mopen > 0 && total < MIN && !closing && !brk -> mopen--; opening++; check()
+           mopen > 0 && total < MIN && !closing && !brk -> mopen--; opening++;
+           /* the connect runs outside the lock: no tick meanwhile */
+           mbusy = 1;
+#ifndef BRIEF_SUSPEND
+           defer_end();
+#endif
+           check()
        };
        atomic {
            opening--;
@@ -472,6 +559,18 @@ end:
            :: closing
            fi;
            dispatch();
+           mbusy = 0;
+           check()
+       }
+    :: atomic {
+           /* the deferral tick (AGEC__DEFER_TICK_US after the first
+            * deferral; again while deferrals go on) */
+           armed && !mbusy ->
+           defer_end();
+           if
+           :: dsince -> dsince = 0
+           :: else -> armed = 0
+           fi;
            check()
        }
     :: atomic {
@@ -506,6 +605,7 @@ active proctype closer()
         od;
         k = 0;
         idle = 0; /* idle connections are closed */
+        deferred = 0;
         check()
     };
     /* wait for acquirers and connects in progress (aborted through
