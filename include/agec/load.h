@@ -112,6 +112,15 @@ typedef struct agec_load_opts {
      *  big load were planned for empty tables: 2x slower in the demo);
      *  default true */
     bool analyze;
+    /** Every statement the loader sends (a batch: COPY or INSERT, a label's
+     *  creation, the key index, ANALYZE, BEGIN and COMMIT) must finish
+     *  within this many milliseconds, sending included (a COPY behind a
+     *  dead peer does not block until TCP gives up). Past it the load fails
+     *  with AGEC_ERR_TIMEOUT and rolls back: an INSERT is cancelled on the
+     *  server; a COPY, stopped in mid-stream, leaves the connection marked
+     *  broken (closed on release, which ends its transaction). 0 (default):
+     *  no limit. */
+    int timeout_ms;
 } agec_load_opts;
 
 /** Fill *opts with the defaults. NULL is ignored. Thread-safe. */

@@ -127,7 +127,7 @@ static agec_status write_insert(agec_loader *ld, agec__ld_label *l, agec_error *
                  l->rel);
         agec_result *res = NULL;
         const char *w[3] = { l->rows.data, first, lid };
-        agec_status st = agec_sql_exec(ld->conn, q, 3, w, NULL, &res, err);
+        agec_status st = agec_sql_exec(ld->conn, q, 3, w, agec__ld_query_opts(ld), &res, err);
         agec_result_free(res);
         return st;
     } else if (l->key != NULL) {
@@ -145,7 +145,7 @@ static agec_status write_insert(agec_loader *ld, agec__ld_label *l, agec_error *
                  l->rel);
     }
     agec_result *res = NULL;
-    agec_status st = agec_sql_exec(ld->conn, q, n, v, NULL, &res, err);
+    agec_status st = agec_sql_exec(ld->conn, q, n, v, agec__ld_query_opts(ld), &res, err);
     agec_result_free(res);
     return st;
 }
@@ -159,7 +159,7 @@ static agec_status write_copy(agec_loader *ld, agec__ld_label *l, agec_error *er
              l->edge          ? "start_id, end_id, "
              : l->key != NULL ? "id, "
                               : "");
-    return agec__copy_in(ld->conn, q, l->rows.data, l->rows.len, NULL, err);
+    return agec__copy_in(ld->conn, q, l->rows.data, l->rows.len, agec__ld_deadline(ld), NULL, err);
 }
 
 agec_status agec__ld_flush(agec_loader *ld, agec__ld_label *l, agec_error *err)

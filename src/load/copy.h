@@ -19,8 +19,12 @@ typedef struct agec_conn agec_conn;
  * (AGEC_ERR_SERVER, SQLSTATE and all); the connection is then idle, or in
  * its failed transaction block, ready for ROLLBACK. A connection that dies
  * gives AGEC_ERR_CONNECTION_LOST and is marked broken (closed on release).
+ * Everything (sending the statement and the data, the server's answer)
+ * happens by deadline_us (AGEC__NEVER: no limit): past it AGEC_ERR_TIMEOUT,
+ * and the connection, left in the middle of the COPY, is marked broken
+ * (closing it ends the COPY and its transaction on the server).
  * Never use this on PGlite: COPY breaks its protocol. */
 agec_status agec__copy_in(agec_conn *conn, const char *copy_sql, const char *data, size_t len,
-                          uint64_t *rows, agec_error *err);
+                          int64_t deadline_us, uint64_t *rows, agec_error *err);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agec/cypher.h"
 #include "agec/load.h"
 #include "agtype/buf.h"
 #include "load/keymap.h"
@@ -51,8 +52,9 @@ struct agec_loader {
     uint64_t line; /* line of the next row */
     uint64_t since_commit;
     bool failed, finished;
-    bool single_session; /* PGlite: one session, statements never interleave */
-    agec__buf tmp;       /* scratch for canonical property text */
+    bool single_session;   /* PGlite: one session, statements never interleave */
+    agec__buf tmp;         /* scratch for canonical property text */
+    agec_query_opts qopts; /* every statement's options (timeout_ms) */
 };
 
 /* Add one row to the label's batch, in the method's format (id: the
@@ -66,6 +68,11 @@ agec_status agec__ld_flush(agec_loader *ld, agec__ld_label *l, agec_error *err);
 
 /* Seconds on the monotonic clock. */
 double agec__ld_now(void);
+
+/* The options of a statement the loader sends (opts.timeout_ms), and the
+ * deadline of one starting now (AGEC__NEVER without timeout_ms). */
+const agec_query_opts *agec__ld_query_opts(agec_loader *ld);
+int64_t agec__ld_deadline(const agec_loader *ld);
 
 /* Report a bad row: AGEC_ERR_INPUT with "source:line: column C: ..." (col
  * 0 = no column, colname may be NULL). With a reject callback that takes

@@ -13,6 +13,7 @@
 #include "common/error_internal.h"
 #include "cypher/names.h"
 #include "load/load_internal.h"
+#include "session/clock.h"
 
 void agec_load_opts_init(agec_load_opts *opts)
 {
@@ -45,11 +46,25 @@ double agec__ld_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+const agec_query_opts *agec__ld_query_opts(agec_loader *ld)
+{
+    agec_query_opts_init(&ld->qopts);
+    ld->qopts.timeout_ms = ld->opts.timeout_ms;
+    return &ld->qopts;
+}
+
+int64_t agec__ld_deadline(const agec_loader *ld)
+{
+    if (ld->opts.timeout_ms <= 0)
+        return AGEC__NEVER;
+    return agec__now_us() + (int64_t)ld->opts.timeout_ms * 1000;
+}
+
 static agec_status sql(agec_loader *ld, const char *text, int n, const char *const *v,
                        agec_result **out, agec_error *err)
 {
     agec_result *res = NULL;
-    agec_status st = agec_sql_exec(ld->conn, text, n, v, NULL, &res, err);
+    agec_status st = agec_sql_exec(ld->conn, text, n, v, agec__ld_query_opts(ld), &res, err);
     if (out != NULL && st == AGEC_OK)
         *out = res;
     else
@@ -100,7 +115,10 @@ agec_status agec__ld_bad_row(agec_loader *ld, size_t col, const char *colname, c
 
 static agec_status begin(agec_loader *ld, agec_error *err)
 {
-    return agec_tx_begin(ld->conn, NULL, err);
+    agec_tx_opts o;
+    agec_tx_opts_init(&o);
+    o.timeout_ms = ld->opts.timeout_ms;
+    return agec_tx_begin(ld->conn, &o, err);
 }
 
 agec_status agec_loader_open(agec_conn *conn, const char *graph, const agec_load_opts *opts,
@@ -116,9 +134,11 @@ agec_status agec_loader_open(agec_conn *conn, const char *graph, const agec_load
     agec_load_opts_init(&defaults);
     if (opts == NULL)
         opts = &defaults;
-    if (opts->batch_rows == 0 || opts->batch_rows > 1000000 || (unsigned)opts->method > 2)
+    if (opts->batch_rows == 0 || opts->batch_rows > 1000000 || (unsigned)opts->method > 2 ||
+        opts->timeout_ms < 0)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG,
-                               "batch_rows must be 1..1000000 and method AUTO, INSERT or COPY");
+                               "batch_rows must be 1..1000000, method AUTO, INSERT or COPY, and "
+                               "timeout_ms >= 0");
     agec_loader *ld = calloc(1, sizeof *ld);
     if (ld == NULL || (ld->graph = strdup(graph)) == NULL) {
         free(ld);

@@ -240,6 +240,24 @@ agec_status agec__session_send_flush(PGconn *pg, int64_t deadline_us, const atom
     return AGEC_OK;
 }
 
+agec_status agec__session_wait_ready(PGconn *pg, int64_t deadline_us, const atomic_bool *abort_flag,
+                                     agec_error *err)
+{
+    for (;;) {
+        if (!PQconsumeInput(pg))
+            return agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, pg);
+        if (!PQisBusy(pg))
+            return AGEC_OK;
+        int w = wait_socket(pg, POLLIN, deadline_us, abort_flag);
+        if (w == 0)
+            return agec__error_set(err, AGEC_ERR_TIMEOUT, "no answer from the server in time");
+        if (w == -2)
+            return agec__error_set(err, AGEC_ERR_CANCELLED, "aborted while waiting");
+        if (w < 0)
+            return agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, pg);
+    }
+}
+
 bool agec__session_send_begin(PGconn *pg)
 {
     return PQsetnonblocking(pg, 1) == 0;

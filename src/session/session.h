@@ -94,6 +94,12 @@ agec_status agec__session_drain(PGconn *pg, int64_t deadline_us, const atomic_bo
  * sent: the connection is unusable (close it; it stays non-blocking so that
  * closing it cannot block). */
 bool agec__session_send_begin(PGconn *pg);
+/* Wait until the next PQgetResult(pg) would not block (a result, or the
+ * end of results, has arrived), by deadline_us. AGEC_ERR_TIMEOUT past it,
+ * AGEC_ERR_CANCELLED on abort_flag (may be NULL), AGEC_ERR_CONNECTION_LOST
+ * if the connection broke (err filled). */
+agec_status agec__session_wait_ready(PGconn *pg, int64_t deadline_us, const atomic_bool *abort_flag,
+                                     agec_error *err);
 agec_status agec__session_send_flush(PGconn *pg, int64_t deadline_us, const atomic_bool *abort_flag,
                                      agec_error *err);
 

@@ -9,7 +9,8 @@
  *     is closed;
  *  4. a statement behind a black hole returns by its timeout_ms (+ grace),
  *     also when it sends a multi-MB parameter or the deferred DEALLOCATE of
- *     an evicted statement;
+ *     an evicted statement; and so does the loader's COPY FROM STDIN of
+ *     24 MB (issue 13: it sent with libpq's blocking calls);
  *  5. a leak scan that runs while a connection is validated for its next
  *     borrower reports no leak with the previous borrower's file:line.
  */
@@ -24,7 +25,9 @@
 
 #include "agec/agec.h"
 #include "fault_load.h"
+#include "load/copy.h"
 #include "proxy.h"
+#include "session/clock.h"
 
 static fl_proxied T;
 static PGconn *ADMIN;
@@ -229,7 +232,7 @@ static void test_short_deadline_keeps_connections(void **state)
 #define GIVE_UP_MS 8000       /* then the test unblocks it by resetting the connection */
 #define BIG_PARAM (24u << 20) /* more than the proxy holds (1 MB) plus the socket buffers */
 
-typedef enum bh_kind { BH_UNNAMED, BH_PREPARED, BH_DEALLOCATE } bh_kind;
+typedef enum bh_kind { BH_UNNAMED, BH_PREPARED, BH_DEALLOCATE, BH_COPY } bh_kind;
 
 typedef struct bh_run {
     agec_conn *c;
@@ -247,7 +250,11 @@ static void *bh_main(void *arg)
     agec_query_opts_init(&o);
     o.timeout_ms = STMT_TIMEOUT_MS;
     agec_result *res = NULL;
-    if (r->kind == BH_DEALLOCATE) {
+    if (r->kind == BH_COPY) {
+        int64_t deadline = agec__now_us() + (int64_t)STMT_TIMEOUT_MS * 1000;
+        r->st = agec__copy_in(r->c, "COPY bh_copy FROM STDIN", r->big, BIG_PARAM, deadline, NULL,
+                              &r->err);
+    } else if (r->kind == BH_DEALLOCATE) {
         /* A new statement past a full cache: the evicted one is deallocated first. */
         const char *v[1] = { "1" };
         r->st = agec_sql_exec(r->c, "SELECT $1::int + 1000000", 1, v, &o, &res, &r->err);
@@ -270,7 +277,8 @@ static void black_hole_statement(bh_kind kind)
 {
     static const char *const names[] = { "unnamed statement with a 24 MB parameter",
                                          "prepared statement with a 24 MB parameter",
-                                         "DEALLOCATE of an evicted statement" };
+                                         "DEALLOCATE of an evicted statement",
+                                         "COPY FROM STDIN of 24 MB" };
     agec_pool_config cfg;
     char app[64];
     pool_cfg(&cfg, "blackhole", app);
@@ -301,7 +309,17 @@ static void black_hole_statement(bh_kind kind)
         big = malloc(BIG_PARAM + 1);
         assert_non_null(big);
         memset(big, 'a', BIG_PARAM);
+        if (kind == BH_COPY) /* rows of a one-column table */
+            for (size_t i = 1023; i < BIG_PARAM; i += 1024)
+                big[i] = '\n';
         big[BIG_PARAM] = '\0';
+    }
+    if (kind == BH_COPY) {
+        agec_test_must(
+            agec_sql_exec(c, "CREATE TEMP TABLE bh_copy (s text)", 0, NULL, NULL, &res, &err), &err,
+            "create");
+        agec_result_free(res);
+        res = NULL;
     }
     bh_run r = { .c = c, .kind = kind, .big = big, .err = AGEC_ERROR_INIT };
     atomic_init(&r.done, false);
@@ -326,6 +344,8 @@ static void black_hole_statement(bh_kind kind)
         fail_msg("%s behind a black hole, timeout_ms %d: returned after %lld ms (bound %d ms)",
                  names[kind], STMT_TIMEOUT_MS, (long long)took, RETURN_BOUND_MS);
     assert_int_not_equal(r.st, AGEC_OK);
+    if (kind == BH_COPY)
+        assert_int_equal(r.st, AGEC_ERR_TIMEOUT);
 }
 
 static void test_black_hole_big_param_unnamed(void **state)
@@ -338,6 +358,12 @@ static void test_black_hole_big_param_prepared(void **state)
 {
     (void)state;
     black_hole_statement(BH_PREPARED);
+}
+
+static void test_black_hole_copy(void **state)
+{
+    (void)state;
+    black_hole_statement(BH_COPY);
 }
 
 static void test_black_hole_deferred_deallocate(void **state)
@@ -503,6 +529,7 @@ int main(void)
         cmocka_unit_test_setup(test_black_hole_big_param_unnamed, heal),
         cmocka_unit_test_setup(test_black_hole_big_param_prepared, heal),
         cmocka_unit_test_setup(test_black_hole_deferred_deallocate, heal),
+        cmocka_unit_test_setup(test_black_hole_copy, heal),
         AGEC_TEST_MIN(test_no_leak_report_during_validation, 0, heal),
         AGEC_TEST_MIN(test_no_leak_report_during_validation, 1, heal),
     };

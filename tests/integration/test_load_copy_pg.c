@@ -18,6 +18,7 @@
 #include "agec/agec.h"
 #include "agec/load.h"
 #include "load/copy.h"
+#include "session/clock.h"
 
 static agec_pool *pool;
 
@@ -100,9 +101,9 @@ static void test_copy_escapes_round_trip(void **state)
     static const char data[] = "1\tback\\\\slash\n2\tnew\\nline\\ttab\n3\t\"q\" \xf0\x9f\x98\x80\n";
     uint64_t n = 0;
     agec_error err = AGEC_ERROR_INIT;
-    agec_test_must(
-        agec__copy_in(c, "COPY copy_t (n, s) FROM STDIN", data, sizeof data - 1, &n, &err), &err,
-        "copy");
+    agec_test_must(agec__copy_in(c, "COPY copy_t (n, s) FROM STDIN", data, sizeof data - 1,
+                                 AGEC__NEVER, &n, &err),
+                   &err, "copy");
     assert_int_equal(n, 3);
     expect(c, "SELECT s FROM copy_t WHERE n = 1", "back\\slash");
     expect(c, "SELECT s FROM copy_t WHERE n = 2", "new\nline\ttab");
@@ -111,12 +112,14 @@ static void test_copy_escapes_round_trip(void **state)
     agec_test_sql(c, "TRUNCATE copy_t");
     size_t len;
     char *big = rows(200000, 0, NULL, &len);
-    agec_test_must(agec__copy_in(c, "COPY copy_t FROM STDIN", big, len, &n, &err), &err, "big");
+    agec_test_must(agec__copy_in(c, "COPY copy_t FROM STDIN", big, len, AGEC__NEVER, &n, &err),
+                   &err, "big");
     free(big);
     assert_int_equal(n, 200000);
     expect(c, "SELECT count(*) FROM copy_t", "200000");
     /* Not a COPY: refused, connection fine. */
-    assert_int_equal(agec__copy_in(c, "SELECT 1", "", 0, NULL, &err), AGEC_ERR_INVALID_ARG);
+    assert_int_equal(agec__copy_in(c, "SELECT 1", "", 0, AGEC__NEVER, NULL, &err),
+                     AGEC_ERR_INVALID_ARG);
     expect(c, "SELECT 1", "1");
     agec_conn_release(c);
 }
@@ -131,7 +134,7 @@ static void test_copy_error_mid_stream(void **state)
     char *data = rows(200000, 150000, "x\tbad\n", &len);
     agec_error err = AGEC_ERROR_INIT;
     uint64_t n = 99;
-    assert_int_equal(agec__copy_in(c, "COPY copy_t FROM STDIN", data, len, &n, &err),
+    assert_int_equal(agec__copy_in(c, "COPY copy_t FROM STDIN", data, len, AGEC__NEVER, &n, &err),
                      AGEC_ERR_SERVER);
     assert_string_equal(err.sqlstate, "22P02");
     assert_int_equal(n, 0);
@@ -140,20 +143,22 @@ static void test_copy_error_mid_stream(void **state)
     /* In a transaction: the block is failed, ROLLBACK brings it back. */
     agec_test_must(agec_tx_begin(c, NULL, &err), &err, "begin");
     agec_test_sql(c, "INSERT INTO copy_t VALUES (1, 'before')");
-    assert_int_equal(agec__copy_in(c, "COPY copy_t FROM STDIN", data, len, NULL, &err),
+    assert_int_equal(agec__copy_in(c, "COPY copy_t FROM STDIN", data, len, AGEC__NEVER, NULL, &err),
                      AGEC_ERR_SERVER);
     assert_int_equal(PQtransactionStatus(agec_conn_pgconn(c)), PQTRANS_INERROR);
     agec_test_must(agec_tx_rollback(c, &err), &err, "rollback");
     expect(c, "SELECT count(*) FROM copy_t", "0");
     /* A server error before any data (no such column). */
-    assert_int_equal(agec__copy_in(c, "COPY copy_t (nope) FROM STDIN", data, len, NULL, &err),
-                     AGEC_ERR_SERVER);
+    assert_int_equal(
+        agec__copy_in(c, "COPY copy_t (nope) FROM STDIN", data, len, AGEC__NEVER, NULL, &err),
+        AGEC_ERR_SERVER);
     assert_string_equal(err.sqlstate, "42703");
     free(data);
     /* The same connection copies again, cleanly. */
     static const char ok[] = "7\tseven\n";
-    agec_test_must(agec__copy_in(c, "COPY copy_t FROM STDIN", ok, sizeof ok - 1, &n, &err), &err,
-                   "copy after errors");
+    agec_test_must(
+        agec__copy_in(c, "COPY copy_t FROM STDIN", ok, sizeof ok - 1, AGEC__NEVER, &n, &err), &err,
+        "copy after errors");
     assert_int_equal(n, 1);
     uint64_t id = agec_conn_id(c);
     agec_conn_release(c);
@@ -176,7 +181,7 @@ static void test_server_dies_mid_copy(void **state)
     char *data = rows(300000, 100000, "0\tdie\n", &len);
     agec_error err = AGEC_ERROR_INIT;
     uint64_t id = agec_conn_id(c);
-    agec_status st = agec__copy_in(c, "COPY copy_d FROM STDIN", data, len, NULL, &err);
+    agec_status st = agec__copy_in(c, "COPY copy_d FROM STDIN", data, len, AGEC__NEVER, NULL, &err);
     free(data);
     assert_int_equal(st, AGEC_ERR_CONNECTION_LOST);
     assert_int_equal(PQstatus(agec_conn_pgconn(c)), CONNECTION_BAD);
@@ -272,6 +277,10 @@ static void test_loader_copy_path(void **state)
     agec_load_opts o;
     agec_load_opts_init(&o);
     o.batch_rows = 7;
+    o.timeout_ms = -1;
+    agec_error bad = AGEC_ERROR_INIT;
+    assert_int_equal(agec_loader_open(c, "stub_g", &o, &ld, &bad), AGEC_ERR_INVALID_ARG);
+    o.timeout_ms = 10000; /* every batch under a deadline: the path with the limit */
     agec_test_must(agec_loader_open(c, "stub_g", &o, &ld, &err), &err, "open");
     agec_test_must(agec_loader_key(ld, "Person", "uid", &err), &err, "key");
     char b[256];
