@@ -42,7 +42,7 @@
 
 #define CONNS 4
 #define MAX_CALLERS 64
-#define ROUNDS 7 /* the machine's noise is about +-20% per measurement */
+#define ROUNDS 7    /* the machine's noise is about +-20% per measurement */
 #define NBUCKETS 64 /* wait buckets: 2^(i/2) microseconds, about 41% wide */
 
 typedef enum path { P_CEILING, P_BARGING, P_STRICT, P_COUNT } path;
