@@ -131,13 +131,15 @@ void agec__waiter_dequeue(agec_pool *p, waiter *w)
  * tick ends the deferral AGEC__DEFER_TICK_US later: the bound on how long
  * a misprediction leaves a connection idle while a caller waits. A slow
  * return resets the thread to immediate wake-ups. */
+/* pool and conn are addresses, only ever compared: either may have been
+ * freed since. */
 typedef struct release_note {
-    const agec_pool *pool; /* the pool of the thread's last release */
-    uintptr_t conn;        /* the connection it released (an address: only compared) */
-    int64_t at_us;         /* when, if there were waiters (precise clock) */
-    unsigned quick;        /* quick returns in a row to that pool, saturating at 3 */
-    bool pending;          /* released, not yet back */
-    bool deferred;         /* and that release deferred a wake-up */
+    uintptr_t pool; /* the pool of the thread's last release */
+    uintptr_t conn; /* the connection it released */
+    int64_t at_us;  /* when, if there were waiters (precise clock) */
+    unsigned quick; /* quick returns in a row to that pool, saturating at 3 */
+    bool pending;   /* released, not yet back */
+    bool deferred;  /* and that release deferred a wake-up */
 } release_note;
 
 static _Thread_local release_note t_release;
@@ -147,7 +149,7 @@ static _Thread_local release_note t_release;
 static bool release_note_return(const agec_pool *p)
 {
     release_note *t = &t_release;
-    if (!t->pending || t->pool != p)
+    if (!t->pending || t->pool != (uintptr_t)p)
         return false;
     t->pending = false;
     if (agec__now_us() - t->at_us <= AGEC__QUICK_RETURN_US)
@@ -192,7 +194,7 @@ static agec_conn *idle_pick(const agec_pool *p)
 {
     agec_conn *c = p->idle.head;
     const release_note *t = &t_release;
-    if (t->pool != p || (uintptr_t)c == t->conn)
+    if (t->pool != (uintptr_t)p || (uintptr_t)c == t->conn)
         return c;
     int k = 0;
     for (agec_conn *x = c->next; x != NULL && k < 3; x = x->next, k++)
@@ -253,8 +255,8 @@ void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now)
     }
     agec__conn_move(p, c, CONN_IDLE);
     release_note *t = &t_release;
-    if (t->pool != p) {
-        t->pool = p;
+    if (t->pool != (uintptr_t)p) {
+        t->pool = (uintptr_t)p;
         t->quick = 0;
         t->pending = t->deferred = false;
     }

@@ -120,6 +120,7 @@ int cmd_load(cli *c, int argc, char **argv)
     size_t nin = 0, nkeys = 0;
     agec_load_opts o;
     agec_load_opts_init(&o);
+    o.timeout_ms = c->statement_timeout_ms; /* --statement-timeout: every statement of the load */
     int rc = EXIT_OK, n;
     if (in == NULL || keys == NULL || klabels == NULL) {
         rc = EXIT_QUERY;

@@ -109,6 +109,8 @@ static const struct {
               "  --chunk N              commit every N rows (default: one transaction)\n"
               "  --resume N             skip the first N rows (a chunked load's position)\n"
               "  --reject FILE          write bad rows there and go on (count reported)\n"
+              "The global --statement-timeout MS bounds every statement of the load (a\n"
+              "batch included, COPY data sent): past it the load fails and rolls back.\n"
               "\n"
               "example:\n"
               "  agec --graph social load --vertices Person=people.csv --key uid \\\n"
