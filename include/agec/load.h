@@ -89,9 +89,10 @@ typedef void (*agec_load_progress_fn)(const agec_load_stats *stats, void *user);
 
 /** Reject callback: a bad row (`err` says what, with source, line and
  *  column; `row` is the row as text: a CSV record written back as one CSV
- *  line, a JSON line, the properties given; NULL for a missing edge
- *  endpoint) is skipped and counted when this returns true; false fails
- *  the load with that error. Called from the loading thread. */
+ *  line, a JSON line, the properties given; NULL when there is no row to
+ *  give, e.g. a file without a header, or an agec_loader_edge call
+ *  without properties) is skipped and counted when this returns true;
+ *  false fails the load with that error. Called from the loading thread. */
 typedef bool (*agec_load_reject_fn)(const agec_error *err, const char *row, size_t len, void *user);
 
 /** Options of a load. agec_load_opts_init() fills the defaults; fields are

@@ -235,8 +235,8 @@ typedef struct csv_state {
  * where needed), so that a reject file holds loadable rows. */
 static agec_status bad(csv_state *cs, const record *r, size_t col, const char *colname,
                        agec_error *err, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-static agec_status bad(csv_state *cs, const record *r, size_t col, const char *colname,
-                       agec_error *err, const char *fmt, ...)
+/* The record written back as one CSV line, into cs->line. */
+static void record_line(csv_state *cs, const record *r)
 {
     agec__buf *b = &cs->line;
     b->len = 0;
@@ -258,6 +258,13 @@ static agec_status bad(csv_state *cs, const record *r, size_t col, const char *c
         }
         agec__buf_putc(b, '"');
     }
+}
+
+static agec_status bad(csv_state *cs, const record *r, size_t col, const char *colname,
+                       agec_error *err, const char *fmt, ...)
+{
+    record_line(cs, r);
+    const agec__buf *b = &cs->line;
     char what[512];
     va_list ap;
     va_start(ap, fmt);
@@ -265,6 +272,21 @@ static agec_status bad(csv_state *cs, const record *r, size_t col, const char *c
     va_end(ap);
     return agec__ld_bad_row(cs->ld, col, colname, b->failed ? NULL : b->data,
                             b->failed ? 0 : b->len, err, "%s", what);
+}
+
+/* The row of a CSV edge, for a missing endpoint's reject. */
+typedef struct csv_row_ref {
+    csv_state *cs;
+    const record *r;
+} csv_row_ref;
+
+static bool csv_row_text(void *ctx, const char **row, size_t *len)
+{
+    csv_row_ref *ref = ctx;
+    record_line(ref->cs, ref->r);
+    *row = ref->cs->line.data;
+    *len = ref->cs->line.len;
+    return !ref->cs->line.failed;
 }
 
 static agec_status csv_row(csv_state *cs, record *r, agec_builder **bp, agec_error *err)
@@ -320,8 +342,17 @@ static agec_status csv_row(csv_state *cs, record *r, agec_builder **bp, agec_err
         *bp = NULL;
         return bad(cs, r, 0, NULL, err, "%s", be.message);
     }
-    agec_status st = cs->edges ? agec__ld_edge_text(ld, cs->label, &ep[0], &ep[1], text, len, err)
-                               : agec__ld_vertex_text(ld, cs->label, text, len, err);
+    agec_status st;
+    if (cs->edges) {
+        csv_row_ref ref = { cs, r };
+        ld->row_fn = csv_row_text;
+        ld->row_ctx = &ref;
+        st = agec__ld_edge_text(ld, cs->label, &ep[0], &ep[1], text, len, err);
+        ld->row_fn = NULL;
+        ld->row_ctx = NULL;
+    } else {
+        st = agec__ld_vertex_text(ld, cs->label, text, len, err);
+    }
     agec_free(text);
     return st;
 }
@@ -432,6 +463,20 @@ static bool json_endpoint(const agec_value *v, agec_endpoint *e, agec__buf *key)
     return true;
 }
 
+/* The line of a JSON Lines edge, for a missing endpoint's reject. */
+typedef struct jsonl_row_ref {
+    const char *line;
+    size_t n;
+} jsonl_row_ref;
+
+static bool jsonl_row_text(void *ctx, const char **row, size_t *len)
+{
+    const jsonl_row_ref *ref = ctx;
+    *row = ref->line;
+    *len = ref->n;
+    return true;
+}
+
 static agec_status jsonl_edge(agec_loader *ld, const char *label, const char *line, size_t n,
                               agec_error *err)
 {
@@ -456,7 +501,12 @@ static agec_status jsonl_edge(agec_loader *ld, const char *label, const char *li
     } else if (props != NULL && agec_value_to_agtype(props, &text, &len, err) != AGEC_OK) {
         st = AGEC_ERR_NO_MEMORY;
     } else {
+        jsonl_row_ref ref = { line, n };
+        ld->row_fn = jsonl_row_text;
+        ld->row_ctx = &ref;
         st = agec__ld_edge_text(ld, label, &s, &e, text, len, err);
+        ld->row_fn = NULL;
+        ld->row_ctx = NULL;
     }
     agec_free(text);
     agec__buf_free(&ks);

@@ -55,6 +55,11 @@ struct agec_loader {
     bool single_session;   /* PGlite: one session, statements never interleave */
     agec__buf tmp;         /* scratch for canonical property text */
     agec_query_opts qopts; /* every statement's options (timeout_ms) */
+    /* The input row being added, written out on demand for the reject
+     * callback when a check after parsing refuses it (a missing edge
+     * endpoint); row_fn NULL: none. */
+    bool (*row_fn)(void *ctx, const char **row, size_t *len);
+    void *row_ctx;
 };
 
 /* Add one row to the label's batch, in the method's format (id: the

@@ -647,8 +647,13 @@ static agec_status resolve(agec_loader *ld, const agec_endpoint *e, const char *
         *found = true;
         return AGEC_OK;
     }
-    return agec__ld_bad_row(ld, 0, NULL, NULL, 0, err, "edge %s vertex %s %s = %.*s does not exist",
-                            which, e->label, l->key, (int)(n > 200 ? 200 : n), e->key);
+    const char *row = NULL;
+    size_t rowlen = 0;
+    if (ld->row_fn != NULL && !ld->row_fn(ld->row_ctx, &row, &rowlen))
+        row = NULL;
+    return agec__ld_bad_row(ld, 0, NULL, row, rowlen, err,
+                            "edge %s vertex %s %s = %.*s does not exist", which, e->label, l->key,
+                            (int)(n > 200 ? 200 : n), e->key);
 }
 
 static agec_status edge(agec_loader *ld, const char *label, const agec_endpoint *start,
@@ -675,6 +680,20 @@ static agec_status edge(agec_loader *ld, const char *label, const agec_endpoint 
     return queue(ld, l, props, len, 0, s, t, err);
 }
 
+/* The row of an agec_loader_edge call: the properties as given. */
+typedef struct given_row {
+    const char *props;
+    size_t len;
+} given_row;
+
+static bool given_row_text(void *ctx, const char **row, size_t *len)
+{
+    const given_row *g = ctx;
+    *row = g->props;
+    *len = g->len;
+    return g->props != NULL;
+}
+
 agec_status agec_loader_edge(agec_loader *ld, const char *label, const agec_endpoint *start,
                              const agec_endpoint *end, const char *props, size_t len,
                              agec_error *err)
@@ -685,8 +704,14 @@ agec_status agec_loader_edge(agec_loader *ld, const char *label, const agec_endp
         return st;
     bool have = v != NULL;
     agec_value_free(v);
-    return have ? edge(ld, label, start, end, ld->tmp.data, ld->tmp.len, err)
-                : edge(ld, label, start, end, NULL, 0, err);
+    given_row g = { props, props != NULL && len == SIZE_MAX ? strlen(props) : len };
+    ld->row_fn = given_row_text;
+    ld->row_ctx = &g;
+    st = have ? edge(ld, label, start, end, ld->tmp.data, ld->tmp.len, err)
+              : edge(ld, label, start, end, NULL, 0, err);
+    ld->row_fn = NULL;
+    ld->row_ctx = NULL;
+    return st;
 }
 
 agec_status agec__ld_edge_text(agec_loader *ld, const char *label, const agec_endpoint *start,

@@ -699,6 +699,7 @@ static void test_load_files(void **state)
     assert_non_null(fgets(line, sizeof line, f));
     fclose(f);
     assert_non_null(strstr(line, "knows.csv:4: edge end vertex Person uid = 9 does not exist"));
+    assert_non_null(strstr(line, "\t2,9,1\n")); /* the record itself, after a tab */
     /* Without --reject: exit 2, the file and line named, nothing loaded. */
     r = RUN(NULL, "--dsn", age(), "--graph", "cli_load_bad", "load", "--vertices", vp, "--vertices",
             vj, "--key", "uid", "--edges", ek);

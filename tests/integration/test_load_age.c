@@ -363,6 +363,7 @@ static void test_bad_rows_leave_nothing(void **state)
 typedef struct rejects {
     int count;
     char first_row[128];
+    char last_row[128]; /* "(none)" when the callback got no row */
 } rejects;
 
 static bool take_all(const agec_error *e, const char *row, size_t len, void *user)
@@ -371,6 +372,10 @@ static bool take_all(const agec_error *e, const char *row, size_t len, void *use
     assert_int_equal(e->code, AGEC_ERR_INPUT);
     if (rj->count++ == 0 && row != NULL)
         snprintf(rj->first_row, sizeof rj->first_row, "%.*s", (int)len, row);
+    if (row != NULL)
+        snprintf(rj->last_row, sizeof rj->last_row, "%.*s", (int)len, row);
+    else
+        snprintf(rj->last_row, sizeof rj->last_row, "(none)");
     return true;
 }
 
@@ -415,6 +420,7 @@ static void test_csv_types_and_rejects(void **state)
     agec_loader_free(ld);
     assert_int_equal(rejected.count, 4); /* x3, maybe, [1, and the edge to 7 */
     assert_string_equal(rejected.first_row, "x3,bad int,,,,"); /* the row, as CSV */
+    assert_string_equal(rejected.last_row, "6,7,1"); /* a missing endpoint's row too */
     assert_int_equal(st.rejected, 4);
     struct stat sv, se;
     assert_int_equal(stat(vp, &sv), 0);
