@@ -345,11 +345,7 @@ static agec_status csv_row(csv_state *cs, record *r, agec_builder **bp, agec_err
     agec_status st;
     if (cs->edges) {
         csv_row_ref ref = { cs, r };
-        ld->row_fn = csv_row_text;
-        ld->row_ctx = &ref;
-        st = agec__ld_edge_text(ld, cs->label, &ep[0], &ep[1], text, len, err);
-        ld->row_fn = NULL;
-        ld->row_ctx = NULL;
+        st = agec__ld_edge_text(ld, cs->label, &ep[0], &ep[1], text, len, csv_row_text, &ref, err);
     } else {
         st = agec__ld_vertex_text(ld, cs->label, text, len, err);
     }
@@ -502,11 +498,7 @@ static agec_status jsonl_edge(agec_loader *ld, const char *label, const char *li
         st = AGEC_ERR_NO_MEMORY;
     } else {
         jsonl_row_ref ref = { line, n };
-        ld->row_fn = jsonl_row_text;
-        ld->row_ctx = &ref;
-        st = agec__ld_edge_text(ld, label, &s, &e, text, len, err);
-        ld->row_fn = NULL;
-        ld->row_ctx = NULL;
+        st = agec__ld_edge_text(ld, label, &s, &e, text, len, jsonl_row_text, &ref, err);
     }
     agec_free(text);
     agec__buf_free(&ks);

@@ -58,7 +58,7 @@ struct agec_loader {
     /* The input row being added, written out on demand for the reject
      * callback when a check after parsing refuses it (a missing edge
      * endpoint); row_fn NULL: none. */
-    bool (*row_fn)(void *ctx, const char **row, size_t *len);
+    bool (*row_fn)(void *ctx, const char **row, size_t *len); /* agec__ld_row_fn */
     void *row_ctx;
 };
 
@@ -91,9 +91,12 @@ agec_status agec__ld_bad_row(agec_loader *ld, size_t col, const char *colname, c
  * text (the file readers build it). */
 agec_status agec__ld_vertex_text(agec_loader *ld, const char *label, const char *props, size_t len,
                                  agec_error *err);
+/* row_fn(row_ctx, ...) writes the input row out if it is rejected (a
+ * missing endpoint); row_fn may be NULL. */
+typedef bool (*agec__ld_row_fn)(void *ctx, const char **row, size_t *len);
 agec_status agec__ld_edge_text(agec_loader *ld, const char *label, const agec_endpoint *start,
                                const agec_endpoint *end, const char *props, size_t len,
-                               agec_error *err);
+                               agec__ld_row_fn row_fn, void *row_ctx, agec_error *err);
 
 /* The text of a key value: digits of an integer, content of a string,
  * else agtype text; into *buf (reset first). false when out of memory. */

@@ -680,6 +680,19 @@ static agec_status edge(agec_loader *ld, const char *label, const agec_endpoint 
     return queue(ld, l, props, len, 0, s, t, err);
 }
 
+/* edge() with the row to give a reject callback. */
+static agec_status edge_with_row(agec_loader *ld, const char *label, const agec_endpoint *start,
+                                 const agec_endpoint *end, const char *props, size_t len,
+                                 agec__ld_row_fn row_fn, void *row_ctx, agec_error *err)
+{
+    ld->row_fn = row_fn;
+    ld->row_ctx = row_ctx;
+    agec_status st = edge(ld, label, start, end, props, len, err);
+    ld->row_fn = NULL;
+    ld->row_ctx = NULL;
+    return st;
+}
+
 /* The row of an agec_loader_edge call: the properties as given. */
 typedef struct given_row {
     const char *props;
@@ -705,24 +718,19 @@ agec_status agec_loader_edge(agec_loader *ld, const char *label, const agec_endp
     bool have = v != NULL;
     agec_value_free(v);
     given_row g = { props, props != NULL && len == SIZE_MAX ? strlen(props) : len };
-    ld->row_fn = given_row_text;
-    ld->row_ctx = &g;
-    st = have ? edge(ld, label, start, end, ld->tmp.data, ld->tmp.len, err)
-              : edge(ld, label, start, end, NULL, 0, err);
-    ld->row_fn = NULL;
-    ld->row_ctx = NULL;
-    return st;
+    return edge_with_row(ld, label, start, end, have ? ld->tmp.data : NULL, have ? ld->tmp.len : 0,
+                         given_row_text, &g, err);
 }
 
 agec_status agec__ld_edge_text(agec_loader *ld, const char *label, const agec_endpoint *start,
                                const agec_endpoint *end, const char *props, size_t len,
-                               agec_error *err)
+                               agec__ld_row_fn row_fn, void *row_ctx, agec_error *err)
 {
     if (ld->failed || ld->finished)
         return dead(ld, err);
     if (skip(ld))
         return AGEC_OK;
-    return edge(ld, label, start, end, props, len, err);
+    return edge_with_row(ld, label, start, end, props, len, row_fn, row_ctx, err);
 }
 
 /* The key indexes, built once the rows are in (cheaper than keeping them

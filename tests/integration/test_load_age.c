@@ -420,7 +420,7 @@ static void test_csv_types_and_rejects(void **state)
     agec_loader_free(ld);
     assert_int_equal(rejected.count, 4); /* x3, maybe, [1, and the edge to 7 */
     assert_string_equal(rejected.first_row, "x3,bad int,,,,"); /* the row, as CSV */
-    assert_string_equal(rejected.last_row, "6,7,1"); /* a missing endpoint's row too */
+    assert_string_equal(rejected.last_row, "6,7,1");           /* a missing endpoint's row too */
     assert_int_equal(st.rejected, 4);
     struct stat sv, se;
     assert_int_equal(stat(vp, &sv), 0);
