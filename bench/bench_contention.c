@@ -9,6 +9,8 @@
  * env:   AGEC_BENCH_SECONDS    seconds per measurement (default 0.6)
  *        AGEC_BENCH_FAIR_MS    fair_wait_ms of the barging path (default: the
  *                              pool's default)
+ *        AGEC_BENCH_TIMELINE   N: instead, print queries and hand-offs per
+ *                              millisecond, ceiling then N callers
  *
  * Pool paths, each with a fresh pool of max = min = 4 whose connections
  * prepared "SELECT 1" at connect (on_connect), so that the pool path and
@@ -197,11 +199,23 @@ static double quantile(const uint64_t *b, double q)
     return bucket_upper_us(NBUCKETS - 1);
 }
 
-static int measure(const char *conninfo, path kind, int callers, double secs, result *out)
+/* A running measurement: its threads and what they use. */
+typedef struct run {
+    worker *ws;
+    int n;
+    agec_pool *pool;
+    PGconn *own[CONNS];
+} run;
+
+static worker g_ws[MAX_CALLERS];
+
+/* Open the connections or the pool of `kind` and start the callers. */
+static int run_start(const char *conninfo, path kind, int callers, run *rn)
 {
-    static worker ws[MAX_CALLERS];
+    worker *ws = g_ws;
     agec_pool *pool = NULL;
-    PGconn *own[CONNS] = { NULL };
+    PGconn **own = rn->own;
+    memset(own, 0, sizeof rn->own);
     int n = kind == P_CEILING ? CONNS : callers;
     if (kind == P_CEILING) {
         for (int i = 0; i < CONNS; i++) {
@@ -234,7 +248,40 @@ static int measure(const char *conninfo, path kind, int callers, double secs, re
             return -1;
         }
     }
+    rn->ws = ws;
+    rn->n = n;
+    rn->pool = pool;
     bench_sleep_ms(150); /* warm-up: every thread running, caches warm */
+    return 0;
+}
+
+/* Stop the callers, close what run_start opened; -1 if a caller failed. */
+static int run_stop(run *rn)
+{
+    atomic_store(&g_stop, 1);
+    int failed = 0;
+    for (int i = 0; i < rn->n; i++) {
+        pthread_join(rn->ws[i].th, NULL);
+        if (rn->ws[i].failed && !failed) {
+            fprintf(stderr, "bench_contention: thread %d: %s\n", i, rn->ws[i].errmsg);
+            failed = 1;
+        }
+    }
+    if (rn->pool != NULL)
+        (void)agec_pool_close(rn->pool, 2000, NULL);
+    for (int i = 0; i < CONNS; i++)
+        PQfinish(rn->own[i]);
+    return failed ? -1 : 0;
+}
+
+static int measure(const char *conninfo, path kind, int callers, double secs, result *out)
+{
+    run rn;
+    if (run_start(conninfo, kind, callers, &rn) != 0)
+        return -1;
+    worker *ws = rn.ws;
+    int n = rn.n;
+    agec_pool *pool = rn.pool;
     uint64_t c0[MAX_CALLERS];
     for (int i = 0; i < n; i++)
         c0[i] = atomic_load(&ws[i].count);
@@ -247,15 +294,15 @@ static int measure(const char *conninfo, path kind, int callers, double secs, re
     for (int i = 0; i < n; i++)
         c1[i] = atomic_load(&ws[i].count);
     int64_t t1 = bench_now_ns();
-    atomic_store(&g_stop, 1);
-    int failed = 0;
-    for (int i = 0; i < n; i++) {
-        pthread_join(ws[i].th, NULL);
-        if (ws[i].failed && !failed) {
-            fprintf(stderr, "bench_contention: thread %d: %s\n", i, ws[i].errmsg);
-            failed = 1;
+    out->handoffs_per_k = out->deferred_per_k = 0;
+    if (pool != NULL) {
+        agec_pool_stats s;
+        if (agec_pool_stats_get(pool, &s) == AGEC_OK && s.acquires > 0) {
+            out->handoffs_per_k = 1000.0 * (double)s.handoffs / (double)s.acquires;
+            out->deferred_per_k = 1000.0 * (double)s.wakeups_deferred / (double)s.acquires;
         }
     }
+    int failed = run_stop(&rn) != 0;
     uint64_t merged[NBUCKETS] = { 0 };
     uint64_t total = 0, mn = UINT64_MAX, mx = 0;
     int64_t maxw = 0;
@@ -274,18 +321,47 @@ static int measure(const char *conninfo, path kind, int callers, double secs, re
     out->max_us = (double)maxw / 1000.0; /* whole run incl. warm-up: the worst seen */
     out->min_turns = mn;
     out->max_turns = mx;
-    out->handoffs_per_k = out->deferred_per_k = 0;
-    if (pool != NULL) {
-        agec_pool_stats s;
-        if (agec_pool_stats_get(pool, &s) == AGEC_OK && s.acquires > 0) {
-            out->handoffs_per_k = 1000.0 * (double)s.handoffs / (double)s.acquires;
-            out->deferred_per_k = 1000.0 * (double)s.wakeups_deferred / (double)s.acquires;
-        }
-        (void)agec_pool_close(pool, 2000, NULL);
-    }
-    for (int i = 0; i < CONNS; i++)
-        PQfinish(own[i]);
     return failed ? -1 : 0;
+}
+
+/* AGEC_BENCH_TIMELINE=N: queries (and the pool's hand-offs) per
+ * millisecond, for the ceiling and then N callers on the barging path, to
+ * see where a rate goes (stretches without pool events are the machine). */
+static int timeline(const char *pg, int callers, double secs)
+{
+    for (path k = P_CEILING; k <= P_BARGING; k++) {
+        run rn;
+        if (run_start(pg, k, callers, &rn) != 0)
+            return 1;
+        printf("\n%s, %d callers: queries/handoffs per ms, 10 ms a line\n", path_name[k],
+               k == P_CEILING ? CONNS : callers);
+        uint64_t last_q = 0, last_h = 0;
+        for (int i = 0; i < rn.n; i++)
+            last_q += atomic_load(&rn.ws[i].count);
+        int64_t next = bench_now_ns();
+        int ms = (int)(secs * 1000);
+        for (int t = 0; t < ms; t++) {
+            next += 1000000;
+            int64_t rem = next - bench_now_ns();
+            if (rem > 0) {
+                struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)rem };
+                nanosleep(&ts, NULL);
+            }
+            uint64_t q = 0, h = last_h;
+            for (int i = 0; i < rn.n; i++)
+                q += atomic_load(&rn.ws[i].count);
+            agec_pool_stats s;
+            if (rn.pool != NULL && agec_pool_stats_get(rn.pool, &s) == AGEC_OK)
+                h = s.handoffs;
+            printf("%4llu/%-3llu%s", (unsigned long long)(q - last_q),
+                   (unsigned long long)(h - last_h), t % 10 == 9 ? "\n" : " ");
+            last_q = q;
+            last_h = h;
+        }
+        if (run_stop(&rn) != 0)
+            return 1;
+    }
+    return 0;
 }
 
 int main(void)
@@ -305,6 +381,15 @@ int main(void)
     static const int callers[] = { 1, 4, 16, 64 };
     enum { NC = sizeof callers / sizeof callers[0] };
     bench_print_machine("bench_contention: callers > connections, SELECT 1, pool of 4");
+    const char *tl = getenv("AGEC_BENCH_TIMELINE");
+    if (tl != NULL && tl[0] != '\0') {
+        int n = atoi(tl);
+        if (n < 1 || n > MAX_CALLERS) {
+            fprintf(stderr, "bench_contention: AGEC_BENCH_TIMELINE must be 1..%d\n", MAX_CALLERS);
+            return 1;
+        }
+        return timeline(pg, n, secs);
+    }
     printf("server: PostgreSQL test server (%s); %d interleaved rounds x %.1f s per figure\n", pg,
            ROUNDS, secs);
     static result r[ROUNDS][P_COUNT][NC];
