@@ -531,9 +531,12 @@ typedef struct agec_pool_stats {
                        (at most connect_timeout_ms), so the server never sees more than max */
     uint64_t handoffs; /**< releases that gave their connection straight to the oldest waiter,
                             which had waited fair_wait_ms (the fairness bound at work) */
-    uint64_t wakeups_deferred; /**< releases with callers waiting that woke none, because the
+    uint64_t wakeups_deferred;      /**< releases with callers waiting that woke none, because the
                                     releasing thread was expected back at once (wake on miss;
                                     the wake-up follows within 1 ms if it does not come) */
+    uint64_t wakeups_deferred_late; /**< deferred wake-ups the 1 ms tick (or maintenance
+                                         going busy) had to end: the thread was not back in
+                                         time (a misprediction: a caller may have waited) */
 } agec_pool_stats;
 
 /**

@@ -206,6 +206,7 @@ static agec_conn *idle_pick(const agec_pool *p)
 static void defer_end(agec_pool *p, int64_t now)
 {
     if (p->deferred > 0) {
+        p->n.wakeups_deferred_late += (uint64_t)p->deferred;
         p->deferred = 0;
         agec__pool_dispatch(p, now);
     }

@@ -121,7 +121,7 @@ typedef struct pool_cfg {
 typedef struct pool_counters {
     uint64_t opened, closed[AGEC_CLOSE_REASON_COUNT], acquires, releases, acquire_timeouts,
         acquire_errors, breaker_fast_fails, validations, validation_failures, connect_failures,
-        leaks_suspected, leaks_returned, handoffs, wakeups_deferred;
+        leaks_suspected, leaks_returned, handoffs, wakeups_deferred, wakeups_deferred_late;
 } pool_counters;
 
 struct agec_pool {

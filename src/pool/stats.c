@@ -37,6 +37,7 @@ void agec__stats_fill(agec_pool *p, agec_pool_stats *s, int64_t now)
     s->leaks_returned = n->leaks_returned;
     s->handoffs = n->handoffs;
     s->wakeups_deferred = n->wakeups_deferred;
+    s->wakeups_deferred_late = n->wakeups_deferred_late;
     const agec__histogram *h = &p->wait_hist;
     s->wait_count = h->count;
     s->wait_sum_us = h->sum;
@@ -185,6 +186,9 @@ size_t agec_pool_stats_prometheus(const agec_pool_stats *s, const char *pool_nam
     counter(&o, "wakeups_deferred_total",
             "Releases with waiters that woke none (their thread was expected back).",
             s->wakeups_deferred);
+    counter(&o, "wakeups_deferred_late_total",
+            "Deferred wake-ups the tick had to end (the thread was not back in time).",
+            s->wakeups_deferred_late);
 
     metric(&o, "acquire_wait_seconds", "histogram", "Time spent in successful acquires.");
     const int64_t *bounds = agec_pool_wait_bucket_bounds_us();
