@@ -459,20 +459,6 @@ static bool json_endpoint(const agec_value *v, agec_endpoint *e, agec__buf *key)
     return true;
 }
 
-/* The line of a JSON Lines edge, for a missing endpoint's reject. */
-typedef struct jsonl_row_ref {
-    const char *line;
-    size_t n;
-} jsonl_row_ref;
-
-static bool jsonl_row_text(void *ctx, const char **row, size_t *len)
-{
-    const jsonl_row_ref *ref = ctx;
-    *row = ref->line;
-    *len = ref->n;
-    return true;
-}
-
 static agec_status jsonl_edge(agec_loader *ld, const char *label, const char *line, size_t n,
                               agec_error *err)
 {
@@ -497,8 +483,8 @@ static agec_status jsonl_edge(agec_loader *ld, const char *label, const char *li
     } else if (props != NULL && agec_value_to_agtype(props, &text, &len, err) != AGEC_OK) {
         st = AGEC_ERR_NO_MEMORY;
     } else {
-        jsonl_row_ref ref = { line, n };
-        st = agec__ld_edge_text(ld, label, &s, &e, text, len, jsonl_row_text, &ref, err);
+        agec__ld_text_row ref = { line, n };
+        st = agec__ld_edge_text(ld, label, &s, &e, text, len, agec__ld_text_row_get, &ref, err);
     }
     agec_free(text);
     agec__buf_free(&ks);

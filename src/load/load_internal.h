@@ -94,6 +94,13 @@ agec_status agec__ld_vertex_text(agec_loader *ld, const char *label, const char 
 /* row_fn(row_ctx, ...) writes the input row out if it is rejected (a
  * missing endpoint); row_fn may be NULL. */
 typedef bool (*agec__ld_row_fn)(void *ctx, const char **row, size_t *len);
+/* A row that is already text (a JSON line, properties as given): its
+ * agec__ld_row_fn is agec__ld_text_row_get (false when text is NULL). */
+typedef struct agec__ld_text_row {
+    const char *text;
+    size_t len;
+} agec__ld_text_row;
+bool agec__ld_text_row_get(void *ctx, const char **row, size_t *len);
 agec_status agec__ld_edge_text(agec_loader *ld, const char *label, const agec_endpoint *start,
                                const agec_endpoint *end, const char *props, size_t len,
                                agec__ld_row_fn row_fn, void *row_ctx, agec_error *err);

@@ -693,18 +693,12 @@ static agec_status edge_with_row(agec_loader *ld, const char *label, const agec_
     return st;
 }
 
-/* The row of an agec_loader_edge call: the properties as given. */
-typedef struct given_row {
-    const char *props;
-    size_t len;
-} given_row;
-
-static bool given_row_text(void *ctx, const char **row, size_t *len)
+bool agec__ld_text_row_get(void *ctx, const char **row, size_t *len)
 {
-    const given_row *g = ctx;
-    *row = g->props;
-    *len = g->len;
-    return g->props != NULL;
+    const agec__ld_text_row *t = ctx;
+    *row = t->text;
+    *len = t->len;
+    return t->text != NULL;
 }
 
 agec_status agec_loader_edge(agec_loader *ld, const char *label, const agec_endpoint *start,
@@ -717,9 +711,10 @@ agec_status agec_loader_edge(agec_loader *ld, const char *label, const agec_endp
         return st;
     bool have = v != NULL;
     agec_value_free(v);
-    given_row g = { props, props != NULL && len == SIZE_MAX ? strlen(props) : len };
+    /* the row of an agec_loader_edge call: the properties as given */
+    agec__ld_text_row g = { props, props != NULL && len == SIZE_MAX ? strlen(props) : len };
     return edge_with_row(ld, label, start, end, have ? ld->tmp.data : NULL, have ? ld->tmp.len : 0,
-                         given_row_text, &g, err);
+                         agec__ld_text_row_get, &g, err);
 }
 
 agec_status agec__ld_edge_text(agec_loader *ld, const char *label, const agec_endpoint *start,
