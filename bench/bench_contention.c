@@ -9,8 +9,11 @@
  * env:   AGEC_BENCH_SECONDS    seconds per measurement (default 0.6)
  *        AGEC_BENCH_FAIR_MS    fair_wait_ms of the barging path (default: the
  *                              pool's default)
- *        AGEC_BENCH_TIMELINE   N: instead, print queries and hand-offs per
- *                              millisecond, ceiling then N callers
+ *        AGEC_BENCH_TIMELINE   N: instead, print queries, hand-offs and
+ *                              callers that ran a query, per millisecond,
+ *                              and every 10 ms how many of those callers
+ *                              ran on another CPU than their server
+ *                              process; ceiling then N callers
  *
  * Pool paths, each with a fresh pool of max = min = 4 whose connections
  * prepared "SELECT 1" at connect (on_connect), so that the pool path and
@@ -29,7 +32,9 @@
  * Exits 0 when every measurement ran (targets met or not: they are
  * printed), 1 on a failure, 2 when the test server is missing.
  */
+#define _GNU_SOURCE /* sched_getcpu, for the timeline's placement column */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -64,6 +69,7 @@ typedef struct worker {
     int64_t wait_max_ns;
     bool failed;
     char errmsg[1100];
+    atomic_int cpu, backend; /* after its latest query: its CPU, its server process */
 } worker;
 
 static atomic_int g_stop;
@@ -90,6 +96,10 @@ static double bucket_upper_us(int i)
 
 static int select1(worker *w, PGconn *pg)
 {
+    /* Where the pair runs, for the timeline (two relaxed stores: no cost
+     * that shows next to a round trip). */
+    atomic_store_explicit(&w->cpu, sched_getcpu(), memory_order_relaxed);
+    atomic_store_explicit(&w->backend, PQbackendPID(pg), memory_order_relaxed);
     PGresult *r = PQexecPrepared(pg, "bench_s1", 0, NULL, NULL, NULL, 0);
     bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
               strcmp(PQgetvalue(r, 0, 0), "1") == 0;
@@ -178,7 +188,7 @@ typedef struct result {
     double rate;
     double p50_us, p99_us, max_us;
     uint64_t min_turns, max_turns;
-    double handoffs_per_k, deferred_per_k, late_per_k; /* per 1000 acquires, whole run */
+    double handoffs_per_k, givebacks_per_k, deferred_per_k, late_per_k; /* per 1000 acquires */
 } result;
 
 /* Quantile of merged buckets, as the bucket's upper bound. */
@@ -237,6 +247,8 @@ static int run_start(const char *conninfo, path kind, int callers, run *rn)
     for (int i = 0; i < n; i++) {
         memset(&ws[i], 0, sizeof ws[i]);
         atomic_init(&ws[i].count, 0);
+        atomic_init(&ws[i].cpu, -1);
+        atomic_init(&ws[i].backend, 0);
         ws[i].kind = kind;
         ws[i].pool = pool;
         ws[i].conn = kind == P_CEILING ? own[i] : NULL;
@@ -294,11 +306,12 @@ static int measure(const char *conninfo, path kind, int callers, double secs, re
     for (int i = 0; i < n; i++)
         c1[i] = atomic_load(&ws[i].count);
     int64_t t1 = bench_now_ns();
-    out->handoffs_per_k = out->deferred_per_k = out->late_per_k = 0;
+    out->handoffs_per_k = out->givebacks_per_k = out->deferred_per_k = out->late_per_k = 0;
     if (pool != NULL) {
         agec_pool_stats s;
         if (agec_pool_stats_get(pool, &s) == AGEC_OK && s.acquires > 0) {
             out->handoffs_per_k = 1000.0 * (double)s.handoffs / (double)s.acquires;
+            out->givebacks_per_k = 1000.0 * (double)s.givebacks / (double)s.acquires;
             out->deferred_per_k = 1000.0 * (double)s.wakeups_deferred / (double)s.acquires;
             out->late_per_k = 1000.0 * (double)s.wakeups_deferred_late / (double)s.acquires;
         }
@@ -325,20 +338,45 @@ static int measure(const char *conninfo, path kind, int callers, double secs, re
     return failed ? -1 : 0;
 }
 
-/* AGEC_BENCH_TIMELINE=N: queries (and the pool's hand-offs) per
- * millisecond, for the ceiling and then N callers on the barging path, to
- * see where a rate goes (stretches without pool events are the machine). */
+/* The CPU a process last ran on (/proc/PID/stat, field 39), or -1. */
+static int process_cpu(int pid)
+{
+    char file[64], buf[1024];
+    snprintf(file, sizeof file, "/proc/%d/stat", pid);
+    FILE *f = fopen(file, "r");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *x = strrchr(buf, ')'); /* the name may hold spaces */
+    int field = 2;
+    for (; x != NULL && *x != '\0'; x++)
+        if (*x == ' ' && ++field == 39)
+            return atoi(x + 1);
+    return -1;
+}
+
+/* AGEC_BENCH_TIMELINE=N: per millisecond, queries / the pool's hand-offs /
+ * callers that ran a query, for the ceiling and then N callers on the
+ * barging path, to see where a rate goes; every 10 ms, [split S/A]: of the
+ * A callers that ran in those 10 ms, S ran on another CPU than their
+ * server process (a loopback server: the test server). A split pair sends
+ * every message across CPUs and runs at about half speed. */
 static int timeline(const char *pg, int callers, double secs)
 {
     for (path k = P_CEILING; k <= P_BARGING; k++) {
         run rn;
         if (run_start(pg, k, callers, &rn) != 0)
             return 1;
-        printf("\n%s, %d callers: queries/handoffs per ms, 10 ms a line\n", path_name[k],
-               k == P_CEILING ? CONNS : callers);
-        uint64_t last_q = 0, last_h = 0;
-        for (int i = 0; i < rn.n; i++)
-            last_q += atomic_load(&rn.ws[i].count);
+        printf("\n%s, %d callers: queries/hand-offs/callers active per ms, 10 ms a line\n",
+               path_name[k], k == P_CEILING ? CONNS : callers);
+        uint64_t last_q = 0, last_h = 0, last_c[MAX_CALLERS];
+        bool ran[MAX_CALLERS] = { false };
+        for (int i = 0; i < rn.n; i++) {
+            last_c[i] = atomic_load(&rn.ws[i].count);
+            last_q += last_c[i];
+        }
         int64_t next = bench_now_ns();
         int ms = (int)(secs * 1000);
         for (int t = 0; t < ms; t++) {
@@ -349,15 +387,37 @@ static int timeline(const char *pg, int callers, double secs)
                 nanosleep(&ts, NULL);
             }
             uint64_t q = 0, h = last_h;
-            for (int i = 0; i < rn.n; i++)
-                q += atomic_load(&rn.ws[i].count);
+            int active = 0;
+            for (int i = 0; i < rn.n; i++) {
+                uint64_t ci = atomic_load(&rn.ws[i].count);
+                if (ci != last_c[i]) {
+                    active++;
+                    ran[i] = true;
+                }
+                last_c[i] = ci;
+                q += ci;
+            }
             agec_pool_stats s;
             if (rn.pool != NULL && agec_pool_stats_get(rn.pool, &s) == AGEC_OK)
                 h = s.handoffs;
-            printf("%4llu/%-3llu%s", (unsigned long long)(q - last_q),
-                   (unsigned long long)(h - last_h), t % 10 == 9 ? "\n" : " ");
+            printf("%4llu/%-3llu/%-2d ", (unsigned long long)(q - last_q),
+                   (unsigned long long)(h - last_h), active);
             last_q = q;
             last_h = h;
+            if (t % 10 == 9) {
+                int split = 0, seen = 0;
+                for (int i = 0; i < rn.n; i++) {
+                    if (!ran[i])
+                        continue;
+                    ran[i] = false;
+                    int bcpu = process_cpu(atomic_load(&rn.ws[i].backend));
+                    if (bcpu < 0)
+                        continue;
+                    seen++;
+                    split += bcpu != atomic_load(&rn.ws[i].cpu);
+                }
+                printf("[split %d/%d]\n", split, seen);
+            }
         }
         if (run_stop(&rn) != 0)
             return 1;
@@ -406,12 +466,13 @@ int main(void)
     }
     double ceil_med = bench_median(ceiling, ROUNDS);
     printf("\nceiling: %s: %.0f queries/s (median)\n", path_name[P_CEILING], ceil_med);
-    printf("\n%-46s %8s %10s %7s %9s %9s %10s %13s %9s %9s %6s\n", "path", "callers", "queries/s",
-           "ratio", "wait p50", "wait p99", "wait max", "turns max/min", "handoff", "deferred",
-           "late");
+    printf("\n%-46s %8s %10s %7s %9s %9s %10s %13s %8s %8s %9s %6s\n", "path", "callers",
+           "queries/s", "ratio", "wait p50", "wait p99", "wait max", "turns max/min", "handoff",
+           "giveback", "deferred", "late");
     for (path k = P_BARGING; k < P_COUNT; k++) {
         for (int ci = 0; ci < NC; ci++) {
-            double rates[ROUNDS], ratios[ROUNDS], p50[ROUNDS], p99[ROUNDS], ho[ROUNDS], df[ROUNDS];
+            double rates[ROUNDS], ratios[ROUNDS], p50[ROUNDS], p99[ROUNDS], ho[ROUNDS], gb[ROUNDS],
+                df[ROUNDS];
             double lt[ROUNDS], mx = 0, spread = 0;
             for (int round = 0; round < ROUNDS; round++) {
                 result *x = &r[round][k][ci];
@@ -420,17 +481,19 @@ int main(void)
                 p50[round] = x->p50_us;
                 p99[round] = x->p99_us;
                 ho[round] = x->handoffs_per_k;
+                gb[round] = x->givebacks_per_k;
                 df[round] = x->deferred_per_k;
                 lt[round] = x->late_per_k;
                 mx = x->max_us > mx ? x->max_us : mx;
                 double sp = (double)x->max_turns / (double)(x->min_turns ? x->min_turns : 1);
                 spread = sp > spread ? sp : spread;
             }
-            printf("%-46s %8d %10.0f %7.2f %7.0fus %7.0fus %8.1fms %12.1f %9.1f %9.1f %6.1f\n",
-                   path_name[k], callers[ci], bench_median(rates, ROUNDS),
-                   bench_median(ratios, ROUNDS), bench_median(p50, ROUNDS),
-                   bench_median(p99, ROUNDS), mx / 1000.0, spread, bench_median(ho, ROUNDS),
-                   bench_median(df, ROUNDS), bench_median(lt, ROUNDS));
+            printf(
+                "%-46s %8d %10.0f %7.2f %7.0fus %7.0fus %8.1fms %12.1f %8.1f %8.1f %9.1f %6.1f\n",
+                path_name[k], callers[ci], bench_median(rates, ROUNDS),
+                bench_median(ratios, ROUNDS), bench_median(p50, ROUNDS), bench_median(p99, ROUNDS),
+                mx / 1000.0, spread, bench_median(ho, ROUNDS), bench_median(gb, ROUNDS),
+                bench_median(df, ROUNDS), bench_median(lt, ROUNDS));
         }
     }
     /* Targets (issue 10): the ratio is to the ceiling measured in the same round. */
@@ -457,7 +520,8 @@ int main(void)
     }
     printf("\nwait max is over the whole run of a figure (warm-up included), worst round; turns "
            "max/min: most queries of one caller over fewest, worst round; handoff, deferred: "
-           "direct hand-offs to a waiter past fair_wait_ms and deferred wake-ups (wake on miss) "
+           "direct hand-offs to a waiter past fair_wait_ms, connections given back after such a "
+           "phase to the thread they were taken from, and deferred wake-ups (wake on miss) "
            "per 1000 acquires; late: deferred wake-ups the 1 ms tick had to end.\n");
     bench_print_load("load at end");
     return 0;

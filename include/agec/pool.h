@@ -537,6 +537,9 @@ typedef struct agec_pool_stats {
     uint64_t wakeups_deferred_late; /**< deferred wake-ups the 1 ms tick (or maintenance
                                          going busy) had to end: the thread was not back in
                                          time (a misprediction: a caller may have waited) */
+    uint64_t givebacks; /**< connections given back, at the end of a starving phase, to the
+                             thread they were taken from for a hand-off (so that the same
+                             threads run on the same connections before and after it) */
 } agec_pool_stats;
 
 /**

@@ -235,26 +235,44 @@ void agec__pool_defer_suspend(agec_pool *p, int64_t now)
 
 /* ---- state transitions (all under p->mu) ---------------------------------- */
 
+/* Give c straight to the queued waiter w (dequeued, woken). [mu] */
+static void hand_to(agec_pool *p, agec_conn *c, waiter *w, int64_t now)
+{
+    agec__conn_move(p, c, CONN_IN_USE);
+    w->handed = c;
+    agec__waiter_dequeue(p, w);
+    pthread_cond_signal(&w->cond);
+    /* w may have been woken for another idle connection or a free slot:
+     * that wake-up left with it, so pass it on (the spin model's
+     * BRIEF_HANDOFF and BRIEF_GIVEBACK variants are this bug: a lost
+     * wake-up). */
+    agec__pool_dispatch(p, now);
+}
+
+/* Give-back: c was lent to a starving waiter, and the starving phase is
+ * over. The thread it was taken from is queued (it released c to the
+ * starving head and came back): give c back to it rather than let the last
+ * borrower of the phase keep it. The threads that ran before the phase run
+ * after it, each on its own connection, instead of a new set each phase:
+ * each pair of thread and server process stays as it was (with server and
+ * client on one machine, a new pair often lands on two CPUs and runs at
+ * half speed until the kernel moves one of them, tens of ms later:
+ * bench_contention's timeline). Oldest such waiter first. [mu] */
+static bool give_back(agec_pool *p, agec_conn *c, int64_t now)
+{
+    for (waiter *o = p->wait_head; o != NULL; o = o->next) {
+        if (o->last_conn == (uintptr_t)c) {
+            p->n.givebacks++;
+            hand_to(p, c, o, now);
+            return true;
+        }
+    }
+    return false;
+}
+
 void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now)
 {
     c->last_used_us = now;
-    waiter *w = p->wait_head;
-    if (w != NULL && !atomic_load_explicit(&p->closing, memory_order_relaxed) &&
-        head_starving(p, now)) {
-        /* Direct hand-off to the starving oldest waiter: no newcomer can
-         * take this one, and exactly one thread wakes. */
-        agec__conn_move(p, c, CONN_IN_USE);
-        w->handed = c;
-        p->n.handoffs++;
-        agec__waiter_dequeue(p, w);
-        pthread_cond_signal(&w->cond);
-        /* The head may have been woken for another idle connection or a
-         * free slot: that wake-up left with it, so pass it on (the spin
-         * model's BRIEF_HANDOFF variant is this bug: a lost wake-up). */
-        agec__pool_dispatch(p, now);
-        return;
-    }
-    agec__conn_move(p, c, CONN_IDLE);
     release_note *t = &t_release;
     if (t->pool != (uintptr_t)p) {
         t->pool = (uintptr_t)p;
@@ -262,6 +280,21 @@ void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now)
         t->pending = t->deferred = false;
     }
     t->conn = (uintptr_t)c;
+    waiter *w = p->wait_head;
+    bool open = !atomic_load_explicit(&p->closing, memory_order_relaxed);
+    if (w != NULL && open && head_starving(p, now)) {
+        /* Direct hand-off to the starving oldest waiter: no newcomer can
+         * take this one, and exactly one thread wakes. */
+        c->lent = true;
+        p->n.handoffs++;
+        hand_to(p, c, w, now);
+        return;
+    }
+    bool lent = c->lent;
+    c->lent = false;
+    if (lent && w != NULL && open && give_back(p, c, now))
+        return;
+    agec__conn_move(p, c, CONN_IDLE);
     /* The maintenance thread may sleep with nothing to do (all were in use):
      * make sure it wakes for this one's idle check and idle timeout. */
     int64_t when = now + AGEC__IDLE_CHECK_US;
@@ -719,8 +752,10 @@ static void acq_wait(acq *a)
             cond_init_monotonic(&a->w.cond);
             a->w.cond_ready = true;
         }
-        if (a->w.enq_us == 0)
+        if (a->w.enq_us == 0) {
             a->w.enq_us = a->now;
+            a->w.last_conn = t_release.pool == (uintptr_t)p ? t_release.conn : 0;
+        }
         waiter_enqueue(p, &a->w);
     }
     /* What we could not use may be someone else's (a starving head's). */
@@ -787,6 +822,7 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
     a.w.fail = AGEC_OK;
     a.w.retry_at = 0;
     a.w.enq_us = 0;
+    a.w.last_conn = 0;
     a.w.prev = a.w.next = NULL;
     a.timeout_ms = timeout_ms < 0 ? pool->cfg.c.acquire_timeout_ms : timeout_ms;
     a.precise = false;

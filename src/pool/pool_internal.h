@@ -10,7 +10,8 @@
  *   idle     --(acquire)-----------> in_use (validated there if it sat idle)
  *   in_use   --(validation cut short by the acquirer's deadline)--> checking
  *   checking --(maintenance finishes the check)--> idle (or closed)
- *   in_use   --(release, clean)----> idle, or straight to a starving head waiter
+ *   in_use   --(release, clean)----> idle, or straight to a starving head waiter,
+ *                                     or back to the waiter it was taken from (give-back)
  *   any      --(close)-------------> closing (detached under the lock) --> gone
  *            (closed outside the lock; the slot frees once the backend has exited)
  *
@@ -22,7 +23,11 @@
  * the oldest waiter has waited fair_wait_ms it is "starving": releases hand
  * connections to it directly and newcomers queue behind it, so no waiter
  * waits more than fair_wait_ms longer than strict FIFO would make it wait
- * (fair_wait_ms = 0 is strict FIFO hand-off). Waiters are woken one per
+ * (fair_wait_ms = 0 is strict FIFO hand-off). A connection handed to a
+ * starving waiter was taken from the thread that had it; when the phase is
+ * over (the head no longer starving), its next release gives it back to
+ * that thread if it waits, so the same threads run on the same connections
+ * before and after (give-back). Waiters are woken one per
  * available resource (dispatch: idle connections + free slots, minus the
  * waiters already woken), and every waiter that leaves the queue dispatches
  * again, so a wake-up it did not use is passed on.
@@ -75,6 +80,9 @@ struct agec_conn {
     bool broken;                    /* set by the borrower: close on release */
     agec_close_reason close_reason; /* set when detached by the maintenance thread */
     bool probe;                     /* opening: this attempt is the breaker's half-open probe */
+    bool lent;                      /* [mu] this borrow came by a hand-off to a starving waiter: the
+                  connection was taken from the thread that had it, and goes back
+                  to that thread at the end of the starving phase (give-back) */
     int64_t check_deadline_us;      /* checking: the validation's own deadline */
     uint64_t borrow_id; /* [mu] unique per borrow in this pool (per-borrow state above) */
     int reap_fd;        /* [mu] closing: our duplicate of the socket, watched by the
@@ -97,12 +105,14 @@ typedef struct waiter {
     uint64_t ticket;
     int64_t enq_us; /* [mu] when it first queued (fairness) */
     pthread_cond_t cond;
-    bool cond_ready;   /* cond initialised (only when the thread first waits) */
-    bool queued;       /* [mu] in pool->waiters */
-    bool signalled;    /* [mu] woken by dispatch, not yet looked (counted in nsignalled) */
-    agec_conn *handed; /* [mu] a connection given to this waiter (now in_use) */
-    agec_status fail;  /* [mu] set when the waiter must give up (pool closing) */
-    int64_t retry_at;  /* own backoff after a failed connect; 0 = none */
+    bool cond_ready;     /* cond initialised (only when the thread first waits) */
+    bool queued;         /* [mu] in pool->waiters */
+    bool signalled;      /* [mu] woken by dispatch, not yet looked (counted in nsignalled) */
+    agec_conn *handed;   /* [mu] a connection given to this waiter (now in_use) */
+    agec_status fail;    /* [mu] set when the waiter must give up (pool closing) */
+    int64_t retry_at;    /* own backoff after a failed connect; 0 = none */
+    uintptr_t last_conn; /* the connection this thread released last to this pool
+                            (an address, only compared): what a give-back returns */
     struct waiter *prev, *next;
 } waiter;
 
@@ -121,7 +131,8 @@ typedef struct pool_cfg {
 typedef struct pool_counters {
     uint64_t opened, closed[AGEC_CLOSE_REASON_COUNT], acquires, releases, acquire_timeouts,
         acquire_errors, breaker_fast_fails, validations, validation_failures, connect_failures,
-        leaks_suspected, leaks_returned, handoffs, wakeups_deferred, wakeups_deferred_late;
+        leaks_suspected, leaks_returned, handoffs, givebacks, wakeups_deferred,
+        wakeups_deferred_late;
 } pool_counters;
 
 struct agec_pool {

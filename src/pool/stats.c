@@ -38,6 +38,7 @@ void agec__stats_fill(agec_pool *p, agec_pool_stats *s, int64_t now)
     s->handoffs = n->handoffs;
     s->wakeups_deferred = n->wakeups_deferred;
     s->wakeups_deferred_late = n->wakeups_deferred_late;
+    s->givebacks = n->givebacks;
     const agec__histogram *h = &p->wait_hist;
     s->wait_count = h->count;
     s->wait_sum_us = h->sum;
@@ -189,6 +190,10 @@ size_t agec_pool_stats_prometheus(const agec_pool_stats *s, const char *pool_nam
     counter(&o, "wakeups_deferred_late_total",
             "Deferred wake-ups the tick had to end (the thread was not back in time).",
             s->wakeups_deferred_late);
+    counter(&o, "givebacks_total",
+            "Connections given back to the thread they were handed off from, after a starving "
+            "phase.",
+            s->givebacks);
 
     metric(&o, "acquire_wait_seconds", "histogram", "Time spent in successful acquires.");
     const int64_t *bounds = agec_pool_wait_bucket_bounds_us();

@@ -56,6 +56,7 @@ static const struct {
     U64_FIELD(handoffs),
     U64_FIELD(wakeups_deferred),
     U64_FIELD(wakeups_deferred_late),
+    U64_FIELD(givebacks),
     U64_FIELD(wait_count),
     I64_FIELD(wait_sum_us),
     I64_FIELD(wait_p50_us),
