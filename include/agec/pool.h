@@ -417,8 +417,12 @@ AGEC_EXPORT AGEC_NODISCARD agec_status agec_pool_acquire_at(agec_pool *pool, int
  * lifetime, broken (SQLSTATE class 08, 57P01-03, or marked broken), whose
  * cleanup failed, or released while the pool closes is closed instead.
  * All of this is bounded by reset_timeout_ms. A waiter that has waited
- * fair_wait_ms gets the connection straight away; otherwise it goes back to
- * the idle list and one waiter is woken for it.
+ * fair_wait_ms gets the connection straight away. Otherwise, if this
+ * connection came to this thread that way and the thread it was taken from
+ * waits, it goes back to that thread (give-back: the same threads keep
+ * the same connections across a fairness phase); else it goes back to the
+ * idle list and one waiter is woken for it (or, when this thread keeps
+ * coming straight back for another, within 1 ms if it does not).
  *
  * NULL is ignored. The connection and its PGconn must not be used afterwards.
  * Call once per acquire, from the thread that used the connection (any

@@ -21,6 +21,9 @@
  * - dispatch() as in the design: available = idle + free slots (none while
  *   the breaker is open); while nsig < available, signal the oldest queued
  *   unsignalled waiter that can use what is available (see ELIGIBLE).
+ * - Give-back: a release of a connection that came by a hand-off, with
+ *   waiters and no starving head, may hand it to any queued waiter (the
+ *   code gives it to the one it was taken from, matched by address).
  * - Wake on miss: a release with waiters (and no starving head) may defer
  *   the wake-up instead of dispatching (the code does so when its thread
  *   came back quickly twice: here any such release may), unless the
@@ -80,7 +83,7 @@
  *   idle and checking empty, queue empty.
  *
  * Variants (-D...). tests/model/check-pool-model (CTest model_pool, in
- * make check; about 35 s) verifies the protocol with NC=2 CYC=2 (also MIN=1,
+ * make check; about 45 s) verifies the protocol with NC=2 CYC=2 (also MIN=1,
  * FAIR_T0, NOCLOSE, MAX=1 NOCLOSE) and NC=3 CYC=1, liveness with and
  * without close, and runs
  * each seeded bug below expecting spin to FIND it:
@@ -88,6 +91,7 @@
  *   resource (the old bug: both signals reach the same waiter; item 2 of
  *   issue 10): a lost wake-up.
  * - BRIEF_HANDOFF: no dispatch() after a direct hand-off: a lost wake-up.
+ * - BRIEF_GIVEBACK: no dispatch() after a give-back: a lost wake-up.
  * - BRIEF_ENQUEUE: a caller that queues does not dispatch(): a lost wake-up.
  * - BRIEF_DISPATCH: dispatch signals the oldest unsignalled waiter even if
  *   it cannot use what is available (in backoff, or not the head while the
@@ -101,8 +105,11 @@
  * - BRIEF_SUSPEND: maintenance goes busy (a top-up connect, min 2) with a
  *   deferral pending, which its tick cannot end meanwhile.
  * - NOCLOSE: no closer process (the pool is never closed).
- * Bigger bounds (NC=3 CYC=2: 22 M states, 70 s, 2.5 GB) also verify; they
- * are not part of make check.
+ * Bigger bounds also verify; they are not part of make check: NC=3 CYC=2
+ * (22 M states, 70 s, 2.5 GB before give-back), and NC=4 CYC=1 NOCLOSE
+ * (132 M states, 10 min, 17 GB), the smallest configuration in which a
+ * give-back can take a wake-up from a third waiter (BRIEF_GIVEBACK runs
+ * there and is found after 2.5 M states).
  */
 
 #ifndef MAX
@@ -154,6 +161,9 @@ byte q[NC];
 byte qlen;
 byte nsig;
 bit queued[NC], sig[NC], hand[NC], fail[NC], starv[NC], dl[NC], retry[NC];
+/* the caller's connection came by a hand-off (it was taken from another
+ * thread, which a release outside a starving phase may give it back to) */
+bit lent[NC];
 /* arrival order of the callers inside acquire: before[i].b[j] = i's
  * acquire started before j's (canonical, unlike ever-growing tickets) */
 typedef row { bit b[NC] };
@@ -357,7 +367,7 @@ inline wake()
     :: else
     fi;
     if
-    :: hand[_pid] -> hand[_pid] = 0; dispatch(); leave(); act = A_GOT
+    :: hand[_pid] -> hand[_pid] = 0; lent[_pid] = 1; dispatch(); leave(); act = A_GOT
     :: else ->
         if
         :: fail[_pid] -> fail[_pid] = 0; dequeue(_pid); dispatch(); leave(); act = A_DONE
@@ -504,6 +514,23 @@ active [NC] proctype caller()
                     dispatch();
 #endif
                     w = 0
+                :: !closing && lent[_pid] && qlen > 0 && !STARVING(q[0]) ->
+                    /* give-back: to the thread the connection was taken
+                     * from, if it waits (the code matches it by its last
+                     * connection; here any queued waiter may be it) */
+                    k = 0;
+                    do
+                    :: k + 1 < qlen -> k++
+                    :: break
+                    od;
+                    w = q[k];
+                    k = 0;
+                    dequeue(w);
+                    hand[w] = 1;
+#ifndef BRIEF_GIVEBACK
+                    dispatch();
+#endif
+                    w = 0
                 :: !closing && !(qlen > 0 && STARVING(q[0])) ->
                     inuse--; idle++;
                     if
@@ -513,6 +540,7 @@ active [NC] proctype caller()
                     :: mydef[_pid] = 0; dispatch()
                     fi
                 fi;
+                lent[_pid] = 0;
                 act = A_DONE;
                 check()
             }

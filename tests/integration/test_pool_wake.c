@@ -11,6 +11,9 @@
  *    thread then does not come back, the waiter is still served within a
  *    bound (the maintenance thread's 1 ms tick), not at its timeout.
  *    (Without the tick it waits out its 10 s timeout: the test fails.)
+ *  - give-back: a connection handed to a starving waiter goes back to the
+ *    thread it was taken from once the phase is over, so the threads that
+ *    ran before a fairness phase run after it, on their own connections.
  */
 #define _GNU_SOURCE /* syscall(SYS_gettid) */
 #include "test_pool_util.h"
@@ -19,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sched.h>
 #include <sys/syscall.h>
@@ -230,11 +234,109 @@ static void test_deferred_wake_bounded(void **state)
     deferred_wake_bounded(1);
 }
 
+/* ---- give-back ------------------------------------------------------------ */
+
+typedef struct starver {
+    agec_pool *p;
+    atomic_int stage; /* 1: served by the hand-off, 2: released, acquiring again, 3: done */
+    atomic_int *seq;  /* order in which acquires returned (shared with the owner) */
+    int pid;          /* the server process of the connection it was handed */
+    int again;        /* its place in that order the second time */
+    agec_status st;
+} starver;
+
+static void *starver_main(void *arg)
+{
+    starver *s = arg;
+    agec_conn *c = NULL;
+    s->st = agec_pool_acquire_timeout(s->p, 10000, &c, NULL);
+    if (s->st != AGEC_OK) {
+        atomic_store(&s->stage, -1);
+        return NULL;
+    }
+    s->pid = conn_pid(c);
+    atomic_store(&s->stage, 1);
+    /* The owner, whose connection this was, queues behind us. */
+    if (!pool_wait_waiting(s->p, 1, 10000))
+        fprintf(stderr, "starver: the owner never queued\n");
+    agec_conn_release(c);
+    atomic_store(&s->stage, 2);
+    s->st = agec_pool_acquire_timeout(s->p, 10000, &c, NULL); /* straight back */
+    s->again = atomic_fetch_add(s->seq, 1);
+    if (s->st == AGEC_OK)
+        agec_conn_release(c);
+    atomic_store(&s->stage, 3);
+    return NULL;
+}
+
+#define GIVEBACK_FAIR_MS 150
+
+/* The owner holds the only connection; a second thread starves for it and
+ * is handed it on the owner's release; the owner comes straight back and
+ * queues. When the starver releases (the owner has waited a few ms: not
+ * starving), the connection goes back to the owner, not to the starver
+ * coming straight back as it would by barging: the owner's acquire returns
+ * first, on its own server process. (Without give-back the starver barges
+ * in first nearly every time.) */
+static void give_back(int min)
+{
+    agec_pool_config cfg;
+    char app[64];
+    pool_test_config(&cfg, "giveback", app, NULL);
+    cfg.max = 1;
+    cfg.min = min;
+    cfg.fair_wait_ms = GIVEBACK_FAIR_MS;
+    cfg.validate_idle_ms = 60000;
+    agec_pool *p = pool_open_ok(&cfg);
+    for (int round = 0; round < 3; round++) {
+        atomic_int seq;
+        atomic_init(&seq, 0);
+        agec_conn *mine = NULL;
+        assert_int_equal(agec_pool_acquire_timeout(p, 5000, &mine, NULL), AGEC_OK);
+        int my_pid = conn_pid(mine);
+        starver s = { .p = p, .seq = &seq, .pid = 0, .again = -1, .st = AGEC_OK };
+        atomic_init(&s.stage, 0);
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, starver_main, &s), 0);
+        assert_true(pool_wait_waiting(p, 1, 10000));
+        /* Let it starve: what is waited for here is time itself. */
+        int64_t starving_at = agec_test_now_ms() + GIVEBACK_FAIR_MS + 20;
+        while (agec_test_now_ms() < starving_at) {
+            struct timespec ts = { .tv_sec = 0, .tv_nsec = 2000000 };
+            nanosleep(&ts, NULL);
+        }
+        agec_conn_release(mine); /* to the starving waiter */
+        assert_true(wait_flag(&s.stage, 1, 10000));
+        assert_int_equal(s.pid, my_pid);
+        assert_int_equal(agec_pool_acquire_timeout(p, 10000, &mine, NULL), AGEC_OK);
+        int mine_at = atomic_fetch_add(&seq, 1);
+        assert_int_equal(conn_pid(mine), my_pid);
+        assert_int_equal(mine_at, 0); /* before the starver's second acquire */
+        agec_conn_release(mine);
+        assert_true(wait_flag(&s.stage, 3, 15000));
+        pthread_join(th, NULL);
+        assert_int_equal(s.st, AGEC_OK);
+        assert_int_equal(s.again, 1);
+        agec_pool_stats st = pool_stats(p);
+        assert_int_equal(st.handoffs, (uint64_t)round + 1);
+        assert_int_equal(st.givebacks, (uint64_t)round + 1);
+    }
+    assert_int_equal(agec_pool_close(p, 5000, NULL), AGEC_OK);
+}
+
+static void test_give_back(void **state)
+{
+    (void)state;
+    give_back(0);
+    give_back(1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_affinity),
         cmocka_unit_test(test_deferred_wake_bounded),
+        cmocka_unit_test(test_give_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
