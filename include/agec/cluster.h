@@ -18,7 +18,10 @@
  *   replayed (the primary's positions are remembered with their time), so an
  *   idle primary gives lag 0, not a growing replay age; with no primary in
  *   sight, a standby that has replayed all the WAL it received has lag 0,
- *   else now() - pg_last_xact_replay_timestamp() is used. A standby more
+ *   else now() - pg_last_xact_replay_timestamp() is used; the same replay
+ *   age is taken when a standby is behind even the oldest position
+ *   remembered and the replay age is larger (the history restarted after a
+ *   failed check of the primary, or is full: about 25 s). A standby more
  *   than max_lag_ms behind leaves the read rotation and comes back when it
  *   has caught up. A write acquire also looks at the connection's
  *   in_hot_standby ParameterStatus (sent by PostgreSQL 14+ at connect and

@@ -14,10 +14,7 @@
 #include <libpq-fe.h>
 
 #include "agec/cluster.h"
-
-/* Primary WAL positions remembered with the time they were first seen, for
- * the lag of standbys (see agec/cluster.h). */
-#define AGEC__LSN_HISTORY 256
+#include "cluster/lsn_history.h"
 
 /* Longest wait inside one node's pool before routing is decided again. */
 #define AGEC__CLUSTER_SLICE_MS 200
@@ -69,12 +66,8 @@ struct agec_cluster {
     uint64_t kick_gen;      /* bumped to make every monitor re-check now */
     uint64_t topo_gen;      /* bumped on every finished check */
     bool stop;
-    atomic_bool stopping; /* same as stop, for the session layer's abort checks */
-    struct {
-        int64_t t_us;
-        agec_lsn lsn;
-    } hist[AGEC__LSN_HISTORY]; /* ring of the primary's positions, guarded by mu */
-    int hist_n, hist_head;
+    atomic_bool stopping;    /* same as stop, for the session layer's abort checks */
+    agec__lsn_history hist;  /* the primary's positions (standby lag), guarded by mu */
     atomic_uint rr;          /* round robin over read candidates */
     atomic_int primary_snap; /* cl->primary for the lock-free fast path */
 };

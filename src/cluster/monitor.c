@@ -141,22 +141,10 @@ void agec__cluster_choose_primary(struct agec_cluster *cl)
     }
     if (best != cl->primary) {
         cl->primary = best;
-        cl->hist_n = 0; /* positions of another server: start over */
+        agec__lsn_history_reset(&cl->hist); /* positions of another server: start over */
         if (best < 0)
             agec__cluster_kick_locked(cl);
     }
-}
-
-/* How far behind the primary a standby that has replayed `lsn` is: the age
- * of the oldest remembered primary position it has not reached. */
-static int64_t lag_from_history(const struct agec_cluster *cl, agec_lsn lsn, int64_t now_us)
-{
-    for (int i = 0; i < cl->hist_n; i++) {
-        int k = (cl->hist_head - cl->hist_n + i + AGEC__LSN_HISTORY) % AGEC__LSN_HISTORY;
-        if (cl->hist[k].lsn > lsn)
-            return (now_us - cl->hist[k].t_us) / 1000;
-    }
-    return 0;
 }
 
 static void record(agec__node *nd, bool ok, const check_result *res, const char *errmsg)
@@ -192,14 +180,7 @@ static void record(agec__node *nd, bool ok, const check_result *res, const char 
         nd->role_changes++;
     agec__cluster_choose_primary(cl);
     if (ok && nd->role == AGEC_NODE_PRIMARY && cl->primary == nd->index) {
-        int last = (cl->hist_head - 1 + AGEC__LSN_HISTORY) % AGEC__LSN_HISTORY;
-        if (cl->hist_n == 0 || res->lsn > cl->hist[last].lsn) {
-            cl->hist[cl->hist_head].t_us = now;
-            cl->hist[cl->hist_head].lsn = res->lsn;
-            cl->hist_head = (cl->hist_head + 1) % AGEC__LSN_HISTORY;
-            if (cl->hist_n < AGEC__LSN_HISTORY)
-                cl->hist_n++;
-        }
+        agec__lsn_history_add(&cl->hist, res->lsn, now);
         /* A standby at or past this position is not behind, whatever its
          * last check (maybe made before any primary was known) said. */
         for (int i = 0; i < cl->n; i++) {
@@ -209,8 +190,8 @@ static void record(agec__node *nd, bool ok, const check_result *res, const char 
         }
     }
     if (ok && nd->role == AGEC_NODE_STANDBY) {
-        if (cl->primary >= 0 && cl->hist_n > 0)
-            nd->lag_ms = lag_from_history(cl, res->lsn, now);
+        if (cl->primary >= 0 && agec__lsn_history_len(&cl->hist) > 0)
+            nd->lag_ms = agec__lsn_history_lag_ms(&cl->hist, res->lsn, res->replay_age_ms, now);
         else if (cl->primary >= 0 && res->lsn >= cl->nodes[cl->primary].lsn)
             nd->lag_ms = 0; /* caught up with the primary's last position */
         else
