@@ -121,8 +121,9 @@ typedef enum agec_close_reason {
 
 /** What an agec_pool_event reports. */
 typedef enum agec_pool_event_type {
-    AGEC_EV_CONNECT = 0,           /**< a new connection is open and initialised (info) */
-    AGEC_EV_CONNECT_FAILED = 1,    /**< connect or session init failed (warning); status+message */
+    AGEC_EV_CONNECT = 0, /**< a new connection is open and initialised (info) */
+    AGEC_EV_CONNECT_FAILED =
+        1, /**< connect or session init failed (warning); status+message; not sent for an attempt the acquirer's own deadline cut short (not a failure) */
     AGEC_EV_CLOSE = 2,             /**< a connection was closed; reason (warning when broken
                                         or reset failed, else info) */
     AGEC_EV_ACQUIRE_TIMEOUT = 3,   /**< an acquire timed out (warning); status tells exhausted

@@ -6,6 +6,7 @@
  */
 #include "testutil.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -69,10 +70,21 @@ static void test_idle_connection_served_while_breaker_open(void **state)
     fl_proxied_stop(&t);
 }
 
+static atomic_int g_connect_failed_events;
+
+static void count_connect_failed(const agec_pool_event *ev, void *user)
+{
+    (void)user;
+    if (ev->type == AGEC_EV_CONNECT_FAILED)
+        atomic_fetch_add(&g_connect_failed_events, 1);
+}
+
 /* An acquire whose deadline is shorter than opening a connection (here: a
  * slow network) fails with a message that says so, but the cut-short
- * attempts are not connection failures: the breaker stays closed, and a
- * caller with a normal deadline gets a connection. */
+ * attempts are not connection failures: the breaker stays closed, no
+ * connect-failed event is sent (it_libpq_conventions once saw such an
+ * event, with no SQLSTATE, land after the real refusal it was looking for),
+ * and a caller with a normal deadline gets a connection. */
 static void test_short_deadline_does_not_open_breaker(void **state)
 {
     (void)state;
@@ -85,6 +97,8 @@ static void test_short_deadline_does_not_open_breaker(void **state)
     cfg.max = 2;
     cfg.connect_timeout_ms = 5000;
     cfg.breaker_threshold = 2;
+    cfg.on_event = count_connect_failed;
+    atomic_store(&g_connect_failed_events, 0);
     agec_pool *pool = NULL;
     agec_error err = AGEC_ERROR_INIT;
     agec_test_must(agec_pool_open(&cfg, &pool, &err), &err, "open");
@@ -103,6 +117,7 @@ static void test_short_deadline_does_not_open_breaker(void **state)
     assert_int_equal(s.breaker, AGEC_BREAKER_CLOSED);
     assert_int_equal(s.connect_failures, 0);
     assert_int_equal(s.breaker_opens, 0);
+    assert_int_equal(atomic_load(&g_connect_failed_events), 0);
 
     agec_conn *c = NULL;
     agec_test_must(agec_pool_acquire_timeout(pool, 5000, &c, &err), &err, "patient acquire");
