@@ -71,11 +71,15 @@ AGEC_EXPORT void agec_strings_free(char **strings);
 /* ---- execution options ---------------------------------------------------- */
 
 /**
- * Options of one statement. Initialise with agec_query_opts_init(); fields
- * are only ever appended. Passing NULL where an options pointer is taken
- * means all defaults.
+ * Options of one statement. Initialise with agec_query_opts_init(), which
+ * also sets struct_size; fields are only ever appended, and the library
+ * reads only struct_size bytes (a program built against an older header
+ * gets the defaults of the fields it does not know). Passing NULL where an
+ * options pointer is taken means all defaults. A struct not initialised
+ * that way (struct_size 0) fails the call with AGEC_ERR_INVALID_ARG.
  */
 typedef struct agec_query_opts {
+    size_t struct_size; /**< set by agec_query_opts_init(); do not change */
     /** Result column names for Cypher (the AS (...) list). NULL: derive them
      *  from RETURN with agec_cypher_return_columns(), or use `ncolumns`
      *  generated names c1..cN when ncolumns > 0. Default NULL. */

@@ -95,9 +95,12 @@ typedef void (*agec_load_progress_fn)(const agec_load_stats *stats, void *user);
  *  false fails the load with that error. Called from the loading thread. */
 typedef bool (*agec_load_reject_fn)(const agec_error *err, const char *row, size_t len, void *user);
 
-/** Options of a load. agec_load_opts_init() fills the defaults; fields are
- *  only ever appended. */
+/** Options of a load. agec_load_opts_init() fills the defaults and
+ *  struct_size; fields are only ever appended, and the library reads only
+ *  struct_size bytes (a program built against an older header gets the
+ *  defaults of the fields it does not know). */
 typedef struct agec_load_opts {
+    size_t struct_size;      /**< set by agec_load_opts_init(); do not change */
     agec_load_method method; /**< default AGEC_LOAD_AUTO */
     size_t batch_rows;       /**< rows per statement, default 5000 */
     uint64_t chunk_rows; /**< commit every this many input rows; 0 (default) = one transaction */

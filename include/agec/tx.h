@@ -29,9 +29,12 @@ typedef enum agec_isolation {
     AGEC_ISOLATION_SERIALIZABLE = 3,
 } agec_isolation;
 
-/** Transaction options; initialise with agec_tx_opts_init(). Fields are
- *  only ever appended. */
+/** Transaction options; initialise with agec_tx_opts_init(), which also
+ *  sets struct_size. Fields are only ever appended, and the library reads
+ *  only struct_size bytes (older programs get the defaults of newer
+ *  fields). */
 typedef struct agec_tx_opts {
+    size_t struct_size;       /**< set by agec_tx_opts_init(); do not change */
     agec_isolation isolation; /**< default AGEC_ISOLATION_DEFAULT */
     bool read_only;           /**< default false */
     bool deferrable;          /**< default false (meaningful with SERIALIZABLE READ ONLY) */

@@ -14,6 +14,7 @@
 #include "agec/cypher.h"
 #include "agec/pool.h"
 #include "common/error_internal.h"
+#include "common/sized.h"
 #include "cypher/exec.h"
 #include "cypher/result.h"
 #include "cypher/session.h"
@@ -39,7 +40,21 @@ void agec_query_opts_init(agec_query_opts *opts)
     if (opts == NULL)
         return;
     memset(opts, 0, sizeof *opts);
+    opts->struct_size = sizeof *opts;
     opts->prepare = true;
+}
+
+agec_status agec__query_opts_get(const agec_query_opts *in, agec_query_opts *out, agec_error *err)
+{
+    agec_query_opts_init(out);
+    /* The fields of the first sized version: up to `prepare`. */
+    if (in != NULL &&
+        !agec__sized_adopt(out, sizeof *out, in, offsetof(agec_query_opts, prepare) + sizeof(bool)))
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG,
+                               "agec_query_opts: struct_size %zu is not set (initialise the "
+                               "options with agec_query_opts_init)",
+                               in->struct_size);
+    return AGEC_OK;
 }
 
 static int64_t now_ms(void)
@@ -350,13 +365,13 @@ agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char
                        const agec_query_opts *opts, agec_row_fn fn, void *user, agec_result **out,
                        agec_error *err)
 {
-    agec_query_opts defaults;
-    if (opts == NULL) {
-        agec_query_opts_init(&defaults);
-        opts = &defaults;
-    }
+    agec_query_opts o;
     if (out != NULL)
         *out = NULL;
+    agec_status ost = agec__query_opts_get(opts, &o, err);
+    if (ost != AGEC_OK)
+        return ost;
+    opts = &o;
     if (conn == NULL || sql == NULL || (fn == NULL && out == NULL) || nparams < 0 ||
         (nparams > 0 && values == NULL))
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "NULL or invalid argument");
@@ -473,9 +488,14 @@ static agec_status cypher_run(agec_conn *conn, const char *graph, const char *qu
         *out = NULL;
     if (conn == NULL)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "conn must not be NULL");
+    agec_query_opts o;
+    agec_status ost = agec__query_opts_get(opts, &o, err);
+    if (ost != AGEC_OK)
+        return ost;
+    opts = &o;
     /* Columns derived from RETURN: the text is a pure function of (graph,
      * query, params given), so the connection keeps it. */
-    bool derived = opts == NULL || (opts->columns == NULL && opts->ncolumns == 0);
+    bool derived = opts->columns == NULL && opts->ncolumns == 0;
     agec__session *sess =
         derived && graph != NULL && query != NULL ? agec__session_get(conn) : NULL;
     const char *text = sess ? agec__session_text_find(sess, graph, query, params != NULL) : NULL;

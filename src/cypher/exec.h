@@ -10,4 +10,9 @@ agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char
                        const agec_query_opts *opts, agec_row_fn fn, void *user, agec_result **out,
                        agec_error *err);
 
+/* The caller's options (NULL: the defaults) as this library's struct:
+ * the defaults for fields a program built against an older header does
+ * not know. AGEC_ERR_INVALID_ARG if struct_size is not set. */
+agec_status agec__query_opts_get(const agec_query_opts *in, agec_query_opts *out, agec_error *err);
+
 #endif

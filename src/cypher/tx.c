@@ -11,6 +11,7 @@
 #include "agec/cypher.h"
 #include "agec/pool.h"
 #include "common/error_internal.h"
+#include "common/sized.h"
 #include "cypher/exec.h"
 #include "cypher/result.h"
 #include "cypher/session.h"
@@ -21,9 +22,24 @@ void agec_tx_opts_init(agec_tx_opts *opts)
     if (opts == NULL)
         return;
     memset(opts, 0, sizeof *opts);
+    opts->struct_size = sizeof *opts;
     opts->max_retries = 5;
     opts->retry_base_ms = 10;
     opts->acquire_timeout_ms = -1;
+}
+
+/* The caller's options (NULL: defaults) as this library's struct. */
+static agec_status tx_opts_get(const agec_tx_opts *in, agec_tx_opts *out, agec_error *err)
+{
+    agec_tx_opts_init(out);
+    /* The fields of the first sized version: up to timeout_ms. */
+    if (in != NULL &&
+        !agec__sized_adopt(out, sizeof *out, in, offsetof(agec_tx_opts, timeout_ms) + sizeof(int)))
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG,
+                               "agec_tx_opts: struct_size %zu is not set (initialise the "
+                               "options with agec_tx_opts_init)",
+                               in->struct_size);
+    return AGEC_OK;
 }
 
 /* Run a fixed statement (no parameters, not prepared: these are short and
@@ -68,10 +84,9 @@ agec_status agec_tx_begin(agec_conn *conn, const agec_tx_opts *opts, agec_error 
     if (st != AGEC_OK)
         return st;
     agec_tx_opts d;
-    if (opts == NULL) {
-        agec_tx_opts_init(&d);
-        opts = &d;
-    }
+    if ((st = tx_opts_get(opts, &d, err)) != AGEC_OK)
+        return st;
+    opts = &d;
     static const char *const levels[] = { "", " ISOLATION LEVEL READ COMMITTED",
                                           " ISOLATION LEVEL REPEATABLE READ",
                                           " ISOLATION LEVEL SERIALIZABLE" };
@@ -199,10 +214,10 @@ static agec_status tx_run_from(const tx_source *src, const agec_tx_opts *opts, a
                                void *user, agec_error *err)
 {
     agec_tx_opts d;
-    if (opts == NULL) {
-        agec_tx_opts_init(&d);
-        opts = &d;
-    }
+    agec_status ost = tx_opts_get(opts, &d, err);
+    if (ost != AGEC_OK)
+        return ost;
+    opts = &d;
     unsigned seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)&seed;
     agec_error local = AGEC_ERROR_INIT;
     agec_error *e = err ? err : &local;

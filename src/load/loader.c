@@ -11,6 +11,7 @@
 #include "agec/pool.h"
 #include "agec/tx.h"
 #include "common/error_internal.h"
+#include "common/sized.h"
 #include "cypher/names.h"
 #include "load/load_internal.h"
 #include "session/clock.h"
@@ -20,6 +21,7 @@ void agec_load_opts_init(agec_load_opts *opts)
     if (opts == NULL)
         return;
     memset(opts, 0, sizeof *opts);
+    opts->struct_size = sizeof *opts;
     opts->method = AGEC_LOAD_AUTO;
     opts->batch_rows = 5000;
     opts->create_missing = true;
@@ -132,8 +134,13 @@ agec_status agec_loader_open(agec_conn *conn, const char *graph, const agec_load
         return st;
     agec_load_opts defaults;
     agec_load_opts_init(&defaults);
-    if (opts == NULL)
-        opts = &defaults;
+    if (opts != NULL && !agec__sized_adopt(&defaults, sizeof defaults, opts,
+                                           offsetof(agec_load_opts, timeout_ms) + sizeof(int)))
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG,
+                               "agec_load_opts: struct_size %zu is not set (initialise the "
+                               "options with agec_load_opts_init)",
+                               opts->struct_size);
+    opts = &defaults;
     if (opts->batch_rows == 0 || opts->batch_rows > 1000000 || (unsigned)opts->method > 2 ||
         opts->timeout_ms < 0)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG,

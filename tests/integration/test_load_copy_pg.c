@@ -280,6 +280,12 @@ static void test_loader_copy_path(void **state)
     o.timeout_ms = -1;
     agec_error bad = AGEC_ERROR_INIT;
     assert_int_equal(agec_loader_open(c, "stub_g", &o, &ld, &bad), AGEC_ERR_INVALID_ARG);
+    /* Options not initialised by agec_load_opts_init: refused, not read. */
+    agec_load_opts raw;
+    memset(&raw, 0, sizeof raw);
+    agec_error_clear(&bad);
+    assert_int_equal(agec_loader_open(c, "stub_g", &raw, &ld, &bad), AGEC_ERR_INVALID_ARG);
+    assert_non_null(strstr(bad.message, "agec_load_opts_init"));
     o.timeout_ms = 10000; /* every batch under a deadline: the path with the limit */
     agec_test_must(agec_loader_open(c, "stub_g", &o, &ld, &err), &err, "open");
     agec_test_must(agec_loader_key(ld, "Person", "uid", &err), &err, "key");

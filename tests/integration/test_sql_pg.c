@@ -7,6 +7,7 @@
 #include "testutil.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,75 @@ static void test_bound_parameters(void **state)
     assert_string_equal(agec_result_column_name(r, 1), "n");
     agec_result_free(r);
     agec_test_sql(c, "DELETE FROM it_sql");
+    agec_conn_release(c);
+}
+
+static agec_status count_run(agec_conn *conn, void *user, agec_error *err)
+{
+    (void)conn;
+    (void)err;
+    ++*(int *)user;
+    return AGEC_OK;
+}
+
+/* Options structs grow: the library reads only struct_size bytes (a
+ * program built against an older header passes a shorter struct: here one
+ * allocated to exactly the first version's size, so that ASan catches any
+ * read past it) and refuses a struct that was never initialised. */
+static void test_options_sized(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    agec_error err = AGEC_ERROR_INIT;
+    agec_result *r = NULL;
+    size_t qmin = offsetof(agec_query_opts, prepare) + sizeof(bool);
+    agec_query_opts full;
+    agec_query_opts_init(&full);
+    full.timeout_ms = 5000;
+    full.struct_size = qmin;
+    agec_query_opts *q = malloc(qmin);
+    assert_non_null(q);
+    memcpy(q, &full, qmin);
+    agec_test_must(agec_sql_exec(c, "SELECT 1", 0, NULL, q, &r, &err), &err, "short query opts");
+    assert_string_equal(agec_result_text(r, 0, 0, NULL), "1");
+    agec_result_free(r);
+    free(q);
+    agec_query_opts raw;
+    memset(&raw, 0, sizeof raw);
+    agec_error_clear(&err);
+    assert_int_equal(agec_sql_exec(c, "SELECT 1", 0, NULL, &raw, &r, &err), AGEC_ERR_INVALID_ARG);
+    assert_null(r);
+    assert_non_null(strstr(err.message, "agec_query_opts_init"));
+    agec_error_clear(&err);
+    assert_int_equal(agec_cypher_exec(c, "g_sized", "RETURN 1", NULL, &raw, &r, &err),
+                     AGEC_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "agec_query_opts_init"));
+
+    size_t tmin = offsetof(agec_tx_opts, timeout_ms) + sizeof(int);
+    agec_tx_opts tfull;
+    agec_tx_opts_init(&tfull);
+    tfull.read_only = true;
+    tfull.struct_size = tmin;
+    agec_tx_opts *t = malloc(tmin);
+    assert_non_null(t);
+    memcpy(t, &tfull, tmin);
+    agec_test_must(agec_tx_begin(c, t, &err), &err, "short tx opts");
+    agec_error_clear(&err);
+    assert_int_not_equal(
+        agec_sql_exec(c, "INSERT INTO it_sql VALUES (99, 'x')", 0, NULL, NULL, &r, &err),
+        AGEC_OK); /* READ ONLY was read from the short struct */
+    assert_string_equal(err.sqlstate, "25006");
+    agec_test_must(agec_tx_rollback(c, &err), &err, "rollback");
+    free(t);
+    agec_tx_opts traw;
+    memset(&traw, 0, sizeof traw);
+    agec_error_clear(&err);
+    assert_int_equal(agec_tx_begin(c, &traw, &err), AGEC_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.message, "agec_tx_opts_init"));
+    agec_error_clear(&err);
+    int ran = 0;
+    assert_int_equal(agec_tx_run(pool, &traw, count_run, &ran, &err), AGEC_ERR_INVALID_ARG);
+    assert_int_equal(ran, 0);
     agec_conn_release(c);
 }
 
@@ -727,6 +797,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bound_parameters),
+        cmocka_unit_test(test_options_sized),
         cmocka_unit_test(test_statement_timeout_cancels),
         cmocka_unit_test(test_commit_rollback_savepoint),
         cmocka_unit_test(test_tx_run_retries_serialization_failure),
