@@ -2,8 +2,8 @@
  * Options structs that grow: each starts with `size_t struct_size`, set by
  * its _init function to the sizeof the caller was built with. The library
  * reads only that many bytes and takes its own defaults for the fields a
- * program built against an older header does not know (as
- * agec_pool_config does).
+ * program built against an older header does not know: agec_pool_config,
+ * agec_query_opts, agec_tx_opts, agec_load_opts.
  */
 #ifndef AGEC_COMMON_SIZED_H
 #define AGEC_COMMON_SIZED_H

@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "common/error_internal.h"
+#include "common/sized.h"
 #include "pool/pool_internal.h"
 #include "session/pqerror.h"
 
@@ -46,15 +47,11 @@ void agec_pool_config_init(agec_pool_config *cfg)
 static agec_status normalise(const agec_pool_config *in, agec_pool_config *out, agec_error *err)
 {
     agec_pool_config_init(out);
-    if (in->struct_size < offsetof(agec_pool_config, max) + sizeof(int) ||
-        in->struct_size > (size_t)1 << 20)
+    if (!agec__sized_adopt(out, sizeof *out, in, offsetof(agec_pool_config, max) + sizeof(int)))
         return agec__error_set(err, AGEC_ERR_CONFIG,
                                "struct_size: not set (initialise the config with "
                                "agec_pool_config_init) (got %zu)",
                                in->struct_size);
-    size_t n = in->struct_size < sizeof *out ? in->struct_size : sizeof *out;
-    memcpy(out, in, n);
-    out->struct_size = sizeof *out;
     return AGEC_OK;
 }
 
