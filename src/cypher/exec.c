@@ -365,13 +365,13 @@ agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char
                        const agec_query_opts *opts, agec_row_fn fn, void *user, agec_result **out,
                        agec_error *err)
 {
-    agec_query_opts o;
+    agec_query_opts defaults;
+    if (opts == NULL) {
+        agec_query_opts_init(&defaults);
+        opts = &defaults;
+    }
     if (out != NULL)
         *out = NULL;
-    agec_status ost = agec__query_opts_get(opts, &o, err);
-    if (ost != AGEC_OK)
-        return ost;
-    opts = &o;
     if (conn == NULL || sql == NULL || (fn == NULL && out == NULL) || nparams < 0 ||
         (nparams > 0 && values == NULL))
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "NULL or invalid argument");
@@ -539,7 +539,12 @@ agec_status agec_sql_exec(agec_conn *conn, const char *sql, int nparams, const c
 {
     if (out == NULL)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "out must not be NULL");
-    return agec__exec(conn, sql, nparams, values, opts, NULL, NULL, out, err);
+    *out = NULL;
+    agec_query_opts o;
+    agec_status st = agec__query_opts_get(opts, &o, err);
+    if (st != AGEC_OK)
+        return st;
+    return agec__exec(conn, sql, nparams, values, &o, NULL, NULL, out, err);
 }
 
 agec_status agec_sql_stream(agec_conn *conn, const char *sql, int nparams,
@@ -548,5 +553,9 @@ agec_status agec_sql_stream(agec_conn *conn, const char *sql, int nparams,
 {
     if (fn == NULL)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "fn must not be NULL");
-    return agec__exec(conn, sql, nparams, values, opts, fn, user, NULL, err);
+    agec_query_opts o;
+    agec_status st = agec__query_opts_get(opts, &o, err);
+    if (st != AGEC_OK)
+        return st;
+    return agec__exec(conn, sql, nparams, values, &o, fn, user, NULL, err);
 }

@@ -5,7 +5,9 @@
 
 /* Run sql with text parameters; rows to fn (single-row mode) or into *out.
  * The one path every statement of the Cypher, SQL, graph and transaction
- * APIs takes. */
+ * APIs takes. opts: NULL (the defaults) or in this library's layout (made
+ * by agec_query_opts_init here, or by agec__query_opts_get from a
+ * caller's struct at the public entry points). */
 agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char *const *values,
                        const agec_query_opts *opts, agec_row_fn fn, void *user, agec_result **out,
                        agec_error *err);
