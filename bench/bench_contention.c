@@ -73,6 +73,7 @@ typedef struct worker {
 } worker;
 
 static atomic_int g_stop;
+static bool g_timeline;    /* AGEC_BENCH_TIMELINE: the workers note their CPU and server process */
 static int g_fair_ms = -1; /* the barging path's fair_wait_ms: the default, or AGEC_BENCH_FAIR_MS */
 
 static int bucket_of(int64_t ns)
@@ -96,10 +97,10 @@ static double bucket_upper_us(int i)
 
 static int select1(worker *w, PGconn *pg)
 {
-    /* Where the pair runs, for the timeline (two relaxed stores: no cost
-     * that shows next to a round trip). */
-    atomic_store_explicit(&w->cpu, sched_getcpu(), memory_order_relaxed);
-    atomic_store_explicit(&w->backend, PQbackendPID(pg), memory_order_relaxed);
+    if (g_timeline) { /* where the pair runs: only the timeline reads it */
+        atomic_store_explicit(&w->cpu, sched_getcpu(), memory_order_relaxed);
+        atomic_store_explicit(&w->backend, PQbackendPID(pg), memory_order_relaxed);
+    }
     PGresult *r = PQexecPrepared(pg, "bench_s1", 0, NULL, NULL, NULL, 0);
     bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
               strcmp(PQgetvalue(r, 0, 0), "1") == 0;
@@ -449,6 +450,7 @@ int main(void)
             fprintf(stderr, "bench_contention: AGEC_BENCH_TIMELINE must be 1..%d\n", MAX_CALLERS);
             return 1;
         }
+        g_timeline = true;
         return timeline(pg, n, secs);
     }
     printf("server: PostgreSQL test server (%s); %d interleaved rounds x %.1f s per figure\n", pg,
