@@ -111,8 +111,7 @@ void agec__conn_destroy(agec_pool *p, agec_conn *c, agec_close_reason reason, in
     if (c->pg != NULL) {
         /* Our own handle on the socket, so that we can see the server close
          * it after PQfinish has sent Terminate. */
-        fd = agec__reap_dup_socket(c->pg);
-        PQfinish(c->pg);
+        fd = agec__session_finish_watched(c->pg);
         c->pg = NULL;
         own = agec__deadline_after(agec__now_us(), p->cfg.c.connect_timeout_ms);
         if (fd >= 0 && agec__reap_wait(fd, agec__min64(deadline_us, own))) {

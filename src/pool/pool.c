@@ -462,8 +462,7 @@ agec_status agec__pool_connect(agec_pool *p, agec_conn *c, int64_t deadline_us,
         return AGEC_OK;
     }
     if (pg != NULL) {
-        c->reap_fd = agec__reap_dup_socket(pg); /* the server process may be there */
-        PQfinish(pg);
+        c->reap_fd = agec__session_finish_watched(pg); /* the server process may be there */
     }
     /* An attempt its caller's deadline cut short says nothing about the
      * server (not counted as a failure, see acq_open): no event either. */

@@ -340,9 +340,6 @@ void agec__pool_defer_suspend(agec_pool *p, int64_t now);
  * maintenance thread watches (every AGEC__REAP_POLL_US, at most
  * connect_timeout_ms). --- */
 #define AGEC__REAP_POLL_US 5000
-/* A duplicate of pg's socket (non-blocking, close-on-exec), to see the
- * server close it after PQfinish; -1 if there is none. */
-int agec__reap_dup_socket(const PGconn *pg);
 /* Wait until the peer closes fd (EOF or an error; true) or deadline_us (false). */
 bool agec__reap_wait(int fd, int64_t deadline_us);
 /* Hand c (in closing_list, PQfinish done) and fd to the maintenance thread,

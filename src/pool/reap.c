@@ -1,24 +1,12 @@
 /* Closed connections whose server process has not exited yet: their slots
  * stay taken until it has (see pool_internal.h, "reap.c"). */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "pool/pool_internal.h"
 #include "session/clock.h"
-
-int agec__reap_dup_socket(const PGconn *pg)
-{
-    int s = pg != NULL ? PQsocket(pg) : -1;
-    if (s < 0)
-        return -1;
-    int fd = fcntl(s, F_DUPFD_CLOEXEC, 0);
-    if (fd >= 0)
-        (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    return fd;
-}
 
 /* After a Terminate message (or our end closing) the server process exits
  * and its socket closes last of all, after its pg_stat_activity entry is

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "common/error_internal.h"
 #include "session/clock.h"
@@ -108,15 +109,28 @@ static agec_status connect_error(agec_error *err, PGconn *pg, const char *what)
  * so the pool keeps its slot until it exits. Before that (TCP connect,
  * startup, authentication: also all a black hole ever gets) there is
  * nothing to wait for. */
-static void keep_socket(PGconn *pg, int *peer_fd)
+static void finish_keeping_socket(PGconn *pg, int *peer_fd)
 {
     ConnStatusType cs = PQstatus(pg);
     bool authenticated = cs == CONNECTION_AUTH_OK || cs == CONNECTION_SETENV ||
                          cs == CONNECTION_CHECK_WRITABLE || cs == CONNECTION_CONSUME ||
                          cs == CONNECTION_CHECK_TARGET || cs == CONNECTION_CHECK_STANDBY;
+    if (peer_fd != NULL && authenticated)
+        *peer_fd = agec__session_finish_watched(pg);
+    else
+        PQfinish(pg);
+}
+
+int agec__session_finish_watched(PGconn *pg)
+{
     int s = PQsocket(pg);
-    if (peer_fd != NULL && s >= 0 && authenticated)
-        *peer_fd = fcntl(s, F_DUPFD_CLOEXEC, 0);
+    int fd = s >= 0 ? fcntl(s, F_DUPFD_CLOEXEC, 0) : -1;
+    if (fd >= 0)
+        (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    PQfinish(pg);
+    if (fd >= 0)
+        (void)shutdown(fd, SHUT_WR);
+    return fd;
 }
 
 agec_status agec__session_connect(const char *const *keys, const char *const *vals,
@@ -153,13 +167,11 @@ agec_status agec__session_connect(const char *const *keys, const char *const *va
                             "could not connect: timed out after %ld ms (connect_timeout_ms or the "
                             "acquire deadline)",
                             ms);
-            keep_socket(pg, peer_fd);
-            PQfinish(pg);
+            finish_keeping_socket(pg, peer_fd);
             return AGEC_ERR_UNREACHABLE;
         }
         if (r == -2) {
-            keep_socket(pg, peer_fd);
-            PQfinish(pg);
+            finish_keeping_socket(pg, peer_fd);
             return agec__error_set(err, AGEC_ERR_CANCELLED, "connection attempt aborted");
         }
         if (r < 0) {

@@ -50,6 +50,15 @@ agec_status agec__session_connect(const char *const *keys, const char *const *va
                                   int64_t deadline_us, const atomic_bool *abort_flag, PGconn **out,
                                   int *peer_fd, agec_error *err);
 
+/* PQfinish(pg), keeping a duplicate of its socket (non-blocking,
+ * close-on-exec) to see the server close it: returns it, or -1 if there is
+ * none; the caller closes it. The duplicate is half-closed (shutdown
+ * SHUT_WR) after PQfinish, so the server sees our end close as it would
+ * without it: PostgreSQL exits on Terminate anyway, but the PGlite socket
+ * server closes its end only after the client's, and a server process
+ * still authenticating waits for the client until authentication_timeout. */
+int agec__session_finish_watched(PGconn *pg);
+
 /* Run the session init on a fresh connection: CREATE EXTENSION (optional),
  * LOAD, SET search_path (per age_mode), init_sql, on_connect. Fails with
  * AGEC_ERR_INIT carrying the server's SQLSTATE and message (prefixed with the

@@ -8,6 +8,8 @@
 
 #include <string.h>
 
+#include "session/clock.h"
+
 #define GRAPH "agec_pool_age"
 
 static agec_pool *age_pool(agec_age_mode mode, bool create_ext)
@@ -100,11 +102,37 @@ static void test_age_preloaded_mode_sets_path_only(void **state)
     assert_int_equal(agec_pool_close(p, 2000, NULL), AGEC_OK);
 }
 
+/* Closing a connection waits for the server to close its end (the slot is
+ * free only then), bounded by connect_timeout_ms. The PGlite socket server
+ * closes its end only after the client's: the pool's own handle on the
+ * socket must not hold that back. It did: every close on PGlite waited out
+ * the full bound (10 s here; 2 s, the default, for every CLI command). */
+static void test_close_does_not_wait_out_its_bound(void **state)
+{
+    (void)state;
+    agec_pool *p = age_pool(AGEC_AGE_LOAD, false);
+    agec_conn *c;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_acquire(p, &c, &err), &err, "acquire");
+    conn_exec_ok(c, "SELECT 1");
+    agec_conn_release(c);
+    int64_t t0 = agec__now_us();
+    assert_int_equal(agec_pool_close(p, 30000, NULL), AGEC_OK);
+    int64_t ms = (agec__now_us() - t0) / 1000;
+    /* The bound is 10,000 ms (connect_timeout_ms); half of it is far more
+     * than a close needs, and far less than waiting it out. */
+    if (ms >= 5000)
+        fail_msg("agec_pool_close took %lld ms: it waited out the 10,000 ms bound for the "
+                 "server to close a socket we still held open",
+                 (long long)ms);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_age_init_before_first_use),
         cmocka_unit_test(test_age_preloaded_mode_sets_path_only),
+        cmocka_unit_test(test_close_does_not_wait_out_its_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
