@@ -27,6 +27,7 @@
 #include "agec/agec.h"
 #include "agec/load.h"
 #include "bench_common.h"
+#include "bench_load_data.h"
 
 #define GL "bench_load_l"
 #define GU "bench_load_u"
@@ -48,19 +49,6 @@ static void must(agec_status st, const agec_error *e, const char *what)
 static double secs(void)
 {
     return (double)bench_now_ns() / 1e9;
-}
-
-static int vprops(int i, char *b, size_t cap)
-{
-    return snprintf(b, cap,
-                    "{\"uid\": %d, \"name\": \"person \\\"%d\\\"\", \"age\": %d, \"score\": %d.5}",
-                    i, i, 18 + i % 60, i % 100);
-}
-
-static void edge_of(int j, int nv, int *s, int *e)
-{
-    *s = (int)(((unsigned)j * 2654435761u) % (unsigned)nv);
-    *e = (j + 1) % nv;
 }
 
 static void fresh(agec_conn *c, const char *g)
@@ -88,32 +76,17 @@ static void run_loader(agec_conn *c, int nv, int ne, double *vs, double *es, con
     agec_error err = AGEC_ERROR_INIT;
     agec_loader *ld;
     agec_load_stats st = { .size = sizeof st };
-    char b[256];
     double t0 = secs();
     must(agec_loader_open(c, GL, NULL, &ld, &err), &err, "open");
     must(agec_loader_key(ld, "Person", "uid", &err), &err, "key");
-    for (int i = 0; i < nv; i++) {
-        int n = vprops(i, b, sizeof b);
-        must(agec_loader_vertex(ld, "Person", b, (size_t)n, &err), &err, "vertex");
-    }
+    must(bench_load_vertices(ld, nv, &err), &err, "vertex");
     must(agec_loader_finish(ld, &st, &err), &err, "finish");
     agec_loader_free(ld);
     *vs = (double)nv / (secs() - t0);
     *method = agec_load_method_name(st.method);
     t0 = secs();
     must(agec_loader_open(c, GL, NULL, &ld, &err), &err, "open");
-    must(agec_loader_key(ld, "Person", "uid", &err), &err, "key");
-    for (int j = 0; j < ne; j++) {
-        int s, e;
-        char ks[16], ke[16];
-        edge_of(j, nv, &s, &e);
-        snprintf(ks, sizeof ks, "%d", s);
-        snprintf(ke, sizeof ke, "%d", e);
-        int n = snprintf(b, sizeof b, "{\"w\": %d}", j);
-        must(agec_loader_edge(ld, "KNOWS", &AGEC_ENDPOINT_KEY("Person", ks),
-                              &AGEC_ENDPOINT_KEY("Person", ke), b, (size_t)n, &err),
-             &err, "edge");
-    }
+    must(bench_load_edges(ld, nv, ne, &err), &err, "edge");
     must(agec_loader_finish(ld, &st, &err), &err, "finish");
     agec_loader_free(ld);
     *es = (double)ne / (secs() - t0);
@@ -128,7 +101,7 @@ static char *vertex_rows(int from, int to)
     for (int i = from; i < to; i++) {
         if (i > from)
             p[n++] = ',';
-        n += (size_t)vprops(i, p + n, cap - n);
+        n += (size_t)bench_vprops(i, p + n, cap - n);
     }
     snprintf(p + n, cap - n, "]}");
     return p;
@@ -159,7 +132,7 @@ static double run_create(agec_conn *c, int n)
     char b[256];
     double t0 = secs();
     for (int i = 0; i < n; i++) {
-        vprops(i, b, sizeof b);
+        bench_vprops(i, b, sizeof b);
         cypher(c, GC, "CREATE (:Person {uid: $uid, name: $name, age: $age, score: $score})", b);
     }
     return (double)n / (secs() - t0);
@@ -190,7 +163,7 @@ static double run_unwind_match(agec_conn *c, int nv, int ne, int *rows)
         n = (size_t)snprintf(p, cap, "{\"rows\": [");
         for (int j = j0; j < j0 + 1000 && j < ne; j++) {
             int s, e;
-            edge_of(j, nv, &s, &e);
+            bench_edge_of(j, nv, &s, &e);
             n += (size_t)snprintf(p + n, cap - n, "%s{\"s\": %d, \"e\": %d, \"w\": %d}",
                                   j > j0 ? "," : "", s, e, j);
             done++;

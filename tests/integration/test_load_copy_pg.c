@@ -19,6 +19,7 @@
 #include "agec/load.h"
 #include "load/copy.h"
 #include "session/clock.h"
+#include "fakeage/stub_catalog.h"
 
 static agec_pool *pool;
 
@@ -206,38 +207,8 @@ static void test_loader_needs_age(void **state)
     agec_conn_release(c);
 }
 
-/* A stand-in for AGE's catalog in a database of its own (the other tests
- * need a database without AGE): what the loader touches, label tables of
- * AGE's shape, agtype as a domain over text (JSON texts only) and graphid
- * over bigint. Enough to run the loader's COPY path end to end. */
-static const char STUB_SQL[] =
-    "CREATE SCHEMA ag_catalog;"
-    "CREATE DOMAIN ag_catalog.graphid AS bigint;"
-    "CREATE DOMAIN ag_catalog.agtype AS text;"
-    "CREATE TABLE ag_catalog.ag_graph (graphid serial PRIMARY KEY, name name UNIQUE);"
-    "CREATE TABLE ag_catalog.ag_label (name name, graph int, id int, kind \"char\", seq_name "
-    "name);"
-    "CREATE FUNCTION ag_catalog.create_graph(g name) RETURNS void LANGUAGE plpgsql AS $$ BEGIN "
-    "INSERT INTO ag_catalog.ag_graph (name) VALUES (g); EXECUTE format('CREATE SCHEMA %I', g); "
-    "END $$;"
-    "CREATE FUNCTION ag_catalog.stub_label(g name, l name, k \"char\") RETURNS void LANGUAGE "
-    "plpgsql AS $$ DECLARE gid int; lid int; seq text; BEGIN "
-    "SELECT graphid INTO gid FROM ag_catalog.ag_graph WHERE name = g; "
-    "SELECT coalesce(max(id), 2) + 1 INTO lid FROM ag_catalog.ag_label WHERE graph = gid; "
-    "INSERT INTO ag_catalog.ag_label VALUES (l, gid, lid, k, l || '_id_seq'); "
-    "seq := format('%I.%I', g, l || '_id_seq'); EXECUTE 'CREATE SEQUENCE ' || seq; "
-    "EXECUTE format('CREATE TABLE %I.%I (id ag_catalog.graphid NOT NULL DEFAULT (%s::bigint << "
-    "48) | nextval(%L) %s, properties ag_catalog.agtype NOT NULL CHECK (length(properties) < "
-    "500))', g, l, lid, seq, CASE k WHEN 'e' THEN ', start_id ag_catalog.graphid NOT NULL, "
-    "end_id ag_catalog.graphid NOT NULL' ELSE '' END); END $$;"
-    "CREATE FUNCTION ag_catalog.create_vlabel(g name, l name) RETURNS void LANGUAGE sql AS $$ "
-    "SELECT ag_catalog.stub_label(g, l, 'v') $$;"
-    "CREATE FUNCTION ag_catalog.create_elabel(g name, l name) RETURNS void LANGUAGE sql AS $$ "
-    "SELECT ag_catalog.stub_label(g, l, 'e') $$;"
-    "CREATE FUNCTION ag_catalog.agtype_access_operator(VARIADIC a ag_catalog.agtype[]) RETURNS "
-    "ag_catalog.agtype LANGUAGE sql IMMUTABLE AS $$ SELECT ((a[1])::jsonb -> ((a[2])::jsonb #>> "
-    "'{}'))::text $$;";
-
+/* The stand-in for AGE's catalog (fakeage/stub_catalog.h) in a database
+ * of its own: the other tests need a database without AGE. */
 static agec_pool *stub_pool(void)
 {
     agec_conn *c = get();
@@ -260,7 +231,7 @@ static agec_pool *stub_pool(void)
     agec_query_opts qo;
     agec_query_opts_init(&qo);
     qo.prepare = false; /* several statements: the simple protocol */
-    agec_test_must(agec_sql_exec(c, STUB_SQL, 0, NULL, &qo, &r, &err), &err, "stub");
+    agec_test_must(agec_sql_exec(c, AGEC_STUB_AGE_SQL, 0, NULL, &qo, &r, &err), &err, "stub");
     agec_result_free(r);
     agec_conn_release(c);
     return p;
