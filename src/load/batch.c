@@ -80,15 +80,20 @@ void agec__ld_append(agec_loader *ld, agec__ld_label *l, const char *props, size
     }
 }
 
-/* "people.csv lines 1-5000 (label Person): " before a batch's error. */
-static void blame(const agec__ld_label *l, agec_error *err)
+/* "people.csv lines 1-5000 (label Person, 5000 rows)": the batch, for its error. */
+static void batch_what(const agec__ld_label *l, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%.127s lines %llu-%llu (label %.63s, %zu rows)", l->first_source,
+             (unsigned long long)l->first_line, (unsigned long long)l->last_line, l->name,
+             l->pending);
+}
+
+static void blame(const char *what, agec_error *err)
 {
     if (err == NULL)
         return;
     char msg[AGEC_ERROR_TEXT_MAX];
-    snprintf(msg, sizeof msg, "%.127s lines %llu-%llu (label %.63s, %zu rows): %.700s",
-             l->first_source, (unsigned long long)l->first_line, (unsigned long long)l->last_line,
-             l->name, l->pending, err->message);
+    snprintf(msg, sizeof msg, "%s: %.700s", what, err->message);
     agec__copy_text(err->message, sizeof err->message, msg);
 }
 
@@ -159,17 +164,42 @@ static agec_status write_copy(agec_loader *ld, agec__ld_label *l, agec_error *er
              l->edge          ? "start_id, end_id, "
              : l->key != NULL ? "id, "
                               : "");
-    return agec__copy_in(ld->conn, q, l->rows.data, l->rows.len, agec__ld_deadline(ld), NULL, err);
+    ld->inflight_deadline = agec__ld_deadline(ld);
+    agec_status st =
+        agec__copy_send(ld->conn, q, l->rows.data, l->rows.len, ld->inflight_deadline, err);
+    if (st == AGEC_OK) {
+        ld->inflight = true;
+        batch_what(l, ld->inflight_what, sizeof ld->inflight_what);
+    }
+    return st;
+}
+
+agec_status agec__ld_settle(agec_loader *ld, agec_error *err)
+{
+    if (!ld->inflight)
+        return AGEC_OK;
+    ld->inflight = false;
+    agec_status st = agec__copy_finish(ld->conn, ld->inflight_deadline, NULL, err);
+    if (st != AGEC_OK) {
+        blame(ld->inflight_what, err);
+        ld->failed = true;
+        (void)agec_tx_rollback(ld->conn, NULL);
+    }
+    return st;
 }
 
 agec_status agec__ld_flush(agec_loader *ld, agec__ld_label *l, agec_error *err)
 {
     if (l->pending == 0)
         return AGEC_OK;
-    agec_status st =
-        ld->method == AGEC_LOAD_COPY ? write_copy(ld, l, err) : write_insert(ld, l, err);
+    agec_status st = agec__ld_settle(ld, err); /* the batch before, first */
+    if (st != AGEC_OK)
+        return st;
+    st = ld->method == AGEC_LOAD_COPY ? write_copy(ld, l, err) : write_insert(ld, l, err);
     if (st != AGEC_OK) {
-        blame(l, err);
+        char what[320];
+        batch_what(l, what, sizeof what);
+        blame(what, err);
         ld->failed = true;
         (void)agec_tx_rollback(ld->conn, NULL);
         return st;

@@ -91,11 +91,31 @@ static agec_status send_data(PGconn *pg, const char *data, size_t len, int64_t d
     }
 }
 
-agec_status agec__copy_in(agec_conn *conn, const char *copy_sql, const char *data, size_t len,
-                          int64_t deadline_us, uint64_t *rows, agec_error *err)
+/* Past a timeout or an abort the connection is in the middle of the COPY:
+ * only closing it ends it. Otherwise libpq is blocking again, as the escape
+ * hatch promises, and a dead connection is marked broken. */
+static agec_status settle_conn(agec_conn *conn, PGconn *pg, agec_status st, agec_error *err)
 {
-    if (rows != NULL)
-        *rows = 0;
+    if (st == AGEC_ERR_TIMEOUT || st == AGEC_ERR_CANCELLED) {
+        agec__conn_mark_broken(conn);
+        if (err != NULL && st == AGEC_ERR_TIMEOUT)
+            agec__copy_text(err->message, sizeof err->message,
+                            "the COPY did not finish in time (timeout_ms): the connection is "
+                            "closed on release, the transaction rolled back by the server");
+        return st;
+    }
+    (void)PQsetnonblocking(pg, 0);
+    if (PQstatus(pg) == CONNECTION_BAD || st == AGEC_ERR_CONNECTION_LOST) {
+        agec__conn_mark_broken(conn);
+        if (st == AGEC_OK)
+            st = agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, pg);
+    }
+    return st;
+}
+
+agec_status agec__copy_send(agec_conn *conn, const char *copy_sql, const char *data, size_t len,
+                            int64_t deadline_us, agec_error *err)
+{
     PGconn *pg = agec_conn_pgconn(conn);
     if (pg == NULL || PQstatus(pg) != CONNECTION_OK)
         return agec__error_set(err, AGEC_ERR_CONNECTION_LOST, "the connection is not open");
@@ -107,14 +127,14 @@ agec_status agec__copy_in(agec_conn *conn, const char *copy_sql, const char *dat
      * deadline (a full socket buffer behind a dead peer). */
     if (!agec__session_send_begin(pg) || !PQsendQuery(pg, copy_sql)) {
         st = agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, pg);
-        goto out;
+        return settle_conn(conn, pg, st, err);
     }
     st = agec__session_send_flush(pg, deadline_us, NULL, err);
     (void)agec__session_send_begin(pg);
     if (st == AGEC_OK)
         st = agec__session_wait_ready(pg, deadline_us, NULL, err);
     if (st != AGEC_OK)
-        goto out;
+        return settle_conn(conn, pg, st, err);
     PGresult *res = PQgetResult(pg);
     if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN) {
         if (res == NULL)
@@ -125,7 +145,7 @@ agec_status agec__copy_in(agec_conn *conn, const char *copy_sql, const char *dat
             st = agec__error_from_result(err, AGEC_ERR_SERVER, res, pg);
         PQclear(res);
         st = drain(pg, deadline_us, NULL, st, err);
-        goto out;
+        return settle_conn(conn, pg, st, err);
     }
     PQclear(res);
     agec_error serr = AGEC_ERROR_INIT;
@@ -133,29 +153,34 @@ agec_status agec__copy_in(agec_conn *conn, const char *copy_sql, const char *dat
     if (ss == AGEC_ERR_TIMEOUT || ss == AGEC_ERR_CANCELLED) {
         if (err != NULL)
             agec__error_copy(err, &serr);
-        st = ss;
-        goto out;
+        return settle_conn(conn, pg, ss, err);
     }
-    if (ss != AGEC_OK && ss != AGEC_ERR_SERVER && PQstatus(pg) == CONNECTION_BAD)
+    if (ss == AGEC_OK)
+        return AGEC_OK; /* the outcome is agec__copy_finish's */
+    if (PQstatus(pg) == CONNECTION_BAD && ss != AGEC_ERR_SERVER)
         st = agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, pg);
-    st = drain(pg, deadline_us, rows, st, err);
-    if (st == AGEC_OK && ss != AGEC_OK)
+    st = drain(pg, deadline_us, NULL, st, err);
+    if (st == AGEC_OK)
         st = agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, pg);
-out:
-    if (st == AGEC_ERR_TIMEOUT || st == AGEC_ERR_CANCELLED) {
-        /* In the middle of the COPY: only closing the connection ends it. */
-        agec__conn_mark_broken(conn);
-        if (err != NULL && st == AGEC_ERR_TIMEOUT)
-            agec__copy_text(err->message, sizeof err->message,
-                            "the COPY did not finish in time (timeout_ms): the connection is "
-                            "closed on release, the transaction rolled back by the server");
-        return st;
-    }
-    (void)PQsetnonblocking(pg, 0); /* blocking again, as the escape hatch promises */
-    if (PQstatus(pg) == CONNECTION_BAD || st == AGEC_ERR_CONNECTION_LOST) {
-        agec__conn_mark_broken(conn);
-        if (st == AGEC_OK)
-            st = agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, pg);
-    }
-    return st;
+    return settle_conn(conn, pg, st, err);
+}
+
+agec_status agec__copy_finish(agec_conn *conn, int64_t deadline_us, uint64_t *rows, agec_error *err)
+{
+    if (rows != NULL)
+        *rows = 0;
+    PGconn *pg = agec_conn_pgconn(conn);
+    if (pg == NULL)
+        return agec__error_set(err, AGEC_ERR_CONNECTION_LOST, "the connection is not open");
+    agec_status st = drain(pg, deadline_us, rows, AGEC_OK, err);
+    return settle_conn(conn, pg, st, err);
+}
+
+agec_status agec__copy_in(agec_conn *conn, const char *copy_sql, const char *data, size_t len,
+                          int64_t deadline_us, uint64_t *rows, agec_error *err)
+{
+    if (rows != NULL)
+        *rows = 0;
+    agec_status st = agec__copy_send(conn, copy_sql, data, len, deadline_us, err);
+    return st != AGEC_OK ? st : agec__copy_finish(conn, deadline_us, rows, err);
 }

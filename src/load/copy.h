@@ -27,4 +27,16 @@ typedef struct agec_conn agec_conn;
 agec_status agec__copy_in(agec_conn *conn, const char *copy_sql, const char *data, size_t len,
                           int64_t deadline_us, uint64_t *rows, agec_error *err);
 
+/* agec__copy_in in two halves, so that the caller can work while the
+ * server takes the data in: agec__copy_send sends the statement and all of
+ * the data and ends the COPY, without reading its outcome (AGEC_OK), or
+ * fails as agec__copy_in does (then it is over: no finish). After AGEC_OK,
+ * agec__copy_finish must come before anything else on the connection: it
+ * reads the outcome (rows, the server's error) by deadline_us, as
+ * agec__copy_in does. */
+agec_status agec__copy_send(agec_conn *conn, const char *copy_sql, const char *data, size_t len,
+                            int64_t deadline_us, agec_error *err);
+agec_status agec__copy_finish(agec_conn *conn, int64_t deadline_us, uint64_t *rows,
+                              agec_error *err);
+
 #endif

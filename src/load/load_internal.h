@@ -52,6 +52,12 @@ struct agec_loader {
     uint64_t line; /* line of the next row */
     uint64_t since_commit;
     bool failed, finished;
+    /* COPY path: the batch sent whose outcome is not read yet (the client
+     * builds the next batch meanwhile). agec__ld_settle reads it before
+     * anything else goes to the server; its error names that batch. */
+    bool inflight;
+    int64_t inflight_deadline;
+    char inflight_what[320];
     bool single_session;   /* PGlite: one session, statements never interleave */
     agec__buf tmp;         /* scratch for canonical property text */
     agec_query_opts qopts; /* every statement's options (timeout_ms) */
@@ -68,8 +74,15 @@ struct agec_loader {
 void agec__ld_append(agec_loader *ld, agec__ld_label *l, const char *props, size_t len, int64_t id,
                      int64_t start, int64_t end);
 
-/* Write the label's batch (no-op when empty). Fails the load on error. */
+/* Write the label's batch (no-op when empty). Fails the load on error. On
+ * the COPY path the batch is sent and its outcome left to agec__ld_settle;
+ * an error there may so come back from a later call, naming its batch. */
 agec_status agec__ld_flush(agec_loader *ld, agec__ld_label *l, agec_error *err);
+
+/* Read the outcome of the COPY batch in flight, if any; must come before
+ * any other statement of the load. Fails the load (rolled back) on error,
+ * the error prefixed with that batch's source lines. err may be NULL. */
+agec_status agec__ld_settle(agec_loader *ld, agec_error *err);
 
 /* Seconds on the monotonic clock. */
 double agec__ld_now(void);

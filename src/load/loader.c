@@ -66,7 +66,10 @@ static agec_status sql(agec_loader *ld, const char *text, int n, const char *con
                        agec_result **out, agec_error *err)
 {
     agec_result *res = NULL;
-    agec_status st = agec_sql_exec(ld->conn, text, n, v, agec__ld_query_opts(ld), &res, err);
+    agec_status st = agec__ld_settle(ld, err);
+    if (st != AGEC_OK)
+        return st;
+    st = agec_sql_exec(ld->conn, text, n, v, agec__ld_query_opts(ld), &res, err);
     if (out != NULL && st == AGEC_OK)
         *out = res;
     else
@@ -77,6 +80,7 @@ static agec_status sql(agec_loader *ld, const char *text, int n, const char *con
 /* Roll back the current chunk; the loader accepts only free afterwards. */
 static agec_status fail(agec_loader *ld, agec_status st)
 {
+    (void)agec__ld_settle(ld, NULL); /* the connection free for the ROLLBACK */
     if (!ld->failed) {
         ld->failed = true;
         (void)agec_tx_rollback(ld->conn, NULL);
@@ -370,6 +374,8 @@ agec_status agec_loader_key(agec_loader *ld, const char *label, const char *prop
              l->rel);
     const char *v[1] = { lit };
     fill_state fs = { .l = l, .key = AGEC__BUF_INIT };
+    if ((st = agec__ld_settle(ld, err)) != AGEC_OK)
+        return st;
     st = agec_sql_stream(ld->conn, q, 1, v, NULL, fill_row, &fs, err);
     agec__buf_free(&fs.key);
     if (st == AGEC_OK && fs.oom)
@@ -396,6 +402,8 @@ static agec_status row_done(agec_loader *ld, agec_error *err)
     agec_status st = AGEC_OK;
     for (size_t i = 0; i < ld->nlabels && st == AGEC_OK; i++)
         st = agec__ld_flush(ld, ld->labels[i], err);
+    if (st == AGEC_OK)
+        st = agec__ld_settle(ld, err);
     if (st != AGEC_OK)
         return st;
     if ((st = agec_tx_commit(ld->conn, err)) != AGEC_OK)
@@ -407,46 +415,55 @@ static agec_status row_done(agec_loader *ld, agec_error *err)
     return AGEC_OK;
 }
 
+/* A new block of batch_rows entry ids for the label, from its sequence. */
+static agec_status reserve(agec_loader *ld, agec__ld_label *l, agec_error *err)
+{
+    /* Where sessions run side by side, nextval row by row: other
+     * sessions may take values in between, ours are still ours. On a
+     * single-session server (PGlite) one contiguous block, so that a
+     * batch's ids are first, first + 1, ... (see batch.c). */
+    const char *q = ld->single_session
+                        ? "SELECT string_agg(g::text, ',') FROM generate_series(setval("
+                          "$1::regclass, nextval($1::regclass) + $2::int - 1) - $2::int + 1, "
+                          "currval($1::regclass)) g"
+                        : "SELECT string_agg(nextval($1::regclass)::text, ',') FROM "
+                          "generate_series(1, $2::int)";
+    char n[24];
+    snprintf(n, sizeof n, "%zu", ld->opts.batch_rows);
+    const char *v[2] = { l->seq, n };
+    agec_result *res = NULL;
+    agec_status st = sql(ld, q, 2, v, &res, err);
+    if (st != AGEC_OK)
+        return fail(ld, st);
+    int64_t *ids = realloc(l->reserved, ld->opts.batch_rows * sizeof *ids);
+    if (ids == NULL) {
+        agec_result_free(res);
+        return fail(ld, agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory"));
+    }
+    l->reserved = ids;
+    const char *p = agec_result_text(res, 0, 0, NULL);
+    size_t k = 0;
+    while (p != NULL && *p != '\0' && k < ld->opts.batch_rows) {
+        char *end;
+        ids[k++] = strtoll(p, &end, 10);
+        p = *end == ',' ? end + 1 : end;
+    }
+    agec_result_free(res);
+    l->nreserved = k;
+    l->ireserved = 0;
+    if (k == 0)
+        return fail(ld, agec__error_set(err, AGEC_ERR_SERVER, "no ids from %s", l->seq));
+    return AGEC_OK;
+}
+
 /* Entry id for a new keyed vertex, from the ids reserved on the label's
- * sequence (a new block of batch_rows when used up). */
+ * sequence (a new block when used up). */
 static agec_status next_entry(agec_loader *ld, agec__ld_label *l, int64_t *entry, agec_error *err)
 {
     if (l->ireserved == l->nreserved) {
-        /* Where sessions run side by side, nextval row by row: other
-         * sessions may take values in between, ours are still ours. On a
-         * single-session server (PGlite) one contiguous block, so that a
-         * batch's ids are first, first + 1, ... (see batch.c). */
-        const char *q = ld->single_session
-                            ? "SELECT string_agg(g::text, ',') FROM generate_series(setval("
-                              "$1::regclass, nextval($1::regclass) + $2::int - 1) - $2::int + 1, "
-                              "currval($1::regclass)) g"
-                            : "SELECT string_agg(nextval($1::regclass)::text, ',') FROM "
-                              "generate_series(1, $2::int)";
-        char n[24];
-        snprintf(n, sizeof n, "%zu", ld->opts.batch_rows);
-        const char *v[2] = { l->seq, n };
-        agec_result *res = NULL;
-        agec_status st = sql(ld, q, 2, v, &res, err);
+        agec_status st = reserve(ld, l, err);
         if (st != AGEC_OK)
-            return fail(ld, st);
-        int64_t *ids = realloc(l->reserved, ld->opts.batch_rows * sizeof *ids);
-        if (ids == NULL) {
-            agec_result_free(res);
-            return fail(ld, agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory"));
-        }
-        l->reserved = ids;
-        const char *p = agec_result_text(res, 0, 0, NULL);
-        size_t k = 0;
-        while (p != NULL && *p != '\0' && k < ld->opts.batch_rows) {
-            char *end;
-            ids[k++] = strtoll(p, &end, 10);
-            p = *end == ',' ? end + 1 : end;
-        }
-        agec_result_free(res);
-        l->nreserved = k;
-        l->ireserved = 0;
-        if (k == 0)
-            return fail(ld, agec__error_set(err, AGEC_ERR_SERVER, "no ids from %s", l->seq));
+            return st;
     }
     *entry = l->reserved[l->ireserved++];
     return AGEC_OK;
@@ -471,6 +488,14 @@ static agec_status queue(agec_loader *ld, agec__ld_label *l, const char *props, 
     else
         ld->st.vertices++;
     if (l->pending >= ld->opts.batch_rows) {
+        /* COPY path: the next block of ids before this batch goes out, so
+         * that no statement comes between sending it and building the next
+         * one while the server takes it in. */
+        if (ld->method == AGEC_LOAD_COPY && l->key != NULL && l->ireserved == l->nreserved) {
+            agec_status st = reserve(ld, l, err);
+            if (st != AGEC_OK)
+                return st;
+        }
         agec_status st = agec__ld_flush(ld, l, err);
         if (st != AGEC_OK)
             return st;
@@ -782,6 +807,8 @@ agec_status agec_loader_finish(agec_loader *ld, agec_load_stats *stats, agec_err
         st = agec__ld_flush(ld, ld->labels[i], err);
     if (st == AGEC_OK && (st = key_indexes(ld, err)) != AGEC_OK)
         fail(ld, st);
+    if (st == AGEC_OK)
+        st = agec__ld_settle(ld, err);
     if (st == AGEC_OK && (st = agec_tx_commit(ld->conn, err)) != AGEC_OK)
         fail(ld, st);
     if (st == AGEC_OK) {
@@ -817,6 +844,8 @@ void agec_loader_free(agec_loader *ld)
 {
     if (ld == NULL)
         return;
+    if (!ld->finished && !ld->failed)
+        (void)agec__ld_settle(ld, NULL);
     if (!ld->finished && !ld->failed)
         (void)agec_tx_rollback(ld->conn, NULL);
     for (size_t i = 0; i < ld->nlabels; i++) {

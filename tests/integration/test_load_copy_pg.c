@@ -237,6 +237,30 @@ static agec_pool *stub_pool(void)
     return p;
 }
 
+/* Load n Doc vertices into graph stub_h from `source`, row `bad` (0-based)
+ * too long for the stub's CHECK: the load must fail with 23514. Returns how
+ * many vertex calls were made (n + 1 when finish reported it). */
+static int load_with_bad_row(agec_conn *c, const agec_load_opts *o, const char *source, int n,
+                             int bad, agec_error *err)
+{
+    agec_loader *ld;
+    agec_error_clear(err);
+    agec_test_must(agec_loader_open(c, "stub_h", o, &ld, err), err, "open");
+    agec_loader_source(ld, source, 1);
+    int calls = 0;
+    for (int i = 0; i < n && err->code == AGEC_OK; i++, calls++) {
+        char big[700];
+        snprintf(big, sizeof big, "{\"n\": %d, \"pad\": \"%0*d\"}", i, i == bad ? 600 : 1, 0);
+        (void)agec_loader_vertex(ld, "Doc", big, SIZE_MAX, err);
+    }
+    if (err->code == AGEC_OK)
+        (void)agec_loader_finish(ld, NULL, err);
+    assert_int_equal(err->code, AGEC_ERR_SERVER);
+    assert_string_equal(err->sqlstate, "23514");
+    agec_loader_free(ld);
+    return calls;
+}
+
 static void test_loader_copy_path(void **state)
 {
     (void)state;
@@ -302,19 +326,16 @@ static void test_loader_copy_path(void **state)
            "'%agtype_access_operator%uid%'",
            "1");
     /* A row the server refuses mid-COPY (the stub's CHECK): the batch's lines named, nothing kept. */
-    agec_test_must(agec_loader_open(c, "stub_h", &o, &ld, &err), &err, "open");
-    agec_loader_source(ld, "big.jsonl", 1);
-    for (int i = 0; i < 10 && err.code == AGEC_OK; i++) {
-        char big[700];
-        snprintf(big, sizeof big, "{\"n\": %d, \"pad\": \"%0*d\"}", i, i == 9 ? 600 : 1, 0);
-        (void)agec_loader_vertex(ld, "Doc", big, SIZE_MAX, &err);
-    }
-    if (err.code == AGEC_OK)
-        (void)agec_loader_finish(ld, NULL, &err);
-    assert_int_equal(err.code, AGEC_ERR_SERVER);
-    assert_string_equal(err.sqlstate, "23514");
+    int calls = load_with_bad_row(c, &o, "big.jsonl", 10, 9, &err);
     assert_non_null(strstr(err.message, "big.jsonl lines 8-10 (label Doc, 3 rows)"));
-    agec_loader_free(ld);
+    assert_int_equal(calls, 10); /* at finish */
+    expect(c, "SELECT count(*) FROM ag_catalog.ag_graph WHERE name = 'stub_h'", "0");
+    /* The same in the first batch, with batches after it: a batch's outcome
+     * is read while the next one is built, so a later call reports it, but
+     * it names the batch that failed, and nothing of the load stays. */
+    calls = load_with_bad_row(c, &o, "early.jsonl", 30, 1, &err);
+    assert_non_null(strstr(err.message, "early.jsonl lines 1-7 (label Doc, 7 rows)"));
+    assert_true(calls > 7 && calls < 30); /* reported while the load went on */
     expect(c, "SELECT count(*) FROM ag_catalog.ag_graph WHERE name = 'stub_h'", "0");
     expect(c, "SELECT 1", "1");
     agec_conn_release(c);
