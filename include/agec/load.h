@@ -25,7 +25,10 @@
  * (one scan) into the same map. Missing graphs and labels are created; the
  * key property of a vertex label gets a btree index on
  * `agtype_access_operator(properties, '"key"')` (what `WHERE n.key = ...`
- * uses).
+ * uses). On the COPY path a batch is sent and its outcome read while the
+ * next batch is built (the server takes one in while the client makes the
+ * next): a server error of a batch may come back from a later call, or
+ * from agec_loader_finish(), and names that batch's lines.
  *
  * Keys compare by their text: an integer by its decimal digits, a string by
  * its content, anything else by its agtype text (so 42 and "42" are the same
@@ -83,7 +86,8 @@ typedef struct agec_load_stats {
     uint64_t input_bytes;    /**< bytes read from files by agec_loader_file (for a progress bar) */
 } agec_load_stats;
 
-/** Progress callback: called after each batch written and at finish, from
+/** Progress callback: called after each batch written (sent, on the COPY
+ *  path: its outcome is read with the next one) and at finish, from
  *  the loading thread. `stats` is valid during the call only. */
 typedef void (*agec_load_progress_fn)(const agec_load_stats *stats, void *user);
 
@@ -173,7 +177,8 @@ AGEC_EXPORT void agec_loader_source(agec_loader *ld, const char *source, uint64_
  * NUL-terminated string; NULL = no properties.
  * Errors: AGEC_ERR_INPUT (not a map, malformed, missing or duplicate key;
  * unless the reject callback takes it), AGEC_ERR_NAME, AGEC_ERR_STATE (the
- * loader failed earlier), and those of a batch written now (AGEC_ERR_SERVER,
+ * loader failed earlier), and those of a batch written now or, on the COPY
+ * path, of the one written before it (AGEC_ERR_SERVER,
  * AGEC_ERR_CONNECTION_LOST, ...). After any error other than a rejected row
  * the loader has rolled back (see chunk_rows) and accepts only free.
  */
