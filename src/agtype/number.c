@@ -206,9 +206,41 @@ size_t agec__format_int64(int64_t v, char *out)
     return k;
 }
 
-/* Shortest digits of finite nonzero |d| that read back as d: digits[] gets
- * them without trailing zeros, *exp10 the exponent of the first digit. */
-static size_t shortest_digits(double d, char *digits, int *exp10)
+/* The common case without printf: normal d = v / 10^k exactly (division
+ * correctly rounded) for an integer v < 10^15 and 0 <= k <= 15, as every
+ * decimal of up to 15 significant digits in that range gives. A decimal of
+ * <= 15 digits that reads back as d is what rounding d to 15 digits gives
+ * (DBL_DIG), so these are the digits the search below finds: the same
+ * result, 0 when the case does not apply. */
+static size_t short_decimal_digits(double d, char *digits, int *exp10)
+{
+    if (d < DBL_MIN || d >= 1e15)
+        return 0;
+    for (int k = 0; k <= 15; k++) {
+        double v = d * pow10_exact[k];
+        if (v >= 1e15)
+            return 0;
+        if (v != (double)(int64_t)v || v / pow10_exact[k] != d)
+            continue;
+        char tmp[AGEC__FMT_INT_MAX];
+        size_t n = agec__format_int64((int64_t)v, tmp);
+        *exp10 = (int)n - 1 - k;
+        while (n > 1 && tmp[n - 1] == '0')
+            n--;
+        memcpy(digits, tmp, n);
+        return n;
+    }
+    return 0;
+}
+
+size_t agec__shortest_digits(double d, char *digits, int *exp10)
+{
+    size_t n = short_decimal_digits(d, digits, exp10);
+    return n > 0 ? n : agec__shortest_digits_search(d, digits, exp10);
+}
+
+/* The general way: printf at 15, 16, 17 digits until one reads back. */
+size_t agec__shortest_digits_search(double d, char *digits, int *exp10)
 {
     char tmp[48];
     /* For normal doubles any decimal of <= 15 digits reads back, so the
@@ -267,7 +299,7 @@ size_t agec__format_double(double d, char *out)
     }
     char dg[24];
     int x;
-    size_t nd = shortest_digits(fabs(d), dg, &x);
+    size_t nd = agec__shortest_digits(fabs(d), dg, &x);
     if (x < -4 || x >= 15) {
         /* PostgreSQL's float8out: d[.ddd]e[+-]XX with at least two exponent digits */
         out[k++] = dg[0];

@@ -58,4 +58,13 @@ size_t agec__format_double(double d, char *out);
 /* Decimal int64; returns the length; no NUL is written. */
 size_t agec__format_int64(int64_t v, char *out);
 
+/* Shortest digits of finite nonzero d > 0 that read back as d: digits[]
+ * (room for 17) gets them without trailing zeros, *exp10 the exponent of
+ * the first digit; returns how many. agec__shortest_digits_search is the
+ * general way (printf at 15, 16, 17 digits), which agec__shortest_digits
+ * skips for decimals of up to 15 digits; exposed so that a test can hold
+ * the two to the same answer. */
+size_t agec__shortest_digits(double d, char *digits, int *exp10);
+size_t agec__shortest_digits_search(double d, char *digits, int *exp10);
+
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "agec/agtype.h"
+#include "agtype/number.h"
 #include "test_agtype_util.h"
 
 /* Build one double with the builder and return its text. */
@@ -87,6 +88,45 @@ static void test_double_round_trip_random(void **state)
         agec_value_free(v);
         agec_free(t);
     }
+}
+
+/* The shortcut for decimals of up to 15 digits (no printf) gives what the
+ * general search gives: decimals of 1-17 digits at exponents -30..30 (the
+ * shortcut takes those of <= 15), and random bit patterns. */
+static void test_double_shortcut_same_digits(void **state)
+{
+    (void)state;
+    uint64_t x = 0x2545F4914F6CDD1Du;
+    int taken = 0;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double d;
+        if (i % 4 == 3) {
+            memcpy(&d, &x, sizeof d);
+            d = fabs(d);
+            if (!isfinite(d) || d == 0)
+                continue;
+        } else {
+            char text[48];
+            int nd = 1 + (int)(x % 17), e = (int)((x >> 8) % 61) - 30;
+            uint64_t m = (x >> 16) % 100000000000000000u;
+            snprintf(text, sizeof text, "%.*se%d", nd, "12345678901234567", e);
+            text[0] = (char)('1' + m % 9);
+            for (int k = 1; k < nd; k++)
+                text[k] = (char)('0' + (m >> k) % 10);
+            d = strtod(text, NULL);
+        }
+        char a[24], b[24];
+        int ea = 0, eb = 0;
+        size_t na = agec__shortest_digits(d, a, &ea);
+        size_t nb = agec__shortest_digits_search(d, b, &eb);
+        if (na != nb || ea != eb || memcmp(a, b, na) != 0)
+            fail_msg("%.17g: shortcut %.*se%d, search %.*se%d", d, (int)na, a, ea, (int)nb, b, eb);
+        taken += nb <= 15 && d >= 1e-15 && d < 1e15;
+    }
+    assert_true(taken > 50000); /* the cases the shortcut is for were there */
 }
 
 static void test_builder_map(void **state)
@@ -392,6 +432,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_double_format),
         cmocka_unit_test(test_double_round_trip_random),
+        cmocka_unit_test(test_double_shortcut_same_digits),
         cmocka_unit_test(test_builder_map),
         cmocka_unit_test(test_builder_errors),
         cmocka_unit_test(test_json_writer),
