@@ -188,7 +188,7 @@ static void top_up(agec_pool *p, agec_conn *c)
     agec_error err;
     int64_t now = agec__now_us();
     int64_t own = agec__deadline_after(now, p->cfg.c.connect_timeout_ms);
-    agec_status st = agec__pool_connect(p, c, own, own, &p->closing, &err);
+    agec_status st = agec__pool_connect(p, c, own, own, &p->closing, NULL, &err);
     now = agec__now_us();
     agec__breaker_change ch;
     pthread_mutex_lock(&p->mu);

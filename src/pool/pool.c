@@ -440,8 +440,10 @@ void agec__pool_free(agec_pool *p)
 
 agec_status agec__pool_connect(agec_pool *p, agec_conn *c, int64_t deadline_us,
                                int64_t own_deadline_us, const atomic_bool *abort_flag,
-                               agec_error *err)
+                               bool *cut_short, agec_error *err)
 {
+    if (cut_short != NULL)
+        *cut_short = false;
     PGconn *pg = NULL;
     agec_status st = agec__session_connect(p->cfg.keys, p->cfg.vals, deadline_us, abort_flag, &pg,
                                            &c->reap_fd, err);
@@ -466,9 +468,11 @@ agec_status agec__pool_connect(agec_pool *p, agec_conn *c, int64_t deadline_us,
     }
     /* An attempt its caller's deadline cut short says nothing about the
      * server (not counted as a failure, see acq_open): no event either. */
-    bool cut_short = st == AGEC_ERR_UNREACHABLE && deadline_us < own_deadline_us &&
-                     agec__now_us() >= deadline_us;
-    if (st != AGEC_ERR_CANCELLED && !cut_short)
+    bool was_cut = st == AGEC_ERR_UNREACHABLE && deadline_us < own_deadline_us &&
+                   agec__now_us() >= deadline_us;
+    if (cut_short != NULL)
+        *cut_short = was_cut;
+    if (st != AGEC_ERR_CANCELLED && !was_cut)
         agec__emit_simple(p, AGEC_EV_CONNECT_FAILED, c->id, st, err ? err->sqlstate : "",
                           err ? err->message : agec_strerror(st));
     return st;
@@ -651,9 +655,10 @@ static agec_status acq_open(acq *a, agec_conn *c, agec__breaker_change *pending,
     int64_t own = agec__deadline_after(a->now, p->cfg.c.connect_timeout_ms);
     int64_t cdl = agec__min64(acq_io_deadline(a), own);
     agec_error attempt = AGEC_ERROR_INIT;
-    agec_status st = agec__pool_connect(p, c, cdl, own, &p->closing, &attempt);
+    bool cut_short;
+    agec_status st = agec__pool_connect(p, c, cdl, own, &p->closing, &cut_short, &attempt);
     a->now = agec__now_us();
-    if (st == AGEC_ERR_UNREACHABLE && cdl < own && a->now >= cdl) {
+    if (cut_short) {
         /* Cut short by this caller's deadline, not by the server: says
          * nothing about the database, so it does not count toward the
          * breaker (a caller with a deadline shorter than a connect must not

@@ -274,10 +274,11 @@ agec_conn *agec__pool_reserve(agec_pool *p, int64_t now);
 /* Connect and initialise a reserved connection by deadline_us; abort_flag
  * (may be NULL) stops it early. own_deadline_us is the attempt's own limit
  * (connect_timeout_ms): an attempt that an earlier deadline_us (the
- * caller's) cut short sends no AGEC_EV_CONNECT_FAILED. No lock held. */
+ * caller's) cut short sends no AGEC_EV_CONNECT_FAILED, and *cut_short (may
+ * be NULL) says so, so that the caller judges it the same way. No lock held. */
 agec_status agec__pool_connect(agec_pool *p, agec_conn *c, int64_t deadline_us,
                                int64_t own_deadline_us, const atomic_bool *abort_flag,
-                               agec_error *err);
+                               bool *cut_short, agec_error *err);
 /* Account for the end of a connect attempt: breaker, backoff, counters,
  * last error. `ev` receives a breaker transition to report, if any. [mu] */
 void agec__pool_connect_done(agec_pool *p, agec_conn *c, agec_status st, const agec_error *err,
