@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "common/error_internal.h"
+
 /* dst (dst_size bytes) holds the library's defaults; overlay the caller's
  * struct src on it. False if src's struct_size is not plausible (below
  * min_size, the fields of the first version, or absurdly large): the
@@ -25,6 +27,21 @@ static inline bool agec__sized_adopt(void *dst, size_t dst_size, const void *src
     memcpy(dst, src, n < dst_size ? n : dst_size);
     memcpy(dst, &dst_size, sizeof dst_size);
     return true;
+}
+
+/* agec__sized_adopt for the options struct `name` (made by name_init):
+ * src NULL keeps the defaults; AGEC_ERR_INVALID_ARG naming name_init when
+ * src's struct_size is not set. */
+static inline agec_status agec__sized_opts(void *dst, size_t dst_size, const void *src,
+                                           size_t min_size, const char *name, agec_error *err)
+{
+    if (src == NULL || agec__sized_adopt(dst, dst_size, src, min_size))
+        return AGEC_OK;
+    size_t n;
+    memcpy(&n, src, sizeof n);
+    return agec__error_set(err, AGEC_ERR_INVALID_ARG,
+                           "%s: struct_size %zu is not set (initialise the options with %s_init)",
+                           name, n, name);
 }
 
 #endif

@@ -48,13 +48,8 @@ agec_status agec__query_opts_get(const agec_query_opts *in, agec_query_opts *out
 {
     agec_query_opts_init(out);
     /* The fields of the first sized version: up to `prepare`. */
-    if (in != NULL &&
-        !agec__sized_adopt(out, sizeof *out, in, offsetof(agec_query_opts, prepare) + sizeof(bool)))
-        return agec__error_set(err, AGEC_ERR_INVALID_ARG,
-                               "agec_query_opts: struct_size %zu is not set (initialise the "
-                               "options with agec_query_opts_init)",
-                               in->struct_size);
-    return AGEC_OK;
+    return agec__sized_opts(out, sizeof *out, in, offsetof(agec_query_opts, prepare) + sizeof(bool),
+                            "agec_query_opts", err);
 }
 
 static int64_t now_ms(void)

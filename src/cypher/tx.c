@@ -33,13 +33,8 @@ static agec_status tx_opts_get(const agec_tx_opts *in, agec_tx_opts *out, agec_e
 {
     agec_tx_opts_init(out);
     /* The fields of the first sized version: up to timeout_ms. */
-    if (in != NULL &&
-        !agec__sized_adopt(out, sizeof *out, in, offsetof(agec_tx_opts, timeout_ms) + sizeof(int)))
-        return agec__error_set(err, AGEC_ERR_INVALID_ARG,
-                               "agec_tx_opts: struct_size %zu is not set (initialise the "
-                               "options with agec_tx_opts_init)",
-                               in->struct_size);
-    return AGEC_OK;
+    return agec__sized_opts(out, sizeof *out, in, offsetof(agec_tx_opts, timeout_ms) + sizeof(int),
+                            "agec_tx_opts", err);
 }
 
 /* Run a fixed statement (no parameters, not prepared: these are short and

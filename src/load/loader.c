@@ -138,12 +138,10 @@ agec_status agec_loader_open(agec_conn *conn, const char *graph, const agec_load
         return st;
     agec_load_opts defaults;
     agec_load_opts_init(&defaults);
-    if (opts != NULL && !agec__sized_adopt(&defaults, sizeof defaults, opts,
-                                           offsetof(agec_load_opts, timeout_ms) + sizeof(int)))
-        return agec__error_set(err, AGEC_ERR_INVALID_ARG,
-                               "agec_load_opts: struct_size %zu is not set (initialise the "
-                               "options with agec_load_opts_init)",
-                               opts->struct_size);
+    if ((st = agec__sized_opts(&defaults, sizeof defaults, opts,
+                               offsetof(agec_load_opts, timeout_ms) + sizeof(int), "agec_load_opts",
+                               err)) != AGEC_OK)
+        return st;
     opts = &defaults;
     if (opts->batch_rows == 0 || opts->batch_rows > 1000000 || (unsigned)opts->method > 2 ||
         opts->timeout_ms < 0)
