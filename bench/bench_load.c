@@ -209,17 +209,9 @@ int main(int argc, char **argv)
         return fprintf(stderr, "usage: bench_load [VERTICES>=1000 [EDGES>=1000]]\n"), 2;
     const char *dsn = bench_require_env("AGEC_TEST_AGE", "the AGE test server");
     bench_print_machine("bench_load: bulk loading into AGE");
-    agec_pool_config cfg;
-    agec_pool_config_init(&cfg);
-    cfg.conninfo = dsn;
-    cfg.max = 1;
-    cfg.on_event = agec_pool_event_ignore;
     agec_pool *pool;
-    agec_conn *c;
+    agec_conn *c = bench_load_conn(dsn, AGEC_AGE_LOAD, &pool);
     agec_error err = AGEC_ERROR_INIT;
-    must(agec_pool_open(&cfg, &pool, &err), &err, "pool");
-    must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
-    PQsetNoticeProcessor(agec_conn_pgconn(c), NULL, NULL);
     agec_result *r = NULL;
     must(agec_sql_exec(c, "SELECT version()", 0, NULL, NULL, &r, &err), &err, "version");
     printf("server: %.80s\n", agec_result_text(r, 0, 0, NULL));

@@ -215,18 +215,8 @@ int main(int argc, char **argv)
     printf("server: %s, AGE's catalog stood in for (agtype: text)\n",
            PQparameterStatus(pg, "server_version"));
 
-    agec_pool_config cfg;
-    agec_pool_config_init(&cfg);
-    cfg.conninfo = db;
-    cfg.max = 1;
-    cfg.age_mode = AGEC_AGE_OFF;
-    cfg.on_event = agec_pool_event_ignore;
     agec_pool *pool;
-    agec_conn *c;
-    agec_error err = AGEC_ERROR_INIT;
-    must(agec_pool_open(&cfg, &pool, &err), &err, "pool");
-    must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
-    PQsetNoticeProcessor(agec_conn_pgconn(c), NULL, NULL);
+    agec_conn *c = bench_load_conn(db, AGEC_AGE_OFF, &pool);
 
     way w[5];
     w[0] = plain_vertices(pg, nv);

@@ -7,8 +7,34 @@
 #define AGEC_BENCH_LOAD_DATA_H
 
 #include <stdio.h>
+#include <stdlib.h>
 
+#include <libpq-fe.h>
+
+#include "agec/agec.h"
 #include "agec/load.h"
+
+/* A pool of one on dsn and its connection, server notices silenced; exits
+ * with the error when either fails. */
+static inline agec_conn *bench_load_conn(const char *dsn, agec_age_mode age_mode, agec_pool **pool)
+{
+    agec_pool_config cfg;
+    agec_pool_config_init(&cfg);
+    cfg.conninfo = dsn;
+    cfg.max = 1;
+    cfg.age_mode = age_mode;
+    cfg.on_event = agec_pool_event_ignore;
+    agec_conn *c;
+    agec_error err = AGEC_ERROR_INIT;
+    if (agec_pool_open(&cfg, pool, &err) != AGEC_OK ||
+        agec_pool_acquire(*pool, &c, &err) != AGEC_OK) {
+        fprintf(stderr, "bench: pool: %s [%s] %s\n", agec_status_name(err.code), err.sqlstate,
+                err.message);
+        exit(1);
+    }
+    PQsetNoticeProcessor(agec_conn_pgconn(c), NULL, NULL);
+    return c;
+}
 
 /* Vertex i's properties: uid i, a name with escaped quotes, an int, a float. */
 static inline int bench_vprops(int i, char *b, size_t cap)
