@@ -6,6 +6,13 @@
 #                tests under ThreadSanitizer, each libFuzzer target for a
 #                bounded time, and `agec demo` under valgrind memcheck
 # Both do their own set-up through scripts/bootstrap.
+#
+# The native Apache AGE tier (every AGE test also on native AGE 1.6 on
+# PostgreSQL 15, and what only native AGE shows) runs when AGE_SRC names an
+# AGE source tarball or tree (built once into build/age-native/, never into
+# the system) or when AGE is installed for PostgreSQL 15:
+#   AGE_SRC=/path/to/apache-age-1.6.0-pg15.tar.gz make check
+# Without it, make check says in its last line that the tier did not run.
 
 BUILD ?= build
 JOBS ?= $(shell nproc)
@@ -33,7 +40,7 @@ $(BUILD)/asan/CMakeCache.txt:
 
 check-asan: bootstrap $(BUILD)/asan/CMakeCache.txt
 	cmake --build $(BUILD)/asan -j$(JOBS)
-	scripts/with-test-servers ctest --test-dir $(BUILD)/asan --output-on-failure -j$(JOBS) $(CTEST_ARGS)
+	scripts/with-test-servers scripts/ctest-tiers --test-dir $(BUILD)/asan --output-on-failure -j$(JOBS) $(CTEST_ARGS)
 
 $(BUILD)/tsan/CMakeCache.txt:
 	cmake -S . -B $(BUILD)/tsan -DCMAKE_BUILD_TYPE=Debug -DAGEC_TSAN=ON -DAGEC_BUILD_BENCH=OFF
@@ -41,7 +48,7 @@ $(BUILD)/tsan/CMakeCache.txt:
 check-tsan: bootstrap $(BUILD)/tsan/CMakeCache.txt
 	cmake --build $(BUILD)/tsan -j$(JOBS)
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
-	  scripts/with-test-servers ctest --test-dir $(BUILD)/tsan --output-on-failure -L concurrency
+	  scripts/with-test-servers scripts/ctest-tiers --test-dir $(BUILD)/tsan --output-on-failure -L concurrency
 
 $(BUILD)/fuzz/CMakeCache.txt:
 	CC=clang cmake -S . -B $(BUILD)/fuzz -DAGEC_BUILD_FUZZ=ON -DAGEC_BUILD_TESTS=OFF -DAGEC_BUILD_BENCH=OFF

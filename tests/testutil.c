@@ -28,7 +28,14 @@ const char *agec_test_pg_conninfo(void)
 
 const char *agec_test_age_conninfo(void)
 {
-    return require_env("AGEC_TEST_AGE", "Apache AGE (PGlite) test server");
+    return require_env("AGEC_TEST_AGE", "Apache AGE test server (PGlite, or native through "
+                                        "tests/on-native-age)");
+}
+
+bool agec_test_age_native(void)
+{
+    const char *kind = getenv("AGEC_TEST_AGE_KIND");
+    return kind != NULL && strcmp(kind, "native") == 0;
 }
 
 const char *agec_test_pg_dir(void)

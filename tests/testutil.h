@@ -21,8 +21,16 @@
  * A test that calls this without the variable set fails loudly: it never skips. */
 const char *agec_test_pg_conninfo(void);
 
-/* Connection string of the PGlite Apache AGE server (AGEC_TEST_AGE). Same rule. */
+/* Connection string of the Apache AGE server under test (AGEC_TEST_AGE): the
+ * PGlite server, or native AGE 1.6 on PG15 when the test runs as NAME_native
+ * (tests/on-native-age points AGEC_TEST_AGE there). Same rule. */
 const char *agec_test_age_conninfo(void);
+
+/* True when the AGE server under test is native AGE on PostgreSQL 15
+ * (AGEC_TEST_AGE_KIND=native), false for PGlite (AGE 1.7 on PostgreSQL 18,
+ * WASM, one shared session, no COPY). For the few assertions whose branch
+ * differs by server; every other assertion is the same on both. */
+bool agec_test_age_native(void);
 
 /* Data directory of the PG15 server (AGEC_TEST_PG_DIR), for stop/start tests. */
 const char *agec_test_pg_dir(void);
