@@ -38,7 +38,8 @@ typedef struct agec_tx_opts {
     agec_isolation isolation; /**< default AGEC_ISOLATION_DEFAULT */
     bool read_only;           /**< default false */
     bool deferrable;          /**< default false (meaningful with SERIALIZABLE READ ONLY) */
-    int max_retries;          /**< agec_tx_run: retries after 40001/40P01; default 5 */
+    int max_retries;          /**< agec_tx_run: retries after 40001/40P01 (and AGE's write
+                                   conflicts, see agec_tx_run); default 5 */
     int retry_base_ms;        /**< first backoff, doubled each retry, with jitter; default 10 */
     int acquire_timeout_ms;   /**< agec_tx_run: per acquire; -1 = pool default (default) */
     /** Statement timeout of the transaction's own statements (BEGIN, COMMIT,
@@ -90,7 +91,10 @@ typedef agec_status (*agec_tx_fn)(agec_conn *conn, void *user, agec_error *err);
 /**
  * Acquire a connection from pool, BEGIN, call fn, COMMIT on AGEC_OK, else
  * ROLLBACK; release the connection in every path. When fn or COMMIT fails
- * with SQLSTATE 40001 (serialization failure) or 40P01 (deadlock), the
+ * with SQLSTATE 40001 (serialization failure) or 40P01 (deadlock), or with
+ * AGE's own report of the same write conflict (AGE 1.6: XX000 "Entity failed
+ * to be updated: 3" or ": 4" from SET, "Entity could not be locked for
+ * updating" from DELETE, in every isolation level), the
  * whole transaction is retried, up to opts->max_retries times, after a
  * backoff of retry_base_ms doubling with random jitter. fn must therefore be
  * safe to run again. Returns the last status; err holds the last error.

@@ -166,10 +166,31 @@ agec_status agec_tx_rollback_to(agec_conn *conn, unsigned id, agec_error *err)
     return savepoint_cmd(conn, "ROLLBACK TO SAVEPOINT", id, err);
 }
 
+/* AGE 1.6 reports a write conflict on a vertex or edge as an internal error
+ * where PostgreSQL's own UPDATE and DELETE say 40001: SET of an entity that
+ * another transaction updated or deleted meanwhile fails with XX000 "Entity
+ * failed to be updated: 3" (TM_Updated; 4 is TM_Deleted), and DELETE's lock
+ * of one with XX000 "Entity could not be locked for updating" (apache/age
+ * src/backend/executor/cypher_set.c, cypher_delete.c), in every isolation
+ * level. It is the same conflict, and the whole transaction is retried the
+ * same way (it_native_age: 8 threads incrementing one counter vertex). */
+static bool age_write_conflict(const agec_error *e)
+{
+    if (strcmp(e->sqlstate, "XX000") != 0)
+        return false;
+    static const char set_prefix[] = "Entity failed to be updated: ";
+    if (strncmp(e->message, set_prefix, sizeof set_prefix - 1) == 0) {
+        const char *code = e->message + sizeof set_prefix - 1;
+        return (code[0] == '3' || code[0] == '4') && (code[1] == '\0' || code[1] == '\n');
+    }
+    return strcmp(e->message, "Entity could not be locked for updating") == 0;
+}
+
 static bool retryable(const agec_error *e)
 {
     return e->code == AGEC_ERR_SERVER &&
-           (strcmp(e->sqlstate, "40001") == 0 || strcmp(e->sqlstate, "40P01") == 0);
+           (strcmp(e->sqlstate, "40001") == 0 || strcmp(e->sqlstate, "40P01") == 0 ||
+            age_write_conflict(e));
 }
 
 static void backoff(int base_ms, int attempt, unsigned *seed)

@@ -10,7 +10,19 @@
 #error "AGEC_SCRIPTS_DIR must point to scripts/"
 #endif
 
+static void start_cluster(test_cluster *tc, bool age);
+
 void tc_start(test_cluster *tc)
+{
+    start_cluster(tc, false);
+}
+
+void tc_start_age(test_cluster *tc)
+{
+    start_cluster(tc, true);
+}
+
+static void start_cluster(test_cluster *tc, bool age)
 {
     memset(tc, 0, sizeof *tc);
     const char *tmp = getenv("TMPDIR");
@@ -18,8 +30,8 @@ void tc_start(test_cluster *tc)
     if (mkdtemp(tc->dir) == NULL)
         fail_msg("mkdtemp failed");
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s/pg-cluster-server start %s >%s.log 2>&1", AGEC_SCRIPTS_DIR,
-             tc->dir, tc->dir);
+    snprintf(cmd, sizeof cmd, "AGEC_CLUSTER_AGE=%d %s/pg-cluster-server start %s >%s.log 2>&1",
+             age ? 1 : 0, AGEC_SCRIPTS_DIR, tc->dir, tc->dir);
     if (system(cmd) != 0) {
         snprintf(cmd, sizeof cmd, "cat %s.log >&2", tc->dir);
         (void)system(cmd);

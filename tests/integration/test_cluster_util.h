@@ -23,6 +23,9 @@ typedef struct test_cluster {
 
 /* Start the cluster (fails the test loudly if the script fails). */
 void tc_start(test_cluster *tc);
+/* The same with native Apache AGE on every node (AGEC_CLUSTER_AGE=1: the
+ * PG15 of scripts/age-native, CREATE EXTENSION age on the primary). */
+void tc_start_age(test_cluster *tc);
 /* Stop and remove it. */
 void tc_stop(test_cluster *tc);
 /* Run `pg-cluster-server VERB DIR ARGS`; returns the exit status. */
