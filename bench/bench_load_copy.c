@@ -17,6 +17,14 @@
  *   bench_load_copy [VERTICES [EDGES]]   (default 200000 200000; AGEC_TEST_PG;
  *   AGEC_BENCH_BATCH sets the loader's batch_rows)
  * "client CPU" is this process's CPU time over the wall time of the way.
+ *
+ * With --native (first argument) the same run is made on native Apache AGE
+ * (AGEC_TEST_AGE_NATIVE: scripts/age-native), in a fresh database with
+ * CREATE EXTENSION age instead of the stand-in, so every way pays AGE's own
+ * agtype input and id functions; two more rows give the floor of any way
+ * in: plain COPY of the same rows into a plain two-column table (id bigint,
+ * properties agtype) with ids from the client, and the same followed by
+ * CREATE INDEX on the key (the floor of a keyed load).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,6 +136,40 @@ static void copy_rows(PGconn *pg, const char *stmt, int n, int nv, bool edges)
     PQclear(PQgetResult(pg));
 }
 
+/* The floor: plain COPY of "id<TAB>map" lines into (id bigint, properties
+ * agtype), no graph, no sequence; with `keyed`, CREATE INDEX on the key
+ * after it, as the loader's key index is built. */
+static way plain_table(PGconn *pg, int nv, bool keyed)
+{
+    pq_exec(pg, "DROP TABLE IF EXISTS bc_plain");
+    pq_exec(pg, "CREATE TABLE bc_plain (id bigint, properties ag_catalog.agtype)");
+    clocks t0 = start();
+    pq_exec(pg, "BEGIN");
+    pq_must(pg, PQexec(pg, "COPY bc_plain FROM STDIN"), PGRES_COPY_IN, "COPY bc_plain");
+    size_t cap = 1 << 20, len = 0;
+    char *buf = malloc(cap), b[256];
+    for (int i = 0; i < nv; i++) {
+        if (cap - len < 1024) {
+            if (PQputCopyData(pg, buf, (int)len) != 1)
+                exit((fprintf(stderr, "bench_load_copy: %s", PQerrorMessage(pg)), 1));
+            len = 0;
+        }
+        len += (size_t)snprintf(buf + len, cap - len, "%d\t", i + 1);
+        len += put_copy(buf + len, b, bench_vprops(i, b, sizeof b));
+        buf[len++] = '\n';
+    }
+    if (PQputCopyData(pg, buf, (int)len) != 1 || PQputCopyEnd(pg, NULL) != 1)
+        exit((fprintf(stderr, "bench_load_copy: %s", PQerrorMessage(pg)), 1));
+    free(buf);
+    pq_must(pg, PQgetResult(pg), PGRES_COMMAND_OK, "COPY");
+    PQclear(PQgetResult(pg));
+    if (keyed)
+        pq_exec(pg, "CREATE INDEX ON bc_plain (ag_catalog.agtype_access_operator(VARIADIC "
+                    "ARRAY[properties, '\"uid\"'::ag_catalog.agtype]))");
+    pq_exec(pg, "COMMIT");
+    return done(t0, nv);
+}
+
 static way plain_vertices(PGconn *pg, int nv)
 {
     pq_exec(pg, "SELECT ag_catalog.create_graph('bc_copy')");
@@ -145,7 +187,8 @@ static way plain_edges(PGconn *pg, int nv, int ne)
     pq_exec(pg, "SELECT ag_catalog.create_elabel('bc_keyed', 'KNOWS_COPY')");
     clocks t0 = start();
     pq_exec(pg, "BEGIN");
-    pq_exec(pg, "CREATE TEMP TABLE e_in (s text, e text, p text) ON COMMIT DROP");
+    pq_exec(pg, "CREATE TEMP TABLE e_in (s ag_catalog.agtype, e ag_catalog.agtype, "
+                "p ag_catalog.agtype) ON COMMIT DROP");
     copy_rows(pg, "COPY e_in FROM STDIN", ne, nv, true);
     pq_exec(pg, "INSERT INTO bc_keyed.\"KNOWS_COPY\" (start_id, end_id, properties) "
                 "SELECT a.id, b.id, e_in.p FROM e_in "
@@ -195,14 +238,26 @@ static way loader_edges(agec_conn *c, int nv, int ne)
 
 int main(int argc, char **argv)
 {
+    bool native = argc > 1 && strcmp(argv[1], "--native") == 0;
+    if (native) {
+        argc--;
+        argv++;
+    }
     int nv = argc > 1 ? atoi(argv[1]) : 200000, ne = argc > 2 ? atoi(argv[2]) : nv;
     if (nv < 1000 || ne < 1000)
-        return fprintf(stderr, "usage: bench_load_copy [VERTICES>=1000 [EDGES>=1000]]\n"), 2;
-    const char *dsn = bench_require_env("AGEC_TEST_PG", "PostgreSQL 15 test server");
-    bench_print_machine("bench_load_copy: the loader's COPY path vs plain COPY (PostgreSQL 15)");
+        return fprintf(stderr,
+                       "usage: bench_load_copy [--native] [VERTICES>=1000 [EDGES>=1000]]\n"),
+               2;
+    const char *dsn = native ? bench_require_env("AGEC_TEST_AGE_NATIVE", "native AGE server")
+                             : bench_require_env("AGEC_TEST_PG", "PostgreSQL 15 test server");
+    bench_print_machine(native ? "bench_load_copy: the loader's COPY path vs plain COPY (native "
+                                 "Apache AGE on PostgreSQL 15)"
+                               : "bench_load_copy: the loader's COPY path vs plain COPY "
+                                 "(PostgreSQL 15)");
     PGconn *admin = PQconnectdb(dsn);
     if (PQstatus(admin) != CONNECTION_OK)
         return fprintf(stderr, "bench_load_copy: %s", PQerrorMessage(admin)), 1;
+    PQsetNoticeProcessor(admin, NULL, NULL);
     pq_exec(admin, "DROP DATABASE IF EXISTS " DB);
     pq_exec(admin, "CREATE DATABASE " DB);
     char db[512];
@@ -211,31 +266,58 @@ int main(int argc, char **argv)
     if (PQstatus(pg) != CONNECTION_OK)
         return fprintf(stderr, "bench_load_copy: %s", PQerrorMessage(pg)), 1;
     PQsetNoticeProcessor(pg, NULL, NULL);
-    pq_exec(pg, AGEC_STUB_AGE_SQL);
-    printf("server: %s, AGE's catalog stood in for (agtype: text)\n",
-           PQparameterStatus(pg, "server_version"));
+    if (native) {
+        pq_exec(pg, "CREATE EXTENSION age");
+        pq_exec(pg, "LOAD 'age'");
+        /* AGE's operators in the plain ways resolve through search_path. */
+        pq_exec(pg, "SET search_path = ag_catalog, \"$user\", public");
+        PGresult *v = PQexec(pg, "SELECT extversion FROM pg_extension WHERE extname = 'age'");
+        printf("server: %s, Apache AGE %s (native)\n", PQparameterStatus(pg, "server_version"),
+               PQresultStatus(v) == PGRES_TUPLES_OK ? PQgetvalue(v, 0, 0) : "?");
+        PQclear(v);
+    } else {
+        pq_exec(pg, AGEC_STUB_AGE_SQL);
+        printf("server: %s, AGE's catalog stood in for (agtype: text)\n",
+               PQparameterStatus(pg, "server_version"));
+    }
 
     agec_pool *pool;
-    agec_conn *c = bench_load_conn(db, AGEC_AGE_OFF, &pool);
+    agec_conn *c = bench_load_conn(db, native ? AGEC_AGE_LOAD : AGEC_AGE_OFF, &pool);
 
-    way w[5];
-    w[0] = plain_vertices(pg, nv);
-    w[1] = loader_vertices(c, "bc_loader", false, nv);
-    w[2] = loader_vertices(c, "bc_keyed", true, nv);
-    w[3] = plain_edges(pg, nv, ne);
-    w[4] = loader_edges(c, nv, ne);
-    static const char *const what[5] = {
+    enum { FLOOR, FLOOR_KEYED, PLAIN_V, LOADER_V, LOADER_VK, PLAIN_E, LOADER_E, WAYS };
+    way w[WAYS];
+    if (native) {
+        w[FLOOR] = plain_table(pg, nv, false);
+        w[FLOOR_KEYED] = plain_table(pg, nv, true);
+        pq_exec(pg, "DROP TABLE bc_plain");
+    }
+    w[PLAIN_V] = plain_vertices(pg, nv);
+    w[LOADER_V] = loader_vertices(c, "bc_loader", false, nv);
+    w[LOADER_VK] = loader_vertices(c, "bc_keyed", true, nv);
+    w[PLAIN_E] = plain_edges(pg, nv, ne);
+    w[LOADER_E] = loader_edges(c, nv, ne);
+    static const char *const what[WAYS] = {
+        "floor: plain COPY into (id bigint, properties agtype)",
+        "floor, keyed: the same + CREATE INDEX on the key",
         "plain COPY, vertices (ids from the default)",
         "loader, vertices (copy, no key)",
         "loader, vertices (copy, keyed: index built at the end)",
         "plain COPY to a temp table + INSERT ... JOIN, edges",
         "loader, edges by key (copy, key map from one scan)",
     };
+    /* The baseline of each row: vertices against the floor (native) or
+     * the plain COPY into the label table; the keyed loader against the
+     * keyed floor; edges against the plain COPY + JOIN. */
+    static const int base_native[WAYS] = { FLOOR,       FLOOR_KEYED, FLOOR,  FLOOR,
+                                           FLOOR_KEYED, PLAIN_E,     PLAIN_E };
+    static const int base_stub[WAYS] = { PLAIN_V, PLAIN_V, PLAIN_V, PLAIN_V,
+                                         PLAIN_V, PLAIN_E, PLAIN_E };
     printf("%d vertices (uid, name, age, score), %d edges by uid\n", nv, ne);
-    printf("%-56s %10s %9s %11s\n", "way", "rows/s", "of plain", "client CPU");
-    for (int i = 0; i < 5; i++) {
-        double base = w[i < 3 ? 0 : 3].rate;
-        printf("%-56s %10.0f %9.2f %10.0f%%\n", what[i], w[i].rate, w[i].rate / base,
+    printf("%-56s %10s %9s %11s\n", "way", "rows/s", native ? "of floor" : "of plain",
+           "client CPU");
+    for (int i = native ? FLOOR : PLAIN_V; i < WAYS; i++) {
+        int base = native ? base_native[i] : base_stub[i];
+        printf("%-56s %10.0f %9.2f %10.0f%%\n", what[i], w[i].rate, w[i].rate / w[base].rate,
                100 * w[i].client);
     }
     bench_print_load("load at end");
