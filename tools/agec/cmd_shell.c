@@ -3,7 +3,17 @@
  * from libedit (Debian libedit-dev). Statements end with ';' and may span
  * lines; a ';' inside a string, a `name` or a comment does not end one
  * (see scan). Lines starting with ':' are shell commands. Ctrl-C cancels
- * the running statement and keeps the shell.
+ * the running statement and keeps the shell; at the prompt it clears the
+ * input, as in psql.
+ *
+ * A shell is one session, as psql's is: it keeps one connection from the
+ * pool for all its statements, so BEGIN ... COMMIT (typed plainly, or with
+ * :sql), SET and temporary tables work, and the prompt shows the
+ * transaction state (=# idle, =*# in a transaction, =!# in a failed one).
+ * A lost connection is said at once and replaced (interactive), or ends a
+ * script with exit status 3. Scripts (stdin not a terminal) run every
+ * statement, a last one without ';' included; with --on-error-stop the
+ * first failure ends the script with exit status 1 (psql's ON_ERROR_STOP).
  *
  * Ctrl-C: the signal handler only writes a byte to a pipe (async-signal
  * safe); a helper thread reads it and calls agec_conn_cancel() on the
@@ -15,13 +25,16 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <editline/readline.h>
+#include <libpq-fe.h>
 
 #include "cli.h"
 
 static int sig_pipe[2] = { -1, -1 };
+static volatile sig_atomic_t interrupted; /* Ctrl-C since the prompt was shown */
 static pthread_mutex_t running_lock = PTHREAD_MUTEX_INITIALIZER;
 static agec_conn *running; /* connection running a statement, or NULL */
 
@@ -29,6 +42,7 @@ static void on_sigint(int sig)
 {
     (void)sig;
     int saved = errno;
+    interrupted = 1;
     char b = 'c';
     ssize_t w = write(sig_pipe[1], &b, 1);
     (void)w;
@@ -51,30 +65,92 @@ static void *cancel_thread(void *arg)
 }
 
 static const char HELP[] = "Statements end with ';', may span lines and share one.\n"
-                           "  :graph NAME       use graph NAME for Cypher\n"
-                           "  :sql STATEMENT    run one SQL statement\n"
+                           "BEGIN; COMMIT; ROLLBACK; (and SAVEPOINT, RELEASE, START "
+                           "TRANSACTION, END, ABORT) run as SQL on the shell's session.\n"
+                           "  :graph NAME       use graph NAME for Cypher (it must exist)\n"
+                           "  :sql STATEMENT    run SQL (several statements separated by ';' "
+                           "allowed)\n"
                            "  :params JSON      parameters ($name) for the next Cypher "
                            "statements (:params alone clears)\n"
                            "  :stats            pool statistics\n"
                            "  :help             this text\n"
-                           "  :quit             leave (Ctrl-D too)\n"
-                           "Ctrl-C cancels the running statement.\n";
+                           "  :quit, \\q        leave (Ctrl-D too)\n"
+                           "Ctrl-C cancels the running statement, or clears the input.\n";
 
 typedef struct shell {
     cli *c;
     char graph[128];
-    char *params; /* agtype map text or NULL */
+    char *params;       /* agtype map text or NULL */
+    agec_conn *conn;    /* the shell's one session (NULL until needed, or after a loss) */
+    bool tty;           /* interactive: reconnect after a loss; else end the script */
+    bool on_error_stop; /* --on-error-stop */
 } shell;
 
-static void run(shell *sh, const char *text, bool cypher)
+/* What one statement did, for the script's exit status. */
+typedef enum { RUN_OK, RUN_FAILED, RUN_LOST } run_outcome;
+
+/* The shell's session, acquired when first needed. NULL after printing
+ * why when none can be had. */
+static agec_conn *session(shell *sh)
+{
+    if (sh->conn == NULL && cli_acquire(sh->c, &sh->conn) != EXIT_OK)
+        sh->conn = NULL;
+    return sh->conn;
+}
+
+/* The session's transaction state as psql's prompt shows it: "" idle, "*"
+ * in a transaction, "!" in a failed one. */
+static const char *tx_mark(const shell *sh)
+{
+    if (sh->conn == NULL)
+        return "";
+    switch (PQtransactionStatus(agec_conn_pgconn(sh->conn))) {
+    case PQTRANS_INTRANS:
+        return "*";
+    case PQTRANS_INERROR:
+        return "!";
+    default:
+        return "";
+    }
+}
+
+/* After a statement: when the session is gone, say so, drop it and (on a
+ * terminal) get a new one at once. True when it was lost. */
+static bool check_lost(shell *sh, agec_status st, bool in_tx)
+{
+    if (st != AGEC_ERR_CONNECTION_LOST && PQstatus(agec_conn_pgconn(sh->conn)) != CONNECTION_BAD)
+        return false;
+    agec_conn_release_broken(sh->conn);
+    sh->conn = NULL;
+    fprintf(stderr, "agec: the connection to the server was lost%s.",
+            in_tx ? " (its open transaction is gone)" : "");
+    if (!sh->tty) {
+        fputc('\n', stderr);
+        return true;
+    }
+    fputs(" Reconnecting: ", stderr);
+    agec_error err = AGEC_ERROR_INIT;
+    agec_status rs = cli_acquire_st(sh->c, &sh->conn, &err);
+    if (rs == AGEC_OK)
+        fputs("succeeded.\n", stderr);
+    else
+        fprintf(stderr, "failed (%s: %s); the next statement tries again.\n", agec_status_name(rs),
+                err.message);
+    if (rs != AGEC_OK)
+        sh->conn = NULL;
+    return true;
+}
+
+static run_outcome run(shell *sh, const char *text, bool cypher)
 {
     if (cypher && sh->graph[0] == '\0') {
         fputs("no graph selected: use :graph NAME\n", stderr);
-        return;
+        return RUN_FAILED;
     }
-    agec_conn *conn;
-    if (cli_acquire(sh->c, &conn) != EXIT_OK)
-        return;
+    agec_conn *conn = session(sh);
+    if (conn == NULL)
+        return RUN_LOST;
+    bool in_tx = tx_mark(sh)[0] != '\0';
     pthread_mutex_lock(&running_lock);
     running = conn;
     pthread_mutex_unlock(&running_lock);
@@ -83,6 +159,9 @@ static void run(shell *sh, const char *text, bool cypher)
     agec_query_opts o;
     agec_query_opts_init(&o);
     o.timeout_ms = sh->c->statement_timeout_ms;
+    /* SQL typed in the shell is sent as a simple query: several statements
+     * separated by ';' run, as in psql, and nothing is left prepared. */
+    o.prepare = cypher;
     double t0 = cli_now_ms();
     agec_status st = cypher ? agec_cypher_exec(conn, sh->graph, text, sh->params, &o, &res, &err)
                             : agec_sql_exec(conn, text, 0, NULL, &o, &res, &err);
@@ -90,21 +169,39 @@ static void run(shell *sh, const char *text, bool cypher)
     pthread_mutex_lock(&running_lock);
     running = NULL;
     pthread_mutex_unlock(&running_lock);
-    agec_conn_release(conn);
     if (st != AGEC_OK) {
         if (st == AGEC_ERR_CANCELLED) /* Ctrl-C: our own cancel */
             fprintf(stderr, "statement cancelled\n");
         else
             cli_fail(cypher ? "query" : "sql", st, &err);
-        return;
+        return check_lost(sh, st, in_tx) ? RUN_LOST : RUN_FAILED;
     }
-    cli tbl = *sh->c;
-    tbl.format = FMT_TABLE;
-    tbl.quiet = false;
-    cli_print_result(&tbl, res, cypher, stdout);
-    printf("Time: %.3f ms\n", ms);
+    cli out = *sh->c;
+    out.quiet = false;
+    if (out.format == FMT_AUTO) /* tables, as psql, unless --format says otherwise */
+        out.format = FMT_TABLE;
+    cli_print_result(&out, res, cypher, stdout);
+    if (out.format == FMT_TABLE)
+        printf("Time: %.3f ms\n", ms);
     fflush(stdout);
     agec_result_free(res);
+    return RUN_OK;
+}
+
+/* BEGIN, COMMIT, ROLLBACK and their kin typed as statements: SQL of the
+ * session (no Cypher statement starts with these words). */
+static bool is_tx_statement(const char *text)
+{
+    static const char *const words[] = { "BEGIN",    "START", "COMMIT",    "END",
+                                         "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE" };
+    text += strspn(text, " \t\r\n");
+    size_t n = 0;
+    while (text[n] && ((text[n] | 0x20) >= 'a' && (text[n] | 0x20) <= 'z'))
+        n++;
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strlen(words[i]) == n && strncasecmp(text, words[i], n) == 0)
+            return true;
+    return false;
 }
 
 static void stats(shell *sh)
@@ -122,33 +219,62 @@ static void stats(shell *sh)
            (double)s.wait_p99_us / 1000.0, (double)s.wait_max_us / 1000.0);
 }
 
-/* Returns false to leave the shell. */
-static bool command(shell *sh, char *line)
+/* :graph NAME: the name must be valid and the graph must exist. */
+static run_outcome use_graph(shell *sh, const char *name)
 {
+    agec_error err = AGEC_ERROR_INIT;
+    if (agec_graph_name_check(name, &err) != AGEC_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        return RUN_FAILED;
+    }
+    agec_conn *conn = session(sh);
+    if (conn == NULL)
+        return RUN_LOST;
+    bool exists = false;
+    bool in_tx = tx_mark(sh)[0] != '\0';
+    agec_status st = agec_graph_exists(conn, name, &exists, &err);
+    if (st != AGEC_OK) {
+        cli_fail("graph check", st, &err);
+        return check_lost(sh, st, in_tx) ? RUN_LOST : RUN_FAILED;
+    }
+    if (!exists) {
+        fprintf(stderr, "graph %s does not exist (create it with: agec graph create %s)\n", name,
+                name);
+        return RUN_FAILED;
+    }
+    snprintf(sh->graph, sizeof sh->graph, "%s", name);
+    return RUN_OK;
+}
+
+/* A shell command (":..." or "\q"); *quit is set to leave the shell. */
+static run_outcome command(shell *sh, char *line, bool *quit)
+{
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == '\t' || line[n - 1] == '\r'))
+        line[--n] = '\0';
     char *arg = line + strcspn(line, " \t");
     if (*arg)
         *arg++ = '\0';
     arg += strspn(arg, " \t");
-    if (strcmp(line, ":quit") == 0 || strcmp(line, ":q") == 0 || strcmp(line, ":exit") == 0)
-        return false;
-    if (strcmp(line, ":help") == 0) {
+    if (strcmp(line, ":quit") == 0 || strcmp(line, ":q") == 0 || strcmp(line, ":exit") == 0 ||
+        strcmp(line, "\\q") == 0 || strcmp(line, "\\quit") == 0) {
+        *quit = true;
+        return RUN_OK;
+    }
+    if (strcmp(line, ":help") == 0 || strcmp(line, "\\?") == 0) {
         fputs(HELP, stdout);
     } else if (strcmp(line, ":graph") == 0) {
-        agec_error err = AGEC_ERROR_INIT;
-        if (agec_graph_name_check(arg, &err) != AGEC_OK)
-            fprintf(stderr, "%s\n", err.message);
-        else
-            snprintf(sh->graph, sizeof sh->graph, "%s", arg);
+        return use_graph(sh, arg);
     } else if (strcmp(line, ":sql") == 0) {
-        size_t n = strlen(arg);
+        n = strlen(arg);
         while (n > 0 && (arg[n - 1] == ';' || arg[n - 1] == ' '))
             arg[--n] = '\0';
         if (n > 0)
-            run(sh, arg, false);
+            return run(sh, arg, false);
     } else if (strcmp(line, ":params") == 0) {
         char *p = NULL;
         if (*arg && cli_build_params(arg, NULL, 0, &p) != EXIT_OK)
-            return true;
+            return RUN_FAILED;
         agec_free(sh->params);
         sh->params = p;
         printf(p ? "parameters set\n" : "parameters cleared\n");
@@ -156,8 +282,9 @@ static bool command(shell *sh, char *line)
         stats(sh);
     } else {
         fprintf(stderr, "unknown command %s (:help)\n", line);
+        return RUN_FAILED;
     }
-    return true;
+    return RUN_OK;
 }
 
 /*
@@ -284,15 +411,35 @@ static char *read_line(bool tty, const char *prompt)
     return line;
 }
 
+/* A statement the scanner ended: BEGIN/COMMIT/... as SQL, else Cypher. */
+static run_outcome statement(shell *sh, const char *text)
+{
+    return run(sh, text, !is_tx_statement(text));
+}
+
+/* The script's exit status after an outcome; -1 to go on. */
+static int stop_status(const shell *sh, run_outcome r)
+{
+    if (r == RUN_LOST && !sh->tty)
+        return EXIT_CONN;
+    if (r == RUN_FAILED && sh->on_error_stop && !sh->tty)
+        return EXIT_QUERY;
+    return -1;
+}
+
 int cmd_shell(cli *c, int argc, char **argv)
 {
-    (void)argv;
-    if (argc > 1)
-        return cli_usage_error("shell takes no arguments");
+    shell sh = { .c = c };
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--on-error-stop") == 0)
+            sh.on_error_stop = true;
+        else
+            return cli_usage_error("shell: unknown argument %s (it takes --on-error-stop)",
+                                   argv[i]);
+    }
     int rc = cli_open_pool(c, 2, 0, true);
     if (rc != EXIT_OK)
         return rc;
-    shell sh = { .c = c };
     if (c->graph)
         snprintf(sh.graph, sizeof sh.graph, "%s", c->graph);
     if (pipe(sig_pipe) != 0)
@@ -307,7 +454,8 @@ int cmd_shell(cli *c, int argc, char **argv)
     struct sigaction old;
     sigaction(SIGINT, &sa, &old);
 
-    bool tty = isatty(STDIN_FILENO);
+    sh.tty = isatty(STDIN_FILENO);
+    bool tty = sh.tty;
     char hist[1024] = "";
     const char *home = getenv("HOME");
     if (tty && home) {
@@ -320,20 +468,34 @@ int cmd_shell(cli *c, int argc, char **argv)
     char *buf = NULL;
     size_t len = 0;
     scanner sc = { .state = LX_CODE };
-    for (;;) {
+    int status = -1;
+    while (status < 0) {
         char prompt[160];
-        snprintf(prompt, sizeof prompt, "%s%s ", sh.graph[0] ? sh.graph : "agec",
-                 len ? "-#" : "=#");
+        snprintf(prompt, sizeof prompt, "%s%s%s# ", sh.graph[0] ? sh.graph : "agec",
+                 len ? "-" : "=", tx_mark(&sh));
+        interrupted = 0;
         char *line = read_line(tty, prompt);
-        if (line == NULL)
+        if (line == NULL && interrupted && tty) {
+            /* Ctrl-C at the prompt: drop what was typed, stay (psql). */
+            putchar('\n');
+            len = 0;
+            sc = (scanner){ .state = LX_CODE };
+            continue;
+        }
+        if (line == NULL) { /* end of input: run a last statement without ';' */
+            if (len > 0 && sc.content)
+                status = stop_status(&sh, statement(&sh, buf));
             break;
+        }
         char *t = line + strspn(line, " \t");
-        if (len == 0 && t[0] == ':') {
+        bool in_code = sc.state == LX_CODE || sc.state == LX_LINE;
+        if ((len == 0 && t[0] == ':') || (in_code && t[0] == '\\')) {
             if (tty)
                 add_history(t);
-            bool go_on = command(&sh, t);
+            bool quit = false;
+            status = stop_status(&sh, command(&sh, t, &quit));
             free(line);
-            if (!go_on)
+            if (quit)
                 break;
             continue;
         }
@@ -353,12 +515,16 @@ int cmd_shell(cli *c, int argc, char **argv)
         size_t from = 0;
         bool content = false;
         ptrdiff_t end;
-        while ((end = next_end(&sc, buf, len, &content)) >= 0) {
-            buf[end] = '\0';
+        while (status < 0 && (end = next_end(&sc, buf, len, &content)) >= 0) {
             if (content) {
-                if (tty)
+                if (tty) { /* with its ';', so that Up then Enter runs it again */
+                    char saved = buf[end + 1];
+                    buf[end + 1] = '\0';
                     add_history(buf + from);
-                run(&sh, buf + from, true);
+                    buf[end + 1] = saved;
+                }
+                buf[end] = '\0';
+                status = stop_status(&sh, statement(&sh, buf + from));
             }
             from = (size_t)end + 1;
         }
@@ -382,7 +548,9 @@ int cmd_shell(cli *c, int argc, char **argv)
     close(sig_pipe[0]);
     close(sig_pipe[1]);
     agec_free(sh.params);
+    if (sh.conn != NULL)
+        agec_conn_release(sh.conn); /* an open transaction is rolled back */
     if (tty)
         putchar('\n');
-    return EXIT_OK;
+    return status < 0 ? EXIT_OK : status;
 }
