@@ -157,8 +157,25 @@ static agec_status index_label(agec_conn *conn, const char *graph, const char *l
         { "end", "INDEX", "USING btree (end_id)", true },
         { "props", "INDEX", "USING gin (properties)", false },
     };
+    /* AGE makes id the primary key of its base tables (_ag_label_vertex,
+     * _ag_label_edge): no second unique index on it where one exists. */
+    char table[300];
+    snprintf(table, sizeof table, "%s.%s", qg, ql);
+    const char *tv[1] = { table };
+    agec_result *uq = NULL;
+    agec_status st =
+        run(conn,
+            "SELECT count(*) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a "
+            "ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+            "WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indnatts = 1 "
+            "AND a.attname = 'id'",
+            1, tv, &uq, err);
+    if (st != AGEC_OK)
+        return st;
+    bool unique_id = strcmp(agec_result_text(uq, 0, 0, NULL), "0") != 0;
+    agec_result_free(uq);
     for (size_t i = 0; i < sizeof idx / sizeof idx[0]; i++) {
-        if (idx[i].edge_only && !edge)
+        if ((idx[i].edge_only && !edge) || (i == 0 && unique_id))
             continue;
         char name[160], qn[340], sql[1024];
         index_name(name, sizeof name, label, idx[i].suffix);
@@ -166,7 +183,7 @@ static agec_status index_label(agec_conn *conn, const char *graph, const char *l
             return agec__error_set(err, AGEC_ERR_NAME, "name too long");
         snprintf(sql, sizeof sql, "CREATE %s IF NOT EXISTS %s ON %s.%s %s", idx[i].kind, qn, qg, ql,
                  idx[i].column);
-        agec_status st = run(conn, sql, 0, NULL, NULL, err);
+        st = run(conn, sql, 0, NULL, NULL, err);
         if (st != AGEC_OK)
             return st;
     }

@@ -32,6 +32,7 @@ typedef struct cli {
     out_format format;
     bool quiet, verbose;
     bool read_only;        /* --read-only: reads on standbys, read-only sessions */
+    bool one_shot;         /* a command of one connection: connect once, say why plainly */
     agec_pool *pool;       /* plain mode; cluster mode: the primary's pool (the cluster owns it) */
     agec_cluster *cluster; /* cluster mode: a multi-host DSN or --read-only */
 } cli;

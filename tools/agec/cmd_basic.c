@@ -1,4 +1,5 @@
 /* agec query / sql / graph. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,9 +80,72 @@ static int run_and_print(cli *c, const char *graph, const char *text, const char
     return st == AGEC_OK ? EXIT_OK : cli_fail(cypher ? "query" : "sql", st, &err);
 }
 
+/* The whole of a file, or of stdin for "-" (malloc'd; NULL after printing
+ * why). */
+static char *read_all(const char *path)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (f == NULL) {
+        perror(path);
+        return NULL;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    while (buf != NULL) {
+        size_t n = fread(buf + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0)
+            break;
+        if (cap - len < 2) {
+            char *nb = cap > ((size_t)1 << 30) ? NULL : realloc(buf, cap * 2);
+            if (nb == NULL) {
+                free(buf);
+                buf = NULL;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    bool failed = buf == NULL || ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (failed) {
+        fprintf(stderr, "agec: cannot read %s\n", strcmp(path, "-") == 0 ? "stdin" : path);
+        free(buf);
+        return NULL;
+    }
+    buf[len] = '\0';
+    return buf;
+}
+
+/* The statement text: the argument, or the file of -f FILE, or stdin for
+ * "-"; one trailing ';' (and the blanks around it) is dropped, as psql and
+ * cypher-shell take it (AGE refuses a ';' inside cypher()). *owned is what
+ * to free. NULL after printing why. */
+static const char *statement_text(const char *arg, const char *file, char **owned)
+{
+    *owned = NULL;
+    if (file != NULL || strcmp(arg, "-") == 0) {
+        if ((*owned = read_all(file != NULL ? file : "-")) == NULL)
+            return NULL;
+        arg = *owned;
+    }
+    size_t n = strlen(arg);
+    while (n > 0 && strchr(" \t\r\n", arg[n - 1]) != NULL)
+        n--;
+    if (n > 0 && arg[n - 1] == ';') {
+        if (*owned == NULL && (*owned = strdup(arg)) == NULL)
+            return NULL;
+        (*owned)[n - 1] = '\0';
+        return *owned;
+    }
+    return arg;
+}
+
 int cmd_query(cli *c, int argc, char **argv)
 {
-    const char *query = NULL, *params_json = NULL, *columns = NULL;
+    const char *query = NULL, *params_json = NULL, *columns = NULL, *file = NULL;
+    char *owned = NULL;
     const char **pairs = calloc((size_t)argc, sizeof *pairs);
     int npairs = 0, rc;
     if (pairs == NULL)
@@ -95,7 +159,9 @@ int cmd_query(cli *c, int argc, char **argv)
             params_json = argv[++i];
         } else if (strcmp(a, "--columns") == 0 && has_value) {
             columns = argv[++i];
-        } else if (a[0] == '-' && a[1] == '-') {
+        } else if (strcmp(a, "-f") == 0 && has_value) {
+            file = argv[++i];
+        } else if (a[0] == '-' && a[1] != '\0') {
             rc = cli_usage_error("query: unknown option or missing value: %s", a);
             goto out;
         } else if (query == NULL) {
@@ -105,8 +171,14 @@ int cmd_query(cli *c, int argc, char **argv)
             goto out;
         }
     }
-    if (query == NULL) {
-        rc = cli_usage_error("query: missing CYPHER text");
+    if ((query == NULL) == (file == NULL)) {
+        rc = cli_usage_error(query == NULL
+                                 ? "query: missing CYPHER text (or -f FILE, or - for stdin)"
+                                 : "query: give the Cypher text or -f FILE, not both");
+        goto out;
+    }
+    if ((query = statement_text(query != NULL ? query : "", file, &owned)) == NULL) {
+        rc = EXIT_USAGE;
         goto out;
     }
     if (c->graph == NULL) {
@@ -128,19 +200,33 @@ int cmd_query(cli *c, int argc, char **argv)
     free(cols);
     agec_free(params);
 out:
+    free(owned);
     free(pairs);
     return rc;
 }
 
 int cmd_sql(cli *c, int argc, char **argv)
 {
-    if (argc < 2)
-        return cli_usage_error("sql: missing SQL text");
+    const char *file = NULL;
+    int first = 1;
+    if (argc >= 3 && strcmp(argv[1], "-f") == 0) {
+        file = argv[2];
+        first = 2; /* argv[2] stands for the text: arguments follow it */
+    }
+    if (argc < first + 1)
+        return cli_usage_error("sql: missing SQL text (or -f FILE, or - for stdin)");
+    char *owned = NULL;
+    const char *text = statement_text(argv[first], file, &owned);
+    if (text == NULL)
+        return EXIT_USAGE;
     agec_query_opts o;
     agec_query_opts_init(&o);
     o.timeout_ms = c->statement_timeout_ms;
     o.prepare = false;
-    return run_and_print(c, NULL, argv[1], NULL, argc - 2, (const char *const *)argv + 2, &o);
+    int rc = run_and_print(c, NULL, text, NULL, argc - first - 1,
+                           (const char *const *)argv + first + 1, &o);
+    free(owned);
+    return rc;
 }
 
 int cmd_graph(cli *c, int argc, char **argv)
@@ -175,7 +261,37 @@ int cmd_graph(cli *c, int argc, char **argv)
     if (rc != EXIT_OK || (rc = cli_acquire(c, &conn)) != EXIT_OK)
         return rc;
     agec_status st = AGEC_OK;
-    if (strcmp(verb, "create") == 0) {
+    if (strcmp(verb, "labels") == 0 || strcmp(verb, "index") == 0 || strcmp(verb, "drop") == 0) {
+        /* A graph that does not exist is an error, not an empty answer. */
+        bool exists = false;
+        st = agec_graph_exists(conn, name, &exists, &err);
+        if (st == AGEC_OK && !exists) {
+            agec_conn_release(conn);
+            fprintf(stderr, "agec: graph %s does not exist\n", name);
+            return EXIT_QUERY;
+        }
+        /* Without --cascade, a graph with no labels of its own (AGE's base
+         * tables only, as just created) is dropped; one with labels is not. */
+        if (st == AGEC_OK && strcmp(verb, "drop") == 0 && !cascade) {
+            agec_result *labels = NULL;
+            st = agec_label_list(conn, name, &labels, &err);
+            size_t own = 0;
+            for (size_t r = 0; st == AGEC_OK && r < agec_result_rows(labels); r++)
+                own += strncmp(agec_result_text(labels, r, 0, NULL), "_ag_label_", 10) != 0;
+            agec_result_free(labels);
+            if (st == AGEC_OK && own > 0) {
+                agec_conn_release(conn);
+                fprintf(stderr,
+                        "agec: graph %s has %zu label%s: drop it with its labels and data with "
+                        "agec graph drop --cascade %s\n",
+                        name, own, own == 1 ? "" : "s", name);
+                return EXIT_QUERY;
+            }
+            cascade = true;
+        }
+    }
+    if (st != AGEC_OK) {
+    } else if (strcmp(verb, "create") == 0) {
         st = agec_graph_create(conn, name, &err);
         if (st == AGEC_OK && !c->quiet)
             printf("graph %s created\n", name);

@@ -13,12 +13,15 @@ static const struct {
     const char *name;
     const char *text;
 } HELP[] = {
-    { "query", "usage: agec --graph NAME [global options] query CYPHER [options]\n"
+    { "query", "usage: agec --graph NAME [global options] query (CYPHER | -f FILE | -) [options]\n"
                "\n"
                "Run one Cypher statement on graph NAME and print its rows. Parameters are\n"
                "bound (the Cypher text refers to them as $name), never pasted into the text.\n"
+               "The text is the argument, the file of -f FILE, or stdin for -; one trailing\n"
+               "';' is dropped.\n"
                "\n"
                "options:\n"
+               "  -f FILE                read the Cypher text from FILE\n"
                "  --param NAME=JSON      one parameter, a JSON value (repeatable)\n"
                "  --params JSON-OBJECT   all parameters as one JSON object (--param wins)\n"
                "  --columns a,b,...      names of the result columns (default: taken from\n"
@@ -27,12 +30,15 @@ static const struct {
                "example:\n"
                "  agec --graph social query 'MATCH (p:Person {name: $n}) RETURN p.age' \\\n"
                "       --param n='\"Ada\"'\n" },
-    { "sql", "usage: agec [global options] sql SQL [ARG...]\n"
+    { "sql", "usage: agec [global options] sql (SQL | -f FILE | -) [ARG...]\n"
              "\n"
-             "Run one SQL statement and print its rows. Each ARG is bound to $1, $2, ...\n"
-             "as text (unnamed statement, never prepared).\n"
+             "Run SQL and print its rows. Each ARG is bound to $1, $2, ... as text\n"
+             "(unnamed statement, never prepared). The text is the argument, the file of\n"
+             "-f FILE, or stdin for -; without ARGs it may hold several statements.\n"
+             "Put -- before ARGs that look like options.\n"
              "\n"
-             "options: none besides the global ones (agec --help).\n"
+             "options:\n"
+             "  -f FILE                read the SQL text from FILE\n"
              "\n"
              "example:\n"
              "  agec --age-mode off sql 'SELECT $1::int + $2::int AS sum' 40 2\n" },

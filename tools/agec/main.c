@@ -30,19 +30,26 @@ static const char USAGE[] =
     "                           transaction mode)\n"
     "  --format FMT             table | json | csv (default: table on a terminal,\n"
     "                           JSON Lines otherwise)\n"
+    "  -h HOST, -p PORT, -U USER, -d DBNAME\n"
+    "                           psql's shorthands (set PGHOST, PGPORT, PGUSER,\n"
+    "                           PGDATABASE; keywords of --dsn win); before the command\n"
     "  -q, --quiet              no row counts, timing or progress\n"
-    "  -v, --verbose            pool events and server notices on stderr\n"
+    "  -v, --verbose            pool events on stderr too (server notices and\n"
+    "                           warnings are always shown there, as psql does)\n"
     "  --read-only              reads from hot standbys (with a multi-host DSN\n"
     "                           host=a,b,c: a standby in the read rotation, else the\n"
     "                           primary); sessions are read-only. Without it a\n"
     "                           multi-host DSN sends everything to the primary\n"
     "  --help, --version\n"
+    "Global options may also follow the command (agec query 'RETURN 1' --format json),\n"
+    "except the psql shorthands; after `--` everything is the command's.\n"
     "\n"
     "commands:\n"
-    "  query CYPHER [--param NAME=JSON]... [--params JSON-OBJECT] [--columns a,b,...]\n"
-    "  sql SQL [ARG...]                     SQL with bound parameters $1..$n\n"
+    "  query (CYPHER | -f FILE | -) [--param NAME=JSON]... [--params JSON-OBJECT]\n"
+    "        [--columns a,b,...]\n"
+    "  sql (SQL | -f FILE | -) [ARG...]     SQL with bound parameters $1..$n\n"
     "  graph create|drop [--cascade]|exists|list|labels|index NAME\n"
-    "  shell                                interactive Cypher shell\n"
+    "  shell [--on-error-stop]              interactive Cypher shell (one session)\n"
     "  bench (--cypher Q | --sql Q) [--param ...] [--threads N] [--duration S | --count N]\n"
     "  demo [--size N]                      the showcase workload\n"
     "  load [--vertices L=FILE]... [--edges L=FILE]... [--key [L=]PROP]... [--chunk N]\n"
@@ -122,15 +129,32 @@ int cli_fail(const char *what, agec_status st, const agec_error *err)
     return cli_exit_code(st);
 }
 
-/* With --verbose: pool events (warnings) and the server's NOTICEs ("graph
- * created", ...) on stderr, as psql shows them; without, nothing. */
+/* The server's notices and warnings (client_min_messages decides which
+ * are sent) on stderr as psql shows them, "SEVERITY:  message" with DETAIL
+ * and HINT lines, with or without --verbose. */
+static void event_notice(const agec_pool_event *ev)
+{
+    fprintf(stderr, "%s:  %s\n", ev->severity, ev->message);
+    if (ev->detail != NULL && ev->detail[0] != '\0')
+        fprintf(stderr, "DETAIL:  %s\n", ev->detail);
+    if (ev->hint != NULL && ev->hint[0] != '\0')
+        fprintf(stderr, "HINT:  %s\n", ev->hint);
+}
+
+static void event_quiet(const agec_pool_event *ev, void *user)
+{
+    (void)user;
+    if (ev->type == AGEC_EV_NOTICE)
+        event_notice(ev);
+}
+
+/* With --verbose: the pool's own events (warnings) too. */
 static void event_verbose(const agec_pool_event *ev, void *user)
 {
-    if (ev->type == AGEC_EV_NOTICE && !ev->warning) {
-        fprintf(stderr, "%s:  %s\n", ev->severity, ev->message);
-        return;
-    }
-    agec_pool_event_log_stderr(ev, user);
+    if (ev->type == AGEC_EV_NOTICE)
+        event_notice(ev);
+    else
+        agec_pool_event_log_stderr(ev, user);
 }
 
 /* More than one host in the DSN (host=a,b or a URI with a,b)? */
@@ -154,7 +178,7 @@ static void pool_config_from(cli *c, agec_pool_config *cfg)
     cfg->statement_mode = c->statement_mode;
     /* libpq's convention: a name only when the DSN and PGAPPNAME give none. */
     cfg->application_name = "agec-cli";
-    cfg->on_event = c->verbose ? event_verbose : agec_pool_event_ignore;
+    cfg->on_event = c->verbose ? event_verbose : event_quiet;
 }
 
 static int open_cluster_with(cli *c, const agec_pool_config *pool)
@@ -210,6 +234,12 @@ int cli_open_pool(cli *c, int max, int min, bool sizable)
     c->pool_max = cfg.max;
     c->pool_min = cfg.min;
     pool_config_from(c, &cfg);
+    /* A one-shot command (query, sql, graph, load) connects once: the first
+     * failure opens the breaker, so the acquire ends at once with that
+     * failure (cli_acquire says it plainly), instead of retrying. */
+    c->one_shot = !sizable;
+    if (c->one_shot)
+        cfg.breaker_threshold = 1;
     if (c->read_only || dsn_multi_host(c->dsn))
         return open_cluster_with(c, &cfg);
     agec_error err = AGEC_ERROR_INIT;
@@ -244,9 +274,21 @@ int cli_acquire(cli *c, agec_conn **out)
 {
     agec_error err = AGEC_ERROR_INIT;
     agec_status st = cli_acquire_st(c, out, &err);
-    if (st != AGEC_OK)
-        return cli_fail("getting a connection", st, &err);
-    return EXIT_OK;
+    if (st == AGEC_OK)
+        return EXIT_OK;
+    /* One attempt made, one cause: libpq's own words, without the pool's
+     * (the pool's message wraps them after "last connection error: "). */
+    static const char last[] = "last connection error: ", cnc[] = "could not connect: ";
+    const char *cause = strstr(err.message, last);
+    if (c->one_shot && cause != NULL &&
+        (st == AGEC_ERR_UNREACHABLE || st == AGEC_ERR_BREAKER_OPEN)) {
+        cause += sizeof last - 1;
+        if (strncmp(cause, cnc, sizeof cnc - 1) == 0)
+            cause += sizeof cnc - 1;
+        fprintf(stderr, "agec: could not connect to the server: %s\n", cause);
+        return EXIT_CONN;
+    }
+    return cli_fail("getting a connection", st, &err);
 }
 
 static bool parse_age_mode(const char *s, agec_age_mode *m)
@@ -275,6 +317,129 @@ static const struct {
     { "load", cmd_load },   { "cluster", cmd_cluster },
 };
 
+/* One global option at argv[*i] (its value, if any, at argv[*i + 1]).
+ * Returns GLOBAL_NOT when argv[*i] is not one (the caller decides), else
+ * EXIT_OK (consumed: *i is left on its last word) or an exit code after
+ * printing the usage error; GLOBAL_HELP / GLOBAL_VERSION for those. psql's
+ * -h -p -U -d are taken only before the command (after it, -h asks for
+ * the command's help). */
+enum { GLOBAL_NOT = -1, GLOBAL_HELP = -2, GLOBAL_VERSION = -3 };
+
+static int global_option(cli *c, int argc, char **argv, int *i, bool before_command)
+{
+    const char *a = argv[*i];
+    const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    int *num = NULL;
+    static const struct {
+        const char *flag, *env;
+    } PSQL_FLAGS[] = {
+        { "-h", "PGHOST" }, { "-p", "PGPORT" }, { "-U", "PGUSER" }, { "-d", "PGDATABASE" }
+    };
+    if (before_command) {
+        if (strcmp(a, "-h") == 0 && v == NULL)
+            return GLOBAL_HELP; /* `agec -h` alone: help, as before */
+        for (size_t k = 0; k < sizeof PSQL_FLAGS / sizeof PSQL_FLAGS[0]; k++)
+            if (strcmp(a, PSQL_FLAGS[k].flag) == 0) {
+                if (v == NULL)
+                    return cli_usage_error("option %s needs a value", a);
+                /* Shorthands for the libpq environment: keywords of --dsn win. */
+                setenv(PSQL_FLAGS[k].env, v, 1);
+                (*i)++;
+                return EXIT_OK;
+            }
+    }
+    if (strcmp(a, "--help") == 0)
+        return GLOBAL_HELP;
+    if (strcmp(a, "--version") == 0)
+        return GLOBAL_VERSION;
+    if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+        c->quiet = true;
+        return EXIT_OK;
+    }
+    if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+        c->verbose = true;
+        return EXIT_OK;
+    }
+    if (strcmp(a, "--read-only") == 0) {
+        c->read_only = true;
+        return EXIT_OK;
+    }
+    if (strcmp(a, "--pool-max") == 0) {
+        num = &c->pool_max;
+    } else if (strcmp(a, "--pool-min") == 0) {
+        num = &c->pool_min;
+    } else if (strcmp(a, "--connect-timeout") == 0) {
+        num = &c->connect_timeout_ms;
+    } else if (strcmp(a, "--acquire-timeout") == 0) {
+        num = &c->acquire_timeout_ms;
+    } else if (strcmp(a, "--statement-timeout") == 0) {
+        num = &c->statement_timeout_ms;
+    } else if (strcmp(a, "--dsn") != 0 && strcmp(a, "--graph") != 0 &&
+               strcmp(a, "--age-mode") != 0 && strcmp(a, "--format") != 0 &&
+               strcmp(a, "--statement-mode") != 0) {
+        return GLOBAL_NOT;
+    }
+    if (v == NULL)
+        return cli_usage_error("option %s needs a value", a);
+    (*i)++;
+    if (num != NULL) {
+        if (!cli_parse_int(v, num))
+            return cli_usage_error("option %s: '%s' is not a non-negative integer", a, v);
+    } else if (strcmp(a, "--dsn") == 0) {
+        c->dsn = v;
+    } else if (strcmp(a, "--graph") == 0) {
+        c->graph = v;
+    } else if (strcmp(a, "--age-mode") == 0) {
+        if (!parse_age_mode(v, &c->age_mode))
+            return cli_usage_error("--age-mode must be load, preloaded, plugins or off");
+    } else if (strcmp(a, "--statement-mode") == 0) {
+        if (strcmp(v, "named") == 0)
+            c->statement_mode = AGEC_STMT_NAMED;
+        else if (strcmp(v, "unnamed") == 0)
+            c->statement_mode = AGEC_STMT_UNNAMED;
+        else
+            return cli_usage_error("--statement-mode must be named or unnamed");
+    } else if (strcmp(v, "table") == 0) {
+        c->format = FMT_TABLE;
+    } else if (strcmp(v, "json") == 0) {
+        c->format = FMT_JSON;
+    } else if (strcmp(v, "csv") == 0) {
+        c->format = FMT_CSV;
+    } else {
+        return cli_usage_error("--format must be table, json or csv");
+    }
+    return EXIT_OK;
+}
+
+/* Global options after the command (`agec query 'RETURN 1' --format json`):
+ * the long ones and -q/-v are taken out of the command's arguments, up to a
+ * `--` (which is dropped: what follows is the command's, even when it looks
+ * like an option). argv is rewritten in place; returns the new argc, or
+ * -1 - exit code on a usage error. */
+static int take_trailing_globals(cli *c, int argc, char **argv)
+{
+    int out = 1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) {
+            while (++i < argc)
+                argv[out++] = argv[i];
+            break;
+        }
+        int at = i;
+        int r = argv[i][0] == '-' && argv[i][1] != '\0' && strcmp(argv[i], "-h") != 0
+                    ? global_option(c, argc, argv, &i, false)
+                    : GLOBAL_NOT;
+        if (r == GLOBAL_NOT || r == GLOBAL_HELP || r == GLOBAL_VERSION) {
+            argv[out++] = argv[at]; /* the command's own (its --help included) */
+            i = at;
+        } else if (r != EXIT_OK) {
+            return -1 - r;
+        }
+    }
+    argv[out] = NULL;
+    return out;
+}
+
 int main(int argc, char **argv)
 {
     cli c = { .pool_max = -1, /* not given: each command's default */
@@ -285,73 +450,20 @@ int main(int argc, char **argv)
               .format = FMT_AUTO };
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int *num = NULL;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        int r = global_option(&c, argc, argv, &i, true);
+        if (r == GLOBAL_HELP) {
             fputs(USAGE, stdout);
             return EXIT_OK;
-        } else if (strcmp(a, "--version") == 0) {
+        }
+        if (r == GLOBAL_VERSION) {
             printf("agec %s\n", agec_version());
             return EXIT_OK;
-        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
-            c.quiet = true;
-            continue;
-        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
-            c.verbose = true;
-            continue;
-        } else if (strcmp(a, "--read-only") == 0) {
-            c.read_only = true;
-            continue;
-        } else if (strcmp(a, "--pool-max") == 0) {
-            num = &c.pool_max;
-        } else if (strcmp(a, "--pool-min") == 0) {
-            num = &c.pool_min;
-        } else if (strcmp(a, "--connect-timeout") == 0) {
-            num = &c.connect_timeout_ms;
-        } else if (strcmp(a, "--acquire-timeout") == 0) {
-            num = &c.acquire_timeout_ms;
-        } else if (strcmp(a, "--statement-timeout") == 0) {
-            num = &c.statement_timeout_ms;
-        } else if (strcmp(a, "--dsn") != 0 && strcmp(a, "--graph") != 0 &&
-                   strcmp(a, "--age-mode") != 0 && strcmp(a, "--format") != 0 &&
-                   strcmp(a, "--statement-mode") != 0) {
-            return cli_usage_error("unknown option '%s'", a);
         }
-        if (v == NULL)
-            return cli_usage_error("option %s needs a value", a);
-        i++;
-        if (num != NULL) {
-            if (!cli_parse_int(v, num))
-                return cli_usage_error("option %s: '%s' is not a non-negative integer", a, v);
-        } else if (strcmp(a, "--dsn") == 0) {
-            c.dsn = v;
-        } else if (strcmp(a, "--graph") == 0) {
-            c.graph = v;
-        } else if (strcmp(a, "--age-mode") == 0) {
-            if (!parse_age_mode(v, &c.age_mode))
-                return cli_usage_error("--age-mode must be load, preloaded, plugins or off");
-        } else if (strcmp(a, "--statement-mode") == 0) {
-            if (strcmp(v, "named") == 0)
-                c.statement_mode = AGEC_STMT_NAMED;
-            else if (strcmp(v, "unnamed") == 0)
-                c.statement_mode = AGEC_STMT_UNNAMED;
-            else
-                return cli_usage_error("--statement-mode must be named or unnamed");
-        } else if (strcmp(v, "table") == 0) {
-            c.format = FMT_TABLE;
-        } else if (strcmp(v, "json") == 0) {
-            c.format = FMT_JSON;
-        } else if (strcmp(v, "csv") == 0) {
-            c.format = FMT_CSV;
-        } else {
-            return cli_usage_error("--format must be table, json or csv");
-        }
+        if (r == GLOBAL_NOT)
+            return cli_usage_error("unknown option '%s'", argv[i]);
+        if (r != EXIT_OK)
+            return r;
     }
-    if (c.pool_max == 0)
-        return cli_usage_error("--pool-max must be at least 1");
-    if (c.pool_max > 0 && c.pool_min > c.pool_max)
-        return cli_usage_error("--pool-min must not exceed --pool-max");
     if (i >= argc)
         return cli_usage_error("no command given");
     if (strcmp(argv[i], "help") == 0) {
@@ -369,7 +481,14 @@ int main(int argc, char **argv)
             /* COMMAND --help: usage before anything connects. */
             if (cli_wants_help(argc - i, argv + i))
                 return cli_command_help(argv[i], stdout) ? EXIT_OK : EXIT_USAGE;
-            int rc = COMMANDS[k].fn(&c, argc - i, argv + i);
+            int cargc = take_trailing_globals(&c, argc - i, argv + i);
+            if (cargc < 0)
+                return -1 - cargc;
+            if (c.pool_max == 0)
+                return cli_usage_error("--pool-max must be at least 1");
+            if (c.pool_max > 0 && c.pool_min > c.pool_max)
+                return cli_usage_error("--pool-min must not exceed --pool-max");
+            int rc = COMMANDS[k].fn(&c, cargc, argv + i);
             cli_close_pool(&c);
             return rc;
         }

@@ -1,0 +1,174 @@
+/*
+ * The agec commands as psql and cypher-shell users expect them (issue 26,
+ * items 5-7 and 9): one trailing ';' accepted, the statement from -f FILE
+ * or stdin, psql's -h -p -U -d, global options after the command, a
+ * missing graph is an error, drop of an empty graph needs no --cascade,
+ * `graph index` adds no second unique index where AGE has a primary key.
+ * Against the AGE server under test (and cli_commands_native) and PG15.
+ */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "cli_run.h"
+
+#define GRAPH "cli_cmd_t"
+
+static const char *age(void)
+{
+    return agec_test_age_conninfo();
+}
+
+static void drop_graph(const char *name)
+{
+    run_out *r = RUN(NULL, "--dsn", age(), "graph", "drop", "--cascade", name);
+    free(r);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    drop_graph(GRAPH);
+    run_out *r = RUN(NULL, "--dsn", age(), "graph", "create", GRAPH);
+    expect_status(r, 0);
+    free(r);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    drop_graph(GRAPH);
+    return 0;
+}
+
+static void want_out(run_out *r, int status, const char *out)
+{
+    expect_status(r, status);
+    if (strcmp(r->out, out) != 0)
+        fail_msg("want output '%s', got '%s' (stderr: %s)", out, r->out, r->err);
+    free(r);
+}
+
+/* Items 5 and 7: 'RETURN 1;' (before: 42601 at ';'), global options after
+ * the command (before: "unknown option"), `--` ends them. */
+static void test_semicolon_and_trailing_options(void **state)
+{
+    (void)state;
+    want_out(
+        RUN(NULL, "--dsn", age(), "--graph", GRAPH, "--format", "csv", "query", "RETURN 1 AS one;"),
+        0, "one\n1\n");
+    want_out(RUN(NULL, "--dsn", age(), "query", "RETURN 2 AS two ; \n", "--graph", GRAPH,
+                 "--format", "json"),
+             0, "{\"two\": 2}\n");
+    want_out(RUN(NULL, "--dsn", agec_test_pg_conninfo(), "sql", "SELECT $1::int + 1 AS n",
+                 "--format", "csv", "--age-mode", "off", "--", "-5"),
+             0, "n\n-4\n");
+    /* A ';' inside the text is the server's business: two statements are
+     * not one. */
+    run_out *r = RUN(NULL, "--dsn", age(), "--graph", GRAPH, "query", "RETURN 1; RETURN 2;");
+    expect_status(r, 1);
+    free(r);
+}
+
+/* Item 6: -f FILE, - for stdin, and psql's connection flags. */
+static void test_files_stdin_and_psql_flags(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/agec-cli-cmd-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    static const char q[] = "UNWIND [1, 2] AS i\nRETURN i * 3 AS x;\n";
+    assert_int_equal(write(fd, q, sizeof q - 1), (ssize_t)(sizeof q - 1));
+    close(fd);
+    want_out(RUN(NULL, "--dsn", age(), "--graph", GRAPH, "--format", "csv", "query", "-f", path), 0,
+             "x\n3\n6\n");
+    want_out(RUN("RETURN 'from stdin' AS s;\n", "--dsn", age(), "--graph", GRAPH, "--format", "csv",
+                 "query", "-"),
+             0, "s\nfrom stdin\n");
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("SELECT 1 AS a;\nSELECT 2 AS b;\n", f);
+    fclose(f);
+    const char *pg = agec_test_pg_conninfo();
+    want_out(RUN(NULL, "--dsn", pg, "--age-mode", "off", "--format", "json", "sql", "-f", path), 0,
+             "{\"a\": 1}\n{\"b\": 2}\n");
+    unlink(path);
+    /* -h -p -U -d instead of a DSN (the environment points elsewhere). */
+    PQconninfoOption *o = PQconninfoParse(pg, NULL);
+    assert_non_null(o);
+    char host[128] = "", port[16] = "";
+    for (PQconninfoOption *p = o; p->keyword; p++) {
+        if (p->val && strcmp(p->keyword, "host") == 0)
+            snprintf(host, sizeof host, "%s", p->val);
+        if (p->val && strcmp(p->keyword, "port") == 0)
+            snprintf(port, sizeof port, "%s", p->val);
+    }
+    PQconninfoFree(o);
+    setenv("PGHOST", "nosuch.invalid", 1);
+    setenv("PGUSER", "nobody", 1);
+    want_out(RUN(NULL, "-h", host, "-p", port, "-U", "postgres", "-d", "postgres", "--age-mode",
+                 "off", "--format", "csv", "sql", "SELECT current_user AS u"),
+             0, "u\npostgres\n");
+    unsetenv("PGHOST");
+    unsetenv("PGUSER");
+}
+
+/* Item 9: graph commands on a missing graph fail (before: exit 0 with
+ * "indexes ... created" or 0 rows); drop of a graph with no labels needs no
+ * --cascade (before: 2BP01 always), one with labels does. */
+static void test_graph_commands(void **state)
+{
+    (void)state;
+    static const char *const verbs[] = { "index", "labels", "drop" };
+    for (size_t i = 0; i < 3; i++) {
+        run_out *r = RUN(NULL, "--dsn", age(), "graph", verbs[i], "nc_nosuch");
+        expect_status(r, 1);
+        if (strstr(r->err, "graph nc_nosuch does not exist") == NULL)
+            fail_msg("graph %s nc_nosuch: %s", verbs[i], r->err);
+        free(r);
+    }
+    drop_graph("cli_cmd_empty");
+    run_out *r = RUN(NULL, "--dsn", age(), "graph", "create", "cli_cmd_empty");
+    expect_status(r, 0);
+    free(r);
+    want_out(RUN(NULL, "--dsn", age(), "-q", "graph", "drop", "cli_cmd_empty"), 0, "");
+    want_out(RUN(NULL, "--dsn", age(), "graph", "exists", "cli_cmd_empty"), 0, "false\n");
+    /* With a label: refused without --cascade, naming it; kept. */
+    r = RUN(NULL, "--dsn", age(), "--graph", GRAPH, "query", "CREATE (:P {n: 1})");
+    expect_status(r, 0);
+    free(r);
+    r = RUN(NULL, "--dsn", age(), "graph", "drop", GRAPH);
+    expect_status(r, 1);
+    assert_non_null(strstr(r->err, "--cascade"));
+    free(r);
+    want_out(RUN(NULL, "--dsn", age(), "graph", "exists", GRAPH), 0, "true\n");
+    /* graph index: the label tables get theirs; AGE's base tables keep their
+     * one unique index on id (their primary key), no second. */
+    r = RUN(NULL, "--dsn", age(), "graph", "index", GRAPH);
+    expect_status(r, 0);
+    free(r);
+    want_out(RUN(NULL, "--dsn", age(), "--format", "csv", "sql",
+                 "SELECT c.relname AS t, count(*) AS unique_id FROM pg_index i "
+                 "JOIN pg_class c ON c.oid = i.indrelid "
+                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                 "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+                 "WHERE n.nspname = '" GRAPH "' AND i.indisunique AND i.indnatts = 1 "
+                 "AND a.attname = 'id' GROUP BY 1 ORDER BY 1"),
+             0, "t,unique_id\nP,1\n_ag_label_edge,1\n_ag_label_vertex,1\n");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_semicolon_and_trailing_options),
+        cmocka_unit_test(test_files_stdin_and_psql_flags),
+        cmocka_unit_test(test_graph_commands),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
