@@ -163,12 +163,43 @@ static void test_graph_commands(void **state)
              0, "t,unique_id\nP,1\n_ag_label_edge,1\n_ag_label_vertex,1\n");
 }
 
+/* Item 10: demo uses --graph and drops only a graph it made (before: it
+ * ignored --graph and dropped demo_social whatever it was). */
+static void test_demo_graph(void **state)
+{
+    (void)state;
+    /* GRAPH exists, made by hand, with a vertex: left alone. */
+    run_out *r = RUN(NULL, "--dsn", age(), "--graph", GRAPH, "query", "CREATE (:Mine {n: 7})");
+    expect_status(r, 0);
+    free(r);
+    r = RUN(NULL, "--dsn", age(), "--graph", GRAPH, "demo", "--size", "10");
+    expect_status(r, 1);
+    assert_non_null(strstr(r->err, "--replace"));
+    free(r);
+    want_out(RUN(NULL, "--dsn", age(), "--graph", GRAPH, "--format", "csv", "query",
+                 "MATCH (m:Mine) RETURN m.n AS n"),
+             0, "n\n7\n");
+    /* --replace: the demo's graph now, which a second run may replace. */
+    for (int run = 0; run < 2; run++) {
+        r = run == 0
+                ? RUN(NULL, "--dsn", age(), "--graph", GRAPH, "demo", "--size", "10", "--replace")
+                : RUN(NULL, "--dsn", age(), "--graph", GRAPH, "demo", "--size", "10");
+        expect_status(r, 0);
+        assert_non_null(strstr(r->out, "1. graph " GRAPH " created"));
+        free(r);
+    }
+    want_out(RUN(NULL, "--dsn", age(), "--graph", GRAPH, "--format", "csv", "query",
+                 "MATCH (p:Person) RETURN count(p) AS people"),
+             0, "people\n10\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_semicolon_and_trailing_options),
         cmocka_unit_test(test_files_stdin_and_psql_flags),
         cmocka_unit_test(test_graph_commands),
+        cmocka_unit_test(test_demo_graph),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

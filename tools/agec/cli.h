@@ -33,6 +33,7 @@ typedef struct cli {
     bool quiet, verbose;
     bool read_only;        /* --read-only: reads on standbys, read-only sessions */
     bool one_shot;         /* a command of one connection: connect once, say why plainly */
+    bool warnings_only;    /* server notices: WARNING only (the demo), else all as psql */
     agec_pool *pool;       /* plain mode; cluster mode: the primary's pool (the cluster owns it) */
     agec_cluster *cluster; /* cluster mode: a multi-host DSN or --read-only */
 } cli;

@@ -12,7 +12,15 @@
 #include "agec/load.h"
 #include "cli.h"
 
-#define DEMO_GRAPH "demo_social"
+/* The demo's graph: --graph, else demo_social. A graph the demo made
+ * carries this comment on its schema; another one is dropped only with
+ * --replace. */
+#define DEMO_MARK "made by agec demo"
+
+static const char *graph_of(const cli *c)
+{
+    return c->graph != NULL ? c->graph : "demo_social";
+}
 
 static const char *const FIRST[] = { "Ada",    "Alan",     "Grace",  "Linus",  "Barbara", "Ken",
                                      "Dennis", "Margaret", "Edsger", "Donald", "Frances", "John",
@@ -79,7 +87,7 @@ static agec_status load_graph(demo *d, agec_conn *conn, agec_load_stats *stats, 
     o.progress_user = &lp;
     agec_loader *ld = NULL;
     agec_builder *b = NULL;
-    agec_status st = agec_loader_open(conn, DEMO_GRAPH, &o, &ld, err);
+    agec_status st = agec_loader_open(conn, graph_of(d->c), &o, &ld, err);
     if (st == AGEC_OK)
         st = agec_loader_key(ld, "Person", "id", err);
     if (st == AGEC_OK)
@@ -117,7 +125,7 @@ static int show(cli *c, agec_conn *conn, const char *title, const char *query, c
     agec_error err = AGEC_ERROR_INIT;
     agec_result *res = NULL;
     double t0 = cli_now_ms();
-    agec_status st = agec_cypher_exec(conn, DEMO_GRAPH, query, params, NULL, &res, &err);
+    agec_status st = agec_cypher_exec(conn, graph_of(c), query, params, NULL, &res, &err);
     if (st != AGEC_OK)
         return cli_fail(title, st, &err);
     printf("\n%s\n", title);
@@ -135,17 +143,55 @@ static int step(agec_status st, const agec_error *err, const char *what)
     return st == AGEC_OK ? EXIT_OK : cli_fail(what, st, err);
 }
 
+/* The graph's schema comment is the demo's mark. */
+static bool made_by_demo(agec_conn *conn, const char *graph)
+{
+    agec_result *res = NULL;
+    const char *v[1] = { graph };
+    bool yes = agec_sql_exec(conn,
+                             "SELECT coalesce(obj_description(oid, 'pg_namespace') = '" DEMO_MARK
+                             "', false) "
+                             "FROM pg_catalog.pg_namespace WHERE nspname = $1",
+                             1, v, NULL, &res, NULL) == AGEC_OK &&
+               agec_result_rows(res) == 1 && strcmp(agec_result_text(res, 0, 0, NULL), "t") == 0;
+    agec_result_free(res);
+    return yes;
+}
+
+static agec_status mark(agec_conn *conn, const char *graph, agec_error *err)
+{
+    char sql[512], *q = sql;
+    q += sprintf(q, "COMMENT ON SCHEMA \"");
+    for (const char *p = graph; *p && q < sql + sizeof sql - 64; p++) {
+        if (*p == '"')
+            *q++ = '"'; /* doubled inside the quoted name (checked by agec_graph_name_check) */
+        *q++ = *p;
+    }
+    snprintf(q, (size_t)(sql + sizeof sql - q), "\" IS '" DEMO_MARK "'");
+    agec_result *res = NULL;
+    agec_status st = agec_sql_exec(conn, sql, 0, NULL, NULL, &res, err);
+    agec_result_free(res);
+    return st;
+}
+
 int cmd_demo(cli *c, int argc, char **argv)
 {
     demo d = { .c = c, .people = 1000 };
+    bool replace = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
             if (!cli_parse_int(argv[++i], &d.people) || d.people < 10 || d.people > 1000000)
                 return cli_usage_error("demo: --size must be 10..1000000");
+        } else if (strcmp(argv[i], "--replace") == 0) {
+            replace = true;
         } else {
             return cli_usage_error("demo: unknown argument %s", argv[i]);
         }
     }
+    agec_error nerr = AGEC_ERROR_INIT;
+    if (c->graph != NULL && agec_graph_name_check(c->graph, &nerr) != AGEC_OK)
+        return cli_usage_error("demo: --graph %s: %s", c->graph, nerr.message);
+    c->warnings_only = true; /* its own lines say what it does */
     int rc = cli_open_pool(c, 4, 2, true);
     if (rc != EXIT_OK)
         return rc;
@@ -157,9 +203,16 @@ int cmd_demo(cli *c, int argc, char **argv)
         return rc;
     agec_error err = AGEC_ERROR_INIT;
     bool exists = false;
-    rc = step(agec_graph_exists(conn, DEMO_GRAPH, &exists, &err), &err, "graph exists");
+    rc = step(agec_graph_exists(conn, graph_of(c), &exists, &err), &err, "graph exists");
+    if (rc == EXIT_OK && exists && !replace && !made_by_demo(conn, graph_of(c))) {
+        fprintf(stderr,
+                "agec: graph %s exists and was not made by agec demo: give another --graph, "
+                "or --replace to drop it and its data\n",
+                graph_of(c));
+        rc = EXIT_QUERY;
+    }
     if (rc == EXIT_OK && exists)
-        rc = step(agec_graph_drop(conn, DEMO_GRAPH, true, &err), &err, "graph drop");
+        rc = step(agec_graph_drop(conn, graph_of(c), true, &err), &err, "graph drop");
 
     /* Five KNOWS edges from each person, no self-loops, no pair (a, b)
      * twice (b -> a may also exist). Edge i starts at i % people, so the
@@ -185,11 +238,13 @@ int cmd_demo(cli *c, int argc, char **argv)
     agec_load_stats ls = { .size = sizeof ls };
     if (rc == EXIT_OK)
         rc = step(load_graph(&d, conn, &ls, &err), &err, "loading");
+    if (rc == EXIT_OK)
+        rc = step(mark(conn, graph_of(c), &err), &err, "marking the graph");
     free(d.edges);
     agec_conn_release(conn);
     if (rc != EXIT_OK)
         return rc;
-    printf("1. graph %s created with labels Person and KNOWS (Person.id indexed)\n", DEMO_GRAPH);
+    printf("1. graph %s created with labels Person and KNOWS (Person.id indexed)\n", graph_of(c));
     printf("2. loaded %d people and %d KNOWS edges with the bulk loader (method %s, one "
            "transaction): %.0f ms, %.0f rows/s\n",
            d.people, d.nedges, agec_load_method_name(ls.method), ls.elapsed_s * 1000.0,
@@ -197,7 +252,7 @@ int cmd_demo(cli *c, int argc, char **argv)
 
     if ((rc = cli_acquire(c, &conn)) != EXIT_OK)
         return rc;
-    rc = step(agec_graph_create_indexes(conn, DEMO_GRAPH, NULL, &err), &err, "indexes");
+    rc = step(agec_graph_create_indexes(conn, graph_of(c), NULL, &err), &err, "indexes");
     if (rc == EXIT_OK)
         printf("3. label indexes created: unique id, start_id, end_id, GIN properties\n");
     char who[128], params[256];
@@ -237,7 +292,7 @@ int cmd_demo(cli *c, int argc, char **argv)
         /* A target three hops out, then the shortest chain to it. */
         agec_result *res = NULL;
         agec_status st = agec_cypher_exec(
-            conn, DEMO_GRAPH,
+            conn, graph_of(c),
             "MATCH (a:Person {id: $id})-[:KNOWS]->()-[:KNOWS]->()-[:KNOWS]->(b:Person) "
             "WHERE b.id <> $id AND NOT EXISTS((a)-[:KNOWS]->(b)) RETURN b.id ORDER BY b.id LIMIT 1",
             params, NULL, &res, &err);

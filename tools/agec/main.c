@@ -51,7 +51,8 @@ static const char USAGE[] =
     "  graph create|drop [--cascade]|exists|list|labels|index NAME\n"
     "  shell [--on-error-stop]              interactive Cypher shell (one session)\n"
     "  bench (--cypher Q | --sql Q) [--param ...] [--threads N] [--duration S | --count N]\n"
-    "  demo [--size N]                      the showcase workload\n"
+    "  demo [--size N] [--replace]          the showcase workload (graph: --graph,\n"
+    "                                       default demo_social)\n"
     "  load [--vertices L=FILE]... [--edges L=FILE]... [--key [L=]PROP]... [--chunk N]\n"
     "       [--resume N] [--reject FILE] [--method auto|insert|copy]   bulk loading\n"
     "                                       (agec load --help for the file formats)\n"
@@ -141,20 +142,26 @@ static void event_notice(const agec_pool_event *ev)
         fprintf(stderr, "HINT:  %s\n", ev->hint);
 }
 
+/* A notice to show: every one, or with warnings_only (the demo, whose
+ * own output says what it does) WARNING alone. */
+static bool shown(const agec_pool_event *ev, const cli *c)
+{
+    return ev->type == AGEC_EV_NOTICE && (!c->warnings_only || ev->warning);
+}
+
 static void event_quiet(const agec_pool_event *ev, void *user)
 {
-    (void)user;
-    if (ev->type == AGEC_EV_NOTICE)
+    if (shown(ev, user))
         event_notice(ev);
 }
 
 /* With --verbose: the pool's own events (warnings) too. */
 static void event_verbose(const agec_pool_event *ev, void *user)
 {
-    if (ev->type == AGEC_EV_NOTICE)
+    if (ev->type != AGEC_EV_NOTICE)
+        agec_pool_event_log_stderr(ev, NULL);
+    else if (shown(ev, user))
         event_notice(ev);
-    else
-        agec_pool_event_log_stderr(ev, user);
 }
 
 /* More than one host in the DSN (host=a,b or a URI with a,b)? */
@@ -179,6 +186,7 @@ static void pool_config_from(cli *c, agec_pool_config *cfg)
     /* libpq's convention: a name only when the DSN and PGAPPNAME give none. */
     cfg->application_name = "agec-cli";
     cfg->on_event = c->verbose ? event_verbose : event_quiet;
+    cfg->event_user = c;
 }
 
 static int open_cluster_with(cli *c, const agec_pool_config *pool)
