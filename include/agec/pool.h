@@ -168,7 +168,7 @@ typedef struct agec_pool_event {
  * Event callback. Called from whichever thread caused the event (a caller's
  * thread in acquire/release/close, or the pool's maintenance thread), never
  * with the pool lock held, possibly from several threads at once. It may call
- * agec_pool_stats(); it must not call agec_pool_close() or block for long.
+ * agec_pool_stats_get(); it must not call agec_pool_close() or block for long.
  */
 typedef void (*agec_pool_event_fn)(const agec_pool_event *ev, void *user);
 
