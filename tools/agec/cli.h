@@ -12,7 +12,7 @@
 #include "agec/agtype.h"
 #include "agec/pool.h"
 
-/* Exit codes (documented in --help and the README). */
+/* Exit codes (documented in --help, agec(1) and docs/cli.md). */
 enum {
     EXIT_OK = 0,
     EXIT_QUERY = 1, /* the server or the query failed */
