@@ -5,7 +5,8 @@
  * scripts/pgbouncer-test-server run), a replicated cluster
  * (scripts/pg-cluster-server), a closed port, a wrong password (role agec_pw,
  * scram-sha-256), a role without privileges on a graph (PG15 with the
- * stand-in of AGE's catalog), and a DSN that does not parse. Exit status:
+ * stand-in of AGE's catalog), and a DSN that does not parse. With the
+ * cluster at hand, also that `agec cluster --prometheus` parses. Exit status:
  * 0 all passed, 1 a check failed, 3 no session could be opened.
  */
 #include "testutil.h"
@@ -170,7 +171,19 @@ static void test_replicated_cluster(void **state)
         primaries += pr != NULL && pr < eol;
         standbys += sb != NULL && sb < eol;
     }
+    /* The cluster's Prometheus text (every node pool's metrics) is one valid
+     * exposition: a real parser takes it (tests/unit/check-prometheus). */
+    run_out *prom = RUN(NULL, "--dsn", tc.conninfo, "--age-mode", "off", "cluster", "--prometheus");
     tc_stop(&tc);
+    expect_status(prom, 0);
+    FILE *chk = popen(AGEC_CHECK_PROMETHEUS " >/dev/null", "w");
+    assert_non_null(chk);
+    fputs(prom->out, chk);
+    int chk_status = pclose(chk);
+    if (chk_status != 0)
+        fail_msg("agec cluster --prometheus is not a valid exposition:\n%s", prom->out);
+    assert_non_null(strstr(prom->out, "db_client_connection_count{"));
+    free(prom);
     expect_status(r, 0);
     assert_int_equal(primaries, 1);
     assert_int_equal(standbys, 2);
