@@ -1,7 +1,9 @@
 /*
  * agec/agec.h: the one header to include. A C client for PostgreSQL with
- * Apache AGE: a thread-safe connection pool over libpq, Cypher with bound
- * parameters, an exact agtype parser, transactions.
+ * Apache AGE: a thread-safe connection pool over libpq (pool.h), Cypher and
+ * SQL with bound parameters (cypher.h), an exact agtype parser (agtype.h),
+ * transactions (tx.h), graph and label helpers (graph.h), a bulk loader
+ * (load.h) and a primary + hot standbys cluster (cluster.h).
  */
 #ifndef AGEC_AGEC_H
 #define AGEC_AGEC_H

@@ -34,20 +34,23 @@ typedef struct agec_value agec_value;   /* one agtype value (agec/agtype.h) */
 /* ---- names --------------------------------------------------------------- */
 
 /**
- * Check a graph name against AGE's rules: 3 to 63 bytes, a letter or '_'
- * first, then letters, digits, '_', and '.' or '-' in the middle only.
- * Letters beyond ASCII are accepted for the common scripts (Latin, Greek,
- * Cyrillic, Hebrew, Arabic, Devanagari, CJK, Kana, Hangul); invisible,
- * punctuation and symbol characters never are. Every function that puts a
- * graph name into SQL calls this first.
+ * Check a graph name against AGE's rules: 3 to 63 bytes, at least two
+ * characters, a Unicode ID_Start letter or '_' first, an ID_Continue
+ * character last, and ID_Continue characters, '.' and '-' in between.
+ * ID_Start/ID_Continue are Unicode's (15.0) for every script (Latin, Greek,
+ * Cyrillic, Thai, Georgian, Ethiopic, CJK, Hangul, ...: the generated table
+ * src/cypher/name_table.h); whitespace, invisible, punctuation and symbol
+ * characters never are (docs/names.md). Every function that puts a graph
+ * name into SQL calls this first.
  * Errors: AGEC_ERR_INVALID_ARG (NULL), AGEC_ERR_NAME (message says why and
  * at which byte). Thread-safe.
  */
 AGEC_EXPORT agec_status agec_graph_name_check(const char *name, agec_error *err);
 
 /**
- * Check a vertex or edge label name: 1 to 63 bytes, a letter or '_' first,
- * then letters, digits and '_'. Errors and thread-safety as above.
+ * Check a vertex or edge label name: 1 to 63 bytes, an ID_Start letter or
+ * '_' first, then ID_Continue characters (letters, digits, combining marks
+ * and '_' of every script). Errors and thread-safety as above.
  */
 AGEC_EXPORT agec_status agec_label_name_check(const char *name, agec_error *err);
 

@@ -73,7 +73,8 @@ typedef enum agec_load_method {
  *  agec_error). Use agec_loader_stats(). */
 typedef struct agec_load_stats {
     size_t size;             /**< sizeof(agec_load_stats) of the caller's header */
-    uint64_t rows;           /**< input rows seen (vertices + edges + rejected + skipped) */
+    uint64_t rows;           /**< input rows taken: vertices + edges + skipped (rejected
+                                  rows are counted in `rejected` only) */
     uint64_t vertices;       /**< vertices written (committed at finish) */
     uint64_t edges;          /**< edges written */
     uint64_t rejected;       /**< bad rows handed to the reject callback and skipped */

@@ -168,7 +168,7 @@ typedef struct agec_pool_event {
  * Event callback. Called from whichever thread caused the event (a caller's
  * thread in acquire/release/close, or the pool's maintenance thread), never
  * with the pool lock held, possibly from several threads at once. It may call
- * agec_pool_stats(); it must not call agec_pool_close() or block for long.
+ * agec_pool_stats_get(); it must not call agec_pool_close() or block for long.
  */
 typedef void (*agec_pool_event_fn)(const agec_pool_event *ev, void *user);
 
@@ -570,9 +570,13 @@ AGEC_EXPORT agec_status agec_pool_stats_get_sized(agec_pool *pool, agec_pool_sta
  * Write *stats in Prometheus text exposition format (version 0.0.4) into
  * buf[cap], NUL-terminated, like snprintf: returns the length the full text
  * needs (without the NUL), so a return >= cap means it was truncated. buf may
- * be NULL when cap is 0. Metric names start with `agec_pool_`; every sample
- * has the label pool="<pool_name>" (NULL = "agec"; quotes and backslashes are
- * escaped). Thread-safe (pure).
+ * be NULL when cap is 0. agec's own metrics start with `agec_pool_` and have
+ * the label pool="<pool_name>" (NULL = "agec"; quotes and backslashes are
+ * escaped); then the same pool under OpenTelemetry's semantic-convention
+ * names for connection pools (`db_client_connection_count`, `..._max`,
+ * `..._pending_requests`, `..._wait_time_seconds`, ...) with the label
+ * db_client_connection_pool_name (the mapping: docs/metrics.md). About
+ * 8.5 KB. Thread-safe (pure).
  */
 AGEC_EXPORT size_t agec_pool_stats_prometheus(const agec_pool_stats *stats, const char *pool_name,
                                               char *buf, size_t cap);

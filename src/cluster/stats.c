@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cluster/cluster_internal.h"
+#include "cluster/prom_merge.h"
 #include "common/error_internal.h"
 #include "session/clock.h"
 
@@ -157,14 +158,23 @@ size_t agec_cluster_prometheus(agec_cluster *cl, char *buf, size_t cap)
                                          s[i].check_failures));
         }
     }
+    /* Each node pool's metrics, merged so that every family is declared once
+     * and its samples form one group (prom_merge.h). */
+    char *texts[AGEC_CLUSTER_MAX_NODES];
+    int nt = 0;
     for (int i = 0; i < cl->n; i++) {
         agec_pool_stats ps;
         if (agec_pool_stats_get(cl->nodes[i].pool, &ps) != AGEC_OK)
             continue;
-        size_t w = agec_pool_stats_prometheus(
-            &ps, cl->nodes[i].pool_name, len < cap ? buf + len : NULL, len < cap ? cap - len : 0);
-        len += w;
+        size_t need = agec_pool_stats_prometheus(&ps, cl->nodes[i].pool_name, NULL, 0);
+        texts[nt] = malloc(need + 1);
+        if (texts[nt] == NULL)
+            continue;
+        (void)agec_pool_stats_prometheus(&ps, cl->nodes[i].pool_name, texts[nt++], need + 1);
     }
+    (void)agec__prom_merge((const char *const *)texts, nt, buf, cap, &len);
+    for (int i = 0; i < nt; i++)
+        free(texts[i]);
     return len;
 }
 

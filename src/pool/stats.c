@@ -116,6 +116,80 @@ static void counter(out *o, const char *name, const char *help, uint64_t v)
     sample_u(o, name, "", v);
 }
 
+/* key="value" into dst[cap], the value escaped per the exposition format
+ * (backslash, double quote and newline); cut short rather than overflow. */
+static void label(char *dst, size_t cap, const char *key, const char *value)
+{
+    size_t k = (size_t)snprintf(dst, cap, "%s=\"", key);
+    for (const char *c = value; *c != '\0' && k + 4 < cap; c++) {
+        if (*c == '\\' || *c == '"')
+            dst[k++] = '\\';
+        if (*c == '\n') {
+            dst[k++] = '\\';
+            dst[k++] = 'n';
+            continue;
+        }
+        dst[k++] = *c;
+    }
+    dst[k++] = '"';
+    dst[k] = '\0';
+}
+
+/* The acquire-wait histogram as metric `name` (full name, seconds). */
+static void wait_histogram(out *o, const char *name, const char *lbl, const agec_pool_stats *s)
+{
+    const int64_t *bounds = agec_pool_wait_bucket_bounds_us();
+    for (int i = 0; i < AGEC_POOL_WAIT_BUCKETS; i++)
+        put(o, "%s_bucket{%s,le=\"%g\"} %llu\n", name, lbl, (double)bounds[i] / 1e6,
+            (unsigned long long)s->wait_bucket[i]);
+    put(o, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, lbl, (unsigned long long)s->wait_count);
+    put(o, "%s_sum{%s} %.6f\n", name, lbl, (double)s->wait_sum_us / 1e6);
+    put(o, "%s_count{%s} %llu\n", name, lbl, (unsigned long long)s->wait_count);
+}
+
+/* One sample of a metric with a HELP and TYPE of its own (OpenTelemetry names). */
+static void otel_one(out *o, const char *name, const char *type, const char *help, const char *lbl,
+                     unsigned long long v)
+{
+    put(o, "# HELP %s %s\n# TYPE %s %s\n%s{%s} %llu\n", name, help, name, type, name, lbl, v);
+}
+
+/*
+ * The same pool under OpenTelemetry's semantic conventions for database
+ * client connection pools (db.client.connection.*), in Prometheus spelling:
+ * dots become underscores, the unit is a suffix (_seconds), counters end in
+ * _total; the attributes db.client.connection.pool.name and
+ * db.client.connection.state become labels. The mapping from agec's own
+ * names is in docs/metrics.md. create_time and use_time are not offered:
+ * the pool does not measure them.
+ */
+static void otel(out *o, const agec_pool_stats *s, const char *pool_name)
+{
+    char lbl[300], st[360];
+    label(lbl, sizeof lbl, "db_client_connection_pool_name", pool_name);
+    put(o, "# HELP db_client_connection_count Connections by state: idle, or used (borrowed).\n"
+           "# TYPE db_client_connection_count gauge\n");
+    put(o, "db_client_connection_count{%s,db_client_connection_state=\"idle\"} %d\n", lbl, s->idle);
+    snprintf(st, sizeof st, "%s,db_client_connection_state=\"used\"", lbl);
+    put(o, "db_client_connection_count{%s} %d\n", st, s->in_use);
+    otel_one(o, "db_client_connection_idle_max", "gauge",
+             "Most idle connections allowed (agec: the pool's max).", lbl,
+             (unsigned long long)s->max);
+    otel_one(o, "db_client_connection_idle_min", "gauge",
+             "Fewest idle connections kept (agec: the pool's min).", lbl,
+             (unsigned long long)s->min);
+    otel_one(o, "db_client_connection_max", "gauge", "Most open connections allowed.", lbl,
+             (unsigned long long)s->max);
+    otel_one(o, "db_client_connection_pending_requests", "gauge",
+             "Requests waiting for a connection.", lbl, (unsigned long long)s->waiting);
+    otel_one(o, "db_client_connection_timeouts_total", "counter",
+             "Acquires that timed out waiting for a connection.", lbl,
+             (unsigned long long)s->acquire_timeouts);
+    put(o, "# HELP db_client_connection_wait_time_seconds Time to obtain a connection.\n"
+           "# TYPE db_client_connection_wait_time_seconds histogram\n");
+    wait_histogram(o, "db_client_connection_wait_time_seconds", lbl, s);
+}
+
 size_t agec_pool_stats_prometheus(const agec_pool_stats *s, const char *pool_name, char *buf,
                                   size_t cap)
 {
@@ -125,22 +199,8 @@ size_t agec_pool_stats_prometheus(const agec_pool_stats *s, const char *pool_nam
         return 0;
     }
     out o = { .buf = buf, .cap = buf ? cap : 0, .len = 0 };
-    /* Label value escaping per the exposition format: \ " and newline. */
     const char *nm = pool_name ? pool_name : "agec";
-    size_t k = 0;
-    k += (size_t)snprintf(o.label, sizeof o.label, "pool=\"");
-    for (const char *c = nm; *c != '\0' && k + 4 < sizeof o.label; c++) {
-        if (*c == '\\' || *c == '"')
-            o.label[k++] = '\\';
-        if (*c == '\n') {
-            o.label[k++] = '\\';
-            o.label[k++] = 'n';
-            continue;
-        }
-        o.label[k++] = *c;
-    }
-    o.label[k++] = '"';
-    o.label[k] = '\0';
+    label(o.label, sizeof o.label, "pool", nm);
     if (o.cap > 0)
         o.buf[0] = '\0';
 
@@ -196,15 +256,7 @@ size_t agec_pool_stats_prometheus(const agec_pool_stats *s, const char *pool_nam
             s->givebacks);
 
     metric(&o, "acquire_wait_seconds", "histogram", "Time spent in successful acquires.");
-    const int64_t *bounds = agec_pool_wait_bucket_bounds_us();
-    for (int i = 0; i < AGEC_POOL_WAIT_BUCKETS; i++) {
-        char extra[48];
-        snprintf(extra, sizeof extra, ",le=\"%g\"", (double)bounds[i] / 1e6);
-        sample_u(&o, "acquire_wait_seconds_bucket", extra, s->wait_bucket[i]);
-    }
-    sample_u(&o, "acquire_wait_seconds_bucket", ",le=\"+Inf\"", s->wait_count);
-    put(&o, "agec_pool_acquire_wait_seconds_sum{%s} %.6f\n", o.label, (double)s->wait_sum_us / 1e6);
-    sample_u(&o, "acquire_wait_seconds_count", "", s->wait_count);
+    wait_histogram(&o, "agec_pool_acquire_wait_seconds", o.label, s);
     metric(&o, "acquire_wait_quantile_seconds", "gauge",
            "Acquire wait percentiles since open (p50, p90, p99, max).");
     const struct {
@@ -217,5 +269,6 @@ size_t agec_pool_stats_prometheus(const agec_pool_stats *s, const char *pool_nam
     for (int i = 0; i < 4; i++)
         put(&o, "agec_pool_acquire_wait_quantile_seconds{%s,quantile=\"%s\"} %.6f\n", o.label,
             qs[i].q, (double)qs[i].v / 1e6);
+    otel(&o, s, nm);
     return o.len;
 }

@@ -274,7 +274,7 @@ static void test_async_failover_loss(void **state)
     int lost = failover_under_writers(2, true, &p);
     PQfinish(p);
     /* Not asserted: what an asynchronous standby lacks at a crash is
-     * PostgreSQL's behaviour (README, replicated setups). */
+     * PostgreSQL's behaviour (docs/cluster.md). */
     printf("asynchronous failover: %d acknowledged commits lost\n", lost);
     assert_true(lost >= 0);
     agec_error err = AGEC_ERROR_INIT;

@@ -282,7 +282,7 @@ static void *cypher_main(void *arg)
         snprintf(params, sizeof params, "{\"w\": %d, \"i\": %d}", w->id, i);
         /* In a transaction: the PGlite server shares one session between
          * its clients and may interleave extended-protocol messages of
-         * clients outside transactions (README, Tests). */
+         * clients outside transactions (docs/development.md, Tests). */
         if (st == AGEC_OK)
             st = agec_tx_begin(c, NULL, &err);
         if (st == AGEC_OK) {

@@ -377,7 +377,7 @@ static void test_prometheus_from_live_pool(void **state)
     assert_int_equal(s.acquires, 5);
     assert_int_equal(s.wait_count, 5);
     assert_true(s.wait_p50_us <= s.wait_p99_us && s.wait_p99_us <= s.wait_max_us);
-    char buf[8192];
+    char buf[16384]; /* agec's names and OpenTelemetry's: about 8.5 KB */
     size_t n = agec_pool_stats_prometheus(&s, "prom", buf, sizeof buf);
     assert_true(n < sizeof buf);
     assert_non_null(strstr(buf, "agec_pool_acquires_total{pool=\"prom\"} 5\n"));

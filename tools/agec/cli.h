@@ -12,7 +12,7 @@
 #include "agec/agtype.h"
 #include "agec/pool.h"
 
-/* Exit codes (documented in --help and the README). */
+/* Exit codes (documented in --help, agec(1) and docs/cli.md). */
 enum {
     EXIT_OK = 0,
     EXIT_QUERY = 1, /* the server or the query failed */
@@ -80,6 +80,9 @@ int cli_build_params(const char *params_json, const char *const *pairs, int npai
 /* Effective output format (AUTO: table on a terminal, JSON otherwise). */
 out_format cli_format(const cli *c);
 
+/* Write s[0..len) as a JSON string, quotes included. */
+void cli_json_string(const char *s, size_t len, FILE *out);
+
 /* Print a whole result in the chosen format. cypher: cells are agtype. */
 int cli_print_result(const cli *c, agec_result *res, bool cypher, FILE *out);
 
@@ -111,6 +114,7 @@ typedef struct load_progress {
 struct agec_load_stats;
 void cli_load_progress(const struct agec_load_stats *s, void *user);
 int cmd_cluster(cli *c, int argc, char **argv);
+int cmd_doctor(cli *c, int argc, char **argv);
 
 /* Print COMMAND's usage, options and an example (help.c); false when there
  * is no such command. */

@@ -57,6 +57,7 @@ static const char USAGE[] =
     "       [--resume N] [--reject FILE] [--method auto|insert|copy]   bulk loading\n"
     "                                       (agec load --help for the file formats)\n"
     "  cluster [--prometheus]               nodes of a multi-host DSN: role, lag, use\n"
+    "  doctor                               check the connection step by step, with remedies\n"
     "  help [COMMAND]                       a command's usage, options and an example\n"
     "                                       (also: agec COMMAND --help)\n"
     "\n"
@@ -322,7 +323,7 @@ static const struct {
 } COMMANDS[] = {
     { "query", cmd_query }, { "sql", cmd_sql },         { "graph", cmd_graph },
     { "shell", cmd_shell }, { "bench", cmd_bench },     { "demo", cmd_demo },
-    { "load", cmd_load },   { "cluster", cmd_cluster },
+    { "load", cmd_load },   { "cluster", cmd_cluster }, { "doctor", cmd_doctor },
 };
 
 /* One global option at argv[*i] (its value, if any, at argv[*i + 1]).

@@ -14,7 +14,7 @@ out_format cli_format(const cli *c)
     return isatty(STDOUT_FILENO) ? FMT_TABLE : FMT_JSON;
 }
 
-static void json_string(const char *s, size_t len, FILE *out)
+void cli_json_string(const char *s, size_t len, FILE *out)
 {
     fputc('"', out);
     for (size_t i = 0; i < len; i++) {
@@ -76,7 +76,7 @@ void cli_cell_json(agec_result *res, size_t row, size_t col, bool cypher, FILE *
             fwrite(json, 1, jlen, out);
             agec_free(json);
         } else {
-            json_string(text, len, out); /* unparseable: keep the text, lose nothing */
+            cli_json_string(text, len, out); /* unparseable: keep the text, lose nothing */
         }
         return;
     }
@@ -105,7 +105,7 @@ void cli_cell_json(agec_result *res, size_t row, size_t col, bool cypher, FILE *
     default:
         break;
     }
-    json_string(text, len, out);
+    cli_json_string(text, len, out);
 }
 
 static void csv_field(const char *s, size_t len, FILE *out)
@@ -134,7 +134,7 @@ static void print_json_row(agec_result *res, size_t row, bool cypher, FILE *out)
         const char *name = agec_result_column_name(res, c);
         if (c > 0)
             fputs(", ", out);
-        json_string(name, strlen(name), out);
+        cli_json_string(name, strlen(name), out);
         fputs(": ", out);
         cli_cell_json(res, row, c, cypher, out);
     }
