@@ -163,6 +163,40 @@ static void test_graph_commands(void **state)
              0, "t,unique_id\nP,1\n_ag_label_edge,1\n_ag_label_vertex,1\n");
 }
 
+/* Item 8: a string without quotes is named as such (before: "invalid JSON
+ * at byte 0"); a statement with $parameters and none given gets a hint
+ * naming --param (before: AGE's "parameters argument is missing" alone). */
+static void test_parameter_messages(void **state)
+{
+    (void)state;
+    run_out *r =
+        RUN(NULL, "--dsn", age(), "--graph", GRAPH, "query", "RETURN $x AS x", "--param", "x=abc");
+    expect_status(r, 2);
+    assert_non_null(strstr(r->err, "a string needs its quotes: --param 'x=\"abc\"'"));
+    free(r);
+    r = RUN(NULL, "--dsn", age(), "--graph", GRAPH, "query", "RETURN $x AS x");
+    expect_status(r, 1);
+    assert_non_null(strstr(r->err, "HINT: the statement uses $parameters: give them with --param"));
+    free(r);
+    want_out(RUN(NULL, "--dsn", age(), "--graph", GRAPH, "--format", "csv", "query",
+                 "RETURN $x AS x", "--param", "x=\"abc\""),
+             0, "x\nabc\n");
+}
+
+/* Item 16: cluster --format csv (before: the table). One node: PG15. */
+static void test_cluster_csv(void **state)
+{
+    (void)state;
+    run_out *r = RUN(NULL, "--dsn", agec_test_pg_conninfo(), "--age-mode", "off", "--format", "csv",
+                     "cluster");
+    expect_status(r, 0);
+    static const char head[] = "node,address,role,reads,lag_ms,lsn\n0,";
+    if (strncmp(r->out, head, sizeof head - 1) != 0 || strstr(r->out, ",primary,") == NULL ||
+        strstr(r->out, "nodes, primary") != NULL)
+        fail_msg("cluster --format csv:\n%s", r->out);
+    free(r);
+}
+
 /* Item 10: demo uses --graph and drops only a graph it made (before: it
  * ignored --graph and dropped demo_social whatever it was). */
 static void test_demo_graph(void **state)
@@ -199,6 +233,8 @@ int main(void)
         cmocka_unit_test(test_semicolon_and_trailing_options),
         cmocka_unit_test(test_files_stdin_and_psql_flags),
         cmocka_unit_test(test_graph_commands),
+        cmocka_unit_test(test_parameter_messages),
+        cmocka_unit_test(test_cluster_csv),
         cmocka_unit_test(test_demo_graph),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -77,6 +77,11 @@ bool cli_parse_int(const char *s, int *out);
  * agec_free. Returns EXIT_OK or EXIT_USAGE after printing the position. */
 int cli_build_params(const char *params_json, const char *const *pairs, int npairs, char **out);
 
+/* When a Cypher statement failed because it uses $parameters and none were
+ * given (AGE: 42P02 "parameters argument is missing"), a hint naming the
+ * CLI's ways to give them (unless the server gave a hint). */
+void cli_param_hint(agec_error *err);
+
 /* Effective output format (AUTO: table on a terminal, JSON otherwise). */
 out_format cli_format(const cli *c);
 

@@ -77,6 +77,8 @@ static int run_and_print(cli *c, const char *graph, const char *text, const char
     }
     agec_conn_release(conn);
     fflush(stdout);
+    if (cypher)
+        cli_param_hint(&err);
     return st == AGEC_OK ? EXIT_OK : cli_fail(cypher ? "query" : "sql", st, &err);
 }
 

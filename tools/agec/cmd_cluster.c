@@ -29,8 +29,12 @@ int cmd_cluster(cli *c, int argc, char **argv)
         free(buf);
         return EXIT_OK;
     }
-    bool json = cli_format(c) == FMT_JSON;
-    if (!json)
+    bool json = cli_format(c) == FMT_JSON, csv = cli_format(c) == FMT_CSV;
+    static const char table_row[] = "%-4d %-28s %-8s %-8s %-10s %-14s\n",
+                      csv_row[] = "%d,%s,%s,%s,%s,%s\n";
+    if (csv)
+        printf("node,address,role,reads,lag_ms,lsn\n");
+    else if (!json)
         printf("%-4s %-28s %-8s %-8s %-10s %-14s\n", "node", "address", "role", "reads", "lag_ms",
                "lsn");
     for (int i = 0; i < n; i++) {
@@ -48,10 +52,11 @@ int cmd_cluster(cli *c, int argc, char **argv)
             snprintf(lag, sizeof lag, "%lld", (long long)s.lag_ms);
         else
             snprintf(lag, sizeof lag, "-");
-        printf("%-4d %-28s %-8s %-8s %-10s %-14s\n", i, addr, agec_node_role_name(s.role),
+        /* Host names and addresses hold no comma or quote: CSV fields as they are. */
+        printf(csv ? csv_row : table_row, i, addr, agec_node_role_name(s.role),
                s.in_rotation ? "yes" : "no", lag, agec_lsn_format(s.lsn, lsn, sizeof lsn));
     }
-    if (!c->quiet && !json)
+    if (!c->quiet && !json && !csv)
         printf("%d nodes, primary: %s\n", n, primary >= 0 ? "yes" : "none found");
     return primary >= 0 ? EXIT_OK : EXIT_CONN;
 }

@@ -20,6 +20,8 @@
  * connection that is running a statement, if any.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -34,6 +36,10 @@
 #include "cli.h"
 
 static int sig_pipe[2] = { -1, -1 };
+/* Ctrl-C at the prompt: the handler also writes here (non-blocking), and
+ * the line editor's reads wait on it beside the terminal (getc_or_ctrl_c),
+ * so a Ctrl-C that lands before the read starts is not lost. */
+static int prompt_pipe[2] = { -1, -1 };
 static volatile sig_atomic_t interrupted; /* Ctrl-C since the prompt was shown */
 static pthread_mutex_t running_lock = PTHREAD_MUTEX_INITIALIZER;
 static agec_conn *running; /* connection running a statement, or NULL */
@@ -44,7 +50,9 @@ static void on_sigint(int sig)
     int saved = errno;
     interrupted = 1;
     char b = 'c';
-    ssize_t w = write(sig_pipe[1], &b, 1);
+    ssize_t w = write(prompt_pipe[1], &b, 1);
+    (void)w;
+    w = write(sig_pipe[1], &b, 1);
     (void)w;
     errno = saved;
 }
@@ -170,6 +178,8 @@ static run_outcome run(shell *sh, const char *text, bool cypher)
     running = NULL;
     pthread_mutex_unlock(&running_lock);
     if (st != AGEC_OK) {
+        if (cypher)
+            cli_param_hint(&err);
         if (st == AGEC_ERR_CANCELLED) /* Ctrl-C: our own cancel */
             fprintf(stderr, "statement cancelled\n");
         else
@@ -395,6 +405,42 @@ static ptrdiff_t next_end(scanner *sc, const char *buf, size_t len, bool *conten
     return -1;
 }
 
+/* Empty the prompt pipe (a Ctrl-C that cancelled a statement is not one
+ * at the next prompt). */
+static void drain_prompt_pipe(void)
+{
+    char b[64];
+    while (read(prompt_pipe[0], b, sizeof b) > 0) {
+    }
+}
+
+/* The line editor's read of one character: EOF on Ctrl-C (readline then
+ * returns, and the loop sees `interrupted`). */
+static int getc_or_ctrl_c(FILE *in)
+{
+    int fd = fileno(in);
+    for (;;) {
+        struct pollfd p[2] = { { fd, POLLIN, 0 }, { prompt_pipe[0], POLLIN, 0 } };
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return EOF;
+        }
+        if (p[1].revents & POLLIN) {
+            drain_prompt_pipe();
+            interrupted = 1;
+            return EOF;
+        }
+        unsigned char ch;
+        ssize_t n = read(fd, &ch, 1);
+        if (n == 1)
+            return ch;
+        if (n < 0 && errno == EINTR)
+            continue;
+        return EOF;
+    }
+}
+
 static char *read_line(bool tty, const char *prompt)
 {
     if (tty)
@@ -444,6 +490,14 @@ int cmd_shell(cli *c, int argc, char **argv)
         snprintf(sh.graph, sizeof sh.graph, "%s", c->graph);
     if (pipe(sig_pipe) != 0)
         return EXIT_QUERY;
+    if (pipe(prompt_pipe) != 0) {
+        close(sig_pipe[0]);
+        close(sig_pipe[1]);
+        return EXIT_QUERY;
+    }
+    for (int k = 0; k < 2; k++)
+        fcntl(prompt_pipe[k], F_SETFL, fcntl(prompt_pipe[k], F_GETFL) | O_NONBLOCK);
+    rl_getc_function = getc_or_ctrl_c;
     pthread_t ct;
     pthread_create(&ct, NULL, cancel_thread, NULL);
     struct sigaction sa;
@@ -474,9 +528,11 @@ int cmd_shell(cli *c, int argc, char **argv)
         snprintf(prompt, sizeof prompt, "%s%s%s# ", sh.graph[0] ? sh.graph : "agec",
                  len ? "-" : "=", tx_mark(&sh));
         interrupted = 0;
+        drain_prompt_pipe();
         char *line = read_line(tty, prompt);
-        if (line == NULL && interrupted && tty) {
+        if (interrupted && tty) {
             /* Ctrl-C at the prompt: drop what was typed, stay (psql). */
+            free(line);
             putchar('\n');
             len = 0;
             sc = (scanner){ .state = LX_CODE };
@@ -547,6 +603,8 @@ int cmd_shell(cli *c, int argc, char **argv)
     pthread_join(ct, NULL);
     close(sig_pipe[0]);
     close(sig_pipe[1]);
+    close(prompt_pipe[0]);
+    close(prompt_pipe[1]);
     agec_free(sh.params);
     if (sh.conn != NULL)
         agec_conn_release(sh.conn); /* an open transaction is rolled back */

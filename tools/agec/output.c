@@ -374,6 +374,21 @@ int cli_print_row(const cli *c, agec_result *row, bool cypher, bool first, FILE 
     return EXIT_OK;
 }
 
+/* Whether c can start a JSON value (a string, number, object, array,
+ * true, false or null). */
+static bool json_start(char c)
+{
+    return c != '\0' && strchr("\"{[-0123456789tfn", c) != NULL;
+}
+
+void cli_param_hint(agec_error *err)
+{
+    if (err->hint[0] == '\0' && strstr(err->message, "parameters argument is missing") != NULL)
+        snprintf(err->hint, sizeof err->hint,
+                 "the statement uses $parameters: give them with --param NAME=JSON or "
+                 "--params JSON-OBJECT (in the shell: :params JSON)");
+}
+
 int cli_build_params(const char *params_json, const char *const *pairs, int npairs, char **out)
 {
     *out = NULL;
@@ -413,6 +428,14 @@ int cli_build_params(const char *params_json, const char *const *pairs, int npai
         }
         agec_value *v = NULL;
         agec_status st = agec_agtype_parse(eq + 1, strlen(eq + 1), AGEC_PARSE_JSON, &v, &err);
+        if (st != AGEC_OK && !json_start(eq[1])) {
+            /* The common slip: a string without its quotes (x=abc). */
+            fprintf(stderr,
+                    "agec: --param %.*s: %s is not a JSON value; a string needs its quotes: "
+                    "--param '%.*s=\"%s\"'\n",
+                    (int)(eq - pairs[i]), pairs[i], eq + 1, (int)(eq - pairs[i]), pairs[i], eq + 1);
+            goto done;
+        }
         if (st != AGEC_OK) {
             fprintf(stderr, "agec: --param %.*s: invalid JSON at byte %d: %s\n",
                     (int)(eq - pairs[i]), pairs[i], err.position, err.message);
