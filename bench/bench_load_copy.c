@@ -109,7 +109,9 @@ static size_t put_copy(char *dst, const char *src, int n)
     return o;
 }
 
-static void copy_rows(PGconn *pg, const char *stmt, int n, int nv, bool edges)
+/* COPY n generated rows through stmt: edges as (start, end, properties),
+ * vertices as their property maps, with with_id as (id, properties). */
+static void copy_rows(PGconn *pg, const char *stmt, int n, int nv, bool edges, bool with_id)
 {
     pq_must(pg, PQexec(pg, stmt), PGRES_COPY_IN, stmt);
     size_t cap = 1 << 20, len = 0;
@@ -125,6 +127,8 @@ static void copy_rows(PGconn *pg, const char *stmt, int n, int nv, bool edges)
             bench_edge_of(i, nv, &s, &e);
             len += (size_t)snprintf(buf + len, cap - len, "%d\t%d\t{\"w\": %d}\n", s, e, i);
         } else {
+            if (with_id)
+                len += (size_t)snprintf(buf + len, cap - len, "%d\t", i + 1);
             len += put_copy(buf + len, b, bench_vprops(i, b, sizeof b));
             buf[len++] = '\n';
         }
@@ -145,24 +149,7 @@ static way plain_table(PGconn *pg, int nv, bool keyed)
     pq_exec(pg, "CREATE TABLE bc_plain (id bigint, properties ag_catalog.agtype)");
     clocks t0 = start();
     pq_exec(pg, "BEGIN");
-    pq_must(pg, PQexec(pg, "COPY bc_plain FROM STDIN"), PGRES_COPY_IN, "COPY bc_plain");
-    size_t cap = 1 << 20, len = 0;
-    char *buf = malloc(cap), b[256];
-    for (int i = 0; i < nv; i++) {
-        if (cap - len < 1024) {
-            if (PQputCopyData(pg, buf, (int)len) != 1)
-                exit((fprintf(stderr, "bench_load_copy: %s", PQerrorMessage(pg)), 1));
-            len = 0;
-        }
-        len += (size_t)snprintf(buf + len, cap - len, "%d\t", i + 1);
-        len += put_copy(buf + len, b, bench_vprops(i, b, sizeof b));
-        buf[len++] = '\n';
-    }
-    if (PQputCopyData(pg, buf, (int)len) != 1 || PQputCopyEnd(pg, NULL) != 1)
-        exit((fprintf(stderr, "bench_load_copy: %s", PQerrorMessage(pg)), 1));
-    free(buf);
-    pq_must(pg, PQgetResult(pg), PGRES_COMMAND_OK, "COPY");
-    PQclear(PQgetResult(pg));
+    copy_rows(pg, "COPY bc_plain FROM STDIN", nv, nv, false, true);
     if (keyed)
         pq_exec(pg, "CREATE INDEX ON bc_plain (ag_catalog.agtype_access_operator(VARIADIC "
                     "ARRAY[properties, '\"uid\"'::ag_catalog.agtype]))");
@@ -176,7 +163,7 @@ static way plain_vertices(PGconn *pg, int nv)
     pq_exec(pg, "SELECT ag_catalog.create_vlabel('bc_copy', 'Person')");
     clocks t0 = start();
     pq_exec(pg, "BEGIN");
-    copy_rows(pg, "COPY bc_copy.\"Person\" (properties) FROM STDIN", nv, nv, false);
+    copy_rows(pg, "COPY bc_copy.\"Person\" (properties) FROM STDIN", nv, nv, false, false);
     pq_exec(pg, "COMMIT");
     return done(t0, nv);
 }
@@ -189,7 +176,7 @@ static way plain_edges(PGconn *pg, int nv, int ne)
     pq_exec(pg, "BEGIN");
     pq_exec(pg, "CREATE TEMP TABLE e_in (s ag_catalog.agtype, e ag_catalog.agtype, "
                 "p ag_catalog.agtype) ON COMMIT DROP");
-    copy_rows(pg, "COPY e_in FROM STDIN", ne, nv, true);
+    copy_rows(pg, "COPY e_in FROM STDIN", ne, nv, true, false);
     pq_exec(pg, "INSERT INTO bc_keyed.\"KNOWS_COPY\" (start_id, end_id, properties) "
                 "SELECT a.id, b.id, e_in.p FROM e_in "
                 "JOIN bc_keyed.\"Person\" a ON ag_catalog.agtype_access_operator(VARIADIC "
