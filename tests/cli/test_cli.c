@@ -444,7 +444,7 @@ static void *bench_thread(void *arg)
     bench_run *b = arg;
     b->out = RUN(NULL, "--dsn", b->dsn, "--age-mode", "off", "--format", "json",
                  "--connect-timeout", "500", "--acquire-timeout", "1000", "bench", "--sql",
-                 "SELECT 1", "--threads", "2", "--duration", "5");
+                 "SELECT 1", "--threads", "2", "--duration", "8");
     return NULL;
 }
 
@@ -484,12 +484,15 @@ static void test_bench_survives_restart(void **state)
     snprintf(cmd, sizeof cmd, "%s/pg-test-server restart %s >/dev/null 2>&1", AGEC_SCRIPTS_DIR,
              own_dir);
     int restarted = up ? system(cmd) : -1;
+    /* Back on the restarted server while the run goes on: it kept going. */
+    bool reconnected = restarted == 0 && agec_test_wait_until(bench_connected, b.dsn, 10000);
     pthread_join(t, NULL);
     snprintf(cmd, sizeof cmd, "%s/pg-test-server stop %s >/dev/null 2>&1", AGEC_SCRIPTS_DIR,
              own_dir);
     assert_int_equal(system(cmd), 0);
     assert_true(up);
     assert_int_equal(restarted, 0);
+    assert_true(reconnected);
     expect_status(b.out, 0);
     agec_value *v = NULL;
     if (agec_agtype_parse(b.out->out, strlen(b.out->out), AGEC_PARSE_JSON, &v, NULL) != AGEC_OK)
@@ -497,8 +500,12 @@ static void test_bench_survives_restart(void **state)
     int64_t ok = 0, errors = 0;
     assert_int_equal(agec_value_get_int64(agec_value_get(v, "ok", 2), &ok, NULL), AGEC_OK);
     assert_int_equal(agec_value_get_int64(agec_value_get(v, "errors", 6), &errors, NULL), AGEC_OK);
-    assert_true(ok > 100);
-    assert_true(errors > 0); /* the restart was seen and counted */
+    /* No rate asserted (a loaded machine restarts slowly): statements ran,
+     * and the restart was seen and counted. */
+    print_message("bench through a restart: %lld ok, %lld errors\n", (long long)ok,
+                  (long long)errors);
+    assert_true(ok > 0);
+    assert_true(errors > 0);
     /* Each (code, SQLSTATE) once, merged over both threads; the counts add
      * up to the errors. */
     const agec_value *kinds = agec_value_get(v, "errors_by_kind", 14);

@@ -425,10 +425,24 @@ static void test_graph_management(void **state)
     }
     agec_test_must(agec_sql_exec(c,
                                  "SELECT count(DISTINCT indexname) FROM pg_indexes WHERE "
-                                 "schemaname = $1 AND indexname LIKE 'LongLabel%agec%'",
+                                 "schemaname = $1 AND indexname LIKE 'LongLabel%agec%props'",
                                  1, v, NULL, &r, &err),
                    &err, "pg_indexes long");
-    assert_string_equal(agec_result_text(r, 0, 0, NULL), "4"); /* id + props, twice */
+    assert_string_equal(agec_result_text(r, 0, 0, NULL), "2"); /* props, twice */
+    agec_result_free(r);
+    /* And one unique index on id each: agec's where AGE made none (1.6),
+     * AGE's primary key where it did (1.7), never two. */
+    agec_test_must(agec_sql_exec(c,
+                                 "SELECT count(*) FROM pg_index i "
+                                 "JOIN pg_class t ON t.oid = i.indrelid "
+                                 "JOIN pg_namespace n ON n.oid = t.relnamespace "
+                                 "JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                                 "AND a.attnum = i.indkey[0] "
+                                 "WHERE n.nspname = $1 AND t.relname LIKE 'LongLabel%' "
+                                 "AND i.indisunique AND i.indnatts = 1 AND a.attname = 'id'",
+                                 1, v, NULL, &r, &err),
+                   &err, "unique id indexes");
+    assert_string_equal(agec_result_text(r, 0, 0, NULL), "2");
     agec_result_free(r);
     agec_conn_release(c);
 }
