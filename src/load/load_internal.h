@@ -31,10 +31,10 @@ typedef struct agec__ld_label {
      * COPY text lines in `rows`. */
     agec__buf rows, a, b;
     size_t pending;
-    uint64_t written;                /* rows queued in this load, written or pending */
-    int64_t first_entry, last_entry; /* keyed vertices: entry ids of the batch */
-    bool contiguous;                 /* ... first_entry, first_entry + 1, ... */
-    char first_source[128];
+    uint64_t written;                         /* rows queued in this load, written or pending */
+    int64_t first_entry, last_entry;          /* keyed vertices: entry ids of the batch */
+    bool contiguous;                          /* ... first_entry, first_entry + 1, ... */
+    char first_source[128], last_source[128]; /* a batch may span files */
     uint64_t first_line, last_line;
 } agec__ld_label;
 
@@ -101,7 +101,7 @@ agec_status agec__ld_bad_row(agec_loader *ld, size_t col, const char *colname, c
     __attribute__((format(printf, 7, 8)));
 
 /* A vertex or edge whose properties are already canonical agtype map
- * text (the file readers build it). */
+ * text (the file readers build it; they call agec__ld_skip first). */
 agec_status agec__ld_vertex_text(agec_loader *ld, const char *label, const char *props, size_t len,
                                  agec_error *err);
 /* row_fn(row_ctx, ...) writes the input row out if it is rejected (a
@@ -118,9 +118,23 @@ agec_status agec__ld_edge_text(agec_loader *ld, const char *label, const agec_en
                                const agec_endpoint *end, const char *props, size_t len,
                                agec__ld_row_fn row_fn, void *row_ctx, agec_error *err);
 
-/* The text of a key value: digits of an integer, content of a string,
- * else agtype text; into *buf (reset first). false when out of memory. */
-struct agec_value;
-bool agec__ld_key_text(const struct agec_value *v, agec__buf *buf);
+/* Roll back the current chunk and return st; the loader accepts only
+ * free afterwards. */
+agec_status agec__ld_fail(agec_loader *ld, agec_status st);
+
+/* An input error that no reject callback may take (a CSV syntax error, a
+ * bad header): AGEC_ERR_INPUT "source:line: column C: ...", the load
+ * fails (rolled back). */
+agec_status agec__ld_input_error(agec_loader *ld, size_t col, agec_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* One input row is over (written, queued or rejected): counts it, moves
+ * the line on, commits when a chunk is full. */
+agec_status agec__ld_row_done(agec_loader *ld, agec_error *err);
+
+/* Resume: true when this input row is skipped (skip_rows), counted as
+ * skipped. Called before any check of the row, so that a row committed
+ * or rejected by the run being resumed is not rejected again. */
+bool agec__ld_skip(agec_loader *ld);
 
 #endif

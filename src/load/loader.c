@@ -13,6 +13,7 @@
 #include "common/error_internal.h"
 #include "common/sized.h"
 #include "cypher/names.h"
+#include "load/fields.h"
 #include "load/load_internal.h"
 #include "session/clock.h"
 
@@ -77,8 +78,7 @@ static agec_status sql(agec_loader *ld, const char *text, int n, const char *con
     return st;
 }
 
-/* Roll back the current chunk; the loader accepts only free afterwards. */
-static agec_status fail(agec_loader *ld, agec_status st)
+agec_status agec__ld_fail(agec_loader *ld, agec_status st)
 {
     (void)agec__ld_settle(ld, NULL); /* the connection free for the ROLLBACK */
     if (!ld->failed) {
@@ -87,6 +87,9 @@ static agec_status fail(agec_loader *ld, agec_status st)
     }
     return st;
 }
+
+static const char NUL_MSG[] =
+    "a NUL character (\\u0000) in the properties: AGE's agtype refuses it";
 
 static agec_status dead(const agec_loader *ld, agec_error *err)
 {
@@ -116,7 +119,21 @@ agec_status agec__ld_bad_row(agec_loader *ld, size_t col, const char *colname, c
     agec__error_copy(err, &local);
     if (err != NULL)
         err->code = AGEC_ERR_INPUT;
-    return fail(ld, AGEC_ERR_INPUT);
+    return agec__ld_fail(ld, AGEC_ERR_INPUT);
+}
+
+agec_status agec__ld_input_error(agec_loader *ld, size_t col, agec_error *err, const char *fmt, ...)
+{
+    char what[768], colpart[40] = "";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (col > 0)
+        snprintf(colpart, sizeof colpart, " column %zu:", col);
+    agec__error_set(err, AGEC_ERR_INPUT, "%s:%llu:%s %s", ld->source, (unsigned long long)ld->line,
+                    colpart, what);
+    return agec__ld_fail(ld, AGEC_ERR_INPUT);
 }
 
 static agec_status begin(agec_loader *ld, agec_error *err)
@@ -274,30 +291,6 @@ static agec_status label_get(agec_loader *ld, const char *name, bool edge, agec_
     return AGEC_OK;
 }
 
-bool agec__ld_key_text(const agec_value *v, agec__buf *buf)
-{
-    buf->len = 0;
-    const char *s;
-    size_t n;
-    int64_t i;
-    if (agec_value_type(v) == AGEC_TYPE_STRING && agec_value_get_string(v, &s, &n, NULL) == 0) {
-        agec__buf_put(buf, s, n);
-    } else if (agec_value_type(v) == AGEC_TYPE_INT && agec_value_get_int64(v, &i, NULL) == 0) {
-        char d[24];
-        int k = snprintf(d, sizeof d, "%lld", (long long)i);
-        agec__buf_put(buf, d, (size_t)k);
-    } else {
-        char *t = NULL;
-        if (agec_value_to_agtype(v, &t, &n, NULL) != AGEC_OK)
-            return false;
-        agec__buf_put(buf, t, n);
-        agec_free(t);
-    }
-    agec__buf_putc(buf, '\0');
-    buf->len--;
-    return !buf->failed;
-}
-
 typedef struct fill_state {
     agec__ld_label *l;
     agec__buf key;
@@ -351,7 +344,7 @@ agec_status agec_loader_key(agec_loader *ld, const char *label, const char *prop
     if (st == AGEC_ERR_NAME || st == AGEC_ERR_INVALID_ARG)
         return st; /* checked before any statement: the load goes on */
     if (st != AGEC_OK)
-        return fail(ld, st); /* a failed statement has aborted the transaction */
+        return agec__ld_fail(ld, st); /* a failed statement has aborted the transaction */
     if (l->key != NULL)
         return strcmp(l->key, property) == 0
                    ? AGEC_OK
@@ -378,7 +371,7 @@ agec_status agec_loader_key(agec_loader *ld, const char *label, const char *prop
     agec__buf_free(&fs.key);
     if (st == AGEC_OK && fs.oom)
         st = agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
-    return st == AGEC_OK ? AGEC_OK : fail(ld, st);
+    return st == AGEC_OK ? AGEC_OK : agec__ld_fail(ld, st);
 }
 
 void agec_loader_source(agec_loader *ld, const char *source, uint64_t line)
@@ -389,12 +382,18 @@ void agec_loader_source(agec_loader *ld, const char *source, uint64_t line)
     ld->line = line;
 }
 
-/* Commit when a chunk is full (chunk_rows), after writing every batch. */
-static agec_status row_done(agec_loader *ld, agec_error *err)
+/* Count one input row as over (before anything that may fail, so that
+ * rows = vertices + edges + rejected + skipped holds after a failure). */
+static void count_row(agec_loader *ld)
 {
     ld->st.rows++;
     ld->line++;
     ld->since_commit++;
+}
+
+/* Commit when a chunk is full (chunk_rows), after writing every batch. */
+static agec_status chunk_end(agec_loader *ld, agec_error *err)
+{
     if (ld->opts.chunk_rows == 0 || ld->since_commit < ld->opts.chunk_rows)
         return AGEC_OK;
     agec_status st = AGEC_OK;
@@ -405,12 +404,18 @@ static agec_status row_done(agec_loader *ld, agec_error *err)
     if (st != AGEC_OK)
         return st;
     if ((st = agec_tx_commit(ld->conn, err)) != AGEC_OK)
-        return fail(ld, st);
+        return agec__ld_fail(ld, st);
     ld->st.committed = ld->st.rows;
     ld->since_commit = 0;
     if ((st = begin(ld, err)) != AGEC_OK)
-        return fail(ld, st);
+        return agec__ld_fail(ld, st);
     return AGEC_OK;
+}
+
+agec_status agec__ld_row_done(agec_loader *ld, agec_error *err)
+{
+    count_row(ld);
+    return chunk_end(ld, err);
 }
 
 /* A new block of batch_rows entry ids for the label, from its sequence. */
@@ -432,11 +437,11 @@ static agec_status reserve(agec_loader *ld, agec__ld_label *l, agec_error *err)
     agec_result *res = NULL;
     agec_status st = sql(ld, q, 2, v, &res, err);
     if (st != AGEC_OK)
-        return fail(ld, st);
+        return agec__ld_fail(ld, st);
     int64_t *ids = realloc(l->reserved, ld->opts.batch_rows * sizeof *ids);
     if (ids == NULL) {
         agec_result_free(res);
-        return fail(ld, agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory"));
+        return agec__ld_fail(ld, agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory"));
     }
     l->reserved = ids;
     const char *p = agec_result_text(res, 0, 0, NULL);
@@ -450,7 +455,7 @@ static agec_status reserve(agec_loader *ld, agec__ld_label *l, agec_error *err)
     l->nreserved = k;
     l->ireserved = 0;
     if (k == 0)
-        return fail(ld, agec__error_set(err, AGEC_ERR_SERVER, "no ids from %s", l->seq));
+        return agec__ld_fail(ld, agec__error_set(err, AGEC_ERR_SERVER, "no ids from %s", l->seq));
     return AGEC_OK;
 }
 
@@ -475,9 +480,11 @@ static agec_status queue(agec_loader *ld, agec__ld_label *l, const char *props, 
         l->first_line = ld->line;
     }
     l->last_line = ld->line;
+    if (strcmp(l->last_source, ld->source) != 0)
+        agec__copy_text(l->last_source, sizeof l->last_source, ld->source);
     agec__ld_append(ld, l, props, len, id, start, end);
     if (l->rows.failed || l->a.failed || l->b.failed)
-        return fail(ld, agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory"));
+        return agec__ld_fail(ld, agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory"));
     l->pending++;
     l->written++;
     ld->st.bytes += len;
@@ -485,6 +492,7 @@ static agec_status queue(agec_loader *ld, agec__ld_label *l, const char *props, 
         ld->st.edges++;
     else
         ld->st.vertices++;
+    count_row(ld);
     if (l->pending >= ld->opts.batch_rows) {
         /* COPY path: the next block of ids before this batch goes out, so
          * that no statement comes between sending it and building the next
@@ -498,10 +506,10 @@ static agec_status queue(agec_loader *ld, agec__ld_label *l, const char *props, 
         if (st != AGEC_OK)
             return st;
     }
-    return row_done(ld, err);
+    return chunk_end(ld, err);
 }
 
-static bool skip(agec_loader *ld)
+bool agec__ld_skip(agec_loader *ld)
 {
     if (ld->st.rows >= ld->opts.skip_rows)
         return false;
@@ -520,17 +528,21 @@ static agec_status vertex(agec_loader *ld, const char *label, const char *props,
     agec__ld_label *l;
     agec_status st = label_get(ld, label, false, &l, err);
     if (st != AGEC_OK)
-        return fail(ld, st);
+        return agec__ld_fail(ld, st);
     if (props == NULL) {
         props = "{}";
         len = 2;
+    }
+    if (agec__text_has_nul(props, len)) {
+        st = agec__ld_bad_row(ld, 0, NULL, props, len, err, "%s", NUL_MSG);
+        return st == AGEC_OK ? agec__ld_row_done(ld, err) : st;
     }
     if (l->key == NULL)
         return queue(ld, l, props, len, 0, 0, 0, err);
     agec_value *own = NULL;
     if (v == NULL) {
         if ((st = agec_agtype_parse(props, len, 0, &own, err)) != AGEC_OK)
-            return fail(ld, st);
+            return agec__ld_fail(ld, st);
         v = own;
     }
     const agec_value *k = agec_value_get(v, l->key, strlen(l->key));
@@ -538,7 +550,7 @@ static agec_status vertex(agec_loader *ld, const char *label, const char *props,
         agec_value_free(own);
         st = agec__ld_bad_row(ld, 0, NULL, props, len, err, "vertex of %s has no key property %s",
                               l->name, l->key);
-        return st == AGEC_OK ? row_done(ld, err) : st;
+        return st == AGEC_OK ? agec__ld_row_done(ld, err) : st;
     }
     agec__buf kt = AGEC__BUF_INIT;
     bool ok = agec__ld_key_text(k, &kt);
@@ -554,7 +566,7 @@ static agec_status vertex(agec_loader *ld, const char *label, const char *props,
         put = agec__keymap_put(&l->map, kt.data, kt.len, id, &prev);
     if (put < 0) {
         agec__buf_free(&kt);
-        return fail(ld, agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory"));
+        return agec__ld_fail(ld, agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory"));
     }
     if (put == 0) {
         l->ireserved--; /* the entry id was not used */
@@ -562,7 +574,7 @@ static agec_status vertex(agec_loader *ld, const char *label, const char *props,
                               "duplicate key %s = %.200s in label %s (graph id %lld has it)",
                               l->key, kt.data, l->name, (long long)prev);
         agec__buf_free(&kt);
-        return st == AGEC_OK ? row_done(ld, err) : st;
+        return st == AGEC_OK ? agec__ld_row_done(ld, err) : st;
     }
     agec__buf_free(&kt);
     return queue(ld, l, props, len, id, 0, 0, err);
@@ -592,13 +604,13 @@ static agec_status parse_props(agec_loader *ld, const char *props, size_t len, a
     size_t n = 0;
     if (agec_value_to_agtype(t, &text, &n, err) != AGEC_OK) {
         agec_value_free(t);
-        return fail(ld, AGEC_ERR_NO_MEMORY);
+        return agec__ld_fail(ld, AGEC_ERR_NO_MEMORY);
     }
     ld->tmp.len = 0;
     agec__buf_put(&ld->tmp, text, n);
     agec_free(text);
     *v = t;
-    return ld->tmp.failed ? fail(ld, AGEC_ERR_NO_MEMORY) : AGEC_OK;
+    return ld->tmp.failed ? agec__ld_fail(ld, AGEC_ERR_NO_MEMORY) : AGEC_OK;
 }
 
 /* The common start of a row given through the API: 1 = go on (props
@@ -617,14 +629,14 @@ static int row_start(agec_loader *ld, const char *label, const char *props, size
         *st = dead(ld, err);
         return 0;
     }
-    if (skip(ld))
+    if (agec__ld_skip(ld))
         return 0;
     if (props == NULL)
         return 1;
     if ((*st = parse_props(ld, props, len, v, err)) != AGEC_OK)
         return 0;
     if (*v == NULL) {
-        *st = row_done(ld, err);
+        *st = agec__ld_row_done(ld, err);
         return 0;
     }
     return 1;
@@ -648,9 +660,17 @@ agec_status agec__ld_vertex_text(agec_loader *ld, const char *label, const char 
 {
     if (ld->failed || ld->finished)
         return dead(ld, err);
-    if (skip(ld))
-        return AGEC_OK;
     return vertex(ld, label, props, len, NULL, err);
+}
+
+/* The input row being added, for a reject (NULL: none to give). */
+static const char *current_row(agec_loader *ld, size_t *len)
+{
+    const char *row = NULL;
+    *len = 0;
+    if (ld->row_fn != NULL && !ld->row_fn(ld->row_ctx, &row, len))
+        row = NULL;
+    return row;
 }
 
 /* Graph id of an endpoint; AGEC_OK with *found false: rejected. */
@@ -658,29 +678,41 @@ static agec_status resolve(agec_loader *ld, const agec_endpoint *e, const char *
                            bool *found, agec_error *err)
 {
     *found = false;
+    size_t rowlen;
+    const char *row;
     if (e->label == NULL) {
-        *id = e->id;
-        *found = true;
-        return AGEC_OK;
+        if (e->id >= 0) {
+            *id = e->id;
+            *found = true;
+            return AGEC_OK;
+        }
+        row = current_row(ld, &rowlen);
+        return agec__ld_bad_row(ld, 0, NULL, row, rowlen, err, "edge %s graph id %lld is negative",
+                                which, (long long)e->id);
     }
     agec__ld_label *l;
     agec_status st = label_get(ld, e->label, false, &l, err);
     if (st != AGEC_OK)
-        return fail(ld, st);
+        return agec__ld_fail(ld, st);
     if (l->key == NULL)
-        return fail(ld, agec__error_set(err, AGEC_ERR_INVALID_ARG,
-                                        "edge %s endpoint names a vertex of %s by key, but %s "
-                                        "has no key (agec_loader_key, --key)",
-                                        which, e->label, e->label));
+        return agec__ld_fail(ld,
+                             agec__error_set(err, AGEC_ERR_INVALID_ARG,
+                                             "edge %s endpoint names a vertex of %s by key, but %s "
+                                             "has no key (agec_loader_key, --key)",
+                                             which, e->label, e->label));
     size_t n = e->key_len == SIZE_MAX ? strlen(e->key) : e->key_len;
-    if (agec__keymap_find(&l->map, e->key, n, id)) {
+    /* An integer key is the integer's digits: 007 or +7 in a CSV edge
+     * file names the vertex whose uid:int was 007 (loaded as 7), unless a
+     * key "007" (a string) is there itself. */
+    char canon[24];
+    size_t cn;
+    if (agec__keymap_find(&l->map, e->key, n, id) ||
+        (agec__int_key_canonical(e->key, n, canon, &cn) &&
+         agec__keymap_find(&l->map, canon, cn, id))) {
         *found = true;
         return AGEC_OK;
     }
-    const char *row = NULL;
-    size_t rowlen = 0;
-    if (ld->row_fn != NULL && !ld->row_fn(ld->row_ctx, &row, &rowlen))
-        row = NULL;
+    row = current_row(ld, &rowlen);
     return agec__ld_bad_row(ld, 0, NULL, row, rowlen, err,
                             "edge %s vertex %s %s = %.*s does not exist", which, e->label, l->key,
                             (int)(n > 200 ? 200 : n), e->key);
@@ -695,14 +727,20 @@ static agec_status edge(agec_loader *ld, const char *label, const agec_endpoint 
     agec__ld_label *l;
     agec_status st = label_get(ld, label, true, &l, err);
     if (st != AGEC_OK)
-        return fail(ld, st);
+        return agec__ld_fail(ld, st);
+    if (props != NULL && agec__text_has_nul(props, len)) {
+        size_t rowlen;
+        const char *row = current_row(ld, &rowlen);
+        st = agec__ld_bad_row(ld, 0, NULL, row, rowlen, err, "%s", NUL_MSG);
+        return st == AGEC_OK ? agec__ld_row_done(ld, err) : st;
+    }
     int64_t s = 0, t = 0;
     bool fs, ft = false;
     if ((st = resolve(ld, start, "start", &s, &fs, err)) != AGEC_OK ||
         (fs && (st = resolve(ld, end, "end", &t, &ft, err)) != AGEC_OK))
         return st;
     if (!fs || !ft)
-        return row_done(ld, err);
+        return agec__ld_row_done(ld, err);
     if (props == NULL) {
         props = "{}";
         len = 2;
@@ -753,8 +791,6 @@ agec_status agec__ld_edge_text(agec_loader *ld, const char *label, const agec_en
 {
     if (ld->failed || ld->finished)
         return dead(ld, err);
-    if (skip(ld))
-        return AGEC_OK;
     return edge_with_row(ld, label, start, end, props, len, row_fn, row_ctx, err);
 }
 
@@ -781,7 +817,16 @@ static agec_status key_indexes(agec_loader *ld, agec_error *err)
         char full[200];
         snprintf(full, sizeof full, "%s.%s", l->name, l->key);
         unsigned h = (unsigned)(agec__fnv1a(AGEC__FNV_BASIS, full) & 0xffffffffu);
-        snprintf(name, sizeof name, "%.40s_agec_key_%08x", l->name, h);
+        /* The label's first 40 bytes, cut before a UTF-8 character that
+         * would not fit whole (a cut one is refused by CREATE INDEX with
+         * 22021, after the whole load). */
+        size_t cut = strlen(l->name);
+        if (cut > 40) {
+            cut = 40;
+            while (cut > 0 && ((unsigned char)l->name[cut] & 0xC0) == 0x80)
+                cut--;
+        }
+        snprintf(name, sizeof name, "%.*s_agec_key_%08x", (int)cut, l->name, h);
         agec__quote_ident(name, qn, sizeof qn);
         snprintf(q, sizeof q,
                  "CREATE INDEX IF NOT EXISTS %s ON %s (ag_catalog.agtype_access_operator(VARIADIC "
@@ -804,11 +849,11 @@ agec_status agec_loader_finish(agec_loader *ld, agec_load_stats *stats, agec_err
     for (size_t i = 0; i < ld->nlabels && st == AGEC_OK; i++)
         st = agec__ld_flush(ld, ld->labels[i], err);
     if (st == AGEC_OK && (st = key_indexes(ld, err)) != AGEC_OK)
-        fail(ld, st);
+        agec__ld_fail(ld, st);
     if (st == AGEC_OK)
         st = agec__ld_settle(ld, err);
     if (st == AGEC_OK && (st = agec_tx_commit(ld->conn, err)) != AGEC_OK)
-        fail(ld, st);
+        agec__ld_fail(ld, st);
     if (st == AGEC_OK) {
         ld->finished = true;
         ld->st.committed = ld->st.rows;
