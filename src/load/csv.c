@@ -109,6 +109,8 @@ int agec__csv_read(agec__csv *r)
     r->text.len = 0;
     r->n = 0;
     r->bytes = 0;
+    if (!agec__buf_reserve(&r->text, 256)) /* fields point into it, even when empty */
+        return AGEC__CSV_NOMEM;
     r->line = r->next;
     if (!r->begun)
         skip_bom(r); /* may leave the first bytes of the first field in text */

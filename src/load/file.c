@@ -35,7 +35,8 @@ static void record_line(csv_state *cs, const agec__csv *r)
             agec__buf_putc(b, ',');
         if (!r->quoted[i] && memchr(f, ',', n) == NULL && memchr(f, '"', n) == NULL &&
             memchr(f, '\n', n) == NULL && memchr(f, '\r', n) == NULL) {
-            agec__buf_put(b, f, n);
+            if (n > 0)
+                agec__buf_put(b, f, n);
             continue;
         }
         agec__buf_putc(b, '"');
