@@ -216,6 +216,61 @@ fail:
     return st;
 }
 
+/* The key index's name: the label's first 40 bytes, cut before a UTF-8
+ * character that would not fit whole (a cut one is refused by CREATE
+ * INDEX with 22021, after the whole load), and a hash of label and key. */
+static void key_index_name(const agec__ld_label *l, char name[64])
+{
+    char full[200];
+    snprintf(full, sizeof full, "%s.%s", l->name, l->key);
+    unsigned h = (unsigned)(agec__fnv1a(AGEC__FNV_BASIS, full) & 0xffffffffu);
+    size_t cut = strlen(l->name);
+    if (cut > 40) {
+        cut = 40;
+        while (cut > 0 && ((unsigned char)l->name[cut] & 0xC0) == 0x80)
+            cut--;
+    }
+    snprintf(name, 64, "%.*s_agec_key_%08x", (int)cut, l->name, h);
+}
+
+/* What the load needs of a label, checked before its first row (a role
+ * with INSERT but not ownership used to load everything, then fail at
+ * CREATE INDEX with 42501 and roll it all back): INSERT on the table,
+ * USAGE on its id sequence, and, for a key (key true), ownership unless
+ * the key index is there already. A missing one: AGEC_ERR_SERVER with
+ * SQLSTATE 42501, as the server would say it later. */
+static const char PRIV_SQL[] =
+    "SELECT CASE WHEN NOT has_table_privilege($1::regclass, 'INSERT') THEN 'INSERT on ' || $1 "
+    "WHEN NOT has_sequence_privilege($4::regclass, 'USAGE') THEN 'USAGE on ' || $4 "
+    "WHEN $3::bool AND NOT pg_has_role(c.relowner, 'USAGE') AND NOT EXISTS (SELECT 1 FROM "
+    "pg_class i WHERE i.relname = $2::name AND i.relnamespace = c.relnamespace) THEN "
+    "'ownership of ' || $1 || ' (to build its key index)' END FROM pg_class c WHERE c.oid = "
+    "$1::regclass";
+
+static agec_status check_privileges(agec_loader *ld, const agec__ld_label *l, bool key,
+                                    agec_error *err)
+{
+    char name[64] = "";
+    if (key)
+        key_index_name(l, name);
+    const char *v[4] = { l->rel, name, key ? "true" : "false", l->seq };
+    agec_result *res = NULL;
+    agec_status st = sql(ld, PRIV_SQL, 4, v, &res, err);
+    if (st != AGEC_OK)
+        return st;
+    const char *missing = agec_result_is_null(res, 0, 0) ? NULL : agec_result_text(res, 0, 0, NULL);
+    if (missing != NULL) {
+        st = agec__error_set(err, AGEC_ERR_SERVER,
+                             "permission denied: the load needs %s (checked before loading "
+                             "anything)",
+                             missing);
+        if (err != NULL)
+            snprintf(err->sqlstate, sizeof err->sqlstate, "42501");
+    }
+    agec_result_free(res);
+    return st;
+}
+
 static const char LABEL_SQL[] =
     "SELECT l.id, l.kind, l.seq_name::text FROM ag_catalog.ag_label l JOIN ag_catalog.ag_graph g "
     "ON l.graph = g.graphid WHERE g.name = $1::name AND l.name = $2::name";
@@ -275,6 +330,11 @@ static agec_status label_get(agec_loader *ld, const char *name, bool edge, agec_
     snprintf(l->rel, sizeof l->rel, "%s.%s", ld->qgraph, qn);
     snprintf(l->seq, sizeof l->seq, "%s.%s", ld->qgraph, qs);
     agec_result_free(res);
+    if ((st = check_privileges(ld, l, false, err)) != AGEC_OK) {
+        free(l->name);
+        free(l);
+        return st;
+    }
     if (ld->nlabels == ld->caplabels) {
         size_t ncap = ld->caplabels ? ld->caplabels * 2 : 8;
         agec__ld_label **nl = realloc(ld->labels, ncap * sizeof *nl);
@@ -355,6 +415,11 @@ agec_status agec_loader_key(agec_loader *ld, const char *label, const char *prop
                                "label %s already has rows in this load: set its key first", label);
     if ((l->key = strdup(property)) == NULL)
         return agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
+    if ((st = check_privileges(ld, l, true, err)) != AGEC_OK) {
+        free(l->key);
+        l->key = NULL;
+        return agec__ld_fail(ld, st);
+    }
     /* Vertices there before the load (or committed by an earlier run being
      * resumed): one scan puts their keys in the map. */
     char q[512], lit[80];
@@ -814,19 +879,7 @@ static agec_status key_indexes(agec_loader *ld, agec_error *err)
         if (l->key == NULL)
             continue;
         char name[64], qn[140], q[1024];
-        char full[200];
-        snprintf(full, sizeof full, "%s.%s", l->name, l->key);
-        unsigned h = (unsigned)(agec__fnv1a(AGEC__FNV_BASIS, full) & 0xffffffffu);
-        /* The label's first 40 bytes, cut before a UTF-8 character that
-         * would not fit whole (a cut one is refused by CREATE INDEX with
-         * 22021, after the whole load). */
-        size_t cut = strlen(l->name);
-        if (cut > 40) {
-            cut = 40;
-            while (cut > 0 && ((unsigned char)l->name[cut] & 0xC0) == 0x80)
-                cut--;
-        }
-        snprintf(name, sizeof name, "%.*s_agec_key_%08x", (int)cut, l->name, h);
+        key_index_name(l, name);
         agec__quote_ident(name, qn, sizeof qn);
         snprintf(q, sizeof q,
                  "CREATE INDEX IF NOT EXISTS %s ON %s (ag_catalog.agtype_access_operator(VARIADIC "

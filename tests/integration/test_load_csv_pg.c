@@ -650,6 +650,55 @@ static void test_batch_across_files(void **state)
         fail_msg("want \"%s\" in: %s", want, r.err.message);
 }
 
+/* Item 8: a role with INSERT but not ownership is told before loading
+ * that the key index needs ownership (42501), not after the whole load. */
+static void test_privileges_checked_first(void **state)
+{
+    (void)state;
+    const char *p = file("p8.csv", "uid:int\n1\n2\n");
+    const char *f[] = { arg("Priv", p) };
+    run r;
+    load(&r, NULL, false, 0, 0, f, 1); /* the label, owned by postgres */
+    assert_int_equal(r.st, AGEC_OK);
+    agec_conn *c = agec_test_acquire(pool);
+    agec_test_sql(c, "DROP ROLE IF EXISTS agec_ins");
+    agec_test_sql(c, "CREATE ROLE agec_ins LOGIN");
+    agec_test_sql(c, "GRANT USAGE ON SCHEMA items, ag_catalog TO agec_ins");
+    agec_test_sql(c, "GRANT SELECT ON ALL TABLES IN SCHEMA ag_catalog TO agec_ins");
+    agec_test_sql(c, "GRANT SELECT, INSERT ON items.\"Priv\" TO agec_ins");
+    agec_test_sql(c, "GRANT USAGE, UPDATE ON items.\"Priv_id_seq\" TO agec_ins");
+    agec_conn_release(c);
+    char dsn[512];
+    snprintf(dsn, sizeof dsn, "%s dbname=agec_csv_oracle user=agec_ins", agec_test_pg_conninfo());
+    agec_pool_config cfg;
+    agec_pool_config_init(&cfg);
+    cfg.conninfo = dsn;
+    cfg.max = 1;
+    cfg.age_mode = AGEC_AGE_OFF;
+    cfg.on_event = agec_pool_event_ignore;
+    agec_pool *ins;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_open(&cfg, &ins, &err), &err, "open as agec_ins");
+    c = agec_test_acquire(ins);
+    agec_loader *ld = NULL;
+    agec_test_must(agec_loader_open(c, "items", NULL, &ld, &err), &err, "loader open");
+    /* Without a key: INSERT is all it needs. */
+    agec_test_must(agec_loader_vertex(ld, "Priv", "{\"uid\": 3}", SIZE_MAX, &err), &err, "row");
+    agec_loader_free(ld);
+    agec_test_must(agec_loader_open(c, "items", NULL, &ld, &err), &err, "loader open");
+    agec_status st = agec_loader_key(ld, "Priv", "uid", &err);
+    assert_int_equal(st, AGEC_ERR_SERVER);
+    assert_string_equal(err.sqlstate, "42501");
+    assert_non_null(strstr(err.message, "ownership"));
+    agec_loader_free(ld);
+    agec_conn_release(c);
+    agec_pool_close(ins, 1000, NULL);
+    c = agec_test_acquire(pool);
+    agec_test_sql(c, "DROP OWNED BY agec_ins");
+    agec_test_sql(c, "DROP ROLE agec_ins");
+    agec_conn_release(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -662,6 +711,7 @@ int main(void)
         cmocka_unit_test(test_float_underflow),
         cmocka_unit_test(test_resume_skips_before_checks),
         cmocka_unit_test(test_batch_across_files),
+        cmocka_unit_test(test_privileges_checked_first),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
