@@ -129,6 +129,20 @@ typedef struct agec_load_opts {
      *  broken (closed on release, which ends its transaction). 0 (default):
      *  no limit. */
     int timeout_ms;
+    /** A label's batch is written when it holds batch_rows rows or this
+     *  many bytes of row text, whichever comes first: large properties x
+     *  batch_rows could otherwise pass PostgreSQL's 1 GB limit on one
+     *  parameter (the INSERT path) and hold as much in memory. Default
+     *  64 MiB; 1 KiB .. 512 MiB. */
+    size_t batch_bytes;
+    /** The key maps (key -> graph id of every keyed vertex, held in memory
+     *  for the edges) may take at most this many bytes together, counting
+     *  the peak while one grows; past it the load fails with
+     *  AGEC_ERR_NO_MEMORY naming this option (instead of the machine
+     *  running out of memory). 32 bytes per slot at <= 75% load plus the
+     *  keys' text: 100 M keys of 10 bytes take about 5 GiB
+     *  (docs/loading.md). Default 8 GiB; 0 = no limit. */
+    uint64_t key_memory_max;
 } agec_load_opts;
 
 /** Fill *opts with the defaults. NULL is ignored. Thread-safe. */

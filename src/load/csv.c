@@ -70,6 +70,9 @@ static bool add_field(agec__csv *r, size_t start, bool quoted)
     return true;
 }
 
+static const char TOO_LONG[] =
+    "a record of more than 256 MiB (a quoted field not closed where it should be?)";
+
 static int bad(agec__csv *r, uint64_t line, const char *what)
 {
     r->error = what;
@@ -138,6 +141,8 @@ int agec__csv_read(agec__csv *r)
                     return bad(r, line, "a NUL byte (not text)");
                 } else if (c == '\n' || (c == '\r' && r->eol == CSV_CR)) {
                     line++;
+                    if (r->text.len > AGEC__CSV_MAX_RECORD)
+                        return bad(r, opened, TOO_LONG);
                 }
                 agec__buf_putc(&r->text, (char)c);
             }
@@ -159,6 +164,10 @@ int agec__csv_read(agec__csv *r)
         }
         if (!add_field(r, start, quoted) || r->text.failed)
             return AGEC__CSV_NOMEM;
+        if (r->text.len > AGEC__CSV_MAX_RECORD) {
+            r->n--;
+            return bad(r, line, TOO_LONG);
+        }
         if (c == ',') {
             start = r->text.len;
             c = getch(r);

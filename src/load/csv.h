@@ -52,6 +52,10 @@ typedef struct agec__csv {
 
 enum { CSV_LF = 1, CSV_CRLF = 2, CSV_CR = 3 };
 
+/* A record longer than this is an error (memory stays bounded by it; a
+ * field that long is most likely an unterminated quote). */
+#define AGEC__CSV_MAX_RECORD ((size_t)256 << 20)
+
 /* agec__csv_read results. */
 enum { AGEC__CSV_BAD = -2, AGEC__CSV_NOMEM = -1, AGEC__CSV_EOF = 0, AGEC__CSV_RECORD = 1 };
 

@@ -60,6 +60,7 @@ struct agec_loader {
     char inflight_what[320];
     bool single_session;   /* PGlite: one session, statements never interleave */
     agec__buf tmp;         /* scratch for canonical property text */
+    uint64_t key_bytes;    /* what the key maps hold (opts.key_memory_max) */
     agec_query_opts qopts; /* every statement's options (timeout_ms) */
     /* The input row being added, written out on demand for the reject
      * callback when a check after parsing refuses it (a missing edge

@@ -27,6 +27,8 @@ void agec_load_opts_init(agec_load_opts *opts)
     opts->batch_rows = 5000;
     opts->create_missing = true;
     opts->analyze = true;
+    opts->batch_bytes = (size_t)64 << 20;
+    opts->key_memory_max = (uint64_t)8 << 30;
 }
 
 const char *agec_load_method_name(agec_load_method m)
@@ -161,10 +163,10 @@ agec_status agec_loader_open(agec_conn *conn, const char *graph, const agec_load
         return st;
     opts = &defaults;
     if (opts->batch_rows == 0 || opts->batch_rows > 1000000 || (unsigned)opts->method > 2 ||
-        opts->timeout_ms < 0)
+        opts->timeout_ms < 0 || opts->batch_bytes < 1024 || opts->batch_bytes > (size_t)512 << 20)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG,
-                               "batch_rows must be 1..1000000, method AUTO, INSERT or COPY, and "
-                               "timeout_ms >= 0");
+                               "batch_rows must be 1..1000000, method AUTO, INSERT or COPY, "
+                               "timeout_ms >= 0 and batch_bytes 1 KiB .. 512 MiB");
     agec_loader *ld = calloc(1, sizeof *ld);
     if (ld == NULL || (ld->graph = strdup(graph)) == NULL) {
         free(ld);
@@ -351,10 +353,35 @@ static agec_status label_get(agec_loader *ld, const char *name, bool edge, agec_
     return AGEC_OK;
 }
 
+/* agec__keymap_put within opts.key_memory_max: 1 put, 0 present (*prev),
+ * -1 out of memory, -2 over the bound. */
+static int key_put(agec_loader *ld, agec__ld_label *l, const char *key, size_t len, int64_t id,
+                   int64_t *prev)
+{
+    uint64_t before = agec__keymap_bytes(&l->map);
+    if (ld->opts.key_memory_max > 0 &&
+        ld->key_bytes - before + agec__keymap_bytes_put(&l->map, len) > ld->opts.key_memory_max)
+        return -2;
+    int r = agec__keymap_put(&l->map, key, len, id, prev);
+    ld->key_bytes += agec__keymap_bytes(&l->map) - before;
+    return r;
+}
+
+static agec_status key_map_full(agec_loader *ld, const agec__ld_label *l, agec_error *err)
+{
+    return agec__ld_fail(ld, agec__error_set(err, AGEC_ERR_NO_MEMORY,
+                                             "the key maps would pass key_memory_max (%llu "
+                                             "bytes) at key %zu of label %s: raise it (see "
+                                             "agec/load.h for what keys take)",
+                                             (unsigned long long)ld->opts.key_memory_max,
+                                             l->map.count + 1, l->name));
+}
+
 typedef struct fill_state {
+    agec_loader *ld;
     agec__ld_label *l;
     agec__buf key;
-    bool oom;
+    bool oom, full;
 } fill_state;
 
 static bool fill_row(agec_result *row, void *user)
@@ -369,8 +396,10 @@ static bool fill_row(agec_result *row, void *user)
         return false;
     }
     int64_t id = strtoll(agec_result_text(row, 0, 0, NULL), NULL, 10);
-    if (agec__keymap_put(&fs->l->map, fs->key.data, fs->key.len, id, NULL) < 0) {
+    int put = key_put(fs->ld, fs->l, fs->key.data, fs->key.len, id, NULL);
+    if (put < 0) {
         fs->oom = true;
+        fs->full = put == -2;
         return false;
     }
     return true;
@@ -429,11 +458,13 @@ agec_status agec_loader_key(agec_loader *ld, const char *label, const char *prop
              "$1::ag_catalog.agtype]) FROM %s",
              l->rel);
     const char *v[1] = { lit };
-    fill_state fs = { .l = l, .key = AGEC__BUF_INIT };
+    fill_state fs = { .ld = ld, .l = l, .key = AGEC__BUF_INIT };
     if ((st = agec__ld_settle(ld, err)) != AGEC_OK)
         return st;
     st = agec_sql_stream(ld->conn, q, 1, v, NULL, fill_row, &fs, err);
     agec__buf_free(&fs.key);
+    if (st == AGEC_OK && fs.full)
+        return key_map_full(ld, l, err);
     if (st == AGEC_OK && fs.oom)
         st = agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
     return st == AGEC_OK ? AGEC_OK : agec__ld_fail(ld, st);
@@ -558,7 +589,7 @@ static agec_status queue(agec_loader *ld, agec__ld_label *l, const char *props, 
     else
         ld->st.vertices++;
     count_row(ld);
-    if (l->pending >= ld->opts.batch_rows) {
+    if (l->pending >= ld->opts.batch_rows || l->rows.len >= ld->opts.batch_bytes) {
         /* COPY path: the next block of ids before this batch goes out, so
          * that no statement comes between sending it and building the next
          * one while the server takes it in. */
@@ -628,9 +659,11 @@ static agec_status vertex(agec_loader *ld, const char *label, const char *props,
     }
     int64_t id = ((int64_t)l->id << 48) | entry;
     if (ok)
-        put = agec__keymap_put(&l->map, kt.data, kt.len, id, &prev);
+        put = key_put(ld, l, kt.data, kt.len, id, &prev);
     if (put < 0) {
         agec__buf_free(&kt);
+        if (put == -2)
+            return key_map_full(ld, l, err);
         return agec__ld_fail(ld, agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory"));
     }
     if (put == 0) {

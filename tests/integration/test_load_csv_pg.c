@@ -699,6 +699,57 @@ static void test_privileges_checked_first(void **state)
     agec_conn_release(c);
 }
 
+static void count_batches(const agec_load_stats *s, void *user)
+{
+    (void)s;
+    (*(int *)user)++;
+}
+
+/* Item 9: memory is bounded: a batch by bytes as well as rows, and the
+ * key maps by key_memory_max (a clear error, not the machine's memory). */
+static void test_memory_bounds(void **state)
+{
+    (void)state;
+    agec_conn *c = agec_test_acquire(pool);
+    agec_load_opts o;
+    agec_load_opts_init(&o);
+    assert_int_equal(o.batch_bytes, (size_t)64 << 20);
+    o.batch_rows = 1000000;
+    o.batch_bytes = 1024;
+    int batches = 0;
+    o.progress = count_batches;
+    o.progress_user = &batches;
+    agec_loader *ld = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_loader_open(c, "items", &o, &ld, &err), &err, "open");
+    for (int i = 0; i < 50; i++) {
+        char row[200];
+        snprintf(row, sizeof row, "{\"i\": %d, \"pad\": \"%080d\"}", i, i);
+        agec_test_must(agec_loader_vertex(ld, "Mem", row, SIZE_MAX, &err), &err, "row");
+    }
+    assert_true(batches >= 4); /* ~100 bytes a row, 1 KiB a batch */
+    agec_test_must(agec_loader_finish(ld, NULL, &err), &err, "finish");
+    agec_loader_free(ld);
+    o.batch_rows = 5000;
+    o.batch_bytes = (size_t)64 << 20;
+    o.progress = NULL;
+    o.key_memory_max = 200000; /* a few thousand keys */
+    agec_test_must(agec_loader_open(c, "items", &o, &ld, &err), &err, "open");
+    agec_test_must(agec_loader_key(ld, "MemK", "uid", &err), &err, "key");
+    agec_status st = AGEC_OK;
+    int i = 0;
+    for (; i < 100000 && st == AGEC_OK; i++) {
+        char row[64];
+        snprintf(row, sizeof row, "{\"uid\": %d}", i);
+        st = agec_loader_vertex(ld, "MemK", row, SIZE_MAX, &err);
+    }
+    assert_int_equal(st, AGEC_ERR_NO_MEMORY);
+    assert_non_null(strstr(err.message, "key_memory_max"));
+    assert_true(i < 100000);
+    agec_loader_free(ld);
+    agec_conn_release(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -712,6 +763,7 @@ int main(void)
         cmocka_unit_test(test_resume_skips_before_checks),
         cmocka_unit_test(test_batch_across_files),
         cmocka_unit_test(test_privileges_checked_first),
+        cmocka_unit_test(test_memory_bounds),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
