@@ -84,6 +84,13 @@ typedef struct agec_load_stats {
     double rows_per_s;       /**< rows / elapsed_s */
     agec_load_method method; /**< the method in use (never AUTO) */
     uint64_t input_bytes;    /**< bytes read from files by agec_loader_file (for a progress bar) */
+    /** Input rows after `committed` whose COMMIT was sent but not answered
+     *  (the connection was lost or timed out during COMMIT): they may or
+     *  may not be in the graph. 0 otherwise. agec_load_resume_point()
+     *  asks the server which. */
+    uint64_t uncertain;
+    /** The transaction id of that COMMIT (pg_current_xact_id), 0 = none. */
+    uint64_t commit_xid;
 } agec_load_stats;
 
 /** Progress callback: called after each batch written (sent, on the COPY
@@ -268,6 +275,20 @@ AGEC_EXPORT void agec_loader_stats_sized(const agec_loader *ld, agec_load_stats 
 /** Free the loader; an unfinished load is rolled back (the current chunk).
  *  NULL is ignored. The connection is not released. */
 AGEC_EXPORT void agec_loader_free(agec_loader *ld);
+
+/**
+ * Where to resume a failed chunked load: `stats->committed`, unless the
+ * last COMMIT's answer was lost (stats->uncertain > 0): then the server is
+ * asked, on `conn` (a new connection to the same database), whether that
+ * transaction committed (pg_xact_status): committed + uncertain if it did,
+ * committed if not. Without this, resuming from `committed` after a lost
+ * COMMIT acknowledgement loaded that chunk's edges and keyless vertices
+ * twice.
+ * Errors: AGEC_ERR_INVALID_ARG (NULL), AGEC_ERR_STATE (the transaction is
+ * still in progress: ask again), those of the query.
+ */
+AGEC_EXPORT agec_status agec_load_resume_point(agec_conn *conn, const agec_load_stats *stats,
+                                               uint64_t *resume, agec_error *err);
 
 /** Static name of a method: "auto", "insert", "copy". */
 AGEC_EXPORT const char *agec_load_method_name(agec_load_method m);

@@ -61,6 +61,7 @@ struct agec_loader {
     bool single_session;   /* PGlite: one session, statements never interleave */
     agec__buf tmp;         /* scratch for canonical property text */
     uint64_t key_bytes;    /* what the key maps hold (opts.key_memory_max) */
+    uint64_t xid;          /* the open transaction's id, for a lost COMMIT answer */
     agec_query_opts qopts; /* every statement's options (timeout_ms) */
     /* The input row being added, written out on demand for the reject
      * callback when a check after parsing refuses it (a missing edge

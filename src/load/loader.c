@@ -138,12 +138,60 @@ agec_status agec__ld_input_error(agec_loader *ld, size_t col, agec_error *err, c
     return agec__ld_fail(ld, AGEC_ERR_INPUT);
 }
 
+/* BEGIN, and the transaction's id: if the answer to its COMMIT is lost,
+ * agec_load_resume_point() asks the server what became of it. */
 static agec_status begin(agec_loader *ld, agec_error *err)
 {
     agec_tx_opts o;
     agec_tx_opts_init(&o);
     o.timeout_ms = ld->opts.timeout_ms;
-    return agec_tx_begin(ld->conn, &o, err);
+    agec_status st = agec_tx_begin(ld->conn, &o, err);
+    agec_result *res = NULL;
+    if (st == AGEC_OK)
+        st = agec_sql_exec(ld->conn, "SELECT pg_current_xact_id()::text", 0, NULL,
+                           agec__ld_query_opts(ld), &res, err);
+    if (st == AGEC_OK)
+        ld->xid = strtoull(agec_result_text(res, 0, 0, NULL), NULL, 10);
+    agec_result_free(res);
+    return st;
+}
+
+/* COMMIT the open transaction; when its answer is lost the rows since the
+ * last commit are uncertain (stats), not simply uncommitted. */
+static agec_status commit(agec_loader *ld, agec_error *err)
+{
+    agec_status st = agec_tx_commit(ld->conn, err);
+    if (st == AGEC_ERR_CONNECTION_LOST || st == AGEC_ERR_TIMEOUT) {
+        ld->st.uncertain = ld->st.rows - ld->st.committed;
+        ld->st.commit_xid = ld->xid;
+    }
+    return st;
+}
+
+agec_status agec_load_resume_point(agec_conn *conn, const agec_load_stats *stats, uint64_t *resume,
+                                   agec_error *err)
+{
+    if (conn == NULL || stats == NULL || resume == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "conn, stats and resume are required");
+    *resume = stats->committed;
+    if (stats->uncertain == 0)
+        return AGEC_OK;
+    char xid[24];
+    snprintf(xid, sizeof xid, "%llu", (unsigned long long)stats->commit_xid);
+    const char *v[1] = { xid };
+    agec_result *res = NULL;
+    agec_status st = agec_sql_exec(conn, "SELECT pg_xact_status($1::xid8)", 1, v, NULL, &res, err);
+    if (st != AGEC_OK)
+        return st;
+    const char *s = agec_result_is_null(res, 0, 0) ? "" : agec_result_text(res, 0, 0, NULL);
+    if (strcmp(s, "committed") == 0)
+        *resume = stats->committed + stats->uncertain;
+    else if (strcmp(s, "in progress") == 0)
+        st = agec__error_set(err, AGEC_ERR_STATE,
+                             "the load's last transaction (%s) is still in progress: ask again",
+                             xid);
+    agec_result_free(res);
+    return st;
 }
 
 agec_status agec_loader_open(agec_conn *conn, const char *graph, const agec_load_opts *opts,
@@ -198,7 +246,7 @@ agec_status agec_loader_open(agec_conn *conn, const char *graph, const agec_load
     ld->st.method = ld->method;
     ld->single_session = pglite;
     if ((st = begin(ld, err)) != AGEC_OK)
-        goto fail;
+        goto rollback; /* the SELECT after BEGIN may have failed */
     bool exists = false;
     if ((st = agec_graph_exists(conn, graph, &exists, err)) != AGEC_OK)
         goto rollback;
@@ -499,7 +547,7 @@ static agec_status chunk_end(agec_loader *ld, agec_error *err)
         st = agec__ld_settle(ld, err);
     if (st != AGEC_OK)
         return st;
-    if ((st = agec_tx_commit(ld->conn, err)) != AGEC_OK)
+    if ((st = commit(ld, err)) != AGEC_OK)
         return agec__ld_fail(ld, st);
     ld->st.committed = ld->st.rows;
     ld->since_commit = 0;
@@ -938,7 +986,7 @@ agec_status agec_loader_finish(agec_loader *ld, agec_load_stats *stats, agec_err
         agec__ld_fail(ld, st);
     if (st == AGEC_OK)
         st = agec__ld_settle(ld, err);
-    if (st == AGEC_OK && (st = agec_tx_commit(ld->conn, err)) != AGEC_OK)
+    if (st == AGEC_OK && (st = commit(ld, err)) != AGEC_OK)
         agec__ld_fail(ld, st);
     if (st == AGEC_OK) {
         ld->finished = true;

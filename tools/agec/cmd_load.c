@@ -82,7 +82,7 @@ static bool split(char *arg, const char **label, const char **value)
 }
 
 static int summary(const cli *c, agec_status st, const agec_load_stats *s, const agec_error *err,
-                   uint64_t chunk)
+                   uint64_t chunk, uint64_t resume)
 {
     bool json = c->format == FMT_JSON || (c->format == FMT_AUTO && !isatty(STDOUT_FILENO));
     if (json) {
@@ -108,6 +108,8 @@ static int summary(const cli *c, agec_status st, const agec_load_stats *s, const
             agec_free(txt);
             agec_builder_free(b);
             printf(", \"code\": \"%s\"", agec_status_name(st));
+            if (chunk > 0)
+                printf(", \"resume\": %llu", (unsigned long long)resume);
         }
         puts("}");
     } else if (!c->quiet && st == AGEC_OK) {
@@ -122,7 +124,7 @@ static int summary(const cli *c, agec_status st, const agec_load_stats *s, const
         int rc = cli_fail("load", st, err);
         if (chunk > 0)
             fprintf(stderr, "agec: %llu input rows are committed: run again with --resume %llu\n",
-                    (unsigned long long)s->committed, (unsigned long long)s->committed);
+                    (unsigned long long)resume, (unsigned long long)resume);
         return st == AGEC_ERR_INPUT ? EXIT_USAGE : rc;
     }
     return EXIT_OK;
@@ -247,7 +249,19 @@ int cmd_load(cli *c, int argc, char **argv)
     }
     agec_loader_free(ld);
     agec_conn_release(conn);
-    rc = summary(c, st, &s, &err, o.chunk_rows);
+    /* The last COMMIT's answer lost: a new connection asks the server
+     * whether it committed, so that --resume loads nothing twice. */
+    uint64_t resume = s.committed;
+    if (st != AGEC_OK && s.uncertain > 0 && cli_acquire(c, &conn) == EXIT_OK) {
+        agec_error rerr = AGEC_ERROR_INIT;
+        if (agec_load_resume_point(conn, &s, &resume, &rerr) != AGEC_OK)
+            fprintf(stderr,
+                    "agec: the last %llu rows may or may not be committed (%s): check before "
+                    "resuming\n",
+                    (unsigned long long)s.uncertain, rerr.message);
+        agec_conn_release(conn);
+    }
+    rc = summary(c, st, &s, &err, o.chunk_rows, resume);
 close_rej:
     if (rej != NULL)
         fclose(rej);
