@@ -199,7 +199,7 @@ static void agec_side(agec_conn *c, const char *path, size_t ncols, table *t, in
 enum { AGREE = 0, MAY_REFUSE_QUOTE = 1, AGEC_READS_BLANK = 2 };
 
 typedef struct tally {
-    int same, both_refuse, quote_refused;
+    int same, both_refuse, quote_refused, bad;
 } tally;
 
 static void show(const char *data, size_t len)
@@ -219,6 +219,17 @@ static void show(const char *data, size_t len)
     fputc('\n', stderr);
 }
 
+/* A disagreement: shown, counted (the test fails at its end, after every
+ * case, so that one run lists them all). */
+#define MISMATCH(...)                             \
+    do {                                          \
+        show(data, len);                          \
+        fprintf(stderr, "DIFFERS: " __VA_ARGS__); \
+        fputc('\n', stderr);                      \
+        ty->bad++;                                \
+        goto done;                                \
+    } while (0)
+
 static void check_case(const char *tag, const char *data, size_t len, size_t ncols, int allowed,
                        tally *ty)
 {
@@ -234,32 +245,25 @@ static void check_case(const char *tag, const char *data, size_t len, size_t nco
     if (!pg.ok && !ag.ok) {
         ty->both_refuse++;
     } else if (pg.ok && !ag.ok) {
-        if (!(allowed & MAY_REFUSE_QUOTE) || strstr(ag.error, "quote") == NULL) {
-            show(data, len);
-            fail_msg("%s: PostgreSQL reads %zu rows, agec refuses: %s", tag, pg.nrows, ag.error);
-        }
+        if (!(allowed & MAY_REFUSE_QUOTE) || strstr(ag.error, "quote") == NULL)
+            MISMATCH("%s: PostgreSQL reads %zu rows, agec refuses: %s", tag, pg.nrows, ag.error);
         ty->quote_refused++;
     } else if (!pg.ok && ag.ok) {
-        if (!(allowed & AGEC_READS_BLANK)) {
-            show(data, len);
-            fail_msg("%s: PostgreSQL refuses (%s), agec reads %zu rows", tag, pg.error, ag.nrows);
-        }
+        if (!(allowed & AGEC_READS_BLANK))
+            MISMATCH("%s: PostgreSQL refuses (%s), agec reads %zu rows", tag, pg.error, ag.nrows);
     } else {
-        if (pg.nrows != ag.nrows) {
-            show(data, len);
-            fail_msg("%s: PostgreSQL reads %zu rows, agec %zu", tag, pg.nrows, ag.nrows);
-        }
+        if (pg.nrows != ag.nrows)
+            MISMATCH("%s: PostgreSQL reads %zu rows, agec %zu", tag, pg.nrows, ag.nrows);
         for (size_t i = 0; i < pg.nrows * ncols; i++) {
             const char *a = pg.cell[i], *b = ag.cell[i];
-            if ((a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0)) {
-                show(data, len);
-                fail_msg("%s: row %zu column %zu: PostgreSQL %s%s%s, agec %s%s%s", tag,
+            if ((a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0))
+                MISMATCH("%s: row %zu column %zu: PostgreSQL %s%s%s, agec %s%s%s", tag,
                          i / ncols + 1, i % ncols + 1, a ? "'" : "", a ? a : "NULL", a ? "'" : "",
                          b ? "'" : "", b ? b : "no property", b ? "'" : "");
-            }
         }
         ty->same++;
     }
+done:
     table_free(&pg);
     table_free(&ag);
 }
@@ -270,7 +274,7 @@ static void check_case(const char *tag, const char *data, size_t len, size_t nco
 static void test_corpus_against_copy(void **state)
 {
     (void)state;
-    tally ty = { 0, 0, 0 };
+    tally ty = { 0, 0, 0, 0 };
     CASE("plain", "c1,c2\na,b\nc,d\n", 2, AGREE);
     CASE("no_final_eol", "c1,c2\na,b\nc,d", 2, AGREE);
     CASE("crlf", "c1,c2\r\na,b\r\nc,d\r\n", 2, AGREE);
@@ -312,6 +316,8 @@ static void test_corpus_against_copy(void **state)
     CASE("blank_line", "c1,c2\na,b\n\nc,d\n", 2, AGEC_READS_BLANK);
     print_message("corpus: %d read the same, %d refused by both, %d stray quotes refused by agec\n",
                   ty.same, ty.both_refuse, ty.quote_refused);
+    if (ty.bad > 0)
+        fail_msg("%d corpus files read differently from PostgreSQL (DIFFERS above)", ty.bad);
 }
 
 /* A seeded generator: files of quoted and unquoted fields with commas,
@@ -381,7 +387,7 @@ static bool has_blank_line(const char *b, size_t n)
 static void test_random_against_copy(void **state)
 {
     (void)state;
-    tally ty = { 0, 0, 0 };
+    tally ty = { 0, 0, 0, 0 };
     static char b[8192];
     int mutated = 0;
     for (int k = 0; k < 400; k++) {
@@ -433,6 +439,8 @@ static void test_random_against_copy(void **state)
     print_message("generated: %d files (%d mutated): %d read the same, %d refused by both, %d "
                   "stray quotes refused by agec\n",
                   400, mutated, ty.same, ty.both_refuse, ty.quote_refused);
+    if (ty.bad > 0)
+        fail_msg("%d generated files read differently from PostgreSQL (DIFFERS above)", ty.bad);
     assert_true(ty.same > 150);
     assert_true(ty.both_refuse > 10);
 }
@@ -565,6 +573,19 @@ static void test_nul_is_a_bad_row(void **state)
     assert_int_equal(r.st, AGEC_OK);
     assert_int_equal(r.s.vertices, 2);
     assert_int_equal(r.s.rejected, 1);
+}
+
+/* A UTF-8 byte-order mark starts a JSON Lines file too: skipped. */
+static void test_jsonl_bom(void **state)
+{
+    (void)state;
+    const char *p = file("bom.jsonl", "\xef\xbb\xbf{\"a\": 1}\n{\"a\": 2}\n");
+    const char *f[] = { arg("Bom", p) };
+    run r;
+    load(&r, NULL, true, 0, 0, f, 1);
+    assert_int_equal(r.st, AGEC_OK);
+    assert_int_equal(r.s.vertices, 2);
+    assert_int_equal(r.s.rejected, 0);
 }
 
 /* Item 2: the key index name is cut on a UTF-8 character boundary. */
@@ -757,6 +778,7 @@ int main(void)
         cmocka_unit_test(test_random_against_copy),
         cmocka_unit_test(test_counts_add_up),
         cmocka_unit_test(test_nul_is_a_bad_row),
+        cmocka_unit_test(test_jsonl_bom),
         cmocka_unit_test(test_index_name_utf8),
         cmocka_unit_test(test_endpoints),
         cmocka_unit_test(test_float_underflow),
