@@ -39,7 +39,7 @@
  * every chunk of that many input rows; a failure then rolls back only the
  * current chunk, and agec_loader_stats() tells how many input rows are
  * committed: run the same input again with `skip_rows` set to that number to
- * resume.
+ * resume (after a lost COMMIT answer, to agec_load_resume_point()'s).
  *
  * Thread-safety: a loader belongs to the thread that uses its connection.
  * The connection must be idle (no open transaction) when the loader opens,
