@@ -120,6 +120,31 @@ agec_status agec__ld_edge_text(agec_loader *ld, const char *label, const agec_en
                                const agec_endpoint *end, const char *props, size_t len,
                                agec__ld_row_fn row_fn, void *row_ctx, agec_error *err);
 
+/* A statement of the load (after the COPY in flight is settled); *out
+ * (may be NULL) gets its result on success. */
+agec_status agec__ld_sql(agec_loader *ld, const char *text, int n, const char *const *v,
+                         agec_result **out, agec_error *err);
+
+/* AGEC_ERR_STATE: the load failed earlier or is finished. */
+agec_status agec__ld_dead(const agec_loader *ld, agec_error *err);
+
+/* labels.c: the label named `name`, met before or looked up (created
+ * when missing and create_missing), its privileges checked. */
+agec_status agec__ld_label_get(agec_loader *ld, const char *name, bool edge, agec__ld_label **out,
+                               agec_error *err);
+
+/* agec__keymap_put within opts.key_memory_max: 1 put, 0 present (*prev),
+ * -1 out of memory, -2 over the bound (then agec__ld_key_map_full). */
+int agec__ld_key_put(agec_loader *ld, agec__ld_label *l, const char *key, size_t len, int64_t id,
+                     int64_t *prev);
+agec_status agec__ld_key_map_full(agec_loader *ld, const agec__ld_label *l, agec_error *err);
+
+/* A new block of batch_rows entry ids for the label, from its sequence. */
+agec_status agec__ld_reserve(agec_loader *ld, agec__ld_label *l, agec_error *err);
+
+/* ANALYZE the loaded tables (opts.analyze) and build the key indexes. */
+agec_status agec__ld_key_indexes(agec_loader *ld, agec_error *err);
+
 /* Roll back the current chunk and return st; the loader accepts only
  * free afterwards. */
 agec_status agec__ld_fail(agec_loader *ld, agec_status st);
