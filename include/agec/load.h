@@ -39,7 +39,7 @@
  * every chunk of that many input rows; a failure then rolls back only the
  * current chunk, and agec_loader_stats() tells how many input rows are
  * committed: run the same input again with `skip_rows` set to that number to
- * resume.
+ * resume (after a lost COMMIT answer, to agec_load_resume_point()'s).
  *
  * Thread-safety: a loader belongs to the thread that uses its connection.
  * The connection must be idle (no open transaction) when the loader opens,
@@ -85,6 +85,13 @@ typedef struct agec_load_stats {
     double rows_per_s;       /**< rows / elapsed_s */
     agec_load_method method; /**< the method in use (never AUTO) */
     uint64_t input_bytes;    /**< bytes read from files by agec_loader_file (for a progress bar) */
+    /** Input rows after `committed` whose COMMIT was sent but not answered
+     *  (the connection was lost or timed out during COMMIT): they may or
+     *  may not be in the graph. 0 otherwise. agec_load_resume_point()
+     *  asks the server which. */
+    uint64_t uncertain;
+    /** The transaction id of that COMMIT (pg_current_xact_id), 0 = none. */
+    uint64_t commit_xid;
 } agec_load_stats;
 
 /** Progress callback: called after each batch written (sent, on the COPY
@@ -130,6 +137,20 @@ typedef struct agec_load_opts {
      *  broken (closed on release, which ends its transaction). 0 (default):
      *  no limit. */
     int timeout_ms;
+    /** A label's batch is written when it holds batch_rows rows or this
+     *  many bytes of row text, whichever comes first: large properties x
+     *  batch_rows could otherwise pass PostgreSQL's 1 GB limit on one
+     *  parameter (the INSERT path) and hold as much in memory. Default
+     *  64 MiB; 1 KiB .. 512 MiB. */
+    size_t batch_bytes;
+    /** The key maps (key -> graph id of every keyed vertex, held in memory
+     *  for the edges) may take at most this many bytes together, counting
+     *  the peak while one grows; past it the load fails with
+     *  AGEC_ERR_NO_MEMORY naming this option (instead of the machine
+     *  running out of memory). 32 bytes per slot at <= 75% load plus the
+     *  keys' text: 100 M keys of 10 bytes take about 5 GiB
+     *  (docs/loading.md). Default 8 GiB; 0 = no limit. */
+    uint64_t key_memory_max;
 } agec_load_opts;
 
 /** Fill *opts with the defaults. NULL is ignored. Thread-safe. */
@@ -255,6 +276,20 @@ AGEC_EXPORT void agec_loader_stats_sized(const agec_loader *ld, agec_load_stats 
 /** Free the loader; an unfinished load is rolled back (the current chunk).
  *  NULL is ignored. The connection is not released. */
 AGEC_EXPORT void agec_loader_free(agec_loader *ld);
+
+/**
+ * Where to resume a failed chunked load: `stats->committed`, unless the
+ * last COMMIT's answer was lost (stats->uncertain > 0): then the server is
+ * asked, on `conn` (a new connection to the same database), whether that
+ * transaction committed (pg_xact_status): committed + uncertain if it did,
+ * committed if not. Without this, resuming from `committed` after a lost
+ * COMMIT acknowledgement loaded that chunk's edges and keyless vertices
+ * twice.
+ * Errors: AGEC_ERR_INVALID_ARG (NULL), AGEC_ERR_STATE (the transaction is
+ * still in progress: ask again), those of the query.
+ */
+AGEC_EXPORT agec_status agec_load_resume_point(agec_conn *conn, const agec_load_stats *stats,
+                                               uint64_t *resume, agec_error *err);
 
 /** Static name of a method: "auto", "insert", "copy". */
 AGEC_EXPORT const char *agec_load_method_name(agec_load_method m);

@@ -176,7 +176,10 @@ bool agec__num_to_double(const unsigned char *tok, size_t len, const agec__num *
     double d = agec__strtod_c((const char *)tok, &end);
     if ((size_t)(end - (const char *)tok) != len)
         return false; /* cannot happen for a scanned token; refuse rather than guess */
-    if (errno == ERANGE && isinf(d))
+    /* As PostgreSQL's float8in (and so AGE): an overflow, or an underflow
+     * to zero of a non-zero number (1e-400), is out of range; a subnormal
+     * result is kept. */
+    if (errno == ERANGE && (isinf(d) || d == 0.0))
         return false;
     *out = d;
     return true;

@@ -83,9 +83,14 @@ void agec__ld_append(agec_loader *ld, agec__ld_label *l, const char *props, size
 /* "people.csv lines 1-5000 (label Person, 5000 rows)": the batch, for its error. */
 static void batch_what(const agec__ld_label *l, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "%.127s lines %llu-%llu (label %.63s, %zu rows)", l->first_source,
-             (unsigned long long)l->first_line, (unsigned long long)l->last_line, l->name,
-             l->pending);
+    if (strcmp(l->first_source, l->last_source) == 0)
+        snprintf(buf, cap, "%.127s lines %llu-%llu (label %.63s, %zu rows)", l->first_source,
+                 (unsigned long long)l->first_line, (unsigned long long)l->last_line, l->name,
+                 l->pending);
+    else /* a batch of rows from two (or more) files */
+        snprintf(buf, cap, "%.100s line %llu to %.100s line %llu (label %.63s, %zu rows)",
+                 l->first_source, (unsigned long long)l->first_line, l->last_source,
+                 (unsigned long long)l->last_line, l->name, l->pending);
 }
 
 static void blame(const char *what, agec_error *err)

@@ -89,6 +89,26 @@ int agec__keymap_put(agec__keymap *m, const char *key, size_t len, int64_t id, i
     return 1;
 }
 
+uint64_t agec__keymap_bytes(const agec__keymap *m)
+{
+    return (uint64_t)m->cap * sizeof(agec__keymap_entry) + m->arena_cap;
+}
+
+uint64_t agec__keymap_bytes_put(const agec__keymap *m, size_t len)
+{
+    uint64_t slots = m->cap;
+    if ((m->count + 1) * 4 > m->cap * 3)
+        slots += m->cap ? m->cap * 2 : 1024;
+    uint64_t arena = m->arena_cap;
+    if (m->arena_cap - m->arena_len < len) {
+        uint64_t ncap = m->arena_cap ? m->arena_cap : 65536;
+        while (ncap - m->arena_len < len)
+            ncap *= 2;
+        arena += ncap;
+    }
+    return slots * sizeof(agec__keymap_entry) + arena;
+}
+
 void agec__keymap_free(agec__keymap *m)
 {
     free(m->slots);

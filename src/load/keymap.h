@@ -30,6 +30,11 @@ bool agec__keymap_find(const agec__keymap *m, const char *key, size_t len, int64
  * when not NULL), -1 out of memory. */
 int agec__keymap_put(agec__keymap *m, const char *key, size_t len, int64_t id, int64_t *existing);
 
+/* Bytes the map holds now, and at most while putting a key of len bytes
+ * (a growing table and arena are held twice for a moment). */
+uint64_t agec__keymap_bytes(const agec__keymap *m);
+uint64_t agec__keymap_bytes_put(const agec__keymap *m, size_t len);
+
 void agec__keymap_free(agec__keymap *m);
 
 #endif

@@ -31,10 +31,10 @@ typedef struct agec__ld_label {
      * COPY text lines in `rows`. */
     agec__buf rows, a, b;
     size_t pending;
-    uint64_t written;                /* rows queued in this load, written or pending */
-    int64_t first_entry, last_entry; /* keyed vertices: entry ids of the batch */
-    bool contiguous;                 /* ... first_entry, first_entry + 1, ... */
-    char first_source[128];
+    uint64_t written;                         /* rows queued in this load, written or pending */
+    int64_t first_entry, last_entry;          /* keyed vertices: entry ids of the batch */
+    bool contiguous;                          /* ... first_entry, first_entry + 1, ... */
+    char first_source[128], last_source[128]; /* a batch may span files */
     uint64_t first_line, last_line;
 } agec__ld_label;
 
@@ -60,6 +60,8 @@ struct agec_loader {
     char inflight_what[320];
     bool single_session;   /* PGlite: one session, statements never interleave */
     agec__buf tmp;         /* scratch for canonical property text */
+    uint64_t key_bytes;    /* what the key maps hold (opts.key_memory_max) */
+    uint64_t xid;          /* the open transaction's id, for a lost COMMIT answer */
     agec_query_opts qopts; /* every statement's options (timeout_ms) */
     /* The input row being added, written out on demand for the reject
      * callback when a check after parsing refuses it (a missing edge
@@ -101,7 +103,7 @@ agec_status agec__ld_bad_row(agec_loader *ld, size_t col, const char *colname, c
     __attribute__((format(printf, 7, 8)));
 
 /* A vertex or edge whose properties are already canonical agtype map
- * text (the file readers build it). */
+ * text (the file readers build it; they call agec__ld_skip first). */
 agec_status agec__ld_vertex_text(agec_loader *ld, const char *label, const char *props, size_t len,
                                  agec_error *err);
 /* row_fn(row_ctx, ...) writes the input row out if it is rejected (a
@@ -118,9 +120,48 @@ agec_status agec__ld_edge_text(agec_loader *ld, const char *label, const agec_en
                                const agec_endpoint *end, const char *props, size_t len,
                                agec__ld_row_fn row_fn, void *row_ctx, agec_error *err);
 
-/* The text of a key value: digits of an integer, content of a string,
- * else agtype text; into *buf (reset first). false when out of memory. */
-struct agec_value;
-bool agec__ld_key_text(const struct agec_value *v, agec__buf *buf);
+/* A statement of the load (after the COPY in flight is settled); *out
+ * (may be NULL) gets its result on success. */
+agec_status agec__ld_sql(agec_loader *ld, const char *text, int n, const char *const *v,
+                         agec_result **out, agec_error *err);
+
+/* AGEC_ERR_STATE: the load failed earlier or is finished. */
+agec_status agec__ld_dead(const agec_loader *ld, agec_error *err);
+
+/* labels.c: the label named `name`, met before or looked up (created
+ * when missing and create_missing), its privileges checked. */
+agec_status agec__ld_label_get(agec_loader *ld, const char *name, bool edge, agec__ld_label **out,
+                               agec_error *err);
+
+/* agec__keymap_put within opts.key_memory_max: 1 put, 0 present (*prev),
+ * -1 out of memory, -2 over the bound (then agec__ld_key_map_full). */
+int agec__ld_key_put(agec_loader *ld, agec__ld_label *l, const char *key, size_t len, int64_t id,
+                     int64_t *prev);
+agec_status agec__ld_key_map_full(agec_loader *ld, const agec__ld_label *l, agec_error *err);
+
+/* A new block of batch_rows entry ids for the label, from its sequence. */
+agec_status agec__ld_reserve(agec_loader *ld, agec__ld_label *l, agec_error *err);
+
+/* ANALYZE the loaded tables (opts.analyze) and build the key indexes. */
+agec_status agec__ld_key_indexes(agec_loader *ld, agec_error *err);
+
+/* Roll back the current chunk and return st; the loader accepts only
+ * free afterwards. */
+agec_status agec__ld_fail(agec_loader *ld, agec_status st);
+
+/* An input error that no reject callback may take (a CSV syntax error, a
+ * bad header): AGEC_ERR_INPUT "source:line: column C: ...", the load
+ * fails (rolled back). */
+agec_status agec__ld_input_error(agec_loader *ld, size_t col, agec_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* One input row is over (written, queued or rejected): counts it, moves
+ * the line on, commits when a chunk is full. */
+agec_status agec__ld_row_done(agec_loader *ld, agec_error *err);
+
+/* Resume: true when this input row is skipped (skip_rows), counted as
+ * skipped. Called before any check of the row, so that a row committed
+ * or rejected by the run being resumed is not rejected again. */
+bool agec__ld_skip(agec_loader *ld);
 
 #endif

@@ -1,4 +1,4 @@
-/* The loader: options, labels, rows, transactions. */
+/* The loader: options, rows, transactions (labels on the server: labels.c). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +13,7 @@
 #include "common/error_internal.h"
 #include "common/sized.h"
 #include "cypher/names.h"
+#include "load/fields.h"
 #include "load/load_internal.h"
 #include "session/clock.h"
 
@@ -26,6 +27,8 @@ void agec_load_opts_init(agec_load_opts *opts)
     opts->batch_rows = 5000;
     opts->create_missing = true;
     opts->analyze = true;
+    opts->batch_bytes = (size_t)64 << 20;
+    opts->key_memory_max = (uint64_t)8 << 30;
 }
 
 const char *agec_load_method_name(agec_load_method m)
@@ -62,8 +65,8 @@ int64_t agec__ld_deadline(const agec_loader *ld)
     return agec__now_us() + (int64_t)ld->opts.timeout_ms * 1000;
 }
 
-static agec_status sql(agec_loader *ld, const char *text, int n, const char *const *v,
-                       agec_result **out, agec_error *err)
+agec_status agec__ld_sql(agec_loader *ld, const char *text, int n, const char *const *v,
+                         agec_result **out, agec_error *err)
 {
     agec_result *res = NULL;
     agec_status st = agec__ld_settle(ld, err);
@@ -77,8 +80,7 @@ static agec_status sql(agec_loader *ld, const char *text, int n, const char *con
     return st;
 }
 
-/* Roll back the current chunk; the loader accepts only free afterwards. */
-static agec_status fail(agec_loader *ld, agec_status st)
+agec_status agec__ld_fail(agec_loader *ld, agec_status st)
 {
     (void)agec__ld_settle(ld, NULL); /* the connection free for the ROLLBACK */
     if (!ld->failed) {
@@ -88,7 +90,10 @@ static agec_status fail(agec_loader *ld, agec_status st)
     return st;
 }
 
-static agec_status dead(const agec_loader *ld, agec_error *err)
+static const char NUL_MSG[] =
+    "a NUL character (\\u0000) in the properties: AGE's agtype refuses it";
+
+agec_status agec__ld_dead(const agec_loader *ld, agec_error *err)
 {
     return agec__error_set(err, AGEC_ERR_STATE,
                            ld->finished ? "the load is finished"
@@ -116,15 +121,77 @@ agec_status agec__ld_bad_row(agec_loader *ld, size_t col, const char *colname, c
     agec__error_copy(err, &local);
     if (err != NULL)
         err->code = AGEC_ERR_INPUT;
-    return fail(ld, AGEC_ERR_INPUT);
+    return agec__ld_fail(ld, AGEC_ERR_INPUT);
 }
 
+agec_status agec__ld_input_error(agec_loader *ld, size_t col, agec_error *err, const char *fmt, ...)
+{
+    char what[768], colpart[40] = "";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (col > 0)
+        snprintf(colpart, sizeof colpart, " column %zu:", col);
+    agec__error_set(err, AGEC_ERR_INPUT, "%s:%llu:%s %s", ld->source, (unsigned long long)ld->line,
+                    colpart, what);
+    return agec__ld_fail(ld, AGEC_ERR_INPUT);
+}
+
+/* BEGIN, and the transaction's id: if the answer to its COMMIT is lost,
+ * agec_load_resume_point() asks the server what became of it. */
 static agec_status begin(agec_loader *ld, agec_error *err)
 {
     agec_tx_opts o;
     agec_tx_opts_init(&o);
     o.timeout_ms = ld->opts.timeout_ms;
-    return agec_tx_begin(ld->conn, &o, err);
+    agec_status st = agec_tx_begin(ld->conn, &o, err);
+    agec_result *res = NULL;
+    if (st == AGEC_OK)
+        st = agec_sql_exec(ld->conn, "SELECT pg_current_xact_id()::text", 0, NULL,
+                           agec__ld_query_opts(ld), &res, err);
+    if (st == AGEC_OK)
+        ld->xid = strtoull(agec_result_text(res, 0, 0, NULL), NULL, 10);
+    agec_result_free(res);
+    return st;
+}
+
+/* COMMIT the open transaction; when its answer is lost the rows since the
+ * last commit are uncertain (stats), not simply uncommitted. */
+static agec_status commit(agec_loader *ld, agec_error *err)
+{
+    agec_status st = agec_tx_commit(ld->conn, err);
+    if (st == AGEC_ERR_CONNECTION_LOST || st == AGEC_ERR_TIMEOUT) {
+        ld->st.uncertain = ld->st.rows - ld->st.committed;
+        ld->st.commit_xid = ld->xid;
+    }
+    return st;
+}
+
+agec_status agec_load_resume_point(agec_conn *conn, const agec_load_stats *stats, uint64_t *resume,
+                                   agec_error *err)
+{
+    if (conn == NULL || stats == NULL || resume == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "conn, stats and resume are required");
+    *resume = stats->committed;
+    if (stats->uncertain == 0)
+        return AGEC_OK;
+    char xid[24];
+    snprintf(xid, sizeof xid, "%llu", (unsigned long long)stats->commit_xid);
+    const char *v[1] = { xid };
+    agec_result *res = NULL;
+    agec_status st = agec_sql_exec(conn, "SELECT pg_xact_status($1::xid8)", 1, v, NULL, &res, err);
+    if (st != AGEC_OK)
+        return st;
+    const char *s = agec_result_is_null(res, 0, 0) ? "" : agec_result_text(res, 0, 0, NULL);
+    if (strcmp(s, "committed") == 0)
+        *resume = stats->committed + stats->uncertain;
+    else if (strcmp(s, "in progress") == 0)
+        st = agec__error_set(err, AGEC_ERR_STATE,
+                             "the load's last transaction (%s) is still in progress: ask again",
+                             xid);
+    agec_result_free(res);
+    return st;
 }
 
 agec_status agec_loader_open(agec_conn *conn, const char *graph, const agec_load_opts *opts,
@@ -144,10 +211,10 @@ agec_status agec_loader_open(agec_conn *conn, const char *graph, const agec_load
         return st;
     opts = &defaults;
     if (opts->batch_rows == 0 || opts->batch_rows > 1000000 || (unsigned)opts->method > 2 ||
-        opts->timeout_ms < 0)
+        opts->timeout_ms < 0 || opts->batch_bytes < 1024 || opts->batch_bytes > (size_t)512 << 20)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG,
-                               "batch_rows must be 1..1000000, method AUTO, INSERT or COPY, and "
-                               "timeout_ms >= 0");
+                               "batch_rows must be 1..1000000, method AUTO, INSERT or COPY, "
+                               "timeout_ms >= 0 and batch_bytes 1 KiB .. 512 MiB");
     agec_loader *ld = calloc(1, sizeof *ld);
     if (ld == NULL || (ld->graph = strdup(graph)) == NULL) {
         free(ld);
@@ -162,7 +229,7 @@ agec_status agec_loader_open(agec_conn *conn, const char *graph, const agec_load
     agec__quote_ident(graph, ld->qgraph, sizeof ld->qgraph);
 
     agec_result *res = NULL;
-    if ((st = sql(ld, "SELECT version()", 0, NULL, &res, err)) != AGEC_OK)
+    if ((st = agec__ld_sql(ld, "SELECT version()", 0, NULL, &res, err)) != AGEC_OK)
         goto fail;
     const char *ver = agec_result_text(res, 0, 0, NULL);
     bool pglite = ver != NULL && (strstr(ver, "PGlite") != NULL || strstr(ver, "wasm32") != NULL);
@@ -179,7 +246,7 @@ agec_status agec_loader_open(agec_conn *conn, const char *graph, const agec_load
     ld->st.method = ld->method;
     ld->single_session = pglite;
     if ((st = begin(ld, err)) != AGEC_OK)
-        goto fail;
+        goto rollback; /* the SELECT after BEGIN may have failed */
     bool exists = false;
     if ((st = agec_graph_exists(conn, graph, &exists, err)) != AGEC_OK)
         goto rollback;
@@ -199,188 +266,6 @@ fail:
     return st;
 }
 
-static const char LABEL_SQL[] =
-    "SELECT l.id, l.kind, l.seq_name::text FROM ag_catalog.ag_label l JOIN ag_catalog.ag_graph g "
-    "ON l.graph = g.graphid WHERE g.name = $1::name AND l.name = $2::name";
-
-/* The label named `name`, met before or looked up (and created) now. */
-static agec_status label_get(agec_loader *ld, const char *name, bool edge, agec__ld_label **out,
-                             agec_error *err)
-{
-    for (size_t i = 0; i < ld->nlabels; i++)
-        if (strcmp(ld->labels[i]->name, name) == 0) {
-            *out = ld->labels[i];
-            if (ld->labels[i]->edge != edge)
-                return agec__error_set(err, AGEC_ERR_INVALID_ARG, "%s is %s label, not %s", name,
-                                       edge ? "a vertex" : "an edge",
-                                       edge ? "an edge label" : "a vertex label");
-            return AGEC_OK;
-        }
-    agec_status st = agec_label_name_check(name, err);
-    if (st != AGEC_OK)
-        return st;
-    const char *v[2] = { ld->graph, name };
-    agec_result *res = NULL;
-    for (int attempt = 0;; attempt++) {
-        if ((st = sql(ld, LABEL_SQL, 2, v, &res, err)) != AGEC_OK)
-            return st;
-        if (agec_result_rows(res) > 0 || attempt > 0 || !ld->opts.create_missing)
-            break;
-        agec_result_free(res);
-        res = NULL;
-        st = agec_label_create(ld->conn, ld->graph, name,
-                               edge ? AGEC_LABEL_EDGE : AGEC_LABEL_VERTEX, err);
-        if (st != AGEC_OK)
-            return st;
-    }
-    if (agec_result_rows(res) == 0) {
-        agec_result_free(res);
-        return agec__error_set(err, AGEC_ERR_NOT_FOUND, "graph %s has no label %s", ld->graph,
-                               name);
-    }
-    bool is_edge = strcmp(agec_result_text(res, 0, 1, NULL), "e") == 0;
-    if (is_edge != edge) {
-        agec_result_free(res);
-        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "%s is %s label in graph %s", name,
-                               is_edge ? "an edge" : "a vertex", ld->graph);
-    }
-    agec__ld_label *l = calloc(1, sizeof *l);
-    if (l == NULL || (l->name = strdup(name)) == NULL) {
-        free(l);
-        agec_result_free(res);
-        return agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
-    }
-    l->edge = edge;
-    l->id = atoi(agec_result_text(res, 0, 0, NULL));
-    char qn[140], qs[140];
-    agec__quote_ident(name, qn, sizeof qn);
-    agec__quote_ident(agec_result_text(res, 0, 2, NULL), qs, sizeof qs);
-    snprintf(l->rel, sizeof l->rel, "%s.%s", ld->qgraph, qn);
-    snprintf(l->seq, sizeof l->seq, "%s.%s", ld->qgraph, qs);
-    agec_result_free(res);
-    if (ld->nlabels == ld->caplabels) {
-        size_t ncap = ld->caplabels ? ld->caplabels * 2 : 8;
-        agec__ld_label **nl = realloc(ld->labels, ncap * sizeof *nl);
-        if (nl == NULL) {
-            free(l->name);
-            free(l);
-            return agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
-        }
-        ld->labels = nl;
-        ld->caplabels = ncap;
-    }
-    ld->labels[ld->nlabels++] = l;
-    *out = l;
-    return AGEC_OK;
-}
-
-bool agec__ld_key_text(const agec_value *v, agec__buf *buf)
-{
-    buf->len = 0;
-    const char *s;
-    size_t n;
-    int64_t i;
-    if (agec_value_type(v) == AGEC_TYPE_STRING && agec_value_get_string(v, &s, &n, NULL) == 0) {
-        agec__buf_put(buf, s, n);
-    } else if (agec_value_type(v) == AGEC_TYPE_INT && agec_value_get_int64(v, &i, NULL) == 0) {
-        char d[24];
-        int k = snprintf(d, sizeof d, "%lld", (long long)i);
-        agec__buf_put(buf, d, (size_t)k);
-    } else {
-        char *t = NULL;
-        if (agec_value_to_agtype(v, &t, &n, NULL) != AGEC_OK)
-            return false;
-        agec__buf_put(buf, t, n);
-        agec_free(t);
-    }
-    agec__buf_putc(buf, '\0');
-    buf->len--;
-    return !buf->failed;
-}
-
-typedef struct fill_state {
-    agec__ld_label *l;
-    agec__buf key;
-    bool oom;
-} fill_state;
-
-static bool fill_row(agec_result *row, void *user)
-{
-    fill_state *fs = user;
-    const agec_value *v = NULL;
-    if (agec_result_is_null(row, 0, 1) || agec_result_value(row, 0, 1, &v, NULL) != AGEC_OK ||
-        agec_value_type(v) == AGEC_TYPE_NULL)
-        return true; /* a vertex without the key: not reachable by key */
-    if (!agec__ld_key_text(v, &fs->key)) {
-        fs->oom = true;
-        return false;
-    }
-    int64_t id = strtoll(agec_result_text(row, 0, 0, NULL), NULL, 10);
-    if (agec__keymap_put(&fs->l->map, fs->key.data, fs->key.len, id, NULL) < 0) {
-        fs->oom = true;
-        return false;
-    }
-    return true;
-}
-
-static bool valid_property(const char *p)
-{
-    if (p == NULL || !((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '_'))
-        return false;
-    size_t n = 0;
-    for (; p[n] != '\0'; n++)
-        if (!((p[n] >= 'A' && p[n] <= 'Z') || (p[n] >= 'a' && p[n] <= 'z') ||
-              (p[n] >= '0' && p[n] <= '9') || p[n] == '_'))
-            return false;
-    return n <= 63;
-}
-
-agec_status agec_loader_key(agec_loader *ld, const char *label, const char *property,
-                            agec_error *err)
-{
-    if (ld == NULL || label == NULL)
-        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "loader and label must not be NULL");
-    if (ld->failed || ld->finished)
-        return dead(ld, err);
-    if (!valid_property(property))
-        return agec__error_set(err, AGEC_ERR_NAME,
-                               "key property must be 1 to 63 letters, digits or '_', not "
-                               "starting with a digit");
-    agec__ld_label *l;
-    agec_status st = label_get(ld, label, false, &l, err);
-    if (st == AGEC_ERR_NAME || st == AGEC_ERR_INVALID_ARG)
-        return st; /* checked before any statement: the load goes on */
-    if (st != AGEC_OK)
-        return fail(ld, st); /* a failed statement has aborted the transaction */
-    if (l->key != NULL)
-        return strcmp(l->key, property) == 0
-                   ? AGEC_OK
-                   : agec__error_set(err, AGEC_ERR_STATE, "label %s already has key %s", label,
-                                     l->key);
-    if (l->written > 0)
-        return agec__error_set(err, AGEC_ERR_STATE,
-                               "label %s already has rows in this load: set its key first", label);
-    if ((l->key = strdup(property)) == NULL)
-        return agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
-    /* Vertices there before the load (or committed by an earlier run being
-     * resumed): one scan puts their keys in the map. */
-    char q[512], lit[80];
-    snprintf(lit, sizeof lit, "\"%s\"", property);
-    snprintf(q, sizeof q,
-             "SELECT id, ag_catalog.agtype_access_operator(VARIADIC ARRAY[properties, "
-             "$1::ag_catalog.agtype]) FROM %s",
-             l->rel);
-    const char *v[1] = { lit };
-    fill_state fs = { .l = l, .key = AGEC__BUF_INIT };
-    if ((st = agec__ld_settle(ld, err)) != AGEC_OK)
-        return st;
-    st = agec_sql_stream(ld->conn, q, 1, v, NULL, fill_row, &fs, err);
-    agec__buf_free(&fs.key);
-    if (st == AGEC_OK && fs.oom)
-        st = agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
-    return st == AGEC_OK ? AGEC_OK : fail(ld, st);
-}
-
 void agec_loader_source(agec_loader *ld, const char *source, uint64_t line)
 {
     if (ld == NULL)
@@ -389,12 +274,18 @@ void agec_loader_source(agec_loader *ld, const char *source, uint64_t line)
     ld->line = line;
 }
 
-/* Commit when a chunk is full (chunk_rows), after writing every batch. */
-static agec_status row_done(agec_loader *ld, agec_error *err)
+/* Count one input row as over (before anything that may fail, so that
+ * rows = vertices + edges + rejected + skipped holds after a failure). */
+static void count_row(agec_loader *ld)
 {
     ld->st.rows++;
     ld->line++;
     ld->since_commit++;
+}
+
+/* Commit when a chunk is full (chunk_rows), after writing every batch. */
+static agec_status chunk_end(agec_loader *ld, agec_error *err)
+{
     if (ld->opts.chunk_rows == 0 || ld->since_commit < ld->opts.chunk_rows)
         return AGEC_OK;
     agec_status st = AGEC_OK;
@@ -404,54 +295,19 @@ static agec_status row_done(agec_loader *ld, agec_error *err)
         st = agec__ld_settle(ld, err);
     if (st != AGEC_OK)
         return st;
-    if ((st = agec_tx_commit(ld->conn, err)) != AGEC_OK)
-        return fail(ld, st);
+    if ((st = commit(ld, err)) != AGEC_OK)
+        return agec__ld_fail(ld, st);
     ld->st.committed = ld->st.rows;
     ld->since_commit = 0;
     if ((st = begin(ld, err)) != AGEC_OK)
-        return fail(ld, st);
+        return agec__ld_fail(ld, st);
     return AGEC_OK;
 }
 
-/* A new block of batch_rows entry ids for the label, from its sequence. */
-static agec_status reserve(agec_loader *ld, agec__ld_label *l, agec_error *err)
+agec_status agec__ld_row_done(agec_loader *ld, agec_error *err)
 {
-    /* Where sessions run side by side, nextval row by row: other
-     * sessions may take values in between, ours are still ours. On a
-     * single-session server (PGlite) one contiguous block, so that a
-     * batch's ids are first, first + 1, ... (see batch.c). */
-    const char *q = ld->single_session
-                        ? "SELECT string_agg(g::text, ',') FROM generate_series(setval("
-                          "$1::regclass, nextval($1::regclass) + $2::int - 1) - $2::int + 1, "
-                          "currval($1::regclass)) g"
-                        : "SELECT string_agg(nextval($1::regclass)::text, ',') FROM "
-                          "generate_series(1, $2::int)";
-    char n[24];
-    snprintf(n, sizeof n, "%zu", ld->opts.batch_rows);
-    const char *v[2] = { l->seq, n };
-    agec_result *res = NULL;
-    agec_status st = sql(ld, q, 2, v, &res, err);
-    if (st != AGEC_OK)
-        return fail(ld, st);
-    int64_t *ids = realloc(l->reserved, ld->opts.batch_rows * sizeof *ids);
-    if (ids == NULL) {
-        agec_result_free(res);
-        return fail(ld, agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory"));
-    }
-    l->reserved = ids;
-    const char *p = agec_result_text(res, 0, 0, NULL);
-    size_t k = 0;
-    while (p != NULL && *p != '\0' && k < ld->opts.batch_rows) {
-        char *end;
-        ids[k++] = strtoll(p, &end, 10);
-        p = *end == ',' ? end + 1 : end;
-    }
-    agec_result_free(res);
-    l->nreserved = k;
-    l->ireserved = 0;
-    if (k == 0)
-        return fail(ld, agec__error_set(err, AGEC_ERR_SERVER, "no ids from %s", l->seq));
-    return AGEC_OK;
+    count_row(ld);
+    return chunk_end(ld, err);
 }
 
 /* Entry id for a new keyed vertex, from the ids reserved on the label's
@@ -459,7 +315,7 @@ static agec_status reserve(agec_loader *ld, agec__ld_label *l, agec_error *err)
 static agec_status next_entry(agec_loader *ld, agec__ld_label *l, int64_t *entry, agec_error *err)
 {
     if (l->ireserved == l->nreserved) {
-        agec_status st = reserve(ld, l, err);
+        agec_status st = agec__ld_reserve(ld, l, err);
         if (st != AGEC_OK)
             return st;
     }
@@ -475,9 +331,11 @@ static agec_status queue(agec_loader *ld, agec__ld_label *l, const char *props, 
         l->first_line = ld->line;
     }
     l->last_line = ld->line;
+    if (strcmp(l->last_source, ld->source) != 0)
+        agec__copy_text(l->last_source, sizeof l->last_source, ld->source);
     agec__ld_append(ld, l, props, len, id, start, end);
     if (l->rows.failed || l->a.failed || l->b.failed)
-        return fail(ld, agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory"));
+        return agec__ld_fail(ld, agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory"));
     l->pending++;
     l->written++;
     ld->st.bytes += len;
@@ -485,12 +343,13 @@ static agec_status queue(agec_loader *ld, agec__ld_label *l, const char *props, 
         ld->st.edges++;
     else
         ld->st.vertices++;
-    if (l->pending >= ld->opts.batch_rows) {
+    count_row(ld);
+    if (l->pending >= ld->opts.batch_rows || l->rows.len >= ld->opts.batch_bytes) {
         /* COPY path: the next block of ids before this batch goes out, so
          * that no statement comes between sending it and building the next
          * one while the server takes it in. */
         if (ld->method == AGEC_LOAD_COPY && l->key != NULL && l->ireserved == l->nreserved) {
-            agec_status st = reserve(ld, l, err);
+            agec_status st = agec__ld_reserve(ld, l, err);
             if (st != AGEC_OK)
                 return st;
         }
@@ -498,10 +357,10 @@ static agec_status queue(agec_loader *ld, agec__ld_label *l, const char *props, 
         if (st != AGEC_OK)
             return st;
     }
-    return row_done(ld, err);
+    return chunk_end(ld, err);
 }
 
-static bool skip(agec_loader *ld)
+bool agec__ld_skip(agec_loader *ld)
 {
     if (ld->st.rows >= ld->opts.skip_rows)
         return false;
@@ -518,19 +377,23 @@ static agec_status vertex(agec_loader *ld, const char *label, const char *props,
                           const agec_value *v, agec_error *err)
 {
     agec__ld_label *l;
-    agec_status st = label_get(ld, label, false, &l, err);
+    agec_status st = agec__ld_label_get(ld, label, false, &l, err);
     if (st != AGEC_OK)
-        return fail(ld, st);
+        return agec__ld_fail(ld, st);
     if (props == NULL) {
         props = "{}";
         len = 2;
+    }
+    if (agec__text_has_nul(props, len)) {
+        st = agec__ld_bad_row(ld, 0, NULL, props, len, err, "%s", NUL_MSG);
+        return st == AGEC_OK ? agec__ld_row_done(ld, err) : st;
     }
     if (l->key == NULL)
         return queue(ld, l, props, len, 0, 0, 0, err);
     agec_value *own = NULL;
     if (v == NULL) {
         if ((st = agec_agtype_parse(props, len, 0, &own, err)) != AGEC_OK)
-            return fail(ld, st);
+            return agec__ld_fail(ld, st);
         v = own;
     }
     const agec_value *k = agec_value_get(v, l->key, strlen(l->key));
@@ -538,7 +401,7 @@ static agec_status vertex(agec_loader *ld, const char *label, const char *props,
         agec_value_free(own);
         st = agec__ld_bad_row(ld, 0, NULL, props, len, err, "vertex of %s has no key property %s",
                               l->name, l->key);
-        return st == AGEC_OK ? row_done(ld, err) : st;
+        return st == AGEC_OK ? agec__ld_row_done(ld, err) : st;
     }
     agec__buf kt = AGEC__BUF_INIT;
     bool ok = agec__ld_key_text(k, &kt);
@@ -551,10 +414,12 @@ static agec_status vertex(agec_loader *ld, const char *label, const char *props,
     }
     int64_t id = ((int64_t)l->id << 48) | entry;
     if (ok)
-        put = agec__keymap_put(&l->map, kt.data, kt.len, id, &prev);
+        put = agec__ld_key_put(ld, l, kt.data, kt.len, id, &prev);
     if (put < 0) {
         agec__buf_free(&kt);
-        return fail(ld, agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory"));
+        if (put == -2)
+            return agec__ld_key_map_full(ld, l, err);
+        return agec__ld_fail(ld, agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory"));
     }
     if (put == 0) {
         l->ireserved--; /* the entry id was not used */
@@ -562,7 +427,7 @@ static agec_status vertex(agec_loader *ld, const char *label, const char *props,
                               "duplicate key %s = %.200s in label %s (graph id %lld has it)",
                               l->key, kt.data, l->name, (long long)prev);
         agec__buf_free(&kt);
-        return st == AGEC_OK ? row_done(ld, err) : st;
+        return st == AGEC_OK ? agec__ld_row_done(ld, err) : st;
     }
     agec__buf_free(&kt);
     return queue(ld, l, props, len, id, 0, 0, err);
@@ -592,13 +457,13 @@ static agec_status parse_props(agec_loader *ld, const char *props, size_t len, a
     size_t n = 0;
     if (agec_value_to_agtype(t, &text, &n, err) != AGEC_OK) {
         agec_value_free(t);
-        return fail(ld, AGEC_ERR_NO_MEMORY);
+        return agec__ld_fail(ld, AGEC_ERR_NO_MEMORY);
     }
     ld->tmp.len = 0;
     agec__buf_put(&ld->tmp, text, n);
     agec_free(text);
     *v = t;
-    return ld->tmp.failed ? fail(ld, AGEC_ERR_NO_MEMORY) : AGEC_OK;
+    return ld->tmp.failed ? agec__ld_fail(ld, AGEC_ERR_NO_MEMORY) : AGEC_OK;
 }
 
 /* The common start of a row given through the API: 1 = go on (props
@@ -614,17 +479,17 @@ static int row_start(agec_loader *ld, const char *label, const char *props, size
         return 0;
     }
     if (ld->failed || ld->finished) {
-        *st = dead(ld, err);
+        *st = agec__ld_dead(ld, err);
         return 0;
     }
-    if (skip(ld))
+    if (agec__ld_skip(ld))
         return 0;
     if (props == NULL)
         return 1;
     if ((*st = parse_props(ld, props, len, v, err)) != AGEC_OK)
         return 0;
     if (*v == NULL) {
-        *st = row_done(ld, err);
+        *st = agec__ld_row_done(ld, err);
         return 0;
     }
     return 1;
@@ -647,10 +512,18 @@ agec_status agec__ld_vertex_text(agec_loader *ld, const char *label, const char 
                                  agec_error *err)
 {
     if (ld->failed || ld->finished)
-        return dead(ld, err);
-    if (skip(ld))
-        return AGEC_OK;
+        return agec__ld_dead(ld, err);
     return vertex(ld, label, props, len, NULL, err);
+}
+
+/* The input row being added, for a reject (NULL: none to give). */
+static const char *current_row(agec_loader *ld, size_t *len)
+{
+    const char *row = NULL;
+    *len = 0;
+    if (ld->row_fn != NULL && !ld->row_fn(ld->row_ctx, &row, len))
+        row = NULL;
+    return row;
 }
 
 /* Graph id of an endpoint; AGEC_OK with *found false: rejected. */
@@ -658,29 +531,41 @@ static agec_status resolve(agec_loader *ld, const agec_endpoint *e, const char *
                            bool *found, agec_error *err)
 {
     *found = false;
+    size_t rowlen;
+    const char *row;
     if (e->label == NULL) {
-        *id = e->id;
-        *found = true;
-        return AGEC_OK;
+        if (e->id >= 0) {
+            *id = e->id;
+            *found = true;
+            return AGEC_OK;
+        }
+        row = current_row(ld, &rowlen);
+        return agec__ld_bad_row(ld, 0, NULL, row, rowlen, err, "edge %s graph id %lld is negative",
+                                which, (long long)e->id);
     }
     agec__ld_label *l;
-    agec_status st = label_get(ld, e->label, false, &l, err);
+    agec_status st = agec__ld_label_get(ld, e->label, false, &l, err);
     if (st != AGEC_OK)
-        return fail(ld, st);
+        return agec__ld_fail(ld, st);
     if (l->key == NULL)
-        return fail(ld, agec__error_set(err, AGEC_ERR_INVALID_ARG,
-                                        "edge %s endpoint names a vertex of %s by key, but %s "
-                                        "has no key (agec_loader_key, --key)",
-                                        which, e->label, e->label));
+        return agec__ld_fail(ld,
+                             agec__error_set(err, AGEC_ERR_INVALID_ARG,
+                                             "edge %s endpoint names a vertex of %s by key, but %s "
+                                             "has no key (agec_loader_key, --key)",
+                                             which, e->label, e->label));
     size_t n = e->key_len == SIZE_MAX ? strlen(e->key) : e->key_len;
-    if (agec__keymap_find(&l->map, e->key, n, id)) {
+    /* An integer key is the integer's digits: 007 or +7 in a CSV edge
+     * file names the vertex whose uid:int was 007 (loaded as 7), unless a
+     * key "007" (a string) is there itself. */
+    char canon[24];
+    size_t cn;
+    if (agec__keymap_find(&l->map, e->key, n, id) ||
+        (agec__int_key_canonical(e->key, n, canon, &cn) &&
+         agec__keymap_find(&l->map, canon, cn, id))) {
         *found = true;
         return AGEC_OK;
     }
-    const char *row = NULL;
-    size_t rowlen = 0;
-    if (ld->row_fn != NULL && !ld->row_fn(ld->row_ctx, &row, &rowlen))
-        row = NULL;
+    row = current_row(ld, &rowlen);
     return agec__ld_bad_row(ld, 0, NULL, row, rowlen, err,
                             "edge %s vertex %s %s = %.*s does not exist", which, e->label, l->key,
                             (int)(n > 200 ? 200 : n), e->key);
@@ -693,16 +578,22 @@ static agec_status edge(agec_loader *ld, const char *label, const agec_endpoint 
         (end->label != NULL && end->key == NULL))
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "endpoints must not be NULL");
     agec__ld_label *l;
-    agec_status st = label_get(ld, label, true, &l, err);
+    agec_status st = agec__ld_label_get(ld, label, true, &l, err);
     if (st != AGEC_OK)
-        return fail(ld, st);
+        return agec__ld_fail(ld, st);
+    if (props != NULL && agec__text_has_nul(props, len)) {
+        size_t rowlen;
+        const char *row = current_row(ld, &rowlen);
+        st = agec__ld_bad_row(ld, 0, NULL, row, rowlen, err, "%s", NUL_MSG);
+        return st == AGEC_OK ? agec__ld_row_done(ld, err) : st;
+    }
     int64_t s = 0, t = 0;
     bool fs, ft = false;
     if ((st = resolve(ld, start, "start", &s, &fs, err)) != AGEC_OK ||
         (fs && (st = resolve(ld, end, "end", &t, &ft, err)) != AGEC_OK))
         return st;
     if (!fs || !ft)
-        return row_done(ld, err);
+        return agec__ld_row_done(ld, err);
     if (props == NULL) {
         props = "{}";
         len = 2;
@@ -752,46 +643,8 @@ agec_status agec__ld_edge_text(agec_loader *ld, const char *label, const agec_en
                                agec__ld_row_fn row_fn, void *row_ctx, agec_error *err)
 {
     if (ld->failed || ld->finished)
-        return dead(ld, err);
-    if (skip(ld))
-        return AGEC_OK;
+        return agec__ld_dead(ld, err);
     return edge_with_row(ld, label, start, end, props, len, row_fn, row_ctx, err);
-}
-
-/* The key indexes, built once the rows are in (cheaper than keeping them
- * up to date row by row), and fresh statistics of what was loaded. */
-static agec_status key_indexes(agec_loader *ld, agec_error *err)
-{
-    for (size_t i = 0; i < ld->nlabels; i++) {
-        agec__ld_label *l = ld->labels[i];
-        if (ld->opts.analyze && l->written > 0) {
-            char q[400];
-            /* The row count and the id columns' statistics are what the
-             * planner needs for joins; statistics of agtype properties cost
-             * 20x more to gather on PGlite (90 ms for 20,000 vertices). */
-            snprintf(q, sizeof q, "ANALYZE %s (%s)", l->rel,
-                     l->edge ? "id, start_id, end_id" : "id");
-            agec_status st = sql(ld, q, 0, NULL, NULL, err);
-            if (st != AGEC_OK)
-                return st;
-        }
-        if (l->key == NULL)
-            continue;
-        char name[64], qn[140], q[1024];
-        char full[200];
-        snprintf(full, sizeof full, "%s.%s", l->name, l->key);
-        unsigned h = (unsigned)(agec__fnv1a(AGEC__FNV_BASIS, full) & 0xffffffffu);
-        snprintf(name, sizeof name, "%.40s_agec_key_%08x", l->name, h);
-        agec__quote_ident(name, qn, sizeof qn);
-        snprintf(q, sizeof q,
-                 "CREATE INDEX IF NOT EXISTS %s ON %s (ag_catalog.agtype_access_operator(VARIADIC "
-                 "ARRAY[properties, '\"%s\"'::ag_catalog.agtype]))",
-                 qn, l->rel, l->key);
-        agec_status st = sql(ld, q, 0, NULL, NULL, err);
-        if (st != AGEC_OK)
-            return st;
-    }
-    return AGEC_OK;
 }
 
 agec_status agec_loader_finish(agec_loader *ld, agec_load_stats *stats, agec_error *err)
@@ -800,15 +653,15 @@ agec_status agec_loader_finish(agec_loader *ld, agec_load_stats *stats, agec_err
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "loader must not be NULL");
     agec_status st = AGEC_OK;
     if (ld->failed || ld->finished)
-        st = dead(ld, err);
+        st = agec__ld_dead(ld, err);
     for (size_t i = 0; i < ld->nlabels && st == AGEC_OK; i++)
         st = agec__ld_flush(ld, ld->labels[i], err);
-    if (st == AGEC_OK && (st = key_indexes(ld, err)) != AGEC_OK)
-        fail(ld, st);
+    if (st == AGEC_OK && (st = agec__ld_key_indexes(ld, err)) != AGEC_OK)
+        agec__ld_fail(ld, st);
     if (st == AGEC_OK)
         st = agec__ld_settle(ld, err);
-    if (st == AGEC_OK && (st = agec_tx_commit(ld->conn, err)) != AGEC_OK)
-        fail(ld, st);
+    if (st == AGEC_OK && (st = commit(ld, err)) != AGEC_OK)
+        agec__ld_fail(ld, st);
     if (st == AGEC_OK) {
         ld->finished = true;
         ld->st.committed = ld->st.rows;

@@ -596,6 +596,49 @@ static void test_copy_per_server(void **state)
     agec_conn_release(c);
 }
 
+/* Issue 24 on the INSERT path (AGE's own agtype input): a NUL (\u0000,
+ * which AGE's lexer refuses) is one rejected row, not a failed batch; a
+ * CR before a closing quote is kept; the counts add up. */
+static void test_nul_and_counts_insert_path(void **state)
+{
+    (void)state;
+    agec_conn *c = get();
+    drop(c, GC);
+    char dir[] = "/tmp/agec-load24-XXXXXX", jp[64], cp[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(jp, sizeof jp, "%s/n.jsonl", dir);
+    snprintf(cp, sizeof cp, "%s/c.csv", dir);
+    write_file(jp, "{\"uid\": 1}\n{\"uid\": 2, \"s\": \"a\\u0000b\"}\n{\"uid\": 3}\n");
+    write_file(cp, "uid:int,s\n4,\"x\r\"\nbad,y\n");
+    rejects rj = { 0, "", "" };
+    agec_load_opts o;
+    agec_load_opts_init(&o);
+    o.reject = take_all;
+    o.reject_user = &rj;
+    agec_loader *ld = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_loader_open(c, GC, &o, &ld, &err), &err, "open");
+    agec_test_must(agec_loader_file(ld, false, "Person", jp, AGEC_FORMAT_AUTO, &err), &err,
+                   "jsonl");
+    agec_test_must(agec_loader_file(ld, false, "Person", cp, AGEC_FORMAT_AUTO, &err), &err, "csv");
+    agec_load_stats s;
+    agec_test_must(agec_loader_finish(ld, &s, &err), &err, "finish");
+    agec_loader_free(ld);
+    assert_int_equal(s.rows, 5);
+    assert_int_equal(s.vertices, 3);
+    assert_int_equal(s.rejected, 2);
+    assert_int_equal(rj.count, 2);
+    assert_int_equal(count_people(c), 3);
+    agec_result *r = rows(c, GC, "MATCH (n {uid: 4}) RETURN n.s");
+    assert_string_equal(agec_result_text(r, 0, 0, NULL), "\"x\\r\"");
+    agec_result_free(r);
+    drop(c, GC);
+    agec_conn_release(c);
+    remove(jp);
+    remove(cp);
+    remove(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -607,6 +650,7 @@ int main(void)
         cmocka_unit_test(test_ids_not_consecutive),
         cmocka_unit_test(test_api_misuse),
         cmocka_unit_test(test_copy_per_server),
+        cmocka_unit_test(test_nul_and_counts_insert_path),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -58,7 +58,7 @@ static const struct ok_case {
     { "9.223372036854776e+18", AGEC_TYPE_FLOAT, NULL },
     { "1.7976931348623157e308", AGEC_TYPE_FLOAT, "1.7976931348623157e+308" },
     { "5e-324", AGEC_TYPE_FLOAT, NULL },
-    { "1e-400", AGEC_TYPE_FLOAT, "0.0" }, /* underflow rounds to zero, like strtod */
+    { "0e-400", AGEC_TYPE_FLOAT, "0.0" }, /* zero, not an underflow */
     { "0.30000000000000004", AGEC_TYPE_FLOAT, NULL },
     { "123456789012345678901234567890.5", AGEC_TYPE_FLOAT, "1.2345678901234568e+29" },
     { "-0.0", AGEC_TYPE_FLOAT, NULL },
@@ -161,6 +161,7 @@ static const struct bad_case {
     { "[1, 123456789012345678901]", 0, AGEC_ERR_RANGE, 4 },
     { "1e400", 0, AGEC_ERR_RANGE, 0 },
     { "-1e400", 0, AGEC_ERR_RANGE, 0 },
+    { "1e-400", 0, AGEC_ERR_RANGE, 0 }, /* underflow to zero: PostgreSQL refuses it (issue 24) */
     { "Nan1", 0, AGEC_ERR_PARSE, 3 },
     { "-NaN", 0, AGEC_ERR_PARSE, 1 },
     { "Infinit", 0, AGEC_ERR_PARSE, 0 },

@@ -53,6 +53,22 @@ static bool reject_to_file(const agec_error *e, const char *row, size_t len, voi
     return true;
 }
 
+/* A count for --resume and --chunk: decimal digits, 0 .. 2^64 - 1 (a
+ * load may commit past 2^31 rows; the number printed must read back). */
+static bool parse_count(const char *v, uint64_t *out)
+{
+    if (*v == '\0')
+        return false;
+    uint64_t n = 0;
+    for (; *v != '\0'; v++) {
+        if (*v < '0' || *v > '9' || n > (UINT64_MAX - (uint64_t)(*v - '0')) / 10)
+            return false;
+        n = n * 10 + (uint64_t)(*v - '0');
+    }
+    *out = n;
+    return true;
+}
+
 /* "LABEL=VALUE" split in place; false when there is no '='. */
 static bool split(char *arg, const char **label, const char **value)
 {
@@ -66,7 +82,7 @@ static bool split(char *arg, const char **label, const char **value)
 }
 
 static int summary(const cli *c, agec_status st, const agec_load_stats *s, const agec_error *err,
-                   uint64_t chunk)
+                   uint64_t chunk, uint64_t resume)
 {
     bool json = c->format == FMT_JSON || (c->format == FMT_AUTO && !isatty(STDOUT_FILENO));
     if (json) {
@@ -92,20 +108,23 @@ static int summary(const cli *c, agec_status st, const agec_load_stats *s, const
             agec_free(txt);
             agec_builder_free(b);
             printf(", \"code\": \"%s\"", agec_status_name(st));
+            if (chunk > 0)
+                printf(", \"resume\": %llu", (unsigned long long)resume);
         }
         puts("}");
     } else if (!c->quiet && st == AGEC_OK) {
         printf("loaded %llu vertices and %llu edges in %.2f s (%.0f rows/s, method %s); "
-               "%llu rejected%s\n",
+               "%llu rows read: %llu rejected, %llu skipped%s\n",
                (unsigned long long)s->vertices, (unsigned long long)s->edges, s->elapsed_s,
-               s->rows_per_s, agec_load_method_name(s->method), (unsigned long long)s->rejected,
-               s->skipped ? ", resumed" : "");
+               s->rows_per_s, agec_load_method_name(s->method), (unsigned long long)s->rows,
+               (unsigned long long)s->rejected, (unsigned long long)s->skipped,
+               s->skipped ? " (resumed)" : "");
     }
     if (st != AGEC_OK) {
         int rc = cli_fail("load", st, err);
         if (chunk > 0)
             fprintf(stderr, "agec: %llu input rows are committed: run again with --resume %llu\n",
-                    (unsigned long long)s->committed, (unsigned long long)s->committed);
+                    (unsigned long long)resume, (unsigned long long)resume);
         return st == AGEC_ERR_INPUT ? EXIT_USAGE : rc;
     }
     return EXIT_OK;
@@ -160,10 +179,8 @@ int cmd_load(cli *c, int argc, char **argv)
             }
         } else if (strcmp(a, "--batch") == 0 && cli_parse_int(v, &n) && n > 0) {
             o.batch_rows = (size_t)n;
-        } else if (strcmp(a, "--chunk") == 0 && cli_parse_int(v, &n)) {
-            o.chunk_rows = (uint64_t)n;
-        } else if (strcmp(a, "--resume") == 0 && cli_parse_int(v, &n)) {
-            o.skip_rows = (uint64_t)n;
+        } else if (strcmp(a, "--chunk") == 0 && parse_count(v, &o.chunk_rows)) {
+        } else if (strcmp(a, "--resume") == 0 && parse_count(v, &o.skip_rows)) {
         } else if (strcmp(a, "--reject") == 0) {
             reject_path = v;
         } else if (strcmp(a, "--format") == 0 &&
@@ -179,7 +196,9 @@ int cmd_load(cli *c, int argc, char **argv)
         goto out;
     }
     FILE *rej = NULL;
-    if (reject_path != NULL && (rej = fopen(reject_path, "w")) == NULL) {
+    /* A resumed load appends: the rejects of the run it resumes stay (its
+     * rows before the resume point are not read again). */
+    if (reject_path != NULL && (rej = fopen(reject_path, o.skip_rows > 0 ? "a" : "w")) == NULL) {
         rc = cli_usage_error("load: cannot write %s", reject_path);
         goto out;
     }
@@ -230,7 +249,19 @@ int cmd_load(cli *c, int argc, char **argv)
     }
     agec_loader_free(ld);
     agec_conn_release(conn);
-    rc = summary(c, st, &s, &err, o.chunk_rows);
+    /* The last COMMIT's answer lost: a new connection asks the server
+     * whether it committed, so that --resume loads nothing twice. */
+    uint64_t resume = s.committed;
+    if (st != AGEC_OK && s.uncertain > 0 && cli_acquire(c, &conn) == EXIT_OK) {
+        agec_error rerr = AGEC_ERROR_INIT;
+        if (agec_load_resume_point(conn, &s, &resume, &rerr) != AGEC_OK)
+            fprintf(stderr,
+                    "agec: the last %llu rows may or may not be committed (%s): check before "
+                    "resuming\n",
+                    (unsigned long long)s.uncertain, rerr.message);
+        agec_conn_release(conn);
+    }
+    rc = summary(c, st, &s, &err, o.chunk_rows, resume);
 close_rej:
     if (rej != NULL)
         fclose(rej);
