@@ -111,10 +111,18 @@ typedef bool (*agec_load_reject_fn)(const agec_error *err, const char *row, size
  *  struct_size; fields are only ever appended, and the library reads only
  *  struct_size bytes (a program built against an older header gets the
  *  defaults of the fields it does not know). */
+/** Default rows per INSERT batch (agec_load_opts.batch_rows 0). */
+#define AGEC_LOAD_BATCH_INSERT 5000
+/** Default rows per COPY batch (agec_load_opts.batch_rows 0). */
+#define AGEC_LOAD_BATCH_COPY 50000
+
 typedef struct agec_load_opts {
     size_t struct_size;      /**< set by agec_load_opts_init(); do not change */
     agec_load_method method; /**< default AGEC_LOAD_AUTO */
-    size_t batch_rows;       /**< rows per statement, default 5000 */
+    /** Rows per statement (also bounded by batch_bytes); 0 (the default) =
+     *  by method: AGEC_LOAD_BATCH_INSERT (5,000) rows per INSERT,
+     *  AGEC_LOAD_BATCH_COPY (50,000) per COPY; at most 1,000,000. */
+    size_t batch_rows;
     uint64_t chunk_rows; /**< commit every this many input rows; 0 (default) = one transaction */
     uint64_t skip_rows;  /**< skip this many input rows first (resume); default 0 */
     agec_load_progress_fn progress; /**< default NULL */
