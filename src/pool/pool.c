@@ -239,6 +239,10 @@ void agec__pool_defer_suspend(agec_pool *p, int64_t now)
 static void hand_to(agec_pool *p, agec_conn *c, waiter *w, int64_t now)
 {
     agec__conn_move(p, c, CONN_IN_USE);
+    /* Nobody holds it until w runs and records its borrow (acq_mark): the
+     * leak scan must not report it under the previous borrower's name. */
+    c->leak_reported = true;
+    c->file = NULL;
     w->handed = c;
     agec__waiter_dequeue(p, w);
     pthread_cond_signal(&w->cond);
@@ -305,12 +309,30 @@ void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now)
         agec__pool_dispatch(p, now);
 }
 
+/* Would the breaker let a connect start now (agec__breaker_allow not DENY)? */
+static bool breaker_admits(const agec__breaker *b, int64_t now)
+{
+    if (b->state == AGEC_BREAKER_OPEN)
+        return now >= agec__breaker_reopen_at(b);
+    return b->state == AGEC_BREAKER_CLOSED || !b->probing;
+}
+
+static int may_come_back(const agec_pool *p);
+
 void agec__pool_dispatch(agec_pool *p, int64_t now)
 {
     if (p->wait_head == NULL || atomic_load_explicit(&p->closing, memory_order_relaxed))
         return;
     int idle = p->idle.count - p->deferred; /* deferred ones: their thread is coming back */
-    int avail = idle + (p->cfg.c.max - agec__pool_total(p));
+    int free = p->cfg.c.max - agec__pool_total(p);
+    /* A free slot the breaker will not let anyone connect into is nothing
+     * to wake a waiter for, while connections may come back: the waiter
+     * would fail fast, and the next one, and so on (waiters wait for those
+     * instead, acq_breaker_wait). With nothing to come back, waking them
+     * lets them fail fast. */
+    if (free > 0 && !breaker_admits(&p->breaker, now) && may_come_back(p) > 0)
+        free = 0;
+    int avail = idle + free;
     if (avail <= 0)
         return;
     waiter *h = p->wait_head;
@@ -370,10 +392,10 @@ void agec__pool_open_failed(agec_pool *p, agec_conn *c, int64_t now)
 {
     int fd = c->reap_fd;
     c->reap_fd = -1;
-    if (fd >= 0 && !atomic_load_explicit(&p->closing, memory_order_relaxed) &&
-        !agec__reap_wait(fd, 0)) {
+    if (fd >= 0 && !atomic_load_explicit(&p->closing, memory_order_relaxed)) {
         /* A server process may have started for it (a connect cut short
-         * during authentication or set-up): keep the slot until it is gone. */
+         * during authentication or set-up): keep the slot until it is gone
+         * (the maintenance thread looks at once, outside the lock). */
         agec__conn_move(p, c, CONN_CLOSING);
         agec__reap_start(p, c, fd, agec__deadline_after(now, p->cfg.c.connect_timeout_ms));
         return;
@@ -558,6 +580,47 @@ agec_status agec_pool_open(const agec_pool_config *cfg, agec_pool **out, agec_er
 
 /* ---- acquire -------------------------------------------------------------- */
 
+/* The longest holders of an exhausted pool, longest first: where each
+ * borrow was acquired, how long it is held, whether a statement runs and
+ * since when. Only on the timeout path: the fast path pays nothing. [mu] */
+#define HOLDERS_NAMED 3
+static void describe_holders(agec_pool *p, int64_t now, char *buf, size_t cap)
+{
+    const agec_conn *top[HOLDERS_NAMED];
+    int n = 0;
+    for (const agec_conn *c = p->in_use.head; c != NULL; c = c->next) {
+        if (c->file == NULL)
+            continue; /* handed to a waiter that has not recorded its borrow yet */
+        int i = n < HOLDERS_NAMED ? n++ : HOLDERS_NAMED;
+        if (i == HOLDERS_NAMED && c->acquired_us >= top[HOLDERS_NAMED - 1]->acquired_us)
+            continue;
+        if (i == HOLDERS_NAMED)
+            i = HOLDERS_NAMED - 1;
+        while (i > 0 && top[i - 1]->acquired_us > c->acquired_us) {
+            top[i] = top[i - 1];
+            i--;
+        }
+        top[i] = c;
+    }
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n && len < cap; i++) {
+        const agec_conn *c = top[i];
+        int64_t since = atomic_load_explicit(&c->stmt_since_us, memory_order_relaxed);
+        char stmt[64] = "";
+        if (since > 0)
+            snprintf(stmt, sizeof stmt, ", statement running for %lld ms",
+                     (long long)((now - since) / 1000));
+        int w = snprintf(buf + len, cap - len, "%sconn %llu acquired at %s:%d (%s), held %lld ms%s",
+                         i == 0 ? "longest holders: " : "; ", (unsigned long long)c->id, c->file,
+                         c->line, c->func ? c->func : "?",
+                         (long long)((now - c->acquired_us) / 1000), stmt);
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+}
+
 /* Timeout: say whether the pool was exhausted or the database unreachable. */
 static agec_status timeout_error(agec_pool *p, agec_error *err, int64_t waited_us,
                                  bool tried_connect, bool cut_short, const agec_error *cerr)
@@ -588,11 +651,14 @@ static agec_status timeout_error(agec_pool *p, agec_error *err, int64_t waited_u
             memcpy(err->sqlstate, last->sqlstate, sizeof err->sqlstate);
         return AGEC_ERR_UNREACHABLE;
     }
-    return agec__error_set(err, AGEC_ERR_POOL_EXHAUSTED,
-                           "no connection within %ld ms: pool exhausted (total=%d in_use=%d "
-                           "idle=%d opening=%d waiting=%d max=%d)",
-                           ms, agec__pool_total(p), p->in_use.count, p->idle.count,
-                           p->opening.count, p->waiting, p->cfg.c.max);
+    agec__error_set(err, AGEC_ERR_POOL_EXHAUSTED,
+                    "no connection within %ld ms: pool exhausted (total=%d in_use=%d idle=%d "
+                    "opening=%d checking=%d closing=%d waiting=%d max=%d)",
+                    ms, agec__pool_total(p), p->in_use.count, p->idle.count, p->opening.count,
+                    p->checking.count, p->closing_list.count, p->waiting, p->cfg.c.max);
+    if (err != NULL)
+        describe_holders(p, agec__now_us(), err->detail, sizeof err->detail);
+    return AGEC_ERR_POOL_EXHAUSTED;
 }
 
 static agec_status breaker_error(agec_pool *p, agec_error *err, int64_t now)
@@ -734,6 +800,15 @@ static int acq_validate(acq *a, agec_conn *c)
     }
     if (st == AGEC_ERR_TIMEOUT && vdl < own && PQstatus(c->pg) == CONNECTION_OK) {
         pthread_mutex_lock(&p->mu);
+        if (atomic_load_explicit(&p->closing, memory_order_relaxed)) {
+            /* The maintenance thread may have finished its last pass over
+             * `checking` already: nobody would close it. */
+            agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN);
+            pthread_mutex_unlock(&p->mu);
+            agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN, 0);
+            pthread_mutex_lock(&p->mu);
+            return -1;
+        }
         c->check_deadline_us = own;
         agec__conn_move(p, c, CONN_CHECKING);
         agec__maint_poke(p, a->now);
@@ -778,6 +853,30 @@ static void acq_wait(acq *a)
     a->now = agec__now_us();
 }
 
+/* Connections that may still become available: borrowed, being checked,
+ * being opened. [mu] */
+static int may_come_back(const agec_pool *p)
+{
+    return p->in_use.count + p->checking.count + p->opening.count;
+}
+
+/* The breaker denies a connect to an acquire that already queued (the
+ * pool was exhausted: it waits for a connection to come back), and
+ * connections may come back: wait for one (within the deadline) instead of
+ * failing fast, looking again when the open period ends or a probe may
+ * have ended; else one freed slot would fail the whole queue, one waiter
+ * after another. A newcomer still fails fast (the breaker's promise), and
+ * so does everyone when nothing can come back. [mu] */
+#define BREAKER_RECHECK_US 50000
+static bool acq_breaker_wait(acq *a)
+{
+    agec_pool *p = a->p;
+    if (a->w.enq_us == 0 || may_come_back(p) == 0 || a->now >= a->deadline)
+        return false;
+    a->w.retry_at = agec__min64(agec__breaker_reopen_at(&p->breaker), a->now + BREAKER_RECHECK_US);
+    return true;
+}
+
 /* May this acquire take an idle connection or a free slot now? Everyone
  * may while the oldest waiter is not starving (barging); once it is, only
  * it. [mu] */
@@ -797,6 +896,8 @@ static void acq_mark(agec_conn *c, int64_t now, const char *file, int line, cons
                      bool checking)
 {
     c->acquired_us = now;
+    if (!checking)
+        atomic_store_explicit(&c->stmt_since_us, 0, memory_order_relaxed);
     c->file = file;
     c->line = line;
     c->func = func;
@@ -871,6 +972,16 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
                 c = idle_pick(p);
                 agec__conn_move(p, c, CONN_IN_USE);
                 agec__pool_dispatch(p, a.now); /* more for the next waiter? */
+                if (c->expires_us <= a.now) {
+                    /* Past its lifetime (the maintenance thread has not
+                     * retired it yet): never handed out. */
+                    agec__pool_detach(p, c, AGEC_CLOSE_LIFETIME);
+                    pthread_mutex_unlock(&p->mu);
+                    agec__conn_destroy(p, c, AGEC_CLOSE_LIFETIME, 0);
+                    pthread_mutex_lock(&p->mu);
+                    c = NULL;
+                    continue;
+                }
             } else if (mine && agec__pool_total(p) < p->cfg.c.max && a.now >= a.w.retry_at) {
                 acq_precise(&a);
                 agec__breaker_change ch;
@@ -880,6 +991,10 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
                 if (v != AGEC__BREAKER_DENY && p->wait_head != NULL &&
                     agec__pool_total(p) + 1 < p->cfg.c.max)
                     agec__pool_dispatch(p, a.now); /* another free slot: the next waiter's */
+                if (v == AGEC__BREAKER_DENY && acq_breaker_wait(&a)) {
+                    acq_wait(&a);
+                    continue;
+                }
                 if (v == AGEC__BREAKER_DENY) {
                     if (a.tried_connect) {
                         /* Our own attempts opened the breaker: report what they saw. */
@@ -976,7 +1091,13 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
          * must not hand its connection to a caller that is leaving. */
         agec__waiter_dequeue(p, &a.w);
         pthread_mutex_unlock(&p->mu);
-        agec__emit_simple(p, AGEC_EV_ACQUIRE_TIMEOUT, 0, st, e->sqlstate, e->message);
+        agec_pool_event ev = { .type = AGEC_EV_ACQUIRE_TIMEOUT,
+                               .warning = true,
+                               .status = st,
+                               .sqlstate = e->sqlstate,
+                               .message = e->message,
+                               .detail = e->detail };
+        agec__emit(p, &ev);
         pthread_mutex_lock(&p->mu);
     }
     acq_leave(&a);
