@@ -9,6 +9,11 @@
  *     connect_timeout_ms each: with the host frozen, N of them do not stall
  *     the maintenance thread for N x connect_timeout_ms, and
  *     agec_pool_close(p, 0) returns at once.
+ * 11. A check cut short by its acquirer's deadline and finished late by a
+ *     busy maintenance thread counts the answer already in the socket: a
+ *     healthy connection is not closed as a failed validation.
+ * 12. A connection past its lifetime is never handed out, also while the
+ *     maintenance thread (which retires it) is busy.
  * 10. Close cancels what borrowed connections run, but starts no new cancel
  *     request for a connection while its previous one is still under way:
  *     behind a black hole, one blocked request per connection at most.
@@ -221,10 +226,168 @@ static void test_breaker_open_with_free_slot(void **state)
                      i, agec_status_name(r[i].st), r[i].err.message);
 }
 
+/* ---- a gate that holds the maintenance thread in an event callback ------ */
+
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    agec_pool_event_type type; /* the event that blocks (its first occurrence) */
+    bool blocked, open;
+} gate;
+
+static void gate_init(gate *g, agec_pool_event_type type)
+{
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    g->type = type;
+    g->blocked = g->open = false;
+}
+
+static void gate_cb(const agec_pool_event *ev, void *user)
+{
+    gate *g = user;
+    pthread_mutex_lock(&g->mu);
+    if (ev->type == g->type && !g->open) {
+        g->blocked = true;
+        while (!g->open)
+            pthread_cond_wait(&g->cv, &g->mu);
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
+static bool gate_blocked(void *arg)
+{
+    gate *g = arg;
+    pthread_mutex_lock(&g->mu);
+    bool b = g->blocked;
+    pthread_mutex_unlock(&g->mu);
+    return b;
+}
+
+static void gate_open(gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->open = true;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_destroy(gate *g)
+{
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+}
+
+/* Wait until ms have passed since t0 (a point in time the test needs to
+ * be past, not synchronisation with a thread). */
+static void wait_past(int64_t t0, int ms)
+{
+    while (agec_test_now_ms() - t0 < ms)
+        agec_test_sleep_ms(10);
+}
+
+static bool checks_done(void *arg)
+{
+    agec_pool_stats s;
+    return agec_pool_stats_get(arg, &s) == AGEC_OK && s.checking == 0;
+}
+
+static void test_late_check_counts_answer_in_socket(void **state)
+{
+    (void)state;
+    fl_proxied t;
+    if (!fl_proxied_start(&t, AGEC_SCRIPTS_DIR, "sslmode=disable"))
+        fail_msg("could not start a PostgreSQL 15 cluster behind the proxy");
+    static gate g;
+    gate_init(&g, AGEC_EV_LEAK_SUSPECTED);
+    agec_pool_config cfg;
+    fl_proxied_pool_config(&t, &cfg);
+    cfg.max = 3;
+    cfg.validate_idle_ms = 0; /* always checked */
+    cfg.validation_timeout_ms = 200;
+    cfg.leak_threshold_ms = 50;
+    cfg.on_event = gate_cb;
+    cfg.event_user = &g;
+    agec_pool *pool = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_open(&cfg, &pool, &err), &err, "open");
+    agec_conn *v = NULL, *l = NULL, *c = NULL;
+    agec_test_must(agec_pool_acquire(pool, &v, &err), &err, "acquire v");
+    agec_test_must(agec_pool_acquire(pool, &l, &err), &err, "acquire l");
+    agec_conn_release(v); /* v idle, l held */
+    /* l's leak report holds the maintenance thread in the callback. */
+    assert_true(agec_test_wait_until(gate_blocked, &g, 5000));
+    fproxy_set_latency(t.px, 60);
+    int64_t t0 = agec_test_now_ms();
+    assert_int_not_equal(agec_pool_acquire_timeout(pool, 30, &c, &err), AGEC_OK);
+    agec_pool_stats s;
+    assert_int_equal(agec_pool_stats_get(pool, &s), AGEC_OK);
+    assert_int_equal(s.checking, 1); /* v: its check was cut short */
+    wait_past(t0, 200 + 200);        /* past the check's deadline; the answer is in */
+    gate_open(&g);
+    assert_true(agec_test_wait_until(checks_done, pool, 5000));
+    assert_int_equal(agec_pool_stats_get(pool, &s), AGEC_OK);
+    fproxy_set_latency(t.px, 0);
+    agec_conn_release(l);
+    assert_int_equal(agec_pool_close(pool, 1000, NULL), AGEC_OK);
+    fl_proxied_stop(&t);
+    gate_destroy(&g);
+    if (s.validation_failures != 0 || s.closed[AGEC_CLOSE_VALIDATION] != 0)
+        fail_msg("a check finished past its deadline closed a healthy connection whose answer "
+                 "was already in the socket (%llu validation failures)",
+                 (unsigned long long)s.validation_failures);
+}
+
+static void test_expired_idle_never_handed_out(void **state)
+{
+    (void)state;
+    fl_proxied t;
+    if (!fl_proxied_start(&t, AGEC_SCRIPTS_DIR, ""))
+        fail_msg("could not start a PostgreSQL 15 cluster behind the proxy");
+    static gate g;
+    gate_init(&g, AGEC_EV_LEAK_SUSPECTED);
+    agec_pool_config cfg;
+    fl_proxied_pool_config(&t, &cfg);
+    cfg.max = 3;
+    cfg.max_lifetime_ms = 500;
+    cfg.lifetime_jitter_pct = 0;
+    cfg.validate_idle_ms = -1;
+    cfg.leak_threshold_ms = 50;
+    cfg.on_event = gate_cb;
+    cfg.event_user = &g;
+    agec_pool *pool = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_open(&cfg, &pool, &err), &err, "open");
+    agec_conn *x = NULL, *l = NULL, *c = NULL;
+    int64_t t0 = agec_test_now_ms();
+    agec_test_must(agec_pool_acquire(pool, &x, &err), &err, "acquire x");
+    uint64_t xid = agec_conn_id(x);
+    agec_test_must(agec_pool_acquire(pool, &l, &err), &err, "acquire l");
+    uint64_t lid = agec_conn_id(l);
+    agec_conn_release(x); /* x idle, l held */
+    /* The maintenance thread is held in l's leak report: it cannot retire x. */
+    assert_true(agec_test_wait_until(gate_blocked, &g, 5000));
+    wait_past(t0, 500 + 100);
+    agec_test_must(agec_pool_acquire(pool, &c, &err), &err, "acquire after the lifetime");
+    uint64_t got = agec_conn_id(c);
+    agec_conn_release(c);
+    gate_open(&g);
+    agec_conn_release(l);
+    assert_int_equal(agec_pool_close(pool, 1000, NULL), AGEC_OK);
+    fl_proxied_stop(&t);
+    gate_destroy(&g);
+    assert_int_not_equal(got, lid);
+    if (got == xid)
+        fail_msg("connection %llu was handed out past its max_lifetime_ms (500)",
+                 (unsigned long long)got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_breaker_open_with_free_slot),
+        cmocka_unit_test(test_late_check_counts_answer_in_socket),
+        cmocka_unit_test(test_expired_idle_never_handed_out),
         cmocka_unit_test(test_idle_expiry_behind_black_hole),
         cmocka_unit_test(test_close_cancel_threads_bounded),
     };
