@@ -1047,7 +1047,19 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
             int ok = acq_validate(&a, c);
             if (ok <= 0) {
                 c = NULL;
-                if (ok < 0 || a.now >= a.deadline) {
+                if (ok < 0) {
+                    /* Not exhausted: the server answered the check too slowly. */
+                    timed_out = true;
+                    st = agec__error_set(
+                        e, AGEC_ERR_UNREACHABLE,
+                        "no connection after %ld ms: the acquire's deadline passed "
+                        "while an idle connection was being checked (the server "
+                        "answers slower than that; the check goes on in the "
+                        "background within validation_timeout_ms %d)",
+                        (long)((a.now - a.start) / 1000), p->cfg.c.validation_timeout_ms);
+                    break;
+                }
+                if (a.now >= a.deadline) {
                     /* No new check past the deadline: it could only be cut short too. */
                     timed_out = true;
                     st =

@@ -12,6 +12,8 @@
  * 11. A check cut short by its acquirer's deadline and finished late by a
  *     busy maintenance thread counts the answer already in the socket: a
  *     healthy connection is not closed as a failed validation.
+ *     Its acquire fails with AGEC_ERR_UNREACHABLE saying so, not "pool
+ *     exhausted" (item 13).
  * 12. A connection past its lifetime is never handed out, also while the
  *     maintenance thread (which retires it) is busy.
  * 10. Close cancels what borrowed connections run, but starts no new cancel
@@ -319,7 +321,8 @@ static void test_late_check_counts_answer_in_socket(void **state)
     assert_true(agec_test_wait_until(gate_blocked, &g, 5000));
     fproxy_set_latency(t.px, 60);
     int64_t t0 = agec_test_now_ms();
-    assert_int_not_equal(agec_pool_acquire_timeout(pool, 30, &c, &err), AGEC_OK);
+    err = (agec_error)AGEC_ERROR_INIT;
+    agec_status st = agec_pool_acquire_timeout(pool, 30, &c, &err);
     agec_pool_stats s;
     assert_int_equal(agec_pool_stats_get(pool, &s), AGEC_OK);
     assert_int_equal(s.checking, 1); /* v: its check was cut short */
@@ -332,6 +335,10 @@ static void test_late_check_counts_answer_in_socket(void **state)
     assert_int_equal(agec_pool_close(pool, 1000, NULL), AGEC_OK);
     fl_proxied_stop(&t);
     gate_destroy(&g);
+    /* Item 13: not "pool exhausted" (nothing was in use). */
+    if (st != AGEC_ERR_UNREACHABLE || strstr(err.message, "being checked") == NULL)
+        fail_msg("an acquire whose check was cut short failed with %s: %s", agec_status_name(st),
+                 err.message);
     if (s.validation_failures != 0 || s.closed[AGEC_CLOSE_VALIDATION] != 0)
         fail_msg("a check finished past its deadline closed a healthy connection whose answer "
                  "was already in the socket (%llu validation failures)",
