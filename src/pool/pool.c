@@ -134,12 +134,13 @@ void agec__waiter_dequeue(agec_pool *p, waiter *w)
 /* pool and conn are addresses, only ever compared: either may have been
  * freed since. */
 typedef struct release_note {
-    uintptr_t pool; /* the pool of the thread's last release */
-    uintptr_t conn; /* the connection it released */
-    int64_t at_us;  /* when, if there were waiters (precise clock) */
-    unsigned quick; /* quick returns in a row to that pool, saturating at 3 */
-    bool pending;   /* released, not yet back */
-    bool deferred;  /* and that release deferred a wake-up */
+    uintptr_t pool;     /* the pool of the thread's last release */
+    uintptr_t conn;     /* the connection it released */
+    int64_t at_us;      /* when, if there were waiters (precise clock) */
+    unsigned quick;     /* quick returns in a row to that pool, saturating at 3 */
+    bool pending;       /* released, not yet back */
+    bool deferred;      /* and that release deferred a wake-up */
+    uint64_t defer_gen; /* p->defer_gen then: the deferral is still counted while equal */
 } release_note;
 
 static _Thread_local release_note t_release;
@@ -174,6 +175,7 @@ static bool release_defers_wake(agec_pool *p)
     if (!t->deferred)
         return false;
     p->deferred++;
+    t->defer_gen = p->defer_gen;
     p->n.wakeups_deferred++;
     p->deferred_since_tick = true;
     if (p->defer_tick_at == 0) {
@@ -208,6 +210,7 @@ static void defer_end(agec_pool *p, int64_t now)
     if (p->deferred > 0) {
         p->n.wakeups_deferred_late += (uint64_t)p->deferred;
         p->deferred = 0;
+        p->defer_gen++; /* the deferrals counted so far are over */
         agec__pool_dispatch(p, now);
     }
 }
@@ -951,8 +954,10 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
     bool returned = release_note_return(p);
     if (!pool_enter_locked(p))
         return agec__error_set(e, AGEC_ERR_POOL_CLOSED, "pool is closed");
-    if (returned && p->deferred > 0)
-        p->deferred--; /* ours: we take it below, or dispatch passes it on */
+    /* Ours, unless the tick ended it already (then the count is other
+     * threads' deferrals): we take it below, or dispatch passes it on. */
+    if (returned && p->deferred > 0 && t_release.defer_gen == p->defer_gen)
+        p->deferred--;
     p->acquiring++;
     a.w.ticket = ++p->next_ticket;
     for (;;) {

@@ -173,6 +173,7 @@ struct agec_pool {
      * defer_tick_at the maintenance thread drops the deferral (the bound on
      * a misprediction) and dispatches. */
     int deferred;             /* [mu] */
+    uint64_t defer_gen;       /* [mu] bumped when the deferrals are ended (defer_end) */
     int64_t defer_tick_at;    /* [mu] 0: the tick is not armed */
     bool deferred_since_tick; /* [mu] a deferral since the last tick: keep ticking */
     int64_t fair_wait_us;     /* fair_wait_ms, read-only after open */
