@@ -364,6 +364,11 @@ void agec__pool_detach(agec_pool *p, agec_conn *c, agec_close_reason reason)
 {
     agec__conn_move(p, c, CONN_CLOSING);
     p->n.closed[reason]++;
+    /* With the breaker open, the last connection that could come back may
+     * just have gone: waiters then fail fast (dispatch counts the free
+     * slots again). The spin model found this wake-up missing. */
+    if (p->breaker.state != AGEC_BREAKER_CLOSED)
+        agec__pool_dispatch(p, agec__now_coarse_us());
 }
 
 void agec__pool_closed(agec_pool *p, agec_conn *c)
