@@ -215,7 +215,7 @@ typedef agec_status (*agec_on_connect_fn)(PGconn *conn, void *user, agec_error *
  * | field                   | default | meaning |
  * |-------------------------|---------|---------|
  * | conninfo                | NULL    | libpq keyword string or URI, multi-host allowed; NULL or "" = libpq environment (PGHOST, ...) |
- * | max                     | 10      | hard limit of open connections: idle + in use + being opened (>= 1) |
+ * | max                     | 10      | hard limit of server processes: idle + in use + being opened + being checked + closing ones whose server process has not exited yet (>= 1; see docs/pool-design.md for the one exception, a host that stops answering) |
  * | min                     | 0       | connections kept open by the maintenance thread, restored after loss (<= max) |
  * | idle_timeout_ms         | 30000   | idle connections above `min` are closed after this; 0 = never |
  * | connect_timeout_ms      | 2000    | limit for opening one connection: TCP + auth + init (> 0) |
@@ -559,7 +559,9 @@ typedef struct agec_pool_stats {
     int checking;      /**< idle connections whose check before use an acquirer's deadline cut
                        short; the maintenance thread finishes it (not a failed check) */
     int closing;       /**< being closed: the slot is held until the server process has exited
-                       (at most connect_timeout_ms), so the server never sees more than max */
+                       (a running statement is cancelled first), so the server never sees
+                       more than max; freed earlier only if the host stops answering (a
+                       cancel request unanswered for connect_timeout_ms) */
     uint64_t handoffs; /**< releases that gave their connection straight to the oldest waiter,
                             which had waited fair_wait_ms (the fairness bound at work) */
     uint64_t wakeups_deferred;      /**< releases with callers waiting that woke none, because the
