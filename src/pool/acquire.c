@@ -169,7 +169,7 @@ static agec_status acq_open_relocks(acq *a, agec_conn *c, agec__breaker_change *
     int64_t cdl = agec__min64(acq_io_deadline(a), own);
     agec_error attempt = AGEC_ERROR_INIT;
     bool cut_short;
-    agec_status st = agec__pool_connect(p, c, cdl, own, &p->closing, &cut_short, &attempt);
+    agec_status st = agec__pool_connect(p, c, cdl, own, &p->shutting_down, &cut_short, &attempt);
     a->now = agec__now_us();
     if (cut_short) {
         /* Cut short by this caller's deadline, not by the server: says
@@ -200,7 +200,7 @@ static agec_status acq_open_relocks(acq *a, agec_conn *c, agec__breaker_change *
         pthread_mutex_lock(&p->mu);
     }
     if (st == AGEC_OK) {
-        if (atomic_load_explicit(&p->closing, memory_order_relaxed)) {
+        if (atomic_load_explicit(&p->shutting_down, memory_order_relaxed)) {
             agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN);
             pthread_mutex_unlock(&p->mu);
             agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN, 0);
@@ -239,7 +239,7 @@ static int acq_validate_relocks(acq *a, agec_conn *c)
     agec_error verr = AGEC_ERROR_INIT;
     int64_t own = agec__deadline_after(a->now, p->cfg.c.validation_timeout_ms);
     int64_t vdl = agec__min64(acq_io_deadline(a), own);
-    agec_status st = agec__session_validate(c->pg, vdl, &p->closing, &verr);
+    agec_status st = agec__session_validate(c->pg, vdl, &p->shutting_down, &verr);
     a->now = agec__now_us();
     if (st == AGEC_OK) {
         pthread_mutex_lock(&p->mu);
@@ -247,7 +247,7 @@ static int acq_validate_relocks(acq *a, agec_conn *c)
     }
     if (st == AGEC_ERR_TIMEOUT && vdl < own && PQstatus(c->pg) == CONNECTION_OK) {
         pthread_mutex_lock(&p->mu);
-        if (atomic_load_explicit(&p->closing, memory_order_relaxed)) {
+        if (atomic_load_explicit(&p->shutting_down, memory_order_relaxed)) {
             /* The maintenance thread may have finished its last pass over
              * `checking` already: nobody would close it. */
             agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN);
@@ -353,7 +353,7 @@ static void acq_leave(acq *a)
     if (a->w.cond_ready)
         pthread_cond_destroy(&a->w.cond);
     agec__pool_dispatch(p, a->now);
-    if (--p->acquiring == 0 && atomic_load_explicit(&p->closing, memory_order_relaxed))
+    if (--p->acquiring == 0 && atomic_load_explicit(&p->shutting_down, memory_order_relaxed))
         pthread_cond_broadcast(&p->state_cond);
 }
 
@@ -446,7 +446,7 @@ static acq_step acq_round_relocks(acq *a)
         a->w.handed = NULL;
         return STEP_GOT;
     }
-    if (a->w.fail != AGEC_OK || atomic_load_explicit(&p->closing, memory_order_relaxed)) {
+    if (a->w.fail != AGEC_OK || atomic_load_explicit(&p->shutting_down, memory_order_relaxed)) {
         a->st = agec__error_set(a->e, a->w.fail != AGEC_OK ? a->w.fail : AGEC_ERR_POOL_CLOSED,
                                 "pool is closing");
         return STEP_FAIL;
@@ -577,8 +577,8 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
         return agec__error_set(a.e, AGEC_ERR_POOL_CLOSED, "pool is closed");
     /* Ours, unless the tick ended it already (then the count is other
      * threads' deferrals): we take it below, or dispatch passes it on. */
-    if (returned && p->deferred > 0 && agec__t_release.defer_gen == p->defer_gen)
-        p->deferred--;
+    if (returned && p->deferred_wakeups > 0 && agec__t_release.defer_gen == p->defer_gen)
+        p->deferred_wakeups--;
     p->acquiring++;
     a.w.ticket = ++p->next_ticket;
     acq_step step;
@@ -588,7 +588,7 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
             step = acq_check_relocks(&a, file, line, func);
     } while (step == STEP_AGAIN);
 
-    if (step == STEP_GOT && atomic_load_explicit(&p->closing, memory_order_relaxed)) {
+    if (step == STEP_GOT && atomic_load_explicit(&p->shutting_down, memory_order_relaxed)) {
         /* close started while we validated: do not hand out a connection. */
         agec__pool_detach(p, a.c, AGEC_CLOSE_SHUTDOWN);
         pthread_mutex_unlock(&p->mu);

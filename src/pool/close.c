@@ -80,8 +80,8 @@ agec_status agec_pool_close(agec_pool *p, int drain_timeout_ms, agec_error *err)
     }
 
     pthread_mutex_lock(&p->mu);
-    p->close_deadline = deadline;
-    atomic_store(&p->closing, true);
+    p->shutdown_deadline = deadline;
+    atomic_store(&p->shutting_down, true);
     /* Wake every waiter with the error, oldest first. */
     while (p->wait_head != NULL) {
         waiter *w = p->wait_head;

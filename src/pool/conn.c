@@ -148,7 +148,7 @@ void agec__conn_destroy(agec_pool *p, agec_conn *c, agec_close_reason reason, in
     }
     if (c->state == CONN_CLOSING) {
         pthread_mutex_lock(&p->mu);
-        if (fd >= 0 && !atomic_load_explicit(&p->closing, memory_order_relaxed)) {
+        if (fd >= 0 && !atomic_load_explicit(&p->shutting_down, memory_order_relaxed)) {
             /* The server process is still there past our caller's budget:
              * the maintenance thread keeps the slot until it is gone (and
              * the cancel key, to cancel once more). */

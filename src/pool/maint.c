@@ -120,7 +120,7 @@ static agec_conn *sweep_read(agec_conn *sweep, agec_conn **dead)
  * detached ones linked through `doom_next`. [mu] */
 static agec_conn *sweep_settle(agec_pool *p, agec_conn *live, agec_conn *dead, int64_t now)
 {
-    bool shut = atomic_load_explicit(&p->closing, memory_order_relaxed);
+    bool shut = atomic_load_explicit(&p->shutting_down, memory_order_relaxed);
     agec_conn *doomed = NULL;
     for (int pass = 0; pass < 2; pass++) {
         agec_conn *c = pass == 0 ? live : dead;
@@ -225,12 +225,12 @@ static void finish_check(agec_pool *p, agec_conn *c)
     /* An answer already in the socket counts, even past the deadline
      * (drain would give up before reading it). */
     (void)PQconsumeInput(c->pg);
-    agec_status st = agec__session_drain(c->pg, c->check_deadline_us, &p->closing, &verr);
+    agec_status st = agec__session_drain(c->pg, c->check_deadline_us, &p->shutting_down, &verr);
     if (st != AGEC_OK && st != AGEC_ERR_CANCELLED)
         agec__emit_simple(p, AGEC_EV_VALIDATION_FAILED, c->id, st, verr.sqlstate, verr.message);
     int64_t now = agec__now_us();
     pthread_mutex_lock(&p->mu);
-    bool shut = atomic_load_explicit(&p->closing, memory_order_relaxed);
+    bool shut = atomic_load_explicit(&p->shutting_down, memory_order_relaxed);
     if (st == AGEC_OK && !shut && now < c->expires_us) {
         agec__pool_make_available(p, c, now);
         return;
@@ -255,13 +255,13 @@ static void top_up(agec_pool *p, agec_conn *c)
     agec_error err;
     int64_t now = agec__now_us();
     int64_t own = agec__deadline_after(now, p->cfg.c.connect_timeout_ms);
-    agec_status st = agec__pool_connect(p, c, own, own, &p->closing, NULL, &err);
+    agec_status st = agec__pool_connect(p, c, own, own, &p->shutting_down, NULL, &err);
     now = agec__now_us();
     agec__breaker_change ch;
     pthread_mutex_lock(&p->mu);
     agec__pool_connect_done(p, c, st, &err, now, &ch);
     bool shut = false;
-    if (st == AGEC_OK && atomic_load_explicit(&p->closing, memory_order_relaxed)) {
+    if (st == AGEC_OK && atomic_load_explicit(&p->shutting_down, memory_order_relaxed)) {
         agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN);
         shut = true;
     } else if (st == AGEC_OK) {
@@ -281,7 +281,7 @@ static void *maint_main(void *arg)
     agec_pool *p = arg;
     leak_note leaks[LEAK_BATCH];
     pthread_mutex_lock(&p->mu);
-    while (!atomic_load_explicit(&p->closing, memory_order_relaxed)) {
+    while (!atomic_load_explicit(&p->shutting_down, memory_order_relaxed)) {
         int64_t now = agec__now_us();
         int64_t next = AGEC__NEVER;
         p->maint_wake_at = 0; /* awake: pokes need no signal, we look again below */

@@ -135,10 +135,10 @@ static bool release_defers_wake(agec_pool *p)
     t->at_us = now;
     t->pending = true;
     /* Not while the maintenance thread is away from its timer. */
-    t->deferred = t->quick >= 2 && !p->maint_busy;
-    if (!t->deferred)
+    t->wake_deferred = t->quick >= 2 && !p->maint_busy;
+    if (!t->wake_deferred)
         return false;
-    p->deferred++;
+    p->deferred_wakeups++;
     t->defer_gen = p->defer_gen;
     p->n.wakeups_deferred++;
     p->deferred_since_tick = true;
@@ -151,9 +151,9 @@ static bool release_defers_wake(agec_pool *p)
 
 static void defer_end(agec_pool *p, int64_t now)
 {
-    if (p->deferred > 0) {
-        p->n.wakeups_deferred_late += (uint64_t)p->deferred;
-        p->deferred = 0;
+    if (p->deferred_wakeups > 0) {
+        p->n.wakeups_deferred_late += (uint64_t)p->deferred_wakeups;
+        p->deferred_wakeups = 0;
         p->defer_gen++; /* the deferrals counted so far are over */
         agec__pool_dispatch(p, now);
     }
@@ -228,11 +228,11 @@ void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now)
     if (t->pool != (uintptr_t)p) {
         t->pool = (uintptr_t)p;
         t->quick = 0;
-        t->pending = t->deferred = false;
+        t->pending = t->wake_deferred = false;
     }
     t->conn = (uintptr_t)c;
     waiter *w = p->wait_head;
-    bool open = !atomic_load_explicit(&p->closing, memory_order_relaxed);
+    bool open = !atomic_load_explicit(&p->shutting_down, memory_order_relaxed);
     if (w != NULL && open && agec__head_starving(p, now)) {
         /* Direct hand-off to the starving oldest waiter: no newcomer can
          * take this one, and exactly one thread wakes. */
@@ -266,9 +266,9 @@ static bool breaker_admits(const agec__breaker *b, int64_t now)
 
 void agec__pool_dispatch(agec_pool *p, int64_t now)
 {
-    if (p->wait_head == NULL || atomic_load_explicit(&p->closing, memory_order_relaxed))
+    if (p->wait_head == NULL || atomic_load_explicit(&p->shutting_down, memory_order_relaxed))
         return;
-    int idle = p->idle.count - p->deferred; /* deferred ones: their thread is coming back */
+    int idle = p->idle.count - p->deferred_wakeups; /* deferred ones: their thread is coming back */
     int free = p->cfg.c.max - agec__pool_total(p);
     /* A free slot the breaker will not let anyone connect into is nothing
      * to wake a waiter for, while connections may come back: the waiter
@@ -317,7 +317,7 @@ void agec__pool_closed(agec_pool *p, agec_conn *c)
 {
     agec__list_remove(&p->closing_list, c);
     agec__pool_dispatch(p, agec__now_coarse_us());
-    if (atomic_load_explicit(&p->closing, memory_order_relaxed))
+    if (atomic_load_explicit(&p->shutting_down, memory_order_relaxed))
         pthread_cond_broadcast(&p->state_cond);
     else if (agec__pool_total(p) < p->cfg.c.min)
         agec__maint_poke(p, 0);
@@ -342,7 +342,7 @@ void agec__pool_open_failed(agec_pool *p, agec_conn *c, int64_t now)
 {
     int fd = c->reap_fd;
     c->reap_fd = -1;
-    if (fd >= 0 && !atomic_load_explicit(&p->closing, memory_order_relaxed)) {
+    if (fd >= 0 && !atomic_load_explicit(&p->shutting_down, memory_order_relaxed)) {
         /* A server process may have started for it (a connect cut short
          * during authentication or set-up): keep the slot until it is gone
          * (the maintenance thread looks at once, outside the lock). */
@@ -495,7 +495,7 @@ agec_status agec_pool_open(const agec_pool_config *cfg, agec_pool **out, agec_er
     agec__cond_init_monotonic(&p->maint_cond);
     agec__breaker_init(&p->breaker, p->cfg.c.breaker_threshold, p->cfg.c.breaker_open_ms);
     atomic_init(&p->breaker_pub, (int)AGEC_BREAKER_CLOSED);
-    atomic_init(&p->closing, false);
+    atomic_init(&p->shutting_down, false);
     atomic_init(&p->visitors, 0);
     p->fair_wait_us = (int64_t)p->cfg.c.fair_wait_ms * 1000;
     p->bg_backoff_ms = p->cfg.c.reconnect_backoff_initial_ms;

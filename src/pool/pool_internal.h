@@ -172,7 +172,7 @@ struct agec_pool {
      * dispatch counts them as taken; never more than idle.count. At
      * defer_tick_at the maintenance thread drops the deferral (the bound on
      * a misprediction) and dispatches. */
-    int deferred;             /* [mu] */
+    int deferred_wakeups;     /* [mu] */
     uint64_t defer_gen;       /* [mu] bumped when the deferrals are ended (defer_end) */
     int64_t defer_tick_at;    /* [mu] 0: the tick is not armed */
     bool deferred_since_tick; /* [mu] a deferral since the last tick: keep ticking */
@@ -202,7 +202,8 @@ struct agec_pool {
     int refs;                  /* [mu] */
     atomic_int visitors;       /* threads between entering a stats call and dropping the lock:
                                   the last unref waits for them before freeing */
-    atomic_bool closing;       /* set once by close; read without the lock on fast paths */
+    atomic_bool shutting_down; /* set once by close (not a connection state: see closing_list);
+                                  read without the lock on fast paths */
     pthread_cond_t state_cond; /* [mu] in_use, opening or acquiring shrank (close waits) */
 
     pthread_t maint_thread;
@@ -213,7 +214,7 @@ struct agec_pool {
                                   can fire until it is back, so nothing is deferred */
     int nreaping;              /* [mu] connections in closing_list with a reap_fd */
     int64_t reap_at;           /* [mu] next look at them */
-    int64_t close_deadline;    /* [mu] close's drain deadline (reaping stops then) */
+    int64_t shutdown_deadline; /* [mu] close's drain deadline (reaping stops then) */
     int64_t next_idle_check;   /* [mu] next scan of idle sockets for dead servers */
 };
 

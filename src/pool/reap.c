@@ -152,7 +152,7 @@ void agec__reap_settle(agec_pool *p, agec_conn *batch, int64_t now)
 
 void agec__reap_finish(agec_pool *p)
 {
-    /* closing is set: nobody adds to the reaping set any more, and only
+    /* shutting_down is set: nobody adds to the reaping set any more, and only
      * this thread takes from it, so the batch can be waited for unlocked. */
     agec_conn *batch = NULL;
     for (agec_conn *c = p->closing_list.head; c != NULL; c = c->next) {
@@ -161,7 +161,7 @@ void agec__reap_finish(agec_pool *p)
             batch = c;
         }
     }
-    int64_t deadline = p->close_deadline;
+    int64_t deadline = p->shutdown_deadline;
     pthread_mutex_unlock(&p->mu);
     for (agec_conn *c = batch; c != NULL; c = c->doom_next)
         (void)agec__reap_wait(c->reap_fd, agec__min64(c->reap_until, deadline));

@@ -18,7 +18,7 @@ typedef struct release_note {
     int64_t at_us;      /* when, if there were waiters (precise clock) */
     unsigned quick;     /* quick returns in a row to that pool, saturating at 3 */
     bool pending;       /* released, not yet back */
-    bool deferred;      /* and that release deferred a wake-up */
+    bool wake_deferred; /* and that release deferred a wake-up */
     uint64_t defer_gen; /* p->defer_gen then: the deferral is still counted while equal */
 } release_note;
 
@@ -36,8 +36,8 @@ static inline bool agec__release_note_return(const agec_pool *p)
         t->quick += t->quick < 3;
     else
         t->quick = 0;
-    bool was = t->deferred;
-    t->deferred = false;
+    bool was = t->wake_deferred;
+    t->wake_deferred = false;
     return was;
 }
 
