@@ -27,8 +27,9 @@
  *
  * Thread safety
  *   Every agec_pool_* function may be called from any thread at any time,
- *   except that nothing may be called on a pool after agec_pool_close() has
- *   returned (except agec_conn_* on connections still borrowed, see close).
+ *   except that no call may race agec_pool_close() (see there) and nothing
+ *   may be called on a pool once close has been called (except agec_conn_*
+ *   on connections still borrowed, see close).
  *   A borrowed agec_conn (and its PGconn) belongs to the thread that uses it:
  *   never use one connection from two threads at once. The exception is
  *   agec_conn_cancel(), which any thread may call while the connection is
@@ -160,15 +161,23 @@ typedef struct agec_pool_event {
     size_t struct_size;              /**< sizeof(agec_pool_event) of the library */
     const char *severity; /**< AGEC_EV_NOTICE: "NOTICE", "WARNING", "INFO", "LOG", "DEBUG"
                                (never translated), else "" */
-    const char *detail;   /**< AGEC_EV_NOTICE: the server's DETAIL, else "" */
+    const char *detail;   /**< AGEC_EV_NOTICE: the server's DETAIL; AGEC_EV_ACQUIRE_TIMEOUT:
+                               the error's detail (the longest holders); else "" */
     const char *hint;     /**< AGEC_EV_NOTICE: the server's HINT, else "" */
 } agec_pool_event;
 
 /**
  * Event callback. Called from whichever thread caused the event (a caller's
  * thread in acquire/release/close, or the pool's maintenance thread), never
- * with the pool lock held, possibly from several threads at once. It may call
- * agec_pool_stats_get(); it must not call agec_pool_close() or block for long.
+ * with the pool lock held, possibly from several threads at once: events
+ * found under the lock are sent after it is dropped, and libpq is never
+ * called under it (a server's FATAL on an idle connection reaches libpq's
+ * notice receiver on the maintenance thread, outside the lock). So it may
+ * call agec_pool_stats_get(), agec_pool_stats_prometheus(), the *_name
+ * functions and agec_pool_breaker_probe(), and take locks of its own; it
+ * must not call agec_pool_close(). A slow callback delays only the thread
+ * it runs on (for the maintenance thread: idle reaping, leak scans, top-up),
+ * never other callers of the pool.
  */
 typedef void (*agec_pool_event_fn)(const agec_pool_event *ev, void *user);
 
@@ -206,7 +215,7 @@ typedef agec_status (*agec_on_connect_fn)(PGconn *conn, void *user, agec_error *
  * | field                   | default | meaning |
  * |-------------------------|---------|---------|
  * | conninfo                | NULL    | libpq keyword string or URI, multi-host allowed; NULL or "" = libpq environment (PGHOST, ...) |
- * | max                     | 10      | hard limit of open connections: idle + in use + being opened (>= 1) |
+ * | max                     | 10      | hard limit of server processes: idle + in use + being opened + being checked + closing ones whose server process has not exited yet (>= 1; see docs/pool-design.md for the one exception, a host that stops answering) |
  * | min                     | 0       | connections kept open by the maintenance thread, restored after loss (<= max) |
  * | idle_timeout_ms         | 30000   | idle connections above `min` are closed after this; 0 = never |
  * | connect_timeout_ms      | 2000    | limit for opening one connection: TCP + auth + init (> 0) |
@@ -348,10 +357,18 @@ AGEC_EXPORT AGEC_NODISCARD agec_status agec_pool_open(const agec_pool_config *cf
  * but those of releases of connections still borrowed.
  *
  * NULL pool is accepted (AGEC_OK). Call it exactly once per pool, and call no
- * other agec_pool_* function on the pool after it has returned. Calls in
- * other threads while it runs are safe: acquires fail with
- * AGEC_ERR_POOL_CLOSED, agec_pool_stats_get keeps the pool alive until it
- * returns. Must not be called from an event callback.
+ * other agec_pool_* function on the pool once it has been called. Calls
+ * racing close: a thread already waiting inside agec_pool_acquire (the
+ * pool counts it) is woken with AGEC_ERR_POOL_CLOSED and close waits for
+ * it to leave; a stats call that has taken its reference finishes. But the
+ * pool cannot protect a call that enters it while close frees it (a thread
+ * between the call and its first touch of the pool reads freed memory), so
+ * the caller must not start calls that can race close: stop or join the
+ * threads that use the pool (monitors included) before calling it.
+ * Connections they still hold may be released after close, as said above.
+ * (Earlier versions promised that stats and acquire calls racing close were
+ * safe; no API without a separate free step can keep that promise, see
+ * docs/pool-design.md.) Must not be called from an event callback.
  */
 AGEC_EXPORT agec_status agec_pool_close(agec_pool *pool, int drain_timeout_ms, agec_error *err);
 
@@ -374,7 +391,11 @@ AGEC_EXPORT agec_status agec_pool_close(agec_pool *pool, int drain_timeout_ms, a
  * agec_conn_release(). Errors (then *out is NULL):
  *  - AGEC_ERR_INVALID_ARG: pool or out is NULL;
  *  - AGEC_ERR_POOL_EXHAUSTED: timed out while every connection was in use;
- *    the message has total/in-use/idle/opening/waiting counts and max;
+ *    the message has the counts by state and max, and the detail names the
+ *    longest holders (up to 3, longest first): the acquire site
+ *    (file:line, function), how long each is held and, when the layer
+ *    running statements reports them, how long its statement runs (also in
+ *    the AGEC_EV_ACQUIRE_TIMEOUT event's detail). Costs nothing until then;
  *  - AGEC_ERR_UNREACHABLE: timed out (or gave up) because connections could
  *    not be opened; the message has the last connection error;
  *  - AGEC_ERR_AUTH: the server rejected the credentials (not retried);
@@ -383,7 +404,11 @@ AGEC_EXPORT agec_status agec_pool_close(agec_pool *pool, int drain_timeout_ms, a
  *  - AGEC_ERR_INIT: session init (LOAD 'age', SET, init_sql, on_connect)
  *    failed; sqlstate/message are the server's (not retried);
  *  - AGEC_ERR_BREAKER_OPEN: a new connection was needed while the circuit
- *    breaker is open (fails at once; an idle connection is still handed out);
+ *    breaker is open: fails at once (an idle connection is still handed
+ *    out). An acquire that already waits in the queue (the pool was
+ *    exhausted) keeps waiting within its deadline for a connection in use
+ *    to come back instead, as long as one can (in use, being checked or
+ *    opened): a slot the breaker keeps shut wakes no waiter;
  *  - AGEC_ERR_POOL_CLOSED: the pool is closing;
  *  - AGEC_ERR_NO_MEMORY, AGEC_ERR_SYSTEM.
  * Thread-safe. Fairness: a caller may be overtaken by later ones (that is
@@ -474,7 +499,8 @@ AGEC_EXPORT agec_status agec_conn_cancel(agec_conn *conn, agec_error *err);
  * that the server answers again (agec_cluster's monitor does this when a
  * node it saw down answers its check). No effect unless the breaker is
  * OPEN; the probe's outcome decides as usual. NULL is ignored.
- * Thread-safe, no I/O; same rules as agec_pool_stats_get around close.
+ * Thread-safe, no I/O; same rules as agec_pool_stats_get around close;
+ * may be called from an event callback.
  */
 AGEC_EXPORT void agec_pool_breaker_probe(agec_pool *pool);
 
@@ -533,7 +559,9 @@ typedef struct agec_pool_stats {
     int checking;      /**< idle connections whose check before use an acquirer's deadline cut
                        short; the maintenance thread finishes it (not a failed check) */
     int closing;       /**< being closed: the slot is held until the server process has exited
-                       (at most connect_timeout_ms), so the server never sees more than max */
+                       (a running statement is cancelled first), so the server never sees
+                       more than max; freed earlier only if the host stops answering (a
+                       cancel request unanswered for connect_timeout_ms) */
     uint64_t handoffs; /**< releases that gave their connection straight to the oldest waiter,
                             which had waited fair_wait_ms (the fairness bound at work) */
     uint64_t wakeups_deferred;      /**< releases with callers waiting that woke none, because the
@@ -554,11 +582,11 @@ typedef struct agec_pool_stats {
  * filled. Use it through agec_pool_stats_get(), which passes the caller's
  * sizeof, so that a program built against an older header never has its
  * stack overwritten by fields it does not know.
- * Thread-safe, also while agec_pool_close() runs in another thread (the
- * pool stays alive until the call returns); cheap (no I/O).
+ * Thread-safe (but must not race agec_pool_close(), see there); cheap (no
+ * I/O); may be called from an event callback.
  * Errors: AGEC_ERR_INVALID_ARG if pool or out is NULL or size is smaller
  * than the fields up to wait_bucket; AGEC_ERR_POOL_CLOSED if close has
- * already freed everything but this call's view (the pool is gone).
+ * gone past the point where the pool can be read.
  */
 AGEC_EXPORT agec_status agec_pool_stats_get_sized(agec_pool *pool, agec_pool_stats *out,
                                                   size_t size);

@@ -16,27 +16,41 @@
  * the request is under way. */
 typedef struct cancel_jobs {
     agec__cancel_job **v;
+    const agec__cancel_key **key; /* v[i]'s key (kept alive by v[i]): only compared */
     size_t n, cap;
 } cancel_jobs;
+
+/* A request on key started earlier is still under way (behind a black
+ * hole, blocked in PQcancel): a new one would only block beside it. */
+static bool cancel_pending(const cancel_jobs *jobs, const agec__cancel_key *key)
+{
+    for (size_t i = 0; i < jobs->n; i++)
+        if (jobs->key[i] == key && !agec__cancel_done(jobs->v[i]))
+            return true;
+    return false;
+}
 
 static void cancel_borrowed(agec_pool *p, cancel_jobs *jobs)
 {
     for (agec_conn *c = p->in_use.head; c != NULL; c = c->next) {
-        if (c->pg == NULL)
-            continue;
-        agec__cancel_job *j = agec__cancel_start_key(c->cancel);
-        if (j == NULL)
+        if (c->pg == NULL || c->cancel == NULL || cancel_pending(jobs, c->cancel))
             continue;
         if (jobs->n == jobs->cap) {
             size_t cap = jobs->cap ? 2 * jobs->cap : 8;
             agec__cancel_job **v = realloc(jobs->v, cap * sizeof *v);
-            if (v == NULL) {
-                agec__cancel_release(j); /* still sent; just not waited for */
-                continue;
-            }
-            jobs->v = v;
+            if (v != NULL)
+                jobs->v = v;
+            const agec__cancel_key **k = realloc(jobs->key, cap * sizeof *k);
+            if (k != NULL)
+                jobs->key = k;
+            if (v == NULL || k == NULL)
+                continue; /* sent at the next round, perhaps */
             jobs->cap = cap;
         }
+        agec__cancel_job *j = agec__cancel_start_key(c->cancel);
+        if (j == NULL)
+            continue;
+        jobs->key[jobs->n] = c->cancel;
         jobs->v[jobs->n++] = j;
     }
 }
@@ -50,6 +64,7 @@ static void cancel_jobs_finish(cancel_jobs *jobs, int64_t deadline)
         agec__cancel_release(jobs->v[i]);
     }
     free(jobs->v);
+    free(jobs->key);
 }
 
 agec_status agec_pool_close(agec_pool *p, int drain_timeout_ms, agec_error *err)
@@ -65,8 +80,8 @@ agec_status agec_pool_close(agec_pool *p, int drain_timeout_ms, agec_error *err)
     }
 
     pthread_mutex_lock(&p->mu);
-    p->close_deadline = deadline;
-    atomic_store(&p->closing, true);
+    p->shutdown_deadline = deadline;
+    atomic_store(&p->shutting_down, true);
     /* Wake every waiter with the error, oldest first. */
     while (p->wait_head != NULL) {
         waiter *w = p->wait_head;
@@ -103,7 +118,7 @@ agec_status agec_pool_close(agec_pool *p, int drain_timeout_ms, agec_error *err)
     /* Cancel what borrowed connections run, at least once (even with a
      * drain of 0) and again every 100 ms until the deadline: a cancel that
      * arrives before a query starts is ignored by the server. */
-    cancel_jobs jobs = { NULL, 0, 0 };
+    cancel_jobs jobs = { NULL, NULL, 0, 0 };
     while (p->in_use.count > 0) {
         cancel_borrowed(p, &jobs);
         if (agec__now_us() >= deadline)

@@ -1,4 +1,5 @@
 /* Pool configuration: defaults, validation (naming the bad field), copying. */
+#include <ctype.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,16 +100,32 @@ static agec_status check_fields(const agec_pool_config *c, agec_error *err)
     return AGEC_OK;
 }
 
+/* Is there the word w (case-insensitive) at q, not inside a longer word? */
+static bool word_at(const char *start, const char *q, const char *w)
+{
+    size_t n = strlen(w);
+    if (strncasecmp(q, w, n) != 0)
+        return false;
+    bool before = q > start && (isalnum((unsigned char)q[-1]) || q[-1] == '_');
+    bool after = isalnum((unsigned char)q[n]) || q[n] == '_';
+    return !before && !after;
+}
+
 /* Does this SQL drop prepared statements? DISCARD ALL and DEALLOCATE are
- * the only statements that do; a word match, case-insensitive, errs on the
- * side of "yes" (then the cache is dropped, as a reset always did). */
+ * the only statements that do (DISCARD TEMP, PLANS and SEQUENCES do not).
+ * A word match, case-insensitive: DEALLOCATE anywhere (also in a string
+ * run by EXECUTE) or DISCARD followed by ALL; errs on the side of "yes"
+ * (then the cache is dropped, as a reset always did). */
 static bool drops_statements(const char *sql)
 {
-    static const char *const words[] = { "discard", "deallocate" };
     for (const char *q = sql; *q != '\0'; q++) {
-        for (size_t w = 0; w < sizeof words / sizeof words[0]; w++) {
-            size_t n = strlen(words[w]);
-            if (strncasecmp(q, words[w], n) == 0)
+        if (word_at(sql, q, "deallocate"))
+            return true;
+        if (word_at(sql, q, "discard")) {
+            const char *r = q + strlen("discard");
+            while (isspace((unsigned char)*r))
+                r++;
+            if (word_at(sql, r, "all"))
                 return true;
         }
     }

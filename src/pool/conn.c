@@ -95,6 +95,18 @@ void agec__conn_mark_broken(agec_conn *c)
         c->broken = true;
 }
 
+void agec__conn_stmt_begin(agec_conn *c)
+{
+    if (c != NULL)
+        atomic_store_explicit(&c->stmt_since_us, agec__now_us(), memory_order_relaxed);
+}
+
+void agec__conn_stmt_end(agec_conn *c)
+{
+    if (c != NULL)
+        atomic_store_explicit(&c->stmt_since_us, 0, memory_order_relaxed);
+}
+
 void agec__conn_drop_ext(agec_conn *c)
 {
     drop_ext(c);
@@ -104,11 +116,16 @@ void agec__conn_destroy(agec_pool *p, agec_conn *c, agec_close_reason reason, in
 {
     drop_ext(c);
     bool had_conn = c->pg != NULL;
-    agec__cancel_key_unref(c->cancel);
-    c->cancel = NULL;
     int fd = -1;
     int64_t own = 0;
     if (c->pg != NULL) {
+        /* A statement still running (a broken release mid-query, a cleanup
+         * that gave up) keeps its server process busy: it reads our
+         * Terminate only when the statement ends, and until then it is one
+         * more process than the pool counts. Cancel it (in the background;
+         * the key outlives the connection). */
+        if (PQtransactionStatus(c->pg) == PQTRANS_ACTIVE)
+            agec__cancel_release(agec__cancel_start_key(c->cancel));
         /* Our own handle on the socket, so that we can see the server close
          * it after PQfinish has sent Terminate. */
         fd = agec__session_finish_watched(c->pg);
@@ -131,9 +148,10 @@ void agec__conn_destroy(agec_pool *p, agec_conn *c, agec_close_reason reason, in
     }
     if (c->state == CONN_CLOSING) {
         pthread_mutex_lock(&p->mu);
-        if (fd >= 0 && !atomic_load_explicit(&p->closing, memory_order_relaxed)) {
+        if (fd >= 0 && !atomic_load_explicit(&p->shutting_down, memory_order_relaxed)) {
             /* The server process is still there past our caller's budget:
-             * the maintenance thread keeps the slot until it is gone. */
+             * the maintenance thread keeps the slot until it is gone (and
+             * the cancel key, to cancel once more). */
             agec__reap_start(p, c, fd, own);
             pthread_mutex_unlock(&p->mu);
             return;
@@ -141,6 +159,8 @@ void agec__conn_destroy(agec_pool *p, agec_conn *c, agec_close_reason reason, in
         agec__pool_closed(p, c);
         pthread_mutex_unlock(&p->mu);
     }
+    agec__cancel_key_unref(c->cancel);
+    c->cancel = NULL;
     if (fd >= 0)
         close(fd);
     free(c);

@@ -28,6 +28,13 @@ struct agec__cancel_key *agec__conn_cancel_key(agec_conn *c);
  * CONNECTION_BAD): the release closes the connection (reason broken). */
 void agec__conn_mark_broken(agec_conn *c);
 
+/* A statement starts / ends on c (the borrowing thread; two relaxed
+ * stores, no lock): pool exhaustion errors then say, for the longest
+ * holders, whether a statement runs and for how long. Not required:
+ * without the calls a holder is reported without statement facts. */
+void agec__conn_stmt_begin(agec_conn *c);
+void agec__conn_stmt_end(agec_conn *c);
+
 /* The pool's statement mode (agec_pool_config.statement_mode). NULL conn:
  * AGEC_STMT_NAMED. */
 agec_stmt_mode agec__conn_stmt_mode(agec_conn *c);

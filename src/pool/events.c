@@ -78,9 +78,11 @@ void agec_pool_event_log_stderr(const agec_pool_event *ev, void *user)
         snprintf(what, sizeof what, " %s%s%s", ev->severity, ev->sqlstate[0] ? " " : "",
                  ev->sqlstate);
     /* One fprintf per event: stdio locks the stream, so lines never interleave. */
-    fprintf(stderr, "agec pool %s: %s%s conn=%" PRIu64 ": %s%s\n",
+    bool detail = ev->struct_size >= sizeof *ev && ev->detail != NULL && ev->detail[0] != '\0';
+    fprintf(stderr, "agec pool %s: %s%s conn=%" PRIu64 ": %s%s%s%s\n",
             ev->pool_name ? ev->pool_name : "agec", agec_pool_event_name(ev->type), what,
-            ev->conn_id, ev->message ? ev->message : "", where);
+            ev->conn_id, ev->message ? ev->message : "", where, detail ? "; " : "",
+            detail ? ev->detail : "");
 }
 
 void agec__emit(agec_pool *p, agec_pool_event *ev)

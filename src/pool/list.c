@@ -59,8 +59,8 @@ conn_list *agec__state_list(agec_pool *p, conn_state s)
 void agec__conn_move(agec_pool *p, agec_conn *c, conn_state to)
 {
     agec__list_remove(agec__state_list(p, c->state), c);
-    if (c->state == CONN_IDLE && p->deferred > p->idle.count)
-        p->deferred = p->idle.count; /* a deferred one was taken */
+    if (c->state == CONN_IDLE && p->deferred_wakeups > p->idle.count)
+        p->deferred_wakeups = p->idle.count; /* a deferred one was taken */
     c->state = to;
     agec__list_push_head(agec__state_list(p, to), c);
 }

@@ -63,39 +63,99 @@ static agec_conn *collect_idle(agec_pool *p, int64_t now, int64_t *next)
 
 /* Find idle connections whose server closed them (terminated backend,
  * restart): an idle connection has nothing to read, so a readable socket
- * means EOF, a FATAL message, or a notification. Costs no round trip. The
- * pool owns idle connections, so touching their PGconn under the lock is
- * safe; libpq's sockets are non-blocking, so nothing here waits. [mu] */
-static agec_conn *collect_dead_idle(agec_pool *p, int64_t now, int64_t *next, agec_conn *doomed)
+ * means EOF, a FATAL message, or a notification. Costs no round trip.
+ * Only the poll happens here: readable ones move to `checking` (owned by
+ * this thread, counted toward max) and are read by sweep_read after
+ * unlocking, because libpq hands a FATAL to the notice receiver, whose
+ * event callback must never run under the lock (it may call the pool).
+ * Returns them linked through `doom_next`. [mu] */
+static agec_conn *collect_readable_idle(agec_pool *p, int64_t now, int64_t *next)
 {
     if (p->idle.count == 0)
-        return doomed;
+        return NULL;
     if (now < p->next_idle_check) {
         *next = agec__min64(*next, p->next_idle_check);
-        return doomed;
+        return NULL;
     }
     p->next_idle_check = now + AGEC__IDLE_CHECK_US;
     *next = agec__min64(*next, p->next_idle_check);
+    agec_conn *sweep = NULL;
     agec_conn *c = p->idle.head;
     while (c != NULL) {
         agec_conn *nx = c->next;
         struct pollfd pfd = { .fd = PQsocket(c->pg), .events = POLLIN, .revents = 0 };
-        bool dead = pfd.fd < 0;
-        if (!dead && poll(&pfd, 1, 0) > 0) {
-            dead = !PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK;
-            PGnotify *nf;
-            while (!dead && (nf = PQnotifies(c->pg)) != NULL)
-                PQfreemem(nf);
-        }
-        if (dead) {
-            agec__pool_detach(p, c, AGEC_CLOSE_BROKEN);
-            c->close_reason = AGEC_CLOSE_BROKEN;
-            c->doom_next = doomed;
-            doomed = c;
+        if (pfd.fd < 0 || poll(&pfd, 1, 0) > 0) {
+            agec__conn_move(p, c, CONN_CHECKING);
+            c->doom_next = sweep;
+            sweep = c;
         }
         c = nx;
     }
+    return sweep;
+}
+
+/* Read what the swept connections' servers sent (no lock held: notices
+ * become events here). Returns the live ones; the dead ones go to *dead,
+ * both linked through `doom_next`. */
+static agec_conn *sweep_read(agec_conn *sweep, agec_conn **dead)
+{
+    agec_conn *live = NULL;
+    while (sweep != NULL) {
+        agec_conn *c = sweep;
+        sweep = c->doom_next;
+        bool gone =
+            PQsocket(c->pg) < 0 || !PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK;
+        PGnotify *nf;
+        while (!gone && (nf = PQnotifies(c->pg)) != NULL)
+            PQfreemem(nf);
+        agec_conn **to = gone ? dead : &live;
+        c->doom_next = *to;
+        *to = c;
+    }
+    return live;
+}
+
+/* Swept connections back to idle (their last use unchanged), or detached:
+ * the dead ones (broken), all of them if the pool is closing. Returns the
+ * detached ones linked through `doom_next`. [mu] */
+static agec_conn *sweep_settle(agec_pool *p, agec_conn *live, agec_conn *dead, int64_t now)
+{
+    bool shut = atomic_load_explicit(&p->shutting_down, memory_order_relaxed);
+    agec_conn *doomed = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        agec_conn *c = pass == 0 ? live : dead;
+        while (c != NULL) {
+            agec_conn *nx = c->doom_next;
+            if (pass == 0 && !shut && now < c->expires_us) {
+                int64_t last = c->last_used_us;
+                agec__pool_make_available(p, c, now);
+                if (c->state == CONN_IDLE)
+                    c->last_used_us = last;
+            } else {
+                agec_close_reason why = pass == 1 ? AGEC_CLOSE_BROKEN
+                                        : shut    ? AGEC_CLOSE_SHUTDOWN
+                                                  : AGEC_CLOSE_LIFETIME;
+                agec__pool_detach(p, c, why);
+                c->close_reason = why;
+                c->doom_next = doomed;
+                doomed = c;
+            }
+            c = nx;
+        }
+    }
     return doomed;
+}
+
+/* Close detached connections (no lock held). No wait for their server
+ * processes: those still there are watched by the reaper (reap.c), so N
+ * connections behind a frozen host cost no N x connect_timeout_ms here. */
+static void destroy_batch(agec_pool *p, agec_conn *doomed)
+{
+    while (doomed != NULL) {
+        agec_conn *nx = doomed->doom_next;
+        agec__conn_destroy(p, doomed, doomed->close_reason, 0);
+        doomed = nx;
+    }
 }
 
 /* Note borrows held past leak_threshold_ms, once per borrow. [mu] */
@@ -155,18 +215,23 @@ static agec_conn *want_connect(agec_pool *p, int64_t now, int64_t *next, agec__b
 
 /* Finish the check of the oldest connection in `checking` (its acquirer's
  * deadline cut it short), within the check's own deadline: then it is idle
- * again, or closed as a failed validation. Called and returns with the lock
- * held; the connection stays in `checking` (owned by this thread) meanwhile. */
+ * again, or closed as a failed validation (or past its lifetime). Called
+ * and returns with the lock held; the connection stays in `checking`
+ * (owned by this thread) meanwhile. */
 static void finish_check(agec_pool *p, agec_conn *c)
 {
     pthread_mutex_unlock(&p->mu);
     agec_error verr = AGEC_ERROR_INIT;
-    agec_status st = agec__session_drain(c->pg, c->check_deadline_us, &p->closing, &verr);
+    /* An answer already in the socket counts, even past the deadline
+     * (drain would give up before reading it). */
+    (void)PQconsumeInput(c->pg);
+    agec_status st = agec__session_drain(c->pg, c->check_deadline_us, &p->shutting_down, &verr);
     if (st != AGEC_OK && st != AGEC_ERR_CANCELLED)
         agec__emit_simple(p, AGEC_EV_VALIDATION_FAILED, c->id, st, verr.sqlstate, verr.message);
     int64_t now = agec__now_us();
     pthread_mutex_lock(&p->mu);
-    if (st == AGEC_OK && !atomic_load_explicit(&p->closing, memory_order_relaxed)) {
+    bool shut = atomic_load_explicit(&p->shutting_down, memory_order_relaxed);
+    if (st == AGEC_OK && !shut && now < c->expires_us) {
         agec__pool_make_available(p, c, now);
         return;
     }
@@ -174,10 +239,12 @@ static void finish_check(agec_pool *p, agec_conn *c)
     if (st != AGEC_OK && st != AGEC_ERR_CANCELLED) {
         p->n.validation_failures++;
         why = AGEC_CLOSE_VALIDATION;
+    } else if (st == AGEC_OK && !shut) {
+        why = AGEC_CLOSE_LIFETIME;
     }
     agec__pool_detach(p, c, why);
     pthread_mutex_unlock(&p->mu);
-    agec__conn_destroy(p, c, why, why == AGEC_CLOSE_SHUTDOWN ? 0 : AGEC__NEVER);
+    agec__conn_destroy(p, c, why, 0);
     pthread_mutex_lock(&p->mu);
 }
 
@@ -188,13 +255,13 @@ static void top_up(agec_pool *p, agec_conn *c)
     agec_error err;
     int64_t now = agec__now_us();
     int64_t own = agec__deadline_after(now, p->cfg.c.connect_timeout_ms);
-    agec_status st = agec__pool_connect(p, c, own, own, &p->closing, NULL, &err);
+    agec_status st = agec__pool_connect(p, c, own, own, &p->shutting_down, NULL, &err);
     now = agec__now_us();
     agec__breaker_change ch;
     pthread_mutex_lock(&p->mu);
     agec__pool_connect_done(p, c, st, &err, now, &ch);
     bool shut = false;
-    if (st == AGEC_OK && atomic_load_explicit(&p->closing, memory_order_relaxed)) {
+    if (st == AGEC_OK && atomic_load_explicit(&p->shutting_down, memory_order_relaxed)) {
         agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN);
         shut = true;
     } else if (st == AGEC_OK) {
@@ -214,32 +281,34 @@ static void *maint_main(void *arg)
     agec_pool *p = arg;
     leak_note leaks[LEAK_BATCH];
     pthread_mutex_lock(&p->mu);
-    while (!atomic_load_explicit(&p->closing, memory_order_relaxed)) {
+    while (!atomic_load_explicit(&p->shutting_down, memory_order_relaxed)) {
         int64_t now = agec__now_us();
         int64_t next = AGEC__NEVER;
         p->maint_wake_at = 0; /* awake: pokes need no signal, we look again below */
         agec_conn *doomed = collect_idle(p, now, &next);
-        doomed = collect_dead_idle(p, now, &next, doomed);
+        /* The oldest check first; picked before the sweep adds its own. */
+        agec_conn *check = p->checking.tail;
+        agec_conn *sweep = collect_readable_idle(p, now, &next);
         int nleaks = collect_leaks(p, now, &next, leaks);
-        next = agec__min64(next, agec__reap_poll(p, now, false));
+        agec_conn *reap = agec__reap_due(p, now, &next);
         next = agec__min64(next, agec__pool_defer_tick(p, now));
         agec__breaker_change ch;
         agec_conn *fresh = want_connect(p, now, &next, &ch);
-        agec_conn *check = p->checking.head;
-        if (doomed == NULL && nleaks == 0 && fresh == NULL && check == NULL && ch.from == ch.to) {
+        if (doomed == NULL && sweep == NULL && reap == NULL && nleaks == 0 && fresh == NULL &&
+            check == NULL && ch.from == ch.to) {
             p->maint_wake_at = next;
             struct timespec ts = agec__timespec_at(next);
             pthread_cond_timedwait(&p->maint_cond, &p->mu, &ts);
             continue;
         }
+        /* From here to the lock below, no lock: I/O and events. */
         agec__pool_defer_suspend(p, now);
         pthread_mutex_unlock(&p->mu);
         agec__emit_breaker(p, &ch);
-        while (doomed != NULL) {
-            agec_conn *nx = doomed->doom_next;
-            agec__conn_destroy(p, doomed, doomed->close_reason, AGEC__NEVER);
-            doomed = nx;
-        }
+        agec__reap_check(reap);
+        agec_conn *dead = NULL;
+        agec_conn *live = sweep_read(sweep, &dead);
+        destroy_batch(p, doomed);
         for (int i = 0; i < nleaks; i++) {
             char msg[160];
             snprintf(msg, sizeof msg, "connection held for %lld ms (leak_threshold_ms %d)",
@@ -255,6 +324,15 @@ static void *maint_main(void *arg)
             agec__emit(p, &ev);
         }
         pthread_mutex_lock(&p->mu);
+        agec__reap_settle(p, reap, agec__now_us());
+        if (live != NULL || dead != NULL) {
+            doomed = sweep_settle(p, live, dead, agec__now_us());
+            if (doomed != NULL) {
+                pthread_mutex_unlock(&p->mu);
+                destroy_batch(p, doomed);
+                pthread_mutex_lock(&p->mu);
+            }
+        }
         if (check != NULL)
             finish_check(p, check);
         if (fresh != NULL)

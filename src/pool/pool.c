@@ -1,5 +1,5 @@
-/* The pool: open, acquire, and the state transitions (release: release.c,
- * close: close.c). */
+/* The pool: open, connecting, the waiter queue, wake on miss, and the state
+ * transitions (acquire: acquire.c, release: release.c, close: close.c). */
 #include <inttypes.h>
 #include <sched.h>
 #include <stdio.h>
@@ -9,6 +9,7 @@
 
 #include "common/error_internal.h"
 #include "pool/pool_internal.h"
+#include "pool/wake.h"
 #include "session/clock.h"
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -33,13 +34,13 @@ int64_t agec__backoff_us(agec_pool *p, int delay_ms)
 }
 
 /* The next delay of a doubling backoff, capped at reconnect_backoff_max_ms. */
-static int backoff_next(const agec_pool *p, int delay_ms)
+int agec__backoff_next(const agec_pool *p, int delay_ms)
 {
     int cap = p->cfg.c.reconnect_backoff_max_ms;
     return delay_ms >= cap / 2 ? cap : delay_ms * 2;
 }
 
-static void cond_init_monotonic(pthread_cond_t *cond)
+void agec__cond_init_monotonic(pthread_cond_t *cond)
 {
     pthread_condattr_t a;
     pthread_condattr_init(&a);
@@ -61,7 +62,7 @@ void agec__pool_wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t de
 /* ---- waiter queue (ticket order) ----------------------------------------- */
 
 /* The waiter has looked (or left): its wake-up is used up. */
-static void waiter_unsignal(agec_pool *p, waiter *w)
+void agec__waiter_unsignal(agec_pool *p, waiter *w)
 {
     if (w->signalled) {
         w->signalled = false;
@@ -69,15 +70,7 @@ static void waiter_unsignal(agec_pool *p, waiter *w)
     }
 }
 
-/* The oldest waiter has waited fair_wait_ms: it is served before anyone
- * else (direct hand-off, no barging). Always so with fair_wait_ms = 0. */
-static bool head_starving(const agec_pool *p, int64_t now)
-{
-    const waiter *h = p->wait_head;
-    return h != NULL && (p->fair_wait_us == 0 || now - h->enq_us >= p->fair_wait_us);
-}
-
-static void waiter_enqueue(agec_pool *p, waiter *w)
+void agec__waiter_enqueue(agec_pool *p, waiter *w)
 {
     /* Usually at the tail; a waiter that left to connect and failed comes
      * back to its place by ticket, so retries do not lose their turn. */
@@ -113,7 +106,7 @@ void agec__waiter_dequeue(agec_pool *p, waiter *w)
     w->prev = w->next = NULL;
     w->queued = false;
     p->waiting--;
-    waiter_unsignal(p, w);
+    agec__waiter_unsignal(p, w);
 }
 
 /* ---- wake on miss ----------------------------------------------------------
@@ -131,49 +124,22 @@ void agec__waiter_dequeue(agec_pool *p, waiter *w)
  * tick ends the deferral AGEC__DEFER_TICK_US later: the bound on how long
  * a misprediction leaves a connection idle while a caller waits. A slow
  * return resets the thread to immediate wake-ups. */
-/* pool and conn are addresses, only ever compared: either may have been
- * freed since. */
-typedef struct release_note {
-    uintptr_t pool; /* the pool of the thread's last release */
-    uintptr_t conn; /* the connection it released */
-    int64_t at_us;  /* when, if there were waiters (precise clock) */
-    unsigned quick; /* quick returns in a row to that pool, saturating at 3 */
-    bool pending;   /* released, not yet back */
-    bool deferred;  /* and that release deferred a wake-up */
-} release_note;
-
-static _Thread_local release_note t_release;
-
-/* Called at the start of an acquire, without the lock: was this thread
- * back from a deferring release of p? */
-static bool release_note_return(const agec_pool *p)
-{
-    release_note *t = &t_release;
-    if (!t->pending || t->pool != (uintptr_t)p)
-        return false;
-    t->pending = false;
-    if (agec__now_us() - t->at_us <= AGEC__QUICK_RETURN_US)
-        t->quick += t->quick < 3;
-    else
-        t->quick = 0;
-    bool was = t->deferred;
-    t->deferred = false;
-    return was;
-}
+_Thread_local release_note agec__t_release;
 
 /* A release of c with waiters and no starving head: defer their wake-up?
  * [mu] */
 static bool release_defers_wake(agec_pool *p)
 {
-    release_note *t = &t_release;
+    release_note *t = &agec__t_release;
     int64_t now = agec__now_us();
     t->at_us = now;
     t->pending = true;
     /* Not while the maintenance thread is away from its timer. */
-    t->deferred = t->quick >= 2 && !p->maint_busy;
-    if (!t->deferred)
+    t->wake_deferred = t->quick >= 2 && !p->maint_busy;
+    if (!t->wake_deferred)
         return false;
-    p->deferred++;
+    p->deferred_wakeups++;
+    t->defer_gen = p->defer_gen;
     p->n.wakeups_deferred++;
     p->deferred_since_tick = true;
     if (p->defer_tick_at == 0) {
@@ -183,31 +149,12 @@ static bool release_defers_wake(agec_pool *p)
     return true;
 }
 
-/* The idle connection an acquire takes: the one this thread released last
- * if it is near the head of the idle list, else the head (the most recently
- * used). A thread that keeps its connection keeps its server process: the
- * pairs of client thread and server process stay the same, as with
- * dedicated connections, and the kernel keeps each pair's wake-ups on one
- * CPU (a shared LIFO list instead shuffles the pairs on every release: 15%
- * fewer queries/s at 4 threads on a pool of 4, bench_contention). [mu] */
-static agec_conn *idle_pick(const agec_pool *p)
-{
-    agec_conn *c = p->idle.head;
-    const release_note *t = &t_release;
-    if (t->pool != (uintptr_t)p || (uintptr_t)c == t->conn)
-        return c;
-    int k = 0;
-    for (agec_conn *x = c->next; x != NULL && k < 3; x = x->next, k++)
-        if ((uintptr_t)x == t->conn)
-            return x;
-    return c;
-}
-
 static void defer_end(agec_pool *p, int64_t now)
 {
-    if (p->deferred > 0) {
-        p->n.wakeups_deferred_late += (uint64_t)p->deferred;
-        p->deferred = 0;
+    if (p->deferred_wakeups > 0) {
+        p->n.wakeups_deferred_late += (uint64_t)p->deferred_wakeups;
+        p->deferred_wakeups = 0;
+        p->defer_gen++; /* the deferrals counted so far are over */
         agec__pool_dispatch(p, now);
     }
 }
@@ -239,6 +186,10 @@ void agec__pool_defer_suspend(agec_pool *p, int64_t now)
 static void hand_to(agec_pool *p, agec_conn *c, waiter *w, int64_t now)
 {
     agec__conn_move(p, c, CONN_IN_USE);
+    /* Nobody holds it until w runs and records its borrow (acq_mark): the
+     * leak scan must not report it under the previous borrower's name. */
+    c->leak_reported = true;
+    c->file = NULL;
     w->handed = c;
     agec__waiter_dequeue(p, w);
     pthread_cond_signal(&w->cond);
@@ -273,16 +224,16 @@ static bool give_back(agec_pool *p, agec_conn *c, int64_t now)
 void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now)
 {
     c->last_used_us = now;
-    release_note *t = &t_release;
+    release_note *t = &agec__t_release;
     if (t->pool != (uintptr_t)p) {
         t->pool = (uintptr_t)p;
         t->quick = 0;
-        t->pending = t->deferred = false;
+        t->pending = t->wake_deferred = false;
     }
     t->conn = (uintptr_t)c;
     waiter *w = p->wait_head;
-    bool open = !atomic_load_explicit(&p->closing, memory_order_relaxed);
-    if (w != NULL && open && head_starving(p, now)) {
+    bool open = !atomic_load_explicit(&p->shutting_down, memory_order_relaxed);
+    if (w != NULL && open && agec__head_starving(p, now)) {
         /* Direct hand-off to the starving oldest waiter: no newcomer can
          * take this one, and exactly one thread wakes. */
         c->lent = true;
@@ -305,16 +256,32 @@ void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now)
         agec__pool_dispatch(p, now);
 }
 
+/* Would the breaker let a connect start now (agec__breaker_allow not DENY)? */
+static bool breaker_admits(const agec__breaker *b, int64_t now)
+{
+    if (b->state == AGEC_BREAKER_OPEN)
+        return now >= agec__breaker_reopen_at(b);
+    return b->state == AGEC_BREAKER_CLOSED || !b->probing;
+}
+
 void agec__pool_dispatch(agec_pool *p, int64_t now)
 {
-    if (p->wait_head == NULL || atomic_load_explicit(&p->closing, memory_order_relaxed))
+    if (p->wait_head == NULL || atomic_load_explicit(&p->shutting_down, memory_order_relaxed))
         return;
-    int idle = p->idle.count - p->deferred; /* deferred ones: their thread is coming back */
-    int avail = idle + (p->cfg.c.max - agec__pool_total(p));
+    int idle = p->idle.count - p->deferred_wakeups; /* deferred ones: their thread is coming back */
+    int free = p->cfg.c.max - agec__pool_total(p);
+    /* A free slot the breaker will not let anyone connect into is nothing
+     * to wake a waiter for, while connections may come back: the waiter
+     * would fail fast, and the next one, and so on (waiters wait for those
+     * instead, acq_breaker_wait). With nothing to come back, waking them
+     * lets them fail fast. */
+    if (free > 0 && !breaker_admits(&p->breaker, now) && agec__pool_may_come_back(p) > 0)
+        free = 0;
+    int avail = idle + free;
     if (avail <= 0)
         return;
     waiter *h = p->wait_head;
-    if (head_starving(p, now)) {
+    if (agec__head_starving(p, now)) {
         /* Only the starving head may take anything: wake it alone. */
         if (!h->signalled && (h->retry_at <= now || idle > 0)) {
             h->signalled = true;
@@ -339,13 +306,18 @@ void agec__pool_detach(agec_pool *p, agec_conn *c, agec_close_reason reason)
 {
     agec__conn_move(p, c, CONN_CLOSING);
     p->n.closed[reason]++;
+    /* With the breaker open, the last connection that could come back may
+     * just have gone: waiters then fail fast (dispatch counts the free
+     * slots again). The spin model found this wake-up missing. */
+    if (p->breaker.state != AGEC_BREAKER_CLOSED)
+        agec__pool_dispatch(p, agec__now_coarse_us());
 }
 
 void agec__pool_closed(agec_pool *p, agec_conn *c)
 {
     agec__list_remove(&p->closing_list, c);
     agec__pool_dispatch(p, agec__now_coarse_us());
-    if (atomic_load_explicit(&p->closing, memory_order_relaxed))
+    if (atomic_load_explicit(&p->shutting_down, memory_order_relaxed))
         pthread_cond_broadcast(&p->state_cond);
     else if (agec__pool_total(p) < p->cfg.c.min)
         agec__maint_poke(p, 0);
@@ -370,10 +342,10 @@ void agec__pool_open_failed(agec_pool *p, agec_conn *c, int64_t now)
 {
     int fd = c->reap_fd;
     c->reap_fd = -1;
-    if (fd >= 0 && !atomic_load_explicit(&p->closing, memory_order_relaxed) &&
-        !agec__reap_wait(fd, 0)) {
+    if (fd >= 0 && !atomic_load_explicit(&p->shutting_down, memory_order_relaxed)) {
         /* A server process may have started for it (a connect cut short
-         * during authentication or set-up): keep the slot until it is gone. */
+         * during authentication or set-up): keep the slot until it is gone
+         * (the maintenance thread looks at once, outside the lock). */
         agec__conn_move(p, c, CONN_CLOSING);
         agec__reap_start(p, c, fd, agec__deadline_after(now, p->cfg.c.connect_timeout_ms));
         return;
@@ -390,24 +362,9 @@ bool agec__pool_unref(agec_pool *p)
     return --p->refs == 0;
 }
 
-/* Take a reference if the pool is alive; returns with p->mu held if so.
- * `visitors` keeps close from freeing p while we wait for the lock. */
-static bool pool_enter_locked(agec_pool *p)
-{
-    atomic_fetch_add_explicit(&p->visitors, 1, memory_order_acq_rel);
-    pthread_mutex_lock(&p->mu);
-    bool alive = p->refs > 0;
-    if (alive)
-        p->refs++;
-    else
-        pthread_mutex_unlock(&p->mu); /* called as close finished: being freed */
-    atomic_fetch_sub_explicit(&p->visitors, 1, memory_order_acq_rel);
-    return alive;
-}
-
 bool agec__pool_enter(agec_pool *p)
 {
-    if (!pool_enter_locked(p))
+    if (!agec__pool_enter_locked(p))
         return false;
     pthread_mutex_unlock(&p->mu);
     return true;
@@ -511,7 +468,7 @@ void agec__pool_connect_done(agec_pool *p, agec_conn *c, agec_status st, const a
         if (err != NULL)
             p->last_connect_error = *err;
         p->bg_retry_at = now + agec__backoff_us(p, p->bg_backoff_ms);
-        p->bg_backoff_ms = backoff_next(p, p->bg_backoff_ms);
+        p->bg_backoff_ms = agec__backoff_next(p, p->bg_backoff_ms);
     }
     c->probe = false;
     atomic_store_explicit(&p->breaker_pub, (int)p->breaker.state, memory_order_relaxed);
@@ -534,11 +491,11 @@ agec_status agec_pool_open(const agec_pool_config *cfg, agec_pool **out, agec_er
         return st;
     }
     pthread_mutex_init(&p->mu, NULL);
-    cond_init_monotonic(&p->state_cond);
-    cond_init_monotonic(&p->maint_cond);
+    agec__cond_init_monotonic(&p->state_cond);
+    agec__cond_init_monotonic(&p->maint_cond);
     agec__breaker_init(&p->breaker, p->cfg.c.breaker_threshold, p->cfg.c.breaker_open_ms);
     atomic_init(&p->breaker_pub, (int)AGEC_BREAKER_CLOSED);
-    atomic_init(&p->closing, false);
+    atomic_init(&p->shutting_down, false);
     atomic_init(&p->visitors, 0);
     p->fair_wait_us = (int64_t)p->cfg.c.fair_wait_ms * 1000;
     p->bg_backoff_ms = p->cfg.c.reconnect_backoff_initial_ms;
@@ -554,435 +511,4 @@ agec_status agec_pool_open(const agec_pool_config *cfg, agec_pool **out, agec_er
     }
     *out = p;
     return AGEC_OK;
-}
-
-/* ---- acquire -------------------------------------------------------------- */
-
-/* Timeout: say whether the pool was exhausted or the database unreachable. */
-static agec_status timeout_error(agec_pool *p, agec_error *err, int64_t waited_us,
-                                 bool tried_connect, bool cut_short, const agec_error *cerr)
-{
-    long ms = (long)(waited_us / 1000);
-    /* Only cut-short attempts of our own, and no failure known to the pool
-     * (else that failure is the news: the database is unreachable). */
-    if (tried_connect && cut_short && !p->last_connect_failed)
-        return agec__error_set(
-            err, AGEC_ERR_UNREACHABLE,
-            "no connection after %ld ms: database unreachable within this acquire's "
-            "deadline (%s): a new connection was still being opened (it may "
-            "take up to connect_timeout_ms %d; not counted as a connection "
-            "failure)",
-            ms, p->cfg.redacted_conninfo, p->cfg.c.connect_timeout_ms);
-    bool unreachable =
-        tried_connect || (p->last_connect_failed && agec__pool_total(p) < p->cfg.c.max);
-    if (unreachable) {
-        const agec_error *last = tried_connect && !cut_short ? cerr : &p->last_connect_error;
-        agec__error_set(err, AGEC_ERR_UNREACHABLE,
-                        "no connection after %ld ms: database unreachable (%s)%s; last connection "
-                        "error: %s%s%s%s",
-                        ms, p->cfg.redacted_conninfo,
-                        p->breaker.state == AGEC_BREAKER_OPEN ? ", circuit breaker opened" : "",
-                        last->message, last->sqlstate[0] ? " [" : "", last->sqlstate,
-                        last->sqlstate[0] ? "]" : "");
-        if (err != NULL)
-            memcpy(err->sqlstate, last->sqlstate, sizeof err->sqlstate);
-        return AGEC_ERR_UNREACHABLE;
-    }
-    return agec__error_set(err, AGEC_ERR_POOL_EXHAUSTED,
-                           "no connection within %ld ms: pool exhausted (total=%d in_use=%d "
-                           "idle=%d opening=%d waiting=%d max=%d)",
-                           ms, agec__pool_total(p), p->in_use.count, p->idle.count,
-                           p->opening.count, p->waiting, p->cfg.c.max);
-}
-
-static agec_status breaker_error(agec_pool *p, agec_error *err, int64_t now)
-{
-    int64_t at = agec__breaker_reopen_at(&p->breaker);
-    long left = at == AGEC__NEVER || at <= now ? 0 : (long)((at - now) / 1000);
-    agec__error_set(err, AGEC_ERR_BREAKER_OPEN,
-                    "circuit breaker %s after %d consecutive connection failures: not connecting "
-                    "(next probe in %ld ms); last connection error: %s%s%s%s",
-                    agec_breaker_state_name(p->breaker.state), p->breaker.failures, left,
-                    p->last_connect_error.message, p->last_connect_error.sqlstate[0] ? " [" : "",
-                    p->last_connect_error.sqlstate, p->last_connect_error.sqlstate[0] ? "]" : "");
-    if (err != NULL)
-        memcpy(err->sqlstate, p->last_connect_error.sqlstate, sizeof err->sqlstate);
-    return AGEC_ERR_BREAKER_OPEN;
-}
-
-/* Outcome of one step of an acquire that runs I/O outside the lock. */
-typedef struct acq {
-    agec_pool *p;
-    waiter w;
-    int64_t start, deadline, now;
-    int backoff_ms;
-    int timeout_ms;
-    bool precise; /* start/now/deadline are on the precise clock */
-    bool tried_connect;
-    bool cut_short;  /* the latest attempt was cut short by this acquire's deadline */
-    agec_error cerr; /* last connect error of this acquire (valid if tried_connect) */
-} acq;
-
-/* The fast path (an idle connection that needs no check) runs on the
- * coarse clock; before anything that waits, connects, validates or decides
- * a timeout, the acquire switches to the precise clock and its deadline is
- * computed from there (the coarse part before took well under a tick). */
-static void acq_precise(acq *a)
-{
-    if (a->precise)
-        return;
-    a->precise = true;
-    a->start = a->now = agec__now_us();
-    a->deadline = agec__deadline_after(a->start, a->timeout_ms);
-}
-
-/* The limit for I/O this acquire does itself (a connect, a validation)
- * besides that I/O's own timeout: the acquire's deadline, except for an
- * acquire that must not wait (timeout 0), which waits for no other caller
- * but still connects or validates with the pool's full timeouts. */
-static int64_t acq_io_deadline(const acq *a)
-{
-    return a->timeout_ms == 0 ? AGEC__NEVER : a->deadline;
-}
-
-/* Open the reserved connection c for this acquire. Called and returns with
- * the lock held. On success c is in in_use; else c is freed. */
-static agec_status acq_open(acq *a, agec_conn *c, agec__breaker_change *pending, agec_error *err)
-{
-    agec_pool *p = a->p;
-    pthread_mutex_unlock(&p->mu);
-    agec__emit_breaker(p, pending);
-    int64_t own = agec__deadline_after(a->now, p->cfg.c.connect_timeout_ms);
-    int64_t cdl = agec__min64(acq_io_deadline(a), own);
-    agec_error attempt = AGEC_ERROR_INIT;
-    bool cut_short;
-    agec_status st = agec__pool_connect(p, c, cdl, own, &p->closing, &cut_short, &attempt);
-    a->now = agec__now_us();
-    if (cut_short) {
-        /* Cut short by this caller's deadline, not by the server: says
-         * nothing about the database, so it does not count toward the
-         * breaker (a caller with a deadline shorter than a connect must not
-         * open it on a healthy server). An earlier attempt of this acquire
-         * that did fail stays the error to report. */
-        st = AGEC_ERR_CANCELLED;
-        if (!a->tried_connect || a->cut_short) {
-            a->cut_short = true;
-            agec__error_set(&a->cerr, AGEC_ERR_UNREACHABLE,
-                            "the acquire's deadline passed while a new connection was being "
-                            "opened (connect_timeout_ms %d)",
-                            p->cfg.c.connect_timeout_ms);
-        }
-    } else {
-        a->cut_short = false;
-        a->cerr = attempt;
-    }
-    agec__breaker_change ch;
-    pthread_mutex_lock(&p->mu);
-    agec__pool_connect_done(p, c, st, &a->cerr, a->now, &ch);
-    if (st == AGEC_ERR_CANCELLED)
-        st = AGEC_ERR_UNREACHABLE;
-    if (ch.from != ch.to) {
-        pthread_mutex_unlock(&p->mu);
-        agec__emit_breaker(p, &ch);
-        pthread_mutex_lock(&p->mu);
-    }
-    if (st == AGEC_OK) {
-        if (atomic_load_explicit(&p->closing, memory_order_relaxed)) {
-            agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN);
-            pthread_mutex_unlock(&p->mu);
-            agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN, 0);
-            pthread_mutex_lock(&p->mu);
-            return agec__error_set(err, AGEC_ERR_POOL_CLOSED, "pool is closing");
-        }
-        c->last_used_us = a->now;
-        agec__conn_move(p, c, CONN_IN_USE);
-        return AGEC_OK;
-    }
-    agec__pool_open_failed(p, c, a->now);
-    a->tried_connect = true;
-    if (st == AGEC_ERR_AUTH || st == AGEC_ERR_INIT || st == AGEC_ERR_NO_MEMORY ||
-        st == AGEC_ERR_CONFIG) {
-        if (err != NULL)
-            agec__error_copy(err, &a->cerr);
-        return st; /* retrying cannot help */
-    }
-    /* Retry within the deadline after a backoff of our own. */
-    a->w.retry_at = a->now + agec__backoff_us(p, a->backoff_ms);
-    a->backoff_ms = backoff_next(p, a->backoff_ms);
-    return AGEC_ERR_UNREACHABLE;
-}
-
-/* Check an idle connection before handing it out. Called and returns with
- * the lock held; 1 if c may be used, 0 if it was closed (the check failed),
- * -1 if this acquire's deadline cut the check short: c then went to
- * `checking`, where the maintenance thread finishes the check within its
- * own validation_timeout_ms (a check that did not finish is not a failed
- * check, and the connection is not lost). */
-static int acq_validate(acq *a, agec_conn *c)
-{
-    agec_pool *p = a->p;
-    p->n.validations++;
-    pthread_mutex_unlock(&p->mu);
-    agec_error verr = AGEC_ERROR_INIT;
-    int64_t own = agec__deadline_after(a->now, p->cfg.c.validation_timeout_ms);
-    int64_t vdl = agec__min64(acq_io_deadline(a), own);
-    agec_status st = agec__session_validate(c->pg, vdl, &p->closing, &verr);
-    a->now = agec__now_us();
-    if (st == AGEC_OK) {
-        pthread_mutex_lock(&p->mu);
-        return 1;
-    }
-    if (st == AGEC_ERR_TIMEOUT && vdl < own && PQstatus(c->pg) == CONNECTION_OK) {
-        pthread_mutex_lock(&p->mu);
-        c->check_deadline_us = own;
-        agec__conn_move(p, c, CONN_CHECKING);
-        agec__maint_poke(p, a->now);
-        return -1;
-    }
-    if (st != AGEC_ERR_CANCELLED)
-        agec__emit_simple(p, AGEC_EV_VALIDATION_FAILED, c->id, st, verr.sqlstate, verr.message);
-    pthread_mutex_lock(&p->mu);
-    if (st != AGEC_ERR_CANCELLED)
-        p->n.validation_failures++;
-    agec_close_reason why = st == AGEC_ERR_CANCELLED ? AGEC_CLOSE_SHUTDOWN : AGEC_CLOSE_VALIDATION;
-    agec__pool_detach(p, c, why);
-    pthread_mutex_unlock(&p->mu);
-    agec__conn_destroy(p, c, why, why == AGEC_CLOSE_SHUTDOWN ? 0 : acq_io_deadline(a));
-    pthread_mutex_lock(&p->mu);
-    return 0;
-}
-
-/* Wait in the queue until woken, handed something, or the deadline. [mu] */
-static void acq_wait(acq *a)
-{
-    agec_pool *p = a->p;
-    if (!a->w.queued) {
-        if (!a->w.cond_ready) {
-            cond_init_monotonic(&a->w.cond);
-            a->w.cond_ready = true;
-        }
-        if (a->w.enq_us == 0) {
-            a->w.enq_us = a->now;
-            a->w.last_conn = t_release.pool == (uintptr_t)p ? t_release.conn : 0;
-        }
-        waiter_enqueue(p, &a->w);
-    }
-    /* What we could not use may be someone else's (a starving head's). */
-    agec__pool_dispatch(p, a->now);
-    int64_t until = a->deadline;
-    if (a->w.retry_at > a->now)
-        until = agec__min64(until, a->w.retry_at);
-    if (!a->w.signalled && a->w.handed == NULL && a->w.fail == AGEC_OK)
-        agec__pool_wait_until(&a->w.cond, &p->mu, until);
-    waiter_unsignal(p, &a->w);
-    a->now = agec__now_us();
-}
-
-/* May this acquire take an idle connection or a free slot now? Everyone
- * may while the oldest waiter is not starving (barging); once it is, only
- * it. [mu] */
-static bool acq_may_take(const acq *a, int64_t now)
-{
-    const agec_pool *p = a->p;
-    if (p->wait_head == NULL || p->wait_head == &a->w)
-        return true;
-    return !head_starving(p, now);
-}
-
-/* Record the borrow on c as soon as it is ours, before any check: the leak
- * scan must never see the previous borrower's file:line on it. While the
- * acquire still checks it (`checking`), the scan skips it: nobody holds it
- * yet (leak_reported set means "nothing to report"). [mu] */
-static void acq_mark(agec_conn *c, int64_t now, const char *file, int line, const char *func,
-                     bool checking)
-{
-    c->acquired_us = now;
-    c->file = file;
-    c->line = line;
-    c->func = func;
-    c->leak_reported = checking;
-}
-
-/* Leave the acquire: the waiter's place and wake-up are passed on, close is
- * told when the last acquiring thread leaves. [mu] */
-static void acq_leave(acq *a)
-{
-    agec_pool *p = a->p;
-    agec__waiter_dequeue(p, &a->w);
-    if (a->w.cond_ready)
-        pthread_cond_destroy(&a->w.cond);
-    agec__pool_dispatch(p, a->now);
-    if (--p->acquiring == 0 && atomic_load_explicit(&p->closing, memory_order_relaxed))
-        pthread_cond_broadcast(&p->state_cond);
-}
-
-agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **out, agec_error *err,
-                                 const char *file, int line, const char *func)
-{
-    if (out != NULL)
-        *out = NULL;
-    if (pool == NULL || out == NULL)
-        return agec__error_set(err, AGEC_ERR_INVALID_ARG, "%s is NULL", pool ? "out" : "pool");
-    acq a;
-    a.p = pool;
-    /* Field by field: the condition variable is set up only if we wait. */
-    a.w.cond_ready = a.w.queued = a.w.signalled = false;
-    a.w.handed = NULL;
-    a.w.fail = AGEC_OK;
-    a.w.retry_at = 0;
-    a.w.enq_us = 0;
-    a.w.last_conn = 0;
-    a.w.prev = a.w.next = NULL;
-    a.timeout_ms = timeout_ms < 0 ? pool->cfg.c.acquire_timeout_ms : timeout_ms;
-    a.precise = false;
-    a.start = a.now = agec__now_coarse_us();
-    a.deadline = agec__deadline_after(a.start, a.timeout_ms);
-    a.backoff_ms = pool->cfg.c.reconnect_backoff_initial_ms;
-    a.tried_connect = false;
-    a.cut_short = false;
-    agec_pool *p = pool;
-    agec_error local; /* filled only on failure: no cost on the fast path */
-    agec_error *e = err != NULL ? err : &local;
-    agec_status st = AGEC_OK;
-    agec_conn *c = NULL;
-    bool timed_out = false;
-
-    bool returned = release_note_return(p);
-    if (!pool_enter_locked(p))
-        return agec__error_set(e, AGEC_ERR_POOL_CLOSED, "pool is closed");
-    if (returned && p->deferred > 0)
-        p->deferred--; /* ours: we take it below, or dispatch passes it on */
-    p->acquiring++;
-    a.w.ticket = ++p->next_ticket;
-    for (;;) {
-        if (a.w.handed != NULL) {
-            c = a.w.handed; /* already moved to in_use and dequeued by the giver */
-            a.w.handed = NULL;
-        } else if (a.w.fail != AGEC_OK) {
-            st = agec__error_set(e, a.w.fail, "pool is closing");
-            break;
-        } else if (atomic_load_explicit(&p->closing, memory_order_relaxed)) {
-            st = agec__error_set(e, AGEC_ERR_POOL_CLOSED, "pool is closing");
-            break;
-        } else {
-            bool mine = acq_may_take(&a, a.now);
-            if (mine && p->idle.count > 0) {
-                agec__waiter_dequeue(p, &a.w);
-                c = idle_pick(p);
-                agec__conn_move(p, c, CONN_IN_USE);
-                agec__pool_dispatch(p, a.now); /* more for the next waiter? */
-            } else if (mine && agec__pool_total(p) < p->cfg.c.max && a.now >= a.w.retry_at) {
-                acq_precise(&a);
-                agec__breaker_change ch;
-                agec__breaker_verdict v = agec__breaker_allow(&p->breaker, a.now, &ch);
-                atomic_store_explicit(&p->breaker_pub, (int)p->breaker.state, memory_order_relaxed);
-                agec__waiter_dequeue(p, &a.w);
-                if (v != AGEC__BREAKER_DENY && p->wait_head != NULL &&
-                    agec__pool_total(p) + 1 < p->cfg.c.max)
-                    agec__pool_dispatch(p, a.now); /* another free slot: the next waiter's */
-                if (v == AGEC__BREAKER_DENY) {
-                    if (a.tried_connect) {
-                        /* Our own attempts opened the breaker: report what they saw. */
-                        st = timeout_error(p, e, a.now - a.start, true, a.cut_short, &a.cerr);
-                    } else {
-                        p->n.breaker_fast_fails++;
-                        st = breaker_error(p, e, a.now);
-                    }
-                    break;
-                }
-                agec_conn *nc = agec__pool_reserve(p, a.now);
-                if (nc == NULL) {
-                    if (v == AGEC__BREAKER_PROBE)
-                        p->breaker.probing = false;
-                    st = agec__error_set(e, AGEC_ERR_NO_MEMORY, "out of memory");
-                    break;
-                }
-                nc->probe = v == AGEC__BREAKER_PROBE;
-                st = acq_open(&a, nc, &ch, e);
-                if (st == AGEC_OK) {
-                    c = nc;
-                } else if (st == AGEC_ERR_UNREACHABLE) {
-                    st = AGEC_OK;
-                    if (a.now >= a.deadline) {
-                        timed_out = true;
-                        st = timeout_error(p, e, a.now - a.start, true, a.cut_short, &a.cerr);
-                        break;
-                    }
-                    continue;
-                } else {
-                    break;
-                }
-            } else {
-                acq_precise(&a);
-                if (a.now >= a.deadline) {
-                    timed_out = true;
-                    st =
-                        timeout_error(p, e, a.now - a.start, a.tried_connect, a.cut_short, &a.cerr);
-                    break;
-                }
-                acq_wait(&a);
-                continue;
-            }
-        }
-        /* c is ours (in_use). Check it if it sat idle long enough to go stale. */
-        acq_mark(c, a.now, file, line, func, true);
-        int vms = p->cfg.c.validate_idle_ms;
-        if (vms == 0 || (vms > 0 && a.now - c->last_used_us > (int64_t)vms * 1000)) {
-            acq_precise(&a);
-            int ok = acq_validate(&a, c);
-            if (ok <= 0) {
-                c = NULL;
-                if (ok < 0 || a.now >= a.deadline) {
-                    /* No new check past the deadline: it could only be cut short too. */
-                    timed_out = true;
-                    st =
-                        timeout_error(p, e, a.now - a.start, a.tried_connect, a.cut_short, &a.cerr);
-                    break;
-                }
-                continue;
-            }
-        }
-        break;
-    }
-
-    if (c != NULL && atomic_load_explicit(&p->closing, memory_order_relaxed)) {
-        /* close started while we validated: do not hand out a connection. */
-        agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN);
-        pthread_mutex_unlock(&p->mu);
-        agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN, 0);
-        pthread_mutex_lock(&p->mu);
-        c = NULL;
-        st = agec__error_set(e, AGEC_ERR_POOL_CLOSED, "pool is closing");
-    }
-    if (c != NULL) {
-        /* Success: the acquire's reference now belongs to the borrowed conn. */
-        acq_mark(c, a.now, file, line, func, false);
-        c->borrow_id = ++p->next_borrow_id;
-        p->n.acquires++;
-        agec__hist_record(&p->wait_hist, a.now - a.start);
-        if (p->cfg.c.leak_threshold_ms > 0)
-            agec__maint_poke(p, a.now + (int64_t)p->cfg.c.leak_threshold_ms * 1000);
-        acq_leave(&a);
-        pthread_mutex_unlock(&p->mu);
-        *out = c;
-        return AGEC_OK;
-    }
-    if (timed_out)
-        p->n.acquire_timeouts++;
-    else if (st != AGEC_ERR_BREAKER_OPEN || a.tried_connect)
-        p->n.acquire_errors++;
-    if (timed_out) {
-        /* Out of the queue before the lock goes: a release in the meantime
-         * must not hand its connection to a caller that is leaving. */
-        agec__waiter_dequeue(p, &a.w);
-        pthread_mutex_unlock(&p->mu);
-        agec__emit_simple(p, AGEC_EV_ACQUIRE_TIMEOUT, 0, st, e->sqlstate, e->message);
-        pthread_mutex_lock(&p->mu);
-    }
-    acq_leave(&a);
-    bool last = agec__pool_unref(p);
-    pthread_mutex_unlock(&p->mu);
-    if (last)
-        agec__pool_free(p);
-    return st;
 }

@@ -10,7 +10,12 @@
  *   between them are exactly the states in which nobody holds the lock.
  * - Connections as counters, one per list: opening, idle, inuse (borrowed
  *   or being validated for its acquirer), checking (a validation cut short
- *   by its caller's deadline, finished by the maintenance thread).
+ *   by its caller's deadline, finished by the maintenance thread), closingc
+ *   (closed, its server process not gone yet: the slot stays taken until a
+ *   reaper process sees it exit; issue 22).
+ * - The breaker's effect on slots (issue 22): a free slot is not available
+ *   while the breaker is open and connections can come back (in use, being
+ *   checked or opened); with none, queued waiters are woken and fail fast.
  * - The waiter queue: q[0..qlen-1] in ticket (arrival) order, per waiter
  *   the flags signalled / handed / fail (pool closing); nsig = nsignalled.
  *   Re-queueing after a failed connect keeps the acquire's ticket.
@@ -65,7 +70,10 @@
  *   no_handoff_to_leaving_caller).
  *
  * Properties (assertions: pan -DSAFETY run; livelock: pan -DNP -l -f)
- * - total <= MAX in every state.
+ * - total <= MAX in every state, and so are the server processes (total +
+ *   zombie: processes whose slot went before they exited).
+ * - A queued waiter fails on the open breaker only when no connection can
+ *   come back.
  * - nsig equals the number of queued waiters with signalled set.
  * - No lost wake-up: in every state where nobody holds the lock, if some
  *   queued waiter could use an available resource (an idle connection it
@@ -83,7 +91,7 @@
  *   idle and checking empty, queue empty.
  *
  * Variants (-D...). tests/model/check-pool-model (CTest model_pool, in
- * make check; about 45 s) verifies the protocol with NC=2 CYC=2 (also MIN=1,
+ * make check; about 75 s of CPU) verifies the protocol with NC=2 CYC=2 (also MIN=1,
  * FAIR_T0, NOCLOSE, MAX=1 NOCLOSE) and NC=3 CYC=1, liveness with and
  * without close, and runs
  * each seeded bug below expecting spin to FIND it:
@@ -104,6 +112,10 @@
  *   whose thread never came back (invalid end state).
  * - BRIEF_SUSPEND: maintenance goes busy (a top-up connect, min 2) with a
  *   deferral pending, which its tick cannot end meanwhile.
+ * - BUG_EARLY_FREE: a closed connection's slot is freed at once while its
+ *   server process may still run (issue 22, defect 2): more than max.
+ * - BUG_BREAKER_SLOTS: free slots count while the breaker is open, and a
+ *   woken waiter denied by it fails (issue 22, defect 5).
  * - NOCLOSE: no closer process (the pool is never closed).
  * Bigger bounds also verify; they are not part of make check: NC=3 CYC=2
  * (22 M states, 70 s, 2.5 GB before give-back), and NC=4 CYC=1 NOCLOSE
@@ -140,7 +152,14 @@
 mtype = { A_SLEEP, A_CONNECT, A_VALIDATE, A_RETRY, A_GOT, A_DONE };
 
 byte opening, idle, inuse, checking;
-#define total (opening + idle + inuse + checking)
+/* closingc: closed connections whose server process has not exited yet:
+ * their slots stay taken (issue 22). zombie: server processes whose slot
+ * was freed before they exited (only the seeded bug BUG_EARLY_FREE makes
+ * any): pg_stat_activity would show total + zombie backends. */
+byte closingc, zombie;
+#define total (opening + idle + inuse + checking + closingc)
+/* connections that may still come back to the pool */
+#define BACK (inuse + checking + opening)
 bit brk;     /* breaker open: no connect may start */
 bit closing; /* close started */
 bit closed;  /* close returned */
@@ -176,7 +195,14 @@ bit inside[NC];
 #define STARVING(w) starv[w]
 #endif
 
-#define FREE_SLOTS (brk -> 0 : MAX - total)
+/* A free slot the open breaker keeps shut is nothing to wake a waiter for
+ * while connections may come back (issue 22, item 5); with nothing to come
+ * back, waiters are woken to fail fast. */
+#ifdef BUG_BREAKER_SLOTS
+#define FREE_SLOTS (MAX - total)
+#else
+#define FREE_SLOTS ((brk && BACK > 0) -> 0 : MAX - total)
+#endif
 /* idle connections nobody's deferral covers: the ones dispatch wakes for */
 #define AWAKE (idle - deferred)
 #define AVAIL (AWAKE + FREE_SLOTS)
@@ -186,11 +212,13 @@ bit inside[NC];
 #define TAKE_IDLE(w) (idle > 0 && (q[0] == w || !STARVING(q[0])))
 #define CAN_IDLE(w) (AWAKE > 0 && (q[0] == w || !STARVING(q[0])))
 #define CAN_SLOT(w) (total < MAX && !brk && !retry[w])
-#define CAN_USE(w) (queued[w] && (CAN_IDLE(w) || CAN_SLOT(w)))
+/* a queued waiter fails fast on the open breaker only when nothing can come back */
+#define CAN_FAILFAST(w) (brk && total < MAX && BACK == 0 && idle == 0)
+#define CAN_USE(w) (queued[w] && (CAN_IDLE(w) || CAN_SLOT(w) || CAN_FAILFAST(w)))
 #ifdef BRIEF_DISPATCH
 #define ELIGIBLE(w) 1
 #else
-#define ELIGIBLE(w) (CAN_IDLE(w) || CAN_SLOT(w))
+#define ELIGIBLE(w) (CAN_IDLE(w) || CAN_SLOT(w) || CAN_FAILFAST(w))
 #endif
 
 
@@ -222,6 +250,7 @@ bit inside[NC];
 inline check()
 {
     assert(total <= MAX);
+    assert(total + zombie <= MAX); /* server processes, not just slots */
 #ifndef BUG_SIGNAL_HEAD_TWICE
     /* (the bug variant breaks this count at once; left out there so the
      * check shows the symptom, the lost wake-up) */
@@ -283,6 +312,19 @@ inline defer_end()
     :: deferred > 0 -> deferred = 0; dispatch()
     :: else
     fi
+#endif
+}
+
+/* a connection is closed (broken, failed check): its slot stays taken until
+ * its server process has exited (the reaper) */
+inline close_slot()
+{
+#ifdef BUG_EARLY_FREE
+    zombie++; /* the old code: slot freed while the process still runs */
+    dispatch()
+#else
+    closingc++;
+    dispatch() /* nothing may come back now: waiters fail fast on an open breaker */
 #endif
 }
 
@@ -377,6 +419,15 @@ inline wake()
             :: else ->
                 if
                 :: CAN_SLOT(_pid) -> dequeue(_pid); opening++; dispatch(); act = A_CONNECT
+#ifdef BUG_BREAKER_SLOTS
+                :: brk && total < MAX ->
+#else
+                :: CAN_FAILFAST(_pid) ->
+#endif
+                    /* the breaker denies a connect: AGEC_ERR_BREAKER_OPEN,
+                     * only when no connection can come back */
+                    assert(BACK == 0);
+                    dequeue(_pid); dispatch(); leave(); act = A_DONE
                 :: else ->
                     if
                     :: dl[_pid] -> dequeue(_pid); dispatch(); leave(); act = A_DONE
@@ -486,6 +537,7 @@ active [NC] proctype caller()
             :: atomic {
                    faults > 0 -> faults--;
                    inuse--; /* failed: closed */
+                   close_slot();
                    dispatch();
                    act = A_RETRY;
                    check()
@@ -504,7 +556,7 @@ active [NC] proctype caller()
             atomic {
                 if
                 :: closing -> inuse--; dispatch() /* released after close: closed */
-                :: !closing -> inuse--; dispatch() /* release broken */
+                :: !closing -> inuse--; close_slot() /* release broken */
                 :: !closing && qlen > 0 && STARVING(q[0]) ->
                     /* direct hand-off to the starving head */
                     w = q[0];
@@ -617,6 +669,18 @@ end:
            k = 0;
            check()
        }
+    od
+}
+
+/* Server processes of closed connections exit (after Terminate, or once
+ * their statement is cancelled): only then is the slot free. */
+active proctype reaper()
+{
+    byte k;
+end:
+    do
+    :: atomic { closingc > 0 -> closingc--; dispatch(); check() }
+    :: atomic { zombie > 0 -> zombie--; check() }
     od
 }
 

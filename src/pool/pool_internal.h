@@ -85,10 +85,15 @@ struct agec_conn {
                   to that thread at the end of the starving phase (give-back) */
     int64_t check_deadline_us;      /* checking: the validation's own deadline */
     uint64_t borrow_id; /* [mu] unique per borrow in this pool (per-borrow state above) */
-    int reap_fd;        /* [mu] closing: our duplicate of the socket, watched by the
+    _Atomic int64_t stmt_since_us; /* a statement runs since then (0: none or unknown);
+                                      written by the borrower, read by exhaustion reports */
+    int reap_fd;                   /* [mu] closing: our duplicate of the socket, watched by the
                            maintenance thread until the server process exits (-1: none) */
-    int64_t reap_until; /* [mu] give up watching then (connect_timeout_ms after close) */
-    void *ext;          /* upper layer's slot (conn_ext.h) */
+    int64_t reap_period;           /* closing: between cancel probes (connect_timeout_ms) */
+    int64_t reap_until;            /* closing: next cancel probe (reap.c) */
+    struct agec__cancel_job *reap_probe; /* closing: that probe, under way or done */
+    bool reap_gone; /* closing: the maintenance thread found its slot free (reap.c) */
+    void *ext;      /* upper layer's slot (conn_ext.h) */
     void (*ext_destroy)(void *ext);
 };
 
@@ -167,7 +172,8 @@ struct agec_pool {
      * dispatch counts them as taken; never more than idle.count. At
      * defer_tick_at the maintenance thread drops the deferral (the bound on
      * a misprediction) and dispatches. */
-    int deferred;             /* [mu] */
+    int deferred_wakeups;     /* [mu] */
+    uint64_t defer_gen;       /* [mu] bumped when the deferrals are ended (defer_end) */
     int64_t defer_tick_at;    /* [mu] 0: the tick is not armed */
     bool deferred_since_tick; /* [mu] a deferral since the last tick: keep ticking */
     int64_t fair_wait_us;     /* fair_wait_ms, read-only after open */
@@ -196,7 +202,8 @@ struct agec_pool {
     int refs;                  /* [mu] */
     atomic_int visitors;       /* threads between entering a stats call and dropping the lock:
                                   the last unref waits for them before freeing */
-    atomic_bool closing;       /* set once by close; read without the lock on fast paths */
+    atomic_bool shutting_down; /* set once by close (not a connection state: see closing_list);
+                                  read without the lock on fast paths */
     pthread_cond_t state_cond; /* [mu] in_use, opening or acquiring shrank (close waits) */
 
     pthread_t maint_thread;
@@ -206,7 +213,8 @@ struct agec_pool {
     bool maint_busy;           /* [mu] it works outside the lock (I/O, events): no tick
                                   can fire until it is back, so nothing is deferred */
     int nreaping;              /* [mu] connections in closing_list with a reap_fd */
-    int64_t close_deadline;    /* [mu] close's drain deadline (reaping stops then) */
+    int64_t reap_at;           /* [mu] next look at them */
+    int64_t shutdown_deadline; /* [mu] close's drain deadline (reaping stops then) */
     int64_t next_idle_check;   /* [mu] next scan of idle sockets for dead servers */
 };
 
@@ -338,19 +346,33 @@ void agec__pool_defer_suspend(agec_pool *p, int64_t now);
  * The slot of a closed connection stays taken until its server process is
  * gone (so pg_stat_activity never shows more than max), but no caller waits
  * past its own deadline for that: what a caller could not wait for, the
- * maintenance thread watches (every AGEC__REAP_POLL_US, at most
- * connect_timeout_ms). --- */
+ * maintenance thread watches, outside the lock (every AGEC__REAP_POLL_US,
+ * every AGEC__REAP_SLOW_POLL_US once connect_timeout_ms has passed, when it
+ * sends a cancel request as a probe). The watch ends when the server closes
+ * the socket, when a probe is not answered within connect_timeout_ms (the
+ * host does not answer: reap_may_free), when the kernel gives up on a host
+ * that stopped acknowledging (TCP_USER_TIMEOUT, AGEC__REAP_TCP_GIVEUP_MS),
+ * or at close's deadline. --- */
 #define AGEC__REAP_POLL_US 5000
-/* Wait until the peer closes fd (EOF or an error; true) or deadline_us (false). */
+#define AGEC__REAP_SLOW_POLL_US 100000
+#define AGEC__REAP_TCP_GIVEUP_MS(connect_ms) \
+    ((unsigned int)((connect_ms) > 1000 ? 10 * (connect_ms) : 10000))
+/* Wait until the peer closes fd (EOF or an error; true) or deadline_us
+ * (false). Reads what arrives meanwhile; past the deadline a few chunks at
+ * most, so a backend still streaming cannot hold the caller. */
 bool agec__reap_wait(int fd, int64_t deadline_us);
-/* Hand c (in closing_list, PQfinish done) and fd to the maintenance thread,
- * which frees c and its slot when the server closes fd or at `until`. If
- * the pool is closing, close's final pass does it. [mu] */
+/* Hand c (in closing_list, PQfinish done; c->cancel kept for one more
+ * cancel) and fd to the maintenance thread, which frees c and its slot
+ * when its server process is gone. If the pool is closing, close's final
+ * pass does it. [mu] */
 void agec__reap_start(agec_pool *p, agec_conn *c, int fd, int64_t until);
-/* Free the connections whose server process is gone or whose time is up
- * (all of them if `all`); returns when to look again (AGEC__NEVER: none
- * left). [mu] */
-int64_t agec__reap_poll(agec_pool *p, int64_t now, bool all);
+/* The watched connections to look at now, linked through doom_next (NULL:
+ * none, *next says when). [mu] */
+agec_conn *agec__reap_due(agec_pool *p, int64_t now, int64_t *next);
+/* Look at them (maintenance thread, no lock). */
+void agec__reap_check(agec_conn *batch);
+/* Free those whose server process is gone; plan the next look. [mu] */
+void agec__reap_settle(agec_pool *p, agec_conn *batch, int64_t now);
 /* At close (maintenance thread, closing set): wait for the rest until
  * their own limit or close's drain deadline, then free them all. [mu] */
 void agec__reap_finish(agec_pool *p);

@@ -44,7 +44,7 @@ static void release_impl(agec_conn *c, bool broken)
     int reason = -1;
     if (broken || c->broken || PQstatus(c->pg) != CONNECTION_OK)
         reason = AGEC_CLOSE_BROKEN;
-    else if (atomic_load_explicit(&p->closing, memory_order_relaxed))
+    else if (atomic_load_explicit(&p->shutting_down, memory_order_relaxed))
         reason = AGEC_CLOSE_SHUTDOWN;
     else if (PQtransactionStatus(c->pg) != PQTRANS_IDLE || p->cfg.c.reset_query != NULL ||
              agec__cancel_key_busy(c->cancel)) {
@@ -69,7 +69,7 @@ static void release_impl(agec_conn *c, bool broken)
                             .message = "a connection reported as leaked was released" };
     if (leak_back)
         p->n.leaks_returned++;
-    if (reason < 0 && !atomic_load_explicit(&p->closing, memory_order_relaxed)) {
+    if (reason < 0 && !atomic_load_explicit(&p->shutting_down, memory_order_relaxed)) {
         agec__pool_make_available(p, c, now);
         if (!leak_back) {
             agec__pool_unref(p); /* never the last: the owner holds one until close */

@@ -204,14 +204,18 @@ size_t agec_pool_stats_prometheus(const agec_pool_stats *s, const char *pool_nam
     if (o.cap > 0)
         o.buf[0] = '\0';
 
+    /* Every state a slot can be in (checking and closing take slots too),
+     * so that the states sum to connections_total. */
     metric(&o, "connections", "gauge", "Connections by state.");
-    static const char *const states[] = { "idle", "in_use", "opening" };
-    const int vals[] = { s->idle, s->in_use, s->opening };
-    for (int i = 0; i < 3; i++) {
+    static const char *const states[] = { "idle", "in_use", "opening", "checking", "closing" };
+    const int vals[] = { s->idle, s->in_use, s->opening, s->checking, s->closing };
+    for (int i = 0; i < 5; i++) {
         char extra[40];
         snprintf(extra, sizeof extra, ",state=\"%s\"", states[i]);
         sample_u(&o, "connections", extra, (uint64_t)vals[i]);
     }
+    gauge(&o, "connections_total", "Slots taken: connections in every state (<= max).",
+          (uint64_t)s->total);
     gauge(&o, "connections_max", "Configured maximum connections.", (uint64_t)s->max);
     gauge(&o, "connections_min", "Configured minimum connections.", (uint64_t)s->min);
     gauge(&o, "waiting", "Acquires waiting for a connection.", (uint64_t)s->waiting);

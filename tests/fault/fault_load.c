@@ -573,8 +573,8 @@ struct fl_sampler {
     PGconn *admin;
     char sql[256];
     int every_ms;
-    atomic_bool stop;
-    atomic_int max, samples;
+    atomic_bool stop, excused;
+    atomic_int max, samples, last;
     pthread_t thread;
 };
 
@@ -585,7 +585,8 @@ static void *sampler_main(void *arg)
         PGresult *r = PQexec(s->admin, s->sql);
         if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
             int n = atoi(PQgetvalue(r, 0, 0));
-            if (n > atomic_load(&s->max))
+            atomic_store(&s->last, n);
+            if (!atomic_load(&s->excused) && n > atomic_load(&s->max))
                 atomic_store(&s->max, n);
             atomic_fetch_add(&s->samples, 1);
         } else if (PQstatus(s->admin) != CONNECTION_OK) {
@@ -611,6 +612,8 @@ fl_sampler *fl_sampler_start(const fl_cluster *c, const char *app, int every_ms)
              "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'", app);
     s->every_ms = every_ms;
     atomic_init(&s->stop, false);
+    atomic_init(&s->excused, false);
+    atomic_init(&s->last, 0);
     atomic_init(&s->max, 0);
     atomic_init(&s->samples, 0);
     if (pthread_create(&s->thread, NULL, sampler_main, s) != 0)
@@ -626,6 +629,16 @@ int fl_sampler_max(fl_sampler *s)
 int fl_sampler_samples(fl_sampler *s)
 {
     return atomic_load(&s->samples);
+}
+
+void fl_sampler_excuse(fl_sampler *s, bool excused)
+{
+    atomic_store(&s->excused, excused);
+}
+
+int fl_sampler_last(fl_sampler *s)
+{
+    return atomic_load(&s->last);
 }
 
 void fl_sampler_stop(fl_sampler *s)

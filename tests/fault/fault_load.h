@@ -144,6 +144,13 @@ typedef struct fl_sampler fl_sampler;
 fl_sampler *fl_sampler_start(const fl_cluster *c, const char *app, int every_ms);
 int fl_sampler_max(fl_sampler *s);
 int fl_sampler_samples(fl_sampler *s);
+/* While excused, samples still run (fl_sampler_last) but do not count
+ * toward fl_sampler_max: for the moments after the proxy cut connections,
+ * when their server processes, which the pool cannot see behind the cut,
+ * are still exiting. The caller then waits for the count to come down. */
+void fl_sampler_excuse(fl_sampler *s, bool excused);
+/* The latest sample. */
+int fl_sampler_last(fl_sampler *s);
 void fl_sampler_stop(fl_sampler *s);
 
 /* ---- watchdog: abort with a message when not disarmed in time ---- */

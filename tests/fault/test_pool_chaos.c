@@ -14,6 +14,10 @@
  *    waiters ahead, so a lost wake-up or an unused free slot shows here;
  *  - the pool's counters match an independent tally kept by the threads
  *    (acquires, releases, acquire timeouts, broken releases).
+ *  - an event callback calling agec_pool_stats_get on every event never
+ *    deadlocks the pool and always gets its snapshot (issue 22);
+ * Broken releases happen half the time in the middle of a half-second
+ * statement (issue 22: the backend must not outlive its slot).
  * Run under ThreadSanitizer too (label concurrency). The seed is printed.
  */
 #include <pthread.h>
@@ -117,8 +121,10 @@ static void one_op(run *r, unsigned *seed)
         judge(t, "plain statement", st, &e);
         agec_result_free(res);
         agec_conn_release(c);
-    } else if (what == 5) { /* released as broken */
+    } else if (what == 5) { /* released as broken, half the time mid-statement */
         atomic_fetch_add(&t->broken, 1);
+        if (next_rand(seed) % 2)
+            (void)PQsendQuery(agec_conn_pgconn(c), "SELECT pg_sleep(0.5)");
         agec_conn_release_broken(c);
     } else if (what == 6) { /* released mid-statement: cleanup cancels or drains */
         (void)PQsendQuery(agec_conn_pgconn(c), "SELECT pg_sleep(0.02)");
@@ -167,6 +173,21 @@ static void one_op(run *r, unsigned *seed)
     atomic_fetch_add(&t->released, 1);
 }
 
+/* Every event: a callback that calls the pool (stats), as the header allows. */
+static agec_pool *_Atomic g_pool;
+static atomic_uint_fast64_t g_events, g_event_stats;
+
+static void stats_on_event(const agec_pool_event *ev, void *user)
+{
+    (void)ev;
+    (void)user;
+    atomic_fetch_add(&g_events, 1);
+    agec_pool *p = atomic_load(&g_pool);
+    agec_pool_stats s;
+    if (p != NULL && agec_pool_stats_get(p, &s) == AGEC_OK && s.total <= MAX)
+        atomic_fetch_add(&g_event_stats, 1);
+}
+
 static void *worker(void *arg)
 {
     run *r = arg;
@@ -189,12 +210,17 @@ static void chaos(int min)
     agec_pool_config cfg;
     fl_pool_config(&cfg, ci, app, "chaos", MAX, min);
     cfg.breaker_threshold = 0; /* kills are not an outage */
+    cfg.on_event = stats_on_event;
+    atomic_store(&g_pool, NULL);
+    atomic_store(&g_events, 0);
+    atomic_store(&g_event_stats, 0);
     run r;
     memset(&r, 0, sizeof r);
     pthread_mutex_init(&r.t.mu, NULL);
     r.seed = (unsigned)agec_test_now_ms();
     print_message("chaos min=%d seed=%u\n", min, r.seed);
     assert_int_equal(agec_pool_open(&cfg, &r.pool, NULL), AGEC_OK);
+    atomic_store(&g_pool, r.pool);
     fl_sampler *smp = fl_sampler_start(&cl, app, 5);
     assert_non_null(smp);
     pthread_t th[THREADS];
@@ -242,7 +268,11 @@ static void chaos(int min)
     assert_int_equal(s.waiting, 0);
     assert_true(s.total <= MAX);
     assert_true(atomic_load(&t->stmt_ok) > 100); /* it did real work */
+    /* Every event's callback got its stats (no deadlock, no refusal). */
+    assert_true(atomic_load(&g_events) > 0);
+    assert_int_equal(atomic_load(&g_event_stats), atomic_load(&g_events));
     fl_sampler_stop(smp);
+    atomic_store(&g_pool, NULL); /* no stats call may race close */
     assert_int_equal(agec_pool_close(r.pool, 2000, NULL), AGEC_OK);
     pthread_mutex_destroy(&r.t.mu);
     PQfinish(admin);

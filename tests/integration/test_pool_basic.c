@@ -382,6 +382,10 @@ static void test_prometheus_from_live_pool(void **state)
     assert_true(n < sizeof buf);
     assert_non_null(strstr(buf, "agec_pool_acquires_total{pool=\"prom\"} 5\n"));
     assert_non_null(strstr(buf, "agec_pool_connections{pool=\"prom\",state=\"idle\"} 1\n"));
+    /* Issue 22 (item 13): every state, and the total. */
+    assert_non_null(strstr(buf, "agec_pool_connections{pool=\"prom\",state=\"checking\"} 0\n"));
+    assert_non_null(strstr(buf, "agec_pool_connections{pool=\"prom\",state=\"closing\"} 0\n"));
+    assert_non_null(strstr(buf, "agec_pool_connections_total{pool=\"prom\"} 1\n"));
     assert_non_null(strstr(buf, "agec_pool_acquire_wait_seconds_count{pool=\"prom\"} 5\n"));
     assert_int_equal(agec_pool_close(p, 1000, NULL), AGEC_OK);
 }
