@@ -110,8 +110,16 @@ agec_status agec__error_from_result(agec_error *err, agec_status code, const PGr
                                     const PGconn *conn)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    if (agec__sqlstate_is_fatal(state) || (conn != NULL && PQstatus(conn) == CONNECTION_BAD))
+    /* Class 08 and 57P0x end the session only when the server says FATAL
+     * (or PANIC): a plain ERROR such as 08P01 "bind message supplies 1
+     * parameters, but prepared statement requires 2" leaves it usable. */
+    const char *sev = res ? PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED) : NULL;
+    bool plain_error = sev != NULL && strcmp(sev, "ERROR") == 0;
+    if ((agec__sqlstate_is_fatal(state) && !plain_error) ||
+        (conn != NULL && PQstatus(conn) == CONNECTION_BAD))
         code = AGEC_ERR_CONNECTION_LOST;
+    else if (state != NULL && strcmp(state, "08P01") == 0)
+        code = AGEC_ERR_INVALID_ARG; /* the caller's message did not fit: parameters */
     else if (state != NULL && strcmp(state, "57014") == 0)
         code = is_timeout_text(res) ? AGEC_ERR_TIMEOUT : AGEC_ERR_CANCELLED;
     else if (state != NULL && state[0] == '2' && state[1] == '8')

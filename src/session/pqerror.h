@@ -13,7 +13,10 @@
 
 /* Fill *err from a failed PGresult: SQLSTATE, message, detail, hint and
  * position exactly as the server sent them. `code` is used unless the
- * SQLSTATE says the connection broke (AGEC_ERR_CONNECTION_LOST), the
+ * SQLSTATE says the connection broke (AGEC_ERR_CONNECTION_LOST: class 08 or
+ * 57P0x with severity FATAL/PANIC, or conn is CONNECTION_BAD), the message
+ * did not fit what the server expected (08P01 as a plain ERROR, e.g. a
+ * wrong number of parameters -> AGEC_ERR_INVALID_ARG), the
  * statement was cancelled by timeout (57014 -> AGEC_ERR_TIMEOUT) or
  * authentication failed (28xxx -> AGEC_ERR_AUTH). Returns the code set.
  * `res` may be NULL (then conn's error message is used; conn may be NULL). */
