@@ -270,6 +270,26 @@ static void test_unreachable_and_redaction(void **state)
     free(r);
 }
 
+/* Issue 23: COPY through `agec sql` ends with an error (it used to spin at
+ * 100% CPU for ever); a statement without rows prints its command tag. */
+static void test_sql_copy_and_command_tag(void **state)
+{
+    (void)state;
+    const char *dsn = agec_test_pg_conninfo();
+    run_out *r = RUN(NULL, "--dsn", dsn, "--age-mode", "off", "--statement-timeout", "1000", "sql",
+                     "COPY (SELECT 1) TO STDOUT");
+    expect_status(r, 1);
+    assert_non_null(strstr(r->err, "AGEC_ERR_STATE"));
+    assert_non_null(strstr(r->err, "COPY"));
+    free(r);
+    r = RUN(NULL, "--dsn", dsn, "--age-mode", "off", "--format", "table", "sql",
+            "CREATE TEMP TABLE t AS SELECT 1 AS a FROM generate_series(1, 5)");
+    expect_status(r, 0);
+    assert_non_null(strstr(r->out, "SELECT 5"));
+    assert_null(strstr(r->out, "(0 rows)"));
+    free(r);
+}
+
 static void test_sql_and_bench_on_pg(void **state)
 {
     (void)state;
@@ -728,6 +748,7 @@ int main(void)
         cmocka_unit_test(test_query_errors),
         cmocka_unit_test(test_unreachable_and_redaction),
         cmocka_unit_test(test_sql_and_bench_on_pg),
+        cmocka_unit_test(test_sql_copy_and_command_tag),
         cmocka_unit_test(test_application_name_and_notices),
         cmocka_unit_test(test_shell_on_age),
         cmocka_unit_test(test_shell_ctrl_c_cancels),
