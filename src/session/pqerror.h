@@ -29,12 +29,14 @@ agec_status agec__error_from_result(agec_error *err, agec_status code, const PGr
 bool agec__sqlstate_is_fatal(const char *sqlstate);
 
 /* Copy libpq's connection error text into buf[cap], with passwords redacted
- * and the trailing newline removed. */
+ * (also the connection's own secret options, by value) and the trailing
+ * newline removed. */
 void agec__pq_conn_message(const PGconn *conn, char *buf, size_t cap);
 
-/* Replace the value of every `password=` keyword and the password part of
- * postgres:// URIs in `in` by "***", writing at most cap bytes to out.
- * Used on every text that could echo a connection string. */
+/* Redact `in` into out[cap] (session/redact.h): the value of every secret
+ * keyword (password, sslpassword, ...), the password of URIs, and those
+ * values wherever else they appear in `in`. Used on every text that could
+ * echo a connection string. */
 void agec__redact_conninfo(const char *in, char *out, size_t cap);
 
 #endif
