@@ -52,7 +52,8 @@ AGEC_EXPORT agec_status agec_graph_name_check(const char *name, agec_error *err)
 AGEC_EXPORT agec_status agec_label_name_check(const char *name, agec_error *err);
 
 /**
- * Derive result column names from the query's last top-level RETURN clause:
+ * Derive result column names from the query's first top-level RETURN
+ * clause (the first branch of a UNION names the columns, as in SQL):
  * the alias after AS, else the item's text (white space collapsed), made
  * unique with a "_2", "_3" suffix and cut to 63 bytes. A query without
  * RETURN (CREATE/SET/DELETE/MERGE only) gets one column, "result", as AGE
