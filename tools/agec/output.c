@@ -115,11 +115,42 @@ static void csv_field(const char *s, size_t len, FILE *out)
     fputc('"', out);
 }
 
+static bool is_column_name(agec_result *res, const char *name)
+{
+    for (size_t c = 0; c < agec_result_columns(res); c++)
+        if (strcmp(agec_result_column_name(res, c), name) == 0)
+            return true;
+    return false;
+}
+
+/* The JSON key of column col: its name, or for a name that an earlier
+ * column already has (SELECT 1 AS a, 2 AS a) the name with "_2", "_3", ...
+ * (one no column has), as Cypher result columns are made unique: JSON
+ * objects with duplicate keys lose values in most readers. */
+static const char *json_key(agec_result *res, size_t col, char *buf, size_t cap)
+{
+    const char *name = agec_result_column_name(res, col);
+    size_t same = 0;
+    for (size_t c = 0; c < col; c++)
+        same += strcmp(agec_result_column_name(res, c), name) == 0;
+    if (same == 0)
+        return name;
+    /* The k-th repeat takes the k-th free suffix from 2 up. */
+    size_t n = 1;
+    for (size_t k = 0; k < same; k++) {
+        do
+            snprintf(buf, cap, "%s_%zu", name, ++n);
+        while (is_column_name(res, buf));
+    }
+    return buf;
+}
+
 static void print_json_row(agec_result *res, size_t row, bool cypher, FILE *out)
 {
     fputc('{', out);
     for (size_t c = 0; c < agec_result_columns(res); c++) {
-        const char *name = agec_result_column_name(res, c);
+        char buf[128];
+        const char *name = json_key(res, c, buf, sizeof buf);
         if (c > 0)
             fputs(", ", out);
         json_string(name, strlen(name), out);
