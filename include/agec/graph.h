@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "agec/cypher.h"
 #include "agec/error.h"
 #include "agec/export.h"
 
@@ -73,6 +74,33 @@ AGEC_EXPORT agec_status agec_label_list(agec_conn *conn, const char *graph, agec
  */
 AGEC_EXPORT agec_status agec_graph_create_indexes(agec_conn *conn, const char *graph,
                                                   const char *label, agec_error *err);
+
+/*
+ * The same calls with statement options (agec/cypher.h; NULL = defaults):
+ * opts->timeout_ms bounds each statement the helper sends (creating the
+ * indexes of a graph sends several, each with that timeout: past it the
+ * call fails with AGEC_ERR_TIMEOUT, e.g. behind a lock another session
+ * holds), opts->prepare as for agec_sql_exec(); columns are ignored. An
+ * uninitialised opts (struct_size 0) fails with AGEC_ERR_INVALID_ARG.
+ * Errors otherwise as the calls above.
+ */
+AGEC_EXPORT agec_status agec_graph_create_opts(agec_conn *conn, const char *name,
+                                               const agec_query_opts *opts, agec_error *err);
+AGEC_EXPORT agec_status agec_graph_drop_opts(agec_conn *conn, const char *name, bool cascade,
+                                             const agec_query_opts *opts, agec_error *err);
+AGEC_EXPORT agec_status agec_graph_exists_opts(agec_conn *conn, const char *name, bool *exists,
+                                               const agec_query_opts *opts, agec_error *err);
+AGEC_EXPORT agec_status agec_graph_list_opts(agec_conn *conn, char ***names, size_t *count,
+                                             const agec_query_opts *opts, agec_error *err);
+AGEC_EXPORT agec_status agec_label_create_opts(agec_conn *conn, const char *graph,
+                                               const char *label, agec_label_kind kind,
+                                               const agec_query_opts *opts, agec_error *err);
+AGEC_EXPORT agec_status agec_label_list_opts(agec_conn *conn, const char *graph, agec_result **out,
+                                             const agec_query_opts *opts, agec_error *err);
+AGEC_EXPORT agec_status agec_graph_create_indexes_opts(agec_conn *conn, const char *graph,
+                                                       const char *label,
+                                                       const agec_query_opts *opts,
+                                                       agec_error *err);
 
 #ifdef __cplusplus
 }

@@ -282,6 +282,12 @@ static void test_sql_copy_and_command_tag(void **state)
     assert_non_null(strstr(r->err, "AGEC_ERR_STATE"));
     assert_non_null(strstr(r->err, "COPY"));
     free(r);
+    /* Item 11: duplicate column names give distinct JSON keys. */
+    r = RUN(NULL, "--dsn", dsn, "--age-mode", "off", "--format", "json", "sql",
+            "SELECT 1 AS a, 2 AS a, 3 AS a_2, 4 AS a");
+    expect_status(r, 0);
+    assert_string_equal(r->out, "{\"a\": 1, \"a_3\": 2, \"a_2\": 3, \"a_4\": 4}\n");
+    free(r);
     r = RUN(NULL, "--dsn", dsn, "--age-mode", "off", "--format", "table", "sql",
             "CREATE TEMP TABLE t AS SELECT 1 AS a FROM generate_series(1, 5)");
     expect_status(r, 0);

@@ -19,7 +19,6 @@
 #include "agec/load.h"
 #include "load/copy.h"
 #include "session/clock.h"
-#include "fakeage/stub_catalog.h"
 
 static agec_pool *pool;
 
@@ -211,30 +210,7 @@ static void test_loader_needs_age(void **state)
  * of its own: the other tests need a database without AGE. */
 static agec_pool *stub_pool(void)
 {
-    agec_conn *c = get();
-    agec_test_sql(c, "DROP DATABASE IF EXISTS agec_stub_age");
-    agec_test_sql(c, "CREATE DATABASE agec_stub_age");
-    agec_conn_release(c);
-    char dsn[512];
-    snprintf(dsn, sizeof dsn, "%s dbname=agec_stub_age", agec_test_pg_conninfo());
-    agec_pool_config cfg;
-    agec_pool_config_init(&cfg);
-    cfg.conninfo = dsn;
-    cfg.max = 1;
-    cfg.age_mode = AGEC_AGE_OFF;
-    cfg.on_event = agec_pool_event_ignore;
-    agec_pool *p;
-    agec_error err = AGEC_ERROR_INIT;
-    agec_test_must(agec_pool_open(&cfg, &p, &err), &err, "open stub pool");
-    agec_test_must(agec_pool_acquire(p, &c, &err), &err, "acquire");
-    agec_result *r = NULL;
-    agec_query_opts qo;
-    agec_query_opts_init(&qo);
-    qo.prepare = false; /* several statements: the simple protocol */
-    agec_test_must(agec_sql_exec(c, AGEC_STUB_AGE_SQL, 0, NULL, &qo, &r, &err), &err, "stub");
-    agec_result_free(r);
-    agec_conn_release(c);
-    return p;
+    return agec_test_stub_age_pool(pool, "agec_stub_age");
 }
 
 /* Load n Doc vertices into graph stub_h from `source`, row `bad` (0-based)

@@ -367,6 +367,44 @@ static void test_tx_run_retry_from_status(void **state)
     assert_int_equal(err.code, AGEC_ERR_NOT_FOUND);
 }
 
+/* Item 3: the graph helpers take options; their statements time out
+ * (here behind a lock another session holds on a label table), on AGE's
+ * catalog stood in for on PG15. */
+static void test_graph_helpers_timeout(void **state)
+{
+    (void)state;
+    agec_pool *stub = agec_test_stub_age_pool(pool, "agec_stub_edges");
+    agec_conn *a = agec_test_acquire(stub);
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_graph_create(a, "edges_g", &err), &err, "graph");
+    agec_test_must(agec_label_create(a, "edges_g", "Person", AGEC_LABEL_VERTEX, &err), &err,
+                   "label");
+    agec_conn_release(a);
+    /* Another session locks the label table. */
+    char dsn[512];
+    snprintf(dsn, sizeof dsn, "%s dbname=agec_stub_edges", agec_test_pg_conninfo());
+    PGconn *locker = PQconnectdb(dsn);
+    assert_int_equal(PQstatus(locker), CONNECTION_OK);
+    PGresult *lr = PQexec(locker, "BEGIN; LOCK TABLE edges_g.\"Person\" IN ACCESS EXCLUSIVE MODE");
+    assert_int_equal(PQresultStatus(lr), PGRES_COMMAND_OK);
+    PQclear(lr);
+    a = agec_test_acquire(stub);
+    agec_query_opts o;
+    agec_query_opts_init(&o);
+    o.timeout_ms = 300;
+    double t0 = now_s();
+    assert_int_equal(agec_graph_create_indexes_opts(a, "edges_g", "Person", &o, &err),
+                     AGEC_ERR_TIMEOUT);
+    assert_true(now_s() - t0 < 30.0); /* a hang check: the lock is never released */
+    assert_int_equal(err.code, AGEC_ERR_TIMEOUT);
+    o.struct_size = 0;
+    assert_int_equal(agec_graph_exists_opts(a, "edges_g", &(bool){ false }, &o, &err),
+                     AGEC_ERR_INVALID_ARG);
+    agec_conn_release(a);
+    PQfinish(locker);
+    agec_pool_close(stub, 1000, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -378,6 +416,7 @@ int main(void)
         cmocka_unit_test(test_error_mapping),
         cmocka_unit_test(test_error_reset_on_success),
         cmocka_unit_test(test_tx_run_retry_from_status),
+        cmocka_unit_test(test_graph_helpers_timeout),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
