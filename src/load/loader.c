@@ -1,5 +1,6 @@
 /* The loader: options, labels, rows, transactions. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -794,7 +795,27 @@ static agec_status key_indexes(agec_loader *ld, agec_error *err)
     return AGEC_OK;
 }
 
-agec_status agec_loader_finish(agec_loader *ld, agec_load_stats *stats, agec_error *err)
+/* The fields of agec_load_stats's first version: up to `method`. */
+#define LOAD_STATS_BASE (offsetof(agec_load_stats, method) + sizeof(agec_load_method))
+
+void agec_load_stats_init_sized(agec_load_stats *stats, size_t size)
+{
+    if (stats == NULL || size < LOAD_STATS_BASE)
+        return;
+    memset(stats, 0, size < sizeof *stats ? size : sizeof *stats);
+    stats->size = size;
+}
+
+agec_status(agec_loader_finish)(agec_loader *ld, agec_load_stats *stats, agec_error *err)
+{
+    size_t size = stats != NULL ? stats->size : 0;
+    if (size < LOAD_STATS_BASE || size > sizeof *stats)
+        size = LOAD_STATS_BASE; /* not a size any header had: uninitialised */
+    return agec_loader_finish_sized(ld, stats, size, err);
+}
+
+agec_status agec_loader_finish_sized(agec_loader *ld, agec_load_stats *stats, size_t size,
+                                     agec_error *err)
 {
     if (ld == NULL)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "loader must not be NULL");
@@ -819,7 +840,7 @@ agec_status agec_loader_finish(agec_loader *ld, agec_load_stats *stats, agec_err
         }
     }
     if (stats != NULL)
-        agec_loader_stats_sized(ld, stats, stats->size ? stats->size : sizeof *stats);
+        agec_loader_stats_sized(ld, stats, size);
     return st;
 }
 

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "agec/agec.h"
+#include "agec/load.h"
 #include "agec/pool.h"
 
 static agec_pool *pool;
@@ -405,6 +406,45 @@ static void test_graph_helpers_timeout(void **state)
     agec_pool_close(stub, 1000, NULL);
 }
 
+/* API item: agec_loader_finish does not trust an uninitialised stats
+ * struct (one filled with 0xAB came back with edges = 0xabab...); the
+ * struct has an initialiser. */
+static void test_load_stats_uninitialised(void **state)
+{
+    (void)state;
+    agec_pool *stub = agec_test_stub_age_pool(pool, "agec_stub_edges_ld");
+    for (int form = 0; form < 2; form++) {
+        agec_conn *c = agec_test_acquire(stub);
+        agec_error err = AGEC_ERROR_INIT;
+        agec_loader *ld = NULL;
+        agec_test_must(agec_loader_open(c, form == 0 ? "ld_a" : "ld_b", NULL, &ld, &err), &err,
+                       "open");
+        for (int i = 0; i < 3; i++)
+            agec_test_must(agec_loader_vertex(ld, "Doc", "{\"n\": 1}", SIZE_MAX, &err), &err,
+                           "vertex");
+        agec_load_stats st;
+        memset(&st, 0xAB, sizeof st);
+        st.size = 16;  /* stack garbage that looks like a size: rows only */
+        if (form == 0) /* the macro: the caller's sizeof, st.size unread */
+            agec_test_must(agec_loader_finish(ld, &st, &err), &err, "finish");
+        else /* the exported function of the older header: st.size is garbage */
+            agec_test_must((agec_loader_finish)(ld, &st, &err), &err, "finish");
+        assert_true(st.vertices == 3);
+        assert_true(st.edges == 0);
+        assert_true(st.rows == 3);
+        assert_true(st.size <= sizeof st);
+        agec_loader_free(ld);
+        agec_conn_release(c);
+    }
+    agec_load_stats z = AGEC_LOAD_STATS_INIT;
+    assert_int_equal(z.size, sizeof z);
+    memset(&z, 0xAB, sizeof z);
+    agec_load_stats_init(&z);
+    assert_int_equal(z.size, sizeof z);
+    assert_true(z.edges == 0 && z.input_bytes == 0);
+    agec_pool_close(stub, 1000, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -417,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_error_reset_on_success),
         cmocka_unit_test(test_tx_run_retry_from_status),
         cmocka_unit_test(test_graph_helpers_timeout),
+        cmocka_unit_test(test_load_stats_uninitialised),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
