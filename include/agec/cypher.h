@@ -173,9 +173,10 @@ AGEC_EXPORT agec_status agec_cypher_stream(agec_conn *conn, const char *graph, c
  * send, and for a parameter count that does not match the statement (the
  * server's SQLSTATE 08P01 is kept; the connection stays usable);
  * AGEC_ERR_STATE for COPY ... FROM STDIN / TO STDOUT (not supported here:
- * the COPY is ended at once, a COPY TO STDOUT cancelled, and the connection
- * stays usable; use the loader of agec/load.h, a server-side file, or
- * libpq through agec_conn_pgconn()). A cached prepared statement that no
+ * a COPY FROM STDIN is ended at once; the rows of a COPY TO STDOUT are read
+ * and dropped until it ends or timeout_ms cancels it; the connection stays
+ * usable; use the loader of agec/load.h, a server-side file, or libpq
+ * through agec_conn_pgconn()). A cached prepared statement that no
  * longer fits its table after DDL (SQLSTATE 0A000 "cached plan must not
  * change result type", 42804, 26000) is forgotten and prepared again once
  * when no transaction is open; inside a transaction the error has aborted

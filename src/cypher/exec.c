@@ -31,6 +31,10 @@
 #define CANCEL_GRACE_MS 150
 #define CANCEL_REPEAT_MS 50
 
+/* A COPY TO STDOUT cancelled at its timeout still has rows in flight; they
+ * are read and dropped for at most this long. */
+#define COPY_DRAIN_MAX_MS 5000
+
 /* How long a statement waits for an earlier cancel request on its
  * connection to be delivered (normally a millisecond or two). */
 #define SETTLE_MAX_US 2000000
@@ -162,21 +166,35 @@ static void send_cancel(run_state *rs)
 /* Wait for the next result, cancelling at the deadline (and again every
  * CANCEL_REPEAT_MS of the grace period). 1 ready, 0 gave up (the cancel was
  * not honoured: conn broken), -1 connection failure. */
+static bool deadline_passed(const run_state *rs)
+{
+    return rs->deadline >= 0 && now_ms() >= rs->deadline;
+}
+
+/* The deadline (or a cancel's repeat time) has passed: cancel, or after the
+ * grace period give up (returns false). */
+static bool on_deadline(run_state *rs)
+{
+    int64_t now = now_ms();
+    if (!rs->cancelled) {
+        rs->cancelled = true;
+        rs->give_up = now + CANCEL_GRACE_MS;
+    } else if (now >= rs->give_up) {
+        return false;
+    }
+    send_cancel(rs);
+    rs->deadline = now + CANCEL_REPEAT_MS < rs->give_up ? now + CANCEL_REPEAT_MS : rs->give_up;
+    return true;
+}
+
 static int next_ready(run_state *rs, bool copy)
 {
     for (;;) {
         int r = wait_ready(rs->pg, rs->deadline, copy);
         if (r != 0)
             return r;
-        int64_t now = now_ms();
-        if (!rs->cancelled) {
-            rs->cancelled = true;
-            rs->give_up = now + CANCEL_GRACE_MS;
-        } else if (now >= rs->give_up) {
+        if (!on_deadline(rs))
             return 0;
-        }
-        send_cancel(rs);
-        rs->deadline = now + CANCEL_REPEAT_MS < rs->give_up ? now + CANCEL_REPEAT_MS : rs->give_up;
     }
 }
 
@@ -230,21 +248,39 @@ static agec_status server_error(run_state *rs, PGresult *res, agec_error *err)
 }
 
 /* The statement entered a COPY state (COPY ... FROM STDIN / TO STDOUT):
- * agec does not run COPY through this path, so end it (a COPY OUT is also
- * cancelled, so that a long one stops early) and let the COPY's own final
- * result come next. Returns 1 when the COPY has ended, else r for
- * no_answer (0 or -1). */
+ * agec does not run COPY through this path, so end it and let the COPY's
+ * own final result come next. The data of a COPY OUT are read and dropped
+ * until it ends or the statement's timeout cancels it, like any statement
+ * (no cancel at once: a server may never answer one, as PGlite's socket
+ * server does not, and the connection would then be unusable). Returns 1
+ * when the COPY has ended, else r for no_answer (0 or -1). */
 static int end_copy(run_state *rs, ExecStatusType copy)
 {
-    if (copy == PGRES_COPY_OUT)
-        send_cancel(rs);
+    int64_t drain_until = -1;
     for (;;) {
         int c = agec__session_copy_step(rs->pg, copy);
         if (c != 0)
             return c > 0 ? 1 : -1;
+        /* Rows that keep coming never let the wait below time out: the
+         * first cancel is sent here. */
+        if (!rs->cancelled && deadline_passed(rs))
+            (void)on_deadline(rs);
         int r = next_ready(rs, true);
         if (r <= 0)
             return r;
+        if (rs->cancelled) {
+            /* Rows still in flight after the cancel (socket buffers full of
+             * them): the server is alive; give up only after a grace period
+             * without data, or COPY_DRAIN_MAX_MS after the first cancel. */
+            int64_t now = now_ms();
+            if (drain_until < 0)
+                drain_until = now + COPY_DRAIN_MAX_MS;
+            if (now < drain_until) {
+                rs->give_up = now + CANCEL_GRACE_MS;
+                if (rs->deadline < now || rs->deadline > rs->give_up)
+                    rs->deadline = now + CANCEL_REPEAT_MS;
+            }
+        }
     }
 }
 
