@@ -317,7 +317,9 @@ static agec_status csv_row(csv_state *cs, record *r, agec_builder **bp, agec_err
                 if (n == 0 || *end != '\0') {
                     agec_builder_free(b);
                     *bp = NULL;
-                    return bad(cs, r, i + 1, c->name, err, "not a graph id: %.40s", tmp);
+                    char cut[41];
+                    return bad(cs, r, i + 1, c->name, err, "not a graph id: %s",
+                               agec__utf8_cut(cut, sizeof cut, tmp));
                 }
             }
             continue;

@@ -559,9 +559,10 @@ static agec_status vertex(agec_loader *ld, const char *label, const char *props,
     }
     if (put == 0) {
         l->ireserved--; /* the entry id was not used */
+        char cut[201];
         st = agec__ld_bad_row(ld, 0, NULL, props, len, err,
-                              "duplicate key %s = %.200s in label %s (graph id %lld has it)",
-                              l->key, kt.data, l->name, (long long)prev);
+                              "duplicate key %s = %s in label %s (graph id %lld has it)", l->key,
+                              agec__utf8_cut(cut, sizeof cut, kt.data), l->name, (long long)prev);
         agec__buf_free(&kt);
         return st == AGEC_OK ? row_done(ld, err) : st;
     }
@@ -782,7 +783,9 @@ static agec_status key_indexes(agec_loader *ld, agec_error *err)
         char full[200];
         snprintf(full, sizeof full, "%s.%s", l->name, l->key);
         unsigned h = (unsigned)(agec__fnv1a(AGEC__FNV_BASIS, full) & 0xffffffffu);
-        snprintf(name, sizeof name, "%.40s_agec_key_%08x", l->name, h);
+        char cut[41];
+        snprintf(name, sizeof name, "%s_agec_key_%08x", agec__utf8_cut(cut, sizeof cut, l->name),
+                 h);
         agec__quote_ident(name, qn, sizeof qn);
         snprintf(q, sizeof q,
                  "CREATE INDEX IF NOT EXISTS %s ON %s (ag_catalog.agtype_access_operator(VARIADIC "
