@@ -62,8 +62,8 @@ AGEC_EXPORT agec_status agec_label_name_check(const char *name, agec_error *err)
  * Errors: AGEC_ERR_INVALID_ARG, AGEC_ERR_COLUMNS (RETURN *, an empty item,
  * an unterminated string/comment), AGEC_ERR_NO_MEMORY. Thread-safe.
  */
-AGEC_EXPORT agec_status agec_cypher_return_columns(const char *query, char ***names, size_t *count,
-                                                   agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_cypher_return_columns(const char *query, char ***names,
+                                                                  size_t *count, agec_error *err);
 
 /** Free an array returned by agec_cypher_return_columns() or
  *  agec_graph_list(). NULL is accepted. */
@@ -133,9 +133,10 @@ AGEC_EXPORT void agec_query_opts_init(agec_query_opts *opts);
  * AGEC_ERR_CONNECTION_LOST (the connection is then closed on release),
  * AGEC_ERR_STATE (a query is already running on conn), AGEC_ERR_NO_MEMORY.
  */
-AGEC_EXPORT agec_status agec_cypher_exec(agec_conn *conn, const char *graph, const char *query,
-                                         const char *params, const agec_query_opts *opts,
-                                         agec_result **out, agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_cypher_exec(agec_conn *conn, const char *graph,
+                                                        const char *query, const char *params,
+                                                        const agec_query_opts *opts,
+                                                        agec_result **out, agec_error *err);
 
 /**
  * Row callback for the streaming calls. `row` holds exactly one row (row
@@ -183,9 +184,10 @@ AGEC_EXPORT agec_status agec_cypher_stream(agec_conn *conn, const char *graph, c
  * it and is returned (the statement is forgotten, so the next transaction
  * prepares it afresh).
  */
-AGEC_EXPORT agec_status agec_sql_exec(agec_conn *conn, const char *sql, int nparams,
-                                      const char *const *values, const agec_query_opts *opts,
-                                      agec_result **out, agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_sql_exec(agec_conn *conn, const char *sql, int nparams,
+                                                     const char *const *values,
+                                                     const agec_query_opts *opts, agec_result **out,
+                                                     agec_error *err);
 
 /** Streaming variant of agec_sql_exec(); see agec_cypher_stream(). */
 AGEC_EXPORT agec_status agec_sql_stream(agec_conn *conn, const char *sql, int nparams,
@@ -250,8 +252,8 @@ AGEC_EXPORT const char *agec_result_text(const agec_result *res, size_t row, siz
  * Errors: AGEC_ERR_INVALID_ARG, AGEC_ERR_RANGE (row/col), AGEC_ERR_PARSE
  * (position = byte offset in the cell), AGEC_ERR_NO_MEMORY.
  */
-AGEC_EXPORT agec_status agec_result_value(agec_result *res, size_t row, size_t col,
-                                          const agec_value **out, agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_result_value(agec_result *res, size_t row, size_t col,
+                                                         const agec_value **out, agec_error *err);
 
 /*
  * Typed reads of SQL cells, from the server's text of the cell, whatever
@@ -274,14 +276,16 @@ AGEC_EXPORT agec_status agec_result_value(agec_result *res, size_t row, size_t c
  * (*) timestamptz in the session's DateStyle and TimeZone; bytea as \x hex.
  */
 /** The cell as a signed 64-bit integer: an optional '-' and decimal digits. */
-AGEC_EXPORT agec_status agec_result_get_int64(const agec_result *res, size_t row, size_t col,
-                                              int64_t *out, agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_result_get_int64(const agec_result *res, size_t row,
+                                                             size_t col, int64_t *out,
+                                                             agec_error *err);
 /** The cell as a double: a decimal number, NaN, Infinity or -Infinity. */
-AGEC_EXPORT agec_status agec_result_get_double(const agec_result *res, size_t row, size_t col,
-                                               double *out, agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_result_get_double(const agec_result *res, size_t row,
+                                                              size_t col, double *out,
+                                                              agec_error *err);
 /** The cell as a boolean: "t" or "f" (SQL bool), "true" or "false" (agtype). */
-AGEC_EXPORT agec_status agec_result_get_bool(const agec_result *res, size_t row, size_t col,
-                                             bool *out, agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_result_get_bool(const agec_result *res, size_t row,
+                                                            size_t col, bool *out, agec_error *err);
 
 /** Rows affected by the (last) statement, as PQcmdTuples reads its command
  *  tag: INSERT, UPDATE, DELETE, MERGE, SELECT, CREATE TABLE AS, MOVE, FETCH,

@@ -158,9 +158,9 @@ AGEC_EXPORT void agec_load_opts_init(agec_load_opts *opts);
  * AGEC_ERR_SERVER, AGEC_ERR_CONNECTION_LOST, AGEC_ERR_AGE_MISSING,
  * AGEC_ERR_NO_MEMORY.
  */
-AGEC_EXPORT agec_status agec_loader_open(agec_conn *conn, const char *graph,
-                                         const agec_load_opts *opts, agec_loader **out,
-                                         agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_loader_open(agec_conn *conn, const char *graph,
+                                                        const agec_load_opts *opts,
+                                                        agec_loader **out, agec_error *err);
 
 /**
  * Name the vertices of `label` by property `property` (letters, digits and
@@ -255,8 +255,9 @@ AGEC_EXPORT agec_status agec_loader_file(agec_loader *ld, bool edges, const char
  * Errors: those of the batches and of COMMIT; AGEC_ERR_STATE when the
  * loader failed earlier or was finished.
  */
-AGEC_EXPORT agec_status agec_loader_finish_sized(agec_loader *ld, agec_load_stats *stats,
-                                                 size_t size, agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_loader_finish_sized(agec_loader *ld,
+                                                                agec_load_stats *stats, size_t size,
+                                                                agec_error *err);
 /* agec_loader_finish passes the caller's sizeof(agec_load_stats), so the
  * struct's own `size` field is not read: it may be uninitialised. (The
  * function of that name, kept for programs built against an older header,

@@ -65,7 +65,7 @@ AGEC_EXPORT agec_status agec_tx_begin(agec_conn *conn, const agec_tx_opts *opts,
  * success. Errors as agec_tx_begin() (STATE: no transaction open), and
  * AGEC_ERR_SERVER for deferred-constraint or serialization failures.
  */
-AGEC_EXPORT agec_status agec_tx_commit(agec_conn *conn, agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_tx_commit(agec_conn *conn, agec_error *err);
 
 /** ROLLBACK. Errors as agec_tx_begin() (STATE: no transaction open). */
 AGEC_EXPORT agec_status agec_tx_rollback(agec_conn *conn, agec_error *err);
@@ -75,7 +75,8 @@ AGEC_EXPORT agec_status agec_tx_rollback(agec_conn *conn, agec_error *err);
  * agec_tx_release() and agec_tx_rollback_to(). Savepoints nest to any depth.
  * Errors as agec_tx_commit().
  */
-AGEC_EXPORT agec_status agec_tx_savepoint(agec_conn *conn, unsigned *id, agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_tx_savepoint(agec_conn *conn, unsigned *id,
+                                                         agec_error *err);
 
 /** RELEASE SAVEPOINT id (and those created after it). */
 AGEC_EXPORT agec_status agec_tx_release(agec_conn *conn, unsigned id, agec_error *err);
@@ -96,8 +97,8 @@ typedef agec_status (*agec_tx_fn)(agec_conn *conn, void *user, agec_error *err);
  * safe to run again. Returns the last status; err holds the last error.
  * Errors: those of acquire, begin, fn and commit.
  */
-AGEC_EXPORT agec_status agec_tx_run(agec_pool *pool, const agec_tx_opts *opts, agec_tx_fn fn,
-                                    void *user, agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_tx_run(agec_pool *pool, const agec_tx_opts *opts,
+                                                   agec_tx_fn fn, void *user, agec_error *err);
 
 /**
  * agec_tx_run() over a cluster (agec/cluster.h): a read-only transaction
@@ -110,8 +111,9 @@ AGEC_EXPORT agec_status agec_tx_run(agec_pool *pool, const agec_tx_opts *opts, a
  * COMMIT whose answer was lost may have committed. Errors: those of
  * agec_cluster_acquire_at, begin, fn and commit.
  */
-AGEC_EXPORT agec_status agec_cluster_tx_run(agec_cluster *cluster, const agec_tx_opts *opts,
-                                            agec_tx_fn fn, void *user, agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_cluster_tx_run(agec_cluster *cluster,
+                                                           const agec_tx_opts *opts, agec_tx_fn fn,
+                                                           void *user, agec_error *err);
 
 #ifdef __cplusplus
 }

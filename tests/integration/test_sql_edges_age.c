@@ -48,7 +48,9 @@ static int teardown(void **state)
     if (agec_pool_acquire(pool, &c, NULL) == AGEC_OK) {
         (void)agec_graph_drop(c, GRAPH, true, NULL);
         agec_result *r = NULL;
-        (void)agec_sql_exec(c, "DROP TABLE IF EXISTS it_edges_age_t", 0, NULL, NULL, &r, NULL);
+        if (agec_sql_exec(c, "DROP TABLE IF EXISTS it_edges_age_t", 0, NULL, NULL, &r, NULL) !=
+            AGEC_OK)
+            print_message("teardown: could not drop it_edges_age_t\n");
         agec_result_free(r);
         agec_conn_release(c);
     }

@@ -147,7 +147,8 @@ static void test_return_columns_errors(void **state)
     agec_error err = AGEC_ERROR_INIT;
     char **names;
     size_t n;
-    agec_cypher_return_columns("MATCH (n) RETURN *", &names, &n, &err);
+    assert_int_equal(agec_cypher_return_columns("MATCH (n) RETURN *", &names, &n, &err),
+                     AGEC_ERR_COLUMNS);
     assert_non_null(strstr(err.message, "RETURN *"));
     assert_int_equal(agec_cypher_return_columns(NULL, &names, &n, NULL), AGEC_ERR_INVALID_ARG);
 }
