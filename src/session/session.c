@@ -206,15 +206,15 @@ agec__res_kind agec__session_classify(const PGresult *res)
 int agec__session_copy_step(PGconn *pg, ExecStatusType copy)
 {
     if (copy == PGRES_COPY_IN) {
-        /* PQputCopyEnd in non-blocking mode queues the message; flush it
-         * (a few bytes: the socket takes them or the connection is dead). */
+        /* PQputCopyEnd in non-blocking mode queues the message; flush it. */
         if (!agec__session_send_begin(pg) ||
             PQputCopyEnd(pg, "COPY from the client is not supported by agec") < 0)
             return -1;
-        int f;
+        /* A few bytes: a socket that takes none of them for 5 s is dead. */
+        int f, tries = 0;
         while ((f = PQflush(pg)) == 1) {
             struct pollfd p = { .fd = PQsocket(pg), .events = POLLOUT };
-            if (p.fd < 0 || (poll(&p, 1, 1000) < 0 && errno != EINTR))
+            if (p.fd < 0 || ++tries > 50 || (poll(&p, 1, 100) < 0 && errno != EINTR))
                 return -1;
         }
         (void)PQsetnonblocking(pg, 0);
