@@ -240,12 +240,14 @@ AGEC_EXPORT const char *agec_result_text(const agec_result *res, size_t row, siz
                                          size_t *len);
 
 /**
- * The cell as an agtype value. agtype, json, jsonb and other extension
- * types are parsed from their text; a built-in SQL type is converted by its
- * column type: bool -> boolean; int2, int4, int8, oid -> integer; float4,
- * float8 -> float; numeric -> integer, float or numeric as its text reads
- * in agtype; every other built-in type (text, varchar, timestamptz, date,
- * uuid, bytea, arrays, ...) -> a string holding the server's text. The
+ * The cell as an agtype value. agtype, json, jsonb, other extension types
+ * and the text types (text, varchar, char, name: agtype cast to text and
+ * domains over text arrive as these) are parsed from their text as agtype;
+ * any other built-in SQL type is converted by its column type: bool ->
+ * boolean; int2, int4, int8, oid -> integer; float4, float8 -> float;
+ * numeric -> integer, float or numeric as its text reads in agtype; every
+ * other one (timestamptz, date, uuid, bytea, arrays, ...) -> a string
+ * holding the server's text. Plain text is read with agec_result_text. The
  * value is made on first access and owned by res (valid until
  * agec_result_free()); SQL NULL gives *out = NULL and AGEC_OK. Not
  * thread-safe on one result (it caches).

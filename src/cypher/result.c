@@ -195,10 +195,18 @@ agec_status agec_result_get_bool(const agec_result *res, size_t row, size_t col,
     return agec__error_ok(err);
 }
 
+/* text, varchar, bpchar, name, unknown: agtype cast to text, and domains
+ * over text (the server describes a domain by its base type), arrive as
+ * these, so their text is parsed as agtype, as it always was. */
+static bool is_text_type(Oid type)
+{
+    return type == AGEC_OID_TEXT || type == 1043 || type == 1042 || type == 19 || type == 705;
+}
+
 /* A cell of a built-in SQL type as agtype text to parse: bool as true/false,
  * numbers as they are, any other built-in type (text, timestamptz, uuid,
  * arrays, ...) as a string. json, jsonb and extension types (agtype) are
- * parsed as sent: *out stays NULL. */
+ * parsed as sent, and so are the text types: *out stays NULL. */
 static agec_status sql_cell_as_agtype(const agec_result *res, size_t row, size_t col, char **out,
                                       agec_error *err)
 {
@@ -207,7 +215,7 @@ static agec_status sql_cell_as_agtype(const agec_result *res, size_t row, size_t
     const char *t = PQgetvalue(res->pg, (int)row, (int)col);
     size_t len = (size_t)PQgetlength(res->pg, (int)row, (int)col);
     if (type == AGEC_OID_JSON || type == AGEC_OID_JSONB || type >= AGEC_OID_FIRST_NORMAL ||
-        type == 0)
+        type == 0 || is_text_type(type))
         return AGEC_OK;
     const char *lit = NULL;
     if (type == AGEC_OID_BOOL)
