@@ -92,7 +92,11 @@ typedef agec_status (*agec_tx_fn)(agec_conn *conn, void *user, agec_error *err);
  * Acquire a connection from pool, BEGIN, call fn, COMMIT on AGEC_OK, else
  * ROLLBACK; release the connection in every path. When fn or COMMIT fails
  * with SQLSTATE 40001 (serialization failure) or 40P01 (deadlock), the
- * whole transaction is retried, up to opts->max_retries times, after a
+ * whole transaction is retried (judged from the status fn returned, which
+ * must be AGEC_ERR_SERVER with err->code the same: an fn that recovered
+ * from a 40001 with agec_tx_rollback_to and then failed for another reason
+ * is not retried, whatever err still holds; an fn that fails without
+ * filling err gets "transaction function returned ..."), up to opts->max_retries times, after a
  * backoff of retry_base_ms doubling with random jitter. fn must therefore be
  * safe to run again. Returns the last status; err holds the last error.
  * Errors: those of acquire, begin, fn and commit.

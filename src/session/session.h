@@ -77,7 +77,8 @@ agec_status agec__session_reapply(PGconn *pg, const agec__session_init *init, in
  * result, succeed only if none failed. Errors: AGEC_ERR_SERVER (or whatever
  * agec__error_from_result maps the SQLSTATE to), AGEC_ERR_TIMEOUT past the
  * deadline (the connection is then mid-query: close it),
- * AGEC_ERR_CONNECTION_LOST. */
+ * AGEC_ERR_CONNECTION_LOST, AGEC_ERR_STATE for a COPY to or from the client
+ * (ended with agec__session_copy_step; the connection stays usable). */
 agec_status agec__session_exec(PGconn *pg, const char *sql, int64_t deadline_us, agec_error *err);
 
 /* Check that the server answers: one empty query, by deadline_us (or
