@@ -95,9 +95,14 @@ agec_status agec__error_from_result(agec_error *err, agec_status code, const PGr
     }
     agec__copy_text(err->message, sizeof err->message, buf);
     if (res != NULL) {
-        agec__copy_text(err->detail, sizeof err->detail,
-                        PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL));
-        agec__copy_text(err->hint, sizeof err->hint, PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
+        /* A server's detail can quote a connection string too (dblink,
+         * postgres_fdw): redacted like the message. */
+        const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+        const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+        agec__redact_conninfo(detail ? detail : "", buf, sizeof buf);
+        agec__copy_text(err->detail, sizeof err->detail, buf);
+        agec__redact_conninfo(hint ? hint : "", buf, sizeof buf);
+        agec__copy_text(err->hint, sizeof err->hint, buf);
         const char *pos = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
         if (pos == NULL)
             pos = PQresultErrorField(res, PG_DIAG_INTERNAL_POSITION);

@@ -175,6 +175,37 @@ static void test_libpq_message_filtered(void **state)
     assert_no_secret(err.message, "S3CRETpw", "parse error");
 }
 
+/* A server error whose message, detail and hint quote a connection string
+ * (as dblink's and postgres_fdw's do). */
+static void test_server_error_fields(void **state)
+{
+    (void)state;
+    agec_pool_config cfg;
+    agec_pool_config_init(&cfg);
+    cfg.conninfo = agec_test_pg_conninfo();
+    cfg.max = 1;
+    cfg.age_mode = AGEC_AGE_OFF;
+    cfg.on_event = agec_pool_event_ignore;
+    agec_pool *p = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_open(&cfg, &p, &err), &err, "open");
+    agec_conn *c = agec_test_acquire(p);
+    agec_result *r = NULL;
+    assert_int_equal(
+        agec_sql_exec(c,
+                      "DO $$ BEGIN RAISE EXCEPTION 'bad host=h password=S3CRETmsg' "
+                      "USING DETAIL = 'could not connect: postgresql://u:S3CRETdet@h/d', "
+                      "HINT = 'check sslpassword=S3CRETkey'; END $$",
+                      0, NULL, NULL, &r, &err),
+        AGEC_ERR_SERVER);
+    assert_no_secret(err.message, "S3CRETmsg", "message");
+    assert_no_secret(err.detail, "S3CRETdet", "detail");
+    assert_no_secret(err.hint, "S3CRETkey", "hint");
+    assert_non_null(strstr(err.detail, "postgresql://u:***@h/d"));
+    agec_conn_release(c);
+    agec_pool_close(p, 1000, NULL);
+}
+
 /* The cluster's conninfo errors. */
 static void test_cluster_config_redacted(void **state)
 {
@@ -281,9 +312,8 @@ static void test_random_passwords(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_issue_forms),
-        cmocka_unit_test(test_libpq_message_filtered),
-        cmocka_unit_test(test_cluster_config_redacted),
+        cmocka_unit_test(test_issue_forms),         cmocka_unit_test(test_libpq_message_filtered),
+        cmocka_unit_test(test_server_error_fields), cmocka_unit_test(test_cluster_config_redacted),
         cmocka_unit_test(test_random_passwords),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
