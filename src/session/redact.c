@@ -148,7 +148,29 @@ static void uri_password(const char *text, const char *p, spans *sp, const char 
         add_span(sp, (size_t)(colon + 1 - text), (size_t)(at - text), SPAN_URI_PASSWORD);
 }
 
-/* Every secret value in text, in order. */
+/* Sort by start and merge overlapping spans (a keyword inside a URI's user
+ * info gives a span within the URI password's). */
+static void merge_spans(spans *sp)
+{
+    for (size_t i = 1; i < sp->n; i++)
+        for (size_t j = i; j > 0 && sp->v[j].start < sp->v[j - 1].start; j--) {
+            span t = sp->v[j];
+            sp->v[j] = sp->v[j - 1];
+            sp->v[j - 1] = t;
+        }
+    size_t k = 0;
+    for (size_t i = 0; i < sp->n; i++) {
+        if (k > 0 && sp->v[i].start <= sp->v[k - 1].end) {
+            if (sp->v[i].end > sp->v[k - 1].end)
+                sp->v[k - 1].end = sp->v[i].end;
+        } else {
+            sp->v[k++] = sp->v[i];
+        }
+    }
+    sp->n = k;
+}
+
+/* Every secret value in text, in order, none overlapping. */
 static void find_spans(const char *text, spans *sp)
 {
     sp->n = 0;
@@ -171,6 +193,7 @@ static void find_spans(const char *text, spans *sp)
         }
         p++;
     }
+    merge_spans(sp);
 }
 
 /* ---- the set of secrets ----------------------------------------------------- */
