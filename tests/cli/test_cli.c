@@ -20,6 +20,7 @@
 #include <libpq-fe.h>
 
 #include "agec/agtype.h"
+#include "agec/graph.h"
 
 #include "cli_run.h"
 
@@ -294,6 +295,44 @@ static void test_sql_copy_and_command_tag(void **state)
     assert_non_null(strstr(r->out, "SELECT 5"));
     assert_null(strstr(r->out, "(0 rows)"));
     free(r);
+}
+
+/* Issue 23, item 3: `agec graph index` obeys --statement-timeout (it
+ * waited behind a lock for as long as the lock was held). AGE's catalog is
+ * stood in for on PG15 (fakeage/stub_catalog.h). */
+static void test_graph_statement_timeout(void **state)
+{
+    (void)state;
+    agec_pool_config cfg;
+    agec_pool_config_init(&cfg);
+    cfg.conninfo = agec_test_pg_conninfo();
+    cfg.max = 1;
+    cfg.age_mode = AGEC_AGE_OFF;
+    cfg.on_event = agec_pool_event_ignore;
+    agec_pool *admin = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_open(&cfg, &admin, &err), &err, "open");
+    agec_pool *stub = agec_test_stub_age_pool(admin, "agec_stub_cli");
+    agec_conn *c = agec_test_acquire(stub);
+    agec_test_must(agec_graph_create(c, "cli_g", &err), &err, "graph");
+    agec_test_must(agec_label_create(c, "cli_g", "Person", AGEC_LABEL_VERTEX, &err), &err, "label");
+    agec_conn_release(c);
+    char dsn[512];
+    snprintf(dsn, sizeof dsn, "%s dbname=agec_stub_cli", agec_test_pg_conninfo());
+    PGconn *locker = PQconnectdb(dsn);
+    assert_int_equal(PQstatus(locker), CONNECTION_OK);
+    PGresult *lr = PQexec(locker, "BEGIN; LOCK TABLE cli_g.\"Person\" IN ACCESS EXCLUSIVE MODE");
+    assert_int_equal(PQresultStatus(lr), PGRES_COMMAND_OK);
+    PQclear(lr);
+    run_out *r = RUN(NULL, "--dsn", dsn, "--age-mode", "off", "--statement-timeout", "300", "graph",
+                     "index", "cli_g");
+    PQfinish(locker);
+    expect_status(r, 1);
+    assert_non_null(strstr(r->err, "AGEC_ERR_TIMEOUT"));
+    assert_true(r->ms < 30000); /* a hang check: the lock is held until RUN returns */
+    free(r);
+    agec_pool_close(stub, 1000, NULL);
+    agec_pool_close(admin, 1000, NULL);
 }
 
 static void test_sql_and_bench_on_pg(void **state)
@@ -755,6 +794,7 @@ int main(void)
         cmocka_unit_test(test_unreachable_and_redaction),
         cmocka_unit_test(test_sql_and_bench_on_pg),
         cmocka_unit_test(test_sql_copy_and_command_tag),
+        cmocka_unit_test(test_graph_statement_timeout),
         cmocka_unit_test(test_application_name_and_notices),
         cmocka_unit_test(test_shell_on_age),
         cmocka_unit_test(test_shell_ctrl_c_cancels),
