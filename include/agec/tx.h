@@ -91,8 +91,10 @@ typedef agec_status (*agec_tx_fn)(agec_conn *conn, void *user, agec_error *err);
 /**
  * Acquire a connection from pool, BEGIN, call fn, COMMIT on AGEC_OK, else
  * ROLLBACK; release the connection in every path. When fn or COMMIT fails
- * with SQLSTATE 40001 (serialization failure) or 40P01 (deadlock), the
- * whole transaction is retried (judged from the status fn returned, which
+ * with SQLSTATE 40001 (serialization failure) or 40P01 (deadlock), or with
+ * 0A000 "cached plan must not change result type" (a prepared statement
+ * that DDL made stale: agec forgets it, the next attempt prepares it anew),
+ * the whole transaction is retried (judged from the status fn returned, which
  * must be AGEC_ERR_SERVER with err->code the same: an fn that recovered
  * from a 40001 with agec_tx_rollback_to and then failed for another reason
  * is not retried, whatever err still holds; an fn that fails without

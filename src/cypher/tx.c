@@ -172,8 +172,13 @@ agec_status agec_tx_rollback_to(agec_conn *conn, unsigned id, agec_error *err)
  * leaves the old 40001 in it; that must not cause a retry. */
 static bool retryable(agec_status st, const agec_error *e)
 {
-    return st == AGEC_ERR_SERVER && e->code == st &&
-           (strcmp(e->sqlstate, "40001") == 0 || strcmp(e->sqlstate, "40P01") == 0);
+    if (st != AGEC_ERR_SERVER || e->code != st)
+        return false;
+    /* A cached plan that DDL made stale fails once inside a transaction
+     * and is forgotten (cypher/exec.c): the next attempt prepares it anew. */
+    return strcmp(e->sqlstate, "40001") == 0 || strcmp(e->sqlstate, "40P01") == 0 ||
+           (strcmp(e->sqlstate, "0A000") == 0 &&
+            strstr(e->message, "cached plan must not change result type") != NULL);
 }
 
 static void backoff(int base_ms, int attempt, unsigned *seed)

@@ -116,6 +116,17 @@ static void test_copy_in_ends(void **state)
     agec_conn_release(c);
 }
 
+static agec_status select_ddl_table(agec_conn *conn, void *user, agec_error *err)
+{
+    ++*(int *)user;
+    agec_result *r = NULL;
+    agec_status st = agec_sql_exec(conn, "SELECT * FROM it_edges_ddl", 0, NULL, NULL, &r, err);
+    if (st == AGEC_OK && agec_result_columns(r) != 4)
+        st = AGEC_ERR_STATE; /* not the table as altered */
+    agec_result_free(r);
+    return st;
+}
+
 /* Item 2: a cached plan after DDL is prepared again (outside a
  * transaction); inside one the error is returned and the statement
  * forgotten, so the next run prepares it afresh. */
@@ -146,6 +157,14 @@ static void test_cached_plan_after_ddl(void **state)
     agec_test_must(agec_sql_exec(c, q, 0, NULL, NULL, &r, &err), &err, "after the transaction");
     assert_int_equal(agec_result_columns(r), 3);
     agec_result_free(r);
+
+    /* agec_tx_run retries such a transaction: its statement was forgotten. */
+    agec_test_sql(c, "ALTER TABLE it_edges_ddl ADD COLUMN d int");
+    agec_conn_release(c);
+    int calls = 0;
+    agec_test_must(agec_tx_run(pool, NULL, select_ddl_table, &calls, &err), &err, "tx_run");
+    assert_int_equal(calls, 2);
+    c = agec_test_acquire(pool);
 
     /* 42804: a parameter's type no longer fits the column. */
     const char *ins = "INSERT INTO it_edges_ddl (b) VALUES ($1)";
