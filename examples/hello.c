@@ -20,8 +20,7 @@ int main(int argc, char **argv)
         const char *name;
         size_t len;
         agec_result_value(res, 0, 0, &p, &err); /* the vertex, parsed from agtype */
-        agec_value_get_string(agec_value_get(agec_element_properties(p), "name", 4), &name, &len,
-                              &err);
+        agec_value_get_string(agec_element_property(p, "name"), &name, &len, &err);
         printf("vertex %.*s\n", (int)len, name);
         agec_result_free(res);
     } else {

@@ -47,6 +47,12 @@ agec_conn *agec_test_acquire(agec_pool *p);
  * the result is dropped. */
 void agec_test_sql(agec_conn *c, const char *text);
 
+/* A pool of one connection (age_mode off) on a fresh database `dbname` of
+ * the PG15 test server (dropped first if it exists), holding the stand-in
+ * for AGE's catalog of fakeage/stub_catalog.h. `admin` is a pool on the
+ * server's default database. The caller closes the pool. */
+agec_pool *agec_test_stub_age_pool(agec_pool *admin, const char *dbname);
+
 /* Send this process's stderr (fd 2) to a temporary file, e.g. to check what
  * the default event logger prints; agec_test_stderr_end restores it and
  * returns what was written (malloc'd, NUL-terminated; the caller frees). */

@@ -188,6 +188,10 @@ AGEC_EXPORT const agec_value *agec_value_at(const agec_value *v, size_t i);
  */
 AGEC_EXPORT const agec_value *agec_value_get(const agec_value *v, const char *key, size_t keylen);
 
+/** agec_value_get() with a NUL-terminated key: agec_value_get(v, key,
+ *  strlen(key)); NULL also when key is NULL. Thread-safe. */
+AGEC_EXPORT const agec_value *agec_value_get_key(const agec_value *v, const char *key);
+
 /**
  * Entry i of an object, vertex or edge in document order: returns its value
  * and sets *key / *keylen (each may be NULL) to its key (NUL-terminated,
@@ -220,6 +224,11 @@ AGEC_EXPORT agec_status agec_element_label(const agec_value *v, const char **ptr
 
 /** Properties object of a vertex or edge, or NULL when v is not one. */
 AGEC_EXPORT const agec_value *agec_element_properties(const agec_value *v);
+
+/** Property `name` (NUL-terminated) of a vertex or edge: the value in
+ *  agec_element_properties(v), or NULL when v is not a vertex or edge, name
+ *  is NULL or the property is absent. Thread-safe. */
+AGEC_EXPORT const agec_value *agec_element_property(const agec_value *v, const char *name);
 
 /** Start vertex id of an edge. Errors: AGEC_ERR_INVALID_ARG, AGEC_ERR_TYPE. */
 AGEC_EXPORT agec_status agec_edge_start_id(const agec_value *e, int64_t *out, agec_error *err);
@@ -390,6 +399,50 @@ AGEC_EXPORT agec_status agec_builder_value(agec_builder *b, const agec_value *v,
  */
 AGEC_EXPORT AGEC_NODISCARD agec_status agec_builder_finish(agec_builder *b, char **out, size_t *len,
                                                            agec_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* A parameter map in one call                                               */
+
+/** Kinds of value in agec_params_build()'s argument list. */
+typedef enum agec_param_kind {
+    AGEC_PARAM_END = 0, /* internal: the list's end (agec_params adds it) */
+    AGEC_PARAM_NULL = 1,
+    AGEC_PARAM_BOOL = 2,   /* an int, 0 or not */
+    AGEC_PARAM_INT64 = 3,  /* an int64_t */
+    AGEC_PARAM_DOUBLE = 4, /* a double */
+    AGEC_PARAM_STRING = 5, /* a NUL-terminated UTF-8 const char * (NULL: null) */
+    AGEC_PARAM_AGTYPE = 6, /* agtype or JSON text (const char *), e.g. a list */
+} agec_param_kind;
+
+/* One key and value each; the casts make the argument list type-safe. */
+#define AGEC_P_NULL(key) (const char *)(key), (int)AGEC_PARAM_NULL
+#define AGEC_P_BOOL(key, v) (const char *)(key), (int)AGEC_PARAM_BOOL, (int)((v) != 0)
+#define AGEC_P_INT(key, v) (const char *)(key), (int)AGEC_PARAM_INT64, (int64_t)(v)
+#define AGEC_P_DOUBLE(key, v) (const char *)(key), (int)AGEC_PARAM_DOUBLE, (double)(v)
+#define AGEC_P_STR(key, v) (const char *)(key), (int)AGEC_PARAM_STRING, (const char *)(v)
+#define AGEC_P_AGTYPE(key, v) (const char *)(key), (int)AGEC_PARAM_AGTYPE, (const char *)(v)
+
+/**
+ * Build a Cypher parameter map in one call, for the common case of a flat
+ * map of scalars:
+ *
+ *     char *params = NULL;
+ *     agec_status st = agec_params(&params, &err, AGEC_P_STR("name", "Ada"),
+ *                                  AGEC_P_INT("born", 1815));
+ *     ... agec_cypher_exec(conn, "g", "CREATE (:P {name: $name, born: $born})",
+ *                          params, NULL, &res, &err) ...
+ *     agec_free(params);
+ *
+ * Arguments after err: (key, kind, value) triples written with the AGEC_P_
+ * macros, ended by a NULL key (the agec_params macro adds it). Keys are
+ * NUL-terminated UTF-8; AGEC_P_AGTYPE takes agtype text (JSON is agtype: a list, a
+ * nested map) and inserts it after parsing it. On success *out is the
+ * map's agtype text (free with agec_free). Errors: AGEC_ERR_INVALID_ARG
+ * (out NULL, an unknown kind, invalid UTF-8), AGEC_ERR_PARSE
+ * (AGEC_P_AGTYPE text), AGEC_ERR_NO_MEMORY; *out is then NULL. Thread-safe.
+ */
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_params_build(char **out, agec_error *err, ...);
+#define agec_params(out, err, ...) agec_params_build((out), (err), __VA_ARGS__, (const char *)0)
 
 #ifdef __cplusplus
 }

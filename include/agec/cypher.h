@@ -55,7 +55,8 @@ AGEC_EXPORT agec_status agec_graph_name_check(const char *name, agec_error *err)
 AGEC_EXPORT agec_status agec_label_name_check(const char *name, agec_error *err);
 
 /**
- * Derive result column names from the query's last top-level RETURN clause:
+ * Derive result column names from the query's first top-level RETURN
+ * clause (the first branch of a UNION names the columns, as in SQL):
  * the alias after AS, else the item's text (white space collapsed), made
  * unique with a "_2", "_3" suffix and cut to 63 bytes. A query without
  * RETURN (CREATE/SET/DELETE/MERGE only) gets one column, "result", as AGE
@@ -64,8 +65,8 @@ AGEC_EXPORT agec_status agec_label_name_check(const char *name, agec_error *err)
  * Errors: AGEC_ERR_INVALID_ARG, AGEC_ERR_COLUMNS (RETURN *, an empty item,
  * an unterminated string/comment), AGEC_ERR_NO_MEMORY. Thread-safe.
  */
-AGEC_EXPORT agec_status agec_cypher_return_columns(const char *query, char ***names, size_t *count,
-                                                   agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_cypher_return_columns(const char *query, char ***names,
+                                                                  size_t *count, agec_error *err);
 
 /** Free an array returned by agec_cypher_return_columns() or
  *  agec_graph_list(). NULL is accepted. */
@@ -135,9 +136,10 @@ AGEC_EXPORT void agec_query_opts_init(agec_query_opts *opts);
  * AGEC_ERR_CONNECTION_LOST (the connection is then closed on release),
  * AGEC_ERR_STATE (a query is already running on conn), AGEC_ERR_NO_MEMORY.
  */
-AGEC_EXPORT agec_status agec_cypher_exec(agec_conn *conn, const char *graph, const char *query,
-                                         const char *params, const agec_query_opts *opts,
-                                         agec_result **out, agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_cypher_exec(agec_conn *conn, const char *graph,
+                                                        const char *query, const char *params,
+                                                        const agec_query_opts *opts,
+                                                        agec_result **out, agec_error *err);
 
 /**
  * Row callback for the streaming calls. `row` holds exactly one row (row
@@ -159,14 +161,36 @@ AGEC_EXPORT agec_status agec_cypher_stream(agec_conn *conn, const char *graph, c
 
 /* ---- SQL -------------------------------------------------------------------- */
 
+/** Most parameters one statement may bind (the protocol's 16-bit count). */
+#define AGEC_MAX_PARAMS 65535
+
 /**
- * Run one SQL statement with text parameters $1..$n (values[i] NULL = SQL
- * NULL) and collect its rows. `opts` columns are ignored. Errors as
- * agec_cypher_exec() minus the Cypher-specific ones.
+ * Run SQL with text parameters $1..$n (values[i] NULL = SQL NULL) and
+ * collect its rows. `opts` columns are ignored. Without parameters and
+ * with prepare false (or in AGEC_STMT_UNNAMED mode) the text may hold
+ * several statements separated by ';': they run as one implicit
+ * transaction, and the result is the LAST statement's (its rows, command
+ * tag and affected count); the first failure fails the call.
+ * Errors as agec_cypher_exec() minus the Cypher-specific ones, and:
+ * AGEC_ERR_INVALID_ARG for nparams > AGEC_MAX_PARAMS, for a statement that
+ * is empty (white space or comments only), for arguments libpq refuses to
+ * send, and for a parameter count that does not match the statement (the
+ * server's SQLSTATE 08P01 is kept; the connection stays usable);
+ * AGEC_ERR_STATE for COPY ... FROM STDIN / TO STDOUT (not supported here:
+ * a COPY FROM STDIN is ended at once; the rows of a COPY TO STDOUT are read
+ * and dropped until it ends or timeout_ms cancels it; the connection stays
+ * usable; use the loader of agec/load.h, a server-side file, or libpq
+ * through agec_conn_pgconn()). A cached prepared statement that no
+ * longer fits its table after DDL (SQLSTATE 0A000 "cached plan must not
+ * change result type", 42804, 26000) is forgotten and prepared again once
+ * when no transaction is open; inside a transaction the error has aborted
+ * it and is returned (the statement is forgotten, so the next transaction
+ * prepares it afresh).
  */
-AGEC_EXPORT agec_status agec_sql_exec(agec_conn *conn, const char *sql, int nparams,
-                                      const char *const *values, const agec_query_opts *opts,
-                                      agec_result **out, agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_sql_exec(agec_conn *conn, const char *sql, int nparams,
+                                                     const char *const *values,
+                                                     const agec_query_opts *opts, agec_result **out,
+                                                     agec_error *err);
 
 /** Streaming variant of agec_sql_exec(); see agec_cypher_stream(). */
 AGEC_EXPORT agec_status agec_sql_stream(agec_conn *conn, const char *sql, int nparams,
@@ -184,8 +208,27 @@ AGEC_EXPORT size_t agec_result_columns(const agec_result *res);
 /** Name of column `col`, owned by res; NULL when out of range. */
 AGEC_EXPORT const char *agec_result_column_name(const agec_result *res, size_t col);
 
+/** OIDs of the built-in PostgreSQL types agec reads specially (pg_type;
+ *  fixed across releases). Types of extensions, agtype among them, have
+ *  OIDs from AGEC_OID_FIRST_NORMAL up, which vary by database. */
+enum {
+    AGEC_OID_BOOL = 16,
+    AGEC_OID_INT8 = 20,
+    AGEC_OID_INT2 = 21,
+    AGEC_OID_INT4 = 23,
+    AGEC_OID_TEXT = 25,
+    AGEC_OID_OID = 26,
+    AGEC_OID_JSON = 114,
+    AGEC_OID_FLOAT4 = 700,
+    AGEC_OID_FLOAT8 = 701,
+    AGEC_OID_NUMERIC = 1700,
+    AGEC_OID_JSONB = 3802,
+    AGEC_OID_FIRST_NORMAL = 16384,
+};
+
 /** PostgreSQL type OID of column `col` (e.g. 20 int8, 25 text, 16 bool,
- *  3802 jsonb; agtype's OID varies by database); 0 when out of range. */
+ *  3802 jsonb; agtype's OID varies by database); 0 when out of range.
+ *  Thread-safe (reads only). */
 AGEC_EXPORT uint32_t agec_result_column_type(const agec_result *res, size_t col);
 
 /** True when the cell is SQL NULL or out of range. */
@@ -200,17 +243,63 @@ AGEC_EXPORT const char *agec_result_text(const agec_result *res, size_t row, siz
                                          size_t *len);
 
 /**
- * The cell parsed as agtype (or JSON). The value is parsed on first access
- * and owned by res (valid until agec_result_free()); SQL NULL gives *out =
- * NULL and AGEC_OK. Not thread-safe on one result (it caches).
+ * The cell as an agtype value. agtype, json, jsonb, other extension types
+ * and the text types (text, varchar, char, name: agtype cast to text and
+ * domains over text arrive as these) are parsed from their text as agtype;
+ * any other built-in SQL type is converted by its column type: bool ->
+ * boolean; int2, int4, int8, oid -> integer; float4, float8 -> float;
+ * numeric -> integer, float or numeric as its text reads in agtype; every
+ * other one (timestamptz, date, uuid, bytea, arrays, ...) -> a string
+ * holding the server's text. Plain text is read with agec_result_text. The
+ * value is made on first access and owned by res (valid until
+ * agec_result_free()); SQL NULL gives *out = NULL and AGEC_OK. Not
+ * thread-safe on one result (it caches).
  * Errors: AGEC_ERR_INVALID_ARG, AGEC_ERR_RANGE (row/col), AGEC_ERR_PARSE
  * (position = byte offset in the cell), AGEC_ERR_NO_MEMORY.
  */
-AGEC_EXPORT agec_status agec_result_value(agec_result *res, size_t row, size_t col,
-                                          const agec_value **out, agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_result_value(agec_result *res, size_t row, size_t col,
+                                                         const agec_value **out, agec_error *err);
 
-/** Rows affected by INSERT/UPDATE/DELETE/..., or 0. */
+/*
+ * Typed reads of SQL cells, from the server's text of the cell, whatever
+ * the column type (check it with agec_result_column_type() when it
+ * matters). Each fails with AGEC_ERR_INVALID_ARG (res or out NULL),
+ * AGEC_ERR_RANGE (row/col out of range, or the number does not fit),
+ * AGEC_ERR_TYPE (SQL NULL: test agec_result_is_null() first; or a text
+ * that is not of the kind asked for). *out is written only on success.
+ * Thread-safe on one result (nothing is cached).
+ *
+ *   PostgreSQL type               text             int64   double  bool
+ *   int2, int4, int8, oid         agec_result_text yes     yes     -
+ *   float4, float8                "                -       yes (NaN, +-Infinity)
+ *   numeric                       "                whole   yes (rounded to the nearest)
+ *   bool                          "t" / "f"        -       -       yes
+ *   text, varchar, timestamptz,   as the server    only if the text reads as
+ *   date, uuid, json, ...         writes it (*)    that kind, e.g. '42'::text
+ *   agtype (Cypher columns)       agtype text      integer  float   true/false
+ *
+ * (*) timestamptz in the session's DateStyle and TimeZone; bytea as \x hex.
+ */
+/** The cell as a signed 64-bit integer: an optional '-' and decimal digits. */
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_result_get_int64(const agec_result *res, size_t row,
+                                                             size_t col, int64_t *out,
+                                                             agec_error *err);
+/** The cell as a double: a decimal number, NaN, Infinity or -Infinity. */
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_result_get_double(const agec_result *res, size_t row,
+                                                              size_t col, double *out,
+                                                              agec_error *err);
+/** The cell as a boolean: "t" or "f" (SQL bool), "true" or "false" (agtype). */
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_result_get_bool(const agec_result *res, size_t row,
+                                                            size_t col, bool *out, agec_error *err);
+
+/** Rows affected by the (last) statement, as PQcmdTuples reads its command
+ *  tag: INSERT, UPDATE, DELETE, MERGE, SELECT, CREATE TABLE AS, MOVE, FETCH,
+ *  COPY; 0 for other statements. */
 AGEC_EXPORT uint64_t agec_result_affected(const agec_result *res);
+
+/** The (last) statement's command tag, e.g. "INSERT 0 5", "UPDATE 3",
+ *  "SELECT 2", "CREATE TABLE"; owned by res. "" for a NULL result. */
+AGEC_EXPORT const char *agec_result_command(const agec_result *res);
 
 /** Free a result and every value read from it. NULL is accepted. */
 AGEC_EXPORT void agec_result_free(agec_result *res);

@@ -2,7 +2,10 @@
  * agec/error.h: status codes and caller-owned error details.
  *
  * Every agec function that can fail returns an agec_status and takes an
- * optional `agec_error *err` (may be NULL) that it fills on failure. Nothing
+ * optional `agec_error *err` (may be NULL) that it fills on failure. The
+ * statement calls (agec/cypher.h execution and result accessors, agec/tx.h,
+ * agec/graph.h) also clear it on success, so that err->code is always the
+ * last call's status; other calls leave it untouched on success. Nothing
  * about an error is stored on a shared object, so two threads never see each
  * other's errors.
  *
@@ -113,7 +116,8 @@ typedef enum agec_status {
  */
 typedef struct agec_error {
     size_t size;                       /**< sizeof(agec_error) of the caller's header */
-    agec_status code;                  /**< same as the call's return value */
+    agec_status code;                  /**< same as the call's return value
+                                            (on success: see above) */
     char sqlstate[6];                  /**< server SQLSTATE or "" */
     int position;                      /**< 1-based character position from the
                                             server (within the Cypher text for

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "agec/cypher.h"
 #include "agec/error.h"
 #include "agec/export.h"
 
@@ -42,15 +43,15 @@ AGEC_EXPORT agec_status agec_graph_drop(agec_conn *conn, const char *name, bool 
                                         agec_error *err);
 
 /** *exists = whether graph `name` exists. Errors as agec_graph_create(). */
-AGEC_EXPORT agec_status agec_graph_exists(agec_conn *conn, const char *name, bool *exists,
-                                          agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_graph_exists(agec_conn *conn, const char *name,
+                                                         bool *exists, agec_error *err);
 
 /**
  * Names of all graphs, sorted: *names is a NULL-terminated array of *count
  * strings in one allocation, freed with agec_strings_free().
  */
-AGEC_EXPORT agec_status agec_graph_list(agec_conn *conn, char ***names, size_t *count,
-                                        agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_graph_list(agec_conn *conn, char ***names,
+                                                       size_t *count, agec_error *err);
 
 /** create_vlabel / create_elabel. Errors: AGEC_ERR_NAME, AGEC_ERR_SERVER. */
 AGEC_EXPORT agec_status agec_label_create(agec_conn *conn, const char *graph, const char *label,
@@ -61,8 +62,8 @@ AGEC_EXPORT agec_status agec_label_create(agec_conn *conn, const char *graph, co
  * ("vertex" or "edge"), sorted by name, AGE's internal default labels
  * included. Free with agec_result_free().
  */
-AGEC_EXPORT agec_status agec_label_list(agec_conn *conn, const char *graph, agec_result **out,
-                                        agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_label_list(agec_conn *conn, const char *graph,
+                                                       agec_result **out, agec_error *err);
 
 /**
  * Create the indexes that AGE label tables lack on PostgreSQL 15 builds:
@@ -73,6 +74,39 @@ AGEC_EXPORT agec_status agec_label_list(agec_conn *conn, const char *graph, agec
  */
 AGEC_EXPORT agec_status agec_graph_create_indexes(agec_conn *conn, const char *graph,
                                                   const char *label, agec_error *err);
+
+/*
+ * The same calls with statement options (agec/cypher.h; NULL = defaults):
+ * opts->timeout_ms bounds each statement the helper sends (creating the
+ * indexes of a graph sends several, each with that timeout: past it the
+ * call fails with AGEC_ERR_TIMEOUT, e.g. behind a lock another session
+ * holds), opts->prepare as for agec_sql_exec(); columns are ignored. An
+ * uninitialised opts (struct_size 0) fails with AGEC_ERR_INVALID_ARG.
+ * Errors otherwise as the calls above.
+ */
+AGEC_EXPORT agec_status agec_graph_create_opts(agec_conn *conn, const char *name,
+                                               const agec_query_opts *opts, agec_error *err);
+AGEC_EXPORT agec_status agec_graph_drop_opts(agec_conn *conn, const char *name, bool cascade,
+                                             const agec_query_opts *opts, agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_graph_exists_opts(agec_conn *conn, const char *name,
+                                                              bool *exists,
+                                                              const agec_query_opts *opts,
+                                                              agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_graph_list_opts(agec_conn *conn, char ***names,
+                                                            size_t *count,
+                                                            const agec_query_opts *opts,
+                                                            agec_error *err);
+AGEC_EXPORT agec_status agec_label_create_opts(agec_conn *conn, const char *graph,
+                                               const char *label, agec_label_kind kind,
+                                               const agec_query_opts *opts, agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_label_list_opts(agec_conn *conn, const char *graph,
+                                                            agec_result **out,
+                                                            const agec_query_opts *opts,
+                                                            agec_error *err);
+AGEC_EXPORT agec_status agec_graph_create_indexes_opts(agec_conn *conn, const char *graph,
+                                                       const char *label,
+                                                       const agec_query_opts *opts,
+                                                       agec_error *err);
 
 #ifdef __cplusplus
 }

@@ -70,7 +70,8 @@ typedef enum agec_load_method {
 } agec_load_method;
 
 /** Counters of a load; filled by the library, growable (`size` first, as
- *  agec_error). Use agec_loader_stats(). */
+ *  agec_error). Use agec_loader_stats(), or declare one for
+ *  agec_loader_finish() with AGEC_LOAD_STATS_INIT / agec_load_stats_init(). */
 typedef struct agec_load_stats {
     size_t size;             /**< sizeof(agec_load_stats) of the caller's header */
     uint64_t rows;           /**< input rows taken: vertices + edges + skipped (rejected
@@ -93,6 +94,16 @@ typedef struct agec_load_stats {
     /** The transaction id of that COMMIT (pg_current_xact_id), 0 = none. */
     uint64_t commit_xid;
 } agec_load_stats;
+
+/** Static initialiser of an agec_load_stats: size set, counters 0. */
+/* clang-format off */
+#define AGEC_LOAD_STATS_INIT { .size = sizeof(agec_load_stats) }
+/* clang-format on */
+
+/** Set *stats to AGEC_LOAD_STATS_INIT, for a struct of `size` bytes (use
+ *  the macro, which passes the caller's sizeof). NULL is ignored. */
+AGEC_EXPORT void agec_load_stats_init_sized(agec_load_stats *stats, size_t size);
+#define agec_load_stats_init(stats) agec_load_stats_init_sized((stats), sizeof *(stats))
 
 /** Progress callback: called after each batch written (sent, on the COPY
  *  path: its outcome is read with the next one) and at finish, from
@@ -177,9 +188,9 @@ AGEC_EXPORT void agec_load_opts_init(agec_load_opts *opts);
  * AGEC_ERR_SERVER, AGEC_ERR_CONNECTION_LOST, AGEC_ERR_AGE_MISSING,
  * AGEC_ERR_NO_MEMORY.
  */
-AGEC_EXPORT agec_status agec_loader_open(agec_conn *conn, const char *graph,
-                                         const agec_load_opts *opts, agec_loader **out,
-                                         agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_loader_open(agec_conn *conn, const char *graph,
+                                                        const agec_load_opts *opts,
+                                                        agec_loader **out, agec_error *err);
 
 /**
  * Name the vertices of `label` by property `property` (letters, digits and
@@ -274,8 +285,18 @@ AGEC_EXPORT agec_status agec_loader_file(agec_loader *ld, bool edges, const char
  * Errors: those of the batches and of COMMIT; AGEC_ERR_STATE when the
  * loader failed earlier or was finished.
  */
-AGEC_EXPORT agec_status agec_loader_finish(agec_loader *ld, agec_load_stats *stats,
-                                           agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_loader_finish_sized(agec_loader *ld,
+                                                                agec_load_stats *stats, size_t size,
+                                                                agec_error *err);
+/* agec_loader_finish passes the caller's sizeof(agec_load_stats), so the
+ * struct's own `size` field is not read: it may be uninitialised. (The
+ * function of that name, kept for programs built against an older header,
+ * trusts stats->size only when it is a size some header had, else writes
+ * the counters every version has.) */
+AGEC_EXPORT agec_status(agec_loader_finish)(agec_loader *ld, agec_load_stats *stats,
+                                            agec_error *err);
+#define agec_loader_finish(ld, stats, err) \
+    agec_loader_finish_sized((ld), (stats), sizeof(agec_load_stats), (err))
 
 /** Counters so far, for a struct of `size` bytes; use agec_loader_stats(). */
 AGEC_EXPORT void agec_loader_stats_sized(const agec_loader *ld, agec_load_stats *out, size_t size);

@@ -66,7 +66,7 @@ AGEC_EXPORT agec_status agec_tx_begin(agec_conn *conn, const agec_tx_opts *opts,
  * success. Errors as agec_tx_begin() (STATE: no transaction open), and
  * AGEC_ERR_SERVER for deferred-constraint or serialization failures.
  */
-AGEC_EXPORT agec_status agec_tx_commit(agec_conn *conn, agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_tx_commit(agec_conn *conn, agec_error *err);
 
 /** ROLLBACK. Errors as agec_tx_begin() (STATE: no transaction open). */
 AGEC_EXPORT agec_status agec_tx_rollback(agec_conn *conn, agec_error *err);
@@ -76,7 +76,8 @@ AGEC_EXPORT agec_status agec_tx_rollback(agec_conn *conn, agec_error *err);
  * agec_tx_release() and agec_tx_rollback_to(). Savepoints nest to any depth.
  * Errors as agec_tx_commit().
  */
-AGEC_EXPORT agec_status agec_tx_savepoint(agec_conn *conn, unsigned *id, agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_tx_savepoint(agec_conn *conn, unsigned *id,
+                                                         agec_error *err);
 
 /** RELEASE SAVEPOINT id (and those created after it). */
 AGEC_EXPORT agec_status agec_tx_release(agec_conn *conn, unsigned id, agec_error *err);
@@ -94,14 +95,20 @@ typedef agec_status (*agec_tx_fn)(agec_conn *conn, void *user, agec_error *err);
  * with SQLSTATE 40001 (serialization failure) or 40P01 (deadlock), or with
  * AGE's own report of the same write conflict (AGE 1.6: XX000 "Entity failed
  * to be updated: 3" or ": 4" from SET, "Entity could not be locked for
- * updating" from DELETE, in every isolation level), the
- * whole transaction is retried, up to opts->max_retries times, after a
+ * updating" from DELETE, in every isolation level), or with
+ * 0A000 "cached plan must not change result type" (a prepared statement
+ * that DDL made stale: agec forgets it, the next attempt prepares it anew),
+ * the whole transaction is retried (judged from the status fn returned, which
+ * must be AGEC_ERR_SERVER with err->code the same: an fn that recovered
+ * from a 40001 with agec_tx_rollback_to and then failed for another reason
+ * is not retried, whatever err still holds; an fn that fails without
+ * filling err gets "transaction function returned ..."), up to opts->max_retries times, after a
  * backoff of retry_base_ms doubling with random jitter. fn must therefore be
  * safe to run again. Returns the last status; err holds the last error.
  * Errors: those of acquire, begin, fn and commit.
  */
-AGEC_EXPORT agec_status agec_tx_run(agec_pool *pool, const agec_tx_opts *opts, agec_tx_fn fn,
-                                    void *user, agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_tx_run(agec_pool *pool, const agec_tx_opts *opts,
+                                                   agec_tx_fn fn, void *user, agec_error *err);
 
 /**
  * agec_tx_run() over a cluster (agec/cluster.h): a read-only transaction
@@ -114,8 +121,9 @@ AGEC_EXPORT agec_status agec_tx_run(agec_pool *pool, const agec_tx_opts *opts, a
  * COMMIT whose answer was lost may have committed. Errors: those of
  * agec_cluster_acquire_at, begin, fn and commit.
  */
-AGEC_EXPORT agec_status agec_cluster_tx_run(agec_cluster *cluster, const agec_tx_opts *opts,
-                                            agec_tx_fn fn, void *user, agec_error *err);
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_cluster_tx_run(agec_cluster *cluster,
+                                                           const agec_tx_opts *opts, agec_tx_fn fn,
+                                                           void *user, agec_error *err);
 
 #ifdef __cplusplus
 }

@@ -222,6 +222,16 @@ const agec_value *agec_element_properties(const agec_value *v)
     return agec__object_find(v, "properties", 10);
 }
 
+const agec_value *agec_value_get_key(const agec_value *v, const char *key)
+{
+    return key == NULL ? NULL : agec_value_get(v, key, strlen(key));
+}
+
+const agec_value *agec_element_property(const agec_value *v, const char *name)
+{
+    return agec_value_get_key(agec_element_properties(v), name);
+}
+
 size_t agec_path_length(const agec_value *p)
 {
     if (p == NULL || p->type != AGEC_TYPE_PATH)

@@ -8,6 +8,7 @@
 
 #include "cluster/cluster_internal.h"
 #include "common/error_internal.h"
+#include "session/redact.h"
 
 void agec_cluster_config_init(agec_cluster_config *cfg)
 {
@@ -205,14 +206,12 @@ void agec__cluster_free_keys(agec__node *nd)
 agec_status agec__cluster_parse(struct agec_cluster *cl, const agec_cluster_config *cfg,
                                 char **conninfos, agec_error *err)
 {
-    char *perr = NULL;
-    PQconninfoOption *opts = PQconninfoParse(cfg->conninfo ? cfg->conninfo : "", &perr);
-    if (opts == NULL) {
-        /* libpq's message quotes no value, so no password can leak here. */
-        agec__error_set(err, AGEC_ERR_CONFIG, "conninfo: %s", perr ? perr : "out of memory");
-        PQfreemem(perr);
-        return AGEC_ERR_CONFIG;
-    }
+    /* libpq's messages quote input tokens (a password's among them):
+     * agec__conninfo_parse redacts them. */
+    PQconninfoOption *opts = NULL;
+    agec_status pst = agec__conninfo_parse(cfg->conninfo, &opts, err);
+    if (pst != AGEC_OK)
+        return pst;
     /* hosts, hostaddrs, ports: 3 x MAX_NODES strings, on the heap. */
     char(*h)[256] = calloc(3 * AGEC_CLUSTER_MAX_NODES, 256);
     agec_status st = AGEC_OK;
@@ -334,6 +333,16 @@ agec_status agec__cluster_parse(struct agec_cluster *cl, const agec_cluster_conf
     }
     cl->n = n;
 out:
+    if (st != AGEC_OK && err != NULL) {
+        /* A host or port echoed above may hold a piece of a password. */
+        agec__secrets sec;
+        agec__secrets_init(&sec);
+        agec__secrets_from_text(&sec, cfg->conninfo);
+        agec__secrets_from_options(&sec, opts);
+        char red[AGEC_ERROR_TEXT_MAX];
+        agec__redact(err->message, &sec, red, sizeof red);
+        agec__copy_text(err->message, sizeof err->message, red);
+    }
     free(h);
     free(base);
     PQconninfoFree(opts);

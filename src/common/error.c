@@ -35,6 +35,13 @@ void agec__error_reset(agec_error *err)
     err->size = sz;
 }
 
+agec_status agec__error_ok(agec_error *err)
+{
+    if (err != NULL)
+        agec__error_reset(err);
+    return AGEC_OK;
+}
+
 void agec__error_copy(agec_error *dst, const agec_error *src)
 {
     if (dst == NULL || src == NULL || dst == src)
@@ -96,6 +103,28 @@ const char *agec_status_name(agec_status code)
     return status_table[code].name;
 }
 
+/* Bytes in a UTF-8 sequence led by byte c (1 for anything else). */
+static size_t utf8_seq_len(unsigned char c)
+{
+    return c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+}
+
+void agec__utf8_trim(char *s)
+{
+    size_t n = strlen(s), i = n;
+    /* The last lead byte, at most 3 continuation bytes back. */
+    while (i > 0 && n - i < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+        i--;
+    if (i > 0 && (i - 1) + utf8_seq_len((unsigned char)s[i - 1]) > n)
+        s[i - 1] = '\0';
+}
+
+const char *agec__utf8_cut(char *buf, size_t cap, const char *src)
+{
+    agec__copy_text(buf, cap, src);
+    return buf;
+}
+
 void agec__copy_text(char *dst, size_t cap, const char *src)
 {
     if (cap == 0)
@@ -126,6 +155,8 @@ agec_status agec__error_set(agec_error *err, agec_status code, const char *fmt, 
     va_end(ap);
     if (n < 0)
         buf[0] = '\0';
+    else if ((size_t)n >= sizeof buf)
+        agec__utf8_trim(buf);
     agec__copy_text(err->message, sizeof err->message, buf);
     if (err->message[0] == '\0')
         agec__copy_text(err->message, sizeof err->message, agec_strerror(code));

@@ -14,6 +14,10 @@
 agec_status agec__error_set(agec_error *err, agec_status code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A call succeeded: clear *err (if not NULL) so that err->code is AGEC_OK,
+ * the call's status. Returns AGEC_OK. */
+agec_status agec__error_ok(agec_error *err);
+
 /* The fields every agec_error has, whatever header the caller was built
  * with: everything up to and including `hint`. Fields appended later are
  * written only where agec__error_extent says the caller has them. */
@@ -29,6 +33,14 @@ void agec__error_reset(agec_error *err);
  * struct assignment, to fill a caller's error from a local one). NULL
  * either: nothing. */
 void agec__error_copy(agec_error *dst, const agec_error *src);
+
+/* Drop an incomplete UTF-8 sequence at the end of s (left by a byte-counted
+ * cut such as snprintf's truncation). */
+void agec__utf8_trim(char *s);
+
+/* At most cap-1 bytes of src, cut on a UTF-8 character boundary, in buf;
+ * returns buf. Use it instead of a "%.Ns" precision, which counts bytes. */
+const char *agec__utf8_cut(char *buf, size_t cap, const char *src);
 
 /* Copy a NUL-terminated string (NULL = "") into dst[cap], truncating on a
  * UTF-8 boundary. */

@@ -31,6 +31,10 @@
 #define CANCEL_GRACE_MS 150
 #define CANCEL_REPEAT_MS 50
 
+/* A COPY TO STDOUT cancelled at its timeout still has rows in flight; they
+ * are read and dropped for at most this long. */
+#define COPY_DRAIN_MAX_MS 5000
+
 /* How long a statement waits for an earlier cancel request on its
  * connection to be delivered (normally a millisecond or two). */
 #define SETTLE_MAX_US 2000000
@@ -59,11 +63,11 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Wait until a result can be read without blocking. 1 ready, 0 deadline
+/* Wait for input on the socket once and read it. 1 read, 0 deadline
  * passed (deadline < 0: none), -1 connection failure. */
-static int wait_ready(PGconn *pg, int64_t deadline)
+static int wait_input(PGconn *pg, int64_t deadline)
 {
-    while (PQisBusy(pg)) {
+    for (;;) {
         int timeout = -1;
         if (deadline >= 0) {
             int64_t left = deadline - now_ms();
@@ -77,8 +81,22 @@ static int wait_ready(PGconn *pg, int64_t deadline)
         int r = poll(&p, 1, timeout);
         if (r < 0 && errno != EINTR)
             return -1;
-        if (r > 0 && !PQconsumeInput(pg))
-            return -1;
+        if (r > 0)
+            return PQconsumeInput(pg) ? 1 : -1;
+    }
+}
+
+/* Wait until a result can be read without blocking (in COPY state: until
+ * more input has been read, since PQisBusy says nothing then). 1 ready, 0
+ * deadline passed (deadline < 0: none), -1 connection failure. */
+static int wait_ready(PGconn *pg, int64_t deadline, bool copy)
+{
+    if (copy)
+        return wait_input(pg, deadline);
+    while (PQisBusy(pg)) {
+        int r = wait_input(pg, deadline);
+        if (r <= 0)
+            return r;
     }
     return 1;
 }
@@ -107,7 +125,8 @@ static void add_age_hint(agec_error *err)
         err->code = AGEC_ERR_AGE_MISSING;
         hint = "the age extension is not installed in this database: CREATE EXTENSION age "
                "(or set age_create_extension)";
-    } else if (strcmp(err->sqlstate, "3F000") == 0 && strstr(m, "graph") != NULL) {
+    } else if (strcmp(err->sqlstate, "3F000") == 0 && strncmp(m, "graph \"", 7) == 0 &&
+               strstr(m, "\" does not exist") != NULL) {
         hint = "create the graph first (agec_graph_create or `agec graph create NAME`)";
     } else if (strstr(m, "column definition list") != NULL ||
                strstr(m, "return row and column definition list do not match") != NULL) {
@@ -147,21 +166,35 @@ static void send_cancel(run_state *rs)
 /* Wait for the next result, cancelling at the deadline (and again every
  * CANCEL_REPEAT_MS of the grace period). 1 ready, 0 gave up (the cancel was
  * not honoured: conn broken), -1 connection failure. */
-static int next_ready(run_state *rs)
+static bool deadline_passed(const run_state *rs)
+{
+    return rs->deadline >= 0 && now_ms() >= rs->deadline;
+}
+
+/* The deadline (or a cancel's repeat time) has passed: cancel, or after the
+ * grace period give up (returns false). */
+static bool on_deadline(run_state *rs)
+{
+    int64_t now = now_ms();
+    if (!rs->cancelled) {
+        rs->cancelled = true;
+        rs->give_up = now + CANCEL_GRACE_MS;
+    } else if (now >= rs->give_up) {
+        return false;
+    }
+    send_cancel(rs);
+    rs->deadline = now + CANCEL_REPEAT_MS < rs->give_up ? now + CANCEL_REPEAT_MS : rs->give_up;
+    return true;
+}
+
+static int next_ready(run_state *rs, bool copy)
 {
     for (;;) {
-        int r = wait_ready(rs->pg, rs->deadline);
+        int r = wait_ready(rs->pg, rs->deadline, copy);
         if (r != 0)
             return r;
-        int64_t now = now_ms();
-        if (!rs->cancelled) {
-            rs->cancelled = true;
-            rs->give_up = now + CANCEL_GRACE_MS;
-        } else if (now >= rs->give_up) {
+        if (!on_deadline(rs))
             return 0;
-        }
-        send_cancel(rs);
-        rs->deadline = now + CANCEL_REPEAT_MS < rs->give_up ? now + CANCEL_REPEAT_MS : rs->give_up;
     }
 }
 
@@ -176,8 +209,84 @@ static agec_status timeout_error(const run_state *rs, agec_error *err)
                                      : " on the server");
 }
 
+/* The wait for the server ended without an answer (r from next_ready: 0
+ * gave up after the cancel's grace period, -1 connection failure). Not
+ * answered within the grace period: the server may still run the statement.
+ * Closing the connection now would leave its backend running beside a
+ * replacement (more backends than max for a while); release cleans it up
+ * (cancel and drain, like any statement still running) or closes it. */
+static agec_status no_answer(run_state *rs, int r, bool have_error, agec_status st, agec_error *err)
+{
+    if (r == 0)
+        rs->stuck = true;
+    else
+        rs->broken = true;
+    if (have_error)
+        return st;
+    return r == 0 ? timeout_error(rs, err)
+                  : agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, rs->pg);
+}
+
+/* A server error result: the first one decides the call's status. */
+static agec_status server_error(run_state *rs, PGresult *res, agec_error *err)
+{
+    agec_status st = agec__error_from_result(err, AGEC_ERR_SERVER, res, rs->pg);
+    if ((st == AGEC_ERR_TIMEOUT || st == AGEC_ERR_CANCELLED) && rs->cancelled) {
+        /* Our own timeout's cancel; keeps SQLSTATE 57014. */
+        st = AGEC_ERR_TIMEOUT;
+        if (err != NULL) {
+            err->code = st;
+            snprintf(err->message, sizeof err->message,
+                     "statement timeout: no result within %d ms; the statement "
+                     "was cancelled on the server",
+                     rs->timeout_ms);
+        }
+    } else {
+        add_age_hint(err);
+    }
+    return err ? err->code : st;
+}
+
+/* The statement entered a COPY state (COPY ... FROM STDIN / TO STDOUT):
+ * agec does not run COPY through this path, so end it and let the COPY's
+ * own final result come next. The data of a COPY OUT are read and dropped
+ * until it ends or the statement's timeout cancels it, like any statement
+ * (no cancel at once: a server may never answer one, as PGlite's socket
+ * server does not, and the connection would then be unusable). Returns 1
+ * when the COPY has ended, else r for no_answer (0 or -1). */
+static int end_copy(run_state *rs, ExecStatusType copy)
+{
+    int64_t drain_until = -1;
+    for (;;) {
+        int c = agec__session_copy_step(rs->pg, copy);
+        if (c != 0)
+            return c > 0 ? 1 : -1;
+        /* Rows that keep coming never let the wait below time out: the
+         * first cancel is sent here. */
+        if (!rs->cancelled && deadline_passed(rs))
+            (void)on_deadline(rs);
+        int r = next_ready(rs, true);
+        if (r <= 0)
+            return r;
+        if (rs->cancelled) {
+            /* Rows still in flight after the cancel (socket buffers full of
+             * them): the server is alive; give up only after a grace period
+             * without data, or COPY_DRAIN_MAX_MS after the first cancel. */
+            int64_t now = now_ms();
+            if (drain_until < 0)
+                drain_until = now + COPY_DRAIN_MAX_MS;
+            if (now < drain_until) {
+                rs->give_up = now + CANCEL_GRACE_MS;
+                if (rs->deadline < now || rs->deadline > rs->give_up)
+                    rs->deadline = now + CANCEL_REPEAT_MS;
+            }
+        }
+    }
+}
+
 /* Read every result of the statement sent last. Rows go to fn one at a time
- * (single-row mode) or into *out. */
+ * (single-row mode) or into *out. Each result is classified by
+ * agec__session_classify, as in the session layer. */
 static agec_status collect(run_state *rs, agec_row_fn fn, void *user, agec_result **out,
                            agec_error *err)
 {
@@ -186,20 +295,9 @@ static agec_status collect(run_state *rs, agec_row_fn fn, void *user, agec_resul
     agec_result *row = NULL;
     PGresult *keep = NULL;
     for (;;) {
-        int r = next_ready(rs);
+        int r = next_ready(rs, false);
         if (r <= 0) {
-            /* Not answered within the grace period: the server may still run
-             * the statement. Closing the connection now would leave its
-             * backend running beside a replacement (more backends than max
-             * for a while); release cleans it up (cancel and drain, like any
-             * statement still running) or closes it. */
-            if (r == 0)
-                rs->stuck = true;
-            else
-                rs->broken = true;
-            if (!have_error)
-                st = r == 0 ? timeout_error(rs, err)
-                            : agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, rs->pg);
+            st = no_answer(rs, r, have_error, st, err);
             have_error = true;
             break;
         }
@@ -207,47 +305,49 @@ static agec_status collect(run_state *rs, agec_row_fn fn, void *user, agec_resul
         if (res == NULL)
             break;
         ExecStatusType s = PQresultStatus(res);
-        if (s == PGRES_SINGLE_TUPLE && fn != NULL && !stop && !have_error) {
-            if (row == NULL)
-                row = agec__result_wrap(res);
-            else
-                agec__result_reset(row, res);
-            if (row == NULL) {
-                st = agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
-                have_error = stop = true;
-            } else if (!fn(row, user)) {
-                stop = true; /* read and discard the rest */
+        agec__res_kind kind = agec__session_classify(res);
+        if (kind == AGEC__RES_ROWS && s == PGRES_SINGLE_TUPLE) {
+            if (fn != NULL && !stop && !have_error) {
+                if (row == NULL)
+                    row = agec__result_wrap(res);
+                else
+                    agec__result_reset(row, res);
+                res = NULL;
+                if (row == NULL) {
+                    st = agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
+                    have_error = stop = true;
+                } else if (!fn(row, user)) {
+                    stop = true; /* read and discard the rest */
+                }
             }
-        } else if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK) {
+        } else if (kind == AGEC__RES_ROWS) {
             if (!have_error && fn == NULL) {
                 PQclear(keep);
                 keep = res;
                 res = NULL;
             }
+        } else if (kind == AGEC__RES_EMPTY) {
+            if (!have_error)
+                st = agec__error_set(err, AGEC_ERR_INVALID_ARG,
+                                     "the statement is empty (only white space or comments)");
+            have_error = true;
+        } else if (kind == AGEC__RES_COPY) {
+            if (!have_error)
+                st = agec__error_set(err, AGEC_ERR_STATE, "%s", AGEC__COPY_REFUSED);
+            have_error = true;
             PQclear(res);
-        } else if (s == PGRES_SINGLE_TUPLE) {
-            PQclear(res);
-        } else {
-            if (!have_error) {
-                st = agec__error_from_result(err, AGEC_ERR_SERVER, res, rs->pg);
-                if ((st == AGEC_ERR_TIMEOUT || st == AGEC_ERR_CANCELLED) && rs->cancelled) {
-                    /* Our own timeout's cancel; keeps SQLSTATE 57014. */
-                    st = AGEC_ERR_TIMEOUT;
-                    if (err != NULL) {
-                        err->code = st;
-                        snprintf(err->message, sizeof err->message,
-                                 "statement timeout: no result within %d ms; the statement "
-                                 "was cancelled on the server",
-                                 rs->timeout_ms);
-                    }
-                } else
-                    add_age_hint(err);
-                if (err)
-                    st = err->code;
-                have_error = true;
+            res = NULL;
+            r = end_copy(rs, s);
+            if (r <= 0) {
+                st = no_answer(rs, r, true, st, err);
+                break;
             }
-            PQclear(res);
+        } else {
+            if (!have_error)
+                st = server_error(rs, res, err);
+            have_error = true;
         }
+        PQclear(res);
     }
     agec_result_free(row);
     if (PQstatus(rs->pg) == CONNECTION_BAD || st == AGEC_ERR_CONNECTION_LOST)
@@ -274,17 +374,30 @@ static int64_t deadline_us(const run_state *rs)
     return rs->deadline < 0 ? AGEC__NEVER : rs->deadline * 1000;
 }
 
+/* libpq refused to send (PQsend* or PQsetnonblocking returned failure). With
+ * the connection still up, nothing went out: libpq refused the arguments
+ * (its message says why), and the connection goes back to blocking mode,
+ * usable. Otherwise it is lost. Returns -1 after filling err. */
+static int send_refused(run_state *rs, agec_error *err)
+{
+    if (PQstatus(rs->pg) == CONNECTION_BAD) {
+        agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, rs->pg);
+        agec__conn_mark_broken(rs->conn);
+        return -1;
+    }
+    agec__error_from_result(err, AGEC_ERR_INVALID_ARG, NULL, rs->pg);
+    if (PQsetnonblocking(rs->pg, 0) != 0)
+        agec__conn_mark_broken(rs->conn);
+    return -1;
+}
+
 /* After a PQsend* call made in non-blocking mode: push the message out by
  * the statement's deadline. A message half sent leaves the connection
  * unusable (broken). 1 sent, -1 after filling err. */
 static int flush_sent(run_state *rs, int ok, agec_error *err)
 {
-    if (!ok) {
-        agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, rs->pg);
-        if (PQstatus(rs->pg) == CONNECTION_BAD)
-            agec__conn_mark_broken(rs->conn);
-        return -1;
-    }
+    if (!ok)
+        return send_refused(rs, err);
     agec_status st = agec__session_send_flush(rs->pg, deadline_us(rs), NULL, err);
     if (st == AGEC_OK)
         return 1;
@@ -302,14 +415,13 @@ static int flush_sent(run_state *rs, int ok, agec_error *err)
  * statement sent (so that a 26000 can drop it), or NULL. */
 static int send_statement(run_state *rs, agec__session *sess, const char *sql, int nparams,
                           const char *const *values, bool prepare, bool single_row,
-                          agec__stmt **used, agec_error *err)
+                          agec__stmt **used, bool *fresh, agec_error *err)
 {
     *used = NULL;
+    *fresh = false;
     int ok;
-    if (!agec__session_send_begin(rs->pg)) {
-        agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, rs->pg);
-        return -1;
-    }
+    if (!agec__session_send_begin(rs->pg))
+        return send_refused(rs, err);
     if ((!prepare || sess == NULL) && nparams == 0) {
         /* Simple protocol: one message, one round trip. It also keeps
          * servers that share one session between clients (PGlite's socket
@@ -341,10 +453,9 @@ static int send_statement(run_state *rs, agec__session *sess, const char *sql, i
                 agec__session_forget(sess, stmt);
                 return -1;
             }
-            if (!agec__session_send_begin(rs->pg)) {
-                agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, rs->pg);
-                return -1;
-            }
+            *fresh = true;
+            if (!agec__session_send_begin(rs->pg))
+                return send_refused(rs, err);
         }
         *used = stmt;
         ok = PQsendQueryPrepared(rs->pg, stmt->name, nparams, values, NULL, NULL, 0);
@@ -354,6 +465,18 @@ static int send_statement(run_state *rs, agec__session *sess, const char *sql, i
     if (single_row)
         (void)PQsetSingleRowMode(rs->pg);
     return 1;
+}
+
+/* The server refused a cached prepared statement that was valid when it
+ * was prepared. A 42804 of a statement prepared in this very call is the
+ * statement's own error: no retry. */
+static bool stale_statement(const agec_error *e, bool fresh)
+{
+    if (e->code != AGEC_ERR_SERVER)
+        return false;
+    return strcmp(e->sqlstate, "26000") == 0 || (!fresh && strcmp(e->sqlstate, "42804") == 0) ||
+           (strcmp(e->sqlstate, "0A000") == 0 &&
+            strstr(e->message, "cached plan must not change result type") != NULL);
 }
 
 agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char *const *values,
@@ -370,6 +493,10 @@ agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char
     if (conn == NULL || sql == NULL || (fn == NULL && out == NULL) || nparams < 0 ||
         (nparams > 0 && values == NULL))
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "NULL or invalid argument");
+    if (nparams > AGEC_MAX_PARAMS)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG,
+                               "%d parameters: the protocol allows at most %d per statement",
+                               nparams, AGEC_MAX_PARAMS);
     if (opts->timeout_ms < 0)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "timeout_ms is negative");
     PGconn *pg = agec_conn_pgconn(conn);
@@ -398,9 +525,11 @@ agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char
 
     for (int attempt = 0;; attempt++) {
         agec__stmt *used;
+        bool fresh;
         agec_error local = AGEC_ERROR_INIT;
         agec_error *e = err ? err : &local;
-        int sent = send_statement(&rs, sess, sql, nparams, values, prepare, fn != NULL, &used, e);
+        int sent =
+            send_statement(&rs, sess, sql, nparams, values, prepare, fn != NULL, &used, &fresh, e);
         if (sent < 0) {
             if (rs.broken)
                 agec__conn_mark_broken(conn);
@@ -414,9 +543,11 @@ agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char
             (void)agec__cancel_wait(rs.cancel, rs.give_up * 1000);
         agec__cancel_release(rs.cancel);
         rs.cancel = NULL;
-        /* 26000: the cached statement is gone (DEALLOCATE/DISCARD by someone
-         * else, or a server that shares sessions); prepare it again once. */
-        if (st == AGEC_ERR_SERVER && used != NULL && strcmp(e->sqlstate, "26000") == 0) {
+        /* The cached statement is gone (26000: DEALLOCATE/DISCARD by someone
+         * else, or a server that shares sessions) or no longer fits its
+         * tables after DDL (0A000 "cached plan must not change result type",
+         * 42804 a parameter's type changed): prepare it again once. */
+        if (used != NULL && stale_statement(e, fresh)) {
             agec__session_forget(sess, used);
             /* Inside a transaction the error has aborted it: no retry. */
             if (attempt > 0 || PQtransactionStatus(pg) != PQTRANS_IDLE)
@@ -424,6 +555,8 @@ agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char
             agec__error_reset(e);
             continue;
         }
+        if (st == AGEC_OK && err != NULL)
+            agec__error_reset(err); /* err->code is the call's status: AGEC_OK */
         return st;
     }
 }

@@ -12,10 +12,14 @@
 #include "cypher/names.h"
 
 static agec_status run(agec_conn *conn, const char *sql, int n, const char *const *values,
-                       agec_result **out, agec_error *err)
+                       const agec_query_opts *opts, agec_result **out, agec_error *err)
 {
+    agec_query_opts o;
+    agec_status st = agec__query_opts_get(opts, &o, err);
+    if (st != AGEC_OK)
+        return st;
     agec_result *res = NULL;
-    agec_status st = agec__exec(conn, sql, n, values, NULL, NULL, NULL, &res, err);
+    st = agec__exec(conn, sql, n, values, &o, NULL, NULL, &res, err);
     if (out != NULL && st == AGEC_OK)
         *out = res;
     else
@@ -23,25 +27,28 @@ static agec_status run(agec_conn *conn, const char *sql, int n, const char *cons
     return st;
 }
 
-agec_status agec_graph_create(agec_conn *conn, const char *name, agec_error *err)
+agec_status agec_graph_create_opts(agec_conn *conn, const char *name, const agec_query_opts *opts,
+                                   agec_error *err)
 {
     agec_status st = agec_graph_name_check(name, err);
     if (st != AGEC_OK)
         return st;
     const char *v[1] = { name };
-    return run(conn, "SELECT ag_catalog.create_graph($1)", 1, v, NULL, err);
+    return run(conn, "SELECT ag_catalog.create_graph($1)", 1, v, opts, NULL, err);
 }
 
-agec_status agec_graph_drop(agec_conn *conn, const char *name, bool cascade, agec_error *err)
+agec_status agec_graph_drop_opts(agec_conn *conn, const char *name, bool cascade,
+                                 const agec_query_opts *opts, agec_error *err)
 {
     agec_status st = agec_graph_name_check(name, err);
     if (st != AGEC_OK)
         return st;
     const char *v[2] = { name, cascade ? "true" : "false" };
-    return run(conn, "SELECT ag_catalog.drop_graph($1, $2::boolean)", 2, v, NULL, err);
+    return run(conn, "SELECT ag_catalog.drop_graph($1, $2::boolean)", 2, v, opts, NULL, err);
 }
 
-agec_status agec_graph_exists(agec_conn *conn, const char *name, bool *exists, agec_error *err)
+agec_status agec_graph_exists_opts(agec_conn *conn, const char *name, bool *exists,
+                                   const agec_query_opts *opts, agec_error *err)
 {
     if (exists == NULL)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "exists must not be NULL");
@@ -51,8 +58,8 @@ agec_status agec_graph_exists(agec_conn *conn, const char *name, bool *exists, a
         return st;
     const char *v[1] = { name };
     agec_result *res = NULL;
-    st = run(conn, "SELECT count(*) FROM ag_catalog.ag_graph WHERE name = $1::name", 1, v, &res,
-             err);
+    st = run(conn, "SELECT count(*) FROM ag_catalog.ag_graph WHERE name = $1::name", 1, v, opts,
+             &res, err);
     if (st == AGEC_OK)
         *exists = strcmp(agec_result_text(res, 0, 0, NULL), "0") != 0;
     agec_result_free(res);
@@ -64,15 +71,16 @@ static const char *first_column(const void *res, size_t row)
     return agec_result_text(res, row, 0, NULL);
 }
 
-agec_status agec_graph_list(agec_conn *conn, char ***names, size_t *count, agec_error *err)
+agec_status agec_graph_list_opts(agec_conn *conn, char ***names, size_t *count,
+                                 const agec_query_opts *opts, agec_error *err)
 {
     if (names == NULL || count == NULL)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "names and count must not be NULL");
     *names = NULL;
     *count = 0;
     agec_result *res = NULL;
-    agec_status st =
-        run(conn, "SELECT name::text FROM ag_catalog.ag_graph ORDER BY 1", 0, NULL, &res, err);
+    agec_status st = run(conn, "SELECT name::text FROM ag_catalog.ag_graph ORDER BY 1", 0, NULL,
+                         opts, &res, err);
     if (st != AGEC_OK)
         return st;
     size_t n = agec_result_rows(res);
@@ -87,8 +95,9 @@ agec_status agec_graph_list(agec_conn *conn, char ***names, size_t *count, agec_
     return AGEC_OK;
 }
 
-agec_status agec_label_create(agec_conn *conn, const char *graph, const char *label,
-                              agec_label_kind kind, agec_error *err)
+agec_status agec_label_create_opts(agec_conn *conn, const char *graph, const char *label,
+                                   agec_label_kind kind, const agec_query_opts *opts,
+                                   agec_error *err)
 {
     agec_status st = agec_graph_name_check(graph, err);
     if (st == AGEC_OK)
@@ -102,7 +111,7 @@ agec_status agec_label_create(agec_conn *conn, const char *graph, const char *la
                /* Untyped parameters: AGE 1.7 takes cstring, older releases name. */
                kind == AGEC_LABEL_VERTEX ? "SELECT ag_catalog.create_vlabel($1, $2)"
                                          : "SELECT ag_catalog.create_elabel($1, $2)",
-               2, v, NULL, err);
+               2, v, opts, NULL, err);
 }
 
 static const char LABELS_SQL[] =
@@ -110,7 +119,8 @@ static const char LABELS_SQL[] =
     "FROM ag_catalog.ag_label l JOIN ag_catalog.ag_graph g ON l.graph = g.graphid "
     "WHERE g.name = $1::name ORDER BY 1";
 
-agec_status agec_label_list(agec_conn *conn, const char *graph, agec_result **out, agec_error *err)
+agec_status agec_label_list_opts(agec_conn *conn, const char *graph, agec_result **out,
+                                 const agec_query_opts *opts, agec_error *err)
 {
     if (out == NULL)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "out must not be NULL");
@@ -119,7 +129,7 @@ agec_status agec_label_list(agec_conn *conn, const char *graph, agec_result **ou
     if (st != AGEC_OK)
         return st;
     const char *v[1] = { graph };
-    return run(conn, LABELS_SQL, 1, v, out, err);
+    return run(conn, LABELS_SQL, 1, v, opts, out, err);
 }
 
 /* "<label>_agec_<suffix>", within PostgreSQL's 63-byte identifiers. A
@@ -142,7 +152,7 @@ static void index_name(char *out, size_t cap, const char *label, const char *suf
 
 /* CREATE INDEX IF NOT EXISTS for one label; names were checked. */
 static agec_status index_label(agec_conn *conn, const char *graph, const char *label, bool edge,
-                               agec_error *err)
+                               const agec_query_opts *opts, agec_error *err)
 {
     char qg[140], ql[140];
     if (agec__quote_ident(graph, qg, sizeof qg) == 0 ||
@@ -169,7 +179,7 @@ static agec_status index_label(agec_conn *conn, const char *graph, const char *l
             "ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
             "WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indnatts = 1 "
             "AND a.attname = 'id'",
-            1, tv, &uq, err);
+            1, tv, opts, &uq, err);
     if (st != AGEC_OK)
         return st;
     bool unique_id = strcmp(agec_result_text(uq, 0, 0, NULL), "0") != 0;
@@ -183,18 +193,18 @@ static agec_status index_label(agec_conn *conn, const char *graph, const char *l
             return agec__error_set(err, AGEC_ERR_NAME, "name too long");
         snprintf(sql, sizeof sql, "CREATE %s IF NOT EXISTS %s ON %s.%s %s", idx[i].kind, qn, qg, ql,
                  idx[i].column);
-        st = run(conn, sql, 0, NULL, NULL, err);
+        st = run(conn, sql, 0, NULL, opts, NULL, err);
         if (st != AGEC_OK)
             return st;
     }
     return AGEC_OK;
 }
 
-agec_status agec_graph_create_indexes(agec_conn *conn, const char *graph, const char *label,
-                                      agec_error *err)
+agec_status agec_graph_create_indexes_opts(agec_conn *conn, const char *graph, const char *label,
+                                           const agec_query_opts *opts, agec_error *err)
 {
     agec_result *labels = NULL;
-    agec_status st = agec_label_list(conn, graph, &labels, err);
+    agec_status st = agec_label_list_opts(conn, graph, &labels, opts, err);
     if (st != AGEC_OK)
         return st;
     if (label != NULL && (st = agec_label_name_check(label, err)) != AGEC_OK)
@@ -208,7 +218,7 @@ agec_status agec_graph_create_indexes(agec_conn *conn, const char *graph, const 
         found = true;
         /* Names come from the catalog; check them like any other. */
         if ((st = agec_label_name_check(name, err)) != AGEC_OK ||
-            (st = index_label(conn, graph, name, edge, err)) != AGEC_OK)
+            (st = index_label(conn, graph, name, edge, opts, err)) != AGEC_OK)
             goto out;
     }
     if (label != NULL && !found)
@@ -216,4 +226,42 @@ agec_status agec_graph_create_indexes(agec_conn *conn, const char *graph, const 
 out:
     agec_result_free(labels);
     return st;
+}
+
+/* The same without options (all defaults). */
+agec_status agec_graph_create(agec_conn *conn, const char *name, agec_error *err)
+{
+    return agec_graph_create_opts(conn, name, NULL, err);
+}
+
+agec_status agec_graph_drop(agec_conn *conn, const char *name, bool cascade, agec_error *err)
+{
+    return agec_graph_drop_opts(conn, name, cascade, NULL, err);
+}
+
+agec_status agec_graph_exists(agec_conn *conn, const char *name, bool *exists, agec_error *err)
+{
+    return agec_graph_exists_opts(conn, name, exists, NULL, err);
+}
+
+agec_status agec_graph_list(agec_conn *conn, char ***names, size_t *count, agec_error *err)
+{
+    return agec_graph_list_opts(conn, names, count, NULL, err);
+}
+
+agec_status agec_label_create(agec_conn *conn, const char *graph, const char *label,
+                              agec_label_kind kind, agec_error *err)
+{
+    return agec_label_create_opts(conn, graph, label, kind, NULL, err);
+}
+
+agec_status agec_label_list(agec_conn *conn, const char *graph, agec_result **out, agec_error *err)
+{
+    return agec_label_list_opts(conn, graph, out, NULL, err);
+}
+
+agec_status agec_graph_create_indexes(agec_conn *conn, const char *graph, const char *label,
+                                      agec_error *err)
+{
+    return agec_graph_create_indexes_opts(conn, graph, label, NULL, err);
 }

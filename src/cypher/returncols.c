@@ -1,10 +1,11 @@
 /*
- * Result columns from a Cypher query's final RETURN clause.
+ * Result columns from a Cypher query's RETURN clause.
  *
  * ag_catalog.cypher() needs a column definition list as long as the RETURN
- * list. This helper reads the query text just enough to find the last
+ * list. This helper reads the query text just enough to find the first
  * top-level RETURN (outside strings, comments, backquoted names and
- * brackets) and the names of its items: the alias after AS, else the item's
+ * brackets: the first branch of a UNION names the columns, as in SQL and
+ * Neo4j) and the names of its items: the alias after AS, else the item's
  * own text (as Neo4j names columns). It is a scanner, not a Cypher parser;
  * queries it cannot read are refused with AGEC_ERR_COLUMNS, never guessed.
  */
@@ -85,7 +86,7 @@ static int keyword_at(const char *q, size_t len, size_t i, const char *kw)
 typedef struct scan {
     const char *q;
     size_t len;
-    size_t ret;        /* index of the last top-level RETURN, or SIZE_MAX */
+    size_t ret;        /* index of the first top-level RETURN, or SIZE_MAX */
     size_t clause_end; /* end of that RETURN's item list */
     span items[256];
     size_t nitems;
@@ -104,7 +105,7 @@ static int nest(int depth, char c)
 
 /* Walk the query once at top level, calling out the token positions we care
  * about. Returns 0, or -1 on an unterminated string/comment/name. */
-static int find_last_return(scan *s)
+static int find_first_return(scan *s)
 {
     int depth = 0;
     s->ret = (size_t)-1;
@@ -117,7 +118,8 @@ static int find_last_return(scan *s)
             continue;
         }
         depth = nest(depth, s->q[i]);
-        if (depth == 0 && keyword_at(s->q, s->len, i, "RETURN"))
+        /* The first: later ones belong to other UNION branches. */
+        if (depth == 0 && s->ret == (size_t)-1 && keyword_at(s->q, s->len, i, "RETURN"))
             s->ret = i;
         i++;
     }
@@ -276,7 +278,7 @@ agec_status agec_cypher_return_columns(const char *query, char ***names_out, siz
     char(*names)[MAX_COLUMN_NAME + 8] = NULL;
     size_t n = 0;
 
-    if (find_last_return(s) != 0) {
+    if (find_first_return(s) != 0) {
         st = agec__error_set(err, AGEC_ERR_COLUMNS,
                              "query has an unterminated string, comment or `name`");
         goto out;

@@ -186,11 +186,20 @@ static bool age_write_conflict(const agec_error *e)
     return strcmp(e->message, "Entity could not be locked for updating") == 0;
 }
 
-static bool retryable(const agec_error *e)
+/* Decided from the status the attempt ended with (fn's, or COMMIT's): the
+ * error object only says why. An fn that recovered from a 40001 (ROLLBACK
+ * TO SAVEPOINT) and then failed for another reason without touching err
+ * leaves the old 40001 in it; that must not cause a retry. */
+static bool retryable(agec_status st, const agec_error *e)
 {
-    return e->code == AGEC_ERR_SERVER &&
-           (strcmp(e->sqlstate, "40001") == 0 || strcmp(e->sqlstate, "40P01") == 0 ||
-            age_write_conflict(e));
+    if (st != AGEC_ERR_SERVER || e->code != st)
+        return false;
+    /* A cached plan that DDL made stale fails once inside a transaction
+     * and is forgotten (cypher/exec.c): the next attempt prepares it anew. */
+    return strcmp(e->sqlstate, "40001") == 0 || strcmp(e->sqlstate, "40P01") == 0 ||
+           age_write_conflict(e) ||
+           (strcmp(e->sqlstate, "0A000") == 0 &&
+            strstr(e->message, "cached plan must not change result type") != NULL);
 }
 
 static void backoff(int base_ms, int attempt, unsigned *seed)
@@ -251,19 +260,17 @@ static agec_status tx_run_from(const tx_source *src, const agec_tx_opts *opts, a
             if (st == AGEC_OK) {
                 st = agec_tx_commit(conn, e);
             } else {
-                if (e->code == AGEC_OK) /* fn failed without saying why */
+                if (e->code != st) /* fn failed without saying why (or with a stale err) */
                     agec__error_set(e, st, "transaction function returned %s",
                                     agec_status_name(st));
-                agec_error keep = *e;
                 (void)agec_tx_rollback(conn, NULL);
-                agec__error_copy(e, &keep);
             }
         }
         if (st != AGEC_OK && src->cluster != NULL)
             agec_cluster_report(src->cluster, conn, e);
         agec_conn_release(conn);
         if (st == AGEC_OK || attempt >= opts->max_retries ||
-            !(retryable(e) || (!began && begin_failover(src, e))))
+            !(retryable(st, e) || (!began && begin_failover(src, e))))
             return st;
         backoff(opts->retry_base_ms > 0 ? opts->retry_base_ms : 1, attempt, &seed);
     }

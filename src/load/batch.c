@@ -83,14 +83,19 @@ void agec__ld_append(agec_loader *ld, agec__ld_label *l, const char *props, size
 /* "people.csv lines 1-5000 (label Person, 5000 rows)": the batch, for its error. */
 static void batch_what(const agec__ld_label *l, char *buf, size_t cap)
 {
+    char src[128], src2[128], name[64];
     if (strcmp(l->first_source, l->last_source) == 0)
-        snprintf(buf, cap, "%.127s lines %llu-%llu (label %.63s, %zu rows)", l->first_source,
-                 (unsigned long long)l->first_line, (unsigned long long)l->last_line, l->name,
-                 l->pending);
+        snprintf(buf, cap, "%s lines %llu-%llu (label %s, %zu rows)",
+                 agec__utf8_cut(src, sizeof src, l->first_source),
+                 (unsigned long long)l->first_line, (unsigned long long)l->last_line,
+                 agec__utf8_cut(name, sizeof name, l->name), l->pending);
     else /* a batch of rows from two (or more) files */
-        snprintf(buf, cap, "%.100s line %llu to %.100s line %llu (label %.63s, %zu rows)",
-                 l->first_source, (unsigned long long)l->first_line, l->last_source,
-                 (unsigned long long)l->last_line, l->name, l->pending);
+        snprintf(buf, cap, "%s line %llu to %s line %llu (label %s, %zu rows)",
+                 agec__utf8_cut(src, sizeof src, l->first_source),
+                 (unsigned long long)l->first_line,
+                 agec__utf8_cut(src2, sizeof src2, l->last_source),
+                 (unsigned long long)l->last_line, agec__utf8_cut(name, sizeof name, l->name),
+                 l->pending);
 }
 
 static void blame(const char *what, agec_error *err)
@@ -98,7 +103,8 @@ static void blame(const char *what, agec_error *err)
     if (err == NULL)
         return;
     char msg[AGEC_ERROR_TEXT_MAX];
-    snprintf(msg, sizeof msg, "%s: %.700s", what, err->message);
+    char cut[701];
+    snprintf(msg, sizeof msg, "%s: %s", what, agec__utf8_cut(cut, sizeof cut, err->message));
     agec__copy_text(err->message, sizeof err->message, msg);
 }
 

@@ -109,9 +109,11 @@ static agec_status csv_row(csv_state *cs, agec__csv *r, agec_builder **bp, agec_
             if (c->label == NULL && !agec__graph_id_parse(s, n, &e->id)) {
                 agec_builder_free(b);
                 *bp = NULL;
+                char tmp[48], cut[41];
+                snprintf(tmp, sizeof tmp, "%.*s", (int)(n < 47 ? n : 47), s);
                 return bad(cs, r, i + 1, c->name, err,
-                           "not a graph id (decimal digits, 0 to 9223372036854775807): %.40s%s", s,
-                           n > 40 ? "..." : "");
+                           "not a graph id (decimal digits, 0 to 9223372036854775807): %s%s",
+                           agec__utf8_cut(cut, sizeof cut, tmp), n > 40 ? "..." : "");
             }
             continue;
         }

@@ -1,5 +1,6 @@
 /* The loader: options, rows, transactions (labels on the server: labels.c). */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -430,9 +431,10 @@ static agec_status vertex(agec_loader *ld, const char *label, const char *props,
     }
     if (put == 0) {
         l->ireserved--; /* the entry id was not used */
+        char cut[201];
         st = agec__ld_bad_row(ld, 0, NULL, props, len, err,
-                              "duplicate key %s = %.200s in label %s (graph id %lld has it)",
-                              l->key, kt.data, l->name, (long long)prev);
+                              "duplicate key %s = %s in label %s (graph id %lld has it)", l->key,
+                              agec__utf8_cut(cut, sizeof cut, kt.data), l->name, (long long)prev);
         agec__buf_free(&kt);
         return st == AGEC_OK ? agec__ld_row_done(ld, err) : st;
     }
@@ -654,7 +656,27 @@ agec_status agec__ld_edge_text(agec_loader *ld, const char *label, const agec_en
     return edge_with_row(ld, label, start, end, props, len, row_fn, row_ctx, err);
 }
 
-agec_status agec_loader_finish(agec_loader *ld, agec_load_stats *stats, agec_error *err)
+/* The fields of agec_load_stats's first version: up to `method`. */
+#define LOAD_STATS_BASE (offsetof(agec_load_stats, method) + sizeof(agec_load_method))
+
+void agec_load_stats_init_sized(agec_load_stats *stats, size_t size)
+{
+    if (stats == NULL || size < LOAD_STATS_BASE)
+        return;
+    memset(stats, 0, size < sizeof *stats ? size : sizeof *stats);
+    stats->size = size;
+}
+
+agec_status(agec_loader_finish)(agec_loader *ld, agec_load_stats *stats, agec_error *err)
+{
+    size_t size = stats != NULL ? stats->size : 0;
+    if (size < LOAD_STATS_BASE || size > sizeof *stats)
+        size = LOAD_STATS_BASE; /* not a size any header had: uninitialised */
+    return agec_loader_finish_sized(ld, stats, size, err);
+}
+
+agec_status agec_loader_finish_sized(agec_loader *ld, agec_load_stats *stats, size_t size,
+                                     agec_error *err)
 {
     if (ld == NULL)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "loader must not be NULL");
@@ -679,7 +701,7 @@ agec_status agec_loader_finish(agec_loader *ld, agec_load_stats *stats, agec_err
         }
     }
     if (stats != NULL)
-        agec_loader_stats_sized(ld, stats, stats->size ? stats->size : sizeof *stats);
+        agec_loader_stats_sized(ld, stats, size);
     return st;
 }
 

@@ -9,6 +9,7 @@
 #include "common/sized.h"
 #include "pool/pool_internal.h"
 #include "session/pqerror.h"
+#include "session/redact.h"
 
 /* The one table of defaults (PgBouncer style). */
 void agec_pool_config_init(agec_pool_config *cfg)
@@ -140,17 +141,10 @@ static bool drops_statements(const char *sql)
  * PQconnectStartParams fills them from PG* variables. */
 static agec_status parse_conninfo(const agec_pool_config *c, pool_cfg *dst, agec_error *err)
 {
-    char *perr = NULL;
-    PQconninfoOption *opts = PQconninfoParse(c->conninfo ? c->conninfo : "", &perr);
-    if (opts == NULL) {
-        char red[AGEC_ERROR_TEXT_MAX];
-        agec__redact_conninfo(perr ? perr : "out of memory", red, sizeof red);
-        size_t n = strlen(red);
-        while (n > 0 && red[n - 1] == '\n')
-            red[--n] = '\0';
-        PQfreemem(perr);
-        return agec__error_set(err, AGEC_ERR_CONFIG, "conninfo: %s", red);
-    }
+    PQconninfoOption *opts = NULL;
+    agec_status pst = agec__conninfo_parse(c->conninfo, &opts, err);
+    if (pst != AGEC_OK)
+        return pst;
     size_t n = 0;
     for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
         n++;

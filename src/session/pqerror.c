@@ -1,12 +1,11 @@
 /* libpq errors -> agec_error; SQLSTATE classes; password redaction. */
 #include "session/pqerror.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "common/error_internal.h"
+#include "session/redact.h"
 
 bool agec__sqlstate_is_fatal(const char *s)
 {
@@ -26,71 +25,25 @@ static void strip_newline(char *s)
 
 void agec__redact_conninfo(const char *in, char *out, size_t cap)
 {
-    if (cap == 0)
-        return;
-    size_t o = 0;
-    const char *p = in ? in : "";
-    while (*p != '\0' && o + 1 < cap) {
-        /* keyword form: password = value | password='quoted value' */
-        if (strncasecmp(p, "password", 8) == 0 && (p == in || !isalnum((unsigned char)p[-1]))) {
-            const char *q = p + 8;
-            while (*q == ' ')
-                q++;
-            if (*q == '=') {
-                q++;
-                while (*q == ' ')
-                    q++;
-                if (*q == '\'') {
-                    q++;
-                    while (*q != '\0' && *q != '\'') {
-                        if (*q == '\\' && q[1] != '\0')
-                            q++;
-                        q++;
-                    }
-                    if (*q == '\'')
-                        q++;
-                } else {
-                    /* Unquoted: libpq takes \x as x, so "ab\ cd" is one value. */
-                    while (*q != '\0' && !isspace((unsigned char)*q) && *q != '&') {
-                        if (*q == '\\' && q[1] != '\0')
-                            q++;
-                        q++;
-                    }
-                }
-                const char *rep = "password=***";
-                for (const char *r = rep; *r != '\0' && o + 1 < cap; r++)
-                    out[o++] = *r;
-                p = q;
-                continue;
-            }
-        }
-        /* URI form: scheme://user:secret@host */
-        if (strncmp(p, "://", 3) == 0) {
-            const char *at = p + 3;
-            const char *colon = NULL;
-            while (*at != '\0' && *at != '@' && *at != '/' && !isspace((unsigned char)*at)) {
-                if (*at == ':' && colon == NULL)
-                    colon = at;
-                at++;
-            }
-            if (*at == '@' && colon != NULL) {
-                for (const char *r = p; r <= colon && o + 1 < cap; r++)
-                    out[o++] = *r;
-                for (const char *r = "***"; *r != '\0' && o + 1 < cap; r++)
-                    out[o++] = *r;
-                p = at;
-                continue;
-            }
-        }
-        out[o++] = *p++;
-    }
-    out[o] = '\0';
+    agec__secrets s;
+    agec__secrets_init(&s);
+    agec__secrets_from_text(&s, in);
+    agec__redact(in, &s, out, cap);
 }
 
 void agec__pq_conn_message(const PGconn *conn, char *buf, size_t cap)
 {
     const char *m = conn ? PQerrorMessage(conn) : NULL;
-    agec__redact_conninfo(m && m[0] ? m : "no error text from libpq", buf, cap);
+    if (m == NULL || m[0] == '\0')
+        m = "no error text from libpq";
+    /* The connection's own secrets (as libpq read them) by value too. */
+    agec__secrets s;
+    agec__secrets_init(&s);
+    agec__secrets_from_text(&s, m);
+    PQconninfoOption *opts = conn ? PQconninfo((PGconn *)conn) : NULL;
+    agec__secrets_from_options(&s, opts);
+    PQconninfoFree(opts);
+    agec__redact(m, &s, buf, cap);
     strip_newline(buf);
 }
 
@@ -110,8 +63,16 @@ agec_status agec__error_from_result(agec_error *err, agec_status code, const PGr
                                     const PGconn *conn)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    if (agec__sqlstate_is_fatal(state) || (conn != NULL && PQstatus(conn) == CONNECTION_BAD))
+    /* Class 08 and 57P0x end the session only when the server says FATAL
+     * (or PANIC): a plain ERROR such as 08P01 "bind message supplies 1
+     * parameters, but prepared statement requires 2" leaves it usable. */
+    const char *sev = res ? PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED) : NULL;
+    bool plain_error = sev != NULL && strcmp(sev, "ERROR") == 0;
+    if ((agec__sqlstate_is_fatal(state) && !plain_error) ||
+        (conn != NULL && PQstatus(conn) == CONNECTION_BAD))
         code = AGEC_ERR_CONNECTION_LOST;
+    else if (state != NULL && strcmp(state, "08P01") == 0)
+        code = AGEC_ERR_INVALID_ARG; /* the caller's message did not fit: parameters */
     else if (state != NULL && strcmp(state, "57014") == 0)
         code = is_timeout_text(res) ? AGEC_ERR_TIMEOUT : AGEC_ERR_CANCELLED;
     else if (state != NULL && state[0] == '2' && state[1] == '8')
@@ -134,9 +95,14 @@ agec_status agec__error_from_result(agec_error *err, agec_status code, const PGr
     }
     agec__copy_text(err->message, sizeof err->message, buf);
     if (res != NULL) {
-        agec__copy_text(err->detail, sizeof err->detail,
-                        PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL));
-        agec__copy_text(err->hint, sizeof err->hint, PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
+        /* A server's detail can quote a connection string too (dblink,
+         * postgres_fdw): redacted like the message. */
+        const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+        const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+        agec__redact_conninfo(detail ? detail : "", buf, sizeof buf);
+        agec__copy_text(err->detail, sizeof err->detail, buf);
+        agec__redact_conninfo(hint ? hint : "", buf, sizeof buf);
+        agec__copy_text(err->hint, sizeof err->hint, buf);
         const char *pos = PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION);
         if (pos == NULL)
             pos = PQresultErrorField(res, PG_DIAG_INTERNAL_POSITION);

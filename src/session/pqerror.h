@@ -13,7 +13,10 @@
 
 /* Fill *err from a failed PGresult: SQLSTATE, message, detail, hint and
  * position exactly as the server sent them. `code` is used unless the
- * SQLSTATE says the connection broke (AGEC_ERR_CONNECTION_LOST), the
+ * SQLSTATE says the connection broke (AGEC_ERR_CONNECTION_LOST: class 08 or
+ * 57P0x with severity FATAL/PANIC, or conn is CONNECTION_BAD), the message
+ * did not fit what the server expected (08P01 as a plain ERROR, e.g. a
+ * wrong number of parameters -> AGEC_ERR_INVALID_ARG), the
  * statement was cancelled by timeout (57014 -> AGEC_ERR_TIMEOUT) or
  * authentication failed (28xxx -> AGEC_ERR_AUTH). Returns the code set.
  * `res` may be NULL (then conn's error message is used; conn may be NULL). */
@@ -26,12 +29,14 @@ agec_status agec__error_from_result(agec_error *err, agec_status code, const PGr
 bool agec__sqlstate_is_fatal(const char *sqlstate);
 
 /* Copy libpq's connection error text into buf[cap], with passwords redacted
- * and the trailing newline removed. */
+ * (also the connection's own secret options, by value) and the trailing
+ * newline removed. */
 void agec__pq_conn_message(const PGconn *conn, char *buf, size_t cap);
 
-/* Replace the value of every `password=` keyword and the password part of
- * postgres:// URIs in `in` by "***", writing at most cap bytes to out.
- * Used on every text that could echo a connection string. */
+/* Redact `in` into out[cap] (session/redact.h): the value of every secret
+ * keyword (password, sslpassword, ...), the password of URIs, and those
+ * values wherever else they appear in `in`. Used on every text that could
+ * echo a connection string. */
 void agec__redact_conninfo(const char *in, char *out, size_t cap);
 
 #endif

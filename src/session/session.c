@@ -185,6 +185,54 @@ agec_status agec__session_connect(const char *const *keys, const char *const *va
     return AGEC_OK;
 }
 
+agec__res_kind agec__session_classify(const PGresult *res)
+{
+    switch (PQresultStatus(res)) {
+    case PGRES_TUPLES_OK:
+    case PGRES_SINGLE_TUPLE:
+    case PGRES_COMMAND_OK:
+        return AGEC__RES_ROWS;
+    case PGRES_EMPTY_QUERY:
+        return AGEC__RES_EMPTY;
+    case PGRES_COPY_IN:
+    case PGRES_COPY_OUT:
+    case PGRES_COPY_BOTH:
+        return AGEC__RES_COPY;
+    default:
+        return AGEC__RES_ERROR;
+    }
+}
+
+int agec__session_copy_step(PGconn *pg, ExecStatusType copy)
+{
+    if (copy == PGRES_COPY_IN) {
+        /* PQputCopyEnd in non-blocking mode queues the message; flush it. */
+        if (!agec__session_send_begin(pg) ||
+            PQputCopyEnd(pg, "COPY from the client is not supported by agec") < 0)
+            return -1;
+        /* A few bytes: a socket that takes none of them for 5 s is dead. */
+        int f, tries = 0;
+        while ((f = PQflush(pg)) == 1) {
+            struct pollfd p = { .fd = PQsocket(pg), .events = POLLOUT };
+            if (p.fd < 0 || ++tries > 50 || (poll(&p, 1, 100) < 0 && errno != EINTR))
+                return -1;
+        }
+        (void)PQsetnonblocking(pg, 0);
+        return f == 0 ? 1 : -1;
+    }
+    if (copy != PGRES_COPY_OUT)
+        return -1;
+    for (;;) {
+        char *buf = NULL;
+        int n = PQgetCopyData(pg, &buf, 1);
+        if (buf != NULL)
+            PQfreemem(buf);
+        if (n > 0)
+            continue;
+        return n == 0 ? 0 : n == -1 ? 1 : -1;
+    }
+}
+
 /* Read every pending result. The first failure decides the status.
  * *late is set when the deadline passed or the abort flag was set (the
  * query may still be running). */
@@ -210,15 +258,29 @@ static agec_status read_results(PGconn *pg, int64_t deadline_us, const atomic_bo
         PGresult *res = PQgetResult(pg);
         if (res == NULL)
             break;
+        agec__res_kind kind = agec__session_classify(res);
         ExecStatusType es = PQresultStatus(res);
-        if (es == PGRES_COPY_IN || es == PGRES_COPY_OUT || es == PGRES_COPY_BOTH) {
-            PQclear(res);
-            return agec__error_set(err, AGEC_ERR_STATE, "unexpected COPY state");
-        }
-        if (st == AGEC_OK && es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK &&
-            es != PGRES_EMPTY_QUERY && es != PGRES_SINGLE_TUPLE)
+        if (st == AGEC_OK && kind == AGEC__RES_ERROR)
             st = agec__error_from_result(err, AGEC_ERR_SERVER, res, pg);
         PQclear(res);
+        if (kind == AGEC__RES_COPY) {
+            if (st == AGEC_OK)
+                st = agec__error_set(err, AGEC_ERR_STATE, "%s", AGEC__COPY_REFUSED);
+            int c;
+            while ((c = agec__session_copy_step(pg, es)) == 0) {
+                int r = wait_socket(pg, POLLIN, deadline_us, abort_flag);
+                if (r == 0 || r == -2) {
+                    *late = true;
+                    return st;
+                }
+                if (r < 0 || !PQconsumeInput(pg))
+                    return agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, pg);
+            }
+            if (c < 0) {
+                *late = true; /* COPY BOTH or a broken connection: close it */
+                return st;
+            }
+        }
     }
     if (st == AGEC_OK && PQstatus(pg) == CONNECTION_BAD)
         st = agec__error_from_result(err, AGEC_ERR_CONNECTION_LOST, NULL, pg);
@@ -324,7 +386,10 @@ static agec_status init_step(PGconn *pg, const char *sql, int64_t deadline_us,
     }
     if (err != NULL) {
         char msg[AGEC_ERROR_TEXT_MAX];
-        snprintf(msg, sizeof msg, "session init `%.200s` failed: %.700s", sql, e.message);
+        char sql_cut[201], msg_cut[701];
+        snprintf(msg, sizeof msg, "session init `%s` failed: %s",
+                 agec__utf8_cut(sql_cut, sizeof sql_cut, sql),
+                 agec__utf8_cut(msg_cut, sizeof msg_cut, e.message));
         agec__error_copy(err, &e);
         err->code = st;
         agec__copy_text(err->message, sizeof err->message, msg);
@@ -376,8 +441,9 @@ agec_status agec__session_setup(PGconn *pg, const agec__session_init *init, int6
             if (err != NULL) {
                 agec__error_copy(err, &e);
                 err->code = AGEC_ERR_INIT;
-                snprintf(err->message, sizeof err->message, "session init on_connect: %.900s",
-                         e.message);
+                char cut[901];
+                snprintf(err->message, sizeof err->message, "session init on_connect: %s",
+                         agec__utf8_cut(cut, sizeof cut, e.message));
             }
             st = AGEC_ERR_INIT;
         }

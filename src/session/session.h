@@ -77,7 +77,8 @@ agec_status agec__session_reapply(PGconn *pg, const agec__session_init *init, in
  * result, succeed only if none failed. Errors: AGEC_ERR_SERVER (or whatever
  * agec__error_from_result maps the SQLSTATE to), AGEC_ERR_TIMEOUT past the
  * deadline (the connection is then mid-query: close it),
- * AGEC_ERR_CONNECTION_LOST. */
+ * AGEC_ERR_CONNECTION_LOST, AGEC_ERR_STATE for a COPY to or from the client
+ * (ended with agec__session_copy_step; the connection stays usable). */
 agec_status agec__session_exec(PGconn *pg, const char *sql, int64_t deadline_us, agec_error *err);
 
 /* Check that the server answers: one empty query, by deadline_us (or
@@ -92,6 +93,33 @@ agec_status agec__session_validate(PGconn *pg, int64_t deadline_us, const atomic
  * still not answered; AGEC_ERR_CANCELLED: abort_flag, may be NULL). */
 agec_status agec__session_drain(PGconn *pg, int64_t deadline_us, const atomic_bool *abort_flag,
                                 agec_error *err);
+
+/* What one PGresult of a statement means, decided in one place for every
+ * reader of results (the session layer's own statements, and the Cypher/SQL
+ * executor in src/cypher/exec.c). */
+typedef enum agec__res_kind {
+    AGEC__RES_ROWS,  /* TUPLES_OK, SINGLE_TUPLE, COMMAND_OK: a statement's success */
+    AGEC__RES_EMPTY, /* EMPTY_QUERY: the text held no statement */
+    AGEC__RES_COPY,  /* COPY_IN, COPY_OUT, COPY_BOTH: the server waits for or sends COPY data */
+    AGEC__RES_ERROR, /* FATAL_ERROR, BAD_RESPONSE, NONFATAL_ERROR, anything unknown */
+} agec__res_kind;
+
+agec__res_kind agec__session_classify(const PGresult *res);
+
+/* Leave a COPY state entered by a statement agec does not run COPY for:
+ * COPY FROM STDIN is ended with a client-side failure (the server answers
+ * with an error, SQLSTATE 57014 "COPY from stdin failed"); the data of COPY
+ * TO STDOUT are read and dropped. Never blocks. Returns 1 when the COPY has
+ * ended (PQgetResult then gives the COPY's final status), 0 when more input
+ * must arrive first (wait until the socket is readable, PQconsumeInput, and
+ * call again), -1 when the connection failed or the COPY is COPY BOTH
+ * (replication only: the connection must be closed). */
+int agec__session_copy_step(PGconn *pg, ExecStatusType copy);
+
+/* The error text of a COPY refused by `who` (e.g. "agec_sql_exec"). */
+#define AGEC__COPY_REFUSED                                                             \
+    "COPY to or from the client (STDIN/STDOUT) is not supported here; use the loader " \
+    "(agec/load.h) or COPY ... FROM/TO a server file, or run COPY through agec_conn_pgconn()"
 
 /* Sending without blocking past a deadline. libpq in blocking mode (what
  * users of the escape hatch get) waits with no limit inside PQsend* when the

@@ -20,6 +20,7 @@
 #include <libpq-fe.h>
 
 #include "agec/agtype.h"
+#include "agec/graph.h"
 
 #include "cli_pty.h"
 #include "cli_run.h"
@@ -281,6 +282,70 @@ static void test_unreachable_and_redaction(void **state)
     assert_non_null(strstr(r->err, "bogus_keyword"));
     assert_null(strstr(r->err, "sekrit"));
     free(r);
+}
+
+/* Issue 23: COPY through `agec sql` ends with an error (it used to spin at
+ * 100% CPU for ever); a statement without rows prints its command tag. */
+static void test_sql_copy_and_command_tag(void **state)
+{
+    (void)state;
+    const char *dsn = agec_test_pg_conninfo();
+    run_out *r = RUN(NULL, "--dsn", dsn, "--age-mode", "off", "--statement-timeout", "1000", "sql",
+                     "COPY (SELECT 1) TO STDOUT");
+    expect_status(r, 1);
+    assert_non_null(strstr(r->err, "AGEC_ERR_STATE"));
+    assert_non_null(strstr(r->err, "COPY"));
+    free(r);
+    /* Item 11: duplicate column names give distinct JSON keys. */
+    r = RUN(NULL, "--dsn", dsn, "--age-mode", "off", "--format", "json", "sql",
+            "SELECT 1 AS a, 2 AS a, 3 AS a_2, 4 AS a");
+    expect_status(r, 0);
+    assert_string_equal(r->out, "{\"a\": 1, \"a_3\": 2, \"a_2\": 3, \"a_4\": 4}\n");
+    free(r);
+    r = RUN(NULL, "--dsn", dsn, "--age-mode", "off", "--format", "table", "sql",
+            "CREATE TEMP TABLE t AS SELECT 1 AS a FROM generate_series(1, 5)");
+    expect_status(r, 0);
+    assert_non_null(strstr(r->out, "SELECT 5"));
+    assert_null(strstr(r->out, "(0 rows)"));
+    free(r);
+}
+
+/* Issue 23, item 3: `agec graph index` obeys --statement-timeout (it
+ * waited behind a lock for as long as the lock was held). AGE's catalog is
+ * stood in for on PG15 (fakeage/stub_catalog.h). */
+static void test_graph_statement_timeout(void **state)
+{
+    (void)state;
+    agec_pool_config cfg;
+    agec_pool_config_init(&cfg);
+    cfg.conninfo = agec_test_pg_conninfo();
+    cfg.max = 1;
+    cfg.age_mode = AGEC_AGE_OFF;
+    cfg.on_event = agec_pool_event_ignore;
+    agec_pool *admin = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_open(&cfg, &admin, &err), &err, "open");
+    agec_pool *stub = agec_test_stub_age_pool(admin, "agec_stub_cli");
+    agec_conn *c = agec_test_acquire(stub);
+    agec_test_must(agec_graph_create(c, "cli_g", &err), &err, "graph");
+    agec_test_must(agec_label_create(c, "cli_g", "Person", AGEC_LABEL_VERTEX, &err), &err, "label");
+    agec_conn_release(c);
+    char dsn[512];
+    snprintf(dsn, sizeof dsn, "%s dbname=agec_stub_cli", agec_test_pg_conninfo());
+    PGconn *locker = PQconnectdb(dsn);
+    assert_int_equal(PQstatus(locker), CONNECTION_OK);
+    PGresult *lr = PQexec(locker, "BEGIN; LOCK TABLE cli_g.\"Person\" IN ACCESS EXCLUSIVE MODE");
+    assert_int_equal(PQresultStatus(lr), PGRES_COMMAND_OK);
+    PQclear(lr);
+    run_out *r = RUN(NULL, "--dsn", dsn, "--age-mode", "off", "--statement-timeout", "300", "graph",
+                     "index", "cli_g");
+    PQfinish(locker);
+    expect_status(r, 1);
+    assert_non_null(strstr(r->err, "AGEC_ERR_TIMEOUT"));
+    assert_true(r->ms < 30000); /* a hang check: the lock is held until RUN returns */
+    free(r);
+    agec_pool_close(stub, 1000, NULL);
+    agec_pool_close(admin, 1000, NULL);
 }
 
 static void test_sql_and_bench_on_pg(void **state)
@@ -690,6 +755,8 @@ int main(void)
         cmocka_unit_test(test_query_errors),
         cmocka_unit_test(test_unreachable_and_redaction),
         cmocka_unit_test(test_sql_and_bench_on_pg),
+        cmocka_unit_test(test_sql_copy_and_command_tag),
+        cmocka_unit_test(test_graph_statement_timeout),
         cmocka_unit_test(test_application_name_and_notices),
         cmocka_unit_test(test_shell_on_age),
         cmocka_unit_test(test_shell_ctrl_c_cancels),

@@ -22,9 +22,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (strlen(out) >= sizeof out)
         abort();
     /* A secret embedded the two documented ways must be gone. */
-    static const char *const forms[] = { "host=h password=ZQXJ9 port=1 ",
-                                         "postgresql://u:ZQXJ9@h/d " };
-    for (size_t f = 0; f < 2; f++) {
+    static const char *const forms[] = {
+        "host=h password=ZQXJ9 port=1 ",    "postgresql://u:ZQXJ9@h/d ",
+        "host=h sslpassword=ZQXJ9 port=1 ", "postgresql://u:ZQXJ9/@h/d ", /* issue 23 */
+        "postgresql://u:ZQXJ9@@h/d ",       "host=h password=ZQXJ9&x port=1 ",
+    };
+    for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
         size_t cap = size * 2 + 64;
         char *dsn = malloc(cap), *red = malloc(cap + 16);
         if (dsn == NULL || red == NULL)

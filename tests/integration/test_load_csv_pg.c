@@ -25,7 +25,6 @@
 #include "agec/load.h"
 #include "load/copy.h"
 #include "session/clock.h"
-#include "stub_age_db.h"
 
 static agec_pool *admin, *pool;
 static char dir[] = "/tmp/agec-csv-pg-XXXXXX";

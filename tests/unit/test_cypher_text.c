@@ -112,6 +112,11 @@ static void test_return_columns(void **state)
     expect_columns("MATCH (n) WITH n RETURN n.a /* RETURN z */, `weird, name` AS `my col`",
                    COLS("n.a", "my col"));
     expect_columns("RETURN 1 AS a UNION RETURN 2 AS a", COLS("a"));
+    /* Issue 23, item 11: columns are named by the first branch, as in SQL
+     * and Neo4j. */
+    expect_columns("RETURN 1 UNION RETURN 2", COLS("1"));
+    expect_columns("MATCH (n) RETURN n.x AS x UNION ALL MATCH (m) RETURN m.y AS y", COLS("x"));
+    expect_columns("CALL { MATCH (a) RETURN a } RETURN a.name", COLS("a.name"));
     expect_columns("RETURN 1, 1", COLS("1", "1_2"));
     expect_columns("RETURN x AS a, y AS a, z AS a", COLS("a", "a_2", "a_3"));
     expect_columns("CREATE (:Person {name: $name})", COLS("result"));
@@ -142,7 +147,8 @@ static void test_return_columns_errors(void **state)
     agec_error err = AGEC_ERROR_INIT;
     char **names;
     size_t n;
-    agec_cypher_return_columns("MATCH (n) RETURN *", &names, &n, &err);
+    assert_int_equal(agec_cypher_return_columns("MATCH (n) RETURN *", &names, &n, &err),
+                     AGEC_ERR_COLUMNS);
     assert_non_null(strstr(err.message, "RETURN *"));
     assert_int_equal(agec_cypher_return_columns(NULL, &names, &n, NULL), AGEC_ERR_INVALID_ARG);
 }

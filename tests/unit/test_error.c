@@ -64,6 +64,47 @@ static void test_copy_text_truncates_on_utf8_boundary(void **state)
     assert_string_equal(buf, "");
 }
 
+/* True when s is valid UTF-8 (no sequence cut short). */
+static bool utf8_whole(const char *s)
+{
+    for (size_t i = 0; s[i] != '\0';) {
+        unsigned char c = (unsigned char)s[i];
+        size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        for (size_t k = 1; k < n; k++)
+            if (((unsigned char)s[i + k] & 0xC0) != 0x80)
+                return false;
+        i += n;
+    }
+    return true;
+}
+
+/* Issue 23, item 9: a message longer than the field, cut by vsnprintf at
+ * every byte offset of a 2-, 3- and 4-byte character, stays valid UTF-8. */
+static void test_error_set_cuts_on_utf8_boundary(void **state)
+{
+    (void)state;
+    static const char *const chars[] = { "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80" };
+    char text[AGEC_ERROR_TEXT_MAX + 16];
+    for (size_t c = 0; c < 3; c++) {
+        for (size_t pad = 0; pad < 4; pad++) {
+            size_t n = 0;
+            for (; n < pad; n++)
+                text[n] = 'a';
+            while (n + 4 < sizeof text) {
+                memcpy(text + n, chars[c], strlen(chars[c]));
+                n += strlen(chars[c]);
+            }
+            text[n] = '\0';
+            agec_error err = AGEC_ERROR_INIT;
+            agec__error_set(&err, AGEC_ERR_SERVER, "%s", text);
+            assert_true(utf8_whole(err.message));
+            assert_true(strlen(err.message) + 4 >= AGEC_ERROR_TEXT_MAX - 1);
+            char buf[8];
+            assert_true(utf8_whole(agec__utf8_cut(buf, sizeof buf, text)));
+        }
+    }
+}
+
 static void test_version(void **state)
 {
     (void)state;
@@ -79,6 +120,7 @@ int main(void)
         cmocka_unit_test(test_codes_are_stable),
         cmocka_unit_test(test_error_set_and_clear),
         cmocka_unit_test(test_copy_text_truncates_on_utf8_boundary),
+        cmocka_unit_test(test_error_set_cuts_on_utf8_boundary),
         cmocka_unit_test(test_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

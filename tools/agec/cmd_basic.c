@@ -263,10 +263,13 @@ int cmd_graph(cli *c, int argc, char **argv)
     if (rc != EXIT_OK || (rc = cli_acquire(c, &conn)) != EXIT_OK)
         return rc;
     agec_status st = AGEC_OK;
+    agec_query_opts o; /* --statement-timeout bounds each statement */
+    agec_query_opts_init(&o);
+    o.timeout_ms = c->statement_timeout_ms;
     if (strcmp(verb, "labels") == 0 || strcmp(verb, "index") == 0 || strcmp(verb, "drop") == 0) {
         /* A graph that does not exist is an error, not an empty answer. */
         bool exists = false;
-        st = agec_graph_exists(conn, name, &exists, &err);
+        st = agec_graph_exists_opts(conn, name, &exists, &o, &err);
         if (st == AGEC_OK && !exists) {
             agec_conn_release(conn);
             fprintf(stderr, "agec: graph %s does not exist\n", name);
@@ -276,7 +279,7 @@ int cmd_graph(cli *c, int argc, char **argv)
          * tables only, as just created) is dropped; one with labels is not. */
         if (st == AGEC_OK && strcmp(verb, "drop") == 0 && !cascade) {
             agec_result *labels = NULL;
-            st = agec_label_list(conn, name, &labels, &err);
+            st = agec_label_list_opts(conn, name, &labels, &o, &err);
             size_t own = 0;
             for (size_t r = 0; st == AGEC_OK && r < agec_result_rows(labels); r++)
                 own += strncmp(agec_result_text(labels, r, 0, NULL), "_ag_label_", 10) != 0;
@@ -294,33 +297,33 @@ int cmd_graph(cli *c, int argc, char **argv)
     }
     if (st != AGEC_OK) {
     } else if (strcmp(verb, "create") == 0) {
-        st = agec_graph_create(conn, name, &err);
+        st = agec_graph_create_opts(conn, name, &o, &err);
         if (st == AGEC_OK && !c->quiet)
             printf("graph %s created\n", name);
     } else if (strcmp(verb, "drop") == 0) {
-        st = agec_graph_drop(conn, name, cascade, &err);
+        st = agec_graph_drop_opts(conn, name, cascade, &o, &err);
         if (st == AGEC_OK && !c->quiet)
             printf("graph %s dropped\n", name);
     } else if (strcmp(verb, "exists") == 0) {
         bool exists = false;
-        st = agec_graph_exists(conn, name, &exists, &err);
+        st = agec_graph_exists_opts(conn, name, &exists, &o, &err);
         if (st == AGEC_OK)
             printf("%s\n", exists ? "true" : "false");
     } else if (strcmp(verb, "list") == 0) {
         agec_result *res = NULL;
         st = agec_sql_exec(conn, "SELECT name::text AS graph FROM ag_catalog.ag_graph ORDER BY 1",
-                           0, NULL, NULL, &res, &err);
+                           0, NULL, &o, &res, &err);
         if (st == AGEC_OK)
             cli_print_result(c, res, false, stdout);
         agec_result_free(res);
     } else if (strcmp(verb, "labels") == 0) {
         agec_result *res = NULL;
-        st = agec_label_list(conn, name, &res, &err);
+        st = agec_label_list_opts(conn, name, &res, &o, &err);
         if (st == AGEC_OK)
             cli_print_result(c, res, false, stdout);
         agec_result_free(res);
     } else {
-        st = agec_graph_create_indexes(conn, name, NULL, &err);
+        st = agec_graph_create_indexes_opts(conn, name, NULL, &o, &err);
         if (st == AGEC_OK && !c->quiet)
             printf("indexes of graph %s created\n", name);
     }

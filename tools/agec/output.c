@@ -45,20 +45,8 @@ void cli_json_string(const char *s, size_t len, FILE *out)
     fputc('"', out);
 }
 
-/* SQL column types written as JSON numbers / booleans / raw JSON. */
-enum {
-    OID_BOOL = 16,
-    OID_INT8 = 20,
-    OID_INT2 = 21,
-    OID_INT4 = 23,
-    OID_OID = 26,
-    OID_JSON = 114,
-    OID_FLOAT4 = 700,
-    OID_FLOAT8 = 701,
-    OID_NUMERIC = 1700,
-    OID_JSONB = 3802
-};
-
+/* SQL column types written as JSON numbers / booleans / raw JSON: the
+ * AGEC_OID_ constants of agec/cypher.h. */
 void cli_cell_json(agec_result *res, size_t row, size_t col, bool cypher, FILE *out)
 {
     size_t len;
@@ -81,25 +69,25 @@ void cli_cell_json(agec_result *res, size_t row, size_t col, bool cypher, FILE *
         return;
     }
     switch (agec_result_column_type(res, col)) {
-    case OID_BOOL:
+    case AGEC_OID_BOOL:
         fputs(text[0] == 't' ? "true" : "false", out);
         return;
-    case OID_INT2:
-    case OID_INT4:
-    case OID_INT8:
-    case OID_OID:
+    case AGEC_OID_INT2:
+    case AGEC_OID_INT4:
+    case AGEC_OID_INT8:
+    case AGEC_OID_OID:
         fwrite(text, 1, len, out);
         return;
-    case OID_FLOAT4:
-    case OID_FLOAT8:
-    case OID_NUMERIC:
+    case AGEC_OID_FLOAT4:
+    case AGEC_OID_FLOAT8:
+    case AGEC_OID_NUMERIC:
         if (strspn(text, "0123456789.-+eE") == len && len > 0) {
             fwrite(text, 1, len, out);
             return;
         }
         break; /* NaN, Infinity: strings */
-    case OID_JSON:
-    case OID_JSONB:
+    case AGEC_OID_JSON:
+    case AGEC_OID_JSONB:
         fwrite(text, 1, len, out);
         return;
     default:
@@ -127,11 +115,42 @@ static void csv_field(const char *s, size_t len, FILE *out)
     fputc('"', out);
 }
 
+static bool is_column_name(agec_result *res, const char *name)
+{
+    for (size_t c = 0; c < agec_result_columns(res); c++)
+        if (strcmp(agec_result_column_name(res, c), name) == 0)
+            return true;
+    return false;
+}
+
+/* The JSON key of column col: its name, or for a name that an earlier
+ * column already has (SELECT 1 AS a, 2 AS a) the name with "_2", "_3", ...
+ * (one no column has), as Cypher result columns are made unique: JSON
+ * objects with duplicate keys lose values in most readers. */
+static const char *json_key(agec_result *res, size_t col, char *buf, size_t cap)
+{
+    const char *name = agec_result_column_name(res, col);
+    size_t same = 0;
+    for (size_t c = 0; c < col; c++)
+        same += strcmp(agec_result_column_name(res, c), name) == 0;
+    if (same == 0)
+        return name;
+    /* The k-th repeat takes the k-th free suffix from 2 up. */
+    size_t n = 1;
+    for (size_t k = 0; k < same; k++) {
+        do
+            snprintf(buf, cap, "%s_%zu", name, ++n);
+        while (is_column_name(res, buf));
+    }
+    return buf;
+}
+
 static void print_json_row(agec_result *res, size_t row, bool cypher, FILE *out)
 {
     fputc('{', out);
     for (size_t c = 0; c < agec_result_columns(res); c++) {
-        const char *name = agec_result_column_name(res, c);
+        char buf[128];
+        const char *name = json_key(res, c, buf, sizeof buf);
         if (c > 0)
             fputs(", ", out);
         cli_json_string(name, strlen(name), out);
@@ -355,7 +374,13 @@ int cli_print_result(const cli *c, agec_result *res, bool cypher, FILE *out)
         break;
     default:
         print_table(res, cypher, out);
-        if (!c->quiet)
+        /* A statement without rows (INSERT, CREATE, ...) says what it did,
+         * as psql does: its command tag, e.g. "INSERT 0 5". */
+        if (c->quiet)
+            break;
+        if (agec_result_columns(res) == 0 && agec_result_command(res)[0] != '\0')
+            fprintf(out, "%s\n", agec_result_command(res));
+        else
             fprintf(out, "(%zu row%s)\n", nrow, nrow == 1 ? "" : "s");
         break;
     }
