@@ -444,7 +444,7 @@ static void test_shell_on_age(void **state)
     pty_send(&s, ":params {\"who\": \"Ada\"}\r");
     at = pty_expect(&s, at, "parameters set", 5000);
     pty_send(&s, "RETURN $who AS who;\r");
-    at = pty_expect(&s, at, "\"Ada\"", 10000);
+    at = pty_expect(&s, at, " Ada", 10000); /* tables show strings plain, as CSV does */
     /* ';' at the end of a line inside a string or a block comment does not
      * end the statement; an escaped quote does not end the string. */
     pty_send(&s, "RETURN size('semi;\r");

@@ -197,6 +197,60 @@ static void test_cluster_csv(void **state)
     free(r);
 }
 
+/* Items 13-15: tables escape what could act on a terminal and show Cypher
+ * values as CSV does, wide characters count two columns; CSV has its
+ * header for no rows, one result's rows, NaN plain; a Cypher statement
+ * without RETURN prints no made-up column; SQL prints its command tag. */
+static void test_output(void **state)
+{
+    (void)state;
+    const char *pg = agec_test_pg_conninfo();
+    run_out *r = RUN(NULL, "--dsn", pg, "--age-mode", "off", "--format", "table", "sql",
+                     "SELECT E'a\\rb\\x1b[31mRED' AS s, E'x\\\\ny' AS b");
+    expect_status(r, 0);
+    if (strchr(r->out, '\r') != NULL || strchr(r->out, 0x1b) != NULL ||
+        strstr(r->out, "a\\rb\\x1b[31mRED") == NULL || strstr(r->out, "x\\\\ny") == NULL)
+        fail_msg("control characters or backslashes not escaped:\n%s", r->out);
+    free(r);
+    r = RUN(NULL, "--dsn", pg, "--age-mode", "off", "--format", "table", "sql",
+            "SELECT * FROM (VALUES ('\xe6\xbc\xa2\xe5\xad\x97', 1), ('abcde', 2)) v(c, n)");
+    expect_status(r, 0);
+    if (strstr(r->out, " \xe6\xbc\xa2\xe5\xad\x97  | 1") == NULL ||
+        strstr(r->out, " abcde | 2") == NULL)
+        fail_msg("wide characters misaligned:\n%s", r->out);
+    free(r);
+    r = RUN(NULL, "--dsn", age(), "--graph", GRAPH, "--format", "table", "query",
+            "CREATE (v:V {name: 'Ada'}) RETURN v.name AS name, v");
+    expect_status(r, 0);
+    if (strstr(r->out, " Ada ") == NULL || strstr(r->out, " \"Ada\" ") != NULL ||
+        strstr(r->out, "::vertex") != NULL)
+        fail_msg("table: strings and vertices not as CSV shows them:\n%s", r->out);
+    free(r);
+    r = RUN(NULL, "--dsn", age(), "--graph", GRAPH, "--format", "table", "query",
+            "CREATE (:V {name: 'Bob'})");
+    expect_status(r, 0);
+    if (strstr(r->out, "result") != NULL || strstr(r->out, "(0 rows)") == NULL)
+        fail_msg("CREATE without RETURN:\n%s", r->out);
+    free(r);
+    want_out(RUN(NULL, "--dsn", age(), "--graph", GRAPH, "--format", "csv", "query",
+                 "MATCH (z:Nope) RETURN z.v AS v"),
+             0, "v\n");
+    want_out(RUN(NULL, "--dsn", age(), "--graph", GRAPH, "--format", "csv", "query",
+                 "RETURN 'NaN'::float AS f, 'a,b' AS s"),
+             0, "f,s\nNaN,\"a,b\"\n");
+    want_out(RUN(NULL, "--dsn", pg, "--age-mode", "off", "--format", "csv", "sql",
+                 "SELECT 1 AS a WHERE false"),
+             0, "a\n");
+    want_out(RUN(NULL, "--dsn", pg, "--age-mode", "off", "--format", "csv", "sql",
+                 "SELECT 1 AS a; SELECT 2 AS b"),
+             0, "b\n2\n");
+    r = RUN(NULL, "--dsn", pg, "--age-mode", "off", "--format", "table", "sql", "DO $$BEGIN END$$");
+    expect_status(r, 0);
+    if (strncmp(r->out, "DO\n", 3) != 0)
+        fail_msg("command tag: %s", r->out);
+    free(r);
+}
+
 /* Item 10: demo uses --graph and drops only a graph it made (before: it
  * ignored --graph and dropped demo_social whatever it was). */
 static void test_demo_graph(void **state)
@@ -235,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_graph_commands),
         cmocka_unit_test(test_parameter_messages),
         cmocka_unit_test(test_cluster_csv),
+        cmocka_unit_test(test_output),
         cmocka_unit_test(test_demo_graph),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

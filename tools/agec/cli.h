@@ -88,6 +88,11 @@ out_format cli_format(const cli *c);
 /* Write s[0..len) as a JSON string, quotes included. */
 void cli_json_string(const char *s, size_t len, FILE *out);
 
+/* cli_print_result for one statement of the CLI: cypher_text is the Cypher
+ * text (NULL for SQL). A Cypher statement without RETURN prints no table
+ * (no "result" column that AGE's wrapper needs), only its row count. */
+int cli_print_statement_result(const cli *c, agec_result *res, const char *cypher_text, FILE *out);
+
 /* Print a whole result in the chosen format. cypher: cells are agtype. */
 int cli_print_result(const cli *c, agec_result *res, bool cypher, FILE *out);
 

@@ -60,7 +60,9 @@ static int run_and_print(cli *c, const char *graph, const char *text, const char
     agec_status st;
     bool cypher = graph != NULL;
     double t0 = cli_now_ms();
-    if (cli_format(c) != FMT_TABLE) {
+    /* JSON Lines streams (bounded memory); CSV and tables collect the rows
+     * (CSV prints its header even for no rows, and one result's). */
+    if (cli_format(c) == FMT_JSON) {
         stream_print sp = { c, cypher, 0 };
         st = cypher ? agec_cypher_stream(conn, graph, text, params, opts, print_streamed, &sp, &err)
                     : agec_sql_stream(conn, text, nargs, args, opts, print_streamed, &sp, &err);
@@ -69,8 +71,8 @@ static int run_and_print(cli *c, const char *graph, const char *text, const char
         st = cypher ? agec_cypher_exec(conn, graph, text, params, opts, &res, &err)
                     : agec_sql_exec(conn, text, nargs, args, opts, &res, &err);
         if (st == AGEC_OK) {
-            cli_print_result(c, res, cypher, stdout);
-            if (!c->quiet)
+            cli_print_statement_result(c, res, cypher ? text : NULL, stdout);
+            if (!c->quiet && cli_format(c) == FMT_TABLE)
                 printf("Time: %.3f ms\n", cli_now_ms() - t0);
         }
         agec_result_free(res);

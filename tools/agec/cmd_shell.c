@@ -190,7 +190,7 @@ static run_outcome run(shell *sh, const char *text, bool cypher)
     out.quiet = false;
     if (out.format == FMT_AUTO) /* tables, as psql, unless --format says otherwise */
         out.format = FMT_TABLE;
-    cli_print_result(&out, res, cypher, stdout);
+    cli_print_statement_result(&out, res, cypher ? text : NULL, stdout);
     if (out.format == FMT_TABLE)
         printf("Time: %.3f ms\n", ms);
     fflush(stdout);

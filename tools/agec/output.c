@@ -1,9 +1,13 @@
 /* Result output: aligned tables, JSON Lines, CSV; and --param handling. */
+#define _GNU_SOURCE /* newlocale, uselocale */
+#include <locale.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include "cli.h"
 
@@ -171,8 +175,41 @@ static void print_csv_header(agec_result *res, FILE *out)
     fputc('\n', out);
 }
 
-/* CSV cells: SQL text as is; agtype strings as their plain text, other
- * agtype values as JSON. */
+/* The plain text of a Cypher cell, as CSV and tables show it (malloc'd;
+ * NULL for SQL NULL): an agtype string as its text, a float that is not
+ * finite as NaN, Infinity or -Infinity (PostgreSQL's spelling), any other
+ * value as compact JSON (a vertex without its ::vertex); the server's text
+ * when it does not parse. */
+static char *cypher_plain(agec_result *res, size_t row, size_t col)
+{
+    size_t len;
+    const char *t = agec_result_text(res, row, col, &len);
+    if (t == NULL)
+        return NULL;
+    const agec_value *v;
+    char *json = NULL;
+    double d;
+    if (agec_result_value(res, row, col, &v, NULL) == AGEC_OK) {
+        if (agec_value_get_string(v, &t, &len, NULL) == AGEC_OK) {
+            /* the string's own text */
+        } else if (agec_value_type(v) == AGEC_TYPE_FLOAT &&
+                   agec_value_get_double(v, &d, NULL) == AGEC_OK && !isfinite(d)) {
+            t = isnan(d) ? "NaN" : d > 0 ? "Infinity" : "-Infinity";
+            len = strlen(t);
+        } else if (agec_value_to_json(v, AGEC_JSON_COMPACT, &json, &len, NULL) == AGEC_OK) {
+            t = json;
+        }
+    }
+    char *copy = malloc(len + 1);
+    if (copy != NULL) {
+        memcpy(copy, t, len);
+        copy[len] = '\0';
+    }
+    agec_free(json);
+    return copy;
+}
+
+/* CSV cells: SQL text as is; Cypher values as cypher_plain. */
 static void print_csv_row(agec_result *res, size_t row, bool cypher, FILE *out)
 {
     for (size_t c = 0; c < agec_result_columns(res); c++) {
@@ -180,15 +217,11 @@ static void print_csv_row(agec_result *res, size_t row, bool cypher, FILE *out)
         const char *t = agec_result_text(res, row, c, &len);
         if (c > 0)
             fputc(',', out);
-        const agec_value *v;
-        char *json;
-        if (cypher && t != NULL && agec_result_value(res, row, c, &v, NULL) == AGEC_OK) {
-            if (agec_value_get_string(v, &t, &len, NULL) == AGEC_OK) {
-                csv_field(t, len, out);
-            } else if (agec_value_to_json(v, AGEC_JSON_COMPACT, &json, &len, NULL) == AGEC_OK) {
-                csv_field(json, len, out);
-                agec_free(json);
-            }
+        if (cypher && t != NULL) {
+            char *plain = cypher_plain(res, row, c);
+            if (plain != NULL)
+                csv_field(plain, strlen(plain), out);
+            free(plain);
             continue;
         }
         csv_field(t, len, out);
@@ -196,22 +229,91 @@ static void print_csv_row(agec_result *res, size_t row, bool cypher, FILE *out)
     fputc('\n', out);
 }
 
-/* Table cells show the server's text; newlines and tabs as \n and \t so
- * rows stay on one line. */
-static void table_cell(const char *s, size_t len, size_t pad_to, FILE *out)
+/* Display width of code point cp on a terminal (wcwidth in a UTF-8
+ * locale: 2 for CJK and other wide characters, 0 for combining marks), 1
+ * when no UTF-8 locale can be had. */
+static int cp_width(uint32_t cp)
+{
+    static locale_t utf8 = (locale_t)0;
+    static int tried = 0;
+    if (!tried) { /* the CLI prints from one thread */
+        tried = 1;
+        utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+    }
+    if (utf8 == (locale_t)0 || cp < 0x80)
+        return 1;
+    locale_t old = uselocale(utf8);
+    int w = wcwidth((wchar_t)cp);
+    uselocale(old);
+    return w < 0 ? 1 : w;
+}
+
+/* One UTF-8 sequence at s (len > 0): its code point and length; an invalid
+ * byte is itself (0xFFFD, 1 byte). */
+static size_t utf8_next(const unsigned char *s, size_t len, uint32_t *cp)
+{
+    size_t n = s[0] < 0x80             ? 1
+               : (s[0] & 0xE0) == 0xC0 ? 2
+               : (s[0] & 0xF0) == 0xE0 ? 3
+               : (s[0] & 0xF8) == 0xF0 ? 4
+                                       : 0;
+    if (n == 0 || n > len) {
+        *cp = 0xFFFD;
+        return 1;
+    }
+    uint32_t v = n == 1 ? s[0] : (uint32_t)(s[0] & (0x7F >> n));
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80) {
+            *cp = 0xFFFD;
+            return 1;
+        }
+        v = (v << 6) | (s[i] & 0x3F);
+    }
+    *cp = v;
+    return n;
+}
+
+/* Print s as a table cell shows it (when out is not NULL) and return its
+ * display width. Nothing reaches the terminal raw that could act on it:
+ * backslash, newline, CR and tab as \\ \n \r \t, other control
+ * characters (C0, DEL, C1) as \xNN or \u00NN, so `x\ny` (a backslash) and
+ * a newline differ and no escape sequence is sent; wide characters count
+ * two columns, as psql counts them. */
+static size_t render(const char *s, size_t len, FILE *out)
 {
     size_t w = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '\n' || s[i] == '\t') {
-            fputs(s[i] == '\n' ? "\\n" : "\\t", out);
-            w += 2;
-            continue;
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        size_t n = utf8_next(u + i, len - i, &cp);
+        char esc[8] = "";
+        if (cp == '\\' || cp == '\n' || cp == '\r' || cp == '\t')
+            snprintf(esc, sizeof esc, "\\%c",
+                     cp == '\\'   ? '\\'
+                     : cp == '\n' ? 'n'
+                     : cp == '\r' ? 'r'
+                                  : 't');
+        else if (cp < 0x20 || cp == 0x7F)
+            snprintf(esc, sizeof esc, "\\x%02x", (unsigned)cp);
+        else if (cp >= 0x80 && cp < 0xA0)
+            snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp);
+        if (esc[0] != '\0') {
+            if (out != NULL)
+                fputs(esc, out);
+            w += strlen(esc);
+        } else {
+            if (out != NULL)
+                fwrite(u + i, 1, n, out);
+            w += (size_t)cp_width(cp);
         }
-        fputc(s[i], out);
-        if (((unsigned char)s[i] & 0xC0) != 0x80)
-            w++;
+        i += n;
     }
-    for (; w < pad_to; w++)
+    return w;
+}
+
+static void table_cell(const char *s, size_t len, size_t pad_to, FILE *out)
+{
+    for (size_t w = render(s, len, out); w < pad_to; w++)
         fputc(' ', out);
 }
 
@@ -285,7 +387,8 @@ static char *path_text(const agec_value *p)
     return buf;
 }
 
-/* Text shown in a table cell (malloc'ed): the server's text, except paths. */
+/* Text shown in a table cell (malloc'ed): a path drawn, another Cypher
+ * value as CSV shows it (cypher_plain), SQL as the server's text. */
 static char *display_text(agec_result *res, size_t r, size_t c, bool cypher)
 {
     size_t len;
@@ -296,6 +399,8 @@ static char *display_text(agec_result *res, size_t r, size_t c, bool cypher)
     if (cypher && len > 6 && memcmp(t + len - 6, "::path", 6) == 0 &&
         agec_result_value(res, r, c, &v, NULL) == AGEC_OK && agec_value_type(v) == AGEC_TYPE_PATH)
         return path_text(v);
+    if (cypher)
+        return cypher_plain(res, r, c);
     char *copy = malloc(len + 1);
     if (copy != NULL) {
         memcpy(copy, t, len);
@@ -304,14 +409,10 @@ static char *display_text(agec_result *res, size_t r, size_t c, bool cypher)
     return copy;
 }
 
-/* Display width of a cell or header as table_cell prints it: UTF-8 code
- * points, with \n and \t shown as two characters. */
+/* Display width of a cell or header as table_cell prints it. */
 static size_t text_width(const char *t)
 {
-    size_t w = 0;
-    for (; *t; t++)
-        w += (*t == '\n' || *t == '\t') ? 2 : (((unsigned char)*t & 0xC0) != 0x80);
-    return w;
+    return render(t, strlen(t), NULL);
 }
 
 static void print_table(agec_result *res, bool cypher, FILE *out)
@@ -373,7 +474,8 @@ int cli_print_result(const cli *c, agec_result *res, bool cypher, FILE *out)
             print_csv_row(res, r, cypher, out);
         break;
     default:
-        print_table(res, cypher, out);
+        if (agec_result_columns(res) > 0) /* a statement without columns: its tag alone */
+            print_table(res, cypher, out);
         /* A statement without rows (INSERT, CREATE, ...) says what it did,
          * as psql does: its command tag, e.g. "INSERT 0 5". */
         if (c->quiet)
@@ -385,6 +487,28 @@ int cli_print_result(const cli *c, agec_result *res, bool cypher, FILE *out)
         break;
     }
     return EXIT_OK;
+}
+
+int cli_print_statement_result(const cli *c, agec_result *res, const char *cypher_text, FILE *out)
+{
+    if (cypher_text != NULL && cli_format(c) == FMT_TABLE && agec_result_rows(res) == 0) {
+        /* No RETURN (CREATE, SET, DELETE, MERGE ...): no made-up "result"
+         * column, just what happened. */
+        char **names = NULL;
+        size_t count = 0;
+        agec_status st = agec_cypher_return_columns(cypher_text, &names, &count, NULL);
+        /* The library names the one column of a query without RETURN
+         * "result"; a query with the word RETURN anywhere keeps its table. */
+        bool no_return = st == AGEC_OK && count == 1 && strcmp(names[0], "result") == 0 &&
+                         strcasestr(cypher_text, "return") == NULL;
+        agec_strings_free(names);
+        if (no_return) {
+            if (!c->quiet)
+                fputs("(0 rows)\n", out);
+            return EXIT_OK;
+        }
+    }
+    return cli_print_result(c, res, cypher_text != NULL, out);
 }
 
 int cli_print_row(const cli *c, agec_result *row, bool cypher, bool first, FILE *out)
