@@ -90,12 +90,11 @@ static void batch_what(const agec__ld_label *l, char *buf, size_t cap)
                  (unsigned long long)l->first_line, (unsigned long long)l->last_line,
                  agec__utf8_cut(name, sizeof name, l->name), l->pending);
     else /* a batch of rows from two (or more) files */
-        snprintf(buf, cap, "%s line %llu to %s line %llu (label %s, %zu rows)",
-                 agec__utf8_cut(src, sizeof src, l->first_source),
-                 (unsigned long long)l->first_line,
-                 agec__utf8_cut(src2, sizeof src2, l->last_source),
-                 (unsigned long long)l->last_line, agec__utf8_cut(name, sizeof name, l->name),
-                 l->pending);
+        snprintf(
+            buf, cap, "%s line %llu to %s line %llu (label %s, %zu rows)",
+            agec__utf8_cut(src, sizeof src, l->first_source), (unsigned long long)l->first_line,
+            agec__utf8_cut(src2, sizeof src2, l->last_source), (unsigned long long)l->last_line,
+            agec__utf8_cut(name, sizeof name, l->name), l->pending);
 }
 
 static void blame(const char *what, agec_error *err)

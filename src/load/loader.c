@@ -211,8 +211,8 @@ agec_status agec_loader_open(agec_conn *conn, const char *graph, const agec_load
                                err)) != AGEC_OK)
         return st;
     opts = &defaults;
-    if (opts->batch_rows > 1000000 || (unsigned)opts->method > 2 ||
-        opts->timeout_ms < 0 || opts->batch_bytes < 1024 || opts->batch_bytes > (size_t)512 << 20)
+    if (opts->batch_rows > 1000000 || (unsigned)opts->method > 2 || opts->timeout_ms < 0 ||
+        opts->batch_bytes < 1024 || opts->batch_bytes > (size_t)512 << 20)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG,
                                "batch_rows must be 0 (by method) .. 1000000, method AUTO, "
                                "INSERT or COPY, "
