@@ -573,6 +573,18 @@ typedef struct agec_pool_stats {
     uint64_t givebacks; /**< connections given back, at the end of a starving phase, to the
                              thread they were taken from for a hand-off (so that the same
                              threads run on the same connections before and after it) */
+    /* OpenTelemetry's other pool histograms, with wait_bucket's bounds
+     * (cumulative counts; +Inf is the count): */
+    uint64_t create_count; /**< connections opened (connect + session init) */
+    int64_t create_sum_us; /**< their time to open, summed */
+    uint64_t create_bucket[AGEC_POOL_WAIT_BUCKETS];
+    uint64_t use_count; /**< borrows ended by a release (acquire to release, read on
+                                 the pool's coarse clock: about 1-4 ms resolution) */
+    int64_t use_sum_us; /**< their time held, summed */
+    uint64_t use_bucket[AGEC_POOL_WAIT_BUCKETS];
+    uint64_t op_count; /**< statements run through agec's Cypher and SQL calls */
+    int64_t op_sum_us; /**< their duration, summed (send to last result) */
+    uint64_t op_bucket[AGEC_POOL_WAIT_BUCKETS];
 } agec_pool_stats;
 
 /**

@@ -479,6 +479,10 @@ static bool stale_statement(const agec_error *e, bool fresh)
             strstr(e->message, "cached plan must not change result type") != NULL);
 }
 
+static agec_status run_attempts(run_state *rs_, agec__session *sess, const char *sql, int nparams,
+                                const char *const *values, bool prepare, agec_row_fn fn, void *user,
+                                agec_result **out, agec_error *err);
+
 agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char *const *values,
                        const agec_query_opts *opts, agec_row_fn fn, void *user, agec_result **out,
                        agec_error *err)
@@ -522,7 +526,24 @@ agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char
      * so nothing depends on which server session the statement reaches. */
     bool prepare = opts->prepare && agec__conn_stmt_mode(conn) == AGEC_STMT_NAMED;
     agec__session *sess = prepare ? agec__session_get(conn) : NULL;
+    /* The pool learns that a statement runs (exhaustion errors name the
+     * holders' running statements) and how long it took
+     * (db_client_operation_duration). */
+    agec__conn_stmt_begin(conn);
+    agec_status st = run_attempts(&rs, sess, sql, nparams, values, prepare, fn, user, out, err);
+    agec__conn_stmt_end(conn);
+    return st;
+}
 
+/* Send and collect, preparing once more when a cached statement went
+ * stale (agec__exec). */
+static agec_status run_attempts(run_state *rs_, agec__session *sess, const char *sql, int nparams,
+                                const char *const *values, bool prepare, agec_row_fn fn, void *user,
+                                agec_result **out, agec_error *err)
+{
+    run_state rs = *rs_;
+    agec_conn *conn = rs.conn;
+    PGconn *pg = rs.pg;
     for (int attempt = 0;; attempt++) {
         agec__stmt *used;
         bool fresh;

@@ -103,8 +103,11 @@ void agec__conn_stmt_begin(agec_conn *c)
 
 void agec__conn_stmt_end(agec_conn *c)
 {
-    if (c != NULL)
-        atomic_store_explicit(&c->stmt_since_us, 0, memory_order_relaxed);
+    if (c == NULL)
+        return;
+    int64_t since = atomic_exchange_explicit(&c->stmt_since_us, 0, memory_order_relaxed);
+    if (since > 0 && c->pool != NULL)
+        agec__ahist_record(&c->pool->op_hist, agec__now_us() - since);
 }
 
 void agec__conn_drop_ext(agec_conn *c)

@@ -34,6 +34,35 @@ int64_t agec__hist_upper(int idx)
     return (int64_t)(8 + sub) * width + width - 1;
 }
 
+void agec__ahist_record(agec__ahist *h, int64_t v)
+{
+    if (v < 0)
+        v = 0;
+    atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum, v, memory_order_relaxed);
+    for (int i = 0; i < AGEC_POOL_WAIT_BUCKETS; i++) {
+        if (v <= prom_bounds[i]) {
+            atomic_fetch_add_explicit(&h->prom[i], 1, memory_order_relaxed);
+            break;
+        }
+    }
+}
+
+void agec__ahist_read(const agec__ahist *h, uint64_t *count, int64_t *sum,
+                      uint64_t cum[AGEC_POOL_WAIT_BUCKETS])
+{
+    uint64_t c = 0;
+    for (int i = 0; i < AGEC_POOL_WAIT_BUCKETS; i++) {
+        c += atomic_load_explicit(&h->prom[i], memory_order_relaxed);
+        cum[i] = c;
+    }
+    /* Read after the buckets: never fewer than the buckets say. */
+    *count = atomic_load_explicit(&h->count, memory_order_relaxed);
+    if (*count < c)
+        *count = c;
+    *sum = atomic_load_explicit(&h->sum, memory_order_relaxed);
+}
+
 void agec__hist_record(agec__histogram *h, int64_t v)
 {
     if (v < 0)

@@ -7,6 +7,7 @@
 #ifndef AGEC_POOL_HISTOGRAM_H
 #define AGEC_POOL_HISTOGRAM_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "agec/pool.h"
@@ -20,6 +21,19 @@ typedef struct agec__histogram {
     uint64_t b[AGEC__HIST_BUCKETS];
     uint64_t prom[AGEC_POOL_WAIT_BUCKETS]; /* non-cumulative, per fixed bound */
 } agec__histogram;
+
+/* Counts of the fixed Prometheus buckets only, recorded without the pool
+ * lock (atomics): for times measured outside it (connects, statements). */
+typedef struct agec__ahist {
+    _Atomic uint64_t count;
+    _Atomic int64_t sum;
+    _Atomic uint64_t prom[AGEC_POOL_WAIT_BUCKETS]; /* non-cumulative, per fixed bound */
+} agec__ahist;
+
+void agec__ahist_record(agec__ahist *h, int64_t v);
+/* Its count, sum and cumulative buckets. */
+void agec__ahist_read(const agec__ahist *h, uint64_t *count, int64_t *sum,
+                      uint64_t cum[AGEC_POOL_WAIT_BUCKETS]);
 
 void agec__hist_record(agec__histogram *h, int64_t v);
 /* Value at quantile q (0 < q <= 1): upper bound of the bucket holding the

@@ -401,6 +401,7 @@ agec_status agec__pool_connect(agec_pool *p, agec_conn *c, int64_t deadline_us,
 {
     if (cut_short != NULL)
         *cut_short = false;
+    int64_t t0 = agec__now_us();
     PGconn *pg = NULL;
     agec_status st = agec__session_connect(p->cfg.keys, p->cfg.vals, deadline_us, abort_flag, &pg,
                                            &c->reap_fd, err);
@@ -415,6 +416,7 @@ agec_status agec__pool_connect(agec_pool *p, agec_conn *c, int64_t deadline_us,
         }
     }
     if (st == AGEC_OK) {
+        agec__ahist_record(&p->create_hist, agec__now_us() - t0);
         c->pg = pg;
         c->cancel = agec__cancel_key_make(pg);
         agec__emit_simple(p, AGEC_EV_CONNECT, c->id, AGEC_OK, "", "connection opened");

@@ -191,6 +191,9 @@ struct agec_pool {
 
     pool_counters n;           /* [mu] */
     agec__histogram wait_hist; /* [mu] acquire wait times */
+    agec__ahist create_hist;   /* time to open a connection (atomic) */
+    agec__histogram use_hist;  /* [mu] acquire to release (plain: the release holds mu) */
+    agec__ahist op_hist;       /* statements through the upper layer (atomic) */
     uint64_t rng;              /* [mu] xorshift state for jitter */
     uint64_t nonce;            /* random at open (getrandom): names this pool instance on
                                   the server (prepared statements), read-only after open */

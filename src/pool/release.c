@@ -58,6 +58,7 @@ static void release_impl(agec_conn *c, bool broken)
 
     pthread_mutex_lock(&p->mu);
     p->n.releases++;
+    agec__hist_record(&p->use_hist, now - c->acquired_us);
     bool leak_back = c->leak_reported;
     agec_pool_event lev = { .type = AGEC_EV_LEAK_RETURNED,
                             .warning = true,

@@ -46,11 +46,17 @@ void agec__stats_fill(agec_pool *p, agec_pool_stats *s, int64_t now)
     s->wait_p50_us = agec__hist_quantile(h, 0.50);
     s->wait_p90_us = agec__hist_quantile(h, 0.90);
     s->wait_p99_us = agec__hist_quantile(h, 0.99);
-    uint64_t cum = 0;
+    uint64_t cum = 0, ucum = 0;
     for (int i = 0; i < AGEC_POOL_WAIT_BUCKETS; i++) {
         cum += h->prom[i];
         s->wait_bucket[i] = cum;
+        ucum += p->use_hist.prom[i];
+        s->use_bucket[i] = ucum;
     }
+    s->use_count = p->use_hist.count;
+    s->use_sum_us = p->use_hist.sum;
+    agec__ahist_read(&p->create_hist, &s->create_count, &s->create_sum_us, s->create_bucket);
+    agec__ahist_read(&p->op_hist, &s->op_count, &s->op_sum_us, s->op_bucket);
 }
 
 /* The fields every caller's agec_pool_stats has (the first layout). */
@@ -135,16 +141,23 @@ static void label(char *dst, size_t cap, const char *key, const char *value)
     dst[k] = '\0';
 }
 
-/* The acquire-wait histogram as metric `name` (full name, seconds). */
-static void wait_histogram(out *o, const char *name, const char *lbl, const agec_pool_stats *s)
+/* A histogram of the fixed bounds as metric `name` (full name, seconds). */
+static void histogram(out *o, const char *name, const char *lbl, const uint64_t *bucket,
+                      uint64_t count, int64_t sum_us)
 {
     const int64_t *bounds = agec_pool_wait_bucket_bounds_us();
     for (int i = 0; i < AGEC_POOL_WAIT_BUCKETS; i++)
         put(o, "%s_bucket{%s,le=\"%g\"} %llu\n", name, lbl, (double)bounds[i] / 1e6,
-            (unsigned long long)s->wait_bucket[i]);
-    put(o, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, lbl, (unsigned long long)s->wait_count);
-    put(o, "%s_sum{%s} %.6f\n", name, lbl, (double)s->wait_sum_us / 1e6);
-    put(o, "%s_count{%s} %llu\n", name, lbl, (unsigned long long)s->wait_count);
+            (unsigned long long)bucket[i]);
+    put(o, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, lbl, (unsigned long long)count);
+    put(o, "%s_sum{%s} %.6f\n", name, lbl, (double)sum_us / 1e6);
+    put(o, "%s_count{%s} %llu\n", name, lbl, (unsigned long long)count);
+}
+
+/* The acquire-wait histogram as metric `name`. */
+static void wait_histogram(out *o, const char *name, const char *lbl, const agec_pool_stats *s)
+{
+    histogram(o, name, lbl, s->wait_bucket, s->wait_count, s->wait_sum_us);
 }
 
 /* One sample of a metric with a HELP and TYPE of its own (OpenTelemetry names). */
@@ -160,8 +173,9 @@ static void otel_one(out *o, const char *name, const char *type, const char *hel
  * dots become underscores, the unit is a suffix (_seconds), counters end in
  * _total; the attributes db.client.connection.pool.name and
  * db.client.connection.state become labels. The mapping from agec's own
- * names is in docs/metrics.md. create_time and use_time are not offered:
- * the pool does not measure them.
+ * names is in docs/metrics.md. db_client_operation_duration_seconds counts
+ * the statements of agec's Cypher and SQL calls (the upper layer tells the
+ * pool when one starts and ends), labelled with the pool's name only.
  */
 static void otel(out *o, const agec_pool_stats *s, const char *pool_name)
 {
@@ -188,6 +202,20 @@ static void otel(out *o, const agec_pool_stats *s, const char *pool_name)
     put(o, "# HELP db_client_connection_wait_time_seconds Time to obtain a connection.\n"
            "# TYPE db_client_connection_wait_time_seconds histogram\n");
     wait_histogram(o, "db_client_connection_wait_time_seconds", lbl, s);
+    put(o, "# HELP db_client_connection_create_time_seconds Time to create a connection.\n"
+           "# TYPE db_client_connection_create_time_seconds histogram\n");
+    histogram(o, "db_client_connection_create_time_seconds", lbl, s->create_bucket, s->create_count,
+              s->create_sum_us);
+    put(o, "# HELP db_client_connection_use_time_seconds Time between borrowing a connection "
+           "and returning it.\n"
+           "# TYPE db_client_connection_use_time_seconds histogram\n");
+    histogram(o, "db_client_connection_use_time_seconds", lbl, s->use_bucket, s->use_count,
+              s->use_sum_us);
+    put(o, "# HELP db_client_operation_duration_seconds Duration of database client "
+           "operations (statements through agec).\n"
+           "# TYPE db_client_operation_duration_seconds histogram\n");
+    histogram(o, "db_client_operation_duration_seconds", lbl, s->op_bucket, s->op_count,
+              s->op_sum_us);
 }
 
 size_t agec_pool_stats_prometheus(const agec_pool_stats *s, const char *pool_name, char *buf,

@@ -7,6 +7,7 @@
 #include "testutil.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -435,6 +436,117 @@ static void test_statement_cache_cap_and_reset(void **state)
     assert_int_equal(agec_pool_close(p, 1000, &err), AGEC_OK);
 }
 
+/* Issue 27: OpenTelemetry's create_time, use_time and operation duration
+ * histograms count what happened: 1 connection opened, 3 borrows, 4
+ * statements (one slept 20 ms: its bucket says so), in the stats and in the
+ * Prometheus text. */
+static void test_otel_histograms(void **state)
+{
+    (void)state;
+    agec_pool_config cfg;
+    agec_pool_config_init(&cfg);
+    cfg.conninfo = agec_test_pg_conninfo();
+    cfg.max = 1;
+    cfg.age_mode = AGEC_AGE_OFF;
+    cfg.on_event = agec_pool_event_ignore;
+    cfg.name = "otel";
+    agec_pool *p;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_open(&cfg, &p, &err), &err, "open");
+    for (int round = 0; round < 3; round++) {
+        agec_conn *c = agec_test_acquire(p);
+        agec_test_sql(c, "SELECT 1");
+        if (round == 2)
+            agec_test_sql(c, "SELECT pg_sleep(0.02)");
+        agec_conn_release(c);
+    }
+    agec_pool_stats s;
+    assert_int_equal(agec_pool_stats_get(p, &s), AGEC_OK);
+    assert_int_equal(s.create_count, 1);
+    assert_true(s.create_sum_us > 0);
+    assert_int_equal(s.use_count, 3);
+    assert_int_equal(s.op_count, 4);
+    assert_true(s.op_sum_us >= 20000);
+    /* Cumulative buckets: the 20 ms statement is above the 10 ms bound. */
+    const int64_t *bounds = agec_pool_wait_bucket_bounds_us();
+    for (int i = 0; i < AGEC_POOL_WAIT_BUCKETS; i++) {
+        if (bounds[i] == 10000)
+            assert_true(s.op_bucket[i] <= 3);
+        if (i > 0)
+            assert_true(s.op_bucket[i] >= s.op_bucket[i - 1]);
+    }
+    assert_int_equal(s.op_bucket[AGEC_POOL_WAIT_BUCKETS - 1], 4);
+    char text[32768];
+    assert_true(agec_pool_stats_prometheus(&s, "otel", text, sizeof text) < sizeof text);
+    static const char *const want[] = {
+        "db_client_connection_create_time_seconds_count{db_client_connection_pool_name=\"otel\"} "
+        "1\n",
+        "db_client_connection_use_time_seconds_count{db_client_connection_pool_name=\"otel\"} 3\n",
+        "db_client_operation_duration_seconds_count{db_client_connection_pool_name=\"otel\"} 4\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (strstr(text, want[i]) == NULL)
+            fail_msg("Prometheus text lacks %s", want[i]);
+    assert_int_equal(agec_pool_close(p, 1000, &err), AGEC_OK);
+}
+
+/* Issue 22: pool exhaustion names its holders with the statement they
+ * run and for how long (the Cypher/SQL layer marks statements). */
+typedef struct sleeper {
+    agec_pool *pool;
+    atomic_bool running;
+} sleeper;
+
+static void *sleep_holder(void *arg)
+{
+    sleeper *sl = arg;
+    agec_conn *c = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_acquire(sl->pool, &c, &err), &err, "acquire"); /* this site */
+    atomic_store(&sl->running, true);
+    agec_test_sql(c, "SELECT pg_sleep(1.5)");
+    agec_conn_release(c);
+    return NULL;
+}
+
+static bool sleeper_on_server(void *arg)
+{
+    (void)arg;
+    PGconn *pg = PQconnectdb(agec_test_pg_conninfo());
+    PGresult *r = PQexec(pg, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                             "'agec_holder_stmt' AND state = 'active'");
+    bool yes = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+    PQclear(r);
+    PQfinish(pg);
+    return yes;
+}
+
+static void test_exhaustion_names_running_statement(void **state)
+{
+    (void)state;
+    agec_pool_config cfg;
+    agec_pool_config_init(&cfg);
+    cfg.conninfo = agec_test_pg_conninfo();
+    cfg.max = 1;
+    cfg.age_mode = AGEC_AGE_OFF;
+    cfg.on_event = agec_pool_event_ignore;
+    cfg.application_name = "agec_holder_stmt";
+    cfg.application_name_override = true;
+    sleeper sl = { 0 };
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_open(&cfg, &sl.pool, &err), &err, "open");
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, sleep_holder, &sl), 0);
+    assert_true(agec_test_wait_until(sleeper_on_server, NULL, 10000));
+    agec_conn *c = NULL;
+    assert_int_equal(agec_pool_acquire_timeout(sl.pool, 100, &c, &err), AGEC_ERR_POOL_EXHAUSTED);
+    if (strstr(err.detail, "sleep_holder") == NULL ||
+        strstr(err.detail, "statement running for") == NULL)
+        fail_msg("exhaustion detail: %s", err.detail);
+    pthread_join(t, NULL);
+    assert_int_equal(agec_pool_close(sl.pool, 1000, &err), AGEC_OK);
+}
+
 /* BEGIN options reach the server: isolation level, READ ONLY, DEFERRABLE. */
 static void test_begin_options(void **state)
 {
@@ -810,6 +922,8 @@ int main(void)
         cmocka_unit_test(test_savepoints_nested_deep),
         cmocka_unit_test(test_tx_run_retries_deadlock),
         cmocka_unit_test(test_server_error_fields_pass_through),
+        cmocka_unit_test(test_otel_histograms),
+        cmocka_unit_test(test_exhaustion_names_running_statement),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -86,7 +86,8 @@ static void test_prometheus_format(void **state)
         assert_non_null(end);
         if (line[0] != '#') {
             assert_true(strncmp(line, "agec_pool_", 10) == 0 ||
-                        strncmp(line, "db_client_connection_", 21) == 0);
+                        strncmp(line, "db_client_connection_", 21) == 0 ||
+                        strncmp(line, "db_client_operation_", 20) == 0);
             char *brace = strchr(line, '}');
             assert_true(brace != NULL && brace < end && brace[1] == ' ');
         }
