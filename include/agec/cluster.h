@@ -88,6 +88,11 @@ typedef enum agec_read_policy {
 typedef enum agec_access {
     AGEC_ACCESS_WRITE = 0, /**< the primary */
     AGEC_ACCESS_READ = 1,  /**< by the cluster's read_policy */
+    /** A read that cannot run on a hot standby (a read-only SERIALIZABLE
+     *  transaction, a Cypher read AGE cannot run in recovery: see
+     *  agec/cluster_cypher.h): the primary, counted as a read
+     *  (acquires_read and acquires_read_primary). min_lsn is ignored. */
+    AGEC_ACCESS_READ_PRIMARY = 2,
 } agec_access;
 
 /** A node's role as last seen by the cluster. */
@@ -255,6 +260,14 @@ typedef struct agec_cluster_node_stats {
     int total;
     int waiting;
     agec_breaker_state breaker;
+    /** Reads run on this node as the primary because a standby cannot run
+     *  them (AGEC_ACCESS_READ_PRIMARY, a read-your-writes read that found
+     *  no standby); included in acquires_read. */
+    uint64_t acquires_read_primary;
+    /** Errors reported (agec_cluster_report) with SQLSTATE 55000 while
+     *  this node was a standby: a statement PostgreSQL refuses during
+     *  recovery (agec_cluster_cypher_read then retried it on the primary). */
+    uint64_t recovery_errors;
 } agec_cluster_node_stats;
 
 /** Number of nodes (fixed at open). NULL gives 0. */

@@ -121,6 +121,8 @@ agec_status agec_cluster_open(const agec_cluster_config *cfg, agec_cluster **out
         atomic_init(&nd->acq_read, 0);
         atomic_init(&nd->acq_errors, 0);
         atomic_init(&nd->reported, 0);
+        atomic_init(&nd->acq_read_primary, 0);
+        atomic_init(&nd->recovery_errors, 0);
         atomic_init(&nd->rot_snap, false);
         agec_pool_config npc = pc;
         npc.conninfo = conninfos[i];
@@ -265,20 +267,33 @@ typedef struct acq_ctx {
     const char *file;
     int line;
     const char *func;
+    bool read; /* counted as a read wherever it lands (the primary too) */
     agec_status last;
     agec_error last_err;
 } acq_ctx;
 
-static agec_status try_node(acq_ctx *a, int idx, int timeout_ms, bool write)
+/* A connection of node idx is handed out: count it once, by what the
+ * caller asked for (a probe that is given back is not counted). */
+static void handed_out(acq_ctx *a, int idx)
+{
+    agec__node *nd = &a->cl->nodes[idx];
+    if (!a->read) {
+        atomic_fetch_add(&nd->acq_write, 1);
+        return;
+    }
+    atomic_fetch_add(&nd->acq_read, 1);
+    if (idx == atomic_load_explicit(&a->cl->primary_snap, memory_order_relaxed))
+        atomic_fetch_add(&nd->acq_read_primary, 1);
+}
+
+static agec_status try_node(acq_ctx *a, int idx, int timeout_ms)
 {
     agec__node *nd = &a->cl->nodes[idx];
     /* The pool writes the error only on failure: no 3 KB clear per call. */
     agec_status st =
         agec_pool_acquire_at(nd->pool, timeout_ms, a->out, &a->last_err, a->file, a->line, a->func);
-    if (st == AGEC_OK) {
-        atomic_fetch_add(write ? &nd->acq_write : &nd->acq_read, 1);
+    if (st == AGEC_OK)
         return AGEC_OK;
-    }
     if (st != AGEC_ERR_POOL_EXHAUSTED || timeout_ms > 0)
         atomic_fetch_add(&nd->acq_errors, 1);
     a->last = st;
@@ -336,11 +351,13 @@ static agec_status acquire_write(acq_ctx *a, int64_t deadline_us)
             pthread_mutex_unlock(&cl->mu);
             continue;
         }
-        agec_status st = try_node(a, p, remaining_ms(deadline_us), true);
+        agec_status st = try_node(a, p, remaining_ms(deadline_us));
         if (st == AGEC_OK) {
             bool broken = false;
-            if (!conn_in_recovery(*a->out, deadline_us, &broken))
+            if (!conn_in_recovery(*a->out, deadline_us, &broken)) {
+                handed_out(a, p);
                 return AGEC_OK;
+            }
             /* A demoted server: not for writing. Make the monitor look. */
             if (broken)
                 agec_conn_release_broken(*a->out);
@@ -380,13 +397,19 @@ static agec_status try_candidates(acq_ctx *a, const int *cand, int k, int64_t de
     if (k > 1) {
         for (int j = 0; j < k; j++) {
             int idx = cand[(start + (unsigned)j) % (unsigned)k];
-            if (try_node(a, idx, 0, false) == AGEC_OK)
+            if (try_node(a, idx, 0) == AGEC_OK) {
+                handed_out(a, idx);
                 return AGEC_OK;
+            }
             if (!retryable(a->last))
                 return a->last;
         }
     }
-    return try_node(a, cand[start % (unsigned)k], remaining_ms(deadline_us), false);
+    int idx = cand[start % (unsigned)k];
+    agec_status st = try_node(a, idx, remaining_ms(deadline_us));
+    if (st == AGEC_OK)
+        handed_out(a, idx);
+    return st;
 }
 
 static agec_status acquire_read(acq_ctx *a, int64_t deadline_us)
@@ -460,7 +483,7 @@ static agec_status acquire_ryw(acq_ctx *a, agec_lsn min_lsn, int64_t deadline_us
         k = ryw_candidates(cl, min_lsn, cand, false);
         pthread_mutex_unlock(&cl->mu);
         for (int j = 0; j < k; j++) {
-            if (try_node(a, cand[j], remaining_ms(ryw_deadline), false) != AGEC_OK)
+            if (try_node(a, cand[j], remaining_ms(ryw_deadline)) != AGEC_OK)
                 continue;
             bool broken = false;
             agec_lsn at = conn_replay_lsn(*a->out, ryw_deadline, &broken);
@@ -469,6 +492,7 @@ static agec_status acquire_ryw(acq_ctx *a, agec_lsn min_lsn, int64_t deadline_us
                 if (cl->nodes[cand[j]].role == AGEC_NODE_STANDBY && at > cl->nodes[cand[j]].lsn)
                     cl->nodes[cand[j]].lsn = at;
                 pthread_mutex_unlock(&cl->mu);
+                handed_out(a, cand[j]);
                 return AGEC_OK;
             }
             if (broken)
@@ -477,6 +501,10 @@ static agec_status acquire_ryw(acq_ctx *a, agec_lsn min_lsn, int64_t deadline_us
                 agec_conn_release(*a->out);
             *a->out = NULL;
         }
+        /* No standby at all (none configured, all down): waiting cannot
+         * help; the primary has the commit. */
+        if (k == 0 && cl->policy != AGEC_READ_STANDBY_ONLY)
+            break;
         if (agec__now_us() >= ryw_deadline)
             break;
         /* Poll again shortly (replay of a few records takes milliseconds). */
@@ -496,7 +524,9 @@ agec_status agec_cluster_acquire_at(agec_cluster *cl, agec_access access, agec_l
 {
     if (out != NULL)
         *out = NULL;
-    if (cl == NULL || out == NULL || (access != AGEC_ACCESS_WRITE && access != AGEC_ACCESS_READ))
+    if (cl == NULL || out == NULL ||
+        (access != AGEC_ACCESS_WRITE && access != AGEC_ACCESS_READ &&
+         access != AGEC_ACCESS_READ_PRIMARY))
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "agec_cluster_acquire: bad argument");
     int64_t now = agec__now_us();
     int64_t deadline =
@@ -508,10 +538,11 @@ agec_status agec_cluster_acquire_at(agec_cluster *cl, agec_access access, agec_l
     a.file = file;
     a.line = line;
     a.func = func;
+    a.read = access != AGEC_ACCESS_WRITE;
     a.last = AGEC_OK;
     a.last_err.size = sizeof a.last_err; /* filled by the pool on a failure only */
     a.last_err.code = AGEC_OK;
-    if (access == AGEC_ACCESS_WRITE)
+    if (access != AGEC_ACCESS_READ)
         return acquire_write(&a, deadline);
     if (min_lsn != 0)
         return acquire_ryw(&a, min_lsn, deadline);

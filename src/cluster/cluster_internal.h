@@ -46,6 +46,7 @@ typedef struct agec__node {
     char last_error[256];
 
     atomic_uint_fast64_t acq_write, acq_read, acq_errors, reported;
+    atomic_uint_fast64_t acq_read_primary, recovery_errors;
     /* What routing reads without the lock: written under cl->mu by
      * agec__cluster_publish_locked after every change. */
     atomic_bool rot_snap;

@@ -57,6 +57,8 @@ agec_status agec_cluster_node_stats_get_sized(agec_cluster *cl, int index,
     s.acquires_read = atomic_load(&nd->acq_read);
     s.acquire_errors = atomic_load(&nd->acq_errors);
     s.errors_reported = atomic_load(&nd->reported);
+    s.acquires_read_primary = atomic_load(&nd->acq_read_primary);
+    s.recovery_errors = atomic_load(&nd->recovery_errors);
     agec_pool_stats ps;
     if (agec_pool_stats_get(nd->pool, &ps) == AGEC_OK) {
         s.in_use = ps.in_use;
@@ -177,6 +179,13 @@ void agec_cluster_report(agec_cluster *cl, agec_conn *conn, const agec_error *er
         if (cl->nodes[i].pool != p)
             continue;
         atomic_fetch_add(&cl->nodes[i].reported, 1);
+        if (strcmp(err->sqlstate, "55000") == 0) {
+            pthread_mutex_lock(&cl->mu);
+            bool standby = cl->nodes[i].role == AGEC_NODE_STANDBY;
+            pthread_mutex_unlock(&cl->mu);
+            if (standby)
+                atomic_fetch_add(&cl->nodes[i].recovery_errors, 1);
+        }
         bool failover_sign = strcmp(err->sqlstate, "25006") == 0 ||
                              err->code == AGEC_ERR_CONNECTION_LOST ||
                              strncmp(err->sqlstate, "57P", 3) == 0;
