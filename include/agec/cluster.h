@@ -268,6 +268,12 @@ typedef struct agec_cluster_node_stats {
      *  this node was a standby: a statement PostgreSQL refuses during
      *  recovery (agec_cluster_cypher_read then retried it on the primary). */
     uint64_t recovery_errors;
+    /** The node's timeline as last seen (a standby's: the one its WAL
+     *  receiver streams, else its last restartpoint's); 0 = unknown. */
+    uint32_t timeline;
+    /** It follows the primary's timeline (a standby off it is never in
+     *  the read rotation nor used for read-your-writes). */
+    bool on_timeline;
 } agec_cluster_node_stats;
 
 /** Number of nodes (fixed at open). NULL gives 0. */

@@ -181,7 +181,8 @@ static void describe_nodes(const agec_cluster *cl, char *buf, size_t cap)
         if (w > 0)
             len += (size_t)w;
         if (nd->role == AGEC_NODE_STANDBY && len < cap) {
-            w = snprintf(buf + len, cap - len, " (lag %lld ms%s)", (long long)nd->lag_ms,
+            w = snprintf(buf + len, cap - len, " (lag %lld ms%s%s)", (long long)nd->lag_ms,
+                         agec__node_on_timeline(cl, nd) ? "" : ", off the primary's timeline",
                          agec__node_in_rotation(cl, nd) ? "" : ", out of rotation");
             if (w > 0)
                 len += (size_t)w;
@@ -226,7 +227,8 @@ static int ryw_candidates(agec_cluster *cl, agec_lsn lsn, int *cand, bool known_
     int k = 0;
     for (int i = 0; i < cl->n; i++) {
         const agec__node *nd = &cl->nodes[i];
-        if (nd->role == AGEC_NODE_STANDBY && (!known_only || nd->lsn >= lsn))
+        if (nd->role == AGEC_NODE_STANDBY && agec__node_on_timeline(cl, nd) &&
+            (!known_only || nd->lsn >= lsn))
             cand[k++] = i;
     }
     return k;

@@ -40,6 +40,7 @@ typedef struct agec__node {
     bool checked;            /* at least one check finished (good or bad) */
     int64_t lag_ms;          /* -1 = unknown */
     agec_lsn lsn;            /* replay LSN (standby) or current LSN (primary) */
+    uint32_t tli;            /* timeline of lsn (0 = unknown), see monitor.c */
     int64_t checked_at_us;   /* last good check, 0 = never */
     int64_t standby_seen_us; /* last check that found it in recovery */
     uint64_t checks, check_failures, role_changes;
@@ -64,6 +65,7 @@ struct agec_cluster {
     pthread_cond_t topo_cv; /* a node's state changed (acquirers wait for a primary) */
     pthread_cond_t mon_cv;  /* wakes the monitor threads (kick, stop) */
     int primary;            /* node index or -1; guarded by mu */
+    uint32_t primary_tli;   /* the primary's timeline, last seen (0 = unknown); mu */
     uint64_t kick_gen;      /* bumped to make every monitor re-check now */
     uint64_t topo_gen;      /* bumped on every finished check */
     bool stop;
@@ -95,6 +97,9 @@ void agec__cluster_kick_locked(struct agec_cluster *cl);
 
 /* Copy primary and each node's rotation into the snapshots (cl->mu held). */
 void agec__cluster_publish_locked(struct agec_cluster *cl);
+
+/* Whether node nd follows the primary's timeline (cl->mu held). */
+bool agec__node_on_timeline(const struct agec_cluster *cl, const agec__node *nd);
 
 /* Whether node i serves plain reads now (cl->mu held). */
 bool agec__node_in_rotation(const struct agec_cluster *cl, const agec__node *nd);

@@ -16,18 +16,29 @@
  * sight: 0 when it has replayed all it has received, else the age of the
  * last replayed transaction (ms; -1 = unknown). The replay age alone grows
  * while the primary is idle, so it is used only when WAL is still waiting. */
+/* The fourth column is the node's timeline: a primary's from the name of
+ * its current WAL file (PostgreSQL 15 names it by the insert timeline); a
+ * standby's is the one its WAL receiver streams (pg_stat_wal_receiver,
+ * visible with pg_read_all_stats), else its last restartpoint's. NULL when
+ * the monitor's role may see neither. */
 static const char CHECK_SQL[] =
     "SELECT pg_is_in_recovery(), "
     "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, "
     "CASE WHEN NOT pg_is_in_recovery() THEN -1 "
     "WHEN pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn() THEN 0 "
     "ELSE COALESCE((extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000)::bigint, "
-    "-1) END";
+    "-1) END, "
+    "CASE WHEN NOT pg_is_in_recovery() THEN "
+    "('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint "
+    "ELSE COALESCE((SELECT received_tli FROM pg_stat_wal_receiver WHERE status = 'streaming' "
+    "AND received_tli > 0), CASE WHEN has_function_privilege('pg_control_checkpoint()', "
+    "'execute') THEN (pg_control_checkpoint()).timeline_id END) END";
 
 typedef struct check_result {
     bool in_recovery;
     agec_lsn lsn;
     int64_t replay_age_ms;
+    uint32_t tli; /* 0 = unknown */
 } check_result;
 
 PGresult *agec__cluster_query(PGconn *c, const char *sql, int64_t deadline_us,
@@ -81,6 +92,7 @@ static bool run_check(struct agec_cluster *cl, PGconn *c, int64_t deadline_us, c
     if (!PQgetisnull(last, 0, 1))
         (void)agec_lsn_parse(PQgetvalue(last, 0, 1), &out->lsn);
     out->replay_age_ms = strtoll(PQgetvalue(last, 0, 2), NULL, 10);
+    out->tli = PQgetisnull(last, 0, 3) ? 0 : (uint32_t)strtoul(PQgetvalue(last, 0, 3), NULL, 10);
     PQclear(last);
     return true;
 }
@@ -105,9 +117,19 @@ static bool check_once(agec__node *nd, check_result *res, char *errbuf, size_t c
     return false;
 }
 
+bool agec__node_on_timeline(const struct agec_cluster *cl, const agec__node *nd)
+{
+    /* A standby on another timeline than the primary's cannot be compared
+     * by position: an old primary restarted as a standby without pg_rewind
+     * sits past the fork on the old timeline, with rows the new primary
+     * lost and without the ones it took since. Unknown timelines (the
+     * monitor's role cannot see them) are not held against a node. */
+    return cl->primary_tli == 0 || nd->tli == 0 || nd->tli == cl->primary_tli;
+}
+
 bool agec__node_in_rotation(const struct agec_cluster *cl, const agec__node *nd)
 {
-    if (nd->role != AGEC_NODE_STANDBY)
+    if (nd->role != AGEC_NODE_STANDBY || !agec__node_on_timeline(cl, nd))
         return false;
     if (cl->max_lag_ms <= 0)
         return true;
@@ -139,6 +161,8 @@ void agec__cluster_choose_primary(struct agec_cluster *cl)
             (cl->nodes[i].standby_seen_us == cl->nodes[best].standby_seen_us && i == cl->primary))
             best = i;
     }
+    if (best >= 0 && cl->nodes[best].tli != 0)
+        cl->primary_tli = cl->nodes[best].tli; /* kept while no primary is known */
     if (best != cl->primary) {
         cl->primary = best;
         agec__lsn_history_reset(&cl->hist); /* positions of another server: start over */
@@ -167,6 +191,7 @@ static void record(agec__node *nd, bool ok, const check_result *res, const char 
         nd->checks++;
         nd->checked_at_us = now;
         nd->lsn = res->lsn;
+        nd->tli = res->tli;
         nd->last_error[0] = '\0';
         if (res->in_recovery) {
             nd->role = AGEC_NODE_STANDBY;
@@ -215,7 +240,7 @@ void *agec__cluster_monitor_main(void *arg)
     uint64_t seen_kick = cl->kick_gen;
     pthread_mutex_unlock(&cl->mu);
     for (;;) {
-        check_result res = { false, 0, -1 };
+        check_result res = { false, 0, -1, 0 };
         char errbuf[256] = "";
         bool ok = check_once(nd, &res, errbuf, sizeof errbuf);
         /* A monitor connection can die alone (a restart, a terminated

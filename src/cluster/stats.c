@@ -52,6 +52,8 @@ agec_status agec_cluster_node_stats_get_sized(agec_cluster *cl, int index,
     s.checks = nd->checks;
     s.check_failures = nd->check_failures;
     s.role_changes = nd->role_changes;
+    s.timeline = nd->tli;
+    s.on_timeline = agec__node_on_timeline(cl, nd);
     pthread_mutex_unlock(&cl->mu);
     s.acquires_write = atomic_load(&nd->acq_write);
     s.acquires_read = atomic_load(&nd->acq_read);
