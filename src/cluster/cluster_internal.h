@@ -65,7 +65,7 @@ struct agec_cluster {
     pthread_cond_t topo_cv; /* a node's state changed (acquirers wait for a primary) */
     pthread_cond_t mon_cv;  /* wakes the monitor threads (kick, stop) */
     int primary;            /* node index or -1; guarded by mu */
-    uint32_t primary_tli;   /* the primary's timeline, last seen (0 = unknown); mu */
+    uint32_t primary_tli;   /* highest timeline of a primary seen (0 = unknown); mu */
     uint64_t kick_gen;      /* bumped to make every monitor re-check now */
     uint64_t topo_gen;      /* bumped on every finished check */
     bool stop;

@@ -151,18 +151,34 @@ void agec__cluster_kick_locked(struct agec_cluster *cl)
 
 void agec__cluster_choose_primary(struct agec_cluster *cl)
 {
-    /* Among the nodes out of recovery, the one last seen as a standby: after
-     * a promotion, an old primary that still answers loses to the new one. */
+    /* Among the nodes out of recovery, the one on the highest timeline: a
+     * promotion starts a new one, so an old primary that still answers
+     * (not fenced) never wins against the new one, nor takes its place
+     * when the new one misses a check, nor at open whichever check lands
+     * first; a node on a timeline below the highest seen is never chosen.
+     * On the same timeline (or timelines unknown), the one last seen as a
+     * standby, then the current one. */
     int best = -1;
     for (int i = 0; i < cl->n; i++) {
-        if (cl->nodes[i].role != AGEC_NODE_PRIMARY)
+        const agec__node *nd = &cl->nodes[i];
+        if (nd->role != AGEC_NODE_PRIMARY)
             continue;
-        if (best < 0 || cl->nodes[i].standby_seen_us > cl->nodes[best].standby_seen_us ||
-            (cl->nodes[i].standby_seen_us == cl->nodes[best].standby_seen_us && i == cl->primary))
-            best = i;
+        if (nd->tli != 0 && nd->tli < cl->primary_tli)
+            continue;
+        if (best >= 0) {
+            const agec__node *b = &cl->nodes[best];
+            if (nd->tli != b->tli && nd->tli != 0 && b->tli != 0) {
+                if (nd->tli < b->tli)
+                    continue;
+            } else if (nd->standby_seen_us < b->standby_seen_us ||
+                       (nd->standby_seen_us == b->standby_seen_us && i != cl->primary)) {
+                continue;
+            }
+        }
+        best = i;
     }
-    if (best >= 0 && cl->nodes[best].tli != 0)
-        cl->primary_tli = cl->nodes[best].tli; /* kept while no primary is known */
+    if (best >= 0 && cl->nodes[best].tli > cl->primary_tli)
+        cl->primary_tli = cl->nodes[best].tli; /* the highest seen, kept while none is known */
     if (best != cl->primary) {
         cl->primary = best;
         agec__lsn_history_reset(&cl->hist); /* positions of another server: start over */

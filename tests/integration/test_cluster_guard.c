@@ -13,6 +13,11 @@
  * rotation with lag 0) nor one with a read-your-writes token from the new
  * primary (they used to "satisfy" it).
  *
+ * test_unfenced_old_primary (item 3): node 2 is promoted while node 0 still
+ * runs as a primary (split brain: nothing fenced it). At open the new
+ * primary (timeline 2) must be chosen, whichever check lands first; and
+ * when it stops answering, writes must not fall back to node 0.
+ *
  * test_ryw_without_standby (items 8, 11): with the primary alone, a read
  * with a token goes to the primary at once (it used to wait ryw_wait_ms),
  * counted as a read (it used to count as a write).
@@ -133,6 +138,58 @@ static void test_old_primary_off_timeline(void **state)
     tc_stop(&tc);
 }
 
+static int write_port(agec_cluster *cl, int timeout_ms, agec_status *st)
+{
+    agec_conn *c = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    *st = agec_cluster_acquire_at(cl, AGEC_ACCESS_WRITE, 0, timeout_ms, &c, &err, __FILE__,
+                                  __LINE__, __func__);
+    if (*st != AGEC_OK)
+        return -1;
+    int port = tc_conn_port(c, NULL);
+    agec_conn_release(c);
+    return port;
+}
+
+static void test_unfenced_old_primary(void **state)
+{
+    (void)state;
+    test_cluster tc;
+    tc_start(&tc);
+    assert_int_equal(tc_script(&tc, "promote", "2"), 0);
+    agec_cluster_config cfg;
+    agec_pool_config pool;
+    tc_config(&tc, &cfg, &pool, 2);
+    agec_status st;
+    for (int round = 0; round < 3; round++) { /* opens race their first checks */
+        agec_cluster *cl = tc_open(&cfg);
+        int port = write_port(cl, 10000, &st);
+        fprintf(stderr, "open %d: writes go to node %d (timeline %u; node 0 timeline %u)\n", round,
+                tc_node_of_port(&tc, port), tc_node_stats(cl, 2).timeline,
+                tc_node_stats(cl, 0).timeline);
+        assert_int_equal(st, AGEC_OK);
+        assert_int_equal(port, tc.port[2]);
+        agec_error err = AGEC_ERROR_INIT;
+        if (round < 2) {
+            assert_int_equal(agec_cluster_close(cl, 2000, &err), AGEC_OK);
+            continue;
+        }
+        /* The new primary stops answering: no write may reach node 0. */
+        assert_int_equal(tc_script(&tc, "stop-node", "2"), 0);
+        node_wait w = { cl, 2, AGEC_NODE_DOWN };
+        assert_true(agec_test_wait_until(node_role_is, &w, 30000));
+        for (int i = 0; i < 5; i++) {
+            port = write_port(cl, 300, &st);
+            fprintf(stderr, "new primary down: write %d: %s, node %d\n", i, agec_status_name(st),
+                    tc_node_of_port(&tc, port));
+            assert_int_not_equal(st, AGEC_OK);
+        }
+        assert_int_equal(agec_cluster_primary_index(cl), -1);
+        assert_int_equal(agec_cluster_close(cl, 2000, &err), AGEC_OK);
+    }
+    tc_stop(&tc);
+}
+
 static void test_ryw_without_standby(void **state)
 {
     (void)state;
@@ -176,6 +233,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_old_primary_off_timeline),
+        cmocka_unit_test(test_unfenced_old_primary),
         cmocka_unit_test(test_ryw_without_standby),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
