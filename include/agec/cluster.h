@@ -209,11 +209,16 @@ AGEC_EXPORT AGEC_NODISCARD agec_status agec_cluster_acquire_at(agec_cluster *cl,
 
 /**
  * The read-your-writes token of what has been committed on a write
- * connection: its server's WAL insert position (pg_current_wal_insert_lsn()),
- * read after the commit, outside a transaction; it is at or past the end of
- * every commit record of this session. One round trip.
+ * connection: the end of the server's last WAL record, read after the
+ * commit, outside a transaction (pg_current_wal_insert_lsn(), less the WAL
+ * page header when it sits right after one: a commit that ends a page ends
+ * at the boundary, where a standby's replay position stops, not past the
+ * next page's header). It is at or past the end of every commit record of
+ * this session. One round trip, bounded by 10 s.
  * Errors: AGEC_ERR_INVALID_ARG (NULL), AGEC_ERR_STATE (inside a
- * transaction, or the server is in recovery), the server's error.
+ * transaction, or the server is in recovery), AGEC_ERR_SERVER,
+ * AGEC_ERR_CONNECTION_LOST (the connection is lost, or the query did not
+ * answer in time: release it with agec_conn_release_broken()).
  * Same thread rules as the connection.
  */
 AGEC_EXPORT AGEC_NODISCARD agec_status agec_cluster_commit_lsn(agec_conn *conn, agec_lsn *out,

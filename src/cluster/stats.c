@@ -200,6 +200,29 @@ void agec_cluster_report(agec_cluster *cl, agec_conn *conn, const agec_error *er
     }
 }
 
+/* How long agec_cluster_commit_lsn waits for its one round trip. */
+#define COMMIT_LSN_TIMEOUT_MS 10000
+
+/* WAL page headers (PostgreSQL's SizeOfXLogShortPHD and SizeOfXLogLongPHD
+ * on 64-bit builds, MAXALIGN'ed). */
+#define WAL_SHORT_PHD 24
+#define WAL_LONG_PHD 40
+
+/* The end of the last WAL record, from the insert position: right after a
+ * page header the last record ended at the page boundary, which is where a
+ * standby's replay stops (pg_last_wal_replay_lsn is the end of the last
+ * record replayed); the insert position is past the header it has not got. */
+static agec_lsn record_end(agec_lsn insert, uint64_t block, uint64_t segment)
+{
+    if (block == 0 || segment == 0)
+        return insert;
+    if (insert % segment == WAL_LONG_PHD)
+        return insert - WAL_LONG_PHD;
+    if (insert % block == WAL_SHORT_PHD)
+        return insert - WAL_SHORT_PHD;
+    return insert;
+}
+
 agec_status agec_cluster_commit_lsn(agec_conn *conn, agec_lsn *out, agec_error *err)
 {
     if (out != NULL)
@@ -211,22 +234,32 @@ agec_status agec_cluster_commit_lsn(agec_conn *conn, agec_lsn *out, agec_error *
         return agec__error_set(err, AGEC_ERR_STATE,
                                "agec_cluster_commit_lsn: call it after the commit, outside a "
                                "transaction");
-    PGresult *r = PQexec(pg, "SELECT pg_current_wal_insert_lsn()");
-    agec_status st = AGEC_OK;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        if (ss != NULL && strcmp(ss, "55000") == 0)
-            st = agec__error_set(err, AGEC_ERR_STATE,
-                                 "agec_cluster_commit_lsn: the server is in recovery (not a "
-                                 "write connection)");
-        else
-            st = agec__error_set(
-                err, PQstatus(pg) == CONNECTION_OK ? AGEC_ERR_SERVER : AGEC_ERR_CONNECTION_LOST,
-                "agec_cluster_commit_lsn: %s", PQresultErrorMessage(r));
-    } else if (!agec_lsn_parse(PQgetvalue(r, 0, 0), out)) {
-        st = agec__error_set(err, AGEC_ERR_SERVER, "agec_cluster_commit_lsn: bad LSN \"%s\"",
-                             PQgetvalue(r, 0, 0));
+    char msg[256];
+    int64_t deadline = agec__deadline_after(agec__now_us(), COMMIT_LSN_TIMEOUT_MS);
+    PGresult *r = agec__cluster_query(
+        pg,
+        "SELECT pg_is_in_recovery(), CASE WHEN NOT pg_is_in_recovery() THEN "
+        "pg_current_wal_insert_lsn() END, current_setting('wal_block_size')::bigint, "
+        "(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')",
+        deadline, NULL, msg, sizeof msg);
+    if (r == NULL) {
+        bool lost = PQstatus(pg) != CONNECTION_OK || PQtransactionStatus(pg) == PQTRANS_ACTIVE;
+        return agec__error_set(
+            err, lost ? AGEC_ERR_CONNECTION_LOST : AGEC_ERR_SERVER, "agec_cluster_commit_lsn: %s%s",
+            msg, lost ? " (release the connection with agec_conn_release_broken)" : "");
     }
+    agec_status st = AGEC_OK;
+    agec_lsn insert = 0;
+    if (PQgetvalue(r, 0, 0)[0] == 't')
+        st = agec__error_set(err, AGEC_ERR_STATE,
+                             "agec_cluster_commit_lsn: the server is in recovery (not a write "
+                             "connection)");
+    else if (!agec_lsn_parse(PQgetvalue(r, 0, 1), &insert))
+        st = agec__error_set(err, AGEC_ERR_SERVER, "agec_cluster_commit_lsn: bad LSN \"%s\"",
+                             PQgetvalue(r, 0, 1));
+    else
+        *out = record_end(insert, strtoull(PQgetvalue(r, 0, 2), NULL, 10),
+                          PQgetisnull(r, 0, 3) ? 0 : strtoull(PQgetvalue(r, 0, 3), NULL, 10));
     PQclear(r);
     return st;
 }

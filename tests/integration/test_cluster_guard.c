@@ -18,6 +18,16 @@
  * primary (timeline 2) must be chosen, whichever check lands first; and
  * when it stops answering, writes must not fall back to node 0.
  *
+ * test_token_at_page_boundary (item 10): a commit token taken when the last
+ * WAL record ends exactly at a WAL page boundary (padded there with a
+ * logical message of the right size) is met by a standby: it used to be the
+ * insert position past the next page's header, which no standby reaches
+ * until more WAL comes, so the read waited ryw_wait_ms and went to the
+ * primary.
+ *
+ * test_commit_lsn_deadline (item 9): agec_cluster_commit_lsn on a backend
+ * that does not answer (SIGSTOP) returns within its 10 s bound.
+ *
  * test_ryw_without_standby (items 8, 11): with the primary alone, a read
  * with a token goes to the primary at once (it used to wait ryw_wait_ms),
  * counted as a read (it used to count as a write).
@@ -27,6 +37,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/types.h>
 #include <time.h>
 
 static int64_t now_ms(void)
@@ -190,6 +202,107 @@ static void test_unfenced_old_primary(void **state)
     tc_stop(&tc);
 }
 
+static agec_lsn insert_lsn(PGconn *c)
+{
+    PGresult *r = PQexec(c, "SELECT pg_current_wal_insert_lsn()");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    agec_lsn l = 0;
+    assert_true(agec_lsn_parse(PQgetvalue(r, 0, 0), &l));
+    PQclear(r);
+    return l;
+}
+
+/* Emit a non-transactional logical message whose record takes `bytes`
+ * (>= 288, a multiple of 8) of WAL: 24 (record header) + 5 (long data
+ * header) + 24 (message header) + 5 ("agec" and its NUL) + the text. */
+static void emit_wal(PGconn *c, long bytes)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT pg_logical_emit_message(false, 'agec', repeat('x', %ld))",
+             bytes - 58);
+    PGresult *r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+}
+
+static void test_token_at_page_boundary(void **state)
+{
+    (void)state;
+    test_cluster tc;
+    tc_start(&tc);
+    agec_cluster_config cfg;
+    agec_pool_config pool;
+    tc_config(&tc, &cfg, &pool, 2);
+    cfg.ryw_wait_ms = 5000;
+    agec_cluster *cl = tc_open(&cfg);
+    agec_error err = AGEC_ERROR_INIT;
+    int on_standby = 0;
+    for (int round = 0; round < 3; round++) {
+        agec_conn *w = NULL;
+        agec_test_must(agec_cluster_acquire_write(cl, &w, &err), &err, "acquire write");
+        PGconn *pg = agec_conn_pgconn(w);
+        /* Pad the WAL so that the last record ends at a page boundary
+         * (other WAL may slip in: try again). */
+        agec_lsn at = 0;
+        for (int k = 0; k < 50; k++) {
+            long left = 8192 - (long)(insert_lsn(pg) % 8192);
+            emit_wal(pg, left >= 288 ? left : left + 8192);
+            at = insert_lsn(pg);
+            if (at % 8192 == 24)
+                break;
+        }
+        assert_int_equal(at % 8192, 24);
+        agec_lsn token = 0;
+        agec_test_must(agec_cluster_commit_lsn(w, &token, &err), &err, "commit lsn");
+        agec_conn_release(w);
+        char a[32], t[32];
+        agec_conn *r = NULL;
+        agec_test_must(agec_cluster_acquire_at(cl, AGEC_ACCESS_READ, token, 30000, &r, &err,
+                                               __FILE__, __LINE__, __func__),
+                       &err, "acquire read after");
+        bool standby = false;
+        (void)tc_conn_port(r, &standby);
+        agec_conn_release(r);
+        fprintf(stderr, "insert at %s, token %s: read on the %s\n",
+                agec_lsn_format(at, a, sizeof a), agec_lsn_format(token, t, sizeof t),
+                standby ? "standby" : "primary");
+        on_standby += standby;
+    }
+    assert_int_equal(on_standby, 3);
+    assert_int_equal(agec_cluster_close(cl, 2000, &err), AGEC_OK);
+    tc_stop(&tc);
+}
+
+static void test_commit_lsn_deadline(void **state)
+{
+    (void)state;
+    test_cluster tc;
+    tc_start(&tc);
+    agec_cluster_config cfg;
+    agec_pool_config pool;
+    tc_config(&tc, &cfg, &pool, 2);
+    agec_cluster *cl = tc_open(&cfg);
+    agec_error err = AGEC_ERROR_INIT;
+    agec_conn *w = NULL;
+    agec_test_must(agec_cluster_acquire_write(cl, &w, &err), &err, "acquire write");
+    int pid = PQbackendPID(agec_conn_pgconn(w));
+    /* The servers run as another user: this needs root (the test fails
+     * loudly otherwise). */
+    assert_int_equal(kill(pid, SIGSTOP), 0);
+    int64_t t0 = now_ms();
+    agec_lsn token = 0;
+    agec_status st = agec_cluster_commit_lsn(w, &token, &err);
+    int64_t took = now_ms() - t0;
+    assert_int_equal(kill(pid, SIGCONT), 0);
+    fprintf(stderr, "commit_lsn on a stopped backend: %s after %lld ms: %s\n", agec_status_name(st),
+            (long long)took, err.message);
+    assert_int_equal(st, AGEC_ERR_CONNECTION_LOST);
+    assert_true(took < 10000 + 5000);
+    agec_conn_release_broken(w);
+    assert_int_equal(agec_cluster_close(cl, 2000, &err), AGEC_OK);
+    tc_stop(&tc);
+}
+
 static void test_ryw_without_standby(void **state)
 {
     (void)state;
@@ -234,6 +347,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_old_primary_off_timeline),
         cmocka_unit_test(test_unfenced_old_primary),
+        cmocka_unit_test(test_token_at_page_boundary),
+        cmocka_unit_test(test_commit_lsn_deadline),
         cmocka_unit_test(test_ryw_without_standby),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
