@@ -28,6 +28,15 @@
  * test_commit_lsn_deadline (item 9): agec_cluster_commit_lsn on a backend
  * that does not answer (SIGSTOP) returns within its 10 s bound.
  *
+ * test_stale_standby_at_open (item 2): a standby that receives nothing
+ * (WAL receiver down) and misses commits older than max_lag_ms is out of
+ * the rotation from the first check after open (its replay age used to be
+ * reported 0, and the lag behind the fresh position history ~0).
+ *
+ * test_no_check_storm (item 6): 8 writers wait for a primary that is down;
+ * the monitors check each node at most every 50 ms (it used to be once
+ * per kick, i.e. per waiter loop).
+ *
  * test_ryw_without_standby (items 8, 11): with the primary alone, a read
  * with a token goes to the primary at once (it used to wait ryw_wait_ms),
  * counted as a read (it used to count as a write).
@@ -37,7 +46,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -303,6 +314,115 @@ static void test_commit_lsn_deadline(void **state)
     tc_stop(&tc);
 }
 
+typedef struct clock_wait {
+    int64_t until_ms;
+} clock_wait;
+
+static bool clock_past(void *arg)
+{
+    return now_ms() >= ((clock_wait *)arg)->until_ms;
+}
+
+static void test_stale_standby_at_open(void **state)
+{
+    (void)state;
+    test_cluster tc;
+    tc_start(&tc);
+    PGconn *p0 = tc_node(&tc, 0);
+    (void)pg_int(p0, "CREATE TABLE s (id int)");
+    assert_true(agec_test_wait_until(replicas_caught_up, p0, 30000));
+    assert_int_equal(tc_script(&tc, "detach", "2"), 0);
+    PGconn *p2 = tc_node(&tc, 2);
+    assert_true(agec_test_wait_until(receiver_gone, p2, 30000));
+    PQfinish(p2);
+    (void)pg_int(p0, "INSERT INTO s SELECT generate_series(1, 10)");
+    PQfinish(p0);
+    /* What the test is about: node 2 misses commits older than max_lag_ms. */
+    clock_wait cw = { now_ms() + 2500 };
+    assert_true(agec_test_wait_until(clock_past, &cw, 10000));
+
+    agec_cluster_config cfg;
+    agec_pool_config pool;
+    tc_config(&tc, &cfg, &pool, 2);
+    cfg.max_lag_ms = 1500;
+    agec_cluster *cl = tc_open(&cfg);
+    agec_cluster_node_stats st = tc_node_stats(cl, 2);
+    fprintf(stderr, "detached standby at open: lag %lld ms%s\n", (long long)st.lag_ms,
+            st.in_rotation ? ", in rotation" : "");
+    agec_error err = AGEC_ERROR_INIT;
+    for (int i = 0; i < 10; i++) {
+        agec_conn *c = NULL;
+        agec_test_must(agec_cluster_acquire_read(cl, &c, &err), &err, "acquire read");
+        int port = tc_conn_port(c, NULL);
+        assert_int_not_equal(port, tc.port[2]);
+        agec_conn_release(c);
+    }
+    assert_false(st.in_rotation);
+    assert_true(st.lag_ms > 1500);
+    assert_int_equal(agec_cluster_close(cl, 2000, &err), AGEC_OK);
+    tc_stop(&tc);
+}
+
+static atomic_bool storm_stop;
+
+static void *write_waiter(void *arg)
+{
+    agec_cluster *cl = arg;
+    while (!atomic_load(&storm_stop)) {
+        agec_conn *c = NULL;
+        agec_error err = AGEC_ERROR_INIT;
+        if (agec_cluster_acquire_at(cl, AGEC_ACCESS_WRITE, 0, 500, &c, &err, __FILE__, __LINE__,
+                                    __func__) == AGEC_OK)
+            agec_conn_release(c);
+    }
+    return NULL;
+}
+
+static uint64_t checks_of(agec_cluster *cl, int n)
+{
+    agec_cluster_node_stats s = tc_node_stats(cl, n);
+    return s.checks + s.check_failures;
+}
+
+static void test_no_check_storm(void **state)
+{
+    (void)state;
+    test_cluster tc;
+    tc_start(&tc);
+    agec_cluster_config cfg;
+    agec_pool_config pool;
+    tc_config(&tc, &cfg, &pool, 2);
+    agec_cluster *cl = tc_open(&cfg);
+    assert_int_equal(tc_script(&tc, "stop-node", "0"), 0);
+    node_wait w = { cl, 0, AGEC_NODE_DOWN };
+    assert_true(agec_test_wait_until(node_role_is, &w, 30000));
+    atomic_store(&storm_stop, false);
+    pthread_t th[8];
+    uint64_t before[3];
+    for (int n = 0; n < 3; n++)
+        before[n] = checks_of(cl, n);
+    int64_t t0 = now_ms();
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, write_waiter, cl), 0);
+    clock_wait cw = { now_ms() + 2000 };
+    assert_true(agec_test_wait_until(clock_past, &cw, 10000));
+    uint64_t d[3];
+    for (int n = 0; n < 3; n++)
+        d[n] = checks_of(cl, n) - before[n];
+    int64_t took = now_ms() - t0;
+    atomic_store(&storm_stop, true);
+    for (int i = 0; i < 8; i++)
+        pthread_join(th[i], NULL);
+    fprintf(stderr, "8 write waiters for %lld ms: checks %llu, %llu, %llu\n", (long long)took,
+            (unsigned long long)d[0], (unsigned long long)d[1], (unsigned long long)d[2]);
+    /* At most one per 50 ms and node; twice that as margin. */
+    for (int n = 0; n < 3; n++)
+        assert_true(d[n] <= (uint64_t)(2 * (took / 50 + 2)));
+    agec_error err = AGEC_ERROR_INIT;
+    assert_int_equal(agec_cluster_close(cl, 2000, &err), AGEC_OK);
+    tc_stop(&tc);
+}
+
 static void test_ryw_without_standby(void **state)
 {
     (void)state;
@@ -349,6 +469,8 @@ int main(void)
         cmocka_unit_test(test_unfenced_old_primary),
         cmocka_unit_test(test_token_at_page_boundary),
         cmocka_unit_test(test_commit_lsn_deadline),
+        cmocka_unit_test(test_stale_standby_at_open),
+        cmocka_unit_test(test_no_check_storm),
         cmocka_unit_test(test_ryw_without_standby),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
