@@ -144,8 +144,9 @@ AGEC_EXPORT void agec_cluster_config_init(agec_cluster_config *cfg);
 /**
  * Create a cluster: parse the hosts, open one pool per node (as
  * agec_pool_open: no connection is made by open itself), start the monitor
- * thread, and wait up to the pool template's connect_timeout_ms for the
- * first check of every node, so that routing knows the roles when open
+ * thread, and wait up to twice the pool template's connect_timeout_ms (a
+ * check that fails is tried once more on a new connection) for the first
+ * check of every node, so that routing knows the roles when open
  * returns (nodes that do not answer by then are DOWN; open still succeeds).
  * Errors: AGEC_ERR_INVALID_ARG (NULL cfg/out), AGEC_ERR_CONFIG (names the
  * field: no hosts, more than AGEC_CLUSTER_MAX_NODES, ports not matching
@@ -156,8 +157,11 @@ AGEC_EXPORT AGEC_NODISCARD agec_status agec_cluster_open(const agec_cluster_conf
                                                          agec_cluster **out, agec_error *err);
 
 /**
- * Stop the monitor and close every node's pool (agec_pool_close with
- * drain_timeout_ms each, nodes one after another). Returns the first
+ * Stop the monitor, wait for the calls still inside the cluster on other
+ * threads to return (a call waiting for a node returns at once with
+ * AGEC_ERR_POOL_CLOSED or AGEC_ERR_NO_NODE; one in the middle of a round
+ * trip, within its own deadline), then close every node's pool
+ * (agec_pool_close with drain_timeout_ms each, nodes one after another). Returns the first
  * non-OK status of those closes (AGEC_ERR_TIMEOUT: connections still
  * borrowed, which stay valid until released). NULL is accepted. Call once;
  * nothing else may be called on the cluster after it returned.

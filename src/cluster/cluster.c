@@ -29,6 +29,15 @@ static agec_status stop_and_close(agec_cluster *cl, int drain_ms, agec_error *er
     for (int i = 0; i < cl->n; i++)
         if (cl->nodes[i].thread_started)
             pthread_join(cl->nodes[i].thread, NULL);
+    /* Callers still inside (waiting for a node, checking a connection) see
+     * `stopping` within a slice and leave; nothing is freed before. */
+    while (atomic_load(&cl->users) > 0) {
+        pthread_mutex_lock(&cl->mu);
+        pthread_cond_broadcast(&cl->topo_cv);
+        struct timespec ts = agec__timespec_at(agec__deadline_after(agec__now_us(), 5));
+        pthread_cond_timedwait(&cl->topo_cv, &cl->mu, &ts);
+        pthread_mutex_unlock(&cl->mu);
+    }
     agec_status first = AGEC_OK;
     for (int i = 0; i < cl->n; i++) {
         agec_error e = AGEC_ERROR_INIT;
@@ -109,6 +118,7 @@ agec_status agec_cluster_open(const agec_cluster_config *cfg, agec_cluster **out
     atomic_init(&cl->primary_snap, -1);
     atomic_init(&cl->stopping, false);
     atomic_init(&cl->rr, 0);
+    atomic_init(&cl->users, 0);
 
     char *conninfos[AGEC_CLUSTER_MAX_NODES] = { 0 };
     st = agec__cluster_parse(cl, cfg, conninfos, err);
@@ -474,6 +484,8 @@ static agec_status acquire_ryw(acq_ctx *a, agec_lsn min_lsn, int64_t deadline_us
         ryw_deadline = deadline_us;
     int cand[AGEC_CLUSTER_MAX_NODES];
     for (;;) {
+        if (atomic_load(&cl->stopping))
+            break; /* acquire_write below says so */
         pthread_mutex_lock(&cl->mu);
         int k = ryw_candidates(cl, min_lsn, cand, true);
         pthread_mutex_unlock(&cl->mu);
@@ -520,9 +532,31 @@ static agec_status acquire_ryw(acq_ctx *a, agec_lsn min_lsn, int64_t deadline_us
     return acquire_write(a, deadline_us);
 }
 
+static agec_status acquire_at(agec_cluster *cl, agec_access access, agec_lsn min_lsn,
+                              int timeout_ms, agec_conn **out, agec_error *err, const char *file,
+                              int line, const char *func);
+
 agec_status agec_cluster_acquire_at(agec_cluster *cl, agec_access access, agec_lsn min_lsn,
                                     int timeout_ms, agec_conn **out, agec_error *err,
                                     const char *file, int line, const char *func)
+{
+    if (cl == NULL)
+        return acquire_at(cl, access, min_lsn, timeout_ms, out, err, file, line, func);
+    agec_status st;
+    if (agec__cluster_enter(cl)) {
+        st = acquire_at(cl, access, min_lsn, timeout_ms, out, err, file, line, func);
+    } else {
+        if (out != NULL)
+            *out = NULL;
+        st = agec__error_set(err, AGEC_ERR_POOL_CLOSED, "cluster %s is closing", cl->name);
+    }
+    agec__cluster_leave(cl);
+    return st;
+}
+
+static agec_status acquire_at(agec_cluster *cl, agec_access access, agec_lsn min_lsn,
+                              int timeout_ms, agec_conn **out, agec_error *err, const char *file,
+                              int line, const char *func)
 {
     if (out != NULL)
         *out = NULL;

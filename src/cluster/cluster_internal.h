@@ -73,7 +73,23 @@ struct agec_cluster {
     agec__lsn_history hist;  /* the primary's positions (standby lag), guarded by mu */
     atomic_uint rr;          /* round robin over read candidates */
     atomic_int primary_snap; /* cl->primary for the lock-free fast path */
+    /* Calls inside the cluster now (acquire, report, stats): close waits
+     * for them to leave before it frees anything. */
+    atomic_int users;
 };
+
+/* Enter / leave a public call (see users). Enter returns false when the
+ * cluster is closing (the call is still counted: leave it). */
+static inline bool agec__cluster_enter(struct agec_cluster *cl)
+{
+    atomic_fetch_add(&cl->users, 1);
+    return !atomic_load(&cl->stopping);
+}
+
+static inline void agec__cluster_leave(struct agec_cluster *cl)
+{
+    atomic_fetch_sub(&cl->users, 1);
+}
 
 /* config.c: split cfg into nodes (host, port, pool conninfo, monitor keys).
  * On success fills cl->nodes[0..n-1] host/port/pool_name/mon_keys/vals and

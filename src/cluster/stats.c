@@ -39,6 +39,7 @@ agec_status agec_cluster_node_stats_get_sized(agec_cluster *cl, int index,
         return AGEC_ERR_INVALID_ARG;
     agec_cluster_node_stats s;
     memset(&s, 0, sizeof s);
+    (void)agec__cluster_enter(cl);
     const agec__node *nd = &cl->nodes[index];
     snprintf(s.host, sizeof s.host, "%s", nd->host);
     s.port = nd->port;
@@ -69,6 +70,7 @@ agec_status agec_cluster_node_stats_get_sized(agec_cluster *cl, int index,
         s.waiting = ps.waiting;
         s.breaker = ps.breaker;
     }
+    agec__cluster_leave(cl);
     size_t n = size < sizeof s ? size : sizeof s;
     s.struct_size = n;
     memcpy(out, &s, n);
@@ -172,10 +174,19 @@ size_t agec_cluster_prometheus(agec_cluster *cl, char *buf, size_t cap)
     return len;
 }
 
+static void report(agec_cluster *cl, agec_conn *conn, const agec_error *err);
+
 void agec_cluster_report(agec_cluster *cl, agec_conn *conn, const agec_error *err)
 {
     if (cl == NULL || conn == NULL || err == NULL || err->code == AGEC_OK)
         return;
+    (void)agec__cluster_enter(cl);
+    report(cl, conn, err);
+    agec__cluster_leave(cl);
+}
+
+static void report(agec_cluster *cl, agec_conn *conn, const agec_error *err)
+{
     agec_pool *p = agec_conn_pool(conn);
     for (int i = 0; i < cl->n; i++) {
         if (cl->nodes[i].pool != p)

@@ -37,6 +37,12 @@
  * the monitors check each node at most every 50 ms (it used to be once
  * per kick, i.e. per waiter loop).
  *
+ * test_close_while_waiting (item 5): threads inside acquire (waiting for a
+ * primary that is down; reads with a token no standby can meet) when
+ * agec_cluster_close is called: close waits for them to leave (they get
+ * AGEC_ERR_POOL_CLOSED or NO_NODE at once) before it frees the cluster.
+ * Under ASan this used to be a heap-use-after-free.
+ *
  * test_ryw_without_standby (items 8, 11): with the primary alone, a read
  * with a token goes to the primary at once (it used to wait ryw_wait_ms),
  * counted as a read (it used to count as a write).
@@ -423,6 +429,71 @@ static void test_no_check_storm(void **state)
     tc_stop(&tc);
 }
 
+typedef struct closer_arg {
+    agec_cluster *cl;
+    agec_access access;
+    agec_lsn token;
+    atomic_int *entered;
+    agec_status st;
+} closer_arg;
+
+static void *wait_inside(void *arg)
+{
+    closer_arg *a = arg;
+    agec_conn *c = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    atomic_fetch_add(a->entered, 1);
+    a->st = agec_cluster_acquire_at(a->cl, a->access, a->token, 20000, &c, &err, __FILE__, __LINE__,
+                                    __func__);
+    if (a->st == AGEC_OK)
+        agec_conn_release(c);
+    return NULL;
+}
+
+static bool all_entered(void *arg)
+{
+    return atomic_load((atomic_int *)arg) == 6;
+}
+
+static void test_close_while_waiting(void **state)
+{
+    (void)state;
+    test_cluster tc;
+    tc_start(&tc);
+    agec_cluster_config cfg;
+    agec_pool_config pool;
+    tc_config(&tc, &cfg, &pool, 2);
+    cfg.read_policy = AGEC_READ_STANDBY_ONLY;
+    cfg.ryw_wait_ms = 20000;
+    agec_cluster *cl = tc_open(&cfg);
+    assert_int_equal(tc_script(&tc, "stop-node", "0"), 0);
+    node_wait w = { cl, 0, AGEC_NODE_DOWN };
+    assert_true(agec_test_wait_until(node_role_is, &w, 30000));
+    atomic_int entered = 0;
+    closer_arg args[6];
+    pthread_t th[6];
+    for (int i = 0; i < 6; i++) {
+        args[i] = (closer_arg){ cl, i < 3 ? AGEC_ACCESS_WRITE : AGEC_ACCESS_READ,
+                                i < 3 ? 0 : (agec_lsn)1 << 60, &entered, AGEC_OK };
+        assert_int_equal(pthread_create(&th[i], NULL, wait_inside, &args[i]), 0);
+    }
+    assert_true(agec_test_wait_until(all_entered, &entered, 10000));
+    clock_wait cw = { now_ms() + 300 }; /* let them get to their waits */
+    assert_true(agec_test_wait_until(clock_past, &cw, 10000));
+    int64_t t0 = now_ms();
+    agec_error err = AGEC_ERROR_INIT;
+    (void)agec_cluster_close(cl, 2000, &err);
+    int64_t took = now_ms() - t0;
+    for (int i = 0; i < 6; i++) {
+        pthread_join(th[i], NULL);
+        fprintf(stderr, "caller %d: %s\n", i, agec_status_name(args[i].st));
+        assert_true(args[i].st == AGEC_ERR_POOL_CLOSED || args[i].st == AGEC_ERR_NO_NODE);
+    }
+    fprintf(stderr, "close with 6 callers inside: %lld ms\n", (long long)took);
+    assert_true(took < 10000); /* not their 20 s deadlines */
+    tc_stop(&tc);
+}
+
 static void test_ryw_without_standby(void **state)
 {
     (void)state;
@@ -471,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_commit_lsn_deadline),
         cmocka_unit_test(test_stale_standby_at_open),
         cmocka_unit_test(test_no_check_storm),
+        cmocka_unit_test(test_close_while_waiting),
         cmocka_unit_test(test_ryw_without_standby),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
