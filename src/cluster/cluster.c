@@ -301,12 +301,29 @@ static void handed_out(acq_ctx *a, int idx)
 static agec_status try_node(acq_ctx *a, int idx, int timeout_ms)
 {
     agec__node *nd = &a->cl->nodes[idx];
+    bool no_wait = timeout_ms <= 0;
+    if (no_wait) {
+        /* "Do not wait" (a first pass over candidates, a deadline that has
+         * passed): to the pool, 0 still means a connect or a check with
+         * its own full timeouts, which would overrun the caller's deadline
+         * by that much per node. Take an idle connection, within 1 ms, or
+         * none. */
+        agec_pool_stats ps;
+        if (agec_pool_stats_get(nd->pool, &ps) != AGEC_OK || ps.idle == 0) {
+            a->last = AGEC_ERR_POOL_EXHAUSTED;
+            agec__error_set(&a->last_err, AGEC_ERR_POOL_EXHAUSTED,
+                            "node %s:%d: no idle connection, and no time left to open one",
+                            nd->host, nd->port);
+            return AGEC_ERR_POOL_EXHAUSTED;
+        }
+        timeout_ms = 1;
+    }
     /* The pool writes the error only on failure: no 3 KB clear per call. */
     agec_status st =
         agec_pool_acquire_at(nd->pool, timeout_ms, a->out, &a->last_err, a->file, a->line, a->func);
     if (st == AGEC_OK)
         return AGEC_OK;
-    if (st != AGEC_ERR_POOL_EXHAUSTED || timeout_ms > 0)
+    if (!no_wait || (st != AGEC_ERR_POOL_EXHAUSTED && st != AGEC_ERR_TIMEOUT))
         atomic_fetch_add(&nd->acq_errors, 1);
     a->last = st;
     return st;

@@ -43,6 +43,12 @@
  * AGEC_ERR_POOL_CLOSED or NO_NODE at once) before it frees the cluster.
  * Under ASan this used to be a heap-use-after-free.
  *
+ * test_deadline_over_half_dead_standbys (item 4): both standbys' postmasters
+ * are stopped (SIGSTOP: TCP connects are accepted, nothing answers) while
+ * the monitor's existing sessions keep them in the rotation; a read
+ * acquire with timeout_ms 100 and no idle connection returns near its
+ * deadline (it used to connect to each with the full connect_timeout_ms).
+ *
  * test_ryw_without_standby (items 8, 11): with the primary alone, a read
  * with a token goes to the primary at once (it used to wait ryw_wait_ms),
  * counted as a read (it used to count as a write).
@@ -494,6 +500,60 @@ static void test_close_while_waiting(void **state)
     tc_stop(&tc);
 }
 
+static int postmaster_pid(test_cluster *tc, int n)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/node%d/data/postmaster.pid", tc->dir, n);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    int pid = 0;
+    assert_int_equal(fscanf(f, "%d", &pid), 1);
+    fclose(f);
+    return pid;
+}
+
+static void test_deadline_over_half_dead_standbys(void **state)
+{
+    (void)state;
+    test_cluster tc;
+    tc_start(&tc);
+    agec_cluster_config cfg;
+    agec_pool_config pool;
+    tc_config(&tc, &cfg, &pool, 2);
+    pool.connect_timeout_ms = 2000;
+    agec_cluster *cl = tc_open(&cfg);
+    assert_true(tc_node_stats(cl, 1).in_rotation && tc_node_stats(cl, 2).in_rotation);
+    int pids[2] = { postmaster_pid(&tc, 1), postmaster_pid(&tc, 2) };
+    /* Needs root, like test_commit_lsn_deadline (fails loudly otherwise). */
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(kill(pids[i], SIGSTOP), 0);
+    int64_t worst = 0;
+    agec_status st = AGEC_OK;
+    for (int i = 0; i < 3; i++) {
+        agec_conn *c = NULL;
+        agec_error err = AGEC_ERROR_INIT;
+        int64_t t0 = now_ms();
+        st = agec_cluster_acquire_at(cl, AGEC_ACCESS_READ, 0, 100, &c, &err, __FILE__, __LINE__,
+                                     __func__);
+        int64_t took = now_ms() - t0;
+        if (st == AGEC_OK)
+            agec_conn_release(c);
+        fprintf(stderr, "read, timeout 100 ms, standbys half dead: %s after %lld ms\n",
+                agec_status_name(st), (long long)took);
+        if (took > worst)
+            worst = took;
+    }
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(kill(pids[i], SIGCONT), 0);
+    assert_int_not_equal(st, AGEC_OK);
+    /* The issue's bound is deadline + 250 ms; more margin on a loaded
+     * machine, still far below one connect_timeout_ms (2000). */
+    assert_true(worst < 100 + 600);
+    agec_error err = AGEC_ERROR_INIT;
+    assert_int_equal(agec_cluster_close(cl, 2000, &err), AGEC_OK);
+    tc_stop(&tc);
+}
+
 static void test_ryw_without_standby(void **state)
 {
     (void)state;
@@ -543,6 +603,7 @@ int main(void)
         cmocka_unit_test(test_stale_standby_at_open),
         cmocka_unit_test(test_no_check_storm),
         cmocka_unit_test(test_close_while_waiting),
+        cmocka_unit_test(test_deadline_over_half_dead_standbys),
         cmocka_unit_test(test_ryw_without_standby),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
