@@ -255,6 +255,13 @@ static void wait_topology(agec_cluster *cl, int64_t deadline_us, int max_ms)
     }
 }
 
+/* Errors after which another node (or a later topology) may do better. */
+static bool retryable(agec_status st)
+{
+    return st == AGEC_ERR_POOL_EXHAUSTED || st == AGEC_ERR_UNREACHABLE ||
+           st == AGEC_ERR_BREAKER_OPEN || st == AGEC_ERR_CONNECTION_LOST || st == AGEC_ERR_TIMEOUT;
+}
+
 static int remaining_ms(int64_t deadline_us)
 {
     if (deadline_us == AGEC__NEVER)
@@ -265,13 +272,6 @@ static int remaining_ms(int64_t deadline_us)
     return left > AGEC__CLUSTER_SLICE_MS ? AGEC__CLUSTER_SLICE_MS : (int)left;
 }
 
-/* Errors after which another node (or a later topology) may do better. */
-static bool retryable(agec_status st)
-{
-    return st == AGEC_ERR_POOL_EXHAUSTED || st == AGEC_ERR_UNREACHABLE ||
-           st == AGEC_ERR_BREAKER_OPEN || st == AGEC_ERR_CONNECTION_LOST || st == AGEC_ERR_TIMEOUT;
-}
-
 typedef struct acq_ctx {
     agec_cluster *cl;
     agec_conn **out;
@@ -279,7 +279,8 @@ typedef struct acq_ctx {
     const char *file;
     int line;
     const char *func;
-    bool read; /* counted as a read wherever it lands (the primary too) */
+    bool read;           /* counted as a read wherever it lands (the primary too) */
+    int64_t deadline_us; /* the whole call's */
     agec_status last;
     agec_error last_err;
 } acq_ctx;
@@ -303,20 +304,26 @@ static agec_status try_node(acq_ctx *a, int idx, int timeout_ms)
     agec__node *nd = &a->cl->nodes[idx];
     bool no_wait = timeout_ms <= 0;
     if (no_wait) {
-        /* "Do not wait" (a first pass over candidates, a deadline that has
-         * passed): to the pool, 0 still means a connect or a check with
-         * its own full timeouts, which would overrun the caller's deadline
-         * by that much per node. Take an idle connection, within 1 ms, or
-         * none. */
+        /* "Do not wait for other callers" (a first pass over candidates, a
+         * deadline that has passed). To the pool, 0 still means a connect
+         * or a check with their own full timeouts: one connect_timeout_ms
+         * per half-dead node past the caller's deadline. So: an idle
+         * connection within 1 ms; else a new one if the pool may open one,
+         * bounded by what is left of the caller's deadline; else none. */
         agec_pool_stats ps;
-        if (agec_pool_stats_get(nd->pool, &ps) != AGEC_OK || ps.idle == 0) {
+        int left = remaining_ms(a->deadline_us);
+        bool ok = agec_pool_stats_get(nd->pool, &ps) == AGEC_OK;
+        if (ok && ps.idle > 0) {
+            timeout_ms = 1;
+        } else if (ok && ps.total < ps.max && left > 0) {
+            timeout_ms = left;
+        } else {
             a->last = AGEC_ERR_POOL_EXHAUSTED;
             agec__error_set(&a->last_err, AGEC_ERR_POOL_EXHAUSTED,
                             "node %s:%d: no idle connection, and no time left to open one",
                             nd->host, nd->port);
             return AGEC_ERR_POOL_EXHAUSTED;
         }
-        timeout_ms = 1;
     }
     /* The pool writes the error only on failure: no 3 KB clear per call. */
     agec_status st =
@@ -592,6 +599,7 @@ static agec_status acquire_at(agec_cluster *cl, agec_access access, agec_lsn min
     a.line = line;
     a.func = func;
     a.read = access != AGEC_ACCESS_WRITE;
+    a.deadline_us = deadline;
     a.last = AGEC_OK;
     a.last_err.size = sizeof a.last_err; /* filled by the pool on a failure only */
     a.last_err.code = AGEC_OK;

@@ -31,8 +31,8 @@ int cmd_cluster(cli *c, int argc, char **argv)
     }
     bool json = cli_format(c) == FMT_JSON;
     if (!json)
-        printf("%-4s %-28s %-8s %-8s %-10s %-14s\n", "node", "address", "role", "reads", "lag_ms",
-               "lsn");
+        printf("%-4s %-28s %-8s %-8s %-10s %-14s %s\n", "node", "address", "role", "reads",
+               "lag_ms", "lsn", "timeline");
     for (int i = 0; i < n; i++) {
         agec_cluster_node_stats s;
         if (agec_cluster_node_stats_get(c->cluster, i, &s) != AGEC_OK)
@@ -48,8 +48,9 @@ int cmd_cluster(cli *c, int argc, char **argv)
             snprintf(lag, sizeof lag, "%lld", (long long)s.lag_ms);
         else
             snprintf(lag, sizeof lag, "-");
-        printf("%-4d %-28s %-8s %-8s %-10s %-14s\n", i, addr, agec_node_role_name(s.role),
-               s.in_rotation ? "yes" : "no", lag, agec_lsn_format(s.lsn, lsn, sizeof lsn));
+        printf("%-4d %-28s %-8s %-8s %-10s %-14s %u%s\n", i, addr, agec_node_role_name(s.role),
+               s.in_rotation ? "yes" : "no", lag, agec_lsn_format(s.lsn, lsn, sizeof lsn),
+               s.timeline, s.on_timeline ? "" : " (off the primary's)");
     }
     if (!c->quiet && !json)
         printf("%d nodes, primary: %s\n", n, primary >= 0 ? "yes" : "none found");

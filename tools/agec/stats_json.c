@@ -112,11 +112,14 @@ void cli_node_stats_json(const agec_cluster_node_stats *s, int index, bool prima
             ", \"acquires_write\": %" PRIu64 ", \"acquires_read\": %" PRIu64
             ", \"acquire_errors\": %" PRIu64 ", \"errors_reported\": %" PRIu64
             ", \"errors\": %" PRIu64 ", \"in_use\": %d, \"idle\": %d, \"total\": %d, "
-            "\"waiting\": %d, \"breaker\": \"%s\"}",
+            "\"waiting\": %d, \"breaker\": \"%s\", \"timeline\": %" PRIu32
+            ", \"on_timeline\": %s, \"acquires_read_primary\": %" PRIu64
+            ", \"recovery_errors\": %" PRIu64 "}",
             s->port, agec_node_role_name(s->role), primary ? "true" : "false",
             s->in_rotation ? "true" : "false", s->lag_ms, agec_lsn_format(s->lsn, lsn, sizeof lsn),
             s->checked_ms_ago, s->checks, s->check_failures, s->role_changes, s->acquires_write,
             s->acquires_read, s->acquire_errors, s->errors_reported,
             s->acquire_errors + s->check_failures, s->in_use, s->idle, s->total, s->waiting,
-            agec_breaker_state_name(s->breaker));
+            agec_breaker_state_name(s->breaker), s->timeline, s->on_timeline ? "true" : "false",
+            s->acquires_read_primary, s->recovery_errors);
 }
