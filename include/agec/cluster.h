@@ -17,13 +17,21 @@
  *   lag is how long ago the primary had WAL that the standby has not yet
  *   replayed (the primary's positions are remembered with their time), so an
  *   idle primary gives lag 0, not a growing replay age; with no primary in
- *   sight, a standby that has replayed all the WAL it received has lag 0,
- *   else now() - pg_last_xact_replay_timestamp() is used; the same replay
- *   age is taken when a standby is behind even the oldest position
- *   remembered and the replay age is larger (the history restarted after a
- *   failed check of the primary, or is full: about 25 s). A standby more
- *   than max_lag_ms behind leaves the read rotation and comes back when it
- *   has caught up. A write acquire also looks at the connection's
+ *   sight, a standby that has replayed all the WAL it received and whose
+ *   WAL receiver streams has lag 0, else now() -
+ *   pg_last_xact_replay_timestamp() is used; that replay age is also taken
+ *   when a standby is behind even the oldest position remembered and it is
+ *   larger (the history restarted at open, after a primary change or a
+ *   failed check of the primary, or is full: 256 checks of the primary,
+ *   about 2 minutes at the default recheck_ms). A standby more than
+ *   max_lag_ms behind leaves the read rotation and comes back when it has
+ *   caught up. A standby that does not follow the primary's timeline
+ *   (pg_stat_wal_receiver.received_tli while it streams, else its last
+ *   restartpoint's; e.g. an old primary restarted as a standby without
+ *   pg_rewind) is never in the rotation nor used for read-your-writes,
+ *   whatever its position. A monitor checks its node at most every 50 ms.
+ *   docs/cluster-age.md has the details, and what AGE cannot run on a
+ *   standby (agec/cluster_cypher.h). A write acquire also looks at the connection's
  *   in_hot_standby ParameterStatus (sent by PostgreSQL 14+ at connect and
  *   after a change, once the session next finishes a command) and never
  *   hands out a connection to a server in recovery as a write connection;
@@ -35,8 +43,10 @@
  *   caller reports an error from it (agec_cluster_report: 25006 read-only
  *   transaction, a lost connection), the monitor re-checks every node at
  *   once and then every 50 ms until a node outside recovery is found; that
- *   node becomes the primary (when two claim it, the one that was last seen
- *   as a standby, i.e. the newly promoted one). Write acquires meanwhile
+ *   node becomes the primary (when two claim it, the one on the highest
+ *   timeline, then the one last seen as a standby; a node on a timeline
+ *   below the highest seen is never chosen, so an old primary that was not
+ *   fenced gets no writes). Write acquires meanwhile
  *   wait for it within their own deadline and then fail with
  *   AGEC_ERR_NO_NODE. Each node keeps its pool through role changes:
  *   PostgreSQL keeps a promoted standby's sessions (they become writable)
