@@ -238,6 +238,45 @@ AGEC_EXPORT AGEC_NODISCARD agec_status agec_cluster_acquire_at(agec_cluster *cl,
 AGEC_EXPORT AGEC_NODISCARD agec_status agec_cluster_commit_lsn(agec_conn *conn, agec_lsn *out,
                                                                agec_error *err);
 
+/** A read-your-writes token with the timeline of its position (see
+ *  agec_cluster_commit_token). A plain value: copy it freely. */
+typedef struct agec_cluster_token {
+    agec_lsn lsn;      /**< as agec_cluster_commit_lsn */
+    uint32_t timeline; /**< the primary's timeline when it was taken; 0 = unknown */
+} agec_cluster_token;
+
+/**
+ * agec_cluster_commit_lsn() with the primary's timeline, in the same round
+ * trip. A bare LSN means nothing across a failover: the new primary's
+ * positions continue from the fork, and a node of the old timeline may be
+ * past them without their commits. Same errors and rules as
+ * agec_cluster_commit_lsn().
+ */
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_cluster_commit_token(agec_conn *conn,
+                                                                 agec_cluster_token *out,
+                                                                 agec_error *err);
+
+/**
+ * A read that sees the commit of `token` (agec_cluster_acquire_at(READ,
+ * token->lsn) otherwise). When the token's timeline is newer than the
+ * primary's the cluster knows (a failover it has not noticed yet), the
+ * monitors re-check at once and the call waits for the new primary within
+ * its deadline, since standbys of the old timeline may be past the token's
+ * position without its commit. A token from an older timeline goes to the
+ * primary (only it can tell whether the commit survived the failover); a
+ * token with the primary's timeline is met by a standby on that timeline
+ * that has replayed its position, as usual. Errors as
+ * agec_cluster_acquire_at(), AGEC_ERR_INVALID_ARG for a NULL token.
+ * Thread-safe.
+ */
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_cluster_acquire_token_at(
+    agec_cluster *cl, const agec_cluster_token *token, int timeout_ms, agec_conn **out,
+    agec_error *err, const char *file, int line, const char *func);
+/** Borrow a connection for reading that sees the commit of `token`
+ *  (agec_cluster_token *) within the default timeout. */
+#define agec_cluster_acquire_read_token(cl, token, out, err) \
+    agec_cluster_acquire_token_at((cl), (token), -1, (out), (err), __FILE__, __LINE__, __func__)
+
 /**
  * Tell the cluster about an error seen on a connection it handed out (call
  * before releasing it). A 25006 (read-only transaction) or a lost

@@ -281,6 +281,7 @@ typedef struct acq_ctx {
     const char *func;
     bool read;           /* counted as a read wherever it lands (the primary too) */
     int64_t deadline_us; /* the whole call's */
+    uint32_t token_tli;  /* timeline of a read-your-writes token, 0 = unknown */
     agec_status last;
     agec_error last_err;
 } acq_ctx;
@@ -507,6 +508,26 @@ static agec_status acquire_ryw(acq_ctx *a, agec_lsn min_lsn, int64_t deadline_us
     if (cl->policy == AGEC_READ_STANDBY_ONLY)
         ryw_deadline = deadline_us;
     int cand[AGEC_CLUSTER_MAX_NODES];
+    if (a->token_tli != 0) {
+        /* A token from a newer timeline than the primary's the cluster
+         * knows proves a failover it has not seen yet: look now, and wait
+         * for it (standbys of the old timeline may be past the token's
+         * position without its commit). A token from an older timeline:
+         * only the primary can say whether its commit survived. */
+        pthread_mutex_lock(&cl->mu);
+        while (cl->primary_tli < a->token_tli && !cl->stop && agec__now_us() < deadline_us) {
+            agec__cluster_kick_locked(cl);
+            wait_topology(cl, deadline_us, AGEC__CLUSTER_SLICE_MS);
+        }
+        bool same = cl->primary_tli == a->token_tli;
+        pthread_mutex_unlock(&cl->mu);
+        if (!same) {
+            if (cl->policy == AGEC_READ_STANDBY_ONLY)
+                return no_node(cl, a->err, "standby on the token's timeline");
+            a->last = AGEC_OK;
+            return acquire_write(a, deadline_us);
+        }
+    }
     for (;;) {
         if (atomic_load(&cl->stopping))
             break; /* acquire_write below says so */
@@ -556,19 +577,38 @@ static agec_status acquire_ryw(acq_ctx *a, agec_lsn min_lsn, int64_t deadline_us
     return acquire_write(a, deadline_us);
 }
 
-static agec_status acquire_at(agec_cluster *cl, agec_access access, agec_lsn min_lsn,
+static agec_status acquire_at(agec_cluster *cl, agec_access access, agec_lsn min_lsn, uint32_t tli,
                               int timeout_ms, agec_conn **out, agec_error *err, const char *file,
                               int line, const char *func);
+
+agec_status agec_cluster_acquire_token_at(agec_cluster *cl, const agec_cluster_token *token,
+                                          int timeout_ms, agec_conn **out, agec_error *err,
+                                          const char *file, int line, const char *func)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (cl == NULL || token == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG,
+                               "agec_cluster_acquire_token: NULL argument");
+    agec_status st;
+    if (agec__cluster_enter(cl))
+        st = acquire_at(cl, AGEC_ACCESS_READ, token->lsn, token->timeline, timeout_ms, out, err,
+                        file, line, func);
+    else
+        st = agec__error_set(err, AGEC_ERR_POOL_CLOSED, "cluster %s is closing", cl->name);
+    agec__cluster_leave(cl);
+    return st;
+}
 
 agec_status agec_cluster_acquire_at(agec_cluster *cl, agec_access access, agec_lsn min_lsn,
                                     int timeout_ms, agec_conn **out, agec_error *err,
                                     const char *file, int line, const char *func)
 {
     if (cl == NULL)
-        return acquire_at(cl, access, min_lsn, timeout_ms, out, err, file, line, func);
+        return acquire_at(cl, access, min_lsn, 0, timeout_ms, out, err, file, line, func);
     agec_status st;
     if (agec__cluster_enter(cl)) {
-        st = acquire_at(cl, access, min_lsn, timeout_ms, out, err, file, line, func);
+        st = acquire_at(cl, access, min_lsn, 0, timeout_ms, out, err, file, line, func);
     } else {
         if (out != NULL)
             *out = NULL;
@@ -578,7 +618,7 @@ agec_status agec_cluster_acquire_at(agec_cluster *cl, agec_access access, agec_l
     return st;
 }
 
-static agec_status acquire_at(agec_cluster *cl, agec_access access, agec_lsn min_lsn,
+static agec_status acquire_at(agec_cluster *cl, agec_access access, agec_lsn min_lsn, uint32_t tli,
                               int timeout_ms, agec_conn **out, agec_error *err, const char *file,
                               int line, const char *func)
 {
@@ -600,6 +640,7 @@ static agec_status acquire_at(agec_cluster *cl, agec_access access, agec_lsn min
     a.func = func;
     a.read = access != AGEC_ACCESS_WRITE;
     a.deadline_us = deadline;
+    a.token_tli = tli;
     a.last = AGEC_OK;
     a.last_err.size = sizeof a.last_err; /* filled by the pool on a failure only */
     a.last_err.code = AGEC_OK;

@@ -234,12 +234,32 @@ static agec_lsn record_end(agec_lsn insert, uint64_t block, uint64_t segment)
     return insert;
 }
 
+static agec_status commit_position(agec_conn *conn, agec_lsn *out, uint32_t *tli, agec_error *err);
+
 agec_status agec_cluster_commit_lsn(agec_conn *conn, agec_lsn *out, agec_error *err)
 {
     if (out != NULL)
         *out = 0;
     if (conn == NULL || out == NULL)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "agec_cluster_commit_lsn: NULL argument");
+    uint32_t tli = 0;
+    return commit_position(conn, out, &tli, err);
+}
+
+agec_status agec_cluster_commit_token(agec_conn *conn, agec_cluster_token *out, agec_error *err)
+{
+    if (out != NULL) {
+        out->lsn = 0;
+        out->timeline = 0;
+    }
+    if (conn == NULL || out == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG,
+                               "agec_cluster_commit_token: NULL argument");
+    return commit_position(conn, &out->lsn, &out->timeline, err);
+}
+
+static agec_status commit_position(agec_conn *conn, agec_lsn *out, uint32_t *tli, agec_error *err)
+{
     PGconn *pg = agec_conn_pgconn(conn);
     if (PQtransactionStatus(pg) != PQTRANS_IDLE)
         return agec__error_set(err, AGEC_ERR_STATE,
@@ -251,7 +271,9 @@ agec_status agec_cluster_commit_lsn(agec_conn *conn, agec_lsn *out, agec_error *
         pg,
         "SELECT pg_is_in_recovery(), CASE WHEN NOT pg_is_in_recovery() THEN "
         "pg_current_wal_insert_lsn() END, current_setting('wal_block_size')::bigint, "
-        "(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')",
+        "(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'), "
+        "CASE WHEN NOT pg_is_in_recovery() THEN ('x' || substr(pg_walfile_name("
+        "pg_current_wal_lsn()), 1, 8))::bit(32)::bigint END",
         deadline, NULL, msg, sizeof msg);
     if (r == NULL) {
         bool lost = PQstatus(pg) != CONNECTION_OK || PQtransactionStatus(pg) == PQTRANS_ACTIVE;
@@ -268,9 +290,11 @@ agec_status agec_cluster_commit_lsn(agec_conn *conn, agec_lsn *out, agec_error *
     else if (!agec_lsn_parse(PQgetvalue(r, 0, 1), &insert))
         st = agec__error_set(err, AGEC_ERR_SERVER, "agec_cluster_commit_lsn: bad LSN \"%s\"",
                              PQgetvalue(r, 0, 1));
-    else
+    else {
         *out = record_end(insert, strtoull(PQgetvalue(r, 0, 2), NULL, 10),
                           PQgetisnull(r, 0, 3) ? 0 : strtoull(PQgetvalue(r, 0, 3), NULL, 10));
+        *tli = PQgetisnull(r, 0, 4) ? 0 : (uint32_t)strtoul(PQgetvalue(r, 0, 4), NULL, 10);
+    }
     PQclear(r);
     return st;
 }

@@ -49,6 +49,14 @@
  * acquire with timeout_ms 100 and no idle connection returns near its
  * deadline (it used to connect to each with the full connect_timeout_ms).
  *
+ * test_token_from_unseen_failover (item 1, tokens): the cluster (recheck
+ * 60 s) has not noticed that node 0 stopped and node 2 (detached, so
+ * forked before 100 rows node 1 has) was promoted; a commit on node 2
+ * gives a token whose position node 1 (old timeline) is past. A read with
+ * the bare LSN is answered by node 1, without the commit (printed: a bare
+ * LSN cannot tell); with agec_cluster_commit_token's timeline the cluster
+ * re-checks at once and the read sees the commit on node 2.
+ *
  * test_ryw_without_standby (items 8, 11): with the primary alone, a read
  * with a token goes to the primary at once (it used to wait ryw_wait_ms),
  * counted as a read (it used to count as a write).
@@ -554,6 +562,79 @@ static void test_deadline_over_half_dead_standbys(void **state)
     tc_stop(&tc);
 }
 
+static void test_token_from_unseen_failover(void **state)
+{
+    (void)state;
+    test_cluster tc;
+    tc_start(&tc);
+    PGconn *p0 = tc_node(&tc, 0);
+    (void)pg_int(p0, "CREATE TABLE u (id int PRIMARY KEY, what text)");
+    assert_true(agec_test_wait_until(replicas_caught_up, p0, 30000));
+    agec_cluster_config cfg;
+    agec_pool_config pool;
+    tc_config(&tc, &cfg, &pool, 2);
+    cfg.recheck_ms = 60000; /* the cluster does not look by itself */
+    cfg.ryw_wait_ms = 3000;
+    agec_cluster *cl = tc_open(&cfg);
+    assert_int_equal(tc_script(&tc, "detach", "2"), 0);
+    PGconn *p2 = tc_node(&tc, 2);
+    assert_true(agec_test_wait_until(receiver_gone, p2, 30000));
+    PQfinish(p2);
+    (void)pg_int(p0, "INSERT INTO u SELECT g, 'lost' FROM generate_series(1, 100) g");
+    PQfinish(p0);
+    assert_int_equal(tc_script(&tc, "stop-node", "0"), 0);
+    assert_int_equal(tc_script(&tc, "promote", "2"), 0);
+
+    /* A commit on the new primary, outside the cluster. */
+    agec_pool_config pc;
+    agec_pool_config_init(&pc);
+    char ci[200];
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=postgres dbname=postgres", tc.port[2]);
+    pc.conninfo = ci;
+    pc.age_mode = AGEC_AGE_OFF;
+    pc.on_event = agec_pool_event_ignore;
+    agec_pool *direct = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_open(&pc, &direct, &err), &err, "pool on node 2");
+    agec_conn *w = agec_test_acquire(direct);
+    tc_exec(w, "INSERT INTO u VALUES (1000, 'new')");
+    agec_cluster_token token = { 0, 0 };
+    agec_test_must(agec_cluster_commit_token(w, &token, &err), &err, "commit token");
+    agec_conn_release(w);
+    assert_int_equal(token.timeline, 2);
+
+    for (int with_tli = 0; with_tli < 2; with_tli++) {
+        agec_conn *r = NULL;
+        agec_status st;
+        if (with_tli)
+            st = agec_cluster_acquire_token_at(cl, &token, 30000, &r, &err, __FILE__, __LINE__,
+                                               __func__);
+        else
+            st = agec_cluster_acquire_at(cl, AGEC_ACCESS_READ, token.lsn, 30000, &r, &err, __FILE__,
+                                         __LINE__, __func__);
+        agec_test_must(st, &err, "acquire read after");
+        int port = tc_conn_port(r, NULL);
+        PGresult *q = PQexec(agec_conn_pgconn(r), "SELECT count(*) FILTER (WHERE what = 'lost'), "
+                                                  "count(*) FILTER (WHERE what = 'new') FROM u");
+        assert_int_equal(PQresultStatus(q), PGRES_TUPLES_OK);
+        char l[32];
+        fprintf(stderr, "read after %s (timeline %u)%s: node %d, lost rows %s, new rows %s\n",
+                agec_lsn_format(token.lsn, l, sizeof l), token.timeline,
+                with_tli ? " with the timeline" : ", bare LSN", tc_node_of_port(&tc, port),
+                PQgetvalue(q, 0, 0), PQgetvalue(q, 0, 1));
+        if (with_tli) {
+            assert_int_equal(port, tc.port[2]);
+            assert_string_equal(PQgetvalue(q, 0, 1), "1");
+            assert_string_equal(PQgetvalue(q, 0, 0), "0");
+        }
+        PQclear(q);
+        agec_conn_release(r);
+    }
+    assert_int_equal(agec_pool_close(direct, 2000, &err), AGEC_OK);
+    assert_int_equal(agec_cluster_close(cl, 2000, &err), AGEC_OK);
+    tc_stop(&tc);
+}
+
 static void test_ryw_without_standby(void **state)
 {
     (void)state;
@@ -604,6 +685,7 @@ int main(void)
         cmocka_unit_test(test_no_check_storm),
         cmocka_unit_test(test_close_while_waiting),
         cmocka_unit_test(test_deadline_over_half_dead_standbys),
+        cmocka_unit_test(test_token_from_unseen_failover),
         cmocka_unit_test(test_ryw_without_standby),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
