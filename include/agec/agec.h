@@ -18,5 +18,6 @@
 #include "agec/graph.h"
 #include "agec/load.h"
 #include "agec/cluster.h"
+#include "agec/cluster_cypher.h"
 
 #endif /* AGEC_AGEC_H */

@@ -17,13 +17,21 @@
  *   lag is how long ago the primary had WAL that the standby has not yet
  *   replayed (the primary's positions are remembered with their time), so an
  *   idle primary gives lag 0, not a growing replay age; with no primary in
- *   sight, a standby that has replayed all the WAL it received has lag 0,
- *   else now() - pg_last_xact_replay_timestamp() is used; the same replay
- *   age is taken when a standby is behind even the oldest position
- *   remembered and the replay age is larger (the history restarted after a
- *   failed check of the primary, or is full: about 25 s). A standby more
- *   than max_lag_ms behind leaves the read rotation and comes back when it
- *   has caught up. A write acquire also looks at the connection's
+ *   sight, a standby that has replayed all the WAL it received and whose
+ *   WAL receiver streams has lag 0, else now() -
+ *   pg_last_xact_replay_timestamp() is used; that replay age is also taken
+ *   when a standby is behind even the oldest position remembered and it is
+ *   larger (the history restarted at open, after a primary change or a
+ *   failed check of the primary, or is full: 256 checks of the primary,
+ *   about 2 minutes at the default recheck_ms). A standby more than
+ *   max_lag_ms behind leaves the read rotation and comes back when it has
+ *   caught up. A standby that does not follow the primary's timeline
+ *   (pg_stat_wal_receiver.received_tli while it streams, else its last
+ *   restartpoint's; e.g. an old primary restarted as a standby without
+ *   pg_rewind) is never in the rotation nor used for read-your-writes,
+ *   whatever its position. A monitor checks its node at most every 50 ms.
+ *   docs/cluster-age.md has the details, and what AGE cannot run on a
+ *   standby (agec/cluster_cypher.h). A write acquire also looks at the connection's
  *   in_hot_standby ParameterStatus (sent by PostgreSQL 14+ at connect and
  *   after a change, once the session next finishes a command) and never
  *   hands out a connection to a server in recovery as a write connection;
@@ -35,8 +43,10 @@
  *   caller reports an error from it (agec_cluster_report: 25006 read-only
  *   transaction, a lost connection), the monitor re-checks every node at
  *   once and then every 50 ms until a node outside recovery is found; that
- *   node becomes the primary (when two claim it, the one that was last seen
- *   as a standby, i.e. the newly promoted one). Write acquires meanwhile
+ *   node becomes the primary (when two claim it, the one on the highest
+ *   timeline, then the one last seen as a standby; a node on a timeline
+ *   below the highest seen is never chosen, so an old primary that was not
+ *   fenced gets no writes). Write acquires meanwhile
  *   wait for it within their own deadline and then fail with
  *   AGEC_ERR_NO_NODE. Each node keeps its pool through role changes:
  *   PostgreSQL keeps a promoted standby's sessions (they become writable)
@@ -88,6 +98,11 @@ typedef enum agec_read_policy {
 typedef enum agec_access {
     AGEC_ACCESS_WRITE = 0, /**< the primary */
     AGEC_ACCESS_READ = 1,  /**< by the cluster's read_policy */
+    /** A read that cannot run on a hot standby (a read-only SERIALIZABLE
+     *  transaction, a Cypher read AGE cannot run in recovery: see
+     *  agec/cluster_cypher.h): the primary, counted as a read
+     *  (acquires_read and acquires_read_primary). min_lsn is ignored. */
+    AGEC_ACCESS_READ_PRIMARY = 2,
 } agec_access;
 
 /** A node's role as last seen by the cluster. */
@@ -139,8 +154,9 @@ AGEC_EXPORT void agec_cluster_config_init(agec_cluster_config *cfg);
 /**
  * Create a cluster: parse the hosts, open one pool per node (as
  * agec_pool_open: no connection is made by open itself), start the monitor
- * thread, and wait up to the pool template's connect_timeout_ms for the
- * first check of every node, so that routing knows the roles when open
+ * thread, and wait up to twice the pool template's connect_timeout_ms (a
+ * check that fails is tried once more on a new connection) for the first
+ * check of every node, so that routing knows the roles when open
  * returns (nodes that do not answer by then are DOWN; open still succeeds).
  * Errors: AGEC_ERR_INVALID_ARG (NULL cfg/out), AGEC_ERR_CONFIG (names the
  * field: no hosts, more than AGEC_CLUSTER_MAX_NODES, ports not matching
@@ -151,8 +167,11 @@ AGEC_EXPORT AGEC_NODISCARD agec_status agec_cluster_open(const agec_cluster_conf
                                                          agec_cluster **out, agec_error *err);
 
 /**
- * Stop the monitor and close every node's pool (agec_pool_close with
- * drain_timeout_ms each, nodes one after another). Returns the first
+ * Stop the monitor, wait for the calls still inside the cluster on other
+ * threads to return (a call waiting for a node returns at once with
+ * AGEC_ERR_POOL_CLOSED or AGEC_ERR_NO_NODE; one in the middle of a round
+ * trip, within its own deadline), then close every node's pool
+ * (agec_pool_close with drain_timeout_ms each, nodes one after another). Returns the first
  * non-OK status of those closes (AGEC_ERR_TIMEOUT: connections still
  * borrowed, which stay valid until released). NULL is accepted. Call once;
  * nothing else may be called on the cluster after it returned.
@@ -204,15 +223,59 @@ AGEC_EXPORT AGEC_NODISCARD agec_status agec_cluster_acquire_at(agec_cluster *cl,
 
 /**
  * The read-your-writes token of what has been committed on a write
- * connection: its server's WAL insert position (pg_current_wal_insert_lsn()),
- * read after the commit, outside a transaction; it is at or past the end of
- * every commit record of this session. One round trip.
+ * connection: the end of the server's last WAL record, read after the
+ * commit, outside a transaction (pg_current_wal_insert_lsn(), less the WAL
+ * page header when it sits right after one: a commit that ends a page ends
+ * at the boundary, where a standby's replay position stops, not past the
+ * next page's header). It is at or past the end of every commit record of
+ * this session. One round trip, bounded by 10 s.
  * Errors: AGEC_ERR_INVALID_ARG (NULL), AGEC_ERR_STATE (inside a
- * transaction, or the server is in recovery), the server's error.
+ * transaction, or the server is in recovery), AGEC_ERR_SERVER,
+ * AGEC_ERR_CONNECTION_LOST (the connection is lost, or the query did not
+ * answer in time: release it with agec_conn_release_broken()).
  * Same thread rules as the connection.
  */
 AGEC_EXPORT AGEC_NODISCARD agec_status agec_cluster_commit_lsn(agec_conn *conn, agec_lsn *out,
                                                                agec_error *err);
+
+/** A read-your-writes token with the timeline of its position (see
+ *  agec_cluster_commit_token). A plain value: copy it freely. */
+typedef struct agec_cluster_token {
+    agec_lsn lsn;      /**< as agec_cluster_commit_lsn */
+    uint32_t timeline; /**< the primary's timeline when it was taken; 0 = unknown */
+} agec_cluster_token;
+
+/**
+ * agec_cluster_commit_lsn() with the primary's timeline, in the same round
+ * trip. A bare LSN means nothing across a failover: the new primary's
+ * positions continue from the fork, and a node of the old timeline may be
+ * past them without their commits. Same errors and rules as
+ * agec_cluster_commit_lsn().
+ */
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_cluster_commit_token(agec_conn *conn,
+                                                                 agec_cluster_token *out,
+                                                                 agec_error *err);
+
+/**
+ * A read that sees the commit of `token` (agec_cluster_acquire_at(READ,
+ * token->lsn) otherwise). When the token's timeline is newer than the
+ * primary's the cluster knows (a failover it has not noticed yet), the
+ * monitors re-check at once and the call waits for the new primary within
+ * its deadline, since standbys of the old timeline may be past the token's
+ * position without its commit. A token from an older timeline goes to the
+ * primary (only it can tell whether the commit survived the failover); a
+ * token with the primary's timeline is met by a standby on that timeline
+ * that has replayed its position, as usual. Errors as
+ * agec_cluster_acquire_at(), AGEC_ERR_INVALID_ARG for a NULL token.
+ * Thread-safe.
+ */
+AGEC_EXPORT AGEC_NODISCARD agec_status agec_cluster_acquire_token_at(
+    agec_cluster *cl, const agec_cluster_token *token, int timeout_ms, agec_conn **out,
+    agec_error *err, const char *file, int line, const char *func);
+/** Borrow a connection for reading that sees the commit of `token`
+ *  (agec_cluster_token *) within the default timeout. */
+#define agec_cluster_acquire_read_token(cl, token, out, err) \
+    agec_cluster_acquire_token_at((cl), (token), -1, (out), (err), __FILE__, __LINE__, __func__)
 
 /**
  * Tell the cluster about an error seen on a connection it handed out (call
@@ -255,6 +318,20 @@ typedef struct agec_cluster_node_stats {
     int total;
     int waiting;
     agec_breaker_state breaker;
+    /** Reads run on this node as the primary because a standby cannot run
+     *  them (AGEC_ACCESS_READ_PRIMARY, a read-your-writes read that found
+     *  no standby); included in acquires_read. */
+    uint64_t acquires_read_primary;
+    /** Errors reported (agec_cluster_report) with SQLSTATE 55000 while
+     *  this node was a standby: a statement PostgreSQL refuses during
+     *  recovery (agec_cluster_cypher_read then retried it on the primary). */
+    uint64_t recovery_errors;
+    /** The node's timeline as last seen (a standby's: the one its WAL
+     *  receiver streams, else its last restartpoint's); 0 = unknown. */
+    uint32_t timeline;
+    /** It follows the primary's timeline (a standby off it is never in
+     *  the read rotation nor used for read-your-writes). */
+    bool on_timeline;
 } agec_cluster_node_stats;
 
 /** Number of nodes (fixed at open). NULL gives 0. */

@@ -29,6 +29,15 @@ static agec_status stop_and_close(agec_cluster *cl, int drain_ms, agec_error *er
     for (int i = 0; i < cl->n; i++)
         if (cl->nodes[i].thread_started)
             pthread_join(cl->nodes[i].thread, NULL);
+    /* Callers still inside (waiting for a node, checking a connection) see
+     * `stopping` within a slice and leave; nothing is freed before. */
+    while (atomic_load(&cl->users) > 0) {
+        pthread_mutex_lock(&cl->mu);
+        pthread_cond_broadcast(&cl->topo_cv);
+        struct timespec ts = agec__timespec_at(agec__deadline_after(agec__now_us(), 5));
+        pthread_cond_timedwait(&cl->topo_cv, &cl->mu, &ts);
+        pthread_mutex_unlock(&cl->mu);
+    }
     agec_status first = AGEC_OK;
     for (int i = 0; i < cl->n; i++) {
         agec_error e = AGEC_ERROR_INIT;
@@ -109,6 +118,7 @@ agec_status agec_cluster_open(const agec_cluster_config *cfg, agec_cluster **out
     atomic_init(&cl->primary_snap, -1);
     atomic_init(&cl->stopping, false);
     atomic_init(&cl->rr, 0);
+    atomic_init(&cl->users, 0);
 
     char *conninfos[AGEC_CLUSTER_MAX_NODES] = { 0 };
     st = agec__cluster_parse(cl, cfg, conninfos, err);
@@ -121,6 +131,8 @@ agec_status agec_cluster_open(const agec_cluster_config *cfg, agec_cluster **out
         atomic_init(&nd->acq_read, 0);
         atomic_init(&nd->acq_errors, 0);
         atomic_init(&nd->reported, 0);
+        atomic_init(&nd->acq_read_primary, 0);
+        atomic_init(&nd->recovery_errors, 0);
         atomic_init(&nd->rot_snap, false);
         agec_pool_config npc = pc;
         npc.conninfo = conninfos[i];
@@ -179,7 +191,8 @@ static void describe_nodes(const agec_cluster *cl, char *buf, size_t cap)
         if (w > 0)
             len += (size_t)w;
         if (nd->role == AGEC_NODE_STANDBY && len < cap) {
-            w = snprintf(buf + len, cap - len, " (lag %lld ms%s)", (long long)nd->lag_ms,
+            w = snprintf(buf + len, cap - len, " (lag %lld ms%s%s)", (long long)nd->lag_ms,
+                         agec__node_on_timeline(cl, nd) ? "" : ", off the primary's timeline",
                          agec__node_in_rotation(cl, nd) ? "" : ", out of rotation");
             if (w > 0)
                 len += (size_t)w;
@@ -224,7 +237,8 @@ static int ryw_candidates(agec_cluster *cl, agec_lsn lsn, int *cand, bool known_
     int k = 0;
     for (int i = 0; i < cl->n; i++) {
         const agec__node *nd = &cl->nodes[i];
-        if (nd->role == AGEC_NODE_STANDBY && (!known_only || nd->lsn >= lsn))
+        if (nd->role == AGEC_NODE_STANDBY && agec__node_on_timeline(cl, nd) &&
+            (!known_only || nd->lsn >= lsn))
             cand[k++] = i;
     }
     return k;
@@ -241,6 +255,13 @@ static void wait_topology(agec_cluster *cl, int64_t deadline_us, int max_ms)
     }
 }
 
+/* Errors after which another node (or a later topology) may do better. */
+static bool retryable(agec_status st)
+{
+    return st == AGEC_ERR_POOL_EXHAUSTED || st == AGEC_ERR_UNREACHABLE ||
+           st == AGEC_ERR_BREAKER_OPEN || st == AGEC_ERR_CONNECTION_LOST || st == AGEC_ERR_TIMEOUT;
+}
+
 static int remaining_ms(int64_t deadline_us)
 {
     if (deadline_us == AGEC__NEVER)
@@ -251,13 +272,6 @@ static int remaining_ms(int64_t deadline_us)
     return left > AGEC__CLUSTER_SLICE_MS ? AGEC__CLUSTER_SLICE_MS : (int)left;
 }
 
-/* Errors after which another node (or a later topology) may do better. */
-static bool retryable(agec_status st)
-{
-    return st == AGEC_ERR_POOL_EXHAUSTED || st == AGEC_ERR_UNREACHABLE ||
-           st == AGEC_ERR_BREAKER_OPEN || st == AGEC_ERR_CONNECTION_LOST || st == AGEC_ERR_TIMEOUT;
-}
-
 typedef struct acq_ctx {
     agec_cluster *cl;
     agec_conn **out;
@@ -265,21 +279,59 @@ typedef struct acq_ctx {
     const char *file;
     int line;
     const char *func;
+    bool read;           /* counted as a read wherever it lands (the primary too) */
+    int64_t deadline_us; /* the whole call's */
+    uint32_t token_tli;  /* timeline of a read-your-writes token, 0 = unknown */
     agec_status last;
     agec_error last_err;
 } acq_ctx;
 
-static agec_status try_node(acq_ctx *a, int idx, int timeout_ms, bool write)
+/* A connection of node idx is handed out: count it once, by what the
+ * caller asked for (a probe that is given back is not counted). */
+static void handed_out(acq_ctx *a, int idx)
 {
     agec__node *nd = &a->cl->nodes[idx];
+    if (!a->read) {
+        atomic_fetch_add(&nd->acq_write, 1);
+        return;
+    }
+    atomic_fetch_add(&nd->acq_read, 1);
+    if (idx == atomic_load_explicit(&a->cl->primary_snap, memory_order_relaxed))
+        atomic_fetch_add(&nd->acq_read_primary, 1);
+}
+
+static agec_status try_node(acq_ctx *a, int idx, int timeout_ms)
+{
+    agec__node *nd = &a->cl->nodes[idx];
+    bool no_wait = timeout_ms <= 0;
+    if (no_wait) {
+        /* "Do not wait for other callers" (a first pass over candidates, a
+         * deadline that has passed). To the pool, 0 still means a connect
+         * or a check with their own full timeouts: one connect_timeout_ms
+         * per half-dead node past the caller's deadline. So: an idle
+         * connection within 1 ms; else a new one if the pool may open one,
+         * bounded by what is left of the caller's deadline; else none. */
+        agec_pool_stats ps;
+        int left = remaining_ms(a->deadline_us);
+        bool ok = agec_pool_stats_get(nd->pool, &ps) == AGEC_OK;
+        if (ok && ps.idle > 0) {
+            timeout_ms = 1;
+        } else if (ok && ps.total < ps.max && left > 0) {
+            timeout_ms = left;
+        } else {
+            a->last = AGEC_ERR_POOL_EXHAUSTED;
+            agec__error_set(&a->last_err, AGEC_ERR_POOL_EXHAUSTED,
+                            "node %s:%d: no idle connection, and no time left to open one",
+                            nd->host, nd->port);
+            return AGEC_ERR_POOL_EXHAUSTED;
+        }
+    }
     /* The pool writes the error only on failure: no 3 KB clear per call. */
     agec_status st =
         agec_pool_acquire_at(nd->pool, timeout_ms, a->out, &a->last_err, a->file, a->line, a->func);
-    if (st == AGEC_OK) {
-        atomic_fetch_add(write ? &nd->acq_write : &nd->acq_read, 1);
+    if (st == AGEC_OK)
         return AGEC_OK;
-    }
-    if (st != AGEC_ERR_POOL_EXHAUSTED || timeout_ms > 0)
+    if (!no_wait || (st != AGEC_ERR_POOL_EXHAUSTED && st != AGEC_ERR_TIMEOUT))
         atomic_fetch_add(&nd->acq_errors, 1);
     a->last = st;
     return st;
@@ -336,11 +388,13 @@ static agec_status acquire_write(acq_ctx *a, int64_t deadline_us)
             pthread_mutex_unlock(&cl->mu);
             continue;
         }
-        agec_status st = try_node(a, p, remaining_ms(deadline_us), true);
+        agec_status st = try_node(a, p, remaining_ms(deadline_us));
         if (st == AGEC_OK) {
             bool broken = false;
-            if (!conn_in_recovery(*a->out, deadline_us, &broken))
+            if (!conn_in_recovery(*a->out, deadline_us, &broken)) {
+                handed_out(a, p);
                 return AGEC_OK;
+            }
             /* A demoted server: not for writing. Make the monitor look. */
             if (broken)
                 agec_conn_release_broken(*a->out);
@@ -380,13 +434,19 @@ static agec_status try_candidates(acq_ctx *a, const int *cand, int k, int64_t de
     if (k > 1) {
         for (int j = 0; j < k; j++) {
             int idx = cand[(start + (unsigned)j) % (unsigned)k];
-            if (try_node(a, idx, 0, false) == AGEC_OK)
+            if (try_node(a, idx, 0) == AGEC_OK) {
+                handed_out(a, idx);
                 return AGEC_OK;
+            }
             if (!retryable(a->last))
                 return a->last;
         }
     }
-    return try_node(a, cand[start % (unsigned)k], remaining_ms(deadline_us), false);
+    int idx = cand[start % (unsigned)k];
+    agec_status st = try_node(a, idx, remaining_ms(deadline_us));
+    if (st == AGEC_OK)
+        handed_out(a, idx);
+    return st;
 }
 
 static agec_status acquire_read(acq_ctx *a, int64_t deadline_us)
@@ -448,7 +508,29 @@ static agec_status acquire_ryw(acq_ctx *a, agec_lsn min_lsn, int64_t deadline_us
     if (cl->policy == AGEC_READ_STANDBY_ONLY)
         ryw_deadline = deadline_us;
     int cand[AGEC_CLUSTER_MAX_NODES];
+    if (a->token_tli != 0) {
+        /* A token from a newer timeline than the primary's the cluster
+         * knows proves a failover it has not seen yet: look now, and wait
+         * for it (standbys of the old timeline may be past the token's
+         * position without its commit). A token from an older timeline:
+         * only the primary can say whether its commit survived. */
+        pthread_mutex_lock(&cl->mu);
+        while (cl->primary_tli < a->token_tli && !cl->stop && agec__now_us() < deadline_us) {
+            agec__cluster_kick_locked(cl);
+            wait_topology(cl, deadline_us, AGEC__CLUSTER_SLICE_MS);
+        }
+        bool same = cl->primary_tli == a->token_tli;
+        pthread_mutex_unlock(&cl->mu);
+        if (!same) {
+            if (cl->policy == AGEC_READ_STANDBY_ONLY)
+                return no_node(cl, a->err, "standby on the token's timeline");
+            a->last = AGEC_OK;
+            return acquire_write(a, deadline_us);
+        }
+    }
     for (;;) {
+        if (atomic_load(&cl->stopping))
+            break; /* acquire_write below says so */
         pthread_mutex_lock(&cl->mu);
         int k = ryw_candidates(cl, min_lsn, cand, true);
         pthread_mutex_unlock(&cl->mu);
@@ -460,7 +542,7 @@ static agec_status acquire_ryw(acq_ctx *a, agec_lsn min_lsn, int64_t deadline_us
         k = ryw_candidates(cl, min_lsn, cand, false);
         pthread_mutex_unlock(&cl->mu);
         for (int j = 0; j < k; j++) {
-            if (try_node(a, cand[j], remaining_ms(ryw_deadline), false) != AGEC_OK)
+            if (try_node(a, cand[j], remaining_ms(ryw_deadline)) != AGEC_OK)
                 continue;
             bool broken = false;
             agec_lsn at = conn_replay_lsn(*a->out, ryw_deadline, &broken);
@@ -469,6 +551,7 @@ static agec_status acquire_ryw(acq_ctx *a, agec_lsn min_lsn, int64_t deadline_us
                 if (cl->nodes[cand[j]].role == AGEC_NODE_STANDBY && at > cl->nodes[cand[j]].lsn)
                     cl->nodes[cand[j]].lsn = at;
                 pthread_mutex_unlock(&cl->mu);
+                handed_out(a, cand[j]);
                 return AGEC_OK;
             }
             if (broken)
@@ -477,6 +560,10 @@ static agec_status acquire_ryw(acq_ctx *a, agec_lsn min_lsn, int64_t deadline_us
                 agec_conn_release(*a->out);
             *a->out = NULL;
         }
+        /* No standby at all (none configured, all down): waiting cannot
+         * help; the primary has the commit. */
+        if (k == 0 && cl->policy != AGEC_READ_STANDBY_ONLY)
+            break;
         if (agec__now_us() >= ryw_deadline)
             break;
         /* Poll again shortly (replay of a few records takes milliseconds). */
@@ -490,13 +577,56 @@ static agec_status acquire_ryw(acq_ctx *a, agec_lsn min_lsn, int64_t deadline_us
     return acquire_write(a, deadline_us);
 }
 
+static agec_status acquire_at(agec_cluster *cl, agec_access access, agec_lsn min_lsn, uint32_t tli,
+                              int timeout_ms, agec_conn **out, agec_error *err, const char *file,
+                              int line, const char *func);
+
+agec_status agec_cluster_acquire_token_at(agec_cluster *cl, const agec_cluster_token *token,
+                                          int timeout_ms, agec_conn **out, agec_error *err,
+                                          const char *file, int line, const char *func)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (cl == NULL || token == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG,
+                               "agec_cluster_acquire_token: NULL argument");
+    agec_status st;
+    if (agec__cluster_enter(cl))
+        st = acquire_at(cl, AGEC_ACCESS_READ, token->lsn, token->timeline, timeout_ms, out, err,
+                        file, line, func);
+    else
+        st = agec__error_set(err, AGEC_ERR_POOL_CLOSED, "cluster %s is closing", cl->name);
+    agec__cluster_leave(cl);
+    return st;
+}
+
 agec_status agec_cluster_acquire_at(agec_cluster *cl, agec_access access, agec_lsn min_lsn,
                                     int timeout_ms, agec_conn **out, agec_error *err,
                                     const char *file, int line, const char *func)
 {
+    if (cl == NULL)
+        return acquire_at(cl, access, min_lsn, 0, timeout_ms, out, err, file, line, func);
+    agec_status st;
+    if (agec__cluster_enter(cl)) {
+        st = acquire_at(cl, access, min_lsn, 0, timeout_ms, out, err, file, line, func);
+    } else {
+        if (out != NULL)
+            *out = NULL;
+        st = agec__error_set(err, AGEC_ERR_POOL_CLOSED, "cluster %s is closing", cl->name);
+    }
+    agec__cluster_leave(cl);
+    return st;
+}
+
+static agec_status acquire_at(agec_cluster *cl, agec_access access, agec_lsn min_lsn, uint32_t tli,
+                              int timeout_ms, agec_conn **out, agec_error *err, const char *file,
+                              int line, const char *func)
+{
     if (out != NULL)
         *out = NULL;
-    if (cl == NULL || out == NULL || (access != AGEC_ACCESS_WRITE && access != AGEC_ACCESS_READ))
+    if (cl == NULL || out == NULL ||
+        (access != AGEC_ACCESS_WRITE && access != AGEC_ACCESS_READ &&
+         access != AGEC_ACCESS_READ_PRIMARY))
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "agec_cluster_acquire: bad argument");
     int64_t now = agec__now_us();
     int64_t deadline =
@@ -508,10 +638,13 @@ agec_status agec_cluster_acquire_at(agec_cluster *cl, agec_access access, agec_l
     a.file = file;
     a.line = line;
     a.func = func;
+    a.read = access != AGEC_ACCESS_WRITE;
+    a.deadline_us = deadline;
+    a.token_tli = tli;
     a.last = AGEC_OK;
     a.last_err.size = sizeof a.last_err; /* filled by the pool on a failure only */
     a.last_err.code = AGEC_OK;
-    if (access == AGEC_ACCESS_WRITE)
+    if (access != AGEC_ACCESS_READ)
         return acquire_write(&a, deadline);
     if (min_lsn != 0)
         return acquire_ryw(&a, min_lsn, deadline);

@@ -40,12 +40,14 @@ typedef struct agec__node {
     bool checked;            /* at least one check finished (good or bad) */
     int64_t lag_ms;          /* -1 = unknown */
     agec_lsn lsn;            /* replay LSN (standby) or current LSN (primary) */
+    uint32_t tli;            /* timeline of lsn (0 = unknown), see monitor.c */
     int64_t checked_at_us;   /* last good check, 0 = never */
     int64_t standby_seen_us; /* last check that found it in recovery */
     uint64_t checks, check_failures, role_changes;
     char last_error[256];
 
     atomic_uint_fast64_t acq_write, acq_read, acq_errors, reported;
+    atomic_uint_fast64_t acq_read_primary, recovery_errors;
     /* What routing reads without the lock: written under cl->mu by
      * agec__cluster_publish_locked after every change. */
     atomic_bool rot_snap;
@@ -63,6 +65,7 @@ struct agec_cluster {
     pthread_cond_t topo_cv; /* a node's state changed (acquirers wait for a primary) */
     pthread_cond_t mon_cv;  /* wakes the monitor threads (kick, stop) */
     int primary;            /* node index or -1; guarded by mu */
+    uint32_t primary_tli;   /* highest timeline of a primary seen (0 = unknown); mu */
     uint64_t kick_gen;      /* bumped to make every monitor re-check now */
     uint64_t topo_gen;      /* bumped on every finished check */
     bool stop;
@@ -70,7 +73,23 @@ struct agec_cluster {
     agec__lsn_history hist;  /* the primary's positions (standby lag), guarded by mu */
     atomic_uint rr;          /* round robin over read candidates */
     atomic_int primary_snap; /* cl->primary for the lock-free fast path */
+    /* Calls inside the cluster now (acquire, report, stats): close waits
+     * for them to leave before it frees anything. */
+    atomic_int users;
 };
+
+/* Enter / leave a public call (see users). Enter returns false when the
+ * cluster is closing (the call is still counted: leave it). */
+static inline bool agec__cluster_enter(struct agec_cluster *cl)
+{
+    atomic_fetch_add(&cl->users, 1);
+    return !atomic_load(&cl->stopping);
+}
+
+static inline void agec__cluster_leave(struct agec_cluster *cl)
+{
+    atomic_fetch_sub(&cl->users, 1);
+}
 
 /* config.c: split cfg into nodes (host, port, pool conninfo, monitor keys).
  * On success fills cl->nodes[0..n-1] host/port/pool_name/mon_keys/vals and
@@ -94,6 +113,9 @@ void agec__cluster_kick_locked(struct agec_cluster *cl);
 
 /* Copy primary and each node's rotation into the snapshots (cl->mu held). */
 void agec__cluster_publish_locked(struct agec_cluster *cl);
+
+/* Whether node nd follows the primary's timeline (cl->mu held). */
+bool agec__node_on_timeline(const struct agec_cluster *cl, const agec__node *nd);
 
 /* Whether node i serves plain reads now (cl->mu held). */
 bool agec__node_in_rotation(const struct agec_cluster *cl, const agec__node *nd);

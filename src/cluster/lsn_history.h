@@ -11,8 +11,10 @@
 
 #include "agec/cluster.h"
 
-/* Positions remembered: at one check per recheck_ms (100 ms by default),
- * about 25 s. */
+/* Positions remembered: at one check of the primary per recheck_ms (500 ms
+ * by default) about 2 minutes, and never less than 256 x 50 ms (the
+ * monitor checks a node at most every AGEC__CLUSTER_FAST_MS). A standby
+ * behind all of them gets its replay age (below), which has no such limit. */
 #define AGEC__LSN_HISTORY 256
 
 typedef struct agec__lsn_history {

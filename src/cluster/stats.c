@@ -40,6 +40,7 @@ agec_status agec_cluster_node_stats_get_sized(agec_cluster *cl, int index,
         return AGEC_ERR_INVALID_ARG;
     agec_cluster_node_stats s;
     memset(&s, 0, sizeof s);
+    (void)agec__cluster_enter(cl);
     const agec__node *nd = &cl->nodes[index];
     snprintf(s.host, sizeof s.host, "%s", nd->host);
     s.port = nd->port;
@@ -53,11 +54,15 @@ agec_status agec_cluster_node_stats_get_sized(agec_cluster *cl, int index,
     s.checks = nd->checks;
     s.check_failures = nd->check_failures;
     s.role_changes = nd->role_changes;
+    s.timeline = nd->tli;
+    s.on_timeline = agec__node_on_timeline(cl, nd);
     pthread_mutex_unlock(&cl->mu);
     s.acquires_write = atomic_load(&nd->acq_write);
     s.acquires_read = atomic_load(&nd->acq_read);
     s.acquire_errors = atomic_load(&nd->acq_errors);
     s.errors_reported = atomic_load(&nd->reported);
+    s.acquires_read_primary = atomic_load(&nd->acq_read_primary);
+    s.recovery_errors = atomic_load(&nd->recovery_errors);
     agec_pool_stats ps;
     if (agec_pool_stats_get(nd->pool, &ps) == AGEC_OK) {
         s.in_use = ps.in_use;
@@ -66,6 +71,7 @@ agec_status agec_cluster_node_stats_get_sized(agec_cluster *cl, int index,
         s.waiting = ps.waiting;
         s.breaker = ps.breaker;
     }
+    agec__cluster_leave(cl);
     size_t n = size < sizeof s ? size : sizeof s;
     s.struct_size = n;
     memcpy(out, &s, n);
@@ -178,15 +184,31 @@ size_t agec_cluster_prometheus(agec_cluster *cl, char *buf, size_t cap)
     return len;
 }
 
+static void report(agec_cluster *cl, agec_conn *conn, const agec_error *err);
+
 void agec_cluster_report(agec_cluster *cl, agec_conn *conn, const agec_error *err)
 {
     if (cl == NULL || conn == NULL || err == NULL || err->code == AGEC_OK)
         return;
+    (void)agec__cluster_enter(cl);
+    report(cl, conn, err);
+    agec__cluster_leave(cl);
+}
+
+static void report(agec_cluster *cl, agec_conn *conn, const agec_error *err)
+{
     agec_pool *p = agec_conn_pool(conn);
     for (int i = 0; i < cl->n; i++) {
         if (cl->nodes[i].pool != p)
             continue;
         atomic_fetch_add(&cl->nodes[i].reported, 1);
+        if (strcmp(err->sqlstate, "55000") == 0) {
+            pthread_mutex_lock(&cl->mu);
+            bool standby = cl->nodes[i].role == AGEC_NODE_STANDBY;
+            pthread_mutex_unlock(&cl->mu);
+            if (standby)
+                atomic_fetch_add(&cl->nodes[i].recovery_errors, 1);
+        }
         bool failover_sign = strcmp(err->sqlstate, "25006") == 0 ||
                              err->code == AGEC_ERR_CONNECTION_LOST ||
                              strncmp(err->sqlstate, "57P", 3) == 0;
@@ -199,32 +221,89 @@ void agec_cluster_report(agec_cluster *cl, agec_conn *conn, const agec_error *er
     }
 }
 
+/* How long agec_cluster_commit_lsn waits for its one round trip. */
+#define COMMIT_LSN_TIMEOUT_MS 10000
+
+/* WAL page headers (PostgreSQL's SizeOfXLogShortPHD and SizeOfXLogLongPHD
+ * on 64-bit builds, MAXALIGN'ed). */
+#define WAL_SHORT_PHD 24
+#define WAL_LONG_PHD 40
+
+/* The end of the last WAL record, from the insert position: right after a
+ * page header the last record ended at the page boundary, which is where a
+ * standby's replay stops (pg_last_wal_replay_lsn is the end of the last
+ * record replayed); the insert position is past the header it has not got. */
+static agec_lsn record_end(agec_lsn insert, uint64_t block, uint64_t segment)
+{
+    if (block == 0 || segment == 0)
+        return insert;
+    if (insert % segment == WAL_LONG_PHD)
+        return insert - WAL_LONG_PHD;
+    if (insert % block == WAL_SHORT_PHD)
+        return insert - WAL_SHORT_PHD;
+    return insert;
+}
+
+static agec_status commit_position(agec_conn *conn, agec_lsn *out, uint32_t *tli, agec_error *err);
+
 agec_status agec_cluster_commit_lsn(agec_conn *conn, agec_lsn *out, agec_error *err)
 {
     if (out != NULL)
         *out = 0;
     if (conn == NULL || out == NULL)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "agec_cluster_commit_lsn: NULL argument");
+    uint32_t tli = 0;
+    return commit_position(conn, out, &tli, err);
+}
+
+agec_status agec_cluster_commit_token(agec_conn *conn, agec_cluster_token *out, agec_error *err)
+{
+    if (out != NULL) {
+        out->lsn = 0;
+        out->timeline = 0;
+    }
+    if (conn == NULL || out == NULL)
+        return agec__error_set(err, AGEC_ERR_INVALID_ARG,
+                               "agec_cluster_commit_token: NULL argument");
+    return commit_position(conn, &out->lsn, &out->timeline, err);
+}
+
+static agec_status commit_position(agec_conn *conn, agec_lsn *out, uint32_t *tli, agec_error *err)
+{
     PGconn *pg = agec_conn_pgconn(conn);
     if (PQtransactionStatus(pg) != PQTRANS_IDLE)
         return agec__error_set(err, AGEC_ERR_STATE,
                                "agec_cluster_commit_lsn: call it after the commit, outside a "
                                "transaction");
-    PGresult *r = PQexec(pg, "SELECT pg_current_wal_insert_lsn()");
+    char msg[256];
+    int64_t deadline = agec__deadline_after(agec__now_us(), COMMIT_LSN_TIMEOUT_MS);
+    PGresult *r = agec__cluster_query(
+        pg,
+        "SELECT pg_is_in_recovery(), CASE WHEN NOT pg_is_in_recovery() THEN "
+        "pg_current_wal_insert_lsn() END, current_setting('wal_block_size')::bigint, "
+        "(SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'), "
+        "CASE WHEN NOT pg_is_in_recovery() THEN ('x' || substr(pg_walfile_name("
+        "pg_current_wal_lsn()), 1, 8))::bit(32)::bigint END",
+        deadline, NULL, msg, sizeof msg);
+    if (r == NULL) {
+        bool lost = PQstatus(pg) != CONNECTION_OK || PQtransactionStatus(pg) == PQTRANS_ACTIVE;
+        return agec__error_set(
+            err, lost ? AGEC_ERR_CONNECTION_LOST : AGEC_ERR_SERVER, "agec_cluster_commit_lsn: %s%s",
+            msg, lost ? " (release the connection with agec_conn_release_broken)" : "");
+    }
     agec_status st = AGEC_OK;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        const char *ss = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        if (ss != NULL && strcmp(ss, "55000") == 0)
-            st = agec__error_set(err, AGEC_ERR_STATE,
-                                 "agec_cluster_commit_lsn: the server is in recovery (not a "
-                                 "write connection)");
-        else
-            st = agec__error_set(
-                err, PQstatus(pg) == CONNECTION_OK ? AGEC_ERR_SERVER : AGEC_ERR_CONNECTION_LOST,
-                "agec_cluster_commit_lsn: %s", PQresultErrorMessage(r));
-    } else if (!agec_lsn_parse(PQgetvalue(r, 0, 0), out)) {
+    agec_lsn insert = 0;
+    if (PQgetvalue(r, 0, 0)[0] == 't')
+        st = agec__error_set(err, AGEC_ERR_STATE,
+                             "agec_cluster_commit_lsn: the server is in recovery (not a write "
+                             "connection)");
+    else if (!agec_lsn_parse(PQgetvalue(r, 0, 1), &insert))
         st = agec__error_set(err, AGEC_ERR_SERVER, "agec_cluster_commit_lsn: bad LSN \"%s\"",
-                             PQgetvalue(r, 0, 0));
+                             PQgetvalue(r, 0, 1));
+    else {
+        *out = record_end(insert, strtoull(PQgetvalue(r, 0, 2), NULL, 10),
+                          PQgetisnull(r, 0, 3) ? 0 : strtoull(PQgetvalue(r, 0, 3), NULL, 10));
+        *tli = PQgetisnull(r, 0, 4) ? 0 : (uint32_t)strtoul(PQgetvalue(r, 0, 4), NULL, 10);
     }
     PQclear(r);
     return st;

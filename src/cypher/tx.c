@@ -222,9 +222,13 @@ static agec_status source_acquire(const tx_source *src, const agec_tx_opts *opts
 {
     if (src->pool != NULL)
         return agec_pool_acquire_timeout(src->pool, opts->acquire_timeout_ms, out, e);
-    return agec_cluster_acquire_at(src->cluster,
-                                   opts->read_only ? AGEC_ACCESS_READ : AGEC_ACCESS_WRITE, 0,
-                                   opts->acquire_timeout_ms, out, e, __FILE__, __LINE__, __func__);
+    /* A hot standby refuses SERIALIZABLE (0A000): such a read runs on the
+     * primary. */
+    agec_access access = !opts->read_only                                 ? AGEC_ACCESS_WRITE
+                         : opts->isolation == AGEC_ISOLATION_SERIALIZABLE ? AGEC_ACCESS_READ_PRIMARY
+                                                                          : AGEC_ACCESS_READ;
+    return agec_cluster_acquire_at(src->cluster, access, 0, opts->acquire_timeout_ms, out, e,
+                                   __FILE__, __LINE__, __func__);
 }
 
 /* BEGIN itself failed because the node is not (or no longer) the primary or

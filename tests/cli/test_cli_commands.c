@@ -190,7 +190,7 @@ static void test_cluster_csv(void **state)
     run_out *r = RUN(NULL, "--dsn", agec_test_pg_conninfo(), "--age-mode", "off", "--format", "csv",
                      "cluster");
     expect_status(r, 0);
-    static const char head[] = "node,address,role,reads,lag_ms,lsn\n0,";
+    static const char head[] = "node,address,role,reads,lag_ms,lsn,timeline\n0,";
     if (strncmp(r->out, head, sizeof head - 1) != 0 || strstr(r->out, ",primary,") == NULL ||
         strstr(r->out, "nodes, primary") != NULL)
         fail_msg("cluster --format csv:\n%s", r->out);

@@ -376,6 +376,9 @@ static void test_cli_read_only_and_cluster_command(void **state)
     assert_non_null(strstr(o, want));
     snprintf(want, sizeof want, "\"port\": %d, \"role\": \"standby\"", tc.port[2]);
     assert_non_null(strstr(o, want));
+    /* Issue 25: every node on the primary's timeline (1 on a fresh cluster). */
+    assert_non_null(strstr(o, "\"timeline\": 1, \"on_timeline\": true"));
+    assert_null(strstr(o, "\"on_timeline\": false"));
 }
 
 /* Integer field of a JSON object (fails the test when missing). */

@@ -53,23 +53,34 @@ static int run_and_print(cli *c, const char *graph, const char *text, const char
     int rc = cli_open_pool(c, 1, 0, false);
     if (rc != EXIT_OK)
         return rc;
-    agec_conn *conn;
-    if ((rc = cli_acquire(c, &conn)) != EXIT_OK)
+    bool cypher = graph != NULL;
+    /* A Cypher read over a cluster goes through the cluster's Cypher read,
+     * which sends what AGE cannot run on a standby to the primary. */
+    bool cluster_read = cypher && c->cluster != NULL && c->read_only;
+    agec_conn *conn = NULL;
+    if (!cluster_read && (rc = cli_acquire(c, &conn)) != EXIT_OK)
         return rc;
     agec_error err = AGEC_ERROR_INIT;
     agec_status st;
-    bool cypher = graph != NULL;
     double t0 = cli_now_ms();
     /* JSON Lines streams (bounded memory); CSV and tables collect the rows
      * (CSV prints its header even for no rows, and one result's). */
     if (cli_format(c) == FMT_JSON) {
         stream_print sp = { c, cypher, 0 };
-        st = cypher ? agec_cypher_stream(conn, graph, text, params, opts, print_streamed, &sp, &err)
-                    : agec_sql_stream(conn, text, nargs, args, opts, print_streamed, &sp, &err);
+        if (cluster_read)
+            st = agec_cluster_cypher_read_stream(c->cluster, 0, -1, graph, text, params, opts,
+                                                 print_streamed, &sp, &err);
+        else
+            st = cypher ? agec_cypher_stream(conn, graph, text, params, opts, print_streamed, &sp,
+                                             &err)
+                        : agec_sql_stream(conn, text, nargs, args, opts, print_streamed, &sp, &err);
     } else {
         agec_result *res = NULL;
-        st = cypher ? agec_cypher_exec(conn, graph, text, params, opts, &res, &err)
-                    : agec_sql_exec(conn, text, nargs, args, opts, &res, &err);
+        if (cluster_read)
+            st = agec_cluster_cypher_read(c->cluster, 0, -1, graph, text, params, opts, &res, &err);
+        else
+            st = cypher ? agec_cypher_exec(conn, graph, text, params, opts, &res, &err)
+                        : agec_sql_exec(conn, text, nargs, args, opts, &res, &err);
         if (st == AGEC_OK) {
             cli_print_statement_result(c, res, cypher ? text : NULL, stdout);
             if (!c->quiet && cli_format(c) == FMT_TABLE)
@@ -77,7 +88,8 @@ static int run_and_print(cli *c, const char *graph, const char *text, const char
         }
         agec_result_free(res);
     }
-    agec_conn_release(conn);
+    if (conn != NULL)
+        agec_conn_release(conn);
     fflush(stdout);
     if (cypher)
         cli_param_hint(&err);

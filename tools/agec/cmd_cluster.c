@@ -30,13 +30,13 @@ int cmd_cluster(cli *c, int argc, char **argv)
         return EXIT_OK;
     }
     bool json = cli_format(c) == FMT_JSON, csv = cli_format(c) == FMT_CSV;
-    static const char table_row[] = "%-4d %-28s %-8s %-8s %-10s %-14s\n",
-                      csv_row[] = "%d,%s,%s,%s,%s,%s\n";
+    static const char table_row[] = "%-4d %-28s %-8s %-8s %-10s %-14s %u%s\n",
+                      csv_row[] = "%d,%s,%s,%s,%s,%s,%u%s\n";
     if (csv)
-        printf("node,address,role,reads,lag_ms,lsn\n");
+        printf("node,address,role,reads,lag_ms,lsn,timeline\n");
     else if (!json)
-        printf("%-4s %-28s %-8s %-8s %-10s %-14s\n", "node", "address", "role", "reads", "lag_ms",
-               "lsn");
+        printf("%-4s %-28s %-8s %-8s %-10s %-14s %s\n", "node", "address", "role", "reads",
+               "lag_ms", "lsn", "timeline");
     for (int i = 0; i < n; i++) {
         agec_cluster_node_stats s;
         if (agec_cluster_node_stats_get(c->cluster, i, &s) != AGEC_OK)
@@ -54,7 +54,11 @@ int cmd_cluster(cli *c, int argc, char **argv)
             snprintf(lag, sizeof lag, "-");
         /* Host names and addresses hold no comma or quote: CSV fields as they are. */
         printf(csv ? csv_row : table_row, i, addr, agec_node_role_name(s.role),
-               s.in_rotation ? "yes" : "no", lag, agec_lsn_format(s.lsn, lsn, sizeof lsn));
+               s.in_rotation ? "yes" : "no", lag, agec_lsn_format(s.lsn, lsn, sizeof lsn),
+               s.timeline,
+               s.on_timeline ? ""
+               : csv         ? ""
+                             : " (off the primary's)");
     }
     if (!c->quiet && !json && !csv)
         printf("%d nodes, primary: %s\n", n, primary >= 0 ? "yes" : "none found");

@@ -63,6 +63,12 @@ static const struct {
     I64_FIELD(wait_p90_us),
     I64_FIELD(wait_p99_us),
     I64_FIELD(wait_max_us),
+    U64_FIELD(create_count),
+    I64_FIELD(create_sum_us),
+    U64_FIELD(use_count),
+    I64_FIELD(use_sum_us),
+    U64_FIELD(op_count),
+    I64_FIELD(op_sum_us),
 #undef INT_FIELD
 #undef U64_FIELD
 #undef I64_FIELD
@@ -87,12 +93,24 @@ void cli_pool_stats_json(const agec_pool_stats *s, FILE *out)
     for (int r = 0; r < AGEC_CLOSE_REASON_COUNT; r++)
         fprintf(out, "%s\"%s\": %" PRIu64, r ? ", " : "",
                 agec_close_reason_name((agec_close_reason)r), s->closed[r]);
+    fputs("}", out);
+    /* The cumulative histograms, with the same bounds. */
+    const struct {
+        const char *name;
+        const uint64_t *bucket;
+    } hists[] = { { "wait_bucket", s->wait_bucket },
+                  { "create_bucket", s->create_bucket },
+                  { "use_bucket", s->use_bucket },
+                  { "op_bucket", s->op_bucket } };
     const int64_t *bounds = agec_pool_wait_bucket_bounds_us();
-    fputs("}, \"wait_bucket\": [", out);
-    for (int b = 0; b < AGEC_POOL_WAIT_BUCKETS; b++)
-        fprintf(out, "%s{\"le_us\": %" PRId64 ", \"count\": %" PRIu64 "}", b ? ", " : "", bounds[b],
-                s->wait_bucket[b]);
-    fputs("]}", out);
+    for (size_t h = 0; h < sizeof hists / sizeof hists[0]; h++) {
+        fprintf(out, ", \"%s\": [", hists[h].name);
+        for (int b = 0; b < AGEC_POOL_WAIT_BUCKETS; b++)
+            fprintf(out, "%s{\"le_us\": %" PRId64 ", \"count\": %" PRIu64 "}", b ? ", " : "",
+                    bounds[b], hists[h].bucket[b]);
+        fputs("]", out);
+    }
+    fputs("}", out);
 }
 
 void cli_node_stats_json(const agec_cluster_node_stats *s, int index, bool primary, FILE *out)
@@ -112,11 +130,14 @@ void cli_node_stats_json(const agec_cluster_node_stats *s, int index, bool prima
             ", \"acquires_write\": %" PRIu64 ", \"acquires_read\": %" PRIu64
             ", \"acquire_errors\": %" PRIu64 ", \"errors_reported\": %" PRIu64
             ", \"errors\": %" PRIu64 ", \"in_use\": %d, \"idle\": %d, \"total\": %d, "
-            "\"waiting\": %d, \"breaker\": \"%s\"}",
+            "\"waiting\": %d, \"breaker\": \"%s\", \"timeline\": %" PRIu32
+            ", \"on_timeline\": %s, \"acquires_read_primary\": %" PRIu64
+            ", \"recovery_errors\": %" PRIu64 "}",
             s->port, agec_node_role_name(s->role), primary ? "true" : "false",
             s->in_rotation ? "true" : "false", s->lag_ms, agec_lsn_format(s->lsn, lsn, sizeof lsn),
             s->checked_ms_ago, s->checks, s->check_failures, s->role_changes, s->acquires_write,
             s->acquires_read, s->acquire_errors, s->errors_reported,
             s->acquire_errors + s->check_failures, s->in_use, s->idle, s->total, s->waiting,
-            agec_breaker_state_name(s->breaker));
+            agec_breaker_state_name(s->breaker), s->timeline, s->on_timeline ? "true" : "false",
+            s->acquires_read_primary, s->recovery_errors);
 }
