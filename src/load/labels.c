@@ -316,8 +316,8 @@ agec_status agec__ld_key_indexes(agec_loader *ld, agec_error *err)
      * (bench_load_copy --native, AGEC_BENCH_NO_ANALYZE). For this
      * transaction only (the load commits right after). */
     if (ld->opts.analyze) {
-        agec_status st = agec__ld_sql(ld, "SET LOCAL default_statistics_target = 10", 0, NULL,
-                                      NULL, err);
+        agec_status st =
+            agec__ld_sql(ld, "SET LOCAL default_statistics_target = 10", 0, NULL, NULL, err);
         if (st != AGEC_OK)
             return st;
     }
