@@ -479,9 +479,51 @@ static bool stale_statement(const agec_error *e, bool fresh)
             strstr(e->message, "cached plan must not change result type") != NULL);
 }
 
-static agec_status run_attempts(run_state *rs_, agec__session *sess, const char *sql, int nparams,
+/* Send and collect, preparing once more when a cached statement went
+ * stale (agec__exec). */
+static agec_status run_attempts(run_state *rs, agec__session *sess, const char *sql, int nparams,
                                 const char *const *values, bool prepare, agec_row_fn fn, void *user,
-                                agec_result **out, agec_error *err);
+                                agec_result **out, agec_error *err)
+{
+    agec_conn *conn = rs->conn;
+    PGconn *pg = rs->pg;
+    for (int attempt = 0;; attempt++) {
+        agec__stmt *used;
+        bool fresh;
+        agec_error local = AGEC_ERROR_INIT;
+        agec_error *e = err ? err : &local;
+        int sent =
+            send_statement(rs, sess, sql, nparams, values, prepare, fn != NULL, &used, &fresh, e);
+        if (sent < 0) {
+            if (rs->broken)
+                agec__conn_mark_broken(conn);
+            agec__cancel_release(rs->cancel);
+            return e->code;
+        }
+        agec_status st = collect(rs, fn, user, out, e);
+        /* A cancel that worked is all but finished: let it end, within the
+         * grace period, so no thread or socket outlives the call. */
+        if (rs->cancel != NULL)
+            (void)agec__cancel_wait(rs->cancel, rs->give_up * 1000);
+        agec__cancel_release(rs->cancel);
+        rs->cancel = NULL;
+        /* The cached statement is gone (26000: DEALLOCATE/DISCARD by someone
+         * else, or a server that shares sessions) or no longer fits its
+         * tables after DDL (0A000 "cached plan must not change result type",
+         * 42804 a parameter's type changed): prepare it again once. */
+        if (used != NULL && stale_statement(e, fresh)) {
+            agec__session_forget(sess, used);
+            /* Inside a transaction the error has aborted it: no retry. */
+            if (attempt > 0 || PQtransactionStatus(pg) != PQTRANS_IDLE)
+                return st;
+            agec__error_reset(e);
+            continue;
+        }
+        if (st == AGEC_OK && err != NULL)
+            agec__error_reset(err); /* err->code is the call's status: AGEC_OK */
+        return st;
+    }
+}
 
 agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char *const *values,
                        const agec_query_opts *opts, agec_row_fn fn, void *user, agec_result **out,
@@ -533,53 +575,6 @@ agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char
     agec_status st = run_attempts(&rs, sess, sql, nparams, values, prepare, fn, user, out, err);
     agec__conn_stmt_end(conn);
     return st;
-}
-
-/* Send and collect, preparing once more when a cached statement went
- * stale (agec__exec). */
-static agec_status run_attempts(run_state *rs_, agec__session *sess, const char *sql, int nparams,
-                                const char *const *values, bool prepare, agec_row_fn fn, void *user,
-                                agec_result **out, agec_error *err)
-{
-    run_state rs = *rs_;
-    agec_conn *conn = rs.conn;
-    PGconn *pg = rs.pg;
-    for (int attempt = 0;; attempt++) {
-        agec__stmt *used;
-        bool fresh;
-        agec_error local = AGEC_ERROR_INIT;
-        agec_error *e = err ? err : &local;
-        int sent =
-            send_statement(&rs, sess, sql, nparams, values, prepare, fn != NULL, &used, &fresh, e);
-        if (sent < 0) {
-            if (rs.broken)
-                agec__conn_mark_broken(conn);
-            agec__cancel_release(rs.cancel);
-            return e->code;
-        }
-        agec_status st = collect(&rs, fn, user, out, e);
-        /* A cancel that worked is all but finished: let it end, within the
-         * grace period, so no thread or socket outlives the call. */
-        if (rs.cancel != NULL)
-            (void)agec__cancel_wait(rs.cancel, rs.give_up * 1000);
-        agec__cancel_release(rs.cancel);
-        rs.cancel = NULL;
-        /* The cached statement is gone (26000: DEALLOCATE/DISCARD by someone
-         * else, or a server that shares sessions) or no longer fits its
-         * tables after DDL (0A000 "cached plan must not change result type",
-         * 42804 a parameter's type changed): prepare it again once. */
-        if (used != NULL && stale_statement(e, fresh)) {
-            agec__session_forget(sess, used);
-            /* Inside a transaction the error has aborted it: no retry. */
-            if (attempt > 0 || PQtransactionStatus(pg) != PQTRANS_IDLE)
-                return st;
-            agec__error_reset(e);
-            continue;
-        }
-        if (st == AGEC_OK && err != NULL)
-            agec__error_reset(err); /* err->code is the call's status: AGEC_OK */
-        return st;
-    }
 }
 
 /* Resolve the column list: caller's names, generated names, or RETURN. */

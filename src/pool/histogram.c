@@ -34,28 +34,45 @@ int64_t agec__hist_upper(int idx)
     return (int64_t)(8 + sub) * width + width - 1;
 }
 
+/* The fixed Prometheus bucket of v, or AGEC_POOL_WAIT_BUCKETS past the last
+ * bound (+Inf: the count alone). */
+static int prom_index(int64_t v)
+{
+    int i = 0;
+    while (i < AGEC_POOL_WAIT_BUCKETS && v > prom_bounds[i])
+        i++;
+    return i;
+}
+
+void agec__hist_cumulative(const uint64_t prom[AGEC_POOL_WAIT_BUCKETS],
+                           uint64_t cum[AGEC_POOL_WAIT_BUCKETS])
+{
+    uint64_t c = 0;
+    for (int i = 0; i < AGEC_POOL_WAIT_BUCKETS; i++) {
+        c += prom[i];
+        cum[i] = c;
+    }
+}
+
 void agec__ahist_record(agec__ahist *h, int64_t v)
 {
     if (v < 0)
         v = 0;
     atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->sum, v, memory_order_relaxed);
-    for (int i = 0; i < AGEC_POOL_WAIT_BUCKETS; i++) {
-        if (v <= prom_bounds[i]) {
-            atomic_fetch_add_explicit(&h->prom[i], 1, memory_order_relaxed);
-            break;
-        }
-    }
+    int i = prom_index(v);
+    if (i < AGEC_POOL_WAIT_BUCKETS)
+        atomic_fetch_add_explicit(&h->prom[i], 1, memory_order_relaxed);
 }
 
 void agec__ahist_read(const agec__ahist *h, uint64_t *count, int64_t *sum,
                       uint64_t cum[AGEC_POOL_WAIT_BUCKETS])
 {
-    uint64_t c = 0;
-    for (int i = 0; i < AGEC_POOL_WAIT_BUCKETS; i++) {
-        c += atomic_load_explicit(&h->prom[i], memory_order_relaxed);
-        cum[i] = c;
-    }
+    uint64_t prom[AGEC_POOL_WAIT_BUCKETS];
+    for (int i = 0; i < AGEC_POOL_WAIT_BUCKETS; i++)
+        prom[i] = atomic_load_explicit(&h->prom[i], memory_order_relaxed);
+    agec__hist_cumulative(prom, cum);
+    uint64_t c = cum[AGEC_POOL_WAIT_BUCKETS - 1];
     /* Read after the buckets: never fewer than the buckets say. */
     *count = atomic_load_explicit(&h->count, memory_order_relaxed);
     if (*count < c)
@@ -72,12 +89,9 @@ void agec__hist_record(agec__histogram *h, int64_t v)
     if (v > h->max)
         h->max = v;
     h->b[agec__hist_index(v)]++;
-    for (int i = 0; i < AGEC_POOL_WAIT_BUCKETS; i++) {
-        if (v <= prom_bounds[i]) {
-            h->prom[i]++;
-            break;
-        }
-    }
+    int i = prom_index(v);
+    if (i < AGEC_POOL_WAIT_BUCKETS)
+        h->prom[i]++;
 }
 
 int64_t agec__hist_quantile(const agec__histogram *h, double q)

@@ -36,6 +36,9 @@ void agec__ahist_read(const agec__ahist *h, uint64_t *count, int64_t *sum,
                       uint64_t cum[AGEC_POOL_WAIT_BUCKETS]);
 
 void agec__hist_record(agec__histogram *h, int64_t v);
+/* Per-bucket counts to cumulative ones (Prometheus le buckets). */
+void agec__hist_cumulative(const uint64_t prom[AGEC_POOL_WAIT_BUCKETS],
+                           uint64_t cum[AGEC_POOL_WAIT_BUCKETS]);
 /* Value at quantile q (0 < q <= 1): upper bound of the bucket holding the
  * ceil(q*count)-th value, capped at max. 0 when empty. */
 int64_t agec__hist_quantile(const agec__histogram *h, double q);

@@ -46,13 +46,8 @@ void agec__stats_fill(agec_pool *p, agec_pool_stats *s, int64_t now)
     s->wait_p50_us = agec__hist_quantile(h, 0.50);
     s->wait_p90_us = agec__hist_quantile(h, 0.90);
     s->wait_p99_us = agec__hist_quantile(h, 0.99);
-    uint64_t cum = 0, ucum = 0;
-    for (int i = 0; i < AGEC_POOL_WAIT_BUCKETS; i++) {
-        cum += h->prom[i];
-        s->wait_bucket[i] = cum;
-        ucum += p->use_hist.prom[i];
-        s->use_bucket[i] = ucum;
-    }
+    agec__hist_cumulative(h->prom, s->wait_bucket);
+    agec__hist_cumulative(p->use_hist.prom, s->use_bucket);
     s->use_count = p->use_hist.count;
     s->use_sum_us = p->use_hist.sum;
     agec__ahist_read(&p->create_hist, &s->create_count, &s->create_sum_us, s->create_bucket);
