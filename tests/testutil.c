@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include "agec/cypher.h"
+#include "agec/graph.h"
 #include "fakeage/stub_catalog.h"
 
 #include <stdio.h>
@@ -65,6 +66,22 @@ void agec_test_sql(agec_conn *c, const char *text)
     agec_error err = AGEC_ERROR_INIT;
     agec_test_must(agec_sql_exec(c, text, 0, NULL, NULL, &r, &err), &err, text);
     agec_result_free(r);
+}
+
+void agec_test_graph_drop(agec_conn *c, const char *g)
+{
+    agec_error err = AGEC_ERROR_INIT;
+    bool exists = false;
+    agec_test_must(agec_graph_exists(c, g, &exists, &err), &err, "graph exists");
+    if (exists)
+        agec_test_must(agec_graph_drop(c, g, true, &err), &err, "graph drop");
+}
+
+void agec_test_graph_fresh(agec_conn *c, const char *g)
+{
+    agec_test_graph_drop(c, g);
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_graph_create(c, g, &err), &err, "graph create");
 }
 
 void agec_test_stderr_begin(agec_test_capture *cap)

@@ -47,6 +47,11 @@ agec_conn *agec_test_acquire(agec_pool *p);
  * the result is dropped. */
 void agec_test_sql(agec_conn *c, const char *text);
 
+/* Drop graph g, its labels and data, when it exists (failing the test on
+ * error); agec_test_graph_fresh then creates it empty. */
+void agec_test_graph_drop(agec_conn *c, const char *g);
+void agec_test_graph_fresh(agec_conn *c, const char *g);
+
 /* A pool of one connection (age_mode off) on a fresh database `dbname` of
  * the PG15 test server (dropped first if it exists), holding the stand-in
  * for AGE's catalog of fakeage/stub_catalog.h. `admin` is a pool on the

@@ -32,11 +32,7 @@ static int setup(void **state)
     agec_test_must(agec_pool_open(&cfg, &pool, &err), &err, "open");
     agec_conn *c;
     agec_test_must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
-    bool exists;
-    agec_test_must(agec_graph_exists(c, GRAPH, &exists, &err), &err, "exists");
-    if (exists)
-        agec_test_must(agec_graph_drop(c, GRAPH, true, &err), &err, "drop");
-    agec_test_must(agec_graph_create(c, GRAPH, &err), &err, "create");
+    agec_test_graph_fresh(c, GRAPH);
     agec_result *r = NULL;
     agec_test_must(agec_sql_exec(c, "CREATE TABLE IF NOT EXISTS public.canary(x int)", 0, NULL,
                                  NULL, &r, &err),

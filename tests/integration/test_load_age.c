@@ -31,15 +31,6 @@ static agec_conn *get(void)
     return agec_test_acquire(pool);
 }
 
-static void drop(agec_conn *c, const char *g)
-{
-    bool exists = false;
-    agec_error err = AGEC_ERROR_INIT;
-    agec_test_must(agec_graph_exists(c, g, &exists, &err), &err, "exists");
-    if (exists)
-        agec_test_must(agec_graph_drop(c, g, true, &err), &err, "drop");
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -58,9 +49,9 @@ static int teardown(void **state)
 {
     (void)state;
     agec_conn *c = get();
-    drop(c, GA);
-    drop(c, GB);
-    drop(c, GC);
+    agec_test_graph_drop(c, GA);
+    agec_test_graph_drop(c, GB);
+    agec_test_graph_drop(c, GC);
     agec_conn_release(c);
     agec_pool_close(pool, 1000, NULL);
     return 0;
@@ -222,8 +213,8 @@ static void test_loader_equals_cypher(void **state)
 {
     (void)state;
     agec_conn *c = get();
-    drop(c, GA);
-    drop(c, GB);
+    agec_test_graph_drop(c, GA);
+    agec_test_graph_drop(c, GB);
     load_with_loader(c, GA);
     load_with_cypher(c, GB);
     const char *vq = "MATCH (n) RETURN label(n), properties(n) ORDER BY n.uid";
@@ -257,7 +248,7 @@ static void test_match_and_create_after_load(void **state)
 {
     (void)state;
     agec_conn *c = get();
-    drop(c, GA);
+    agec_test_graph_drop(c, GA);
     load_with_loader(c, GA);
     /* MATCH right away, by key (uses the key index) and along edges. */
     agec_result *r = rows(c, GA,
@@ -320,7 +311,7 @@ static void test_bad_rows_leave_nothing(void **state)
 {
     (void)state;
     agec_conn *c = get();
-    drop(c, GC);
+    agec_test_graph_drop(c, GC);
     static const struct {
         const char *row, *want;
     } bad[] = {
@@ -392,7 +383,7 @@ static void test_csv_types_and_rejects(void **state)
 {
     (void)state;
     agec_conn *c = get();
-    drop(c, GC);
+    agec_test_graph_drop(c, GC);
     char dir[] = "/tmp/agec-load-XXXXXX", vp[64], ep[64];
     assert_non_null(mkdtemp(dir));
     snprintf(vp, sizeof vp, "%s/p.csv", dir);
@@ -446,7 +437,7 @@ static void test_csv_types_and_rejects(void **state)
     agec_result_free(r);
 
     /* Without a reject callback the first bad row fails, naming file, line, column. */
-    drop(c, GC);
+    agec_test_graph_drop(c, GC);
     agec_test_must(agec_loader_open(c, GC, NULL, &ld, &err), &err, "open");
     agec_test_must(agec_loader_key(ld, "Person", "uid", &err), &err, "key");
     assert_int_equal(agec_loader_file(ld, false, "Person", vp, AGEC_FORMAT_AUTO, &err),
@@ -467,7 +458,7 @@ static void test_chunks_resume(void **state)
 {
     (void)state;
     agec_conn *c = get();
-    drop(c, GC);
+    agec_test_graph_drop(c, GC);
     agec_loader *ld = open_c(c, 10, 0);
     agec_error err = AGEC_ERROR_INIT;
     char b[64];
@@ -513,7 +504,7 @@ static void test_ids_not_consecutive(void **state)
 {
     (void)state;
     agec_conn *c = get();
-    drop(c, GC);
+    agec_test_graph_drop(c, GC);
     agec_loader *ld = open_c(c, 3, 0); /* chunks of 3, batches (and id blocks) of 4 */
     agec_error err = AGEC_ERROR_INIT;
     char b[64];
@@ -545,7 +536,7 @@ static void test_api_misuse(void **state)
 {
     (void)state;
     agec_conn *c = get();
-    drop(c, GC);
+    agec_test_graph_drop(c, GC);
     agec_error err = AGEC_ERROR_INIT;
     agec_loader *ld;
     agec_test_must(agec_loader_open(c, GC, NULL, &ld, &err), &err, "open");
@@ -603,7 +594,7 @@ static void test_nul_and_counts_insert_path(void **state)
 {
     (void)state;
     agec_conn *c = get();
-    drop(c, GC);
+    agec_test_graph_drop(c, GC);
     char dir[] = "/tmp/agec-load24-XXXXXX", jp[64], cp[64];
     assert_non_null(mkdtemp(dir));
     snprintf(jp, sizeof jp, "%s/n.jsonl", dir);
@@ -632,7 +623,7 @@ static void test_nul_and_counts_insert_path(void **state)
     agec_result *r = rows(c, GC, "MATCH (n {uid: 4}) RETURN n.s");
     assert_string_equal(agec_result_text(r, 0, 0, NULL), "\"x\\r\"");
     agec_result_free(r);
-    drop(c, GC);
+    agec_test_graph_drop(c, GC);
     agec_conn_release(c);
     remove(jp);
     remove(cp);

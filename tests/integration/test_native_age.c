@@ -51,16 +51,6 @@ static long cypher_long(agec_conn *c, const char *g, const char *q)
     return v;
 }
 
-static void fresh_graph(agec_conn *c, const char *g)
-{
-    agec_error err = AGEC_ERROR_INIT;
-    bool exists = false;
-    agec_test_must(agec_graph_exists(c, g, &exists, &err), &err, "graph exists");
-    if (exists)
-        agec_test_must(agec_graph_drop(c, g, true, &err), &err, "graph drop");
-    agec_test_must(agec_graph_create(c, g, &err), &err, "graph create");
-}
-
 /* ---- many sessions: Cypher, parameters, transactions ------------------------ */
 
 typedef struct worker {
@@ -129,7 +119,7 @@ static void test_cypher_transactions_many_sessions(void **state)
     agec_error err = AGEC_ERROR_INIT;
     agec_test_must(agec_pool_open(&cfg, &pool, &err), &err, "pool open");
     agec_conn *c = agec_test_acquire(pool);
-    fresh_graph(c, GRAPH_TX);
+    agec_test_graph_fresh(c, GRAPH_TX);
     agec_result_free(cypher_rows(c, GRAPH_TX, "CREATE (:Counter {id: 0, n: 0})", NULL));
     agec_conn_release(c);
 
@@ -239,7 +229,7 @@ static void test_age_on_cluster_with_failover(void **state)
     agec_conn *w = NULL;
     agec_error err = AGEC_ERROR_INIT;
     agec_test_must(agec_cluster_acquire_write(cl, &w, &err), &err, "acquire write");
-    fresh_graph(w, GRAPH_CL);
+    agec_test_graph_fresh(w, GRAPH_CL);
     agec_conn_release(w);
     int primary = -1;
     agec_lsn token = 0;

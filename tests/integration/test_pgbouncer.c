@@ -325,11 +325,7 @@ static void test_unnamed_cypher_through_pgbouncer(void **state)
     agec_conn *c;
     agec_error err = AGEC_ERROR_INIT;
     agec_test_must(agec_pool_acquire(p, &c, &err), &err, "acquire");
-    bool exists = false;
-    agec_test_must(agec_graph_exists(c, GRAPH, &exists, &err), &err, "graph exists");
-    if (exists)
-        agec_test_must(agec_graph_drop(c, GRAPH, true, &err), &err, "graph drop");
-    agec_test_must(agec_graph_create(c, GRAPH, &err), &err, "graph create");
+    agec_test_graph_fresh(c, GRAPH);
     agec_test_must(agec_label_create(c, GRAPH, "Item", AGEC_LABEL_VERTEX, &err), &err,
                    "label create");
     agec_result *labels = NULL;

@@ -33,10 +33,7 @@ static int setup(void **state)
     agec_error err = AGEC_ERROR_INIT;
     agec_test_must(agec_pool_open(&cfg, &pool, &err), &err, "open");
     agec_conn *c = agec_test_acquire(pool);
-    bool exists = false;
-    agec_test_must(agec_graph_exists(c, GRAPH, &exists, &err), &err, "exists");
-    if (exists)
-        agec_test_must(agec_graph_drop(c, GRAPH, true, &err), &err, "drop");
+    agec_test_graph_drop(c, GRAPH);
     agec_conn_release(c);
     return 0;
 }
