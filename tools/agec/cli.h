@@ -96,8 +96,9 @@ int cli_print_statement_result(const cli *c, agec_result *res, const char *cyphe
 /* Print a whole result in the chosen format. cypher: cells are agtype. */
 int cli_print_result(const cli *c, agec_result *res, bool cypher, FILE *out);
 
-/* Row-at-a-time JSON Lines / CSV printer for streamed rows. */
-int cli_print_row(const cli *c, agec_result *row, bool cypher, bool first, FILE *out);
+/* A streamed row as one JSON Lines object (CSV and tables collect their
+ * rows: cli_print_result). */
+void cli_print_json_row(agec_result *row, bool cypher, FILE *out);
 
 /* Write one cell as JSON (agtype through the library's JSON writer; SQL by
  * column type). */

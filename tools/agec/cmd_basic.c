@@ -31,22 +31,15 @@ static char **split_columns(const char *list, size_t *n)
     return arr;
 }
 
-typedef struct stream_print {
-    const cli *c;
-    bool cypher;
-    size_t rows;
-} stream_print;
-
+/* A streamed row (user: whether the rows are Cypher's). */
 static bool print_streamed(agec_result *row, void *user)
 {
-    stream_print *sp = user;
-    cli_print_row(sp->c, row, sp->cypher, sp->rows == 0, stdout);
-    sp->rows++;
+    cli_print_json_row(row, *(const bool *)user, stdout);
     return true;
 }
 
-/* Run on one pooled connection: streaming for JSON/CSV (bounded memory),
- * collected for tables (widths need every row). */
+/* Run on one pooled connection: JSON Lines streamed (bounded memory), CSV
+ * and tables collected (a header for no rows, widths over every row). */
 static int run_and_print(cli *c, const char *graph, const char *text, const char *params, int nargs,
                          const char *const *args, const agec_query_opts *opts)
 {
@@ -66,14 +59,14 @@ static int run_and_print(cli *c, const char *graph, const char *text, const char
     /* JSON Lines streams (bounded memory); CSV and tables collect the rows
      * (CSV prints its header even for no rows, and one result's). */
     if (cli_format(c) == FMT_JSON) {
-        stream_print sp = { c, cypher, 0 };
         if (cluster_read)
             st = agec_cluster_cypher_read_stream(c->cluster, 0, -1, graph, text, params, opts,
-                                                 print_streamed, &sp, &err);
+                                                 print_streamed, &cypher, &err);
         else
-            st = cypher ? agec_cypher_stream(conn, graph, text, params, opts, print_streamed, &sp,
-                                             &err)
-                        : agec_sql_stream(conn, text, nargs, args, opts, print_streamed, &sp, &err);
+            st = cypher ? agec_cypher_stream(conn, graph, text, params, opts, print_streamed,
+                                             &cypher, &err)
+                        : agec_sql_stream(conn, text, nargs, args, opts, print_streamed, &cypher,
+                                          &err);
     } else {
         agec_result *res = NULL;
         if (cluster_read)

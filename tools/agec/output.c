@@ -511,16 +511,9 @@ int cli_print_statement_result(const cli *c, agec_result *res, const char *cyphe
     return cli_print_result(c, res, cypher_text != NULL, out);
 }
 
-int cli_print_row(const cli *c, agec_result *row, bool cypher, bool first, FILE *out)
+void cli_print_json_row(agec_result *row, bool cypher, FILE *out)
 {
-    if (cli_format(c) == FMT_CSV) {
-        if (first)
-            print_csv_header(row, out);
-        print_csv_row(row, 0, cypher, out);
-    } else {
-        print_json_row(row, 0, cypher, out);
-    }
-    return EXIT_OK;
+    print_json_row(row, 0, cypher, out);
 }
 
 /* Whether c can start a JSON value (a string, number, object, array,
