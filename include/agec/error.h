@@ -94,6 +94,12 @@ typedef enum agec_status {
      *  an edge endpoint that does not exist. The message names the source
      *  (file), line and column. */
     AGEC_ERR_INPUT = 24,
+    /** A statement of a pipelined batch (agec/batch.h) did not take effect
+     *  because another statement of the batch failed: in an all-or-nothing
+     *  batch (or a batch inside a transaction) it was not run, or it ran and
+     *  was rolled back with the rest. The message names the statement that
+     *  failed. */
+    AGEC_ERR_BATCH_ABORTED = 25,
 } agec_status;
 
 /** Size of the text fields of agec_error, including the terminating NUL.

@@ -85,6 +85,8 @@ static const struct {
     [AGEC_ERR_CANCELLED] = { "AGEC_ERR_CANCELLED", "cancelled" },
     [AGEC_ERR_NO_NODE] = { "AGEC_ERR_NO_NODE", "no cluster node available" },
     [AGEC_ERR_INPUT] = { "AGEC_ERR_INPUT", "bad input" },
+    [AGEC_ERR_BATCH_ABORTED] = { "AGEC_ERR_BATCH_ABORTED",
+                                 "not run: another statement of the batch failed" },
 };
 
 #define STATUS_COUNT (sizeof status_table / sizeof status_table[0])

@@ -102,7 +102,7 @@ static int wait_ready(PGconn *pg, int64_t deadline, bool copy)
 }
 
 /* Hints for errors users of AGE meet most. */
-static void add_age_hint(agec_error *err)
+void agec__age_hint(agec_error *err)
 {
     if (err == NULL || err->hint[0] != '\0')
         return;
@@ -242,7 +242,7 @@ static agec_status server_error(run_state *rs, PGresult *res, agec_error *err)
                      rs->timeout_ms);
         }
     } else {
-        add_age_hint(err);
+        agec__age_hint(err);
     }
     return err ? err->code : st;
 }
@@ -578,20 +578,19 @@ agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char
 }
 
 /* Resolve the column list: caller's names, generated names, or RETURN. */
-static agec_status cypher_sql(const char *graph, const char *query, const char *params,
+static agec_status cypher_sql(const char *graph, const char *query, bool params,
                               const agec_query_opts *opts, char **sql, agec_error *err)
 {
     if (graph == NULL || query == NULL)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "graph and query must not be NULL");
     if (opts != NULL && (opts->columns != NULL || opts->ncolumns > 0))
-        return agec__cypher_sql(graph, query, params != NULL, opts->columns, opts->ncolumns, sql,
-                                err);
+        return agec__cypher_sql(graph, query, params, opts->columns, opts->ncolumns, sql, err);
     char **names;
     size_t n;
     agec_status st = agec_cypher_return_columns(query, &names, &n, err);
     if (st != AGEC_OK)
         return st;
-    st = agec__cypher_sql(graph, query, params != NULL, (const char *const *)names, n, sql, err);
+    st = agec__cypher_sql(graph, query, params, (const char *const *)names, n, sql, err);
     agec_strings_free(names);
     return st;
 }
@@ -607,7 +606,7 @@ static size_t utf8_chars(const char *s, size_t bytes)
 /* The server's error position counts characters of the SQL text agec built;
  * make it count within the caller's Cypher text (1-based, one past its end
  * for "at end of input"), or 0 when it points outside it. */
-static void cypher_position(agec_error *err, const char *sql, const char *query)
+void agec__cypher_position(agec_error *err, const char *sql, const char *query)
 {
     if (err == NULL || err->position <= 0)
         return;
@@ -624,6 +623,32 @@ static void cypher_position(agec_error *err, const char *sql, const char *query)
     err->position = pos > pre && pos <= pre + len + 1 ? (int)(pos - pre) : 0;
 }
 
+agec_status agec__cypher_text_get(agec_conn *conn, const char *graph, const char *query,
+                                  bool params, const agec_query_opts *opts, const char **text,
+                                  char **owned, agec_error *err)
+{
+    *text = NULL;
+    *owned = NULL;
+    /* Columns derived from RETURN: the text is a pure function of (graph,
+     * query, params given), so the connection keeps it. */
+    bool derived = opts->columns == NULL && opts->ncolumns == 0;
+    agec__session *sess =
+        derived && graph != NULL && query != NULL ? agec__session_get(conn) : NULL;
+    const char *found = sess ? agec__session_text_find(sess, graph, query, params) : NULL;
+    if (found != NULL) {
+        *text = found;
+        return AGEC_OK;
+    }
+    char *sql = NULL;
+    agec_status st = cypher_sql(graph, query, params, opts, &sql, err);
+    if (st != AGEC_OK)
+        return st;
+    *text = sql;
+    if (sess == NULL || !agec__session_text_add(sess, graph, query, params, sql))
+        *owned = sql; /* else the session owns it now */
+    return AGEC_OK;
+}
+
 static agec_status cypher_run(agec_conn *conn, const char *graph, const char *query,
                               const char *params, const agec_query_opts *opts, agec_row_fn fn,
                               void *user, agec_result **out, agec_error *err)
@@ -636,26 +661,16 @@ static agec_status cypher_run(agec_conn *conn, const char *graph, const char *qu
     agec_status ost = agec__query_opts_get(opts, &o, err);
     if (ost != AGEC_OK)
         return ost;
-    opts = &o;
-    /* Columns derived from RETURN: the text is a pure function of (graph,
-     * query, params given), so the connection keeps it. */
-    bool derived = opts->columns == NULL && opts->ncolumns == 0;
-    agec__session *sess =
-        derived && graph != NULL && query != NULL ? agec__session_get(conn) : NULL;
-    const char *text = sess ? agec__session_text_find(sess, graph, query, params != NULL) : NULL;
-    char *sql = NULL;
-    if (text == NULL) {
-        agec_status st = cypher_sql(graph, query, params, opts, &sql, err);
-        if (st != AGEC_OK)
-            return st;
-        text = sql;
-        if (sess != NULL && agec__session_text_add(sess, graph, query, params != NULL, sql))
-            sql = NULL; /* the session owns it now */
-    }
-    const char *values[1] = { params };
-    agec_status st = agec__exec(conn, text, params ? 1 : 0, values, opts, fn, user, out, err);
+    const char *text;
+    char *sql;
+    agec_status st =
+        agec__cypher_text_get(conn, graph, query, params != NULL, &o, &text, &sql, err);
     if (st != AGEC_OK)
-        cypher_position(err, text, query);
+        return st;
+    const char *values[1] = { params };
+    st = agec__exec(conn, text, params ? 1 : 0, values, &o, fn, user, out, err);
+    if (st != AGEC_OK)
+        agec__cypher_position(err, text, query);
     free(sql);
     return st;
 }

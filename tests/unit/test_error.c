@@ -33,6 +33,8 @@ static void test_codes_are_stable(void **state)
     assert_int_equal(AGEC_ERR_INPUT, 24);
     assert_string_equal(agec_status_name(AGEC_ERR_INPUT), "AGEC_ERR_INPUT");
     assert_string_not_equal(agec_strerror(AGEC_ERR_INPUT), "unknown error");
+    assert_int_equal(AGEC_ERR_BATCH_ABORTED, 25);
+    assert_string_equal(agec_status_name(AGEC_ERR_BATCH_ABORTED), "AGEC_ERR_BATCH_ABORTED");
     assert_int_equal(AGEC_ERR_NO_NODE, 23);
     assert_string_equal(agec_status_name(AGEC_ERR_NO_NODE), "AGEC_ERR_NO_NODE");
 }
