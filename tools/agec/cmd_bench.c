@@ -40,6 +40,7 @@ typedef struct bench {
     cli *c;
     const char *cypher, *sql;
     char *params;
+    int pipeline;          /* statements per batch; 1 = one at a time */
     double deadline_ms;    /* 0 = by count */
     atomic_long remaining; /* by count */
     atomic_long done, failed;
@@ -81,6 +82,65 @@ static bool take_one(bench *b)
     return atomic_fetch_sub(&b->remaining, 1) > 0;
 }
 
+static void record_ok(bench_thread *t, double ms)
+{
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 4096;
+        double *p = realloc(t->lat_ms, cap * sizeof *p);
+        if (p == NULL)
+            return;
+        t->lat_ms = p;
+        t->cap = cap;
+    }
+    t->lat_ms[t->n++] = ms;
+    atomic_fetch_add(&t->b->done, 1);
+}
+
+/* Do not spin on a dead server: errors are fast. */
+static void error_pause(void)
+{
+    nanosleep(&(struct timespec){ 0, 5000000 }, NULL);
+}
+
+/* --pipeline N: up to N statements in one agec_batch; each statement's
+ * latency is the batch's (what its caller waits for its outcome). */
+static void run_batch(bench_thread *t, int want)
+{
+    bench *b = t->b;
+    double t0 = cli_now_ms();
+    agec_conn *conn = NULL;
+    agec_batch *batch = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_status st = cli_acquire_st(b->c, &conn, &err);
+    agec_batch_opts bo;
+    agec_batch_opts_init(&bo);
+    bo.timeout_ms = b->c->statement_timeout_ms;
+    if (st == AGEC_OK)
+        st = agec_batch_create(conn, &bo, &batch, &err);
+    for (int i = 0; st == AGEC_OK && i < want; i++)
+        st = b->cypher ? agec_batch_add_cypher(batch, b->c->graph, b->cypher, b->params, NULL, &err)
+                       : agec_batch_add_sql(batch, b->sql, 0, NULL, NULL, &err);
+    if (st == AGEC_OK)
+        (void)agec_batch_run(batch, &err);
+    double ms = cli_now_ms() - t0;
+    for (int i = 0; i < want; i++) {
+        agec_status s = st;
+        if (st == AGEC_OK)
+            s = agec_batch_status(batch, (size_t)i, &err);
+        if (s == AGEC_OK) {
+            record_ok(t, ms);
+        } else {
+            record_error(t, s, &err);
+            atomic_fetch_add(&b->failed, 1);
+        }
+    }
+    agec_batch_free(batch);
+    if (conn != NULL)
+        agec_conn_release(conn);
+    if (st != AGEC_OK)
+        error_pause();
+}
+
 static void *run_thread(void *arg)
 {
     bench_thread *t = arg;
@@ -89,6 +149,13 @@ static void *run_thread(void *arg)
     agec_query_opts_init(&o);
     o.timeout_ms = b->c->statement_timeout_ms;
     while (take_one(b)) {
+        if (b->pipeline > 1) {
+            int want = 1;
+            while (want < b->pipeline && take_one(b))
+                want++;
+            run_batch(t, want);
+            continue;
+        }
         double t0 = cli_now_ms();
         agec_conn *conn = NULL;
         agec_error err = AGEC_ERROR_INIT;
@@ -102,21 +169,11 @@ static void *run_thread(void *arg)
             agec_conn_release(conn);
         }
         if (st == AGEC_OK) {
-            if (t->n == t->cap) {
-                size_t cap = t->cap ? t->cap * 2 : 4096;
-                double *p = realloc(t->lat_ms, cap * sizeof *p);
-                if (p == NULL)
-                    break;
-                t->lat_ms = p;
-                t->cap = cap;
-            }
-            t->lat_ms[t->n++] = cli_now_ms() - t0;
-            atomic_fetch_add(&b->done, 1);
+            record_ok(t, cli_now_ms() - t0);
         } else {
             record_error(t, st, &err);
             atomic_fetch_add(&b->failed, 1);
-            /* Do not spin on a dead server: errors are fast. */
-            nanosleep(&(struct timespec){ 0, 5000000 }, NULL);
+            error_pause();
         }
     }
     return NULL;
@@ -173,7 +230,7 @@ static double pct(const double *v, size_t n, double p)
 
 int cmd_bench(cli *c, int argc, char **argv)
 {
-    bench b = { .c = c };
+    bench b = { .c = c, .pipeline = 1 };
     int threads = 4, duration_s = 0, count = 0;
     const char *params_json = NULL;
     const char **pairs = calloc((size_t)argc, sizeof *pairs);
@@ -201,6 +258,9 @@ int cmd_bench(cli *c, int argc, char **argv)
         else if (strcmp(a, "--duration") == 0 && cli_parse_int(v, &duration_s) && duration_s > 0)
             continue;
         else if (strcmp(a, "--count") == 0 && cli_parse_int(v, &count) && count > 0)
+            continue;
+        else if (strcmp(a, "--pipeline") == 0 && cli_parse_int(v, &b.pipeline) && b.pipeline > 0 &&
+                 b.pipeline <= 100000)
             continue;
         else {
             rc = cli_usage_error("bench: bad option or value: %s %s", a, v);
@@ -274,14 +334,18 @@ int cmd_bench(cli *c, int argc, char **argv)
     double tput = elapsed > 0 ? (double)n / elapsed : 0;
     bool json = cli_format(c) == FMT_JSON;
     if (json) {
-        printf("{\"threads\": %d, \"seconds\": %.3f, \"ok\": %zu, \"errors\": %ld, "
-               "\"ops_per_sec\": %.1f, \"latency_ms\": {\"p50\": %.3f, \"p90\": %.3f, \"p99\": "
-               "%.3f, \"max\": %.3f}, \"acquire_wait_p99_ms\": %.3f, \"errors_by_kind\": [",
-               started, elapsed, n, failed, tput, pct(all, n, .5), pct(all, n, .9),
-               pct(all, n, .99), n ? all[n - 1] : 0.0, (double)s.wait_p99_us / 1000.0);
+        printf(
+            "{\"threads\": %d, \"pipeline\": %d, \"seconds\": %.3f, \"ok\": %zu, \"errors\": %ld, "
+            "\"ops_per_sec\": %.1f, \"latency_ms\": {\"p50\": %.3f, \"p90\": %.3f, \"p99\": "
+            "%.3f, \"max\": %.3f}, \"acquire_wait_p99_ms\": %.3f, \"errors_by_kind\": [",
+            started, b.pipeline, elapsed, n, failed, tput, pct(all, n, .5), pct(all, n, .9),
+            pct(all, n, .99), n ? all[n - 1] : 0.0, (double)s.wait_p99_us / 1000.0);
     } else {
-        printf("threads %d, %.2f s: %zu ok, %ld errors, %.0f ops/s\n", started, elapsed, n, failed,
+        printf("threads %d, %.2f s: %zu ok, %ld errors, %.0f ops/s", started, elapsed, n, failed,
                tput);
+        if (b.pipeline > 1)
+            printf(" (batches of %d statements; latency = the batch's)", b.pipeline);
+        putchar('\n');
         printf("latency ms: p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n", pct(all, n, .5),
                pct(all, n, .9), pct(all, n, .99), n ? all[n - 1] : 0.0);
         printf("acquire wait ms: p99 %.3f  max %.3f\n", (double)s.wait_p99_us / 1000.0,

@@ -97,6 +97,9 @@ static const struct {
       "  --threads N            client threads, 1..1024 (default 4)\n"
       "  --duration S           run for S seconds (default 10)\n"
       "  --count N              or run N statements in all\n"
+      "  --pipeline N           send N statements at a time in one pipelined batch\n"
+      "                         (agec/batch.h) on a borrowed connection, 1..100000\n"
+      "                         (default 1: one at a time); latency is the batch's\n"
       "\n"
       "example:\n"
       "  agec --pool-max 8 --format json bench --sql 'SELECT 1' --threads 8 --count 10000\n" },
