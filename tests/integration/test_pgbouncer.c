@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define THREADS 8
@@ -198,6 +199,169 @@ static void test_unnamed_sql_through_pgbouncer(void **state)
     assert_int_equal(pg_int(admin, "SELECT count(*) FROM agec_pgb_t WHERE v = 'undone'"), 0);
     /* The load shared 2 server connections: the pooler was in between. */
     assert_true(bouncer_servers("pg") <= 2);
+    assert_int_equal(agec_pool_close(p, 5000, NULL), AGEC_OK);
+    pg_int(admin, "DROP TABLE agec_pgb_t");
+    PQfinish(admin);
+}
+
+/* ---- pipelined batches through PgBouncer (issue 28) ------------------------- */
+
+/* Batches of 30 with a failing statement in the middle (a Sync each: it
+ * fails alone), and all-or-nothing batches that fail (nothing inserted) or
+ * succeed (all inserted). */
+static void *batch_main(void *warg)
+{
+    worker *w = warg;
+    for (int i = 0; i < w->iterations; i++) {
+        agec_conn *c;
+        agec_error err = AGEC_ERROR_INIT;
+        if (agec_pool_acquire(w->pool, &c, &err) != AGEC_OK) {
+            note_error(w, "acquire", &err);
+            continue;
+        }
+        agec_batch *b = NULL;
+        step(w, agec_batch_create(c, NULL, &b, &err), "batch create", &err);
+        char args[30][16];
+        for (int k = 0; b != NULL && k < 30; k++) {
+            snprintf(args[k], sizeof args[k], "%d", i * 100 + k);
+            const char *v[1] = { args[k] };
+            agec_status st = k == 10
+                                 ? agec_batch_add_sql(b, "SELECT 1/0", 0, NULL, NULL, &err)
+                                 : agec_batch_add_sql(b, "SELECT $1::int + 1", 1, v, NULL, &err);
+            if (st != AGEC_OK)
+                note_error(w, "batch add", &err);
+        }
+        if (b != NULL && agec_batch_run(b, &err) != AGEC_ERR_SERVER)
+            note_error(w, "batch run: expected the failure of statement 10", &err);
+        for (int k = 0; b != NULL && k < 30; k++) {
+            w->statements++;
+            agec_status st = agec_batch_status(b, (size_t)k, &err);
+            if (k == 10) {
+                if (st != AGEC_ERR_SERVER || strcmp(err.sqlstate, "22012") != 0)
+                    note_error(w, "batch statement 10", &err);
+                continue;
+            }
+            char want[16];
+            snprintf(want, sizeof want, "%d", i * 100 + k + 1);
+            const char *got = st == AGEC_OK
+                                  ? agec_result_text(agec_batch_result(b, (size_t)k), 0, 0, NULL)
+                                  : NULL;
+            if (got == NULL || strcmp(got, want) != 0)
+                note_error(w, "batch statement", &err);
+        }
+        agec_batch_free(b);
+        if (i % 4 == 0) {
+            for (int fail = 0; fail < 2; fail++) {
+                agec_batch_opts o;
+                agec_batch_opts_init(&o);
+                o.all_or_nothing = true;
+                b = NULL;
+                step(w, agec_batch_create(c, &o, &b, &err), "batch create", &err);
+                for (int k = 0; b != NULL && k < 5; k++) {
+                    char key[32];
+                    snprintf(key, sizeof key, "%d", w->id * 100000 + i * 10 + k);
+                    const char *v[2] = { key, fail ? "undone" : "kept" };
+                    if (agec_batch_add_sql(b, "INSERT INTO agec_pgb_t (k, v) VALUES ($1::int, $2)",
+                                           2, v, NULL, &err) != AGEC_OK)
+                        note_error(w, "batch add", &err);
+                    if (fail && k == 3 &&
+                        agec_batch_add_sql(b, "SELECT 1/0", 0, NULL, NULL, &err) != AGEC_OK)
+                        note_error(w, "batch add", &err);
+                }
+                w->statements += fail ? 6 : 5;
+                agec_status st = b ? agec_batch_run(b, &err) : AGEC_ERR_NO_MEMORY;
+                if (st != (fail ? AGEC_ERR_SERVER : AGEC_OK))
+                    note_error(w, "all-or-nothing batch", &err);
+                agec_batch_free(b);
+            }
+        }
+        agec_conn_release(c);
+    }
+    return NULL;
+}
+
+typedef struct sleeper_kill {
+    int killed;
+} sleeper_kill;
+
+static void *kill_sleeper(void *arg)
+{
+    sleeper_kill *k = arg;
+    PGconn *admin = pg_admin();
+    for (int i = 0; i < 2000 && k->killed == 0; i++) {
+        k->killed = (int)pg_int(admin, "SELECT count(pg_terminate_backend(pid)) FROM "
+                                       "pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(31)%' "
+                                       "AND state = 'active'");
+        if (k->killed == 0)
+            nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+    }
+    PQfinish(admin);
+    return NULL;
+}
+
+static void test_batches_through_pgbouncer(void **state)
+{
+    (void)state;
+    PGconn *admin = pg_admin();
+    pg_int(admin, "DROP TABLE IF EXISTS agec_pgb_t");
+    pg_int(admin, "CREATE TABLE agec_pgb_t (k int, v text)");
+    agec_pool *p =
+        bouncer_pool(bouncer("AGEC_TEST_PGBOUNCER_PG"), AGEC_STMT_UNNAMED, THREADS, AGEC_AGE_OFF);
+    int statements = run_load(p, batch_main, 40, "pipelined batches through PgBouncer");
+    assert_true(statements >= THREADS * 40 * 30);
+    assert_int_equal(pg_int(admin, "SELECT count(*) FROM agec_pgb_t WHERE v = 'kept'"),
+                     THREADS * 10 * 5);
+    assert_int_equal(pg_int(admin, "SELECT count(*) FROM agec_pgb_t WHERE v = 'undone'"), 0);
+    assert_true(bouncer_servers("pg") <= 2);
+
+    /* The batch deadline through PgBouncer: the cancel goes through it. */
+    agec_conn *c = agec_test_acquire(p);
+    agec_batch_opts o;
+    agec_batch_opts_init(&o);
+    o.timeout_ms = 300;
+    agec_batch *b = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_batch_create(c, &o, &b, &err), &err, "create");
+    agec_test_must(agec_batch_add_sql(b, "SELECT 1", 0, NULL, NULL, &err), &err, "add");
+    agec_test_must(agec_batch_add_sql(b, "SELECT pg_sleep(30)", 0, NULL, NULL, &err), &err, "add");
+    agec_test_must(agec_batch_add_sql(b, "SELECT 2", 0, NULL, NULL, &err), &err, "add");
+    assert_int_equal(agec_batch_run(b, &err), AGEC_ERR_TIMEOUT);
+    assert_int_equal(agec_batch_status(b, 0, NULL), AGEC_OK);
+    assert_int_equal(agec_batch_status(b, 1, NULL), AGEC_ERR_TIMEOUT);
+    assert_int_not_equal(agec_batch_status(b, 2, NULL), AGEC_ERR_STATE); /* has an outcome */
+    agec_batch_free(b);
+    agec_conn_release(c);
+
+    /* The server connection killed mid-pipeline: every statement gets an
+     * outcome, nothing hangs, the pool goes on. */
+    c = agec_test_acquire(p);
+    agec_batch_opts_init(&o);
+    agec_test_must(agec_batch_create(c, &o, &b, &err), &err, "create");
+    agec_test_must(agec_batch_add_sql(b, "SELECT 1", 0, NULL, NULL, &err), &err, "add");
+    agec_test_must(agec_batch_add_sql(b, "SELECT pg_sleep(31)", 0, NULL, NULL, &err), &err, "add");
+    for (int i = 0; i < 3; i++)
+        agec_test_must(agec_batch_add_sql(b, "SELECT 2", 0, NULL, NULL, &err), &err, "add");
+    sleeper_kill k = { 0 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, kill_sleeper, &k), 0);
+    assert_int_not_equal(agec_batch_run(b, &err), AGEC_OK);
+    pthread_join(t, NULL);
+    assert_int_equal(k.killed, 1);
+    fprintf(stderr, "killed behind PgBouncer: %s [%s] %s\n", agec_status_name(err.code),
+            err.sqlstate, err.message);
+    assert_int_equal(agec_batch_status(b, 0, NULL), AGEC_OK);
+    for (size_t i = 1; i < 5; i++) {
+        agec_status st = agec_batch_status(b, i, NULL);
+        assert_true(st != AGEC_OK && st != AGEC_ERR_STATE);
+    }
+    agec_batch_free(b);
+    agec_conn_release(c);
+    c = agec_test_acquire(p);
+    char buf[16];
+    conn_value(c, "SELECT 1 + 1", buf, sizeof buf);
+    assert_string_equal(buf, "2");
+    agec_conn_release(c);
+
     assert_int_equal(agec_pool_close(p, 5000, NULL), AGEC_OK);
     pg_int(admin, "DROP TABLE agec_pgb_t");
     PQfinish(admin);
@@ -409,6 +573,7 @@ int main(void)
         cmocka_unit_test(test_named_mode_fails_26000),
         cmocka_unit_test(test_unnamed_sql_through_pgbouncer),
         cmocka_unit_test(test_unnamed_cypher_through_pgbouncer),
+        cmocka_unit_test(test_batches_through_pgbouncer),
         cmocka_unit_test(test_cli_statement_mode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
