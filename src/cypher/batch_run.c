@@ -131,12 +131,14 @@ static bool send_all(pipe *p, bool one_sync)
         }
     }
     agec_error e = AGEC_ERROR_INIT;
-    if (agec__session_send_flush(pg, p->deadline, NULL, &e) == AGEC_OK)
+    agec_status st = agec__session_send_flush(pg, p->deadline, NULL, &e);
+    if (st == AGEC_OK)
         return true;
-    /* Half sent: the connection cannot be used again. */
+    /* Half sent: the connection cannot be used again, and the statements
+     * sent may have run. */
     agec__conn_mark_broken(b->conn);
     for (size_t i = 0; i < b->n; i++)
-        agec__batch_fail(b, i, e.code, &e, NULL);
+        agec__batch_mark(b, i, st == AGEC_ERR_TIMEOUT ? AGEC__BOUT_TIMEOUT : AGEC__BOUT_LOST, 0);
     return false;
 refused:;
     /* libpq refused a message (out of memory, or the connection broke):
@@ -344,17 +346,27 @@ static int read_sync(pipe *p, const item *it)
     }
 }
 
-/* Outcomes of the statements the read did not reach (stopped at `from`). */
-static void unreached(pipe *p, size_t from, int why)
+/* Outcomes of the statements the read did not reach (stopped at `from`).
+ * A Sync not reached leaves the commit of what it closes unknown: those
+ * statements (all of them with one Sync) lose their success too. */
+static void unreached(pipe *p, size_t from, int why, bool one_sync)
 {
     agec_batch *b = p->b;
+    agec__bout kind = why == 0 ? AGEC__BOUT_TIMEOUT : AGEC__BOUT_LOST;
     agec__conn_mark_broken(b->conn);
     for (size_t i = from; i < p->nitems; i++) {
-        size_t k = p->items[i].stmt;
-        if (p->items[i].kind == ITEM_PARSE)
-            forget_name(p, k); /* its outcome is unknown */
-        if (!b->stmts[k].done)
-            agec__batch_mark(b, k, why == 0 ? AGEC__BOUT_TIMEOUT : AGEC__BOUT_LOST, 0);
+        const item *it = &p->items[i];
+        if (it->kind == ITEM_PARSE)
+            forget_name(p, it->stmt); /* its outcome is unknown */
+        if (it->kind != ITEM_SYNC) {
+            if (!b->stmts[it->stmt].done)
+                agec__batch_mark(b, it->stmt, kind, 0);
+        } else if (one_sync) {
+            for (size_t k = 0; k <= it->stmt; k++)
+                agec__batch_mark(b, k, kind, 0); /* keeps failures */
+        } else {
+            agec__batch_mark(b, it->stmt, kind, 0);
+        }
     }
 }
 
@@ -382,7 +394,7 @@ void agec__batch_pipeline(agec_batch *b, bool one_sync, agec__session *sess)
         const item *it = &p.items[i];
         int r = it->kind == ITEM_SYNC ? read_sync(&p, it) : read_item(&p, it);
         if (r <= 0 || PQstatus(p.pg) == CONNECTION_BAD) {
-            unreached(&p, r <= 0 ? i : i + 1, r);
+            unreached(&p, r <= 0 ? i : i + 1, r, one_sync);
             break;
         }
     }
