@@ -396,6 +396,48 @@ static void test_backend_killed(void **state)
     }
 }
 
+/* A batch far larger than the socket buffers (the server answers while we
+ * still send: no deadlock), and more distinct statements than the
+ * statement cache holds (evicted within the batch, deallocated later). */
+static void test_large_batch(void **state)
+{
+    (void)state;
+    agec_conn *c = agec_test_acquire(pool);
+    char pad[201];
+    memset(pad, 'x', 200);
+    pad[200] = '\0';
+    for (int round = 0; round < 2; round++) {
+        agec_batch *b = batch_new(c, round == 1, 60000);
+        for (int i = 0; i < 20000; i++) {
+            char sql[64];
+            /* 300 distinct texts: more than AGEC_STMT_CACHE_MAX. */
+            snprintf(sql, sizeof sql, "SELECT $1::text || '%d' AS c", i % 300);
+            const char *v[1] = { pad };
+            add_sql(b, sql, 1, v);
+        }
+        agec_error err = AGEC_ERROR_INIT;
+        agec_test_must(agec_batch_run(b, &err), &err, "large batch");
+        for (int i = 0; i < 20000; i += 997) {
+            char want[256];
+            snprintf(want, sizeof want, "%s%d", pad, i % 300);
+            assert_string_equal(agec_result_text(agec_batch_result(b, (size_t)i), 0, 0, NULL),
+                                want);
+        }
+        agec_batch_free(b);
+    }
+    /* The cache kept at most its limit on the server once the evicted
+     * statements were deallocated (by the next statement prepared outside
+     * a transaction: this one). */
+    agec_result *r = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_sql_exec(c, "SELECT count(*) AS n FROM pg_prepared_statements", 0, NULL,
+                                 NULL, &r, &err),
+                   &err, "count prepared");
+    assert_true(atol(agec_result_text(r, 0, 0, NULL)) <= AGEC_STMT_CACHE_MAX);
+    agec_result_free(r);
+    agec_conn_release(c);
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -466,7 +508,7 @@ int main(void)
         cmocka_unit_test(test_results_in_order), cmocka_unit_test(test_errors_isolated),
         cmocka_unit_test(test_all_or_nothing),   cmocka_unit_test(test_inside_transaction),
         cmocka_unit_test(test_deadline),         cmocka_unit_test(test_backend_killed),
-        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_large_batch),      cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
