@@ -404,6 +404,24 @@ static void test_sql_and_bench_on_pg(void **state)
     assert_non_null(strstr(line, "division by zero"));
     free(r);
 
+    /* --pipeline N: statements N at a time in one batch (fewer acquires
+     * than statements); --pipeline 0 is a usage error. */
+    r = RUN(NULL, "--dsn", dsn, "--age-mode", "off", "--format", "json", "bench", "--sql",
+            "SELECT 1", "--threads", "2", "--count", "100", "--pipeline", "7");
+    expect_status(r, 0);
+    if (agec_agtype_parse(r->out, strlen(r->out), AGEC_PARSE_JSON, &v, NULL) != AGEC_OK)
+        fail_msg("bench output is not one JSON object: %s", r->out);
+    assert_int_equal(json_int(v, "ok"), 100);
+    assert_int_equal(json_int(v, "pipeline"), 7);
+    assert_true(json_int(agec_value_get(v, "pool", 4), "acquires") < 100); /* batches */
+    agec_value_free(v);
+    free(r);
+    r = RUN(NULL, "--dsn", dsn, "--age-mode", "off", "bench", "--sql", "SELECT 1", "--pipeline",
+            "0");
+    expect_status(r, 2);
+    assert_non_null(strstr(r->err, "--pipeline"));
+    free(r);
+
     /* --pool-max/--pool-min are honoured by bench: 3 threads share 1. */
     r = RUN(NULL, "--dsn", dsn, "--age-mode", "off", "--format", "json", "--pool-max", "1", "bench",
             "--sql", "SELECT 1", "--threads", "3", "--count", "60");
