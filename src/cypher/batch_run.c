@@ -275,7 +275,10 @@ static int read_item(pipe *p, const item *it)
         ExecStatusType rs = PQresultStatus(res);
         if (rs == PGRES_PIPELINE_ABORTED) {
             /* Skipped after an earlier failure: this statement's own Parse,
-             * or another statement (all-or-nothing, or a transaction). */
+             * or another statement (all-or-nothing, or a transaction). A
+             * skipped Parse prepared nothing. */
+            if (it->kind == ITEM_PARSE)
+                forget_name(p, it->stmt);
             if (!(s->done && s->out == AGEC__BOUT_OWN))
                 agec__batch_mark(b, it->stmt, AGEC__BOUT_NOT_RUN, first_failure(b, it->stmt));
             PQclear(res);

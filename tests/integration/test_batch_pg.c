@@ -228,6 +228,21 @@ static void test_all_or_nothing(void **state)
     assert_int_equal(table_count(c, "true"), 0);
     assert_int_equal(PQtransactionStatus(agec_conn_pgconn(c)), PQTRANS_IDLE);
 
+    /* A Parse skipped after the failure left nothing on the server: the
+     * statement cache must not think it prepared (the next batch would
+     * fail with 26000). */
+    b = batch_new(c, true, 10000);
+    add_sql(b, "SELECT 1/0", 0, NULL);
+    const char *arg[1] = { "a" };
+    add_sql(b, "SELECT 'skipped parse ' || $1", 1, arg);
+    assert_int_equal(agec_batch_run(b, &err), AGEC_ERR_SERVER);
+    expect(b, 1, AGEC_ERR_BATCH_ABORTED, "");
+    agec_batch_reset(b);
+    add_sql(b, "SELECT 'skipped parse ' || $1", 1, arg);
+    agec_test_must(agec_batch_run(b, &err), &err, "the statement skipped before");
+    assert_string_equal(agec_result_text(agec_batch_result(b, 0), 0, 0, NULL), "skipped parse a");
+    agec_batch_free(b);
+
     /* Without a failure it commits all. */
     b = batch_new(c, true, 10000);
     for (int i = 20; i < 30; i++)
