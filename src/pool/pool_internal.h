@@ -51,7 +51,7 @@
 #include "agec/pool.h"
 #include "pool/breaker.h"
 #include "pool/histogram.h"
-#include "session/session.h"
+#include "session/pgconn.h"
 
 typedef enum conn_state {
     CONN_OPENING,
