@@ -93,9 +93,9 @@ static inline int agec__pool_may_come_back(const agec_pool *p)
 
 /* --- pool.c, used by acquire.c --- */
 /* The waiter has looked (or left): its wake-up is used up. [mu] */
-void agec__waiter_unsignal(agec_pool *p, waiter *w);
+void agec__waiter_unsignal_locked(agec_pool *p, waiter *w);
 /* Queue w by ticket (usually at the tail). [mu] */
-void agec__waiter_enqueue(agec_pool *p, waiter *w);
+void agec__waiter_enqueue_locked(agec_pool *p, waiter *w);
 /* A condition variable on CLOCK_MONOTONIC. */
 void agec__cond_init_monotonic(pthread_cond_t *cond);
 /* The next delay of a doubling backoff, capped at reconnect_backoff_max_ms. */

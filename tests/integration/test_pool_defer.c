@@ -82,11 +82,11 @@ static void test_return_keeps_others_deferral(void **state)
     /* Another thread releases c, back at once twice before: it defers the
      * waiter's wake-up. (Its release note is this thread's for a moment.) */
     agec__t_release = (release_note){ .pool = (uintptr_t)p, .quick = 3 };
-    agec__pool_make_available(p, c, agec__now_us());
+    agec__pool_make_available_locked(p, c, agec__now_us());
     assert_int_equal(p->deferred_wakeups, 1);
     assert_int_equal(p->idle.count, 1);
-    (void)agec__pool_unref(p); /* the borrow's reference, as a release drops it */
-    p->defer_tick_at = 0;      /* time stands still: the tick does not end it */
+    (void)agec__pool_unref_locked(p); /* the borrow's reference, as a release drops it */
+    p->defer_tick_at = 0;             /* time stands still: the tick does not end it */
     /* This thread again: it released before that, deferred, and is back. */
     agec__t_release = (release_note){ .pool = (uintptr_t)p,
                                       .at_us = agec__now_us(),
@@ -106,7 +106,7 @@ static void test_return_keeps_others_deferral(void **state)
     int deferred = p->deferred_wakeups;
     /* Let time go on: the tick ends the deferral and wakes the waiter. */
     p->defer_tick_at = agec__now_us();
-    agec__maint_poke(p, 0);
+    agec__maint_poke_locked(p, 0);
     pthread_mutex_unlock(&p->mu);
     assert_int_equal(pthread_join(wt, NULL), 0);
     assert_int_equal(agec_pool_close(p, 2000, NULL), AGEC_OK);
