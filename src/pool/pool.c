@@ -135,7 +135,7 @@ static bool release_defers_wake_locked(agec_pool *p)
     t->at_us = now;
     t->pending = true;
     /* Not while the maintenance thread is away from its timer. */
-    t->wake_deferred = t->quick >= 2 && !p->maint_busy;
+    t->wake_deferred = t->quick >= 2 && !p->maint_busy && !(p->ablate & AGEC__ABLATE_WAKE_ON_MISS);
     if (!t->wake_deferred)
         return false;
     p->deferred_wakeups++;
@@ -243,7 +243,8 @@ void agec__pool_make_available_locked(agec_pool *p, agec_conn *c, int64_t now)
     }
     bool lent = c->lent;
     c->lent = false;
-    if (lent && w != NULL && open && give_back_locked(p, c, now))
+    if (lent && w != NULL && open && !(p->ablate & AGEC__ABLATE_GIVEBACK) &&
+        give_back_locked(p, c, now))
         return;
     agec__conn_move_locked(p, c, CONN_IDLE);
     /* The maintenance thread may sleep with nothing to do (all were in use):
@@ -478,16 +479,47 @@ void agec__pool_connect_done_locked(agec_pool *p, agec_conn *c, agec_status st,
 
 /* ---- open ----------------------------------------------------------------- */
 
+agec_status agec__ablate_parse(const char *spec, unsigned *out, agec_error *err)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = { { "none", 0 },
+                  { "wake_on_miss", AGEC__ABLATE_WAKE_ON_MISS },
+                  { "affinity", AGEC__ABLATE_AFFINITY },
+                  { "giveback", AGEC__ABLATE_GIVEBACK } };
+    *out = 0;
+    for (const char *s = spec; s != NULL && *s != '\0';) {
+        size_t n = strcspn(s, ",");
+        size_t i = 0;
+        while (i < sizeof names / sizeof names[0] &&
+               (strlen(names[i].name) != n || strncmp(s, names[i].name, n) != 0))
+            i++;
+        if (i == sizeof names / sizeof names[0])
+            return agec__error_set(err, AGEC_ERR_CONFIG,
+                                   "AGEC_POOL_ABLATE: unknown mechanism '%.*s' (benchmark-only "
+                                   "switch: wake_on_miss, affinity, giveback, none)",
+                                   (int)(n < 40 ? n : 40), s);
+        *out |= names[i].bit;
+        s += n + (s[n] == ',');
+    }
+    return AGEC_OK;
+}
+
 agec_status agec_pool_open(const agec_pool_config *cfg, agec_pool **out, agec_error *err)
 {
     if (out != NULL)
         *out = NULL;
     if (cfg == NULL || out == NULL)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "%s is NULL", cfg ? "out" : "cfg");
+    unsigned ablate; /* benchmark-only: see agec__ablate_parse */
+    agec_status st = agec__ablate_parse(getenv("AGEC_POOL_ABLATE"), &ablate, err);
+    if (st != AGEC_OK)
+        return st;
     agec_pool *p = calloc(1, sizeof *p);
     if (p == NULL)
         return agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
-    agec_status st = agec__config_copy(&p->cfg, cfg, err);
+    st = agec__config_copy(&p->cfg, cfg, err);
     if (st != AGEC_OK) {
         free(p);
         return st;
@@ -500,6 +532,7 @@ agec_status agec_pool_open(const agec_pool_config *cfg, agec_pool **out, agec_er
     atomic_init(&p->shutting_down, false);
     atomic_init(&p->visitors, 0);
     p->fair_wait_us = (int64_t)p->cfg.c.fair_wait_ms * 1000;
+    p->ablate = ablate;
     p->bg_backoff_ms = p->cfg.c.reconnect_backoff_initial_ms;
     p->rng = ((uint64_t)agec__now_us() * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)(uintptr_t)p;
     if (p->rng == 0)

@@ -185,6 +185,7 @@ struct agec_pool {
     int64_t defer_tick_at;    /* [mu] 0: the tick is not armed */
     bool deferred_since_tick; /* [mu] a deferral since the last tick: keep ticking */
     int64_t fair_wait_us;     /* fair_wait_ms, read-only after open */
+    unsigned ablate;          /* AGEC__ABLATE_*: benchmark-only, read-only after open */
     int acquiring;            /* [mu] threads inside acquire (close waits for them) */
     uint64_t next_ticket;     /* [mu] */
     uint64_t next_conn_id;    /* [mu] */
@@ -228,6 +229,18 @@ struct agec_pool {
     int64_t shutdown_deadline; /* [mu] close's drain deadline (reaping stops then) */
     int64_t next_idle_check;   /* [mu] next scan of idle sockets for dead servers */
 };
+
+/* Benchmark-only ablation (docs/pool-design.md, "Under contention"): the
+ * environment variable AGEC_POOL_ABLATE, read once by agec_pool_open,
+ * names contention mechanisms to switch off, comma-separated:
+ * wake_on_miss, affinity, giveback (or "none"). Not public API: it exists
+ * so that bench/ablation can measure what each one buys. An unknown name
+ * fails the open (AGEC_ERR_CONFIG), so that a typo cannot measure the
+ * wrong thing. */
+#define AGEC__ABLATE_WAKE_ON_MISS 1u
+#define AGEC__ABLATE_AFFINITY 2u
+#define AGEC__ABLATE_GIVEBACK 4u
+agec_status agec__ablate_parse(const char *spec, unsigned *out, agec_error *err);
 
 /* --- lists (list.c) --- */
 void agec__list_push_head(conn_list *l, agec_conn *c);

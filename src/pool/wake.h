@@ -52,7 +52,7 @@ static inline agec_conn *agec__idle_pick(const agec_pool *p)
 {
     agec_conn *c = p->idle.head;
     const release_note *t = &agec__t_release;
-    if (t->pool != (uintptr_t)p || (uintptr_t)c == t->conn)
+    if (t->pool != (uintptr_t)p || (uintptr_t)c == t->conn || (p->ablate & AGEC__ABLATE_AFFINITY))
         return c;
     int k = 0;
     for (agec_conn *x = c->next; x != NULL && k < 3; x = x->next, k++)
