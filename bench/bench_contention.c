@@ -9,6 +9,10 @@
  * env:   AGEC_BENCH_SECONDS    seconds per measurement (default 0.6)
  *        AGEC_BENCH_FAIR_MS    fair_wait_ms of the barging path (default: the
  *                              pool's default)
+ *        AGEC_BENCH_STRICT     0: leave out the strict path (bench/ablation)
+ *        AGEC_POOL_ABLATE      read by the pool (benchmark-only): contention
+ *                              mechanisms switched off, printed in the header
+ *                              (docs/pool-design.md; bench/ablation)
  *        AGEC_BENCH_TIMELINE   N: instead, print queries, hand-offs and
  *                              callers that ran a query, per millisecond,
  *                              and every 10 ms how many of those callers
@@ -453,8 +457,13 @@ int main(void)
         g_timeline = true;
         return timeline(pg, n, secs);
     }
-    printf("server: PostgreSQL test server (%s); %d interleaved rounds x %.1f s per figure\n", pg,
+    printf("server: PostgreSQL test server (%s); %d interleaved rounds x %.2f s per figure\n", pg,
            ROUNDS, secs);
+    const char *abl = getenv("AGEC_POOL_ABLATE");
+    printf("pool mechanisms switched off (AGEC_POOL_ABLATE): %s\n",
+           abl != NULL && abl[0] != '\0' ? abl : "none");
+    const char *strict_env = getenv("AGEC_BENCH_STRICT");
+    path last = strict_env != NULL && strcmp(strict_env, "0") == 0 ? P_BARGING : P_STRICT;
     static result r[ROUNDS][P_COUNT][NC];
     double ceiling[ROUNDS];
     for (int round = 0; round < ROUNDS; round++) {
@@ -462,7 +471,7 @@ int main(void)
             return 1;
         ceiling[round] = r[round][P_CEILING][0].rate;
         for (int ci = 0; ci < NC; ci++)
-            for (path k = P_BARGING; k < P_COUNT; k++)
+            for (path k = P_BARGING; k <= last; k++)
                 if (measure(pg, k, callers[ci], secs, &r[round][k][ci]) != 0)
                     return 1;
     }
@@ -471,7 +480,7 @@ int main(void)
     printf("\n%-46s %8s %10s %7s %9s %9s %10s %13s %8s %8s %9s %6s\n", "path", "callers",
            "queries/s", "ratio", "wait p50", "wait p99", "wait max", "turns max/min", "handoff",
            "giveback", "deferred", "late");
-    for (path k = P_BARGING; k < P_COUNT; k++) {
+    for (path k = P_BARGING; k <= last; k++) {
         for (int ci = 0; ci < NC; ci++) {
             double rates[ROUNDS], ratios[ROUNDS], p50[ROUNDS], p99[ROUNDS], ho[ROUNDS], gb[ROUNDS],
                 df[ROUNDS];
@@ -514,7 +523,7 @@ int main(void)
                m >= targets[t].target ? "met" : "MISSED");
     }
     printf("  1 and 4 callers: barging vs strict (the previous design), same rounds:");
-    for (int ci = 0; ci < 2; ci++) {
+    for (int ci = 0; ci < 2 && last == P_STRICT; ci++) {
         double ratios[ROUNDS];
         for (int round = 0; round < ROUNDS; round++)
             ratios[round] = r[round][P_BARGING][ci].rate / r[round][P_STRICT][ci].rate;

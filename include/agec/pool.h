@@ -174,8 +174,12 @@ typedef struct agec_pool_event {
  * called under it (a server's FATAL on an idle connection reaches libpq's
  * notice receiver on the maintenance thread, outside the lock). So it may
  * call agec_pool_stats_get(), agec_pool_stats_prometheus(), the *_name
- * functions and agec_pool_breaker_probe(), and take locks of its own; it
- * must not call agec_pool_close(). A slow callback delays only the thread
+ * functions and agec_pool_breaker_probe(), take locks of its own, and
+ * acquire with a timeout of 0 (agec_pool_acquire_timeout(pool, 0, ...):
+ * it never waits for another caller) and release what it got; mind that
+ * these send events of their own, so guard against recursion (a
+ * thread-local flag). It must not call agec_pool_close() or wait for a
+ * connection (a timeout other than 0). A slow callback delays only the thread
  * it runs on (for the maintenance thread: idle reaping, leak scans, top-up),
  * never other callers of the pool.
  */

@@ -9,7 +9,7 @@
 #include "cluster/cluster_internal.h"
 #include "common/error_internal.h"
 #include "session/clock.h"
-#include "session/session.h"
+#include "session/pgconn.h"
 
 /* One round trip: role, WAL position (replay on a standby, current on the
  * primary), and a standby's own idea of its lag for when no primary is in

@@ -19,7 +19,7 @@
 #include "cypher/result.h"
 #include "pool/conn_ext.h"
 #include "session/clock.h"
-#include "session/session.h"
+#include "session/pgconn.h"
 
 /* How long a run waits for an earlier cancel request on its connection to
  * be delivered (as agec__exec does). */

@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 #include "agec/batch.h"
-#include "cypher/session.h"
+#include "cypher/stmt_cache.h"
 
 /* How a statement's outcome is kept: its own error (own), or one of the
  * outcomes many statements share, whose message is made when asked for

@@ -22,7 +22,7 @@
 #include "pool/conn_ext.h"
 #include "session/clock.h"
 #include "session/pqerror.h"
-#include "session/session.h"
+#include "session/pgconn.h"
 
 /* As a statement timeout (src/cypher/exec.c): the cancel is sent again
  * every CANCEL_REPEAT of a grace period in which outcomes are still read. */

@@ -17,12 +17,12 @@
 #include "common/sized.h"
 #include "cypher/exec.h"
 #include "cypher/result.h"
-#include "cypher/session.h"
+#include "cypher/stmt_cache.h"
 #include "cypher/sqltext.h"
 #include "pool/conn_ext.h"
 #include "session/clock.h"
 #include "session/pqerror.h"
-#include "session/session.h"
+#include "session/pgconn.h"
 
 /* How long a cancelled statement may take to stop before the connection is
  * given up as broken (a black-holed network never answers the cancel). The

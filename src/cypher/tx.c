@@ -14,7 +14,7 @@
 #include "common/sized.h"
 #include "cypher/exec.h"
 #include "cypher/result.h"
-#include "cypher/session.h"
+#include "cypher/stmt_cache.h"
 #include "pool/conn_ext.h"
 
 void agec_tx_opts_init(agec_tx_opts *opts)

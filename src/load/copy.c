@@ -11,7 +11,7 @@
 #include "common/error_internal.h"
 #include "pool/conn_ext.h"
 #include "session/pqerror.h"
-#include "session/session.h"
+#include "session/pgconn.h"
 
 enum { PIECE = 1 << 16 };
 

@@ -17,7 +17,7 @@
  * borrow was acquired, how long it is held, whether a statement runs and
  * since when. Only on the timeout path: the fast path pays nothing. [mu] */
 #define HOLDERS_NAMED 3
-static void describe_holders(agec_pool *p, int64_t now, char *buf, size_t cap)
+static void describe_holders_locked(agec_pool *p, int64_t now, char *buf, size_t cap)
 {
     const agec_conn *top[HOLDERS_NAMED];
     int n = 0;
@@ -55,8 +55,8 @@ static void describe_holders(agec_pool *p, int64_t now, char *buf, size_t cap)
 }
 
 /* Timeout: say whether the pool was exhausted or the database unreachable. */
-static agec_status timeout_error(agec_pool *p, agec_error *err, int64_t waited_us,
-                                 bool tried_connect, bool cut_short, const agec_error *cerr)
+static agec_status timeout_error_locked(agec_pool *p, agec_error *err, int64_t waited_us,
+                                        bool tried_connect, bool cut_short, const agec_error *cerr)
 {
     long ms = (long)(waited_us / 1000);
     /* Only cut-short attempts of our own, and no failure known to the pool
@@ -90,11 +90,11 @@ static agec_status timeout_error(agec_pool *p, agec_error *err, int64_t waited_u
                     ms, agec__pool_total(p), p->in_use.count, p->idle.count, p->opening.count,
                     p->checking.count, p->closing_list.count, p->waiting, p->cfg.c.max);
     if (err != NULL)
-        describe_holders(p, agec__now_us(), err->detail, sizeof err->detail);
+        describe_holders_locked(p, agec__now_us(), err->detail, sizeof err->detail);
     return AGEC_ERR_POOL_EXHAUSTED;
 }
 
-static agec_status breaker_error(agec_pool *p, agec_error *err, int64_t now)
+static agec_status breaker_error_locked(agec_pool *p, agec_error *err, int64_t now)
 {
     int64_t at = agec__breaker_reopen_at(&p->breaker);
     long left = at == AGEC__NEVER || at <= now ? 0 : (long)((at - now) / 1000);
@@ -191,7 +191,7 @@ static agec_status acq_open_relocks(acq *a, agec_conn *c, agec__breaker_change *
     }
     agec__breaker_change ch;
     pthread_mutex_lock(&p->mu);
-    agec__pool_connect_done(p, c, st, &a->cerr, a->now, &ch);
+    agec__pool_connect_done_locked(p, c, st, &a->cerr, a->now, &ch);
     if (st == AGEC_ERR_CANCELLED)
         st = AGEC_ERR_UNREACHABLE;
     if (ch.from != ch.to) {
@@ -201,17 +201,17 @@ static agec_status acq_open_relocks(acq *a, agec_conn *c, agec__breaker_change *
     }
     if (st == AGEC_OK) {
         if (atomic_load_explicit(&p->shutting_down, memory_order_relaxed)) {
-            agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN);
+            agec__pool_detach_locked(p, c, AGEC_CLOSE_SHUTDOWN);
             pthread_mutex_unlock(&p->mu);
             agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN, 0);
             pthread_mutex_lock(&p->mu);
             return agec__error_set(err, AGEC_ERR_POOL_CLOSED, "pool is closing");
         }
         c->last_used_us = a->now;
-        agec__conn_move(p, c, CONN_IN_USE);
+        agec__conn_move_locked(p, c, CONN_IN_USE);
         return AGEC_OK;
     }
-    agec__pool_open_failed(p, c, a->now);
+    agec__pool_open_failed_locked(p, c, a->now);
     a->tried_connect = true;
     if (st == AGEC_ERR_AUTH || st == AGEC_ERR_INIT || st == AGEC_ERR_NO_MEMORY ||
         st == AGEC_ERR_CONFIG) {
@@ -250,15 +250,15 @@ static int acq_validate_relocks(acq *a, agec_conn *c)
         if (atomic_load_explicit(&p->shutting_down, memory_order_relaxed)) {
             /* The maintenance thread may have finished its last pass over
              * `checking` already: nobody would close it. */
-            agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN);
+            agec__pool_detach_locked(p, c, AGEC_CLOSE_SHUTDOWN);
             pthread_mutex_unlock(&p->mu);
             agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN, 0);
             pthread_mutex_lock(&p->mu);
             return -1;
         }
         c->check_deadline_us = own;
-        agec__conn_move(p, c, CONN_CHECKING);
-        agec__maint_poke(p, a->now);
+        agec__conn_move_locked(p, c, CONN_CHECKING);
+        agec__maint_poke_locked(p, a->now);
         return -1;
     }
     if (st != AGEC_ERR_CANCELLED)
@@ -267,7 +267,7 @@ static int acq_validate_relocks(acq *a, agec_conn *c)
     if (st != AGEC_ERR_CANCELLED)
         p->n.validation_failures++;
     agec_close_reason why = st == AGEC_ERR_CANCELLED ? AGEC_CLOSE_SHUTDOWN : AGEC_CLOSE_VALIDATION;
-    agec__pool_detach(p, c, why);
+    agec__pool_detach_locked(p, c, why);
     pthread_mutex_unlock(&p->mu);
     agec__conn_destroy(p, c, why, why == AGEC_CLOSE_SHUTDOWN ? 0 : acq_io_deadline(a));
     pthread_mutex_lock(&p->mu);
@@ -287,16 +287,16 @@ static void acq_wait_relocks(acq *a)
             a->w.enq_us = a->now;
             a->w.last_conn = agec__t_release.pool == (uintptr_t)p ? agec__t_release.conn : 0;
         }
-        agec__waiter_enqueue(p, &a->w);
+        agec__waiter_enqueue_locked(p, &a->w);
     }
     /* What we could not use may be someone else's (a starving head's). */
-    agec__pool_dispatch(p, a->now);
+    agec__pool_dispatch_locked(p, a->now);
     int64_t until = a->deadline;
     if (a->w.retry_at > a->now)
         until = agec__min64(until, a->w.retry_at);
     if (!a->w.signalled && a->w.handed == NULL && a->w.fail == AGEC_OK)
         agec__pool_wait_until(&a->w.cond, &p->mu, until);
-    agec__waiter_unsignal(p, &a->w);
+    agec__waiter_unsignal_locked(p, &a->w);
     a->now = agec__now_us();
 }
 
@@ -308,7 +308,7 @@ static void acq_wait_relocks(acq *a)
  * after another. A newcomer still fails fast (the breaker's promise), and
  * so does everyone when nothing can come back. [mu] */
 #define BREAKER_RECHECK_US 50000
-static bool acq_breaker_wait(acq *a)
+static bool acq_breaker_wait_locked(acq *a)
 {
     agec_pool *p = a->p;
     if (a->w.enq_us == 0 || agec__pool_may_come_back(p) == 0 || a->now >= a->deadline)
@@ -319,21 +319,25 @@ static bool acq_breaker_wait(acq *a)
 
 /* May this acquire take an idle connection or a free slot now? Everyone
  * may while the oldest waiter is not starving (barging); once it is, only
- * it. [mu] */
-static bool acq_may_take(const acq *a, int64_t now)
+ * it. Judged on the precise clock, as the waiter's enqueue time is: on the
+ * coarse one (a tick behind) a head starving for less than a tick could be
+ * overtaken (issue 22, item 13). Only with waiters: the fast path keeps the
+ * coarse clock. [mu] */
+static bool acq_may_take_locked(acq *a)
 {
     const agec_pool *p = a->p;
     if (p->wait_head == NULL || p->wait_head == &a->w)
         return true;
-    return !agec__head_starving(p, now);
+    acq_precise(a);
+    return !agec__head_starving(p, a->now);
 }
 
 /* Record the borrow on c as soon as it is ours, before any check: the leak
  * scan must never see the previous borrower's file:line on it. While the
  * acquire still checks it (`checking`), the scan skips it: nobody holds it
  * yet (leak_reported set means "nothing to report"). [mu] */
-static void acq_mark(agec_conn *c, int64_t now, const char *file, int line, const char *func,
-                     bool checking)
+static void acq_mark_locked(agec_conn *c, int64_t now, const char *file, int line, const char *func,
+                            bool checking)
 {
     c->acquired_us = now;
     if (!checking)
@@ -346,23 +350,24 @@ static void acq_mark(agec_conn *c, int64_t now, const char *file, int line, cons
 
 /* Leave the acquire: the waiter's place and wake-up are passed on, close is
  * told when the last acquiring thread leaves. [mu] */
-static void acq_leave(acq *a)
+static void acq_leave_locked(acq *a)
 {
     agec_pool *p = a->p;
-    agec__waiter_dequeue(p, &a->w);
+    agec__waiter_dequeue_locked(p, &a->w);
     if (a->w.cond_ready)
         pthread_cond_destroy(&a->w.cond);
-    agec__pool_dispatch(p, a->now);
+    agec__pool_dispatch_locked(p, a->now);
     if (--p->acquiring == 0 && atomic_load_explicit(&p->shutting_down, memory_order_relaxed))
         pthread_cond_broadcast(&p->state_cond);
 }
 
 /* Fail with a timeout: say whether the pool was exhausted or the database
  * unreachable. [mu] */
-static acq_step acq_timeout(acq *a)
+static acq_step acq_timeout_locked(acq *a)
 {
     a->timed_out = true;
-    a->st = timeout_error(a->p, a->e, a->now - a->start, a->tried_connect, a->cut_short, &a->cerr);
+    a->st = timeout_error_locked(a->p, a->e, a->now - a->start, a->tried_connect, a->cut_short,
+                                 &a->cerr);
     return STEP_FAIL;
 }
 
@@ -371,15 +376,15 @@ static acq_step acq_timeout(acq *a)
 static acq_step acq_take_idle_relocks(acq *a)
 {
     agec_pool *p = a->p;
-    agec__waiter_dequeue(p, &a->w);
+    agec__waiter_dequeue_locked(p, &a->w);
     agec_conn *c = agec__idle_pick(p);
-    agec__conn_move(p, c, CONN_IN_USE);
-    agec__pool_dispatch(p, a->now); /* more for the next waiter? */
+    agec__conn_move_locked(p, c, CONN_IN_USE);
+    agec__pool_dispatch_locked(p, a->now); /* more for the next waiter? */
     if (c->expires_us > a->now) {
         a->c = c;
         return STEP_GOT;
     }
-    agec__pool_detach(p, c, AGEC_CLOSE_LIFETIME);
+    agec__pool_detach_locked(p, c, AGEC_CLOSE_LIFETIME);
     pthread_mutex_unlock(&p->mu);
     agec__conn_destroy(p, c, AGEC_CLOSE_LIFETIME, 0);
     pthread_mutex_lock(&p->mu);
@@ -395,24 +400,24 @@ static acq_step acq_new_relocks(acq *a)
     agec__breaker_change ch;
     agec__breaker_verdict v = agec__breaker_allow(&p->breaker, a->now, &ch);
     atomic_store_explicit(&p->breaker_pub, (int)p->breaker.state, memory_order_relaxed);
-    agec__waiter_dequeue(p, &a->w);
+    agec__waiter_dequeue_locked(p, &a->w);
     if (v == AGEC__BREAKER_DENY) {
-        if (acq_breaker_wait(a)) {
+        if (acq_breaker_wait_locked(a)) {
             acq_wait_relocks(a);
             return STEP_AGAIN;
         }
         if (a->tried_connect) {
             /* Our own attempts opened the breaker: report what they saw. */
-            a->st = timeout_error(p, a->e, a->now - a->start, true, a->cut_short, &a->cerr);
+            a->st = timeout_error_locked(p, a->e, a->now - a->start, true, a->cut_short, &a->cerr);
         } else {
             p->n.breaker_fast_fails++;
-            a->st = breaker_error(p, a->e, a->now);
+            a->st = breaker_error_locked(p, a->e, a->now);
         }
         return STEP_FAIL;
     }
     if (p->wait_head != NULL && agec__pool_total(p) + 1 < p->cfg.c.max)
-        agec__pool_dispatch(p, a->now); /* another free slot: the next waiter's */
-    agec_conn *nc = agec__pool_reserve(p, a->now);
+        agec__pool_dispatch_locked(p, a->now); /* another free slot: the next waiter's */
+    agec_conn *nc = agec__pool_reserve_locked(p, a->now);
     if (nc == NULL) {
         if (v == AGEC__BREAKER_PROBE)
             p->breaker.probing = false;
@@ -431,7 +436,7 @@ static acq_step acq_new_relocks(acq *a)
     }
     if (a->now >= a->deadline) {
         a->timed_out = true;
-        a->st = timeout_error(p, a->e, a->now - a->start, true, a->cut_short, &a->cerr);
+        a->st = timeout_error_locked(p, a->e, a->now - a->start, true, a->cut_short, &a->cerr);
         return STEP_FAIL;
     }
     return STEP_AGAIN; /* retry after our own backoff */
@@ -451,14 +456,14 @@ static acq_step acq_round_relocks(acq *a)
                                 "pool is closing");
         return STEP_FAIL;
     }
-    bool mine = acq_may_take(a, a->now);
+    bool mine = acq_may_take_locked(a);
     if (mine && p->idle.count > 0)
         return acq_take_idle_relocks(a);
     if (mine && agec__pool_total(p) < p->cfg.c.max && a->now >= a->w.retry_at)
         return acq_new_relocks(a);
     acq_precise(a);
     if (a->now >= a->deadline)
-        return acq_timeout(a);
+        return acq_timeout_locked(a);
     acq_wait_relocks(a);
     return STEP_AGAIN;
 }
@@ -468,7 +473,7 @@ static acq_step acq_check_relocks(acq *a, const char *file, int line, const char
 {
     agec_pool *p = a->p;
     agec_conn *c = a->c;
-    acq_mark(c, a->now, file, line, func, true);
+    acq_mark_locked(c, a->now, file, line, func, true);
     int vms = p->cfg.c.validate_idle_ms;
     if (vms < 0 || (vms > 0 && a->now - c->last_used_us <= (int64_t)vms * 1000))
         return STEP_GOT;
@@ -490,7 +495,7 @@ static acq_step acq_check_relocks(acq *a, const char *file, int line, const char
     }
     /* Failed and closed: another, unless past the deadline (a new check
      * could only be cut short too). */
-    return a->now >= a->deadline ? acq_timeout(a) : STEP_AGAIN;
+    return a->now >= a->deadline ? acq_timeout_locked(a) : STEP_AGAIN;
 }
 
 /* Hand a->c out: the acquire's reference now belongs to the borrowed
@@ -499,13 +504,13 @@ static agec_status acq_succeed_unlocks(acq *a, const char *file, int line, const
 {
     agec_pool *p = a->p;
     agec_conn *c = a->c;
-    acq_mark(c, a->now, file, line, func, false);
+    acq_mark_locked(c, a->now, file, line, func, false);
     c->borrow_id = ++p->next_borrow_id;
     p->n.acquires++;
     agec__hist_record(&p->wait_hist, a->now - a->start);
     if (p->cfg.c.leak_threshold_ms > 0)
-        agec__maint_poke(p, a->now + (int64_t)p->cfg.c.leak_threshold_ms * 1000);
-    acq_leave(a);
+        agec__maint_poke_locked(p, a->now + (int64_t)p->cfg.c.leak_threshold_ms * 1000);
+    acq_leave_locked(a);
     pthread_mutex_unlock(&p->mu);
     return AGEC_OK;
 }
@@ -522,7 +527,7 @@ static agec_status acq_fail_unlocks(acq *a)
     if (a->timed_out) {
         /* Out of the queue before the lock goes: a release in the meantime
          * must not hand its connection to a caller that is leaving. */
-        agec__waiter_dequeue(p, &a->w);
+        agec__waiter_dequeue_locked(p, &a->w);
         pthread_mutex_unlock(&p->mu);
         agec_pool_event ev = { .type = AGEC_EV_ACQUIRE_TIMEOUT,
                                .warning = true,
@@ -533,8 +538,8 @@ static agec_status acq_fail_unlocks(acq *a)
         agec__emit(p, &ev);
         pthread_mutex_lock(&p->mu);
     }
-    acq_leave(a);
-    bool last = agec__pool_unref(p);
+    acq_leave_locked(a);
+    bool last = agec__pool_unref_locked(p);
     pthread_mutex_unlock(&p->mu);
     if (last)
         agec__pool_free(p);
@@ -590,7 +595,7 @@ agec_status agec_pool_acquire_at(agec_pool *pool, int timeout_ms, agec_conn **ou
 
     if (step == STEP_GOT && atomic_load_explicit(&p->shutting_down, memory_order_relaxed)) {
         /* close started while we validated: do not hand out a connection. */
-        agec__pool_detach(p, a.c, AGEC_CLOSE_SHUTDOWN);
+        agec__pool_detach_locked(p, a.c, AGEC_CLOSE_SHUTDOWN);
         pthread_mutex_unlock(&p->mu);
         agec__conn_destroy(p, a.c, AGEC_CLOSE_SHUTDOWN, 0);
         pthread_mutex_lock(&p->mu);

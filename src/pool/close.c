@@ -86,14 +86,14 @@ agec_status agec_pool_close(agec_pool *p, int drain_timeout_ms, agec_error *err)
     while (p->wait_head != NULL) {
         waiter *w = p->wait_head;
         w->fail = AGEC_ERR_POOL_CLOSED;
-        agec__waiter_dequeue(p, w);
+        agec__waiter_dequeue_locked(p, w);
         pthread_cond_signal(&w->cond);
     }
     /* Idle connections go now; link them through `doom_next` to close unlocked. */
     agec_conn *doomed = NULL;
     while (p->idle.head != NULL) {
         agec_conn *c = p->idle.head;
-        agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN);
+        agec__pool_detach_locked(p, c, AGEC_CLOSE_SHUTDOWN);
         c->doom_next = doomed;
         doomed = c;
     }
@@ -128,7 +128,7 @@ agec_status agec_pool_close(agec_pool *p, int drain_timeout_ms, agec_error *err)
             agec__pool_wait_until(&p->state_cond, &p->mu, until);
     }
     int remaining = p->in_use.count;
-    bool last = agec__pool_unref(p);
+    bool last = agec__pool_unref_locked(p);
     pthread_mutex_unlock(&p->mu);
     cancel_jobs_finish(&jobs, deadline);
     if (last)

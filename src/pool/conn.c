@@ -155,11 +155,11 @@ void agec__conn_destroy(agec_pool *p, agec_conn *c, agec_close_reason reason, in
             /* The server process is still there past our caller's budget:
              * the maintenance thread keeps the slot until it is gone (and
              * the cancel key, to cancel once more). */
-            agec__reap_start(p, c, fd, own);
+            agec__reap_start_locked(p, c, fd, own);
             pthread_mutex_unlock(&p->mu);
             return;
         }
-        agec__pool_closed(p, c);
+        agec__pool_closed_locked(p, c);
         pthread_mutex_unlock(&p->mu);
     }
     agec__cancel_key_unref(c->cancel);

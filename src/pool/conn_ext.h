@@ -21,7 +21,7 @@ uint64_t agec__conn_borrow_id(agec_conn *c);
 
 /* The connection's cancel key: every cancel request on a connection goes
  * through it, so that nothing new runs while one is in flight
- * (agec__cancel_key_settle, src/session/session.h). NULL conn: NULL. */
+ * (agec__cancel_key_settle, src/session/pgconn.h). NULL conn: NULL. */
 struct agec__cancel_key *agec__conn_cancel_key(agec_conn *c);
 
 /* An upper layer saw a fatal error (agec__sqlstate_is_fatal or

@@ -56,7 +56,7 @@ conn_list *agec__state_list(agec_pool *p, conn_state s)
     return &p->in_use;
 }
 
-void agec__conn_move(agec_pool *p, agec_conn *c, conn_state to)
+void agec__conn_move_locked(agec_pool *p, agec_conn *c, conn_state to)
 {
     agec__list_remove(agec__state_list(p, c->state), c);
     if (c->state == CONN_IDLE && p->deferred_wakeups > p->idle.count)

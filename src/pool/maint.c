@@ -22,7 +22,7 @@ typedef struct leak_note {
     int64_t held_ms;
 } leak_note;
 
-void agec__maint_poke(agec_pool *p, int64_t when)
+void agec__maint_poke_locked(agec_pool *p, int64_t when)
 {
     if (p->maint_wake_at > when) {
         p->maint_wake_at = when;
@@ -32,7 +32,7 @@ void agec__maint_poke(agec_pool *p, int64_t when)
 
 /* Detach idle connections past their lifetime, and idle ones above `min`
  * unused for idle_timeout_ms. Returns them linked through `doom_next`. [mu] */
-static agec_conn *collect_idle(agec_pool *p, int64_t now, int64_t *next)
+static agec_conn *collect_idle_locked(agec_pool *p, int64_t now, int64_t *next)
 {
     agec_conn *doomed = NULL;
     int64_t idle_us = (int64_t)p->cfg.c.idle_timeout_ms * 1000;
@@ -47,7 +47,7 @@ static agec_conn *collect_idle(agec_pool *p, int64_t now, int64_t *next)
                  now - c->last_used_us >= idle_us)
             reason = AGEC_CLOSE_IDLE;
         if (reason >= 0) {
-            agec__pool_detach(p, c, (agec_close_reason)reason);
+            agec__pool_detach_locked(p, c, (agec_close_reason)reason);
             c->doom_next = doomed;
             c->close_reason = (agec_close_reason)reason;
             doomed = c;
@@ -69,7 +69,7 @@ static agec_conn *collect_idle(agec_pool *p, int64_t now, int64_t *next)
  * unlocking, because libpq hands a FATAL to the notice receiver, whose
  * event callback must never run under the lock (it may call the pool).
  * Returns them linked through `doom_next`. [mu] */
-static agec_conn *collect_readable_idle(agec_pool *p, int64_t now, int64_t *next)
+static agec_conn *collect_readable_idle_locked(agec_pool *p, int64_t now, int64_t *next)
 {
     if (p->idle.count == 0)
         return NULL;
@@ -85,7 +85,7 @@ static agec_conn *collect_readable_idle(agec_pool *p, int64_t now, int64_t *next
         agec_conn *nx = c->next;
         struct pollfd pfd = { .fd = PQsocket(c->pg), .events = POLLIN, .revents = 0 };
         if (pfd.fd < 0 || poll(&pfd, 1, 0) > 0) {
-            agec__conn_move(p, c, CONN_CHECKING);
+            agec__conn_move_locked(p, c, CONN_CHECKING);
             c->doom_next = sweep;
             sweep = c;
         }
@@ -118,7 +118,7 @@ static agec_conn *sweep_read(agec_conn *sweep, agec_conn **dead)
 /* Swept connections back to idle (their last use unchanged), or detached:
  * the dead ones (broken), all of them if the pool is closing. Returns the
  * detached ones linked through `doom_next`. [mu] */
-static agec_conn *sweep_settle(agec_pool *p, agec_conn *live, agec_conn *dead, int64_t now)
+static agec_conn *sweep_settle_locked(agec_pool *p, agec_conn *live, agec_conn *dead, int64_t now)
 {
     bool shut = atomic_load_explicit(&p->shutting_down, memory_order_relaxed);
     agec_conn *doomed = NULL;
@@ -128,14 +128,14 @@ static agec_conn *sweep_settle(agec_pool *p, agec_conn *live, agec_conn *dead, i
             agec_conn *nx = c->doom_next;
             if (pass == 0 && !shut && now < c->expires_us) {
                 int64_t last = c->last_used_us;
-                agec__pool_make_available(p, c, now);
+                agec__pool_make_available_locked(p, c, now);
                 if (c->state == CONN_IDLE)
                     c->last_used_us = last;
             } else {
                 agec_close_reason why = pass == 1 ? AGEC_CLOSE_BROKEN
                                         : shut    ? AGEC_CLOSE_SHUTDOWN
                                                   : AGEC_CLOSE_LIFETIME;
-                agec__pool_detach(p, c, why);
+                agec__pool_detach_locked(p, c, why);
                 c->close_reason = why;
                 c->doom_next = doomed;
                 doomed = c;
@@ -159,7 +159,7 @@ static void destroy_batch(agec_pool *p, agec_conn *doomed)
 }
 
 /* Note borrows held past leak_threshold_ms, once per borrow. [mu] */
-static int collect_leaks(agec_pool *p, int64_t now, int64_t *next, leak_note *out)
+static int collect_leaks_locked(agec_pool *p, int64_t now, int64_t *next, leak_note *out)
 {
     if (p->cfg.c.leak_threshold_ms <= 0)
         return 0;
@@ -184,7 +184,8 @@ static int collect_leaks(agec_pool *p, int64_t now, int64_t *next, leak_note *ou
 }
 
 /* Reserve a slot to top up to `min`, if allowed now. [mu] */
-static agec_conn *want_connect(agec_pool *p, int64_t now, int64_t *next, agec__breaker_change *ch)
+static agec_conn *want_connect_locked(agec_pool *p, int64_t now, int64_t *next,
+                                      agec__breaker_change *ch)
 {
     ch->from = ch->to = p->breaker.state;
     if (agec__pool_total(p) >= p->cfg.c.min)
@@ -202,7 +203,7 @@ static agec_conn *want_connect(agec_pool *p, int64_t now, int64_t *next, agec__b
         *next = agec__min64(*next, at == AGEC__NEVER ? now + 50000 : at);
         return NULL;
     }
-    agec_conn *c = agec__pool_reserve(p, now);
+    agec_conn *c = agec__pool_reserve_locked(p, now);
     if (c == NULL) {
         if (v == AGEC__BREAKER_PROBE)
             p->breaker.probing = false;
@@ -216,9 +217,9 @@ static agec_conn *want_connect(agec_pool *p, int64_t now, int64_t *next, agec__b
 /* Finish the check of the oldest connection in `checking` (its acquirer's
  * deadline cut it short), within the check's own deadline: then it is idle
  * again, or closed as a failed validation (or past its lifetime). Called
- * and returns with the lock held; the connection stays in `checking`
+ * and returns with the lock held, dropped for the I/O; the connection stays in `checking`
  * (owned by this thread) meanwhile. */
-static void finish_check(agec_pool *p, agec_conn *c)
+static void finish_check_relocks(agec_pool *p, agec_conn *c)
 {
     pthread_mutex_unlock(&p->mu);
     agec_error verr = AGEC_ERROR_INIT;
@@ -232,7 +233,7 @@ static void finish_check(agec_pool *p, agec_conn *c)
     pthread_mutex_lock(&p->mu);
     bool shut = atomic_load_explicit(&p->shutting_down, memory_order_relaxed);
     if (st == AGEC_OK && !shut && now < c->expires_us) {
-        agec__pool_make_available(p, c, now);
+        agec__pool_make_available_locked(p, c, now);
         return;
     }
     agec_close_reason why = AGEC_CLOSE_SHUTDOWN;
@@ -242,14 +243,15 @@ static void finish_check(agec_pool *p, agec_conn *c)
     } else if (st == AGEC_OK && !shut) {
         why = AGEC_CLOSE_LIFETIME;
     }
-    agec__pool_detach(p, c, why);
+    agec__pool_detach_locked(p, c, why);
     pthread_mutex_unlock(&p->mu);
     agec__conn_destroy(p, c, why, 0);
     pthread_mutex_lock(&p->mu);
 }
 
-/* Open one connection for `min`. Called and returns with the lock held. */
-static void top_up(agec_pool *p, agec_conn *c)
+/* Open one connection for `min`. Called and returns with the lock held,
+ * dropped for the connect and the events. */
+static void top_up_relocks(agec_pool *p, agec_conn *c)
 {
     pthread_mutex_unlock(&p->mu);
     agec_error err;
@@ -259,21 +261,36 @@ static void top_up(agec_pool *p, agec_conn *c)
     now = agec__now_us();
     agec__breaker_change ch;
     pthread_mutex_lock(&p->mu);
-    agec__pool_connect_done(p, c, st, &err, now, &ch);
+    agec__pool_connect_done_locked(p, c, st, &err, now, &ch);
     bool shut = false;
     if (st == AGEC_OK && atomic_load_explicit(&p->shutting_down, memory_order_relaxed)) {
-        agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN);
+        agec__pool_detach_locked(p, c, AGEC_CLOSE_SHUTDOWN);
         shut = true;
     } else if (st == AGEC_OK) {
-        agec__pool_make_available(p, c, now);
+        agec__pool_make_available_locked(p, c, now);
     } else {
-        agec__pool_open_failed(p, c, now);
+        agec__pool_open_failed_locked(p, c, now);
     }
     pthread_mutex_unlock(&p->mu);
     agec__emit_breaker(p, &ch);
     if (shut)
         agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN, 0);
     pthread_mutex_lock(&p->mu);
+}
+
+/* At close (closing set), the maintenance thread's last pass: checks not
+ * finished are closed (close waits for this thread). A check that an
+ * acquirer's deadline cuts short after this pass is closed by the acquirer
+ * itself (acq_validate_relocks), never put in `checking`. */
+static void close_unfinished_checks_relocks(agec_pool *p)
+{
+    while (p->checking.head != NULL) {
+        agec_conn *c = p->checking.head;
+        agec__pool_detach_locked(p, c, AGEC_CLOSE_SHUTDOWN);
+        pthread_mutex_unlock(&p->mu);
+        agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN, 0);
+        pthread_mutex_lock(&p->mu);
+    }
 }
 
 static void *maint_main(void *arg)
@@ -285,15 +302,15 @@ static void *maint_main(void *arg)
         int64_t now = agec__now_us();
         int64_t next = AGEC__NEVER;
         p->maint_wake_at = 0; /* awake: pokes need no signal, we look again below */
-        agec_conn *doomed = collect_idle(p, now, &next);
+        agec_conn *doomed = collect_idle_locked(p, now, &next);
         /* The oldest check first; picked before the sweep adds its own. */
         agec_conn *check = p->checking.tail;
-        agec_conn *sweep = collect_readable_idle(p, now, &next);
-        int nleaks = collect_leaks(p, now, &next, leaks);
-        agec_conn *reap = agec__reap_due(p, now, &next);
-        next = agec__min64(next, agec__pool_defer_tick(p, now));
+        agec_conn *sweep = collect_readable_idle_locked(p, now, &next);
+        int nleaks = collect_leaks_locked(p, now, &next, leaks);
+        agec_conn *reap = agec__reap_due_locked(p, now, &next);
+        next = agec__min64(next, agec__pool_defer_tick_locked(p, now));
         agec__breaker_change ch;
-        agec_conn *fresh = want_connect(p, now, &next, &ch);
+        agec_conn *fresh = want_connect_locked(p, now, &next, &ch);
         if (doomed == NULL && sweep == NULL && reap == NULL && nleaks == 0 && fresh == NULL &&
             check == NULL && ch.from == ch.to) {
             p->maint_wake_at = next;
@@ -302,7 +319,7 @@ static void *maint_main(void *arg)
             continue;
         }
         /* From here to the lock below, no lock: I/O and events. */
-        agec__pool_defer_suspend(p, now);
+        agec__pool_defer_suspend_locked(p, now);
         pthread_mutex_unlock(&p->mu);
         agec__emit_breaker(p, &ch);
         agec__reap_check(reap);
@@ -324,9 +341,9 @@ static void *maint_main(void *arg)
             agec__emit(p, &ev);
         }
         pthread_mutex_lock(&p->mu);
-        agec__reap_settle(p, reap, agec__now_us());
+        agec__reap_settle_locked(p, reap, agec__now_us());
         if (live != NULL || dead != NULL) {
-            doomed = sweep_settle(p, live, dead, agec__now_us());
+            doomed = sweep_settle_locked(p, live, dead, agec__now_us());
             if (doomed != NULL) {
                 pthread_mutex_unlock(&p->mu);
                 destroy_batch(p, doomed);
@@ -334,21 +351,14 @@ static void *maint_main(void *arg)
             }
         }
         if (check != NULL)
-            finish_check(p, check);
+            finish_check_relocks(p, check);
         if (fresh != NULL)
-            top_up(p, fresh);
+            top_up_relocks(p, fresh);
         p->maint_busy = false;
     }
     /* Closing: server processes still exiting get until close's deadline. */
-    agec__reap_finish(p);
-    /* Checks not finished go too (close waits for this thread). */
-    while (p->checking.head != NULL) {
-        agec_conn *c = p->checking.head;
-        agec__pool_detach(p, c, AGEC_CLOSE_SHUTDOWN);
-        pthread_mutex_unlock(&p->mu);
-        agec__conn_destroy(p, c, AGEC_CLOSE_SHUTDOWN, 0);
-        pthread_mutex_lock(&p->mu);
-    }
+    agec__reap_finish_relocks(p);
+    close_unfinished_checks_relocks(p);
     pthread_mutex_unlock(&p->mu);
     return NULL;
 }

@@ -62,7 +62,7 @@ void agec__pool_wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t de
 /* ---- waiter queue (ticket order) ----------------------------------------- */
 
 /* The waiter has looked (or left): its wake-up is used up. */
-void agec__waiter_unsignal(agec_pool *p, waiter *w)
+void agec__waiter_unsignal_locked(agec_pool *p, waiter *w)
 {
     if (w->signalled) {
         w->signalled = false;
@@ -70,7 +70,7 @@ void agec__waiter_unsignal(agec_pool *p, waiter *w)
     }
 }
 
-void agec__waiter_enqueue(agec_pool *p, waiter *w)
+void agec__waiter_enqueue_locked(agec_pool *p, waiter *w)
 {
     /* Usually at the tail; a waiter that left to connect and failed comes
      * back to its place by ticket, so retries do not lose their turn. */
@@ -91,7 +91,7 @@ void agec__waiter_enqueue(agec_pool *p, waiter *w)
     p->waiting++;
 }
 
-void agec__waiter_dequeue(agec_pool *p, waiter *w)
+void agec__waiter_dequeue_locked(agec_pool *p, waiter *w)
 {
     if (!w->queued)
         return;
@@ -106,7 +106,7 @@ void agec__waiter_dequeue(agec_pool *p, waiter *w)
     w->prev = w->next = NULL;
     w->queued = false;
     p->waiting--;
-    agec__waiter_unsignal(p, w);
+    agec__waiter_unsignal_locked(p, w);
 }
 
 /* ---- wake on miss ----------------------------------------------------------
@@ -128,14 +128,14 @@ _Thread_local release_note agec__t_release;
 
 /* A release of c with waiters and no starving head: defer their wake-up?
  * [mu] */
-static bool release_defers_wake(agec_pool *p)
+static bool release_defers_wake_locked(agec_pool *p)
 {
     release_note *t = &agec__t_release;
     int64_t now = agec__now_us();
     t->at_us = now;
     t->pending = true;
     /* Not while the maintenance thread is away from its timer. */
-    t->wake_deferred = t->quick >= 2 && !p->maint_busy;
+    t->wake_deferred = t->quick >= 2 && !p->maint_busy && !(p->ablate & AGEC__ABLATE_WAKE_ON_MISS);
     if (!t->wake_deferred)
         return false;
     p->deferred_wakeups++;
@@ -144,28 +144,28 @@ static bool release_defers_wake(agec_pool *p)
     p->deferred_since_tick = true;
     if (p->defer_tick_at == 0) {
         p->defer_tick_at = now + AGEC__DEFER_TICK_US;
-        agec__maint_poke(p, p->defer_tick_at);
+        agec__maint_poke_locked(p, p->defer_tick_at);
     }
     return true;
 }
 
-static void defer_end(agec_pool *p, int64_t now)
+static void defer_end_locked(agec_pool *p, int64_t now)
 {
     if (p->deferred_wakeups > 0) {
         p->n.wakeups_deferred_late += (uint64_t)p->deferred_wakeups;
         p->deferred_wakeups = 0;
         p->defer_gen++; /* the deferrals counted so far are over */
-        agec__pool_dispatch(p, now);
+        agec__pool_dispatch_locked(p, now);
     }
 }
 
-int64_t agec__pool_defer_tick(agec_pool *p, int64_t now)
+int64_t agec__pool_defer_tick_locked(agec_pool *p, int64_t now)
 {
     if (p->defer_tick_at == 0)
         return AGEC__NEVER;
     if (now < p->defer_tick_at)
         return p->defer_tick_at;
-    defer_end(p, now);
+    defer_end_locked(p, now);
     /* Deferrals go on (a contended pool): tick again, so that they find
      * the tick armed and need not wake this thread (one wake-up per tick
      * instead of two). Else stop. */
@@ -174,30 +174,30 @@ int64_t agec__pool_defer_tick(agec_pool *p, int64_t now)
     return p->defer_tick_at != 0 ? p->defer_tick_at : AGEC__NEVER;
 }
 
-void agec__pool_defer_suspend(agec_pool *p, int64_t now)
+void agec__pool_defer_suspend_locked(agec_pool *p, int64_t now)
 {
     p->maint_busy = true;
-    defer_end(p, now);
+    defer_end_locked(p, now);
 }
 
 /* ---- state transitions (all under p->mu) ---------------------------------- */
 
 /* Give c straight to the queued waiter w (dequeued, woken). [mu] */
-static void hand_to(agec_pool *p, agec_conn *c, waiter *w, int64_t now)
+static void hand_to_locked(agec_pool *p, agec_conn *c, waiter *w, int64_t now)
 {
-    agec__conn_move(p, c, CONN_IN_USE);
-    /* Nobody holds it until w runs and records its borrow (acq_mark): the
+    agec__conn_move_locked(p, c, CONN_IN_USE);
+    /* Nobody holds it until w runs and records its borrow (acq_mark_locked): the
      * leak scan must not report it under the previous borrower's name. */
     c->leak_reported = true;
     c->file = NULL;
     w->handed = c;
-    agec__waiter_dequeue(p, w);
+    agec__waiter_dequeue_locked(p, w);
     pthread_cond_signal(&w->cond);
     /* w may have been woken for another idle connection or a free slot:
      * that wake-up left with it, so pass it on (the spin model's
      * BRIEF_HANDOFF and BRIEF_GIVEBACK variants are this bug: a lost
      * wake-up). */
-    agec__pool_dispatch(p, now);
+    agec__pool_dispatch_locked(p, now);
 }
 
 /* Give-back: c was lent to a starving waiter, and the starving phase is
@@ -209,19 +209,19 @@ static void hand_to(agec_pool *p, agec_conn *c, waiter *w, int64_t now)
  * client on one machine, a new pair often lands on two CPUs and runs at
  * half speed until the kernel moves one of them, tens of ms later:
  * bench_contention's timeline). Oldest such waiter first. [mu] */
-static bool give_back(agec_pool *p, agec_conn *c, int64_t now)
+static bool give_back_locked(agec_pool *p, agec_conn *c, int64_t now)
 {
     for (waiter *o = p->wait_head; o != NULL; o = o->next) {
         if (o->last_conn == (uintptr_t)c) {
             p->n.givebacks++;
-            hand_to(p, c, o, now);
+            hand_to_locked(p, c, o, now);
             return true;
         }
     }
     return false;
 }
 
-void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now)
+void agec__pool_make_available_locked(agec_pool *p, agec_conn *c, int64_t now)
 {
     c->last_used_us = now;
     release_note *t = &agec__t_release;
@@ -233,27 +233,31 @@ void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now)
     t->conn = (uintptr_t)c;
     waiter *w = p->wait_head;
     bool open = !atomic_load_explicit(&p->shutting_down, memory_order_relaxed);
-    if (w != NULL && open && agec__head_starving(p, now)) {
+    /* Starving? On the precise clock, as w's enqueue time is (the release
+     * runs on the coarse one, a tick behind): else a head starving for
+     * less than a tick misses its hand-off (issue 22, item 13). */
+    if (w != NULL && open && agec__head_starving(p, agec__now_us())) {
         /* Direct hand-off to the starving oldest waiter: no newcomer can
          * take this one, and exactly one thread wakes. */
         c->lent = true;
         p->n.handoffs++;
-        hand_to(p, c, w, now);
+        hand_to_locked(p, c, w, now);
         return;
     }
     bool lent = c->lent;
     c->lent = false;
-    if (lent && w != NULL && open && give_back(p, c, now))
+    if (lent && w != NULL && open && !(p->ablate & AGEC__ABLATE_GIVEBACK) &&
+        give_back_locked(p, c, now))
         return;
-    agec__conn_move(p, c, CONN_IDLE);
+    agec__conn_move_locked(p, c, CONN_IDLE);
     /* The maintenance thread may sleep with nothing to do (all were in use):
      * make sure it wakes for this one's idle check and idle timeout. */
     int64_t when = now + AGEC__IDLE_CHECK_US;
     if (p->cfg.c.idle_timeout_ms > 0 && agec__pool_live(p) > p->cfg.c.min)
         when = agec__min64(when, now + (int64_t)p->cfg.c.idle_timeout_ms * 1000);
-    agec__maint_poke(p, when);
-    if (w == NULL || !release_defers_wake(p))
-        agec__pool_dispatch(p, now);
+    agec__maint_poke_locked(p, when);
+    if (w == NULL || !release_defers_wake_locked(p))
+        agec__pool_dispatch_locked(p, now);
 }
 
 /* Would the breaker let a connect start now (agec__breaker_allow not DENY)? */
@@ -264,7 +268,7 @@ static bool breaker_admits(const agec__breaker *b, int64_t now)
     return b->state == AGEC_BREAKER_CLOSED || !b->probing;
 }
 
-void agec__pool_dispatch(agec_pool *p, int64_t now)
+void agec__pool_dispatch_locked(agec_pool *p, int64_t now)
 {
     if (p->wait_head == NULL || atomic_load_explicit(&p->shutting_down, memory_order_relaxed))
         return;
@@ -273,7 +277,7 @@ void agec__pool_dispatch(agec_pool *p, int64_t now)
     /* A free slot the breaker will not let anyone connect into is nothing
      * to wake a waiter for, while connections may come back: the waiter
      * would fail fast, and the next one, and so on (waiters wait for those
-     * instead, acq_breaker_wait). With nothing to come back, waking them
+     * instead, acq_breaker_wait_locked). With nothing to come back, waking them
      * lets them fail fast. */
     if (free > 0 && !breaker_admits(&p->breaker, now) && agec__pool_may_come_back(p) > 0)
         free = 0;
@@ -302,28 +306,28 @@ void agec__pool_dispatch(agec_pool *p, int64_t now)
     }
 }
 
-void agec__pool_detach(agec_pool *p, agec_conn *c, agec_close_reason reason)
+void agec__pool_detach_locked(agec_pool *p, agec_conn *c, agec_close_reason reason)
 {
-    agec__conn_move(p, c, CONN_CLOSING);
+    agec__conn_move_locked(p, c, CONN_CLOSING);
     p->n.closed[reason]++;
     /* With the breaker open, the last connection that could come back may
      * just have gone: waiters then fail fast (dispatch counts the free
      * slots again). The spin model found this wake-up missing. */
     if (p->breaker.state != AGEC_BREAKER_CLOSED)
-        agec__pool_dispatch(p, agec__now_coarse_us());
+        agec__pool_dispatch_locked(p, agec__now_coarse_us());
 }
 
-void agec__pool_closed(agec_pool *p, agec_conn *c)
+void agec__pool_closed_locked(agec_pool *p, agec_conn *c)
 {
     agec__list_remove(&p->closing_list, c);
-    agec__pool_dispatch(p, agec__now_coarse_us());
+    agec__pool_dispatch_locked(p, agec__now_coarse_us());
     if (atomic_load_explicit(&p->shutting_down, memory_order_relaxed))
         pthread_cond_broadcast(&p->state_cond);
     else if (agec__pool_total(p) < p->cfg.c.min)
-        agec__maint_poke(p, 0);
+        agec__maint_poke_locked(p, 0);
 }
 
-agec_conn *agec__pool_reserve(agec_pool *p, int64_t now)
+agec_conn *agec__pool_reserve_locked(agec_pool *p, int64_t now)
 {
     agec_conn *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -338,7 +342,7 @@ agec_conn *agec__pool_reserve(agec_pool *p, int64_t now)
     return c;
 }
 
-void agec__pool_open_failed(agec_pool *p, agec_conn *c, int64_t now)
+void agec__pool_open_failed_locked(agec_pool *p, agec_conn *c, int64_t now)
 {
     int fd = c->reap_fd;
     c->reap_fd = -1;
@@ -346,18 +350,18 @@ void agec__pool_open_failed(agec_pool *p, agec_conn *c, int64_t now)
         /* A server process may have started for it (a connect cut short
          * during authentication or set-up): keep the slot until it is gone
          * (the maintenance thread looks at once, outside the lock). */
-        agec__conn_move(p, c, CONN_CLOSING);
-        agec__reap_start(p, c, fd, agec__deadline_after(now, p->cfg.c.connect_timeout_ms));
+        agec__conn_move_locked(p, c, CONN_CLOSING);
+        agec__reap_start_locked(p, c, fd, agec__deadline_after(now, p->cfg.c.connect_timeout_ms));
         return;
     }
     if (fd >= 0)
         close(fd);
     agec__list_remove(&p->opening, c);
     free(c);
-    agec__pool_dispatch(p, now);
+    agec__pool_dispatch_locked(p, now);
 }
 
-bool agec__pool_unref(agec_pool *p)
+bool agec__pool_unref_locked(agec_pool *p)
 {
     return --p->refs == 0;
 }
@@ -373,7 +377,7 @@ bool agec__pool_enter(agec_pool *p)
 void agec__pool_leave(agec_pool *p)
 {
     pthread_mutex_lock(&p->mu);
-    bool last = agec__pool_unref(p);
+    bool last = agec__pool_unref_locked(p);
     pthread_mutex_unlock(&p->mu);
     if (last)
         agec__pool_free(p);
@@ -437,8 +441,8 @@ agec_status agec__pool_connect(agec_pool *p, agec_conn *c, int64_t deadline_us,
     return st;
 }
 
-void agec__pool_connect_done(agec_pool *p, agec_conn *c, agec_status st, const agec_error *err,
-                             int64_t now, agec__breaker_change *ch)
+void agec__pool_connect_done_locked(agec_pool *p, agec_conn *c, agec_status st,
+                                    const agec_error *err, int64_t now, agec__breaker_change *ch)
 {
     ch->from = ch->to = p->breaker.state;
     if (st == AGEC_OK) {
@@ -478,16 +482,47 @@ void agec__pool_connect_done(agec_pool *p, agec_conn *c, agec_status st, const a
 
 /* ---- open ----------------------------------------------------------------- */
 
+agec_status agec__ablate_parse(const char *spec, unsigned *out, agec_error *err)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = { { "none", 0 },
+                  { "wake_on_miss", AGEC__ABLATE_WAKE_ON_MISS },
+                  { "affinity", AGEC__ABLATE_AFFINITY },
+                  { "giveback", AGEC__ABLATE_GIVEBACK } };
+    *out = 0;
+    for (const char *s = spec; s != NULL && *s != '\0';) {
+        size_t n = strcspn(s, ",");
+        size_t i = 0;
+        while (i < sizeof names / sizeof names[0] &&
+               (strlen(names[i].name) != n || strncmp(s, names[i].name, n) != 0))
+            i++;
+        if (i == sizeof names / sizeof names[0])
+            return agec__error_set(err, AGEC_ERR_CONFIG,
+                                   "AGEC_POOL_ABLATE: unknown mechanism '%.*s' (benchmark-only "
+                                   "switch: wake_on_miss, affinity, giveback, none)",
+                                   (int)(n < 40 ? n : 40), s);
+        *out |= names[i].bit;
+        s += n + (s[n] == ',');
+    }
+    return AGEC_OK;
+}
+
 agec_status agec_pool_open(const agec_pool_config *cfg, agec_pool **out, agec_error *err)
 {
     if (out != NULL)
         *out = NULL;
     if (cfg == NULL || out == NULL)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "%s is NULL", cfg ? "out" : "cfg");
+    unsigned ablate; /* benchmark-only: see agec__ablate_parse */
+    agec_status st = agec__ablate_parse(getenv("AGEC_POOL_ABLATE"), &ablate, err);
+    if (st != AGEC_OK)
+        return st;
     agec_pool *p = calloc(1, sizeof *p);
     if (p == NULL)
         return agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");
-    agec_status st = agec__config_copy(&p->cfg, cfg, err);
+    st = agec__config_copy(&p->cfg, cfg, err);
     if (st != AGEC_OK) {
         free(p);
         return st;
@@ -500,6 +535,7 @@ agec_status agec_pool_open(const agec_pool_config *cfg, agec_pool **out, agec_er
     atomic_init(&p->shutting_down, false);
     atomic_init(&p->visitors, 0);
     p->fair_wait_us = (int64_t)p->cfg.c.fair_wait_ms * 1000;
+    p->ablate = ablate;
     p->bg_backoff_ms = p->cfg.c.reconnect_backoff_initial_ms;
     p->rng = ((uint64_t)agec__now_us() * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)(uintptr_t)p;
     if (p->rng == 0)

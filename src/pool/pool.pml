@@ -44,6 +44,13 @@
  *   broken. A close process fires at any point; a maintenance process
  *   finishes cut-short checks (checking -> idle or closed) and, with MIN,
  *   opens connections.
+ * - Close ordering with `checking` (issue 22, item 6): once close has
+ *   started, the maintenance thread makes a last pass (checks not finished
+ *   are closed) and ends; close joins it (mjoined), then waits for the
+ *   callers inside acquire and the connects in progress, not for
+ *   `checking`. A validation its caller's deadline cuts short may end at
+ *   any point of that (the check runs outside the lock): if close has
+ *   started, the caller closes the connection itself.
  *
  * What is abstracted
  * - Time: no clock. A caller's deadline passing, a waiter's retry_at
@@ -59,7 +66,9 @@
  *   its open period (a timer, which must dispatch()) closes it. The
  *   half-open single probe is not modelled separately.
  * - Validation of idle connections: each one taken from idle may be stale
- *   (validated outside the lock) or not. Queries, cancels, reset, events,
+ *   (validated outside the lock) or not. The idle sweep (idle sockets
+ *   found readable move to `checking` and back, all within one pass of the
+ *   maintenance thread) is not modelled. Queries, cancels, reset, events,
  *   statistics and the drain deadline's cancelling are not modelled; close
  *   gives up its drain at any moment (the drain deadline).
  * - Bounded: MAX connections, NC callers, CYC cycles each.
@@ -88,10 +97,11 @@
  *   there are no progress labels: the model terminates, so any cycle is a
  *   livelock, e.g. a waiter re-signalling itself).
  * - Close terminates; once it returned: nobody inside acquire, opening,
- *   idle and checking empty, queue empty.
+ *   idle and checking empty, queue empty. Once the maintenance thread is
+ *   joined, `checking` stays empty (nobody would finish or close a check).
  *
  * Variants (-D...). tests/model/check-pool-model (CTest model_pool, in
- * make check; about 75 s of CPU) verifies the protocol with NC=2 CYC=2 (also MIN=1,
+ * make check; about 90 s of CPU) verifies the protocol with NC=2 CYC=2 (also MIN=1,
  * FAIR_T0, NOCLOSE, MAX=1 NOCLOSE) and NC=3 CYC=1, liveness with and
  * without close, and runs
  * each seeded bug below expecting spin to FIND it:
@@ -116,6 +126,10 @@
  *   server process may still run (issue 22, defect 2): more than max.
  * - BUG_BREAKER_SLOTS: free slots count while the breaker is open, and a
  *   woken waiter denied by it fails (issue 22, defect 5).
+ * - BUG_CHECK_AFTER_CLOSE: a check cut short by its caller's deadline goes
+ *   to `checking` even once close has started: when that happens after the
+ *   maintenance thread's last pass, the connection is left there, its
+ *   PGconn, socket and server process leaked (issue 22, defect 6).
  * - NOCLOSE: no closer process (the pool is never closed).
  * Bigger bounds also verify; they are not part of make check: NC=3 CYC=2
  * (22 M states, 70 s, 2.5 GB before give-back), and NC=4 CYC=1 NOCLOSE
@@ -162,6 +176,7 @@ byte closingc, zombie;
 #define BACK (inuse + checking + opening)
 bit brk;     /* breaker open: no connect may start */
 bit closing; /* close started */
+bit mjoined; /* the maintenance thread has made its last pass and is joined */
 bit closed;  /* close returned */
 byte inacq;  /* callers inside acquire */
 byte faults = NFAULT;
@@ -266,7 +281,10 @@ inline check()
      * waiter that sleeps for ever beside an idle connection) */
     assert(deferred == 0 || (armed && !mbusy));
 #endif
-    assert(!closed || (inacq == 0 && opening == 0 && idle == 0 && checking == 0 && qlen == 0))
+    assert(!closed || (inacq == 0 && opening == 0 && idle == 0 && checking == 0 && qlen == 0));
+    /* a check in `checking` only while the maintenance thread can finish it
+     * (issue 22, item 6: after its last pass nobody closes it) */
+    assert(!mjoined || checking == 0)
 }
 
 /* ---- the pool's helpers, called with the lock held (inside atomic) ---- */
@@ -544,8 +562,19 @@ active [NC] proctype caller()
                }
             :: atomic {
                    hasdl -> dl[_pid] = 1;
-                   /* the caller's deadline cut the check short */
-                   inuse--; checking++;
+                   /* the caller's deadline cut the check short: the
+                    * maintenance thread finishes it, unless close has
+                    * started (its last pass may be over): then the caller
+                    * closes the connection itself */
+                   inuse--;
+#ifdef BUG_CHECK_AFTER_CLOSE
+                   checking++;
+#else
+                   if
+                   :: closing -> close_slot()
+                   :: else -> checking++
+                   fi;
+#endif
                    leave(); act = A_DONE;
                    check()
                }
@@ -658,6 +687,18 @@ end:
            brk && !closing -> brk = 0; dispatch(); check()
        }
     :: atomic {
+           /* close started: the last pass (checks not finished are
+            * closed), then the thread ends and close joins it */
+           closing ->
+           do
+           :: checking > 0 -> checking--; close_slot()
+           :: else -> break
+           od;
+           mjoined = 1;
+           check();
+           break
+       }
+    :: atomic {
            /* the oldest queued waiter not yet starving has now waited T */
            qlen > 0 && !starv[q[qlen - 1]] ->
            k = 0;
@@ -700,9 +741,12 @@ active proctype closer()
         deferred = 0;
         check()
     };
-    /* wait for acquirers and connects in progress (aborted through
-     * closing) and the maintenance thread's checks */
-    (inacq == 0 && opening == 0 && checking == 0);
+    /* join the maintenance thread (its last pass closes the checks not
+     * finished), then wait for acquirers and connects in progress (aborted
+     * through closing); `checking` is not waited for: nobody is left to
+     * empty it */
+    mjoined;
+    (inacq == 0 && opening == 0);
     /* drain borrowed connections until the drain deadline */
     if
     :: inuse == 0

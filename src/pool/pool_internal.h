@@ -36,7 +36,15 @@
  * ever done while holding it: connects, validation, cleanup, PQfinish and
  * event callbacks all run after unlocking. A connection in `in_use` or
  * `opening` belongs to one thread, which may touch its PGconn without the
- * lock.
+ * lock. Events found under the lock are queued (copied into locals or a
+ * batch) and emitted after it is dropped.
+ *
+ * The lock discipline is in the names: a function named *_locked is called
+ * and returns with p->mu held and never drops it; *_relocks is called and
+ * returns with it held but drops it inside (I/O, a wait, an event: anything
+ * read from the pool before the call may have changed after it); *_unlocks
+ * is called with it held and returns without it. Functions with none of
+ * these take the lock themselves if they need it, and are called without it.
  */
 #ifndef AGEC_POOL_POOL_INTERNAL_H
 #define AGEC_POOL_POOL_INTERNAL_H
@@ -51,7 +59,7 @@
 #include "agec/pool.h"
 #include "pool/breaker.h"
 #include "pool/histogram.h"
-#include "session/session.h"
+#include "session/pgconn.h"
 
 typedef enum conn_state {
     CONN_OPENING,
@@ -165,7 +173,7 @@ struct agec_pool {
     waiter *wait_head, *wait_tail; /* [mu] */
     int waiting;                   /* [mu] length of that queue */
     int nsignalled;                /* [mu] queued waiters with signalled set */
-    /* Wake on miss (agec__pool_make_available): idle connections whose
+    /* Wake on miss (agec__pool_make_available_locked): idle connections whose
      * waiter wake-up was deferred because the thread that released them is
      * expected back at once (it would barge in and take the connection
      * before the woken waiter ran: a futile wake-up and context switch).
@@ -173,10 +181,11 @@ struct agec_pool {
      * defer_tick_at the maintenance thread drops the deferral (the bound on
      * a misprediction) and dispatches. */
     int deferred_wakeups;     /* [mu] */
-    uint64_t defer_gen;       /* [mu] bumped when the deferrals are ended (defer_end) */
+    uint64_t defer_gen;       /* [mu] bumped when the deferrals are ended (defer_end_locked) */
     int64_t defer_tick_at;    /* [mu] 0: the tick is not armed */
     bool deferred_since_tick; /* [mu] a deferral since the last tick: keep ticking */
     int64_t fair_wait_us;     /* fair_wait_ms, read-only after open */
+    unsigned ablate;          /* AGEC__ABLATE_*: benchmark-only, read-only after open */
     int acquiring;            /* [mu] threads inside acquire (close waits for them) */
     uint64_t next_ticket;     /* [mu] */
     uint64_t next_conn_id;    /* [mu] */
@@ -221,12 +230,24 @@ struct agec_pool {
     int64_t next_idle_check;   /* [mu] next scan of idle sockets for dead servers */
 };
 
+/* Benchmark-only ablation (docs/pool-design.md, "Under contention"): the
+ * environment variable AGEC_POOL_ABLATE, read once by agec_pool_open,
+ * names contention mechanisms to switch off, comma-separated:
+ * wake_on_miss, affinity, giveback (or "none"). Not public API: it exists
+ * so that bench/ablation can measure what each one buys. An unknown name
+ * fails the open (AGEC_ERR_CONFIG), so that a typo cannot measure the
+ * wrong thing. */
+#define AGEC__ABLATE_WAKE_ON_MISS 1u
+#define AGEC__ABLATE_AFFINITY 2u
+#define AGEC__ABLATE_GIVEBACK 4u
+agec_status agec__ablate_parse(const char *spec, unsigned *out, agec_error *err);
+
 /* --- lists (list.c) --- */
 void agec__list_push_head(conn_list *l, agec_conn *c);
 void agec__list_push_tail(conn_list *l, agec_conn *c);
 void agec__list_remove(conn_list *l, agec_conn *c);
 /* Remove c from its current state's list and push it on `to` (head). */
-void agec__conn_move(agec_pool *p, agec_conn *c, conn_state to);
+void agec__conn_move_locked(agec_pool *p, agec_conn *c, conn_state to);
 conn_list *agec__state_list(agec_pool *p, conn_state s);
 
 /* --- pool.c --- */
@@ -245,43 +266,46 @@ static inline int agec__pool_live(const agec_pool *p)
 /* A connection just became available (from `opening`, `in_use` or
  * `checking`): hand it to a starving head waiter, or put it at the head of
  * idle and dispatch. [mu] */
-void agec__pool_make_available(agec_pool *p, agec_conn *c, int64_t now);
+void agec__pool_make_available_locked(agec_pool *p, agec_conn *c, int64_t now);
 /* Wake waiters for what is available: one per idle connection or free
  * slot, minus those already woken, oldest first, skipping waiters in their
  * own reconnect backoff (they wake by their timer). A woken waiter takes an
  * idle connection, connects into a free slot (or fails fast on an open
  * breaker), or sleeps again. Called after any change that frees a slot or
  * adds an idle connection, and by every waiter that leaves the queue. [mu] */
-void agec__pool_dispatch(agec_pool *p, int64_t now);
+void agec__pool_dispatch_locked(agec_pool *p, int64_t now);
 /* Move a connection to `closing` to be closed for `reason` and count it.
  * The caller then calls agec__conn_destroy without the lock, which frees
  * the slot (and dispatches) once the server process is gone. [mu] */
-void agec__pool_detach(agec_pool *p, agec_conn *c, agec_close_reason reason);
+void agec__pool_detach_locked(agec_pool *p, agec_conn *c, agec_close_reason reason);
 /* A connection attempt for c (in `opening`) failed: free it and its slot,
  * or, if a server process may have started for it (c->reap_fd), keep the
  * slot in `closing` until that process is gone (reap.c). [mu] */
-void agec__pool_open_failed(agec_pool *p, agec_conn *c, int64_t now);
+void agec__pool_open_failed_locked(agec_pool *p, agec_conn *c, int64_t now);
 /* c's server process is gone: take it out of `closing` and pass its slot
  * on (dispatch, close's wait, `min`). [mu] */
-void agec__pool_closed(agec_pool *p, agec_conn *c);
+void agec__pool_closed_locked(agec_pool *p, agec_conn *c);
 /* Drop one reference; true if it was the last (the caller then unlocks and
  * calls agec__pool_free). [mu] */
-bool agec__pool_unref(agec_pool *p);
+bool agec__pool_unref_locked(agec_pool *p);
 /* Free the pool once no stats call is still inside it. */
 void agec__pool_free(agec_pool *p);
 /* Take a reference for a call that does not hold one (stats, prometheus);
  * false when the pool is already gone to its last reference. Pair with
- * agec__pool_leave. */
+ * agec__pool_leave. No lock held before or after. */
 bool agec__pool_enter(agec_pool *p);
+/* Drop a reference (agec__pool_enter's, or a borrow's at the end of its
+ * release) and free the pool if it was the last. No lock held before or
+ * after (it takes p->mu itself). */
 void agec__pool_leave(agec_pool *p);
 
 /* Wait on cond (a CLOCK_MONOTONIC condition) until deadline_us (AGEC__NEVER:
  * no limit) or a signal; the caller re-checks its condition. */
 void agec__pool_wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t deadline_us);
 /* Take w out of the waiter queue if it is in it. [mu] */
-void agec__waiter_dequeue(agec_pool *p, waiter *w);
+void agec__waiter_dequeue_locked(agec_pool *p, waiter *w);
 /* Reserve an opening slot (a new conn in `opening`). NULL if out of memory. [mu] */
-agec_conn *agec__pool_reserve(agec_pool *p, int64_t now);
+agec_conn *agec__pool_reserve_locked(agec_pool *p, int64_t now);
 /* Connect and initialise a reserved connection by deadline_us; abort_flag
  * (may be NULL) stops it early. own_deadline_us is the attempt's own limit
  * (connect_timeout_ms): an attempt that an earlier deadline_us (the
@@ -292,8 +316,8 @@ agec_status agec__pool_connect(agec_pool *p, agec_conn *c, int64_t deadline_us,
                                bool *cut_short, agec_error *err);
 /* Account for the end of a connect attempt: breaker, backoff, counters,
  * last error. `ev` receives a breaker transition to report, if any. [mu] */
-void agec__pool_connect_done(agec_pool *p, agec_conn *c, agec_status st, const agec_error *err,
-                             int64_t now, agec__breaker_change *ev);
+void agec__pool_connect_done_locked(agec_pool *p, agec_conn *c, agec_status st,
+                                    const agec_error *err, int64_t now, agec__breaker_change *ev);
 /* Uniform random integer in [0, n). [mu] */
 uint64_t agec__pool_rand(agec_pool *p, uint64_t n);
 /* Delay with jitter for a backoff step: d/2 + random(d/2) ... d. [mu] */
@@ -336,14 +360,14 @@ uint64_t agec__pool_nonce_new(const void *salt);
 #define AGEC__QUICK_RETURN_US 50
 agec_status agec__maint_start(agec_pool *p, agec_error *err);
 /* Wake the maintenance thread if it sleeps past `when`. [mu] */
-void agec__maint_poke(agec_pool *p, int64_t when);
+void agec__maint_poke_locked(agec_pool *p, int64_t when);
 /* The deferral tick (maint.c calls it): drop deferrals due by now and
  * dispatch; returns when to look next (AGEC__NEVER: nothing pending). [mu] */
-int64_t agec__pool_defer_tick(agec_pool *p, int64_t now);
+int64_t agec__pool_defer_tick_locked(agec_pool *p, int64_t now);
 /* The maintenance thread is about to work outside the lock: end every
  * deferral now (their tick could not fire) and defer none until it is
  * back (p->maint_busy, cleared by the caller). [mu] */
-void agec__pool_defer_suspend(agec_pool *p, int64_t now);
+void agec__pool_defer_suspend_locked(agec_pool *p, int64_t now);
 
 /* --- reap.c: closed connections whose server process has not exited yet.
  * The slot of a closed connection stays taken until its server process is
@@ -368,17 +392,18 @@ bool agec__reap_wait(int fd, int64_t deadline_us);
  * cancel) and fd to the maintenance thread, which frees c and its slot
  * when its server process is gone. If the pool is closing, close's final
  * pass does it. [mu] */
-void agec__reap_start(agec_pool *p, agec_conn *c, int fd, int64_t until);
+void agec__reap_start_locked(agec_pool *p, agec_conn *c, int fd, int64_t until);
 /* The watched connections to look at now, linked through doom_next (NULL:
  * none, *next says when). [mu] */
-agec_conn *agec__reap_due(agec_pool *p, int64_t now, int64_t *next);
+agec_conn *agec__reap_due_locked(agec_pool *p, int64_t now, int64_t *next);
 /* Look at them (maintenance thread, no lock). */
 void agec__reap_check(agec_conn *batch);
 /* Free those whose server process is gone; plan the next look. [mu] */
-void agec__reap_settle(agec_pool *p, agec_conn *batch, int64_t now);
+void agec__reap_settle_locked(agec_pool *p, agec_conn *batch, int64_t now);
 /* At close (maintenance thread, closing set): wait for the rest until
- * their own limit or close's drain deadline, then free them all. [mu] */
-void agec__reap_finish(agec_pool *p);
+ * their own limit or close's drain deadline, then free them all. Called
+ * and returns with the lock held, dropped for the wait. */
+void agec__reap_finish_relocks(agec_pool *p);
 void agec__maint_join(agec_pool *p);
 
 /* --- config.c --- */
@@ -386,6 +411,6 @@ agec_status agec__config_copy(pool_cfg *dst, const agec_pool_config *src, agec_e
 void agec__config_free(pool_cfg *cfg);
 
 /* --- stats.c --- */
-void agec__stats_fill(agec_pool *p, agec_pool_stats *out, int64_t now); /* [mu] */
+void agec__stats_fill_locked(agec_pool *p, agec_pool_stats *out, int64_t now); /* [mu] */
 
 #endif

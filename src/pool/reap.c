@@ -42,7 +42,7 @@ bool agec__reap_wait(int fd, int64_t deadline_us)
     }
 }
 
-void agec__reap_start(agec_pool *p, agec_conn *c, int fd, int64_t until)
+void agec__reap_start_locked(agec_pool *p, agec_conn *c, int fd, int64_t until)
 {
     /* A host that stopped answering (frozen, cut off) never acknowledges
      * our Terminate and FIN: let the kernel give up on the socket after
@@ -60,10 +60,10 @@ void agec__reap_start(agec_pool *p, agec_conn *c, int fd, int64_t until)
     p->nreaping++;
     /* The first look at once (the maintenance thread, outside the lock). */
     p->reap_at = 0;
-    agec__maint_poke(p, 0);
+    agec__maint_poke_locked(p, 0);
 }
 
-static void reap_free(agec_pool *p, agec_conn *c)
+static void reap_free_locked(agec_pool *p, agec_conn *c)
 {
     close(c->reap_fd);
     c->reap_fd = -1;
@@ -72,11 +72,11 @@ static void reap_free(agec_pool *p, agec_conn *c)
     c->reap_probe = NULL;
     agec__cancel_key_unref(c->cancel);
     c->cancel = NULL;
-    agec__pool_closed(p, c);
+    agec__pool_closed_locked(p, c);
     free(c);
 }
 
-agec_conn *agec__reap_due(agec_pool *p, int64_t now, int64_t *next)
+agec_conn *agec__reap_due_locked(agec_pool *p, int64_t now, int64_t *next)
 {
     if (p->nreaping == 0)
         return NULL;
@@ -132,7 +132,7 @@ void agec__reap_check(agec_conn *batch)
         c->reap_gone = reap_may_free(c, now);
 }
 
-void agec__reap_settle(agec_pool *p, agec_conn *batch, int64_t now)
+void agec__reap_settle_locked(agec_pool *p, agec_conn *batch, int64_t now)
 {
     if (batch == NULL)
         return;
@@ -140,7 +140,7 @@ void agec__reap_settle(agec_pool *p, agec_conn *batch, int64_t now)
     while (batch != NULL) {
         agec_conn *nx = batch->doom_next;
         if (batch->reap_gone)
-            reap_free(p, batch);
+            reap_free_locked(p, batch);
         else if (batch->reap_probe != NULL)
             overdue = true;
         batch = nx;
@@ -150,7 +150,7 @@ void agec__reap_settle(agec_pool *p, agec_conn *batch, int64_t now)
     p->reap_at = now + (overdue ? AGEC__REAP_SLOW_POLL_US : AGEC__REAP_POLL_US);
 }
 
-void agec__reap_finish(agec_pool *p)
+void agec__reap_finish_relocks(agec_pool *p)
 {
     /* shutting_down is set: nobody adds to the reaping set any more, and only
      * this thread takes from it, so the batch can be waited for unlocked. */
@@ -168,7 +168,7 @@ void agec__reap_finish(agec_pool *p)
     pthread_mutex_lock(&p->mu);
     while (batch != NULL) {
         agec_conn *nx = batch->doom_next;
-        reap_free(p, batch);
+        reap_free_locked(p, batch);
         batch = nx;
     }
 }

@@ -35,12 +35,11 @@ static int release_cleanup(agec_pool *p, agec_conn *c, int64_t *now)
     return -1;
 }
 
-static void release_impl(agec_conn *c, bool broken)
+/* What becomes of c: -1 if it may go back to the pool, else the reason to
+ * close it. Runs the cleanup (I/O) if its session needs one. No lock held;
+ * *now is moved on past any I/O. */
+static int release_verdict(agec_pool *p, agec_conn *c, bool broken, int64_t *now)
 {
-    agec_pool *p = c->pool;
-    int64_t now = agec__now_coarse_us(); /* last use and lifetime: ms-scale */
-    /* The whole release, a close included, within reset_timeout_ms. */
-    int64_t budget = agec__deadline_after(now, p->cfg.c.reset_timeout_ms);
     int reason = -1;
     if (broken || c->broken || PQstatus(c->pg) != CONNECTION_OK)
         reason = AGEC_CLOSE_BROKEN;
@@ -48,51 +47,79 @@ static void release_impl(agec_conn *c, bool broken)
         reason = AGEC_CLOSE_SHUTDOWN;
     else if (PQtransactionStatus(c->pg) != PQTRANS_IDLE || p->cfg.c.reset_query != NULL ||
              agec__cancel_key_busy(c->cancel)) {
-        now = agec__now_us(); /* the cleanup's deadline */
-        reason = release_cleanup(p, c, &now);
+        *now = agec__now_us(); /* the cleanup's deadline */
+        reason = release_cleanup(p, c, now);
         if (reason >= 0)
-            now = agec__now_us();
+            *now = agec__now_us();
     }
-    if (reason < 0 && now >= c->expires_us)
+    if (reason < 0 && *now >= c->expires_us)
         reason = AGEC_CLOSE_LIFETIME;
+    return reason;
+}
 
-    pthread_mutex_lock(&p->mu);
+/* Count the release and, if this borrow was reported as a leak, fill *ev
+ * with its "returned" event (sent by the caller after unlocking: c may be
+ * someone else's by then, so its borrow is copied now). True if so. [mu] */
+static bool release_account_locked(agec_pool *p, agec_conn *c, int64_t now, agec_pool_event *ev)
+{
     p->n.releases++;
     agec__hist_record(&p->use_hist, now - c->acquired_us);
-    bool leak_back = c->leak_reported;
-    agec_pool_event lev = { .type = AGEC_EV_LEAK_RETURNED,
-                            .warning = true,
-                            .conn_id = c->id,
-                            .file = c->file,
-                            .line = c->line,
-                            .func = c->func,
-                            .held_ms = (now - c->acquired_us) / 1000,
-                            .message = "a connection reported as leaked was released" };
-    if (leak_back)
-        p->n.leaks_returned++;
+    if (!c->leak_reported)
+        return false;
+    p->n.leaks_returned++;
+    *ev = (agec_pool_event){ .type = AGEC_EV_LEAK_RETURNED,
+                             .warning = true,
+                             .conn_id = c->id,
+                             .file = c->file,
+                             .line = c->line,
+                             .func = c->func,
+                             .held_ms = (now - c->acquired_us) / 1000,
+                             .message = "a connection reported as leaked was released" };
+    return true;
+}
+
+/* Put c back (idle, or to a waiter), or detach it to be closed for
+ * `reason` (-1: it was reusable, but the pool is shutting down). Returns
+ * the close reason, -1 if c went back. [mu] */
+static int release_settle_locked(agec_pool *p, agec_conn *c, int reason, int64_t now)
+{
     if (reason < 0 && !atomic_load_explicit(&p->shutting_down, memory_order_relaxed)) {
-        agec__pool_make_available(p, c, now);
-        if (!leak_back) {
-            agec__pool_unref(p); /* never the last: the owner holds one until close */
-            pthread_mutex_unlock(&p->mu);
-            return;
-        }
-        pthread_mutex_unlock(&p->mu);
-        agec__emit(p, &lev);
-    } else {
-        if (reason < 0)
-            reason = AGEC_CLOSE_SHUTDOWN;
-        agec__pool_detach(p, c, (agec_close_reason)reason);
-        pthread_mutex_unlock(&p->mu);
-        if (leak_back)
-            agec__emit(p, &lev);
-        agec__conn_destroy(p, c, (agec_close_reason)reason, budget);
+        agec__pool_make_available_locked(p, c, now);
+        return -1;
     }
+    if (reason < 0)
+        reason = AGEC_CLOSE_SHUTDOWN;
+    agec__pool_detach_locked(p, c, (agec_close_reason)reason);
+    return reason;
+}
+
+/* The release: verdict and cleanup without the lock, the state change under
+ * it, then (lock dropped) the leak event, the close and the borrow's
+ * reference. The fast path (clean, no leak report) locks once. */
+static void release_impl(agec_conn *c, bool broken)
+{
+    agec_pool *p = c->pool;
+    int64_t now = agec__now_coarse_us(); /* last use and lifetime: ms-scale */
+    /* The whole release, a close included, within reset_timeout_ms. */
+    int64_t budget = agec__deadline_after(now, p->cfg.c.reset_timeout_ms);
+    int reason = release_verdict(p, c, broken, &now);
+
+    agec_pool_event leak;
     pthread_mutex_lock(&p->mu);
-    bool last = agec__pool_unref(p);
+    bool leak_back = release_account_locked(p, c, now, &leak);
+    reason = release_settle_locked(p, c, reason, now);
+    if (reason < 0 && !leak_back) {
+        agec__pool_unref_locked(p); /* never the last: the owner holds one until close */
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
     pthread_mutex_unlock(&p->mu);
-    if (last)
-        agec__pool_free(p);
+
+    if (leak_back)
+        agec__emit(p, &leak);
+    if (reason >= 0)
+        agec__conn_destroy(p, c, (agec_close_reason)reason, budget);
+    agec__pool_leave(p); /* the borrow's reference; frees the pool if it was the last */
 }
 
 void agec_conn_release(agec_conn *conn)

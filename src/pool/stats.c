@@ -6,7 +6,7 @@
 
 #include "pool/pool_internal.h"
 
-void agec__stats_fill(agec_pool *p, agec_pool_stats *s, int64_t now)
+void agec__stats_fill_locked(agec_pool *p, agec_pool_stats *s, int64_t now)
 {
     (void)now;
     memset(s, 0, sizeof *s);
@@ -68,7 +68,7 @@ agec_status agec_pool_stats_get_sized(agec_pool *pool, agec_pool_stats *out, siz
         return AGEC_ERR_POOL_CLOSED;
     agec_pool_stats full;
     pthread_mutex_lock(&pool->mu);
-    agec__stats_fill(pool, &full, 0);
+    agec__stats_fill_locked(pool, &full, 0);
     pthread_mutex_unlock(&pool->mu);
     agec__pool_leave(pool);
     size_t n = size < sizeof full ? size : sizeof full;

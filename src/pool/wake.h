@@ -52,7 +52,7 @@ static inline agec_conn *agec__idle_pick(const agec_pool *p)
 {
     agec_conn *c = p->idle.head;
     const release_note *t = &agec__t_release;
-    if (t->pool != (uintptr_t)p || (uintptr_t)c == t->conn)
+    if (t->pool != (uintptr_t)p || (uintptr_t)c == t->conn || (p->ablate & AGEC__ABLATE_AFFINITY))
         return c;
     int k = 0;
     for (agec_conn *x = c->next; x != NULL && k < 3; x = x->next, k++)
@@ -93,9 +93,9 @@ static inline int agec__pool_may_come_back(const agec_pool *p)
 
 /* --- pool.c, used by acquire.c --- */
 /* The waiter has looked (or left): its wake-up is used up. [mu] */
-void agec__waiter_unsignal(agec_pool *p, waiter *w);
+void agec__waiter_unsignal_locked(agec_pool *p, waiter *w);
 /* Queue w by ticket (usually at the tail). [mu] */
-void agec__waiter_enqueue(agec_pool *p, waiter *w);
+void agec__waiter_enqueue_locked(agec_pool *p, waiter *w);
 /* A condition variable on CLOCK_MONOTONIC. */
 void agec__cond_init_monotonic(pthread_cond_t *cond);
 /* The next delay of a doubling backoff, capped at reconnect_backoff_max_ms. */

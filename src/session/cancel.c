@@ -1,4 +1,4 @@
-/* Cancel requests that cannot hold up the caller (see session.h). */
+/* Cancel requests that cannot hold up the caller (see pgconn.h). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 #include "session/clock.h"
 #include "session/pqerror.h"
 
-#include "session/session.h"
+#include "session/pgconn.h"
 
 struct agec__cancel_key {
     PGcancel *cancel; /* immutable; PQcancel only reads it, from any thread */

@@ -19,6 +19,15 @@
  * 10. Close cancels what borrowed connections run, but starts no new cancel
  *     request for a connection while its previous one is still under way:
  *     behind a black hole, one blocked request per connection at most.
+ *  6. A validation cut short at its acquirer's deadline, whose thread gets
+ *     the lock back only after close has joined the maintenance thread
+ *     (which drains `checking` on its way out), still closes the
+ *     connection: nothing is left in `checking` for nobody to close (the
+ *     PGconn, its socket and its server process leaked). The thread is
+ *     held at that point by a link-time wrapper of agec__session_validate
+ *     (-Wl,--wrap: the real validation runs against the server, then the
+ *     thread waits for the test), and close's join is seen through a
+ *     wrapper of agec__maint_join.
  */
 #include "testutil.h"
 
@@ -389,6 +398,122 @@ static void test_expired_idle_never_handed_out(void **state)
                  (unsigned long long)got);
 }
 
+/* ---- item 6: a check cut short as close joins the maintenance thread ---- */
+
+agec_status __real_agec__session_validate(PGconn *pg, int64_t deadline_us,
+                                          const atomic_bool *abort_flag, agec_error *err);
+agec_status __wrap_agec__session_validate(PGconn *pg, int64_t deadline_us,
+                                          const atomic_bool *abort_flag, agec_error *err);
+void __real_agec__maint_join(agec_pool *p);
+void __wrap_agec__maint_join(agec_pool *p);
+
+/* 0: pass through; 1: hold the next validation that times out; 2: held;
+ * 3: let it go. */
+static atomic_int HOLD_CHECK;
+static atomic_bool MAINT_JOINED;
+
+agec_status __wrap_agec__session_validate(PGconn *pg, int64_t deadline_us,
+                                          const atomic_bool *abort_flag, agec_error *err)
+{
+    agec_status st = __real_agec__session_validate(pg, deadline_us, abort_flag, err);
+    int armed = 1;
+    if (st == AGEC_ERR_TIMEOUT && atomic_compare_exchange_strong(&HOLD_CHECK, &armed, 2)) {
+        int64_t until = agec_test_now_ms() + 20000; /* a hang check, not a timing */
+        while (atomic_load(&HOLD_CHECK) != 3 && agec_test_now_ms() < until)
+            agec_test_sleep_ms(1);
+    }
+    return st;
+}
+
+void __wrap_agec__maint_join(agec_pool *p)
+{
+    __real_agec__maint_join(p);
+    atomic_store(&MAINT_JOINED, true);
+}
+
+static bool check_held(void *arg)
+{
+    (void)arg;
+    return atomic_load(&HOLD_CHECK) == 2;
+}
+
+static bool maint_joined(void *arg)
+{
+    (void)arg;
+    return atomic_load(&MAINT_JOINED);
+}
+
+static bool proxy_idle(void *arg)
+{
+    return fproxy_open_count(arg) == 0;
+}
+
+static void *acquire_30ms(void *arg)
+{
+    acq_run *r = arg;
+    agec_conn *c = NULL;
+    r->st = agec_pool_acquire_timeout(r->pool, 30, &c, &r->err);
+    if (r->st == AGEC_OK)
+        agec_conn_release(c);
+    return NULL;
+}
+
+typedef struct closer {
+    agec_pool *pool;
+    agec_status st;
+} closer;
+
+static void *close_main(void *arg)
+{
+    closer *k = arg;
+    k->st = agec_pool_close(k->pool, 2000, NULL);
+    return NULL;
+}
+
+static void test_check_cut_short_during_close(void **state)
+{
+    (void)state;
+    fl_proxied t;
+    if (!fl_proxied_start(&t, AGEC_SCRIPTS_DIR, "sslmode=disable"))
+        fail_msg("could not start a PostgreSQL 15 cluster behind the proxy");
+    agec_pool_config cfg;
+    fl_proxied_pool_config(&t, &cfg);
+    cfg.max = 1;
+    cfg.validate_idle_ms = 0; /* always checked */
+    cfg.validation_timeout_ms = 5000;
+    agec_pool *pool = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_open(&cfg, &pool, &err), &err, "open");
+    agec_conn *v = NULL;
+    agec_test_must(agec_pool_acquire(pool, &v, &err), &err, "acquire v");
+    agec_conn_release(v); /* idle */
+    fproxy_set_latency(t.px, 100);
+    atomic_store(&HOLD_CHECK, 1);
+    atomic_store(&MAINT_JOINED, false);
+    acq_run a = { .pool = pool, .st = AGEC_ERR_SYSTEM, .err = AGEC_ERROR_INIT };
+    pthread_t at, ct;
+    assert_int_equal(pthread_create(&at, NULL, acquire_30ms, &a), 0);
+    /* Its check of v timed out at its 30 ms deadline; the lock not yet retaken. */
+    assert_true(agec_test_wait_until(check_held, NULL, 10000));
+    closer k = { pool, AGEC_ERR_SYSTEM };
+    assert_int_equal(pthread_create(&ct, NULL, close_main, &k), 0);
+    assert_true(agec_test_wait_until(maint_joined, NULL, 10000));
+    atomic_store(&HOLD_CHECK, 3); /* now it retakes the lock */
+    assert_int_equal(pthread_join(at, NULL), 0);
+    assert_int_equal(pthread_join(ct, NULL), 0);
+    fproxy_set_latency(t.px, 0);
+    bool closed = agec_test_wait_until(proxy_idle, t.px, 5000);
+    int left = fproxy_open_count(t.px);
+    fl_proxied_stop(&t);
+    atomic_store(&HOLD_CHECK, 0);
+    assert_int_equal(k.st, AGEC_OK);
+    assert_int_not_equal(a.st, AGEC_OK);
+    if (!closed)
+        fail_msg("%d connection(s) still open 5 s after close: a check cut short as close joined "
+                 "the maintenance thread was left in `checking`, where nobody closes it",
+                 left);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -397,6 +522,7 @@ int main(void)
         cmocka_unit_test(test_expired_idle_never_handed_out),
         cmocka_unit_test(test_idle_expiry_behind_black_hole),
         cmocka_unit_test(test_close_cancel_threads_bounded),
+        cmocka_unit_test(test_check_cut_short_during_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
  * Issue 22: the pool keeps its promises at the edges (PostgreSQL 15).
  *
  *  1. An event callback that calls every pool function legal there (stats,
- *     the Prometheus writer, the name functions) on every event never
+ *     the Prometheus writer, the name functions, the breaker probe, and an
+ *     acquire with timeout 0 and its release) on every event never
  *     deadlocks the pool, also when the server's FATAL on an idle
  *     connection reaches libpq's notice receiver during the maintenance
  *     thread's idle sweep (the issue's reproduction: min = 1,
@@ -150,6 +151,120 @@ static void test_callback_reenters_on_server_fatal(void **state)
     assert_true(atomic_load(&r.stats_calls) >= 3);
     atomic_store(&r.pool, NULL); /* no stats after close starts */
     assert_int_equal(agec_pool_close(p, 2000, NULL), AGEC_OK);
+}
+
+/* Every event kind, from every kind of thread (acquirers, releasers, the
+ * maintenance thread, close), with a callback that calls every pool
+ * function legal there: stats, the Prometheus writer, the name functions,
+ * agec_pool_breaker_probe, and an acquire with timeout 0 and the release of
+ * what it got (not from inside its own events: a thread-local depth). A
+ * callback run under the pool lock would hang in its first call. */
+typedef struct everywhere {
+    agec_pool *_Atomic pool;
+    atomic_int events, by_type[16], nested_tries, nested_got, nested_closed;
+    atomic_bool stop;
+} everywhere;
+
+static _Thread_local int CB_DEPTH;
+
+static void everywhere_cb(const agec_pool_event *ev, void *user)
+{
+    everywhere *r = user;
+    atomic_fetch_add(&r->events, 1);
+    if ((int)ev->type >= 0 && (int)ev->type < 16)
+        atomic_fetch_add(&r->by_type[ev->type], 1);
+    (void)agec_pool_event_name(ev->type);
+    (void)agec_close_reason_name(ev->reason);
+    (void)agec_breaker_state_name(ev->breaker);
+    (void)agec_status_name(ev->status);
+    agec_pool *p = atomic_load(&r->pool);
+    if (p == NULL || CB_DEPTH > 0)
+        return;
+    CB_DEPTH++;
+    agec_pool_stats s;
+    if (agec_pool_stats_get(p, &s) == AGEC_OK) {
+        char buf[8192];
+        (void)agec_pool_stats_prometheus(&s, "everywhere", buf, sizeof buf);
+    }
+    agec_pool_breaker_probe(p);
+    agec_conn *c = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    atomic_fetch_add(&r->nested_tries, 1);
+    agec_status st = agec_pool_acquire_timeout(p, 0, &c, &err);
+    if (st == AGEC_OK) {
+        atomic_fetch_add(&r->nested_got, 1);
+        agec_conn_release(c);
+    } else if (st == AGEC_ERR_POOL_CLOSED) {
+        atomic_fetch_add(&r->nested_closed, 1);
+    }
+    CB_DEPTH--;
+}
+
+static void *everywhere_worker(void *arg)
+{
+    everywhere *r = arg;
+    agec_pool *p = atomic_load(&r->pool);
+    for (unsigned i = 0; !atomic_load(&r->stop); i++) {
+        agec_conn *c = NULL;
+        agec_error err = AGEC_ERROR_INIT;
+        if (agec_pool_acquire_timeout(p, 20, &c, &err) != AGEC_OK)
+            continue; /* an acquire-timeout event */
+        PGresult *res = PQexec(agec_conn_pgconn(c), i % 3 == 0 ? "DO $$BEGIN RAISE NOTICE 'n'; "
+                                                                 "PERFORM pg_sleep(0.08); END$$"
+                                                               : "SELECT 1");
+        PQclear(res);
+        if (i % 5 == 4)
+            agec_conn_release_broken(c); /* a close event on this thread */
+        else
+            agec_conn_release(c);
+    }
+    return NULL;
+}
+
+static void everywhere_body(void *arg)
+{
+    everywhere *r = arg;
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, everywhere_worker, r), 0);
+    agec_test_sleep_ms(1500); /* the workload's length, not a synchronisation */
+    atomic_store(&r->stop, true);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    agec_pool *p = atomic_load(&r->pool);
+    assert_int_equal(agec_pool_close(p, 2000, NULL), AGEC_OK); /* events during close too */
+    atomic_store(&r->pool, NULL);
+}
+
+static void test_callback_calls_the_pool_everywhere(void **state)
+{
+    (void)state;
+    agec_pool_config cfg;
+    char app[64];
+    pool_test_config(&cfg, "edges_cbx", app, NULL);
+    static everywhere r; /* a hung thread may still use it */
+    memset(&r, 0, sizeof r);
+    cfg.min = 1;
+    cfg.max = 2;
+    cfg.max_lifetime_ms = 300; /* lifetime closes on the maintenance thread */
+    cfg.leak_threshold_ms = 50;
+    cfg.validate_idle_ms = 0;
+    cfg.on_event = everywhere_cb;
+    cfg.event_user = &r;
+    agec_pool *p = pool_open_ok(&cfg);
+    atomic_store(&r.pool, p);
+    if (!run_with_watchdog(everywhere_body, &r, 30000))
+        fail_msg("the pool hung with a callback calling the pool (%d events seen)",
+                 atomic_load(&r.events));
+    static const agec_pool_event_type want[] = { AGEC_EV_CONNECT,         AGEC_EV_CLOSE,
+                                                 AGEC_EV_ACQUIRE_TIMEOUT, AGEC_EV_LEAK_SUSPECTED,
+                                                 AGEC_EV_LEAK_RETURNED,   AGEC_EV_NOTICE };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (atomic_load(&r.by_type[want[i]]) == 0)
+            fail_msg("no %s event: the test did not reach that path",
+                     agec_pool_event_name(want[i]));
+    assert_true(atomic_load(&r.nested_got) > 0);
+    assert_true(atomic_load(&r.nested_closed) > 0); /* the callbacks of close's events */
 }
 
 /* ---- 2. never more than max server processes ------------------------------ */
@@ -485,6 +600,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_discard_temp_keeps_cache),
+        cmocka_unit_test(test_callback_calls_the_pool_everywhere),
         cmocka_unit_test(test_exhaustion_names_holders),
         cmocka_unit_test(test_handoff_no_false_leak),
         cmocka_unit_test(test_broken_release_of_running_statement),

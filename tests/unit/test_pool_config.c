@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "agec/agec.h"
+#include "pool/pool_internal.h"
 
 static void test_defaults(void **state)
 {
@@ -148,13 +149,45 @@ static void test_names(void **state)
     assert_string_equal(agec_pool_event_name(AGEC_EV_NOTICE), "notice");
 }
 
+/* AGEC_POOL_ABLATE (benchmark-only): names to bits; a typo fails. */
+static void test_ablate_parse(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *spec;
+        agec_status st;
+        unsigned bits;
+    } cases[] = {
+        { NULL, AGEC_OK, 0 },
+        { "", AGEC_OK, 0 },
+        { "none", AGEC_OK, 0 },
+        { "wake_on_miss", AGEC_OK, AGEC__ABLATE_WAKE_ON_MISS },
+        { "affinity", AGEC_OK, AGEC__ABLATE_AFFINITY },
+        { "giveback", AGEC_OK, AGEC__ABLATE_GIVEBACK },
+        { "affinity,giveback", AGEC_OK, AGEC__ABLATE_AFFINITY | AGEC__ABLATE_GIVEBACK },
+        { "give_back", AGEC_ERR_CONFIG, 0 },
+        { "affinity,", AGEC_OK, AGEC__ABLATE_AFFINITY },
+        { "wake", AGEC_ERR_CONFIG, 0 },
+        { "wake_on_missx", AGEC_ERR_CONFIG, 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        unsigned bits = 99;
+        agec_error err = AGEC_ERROR_INIT;
+        agec_status st = agec__ablate_parse(cases[i].spec, &bits, &err);
+        if (st != cases[i].st || (st == AGEC_OK && bits != cases[i].bits))
+            fail_msg("'%s': %s, bits %u", cases[i].spec ? cases[i].spec : "(null)",
+                     agec_status_name(st), bits);
+        if (st != AGEC_OK)
+            assert_non_null(strstr(err.message, "AGEC_POOL_ABLATE"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_invalid_fields_named),
-        cmocka_unit_test(test_valid_edges),
-        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_defaults),     cmocka_unit_test(test_invalid_fields_named),
+        cmocka_unit_test(test_valid_edges),  cmocka_unit_test(test_names),
+        cmocka_unit_test(test_ablate_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,8 +4,8 @@
  * savepoint counter. The pool destroys it when the connection closes or its
  * session is reset (DISCARD ALL drops prepared statements).
  */
-#ifndef AGEC_CYPHER_SESSION_H
-#define AGEC_CYPHER_SESSION_H
+#ifndef AGEC_CYPHER_STMT_CACHE_H
+#define AGEC_CYPHER_STMT_CACHE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /* One libpq connection: connect, init, statements, validation, cleanup. */
-#include "session/session.h"
+#include "session/pgconn.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -5,8 +5,8 @@
  * calling thread, and every wait is bounded by an absolute deadline
  * (src/session/clock.h).
  */
-#ifndef AGEC_SESSION_SESSION_H
-#define AGEC_SESSION_SESSION_H
+#ifndef AGEC_SESSION_PGCONN_H
+#define AGEC_SESSION_PGCONN_H
 
 #include <stdatomic.h>
 #include <stdbool.h>

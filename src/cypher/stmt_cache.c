@@ -1,5 +1,5 @@
-/* The prepared-statement cache of one connection (see session.h). */
-#include "cypher/session.h"
+/* The prepared-statement cache of one connection (see stmt_cache.h). */
+#include "cypher/stmt_cache.h"
 
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -10,7 +10,7 @@
 #include "common/error_internal.h"
 #include "cypher/names.h"
 #include "pool/conn_ext.h"
-#include "session/session.h"
+#include "session/pgconn.h"
 
 static void text_free(agec__cypher_text *t)
 {
