@@ -566,8 +566,11 @@ static int check_record(fo_run_state *s)
             r->overruns++; /* counted somewhere that fails the run */
             continue;
         }
+        /* The whole call, its acquire, and its statement (the budget less
+         * the acquire timeout is the statement timeout). */
         if (c.ms > c.deadline_ms + DEADLINE_SLACK_MS ||
-            c.acquire_ms > c.acquire_deadline_ms + DEADLINE_SLACK_MS) {
+            c.acquire_ms > c.acquire_deadline_ms + DEADLINE_SLACK_MS ||
+            c.ms - c.acquire_ms > c.deadline_ms - c.acquire_deadline_ms + DEADLINE_SLACK_MS) {
             r->overruns++;
             problem(r, "%s took %.1f ms (acquire %.1f ms; budget %.0f, acquire %.0f) from %.3f: %s",
                     c.read ? "read" : "write", c.ms, c.acquire_ms, c.deadline_ms,
@@ -579,6 +582,8 @@ static int check_record(fo_run_state *s)
             r->longest_ms = c.ms;
         if (!c.ok && c.acquire_ms >= c.acquire_deadline_ms - 50)
             r->deadline_hits++;
+        if (strcmp(c.code, "AGEC_ERR_TIMEOUT") == 0)
+            r->timeouts++;
         if (c.release_ms > r->max_release_ms)
             r->max_release_ms = c.release_ms;
         if (c.read) {
@@ -704,6 +709,35 @@ static int round_trip(fo_run_state *s, int k)
     return 0;
 }
 
+/* SIGSTOP (or SIGCONT) node n's postmaster and its children. */
+static int signal_node(fo_run_state *s, int n, const char *sig)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof cmd,
+             "pm=$(head -n 1 %s/node%d/data/postmaster.pid) && kill -%s $pm $(pgrep -P $pm)",
+             s->dir, n, sig);
+    return system(cmd);
+}
+
+/* Freeze node 2 under the bench's reads, then let it go. */
+static int freeze_standby(fo_run_state *s)
+{
+    long long before = node_count(s, 2);
+    if (before < 0)
+        return fail(s, "cannot read node 2");
+    say(s, "freezing node 2 (a standby) for %d ms", s->o->freeze_ms);
+    if (signal_node(s, 2, "STOP") != 0)
+        return fail(s, "could not SIGSTOP node 2");
+    sleep_ms(s->o->freeze_ms); /* the freeze itself, not a wait for something */
+    if (signal_node(s, 2, "CONT") != 0)
+        return fail(s, "could not SIGCONT node 2: it stays frozen");
+    int p = s->primary_of[s->r->rounds_done];
+    long long at = node_count(s, p);
+    if (at < 0 || !wait_rows_above(s, p, at + 20))
+        return fail(s, "the bench does not write on node %d after the freeze", p);
+    return 0;
+}
+
 static int run_all(fo_run_state *s)
 {
     const fo_opts *o = s->o;
@@ -755,6 +789,8 @@ static int run_all(fo_run_state *s)
         if (at < 0 || !wait_rows_above(s, p, at + 20))
             rc = fail(s, "the bench does not write on node %d after the last failover", p);
     }
+    if (rc == 0 && o->freeze_ms > 0)
+        rc = freeze_standby(s);
     int brc = stop_bench(s);
     atomic_store(&s->sampler_stop, true);
     pthread_join(s->sampler, NULL);

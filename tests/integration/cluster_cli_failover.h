@@ -13,7 +13,9 @@
  *     before T existed;
  *   - no call (acquire + statement) took longer than its budget
  *     (acquire timeout + statement timeout) + 250 ms, no acquire longer than
- *     the acquire timeout + 250 ms;
+ *     the acquire timeout + 250 ms, no statement longer than the statement
+ *     timeout + 250 ms (also on a standby frozen with SIGSTOP, see
+ *     freeze_ms);
  *   - never more than --pool-max connections of the bench on a node;
  * and the time from the promote command to the first write acknowledged by
  * the new primary is measured per failover (the benchmark row).
@@ -39,6 +41,11 @@ typedef struct fo_opts {
      * the promotion (no primary meanwhile): longer than the acquire
      * timeout, writes then end at their deadline. 0 = promote at once. */
     int outage_ms;
+    /* After the failovers, freeze node 2 (a standby throughout) this long
+     * (SIGSTOP of its postmaster and backends, then SIGCONT): the reads in
+     * flight there must end at their statement timeout (+ 250 ms) although
+     * the server never answers, not even the cancel. 0 = no freeze. */
+    int freeze_ms;
     FILE *log; /* progress lines; NULL = none */
 } fo_opts;
 
@@ -54,6 +61,7 @@ typedef struct fo_result {
     double worst_over_ms;    /* the largest (duration - budget) seen */
     double longest_ms;       /* the longest call */
     long deadline_hits;      /* calls that waited their whole acquire timeout */
+    long timeouts;           /* calls that ended with AGEC_ERR_TIMEOUT (statement timeout) */
     /* Reads answered while there was no primary (an outage, from 500 ms
      * after the stop to the promotion): the standbys hold the last
      * primary's data, and reads go on there. */

@@ -4,7 +4,8 @@
  * per node, --record; two failovers (stop the primary, promote the
  * synchronous standby, the other standby follows, the old primary is
  * rewound with pg_rewind and rejoins as the synchronous standby; the second
- * with 2 s without a primary, twice the acquire timeout), then the
+ * with 2 s without a primary, twice the acquire timeout; then a standby
+ * frozen (SIGSTOP) for 4 s, twice the statement timeout), then the
  * record is checked (cluster_cli_failover.h): every acknowledged write on
  * the last primary and every node, no read from a node off the current
  * timeline, no call past its budget + 250 ms, never more than 3 connections
@@ -28,6 +29,7 @@ static void test_failover_under_load(void **state)
     fo_opts_init(&o, AGEC_SCRIPTS_DIR, AGEC_CLI_PATH, 2);
     o.acquire_timeout_ms = 1000; /* the outage outlasts it: writes end at their deadline */
     o.outage_ms = 2000;
+    o.freeze_ms = 4000; /* twice the statement timeout */
     fo_result r;
     int rc = fo_run(&o, &r);
     if (rc != 0)
@@ -43,9 +45,10 @@ static void test_failover_under_load(void **state)
     printf("connections of the bench per node at most: %d %d %d (max %d, %ld samples)\n",
            r.max_conns[0], r.max_conns[1], r.max_conns[2], o.pool_max, r.conn_samples);
     printf("longest call %.0f ms, closest to its budget %+.0f ms (budget %d ms + 250); %ld calls "
-           "waited their whole acquire timeout; longest release %.0f ms\n",
+           "waited their whole acquire timeout, %ld ended at their statement timeout; longest "
+           "release %.0f ms\n",
            r.longest_ms, r.worst_over_ms, o.acquire_timeout_ms + o.statement_timeout_ms,
-           r.deadline_hits, r.max_release_ms);
+           r.deadline_hits, r.timeouts, r.max_release_ms);
     if (r.problems[0] != '\0')
         printf("problems:\n%s", r.problems);
     /* The checks could not pass vacuously. */
@@ -53,6 +56,7 @@ static void test_failover_under_load(void **state)
     assert_true(r.reads_on_standby > 0);
     assert_true(r.conn_samples > 0);
     assert_true(r.deadline_hits > 0); /* the outage outlasted the acquire timeout */
+    assert_true(r.timeouts > 0);      /* reads in flight on the frozen standby */
     /* Reads go on on the standbys while there is no primary (they failed
      * with AGEC_ERR_NO_NODE in the second outage: the standbys, followers
      * of the first promoted node, said their last restartpoint's timeline,
