@@ -14,6 +14,7 @@
  * what an outside check of a failover needs. SIGINT and SIGTERM end the run
  * early with the summary of what ran.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -88,18 +89,21 @@ static void record_error(bench_thread *t, agec_status st, const agec_error *err)
     add_error(t->errors, &t->nerrors, &t->other_errors, st, err->sqlstate, err->message, 1);
 }
 
-/* SIGINT/SIGTERM: end the run early (the summary covers what ran). */
-static volatile sig_atomic_t interrupted;
+/* SIGINT/SIGTERM: end the run early (the summary covers what ran). A
+ * lock-free atomic: set in the handler, read by every thread. */
+static atomic_int interrupted;
 
 static void on_interrupt(int sig)
 {
     (void)sig;
-    interrupted = 1;
+    int saved = errno;
+    atomic_store(&interrupted, 1);
+    errno = saved;
 }
 
 static bool take_one(bench *b)
 {
-    if (atomic_load(&b->stop) || interrupted)
+    if (atomic_load(&b->stop) || atomic_load(&interrupted))
         return false;
     if (b->deadline_ms > 0)
         return cli_now_ms() < b->deadline_ms;
@@ -358,7 +362,7 @@ int cmd_bench(cli *c, int argc, char **argv)
     double t0 = cli_now_ms();
     b.deadline_ms = duration_s > 0 ? t0 + duration_s * 1000.0 : 0;
     atomic_store(&b.remaining, count);
-    interrupted = 0;
+    atomic_store(&interrupted, 0);
     struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
@@ -378,7 +382,7 @@ int cmd_bench(cli *c, int argc, char **argv)
         double el = (cli_now_ms() - t0) / 1000.0;
         fprintf(stderr, "\r  %.1f s  %ld ok  %ld errors  %.0f ops/s   ", el, atomic_load(&b.done),
                 atomic_load(&b.failed), el > 0 ? (double)atomic_load(&b.done) / el : 0.0);
-        if (finished || interrupted)
+        if (finished || atomic_load(&interrupted))
             break;
         nanosleep(&(struct timespec){ 0, 250000000 }, NULL);
     }
