@@ -2,6 +2,7 @@
 #include "cluster_cli_failover.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -32,9 +33,13 @@ typedef struct fo_run_state {
     long long tli[FO_MAX_ROUNDS + 1];
     int primary_of[FO_MAX_ROUNDS + 1]; /* which node was primary in that span */
     double promote_start[FO_MAX_ROUNDS], promote_end[FO_MAX_ROUNDS]; /* epoch ms */
-    double stopped[FO_MAX_ROUNDS]; /* the old primary's stop returned */
-    pthread_t sampler;
+    double stopped[FO_MAX_ROUNDS];    /* the old primary's stop returned */
+    struct sampler_arg *sampler_args; /* [3] */
+    pthread_t sampler[3];
+    bool samplers; /* running */
     atomic_bool sampler_stop;
+    pthread_mutex_t mu; /* the samplers' results, problems */
+    bool frozen;        /* node 2 may be stopped (SIGSTOP) */
     /* Every node's timeline as the sampler saw it (sampler thread only
      * until it is joined): what a standby said while its WAL receiver
      * streamed, which its later reports may not show (check_reads). */
@@ -215,43 +220,109 @@ static const char TLI_SQL[] =
 
 /* ---- the connection sampler ---------------------------------------------- */
 
+/* One query within ms (a frozen server never answers): the last result,
+ * or NULL on an error or past the time (then the connection is useless). */
+static PGresult *timed_query(PGconn *c, const char *sql, int ms)
+{
+    if (!PQsendQuery(c, sql))
+        return NULL;
+    double end = mono_ms() + ms;
+    PGresult *last = NULL;
+    for (;;) {
+        while (!PQisBusy(c)) {
+            PGresult *res = PQgetResult(c);
+            if (res == NULL)
+                return last;
+            PQclear(last);
+            last = res;
+        }
+        double left = end - mono_ms();
+        if (left <= 0)
+            break;
+        struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN, .revents = 0 };
+        if (poll(&pfd, 1, (int)left + 1) < 0 || !PQconsumeInput(c))
+            break;
+    }
+    PQclear(last);
+    return NULL;
+}
+
+typedef struct sampler_arg {
+    fo_run_state *s;
+    int node;
+} sampler_arg;
+
+/* One thread per node, so that a node that does not answer (frozen, or
+ * down) does not hold up the others' samples. */
 static void *sampler_main(void *arg)
 {
-    fo_run_state *s = arg;
+    fo_run_state *s = ((sampler_arg *)arg)->s;
+    int n = ((sampler_arg *)arg)->node;
     fo_result *r = s->r;
-    PGconn *c[3] = { NULL, NULL, NULL };
+    PGconn *c = NULL;
     while (!atomic_load(&s->sampler_stop)) {
-        for (int n = 0; n < 3; n++) {
-            if (c[n] == NULL || PQstatus(c[n]) != CONNECTION_OK) {
-                PQfinish(c[n]);
-                c[n] = node_conn(s, n); /* NULL while the node is down */
-                if (c[n] == NULL)
-                    continue;
-            }
-            PGresult *res = PQexec(c[n], "SELECT count(*), string_agg(pid || ':' || "
-                                         "coalesce(client_port, 0) || ':' || state, ' '), "
-                                         "(" NODE_TLI_EXPR ") FROM "
-                                         "pg_stat_activity WHERE application_name = '" APP "'");
-            if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-                int k = atoi(PQgetvalue(res, 0, 0));
-                r->conn_samples++;
-                if (!PQgetisnull(res, 0, 2))
-                    add_sample(s, n, atoll(PQgetvalue(res, 0, 2)));
-                if (k > r->max_conns[n])
-                    r->max_conns[n] = k;
-                if (k > s->o->pool_max) {
-                    r->conn_violations++;
-                    problem(r, "node %d: %d connections of the bench (max %d) at %.0f: %s", n, k,
-                            s->o->pool_max, epoch_ms(), PQgetvalue(res, 0, 1));
-                }
-            }
-            PQclear(res);
+        if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+            PQfinish(c);
+            c = node_conn(s, n); /* NULL while the node is down */
         }
+        PGresult *res = c == NULL
+                            ? NULL
+                            : timed_query(c,
+                                          "SELECT count(*), string_agg(pid || ':' || "
+                                          "coalesce(client_port, 0) || ':' || state, ' '), "
+                                          "(" NODE_TLI_EXPR ") FROM "
+                                          "pg_stat_activity WHERE application_name = '" APP "'",
+                                          1000);
+        if (res == NULL && c != NULL) {
+            PQfinish(c); /* no answer in time: a new connection next time */
+            c = NULL;
+        }
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+            int k = atoi(PQgetvalue(res, 0, 0));
+            pthread_mutex_lock(&s->mu);
+            r->conn_samples++;
+            if (!PQgetisnull(res, 0, 2))
+                add_sample(s, n, atoll(PQgetvalue(res, 0, 2)));
+            if (k > r->max_conns[n])
+                r->max_conns[n] = k;
+            if (k > s->o->pool_max) {
+                r->conn_violations++;
+                problem(r, "node %d: %d connections of the bench (max %d) at %.0f: %s", n, k,
+                        s->o->pool_max, epoch_ms(), PQgetvalue(res, 0, 1));
+            }
+            pthread_mutex_unlock(&s->mu);
+        }
+        PQclear(res);
         sleep_ms(SAMPLE_EVERY_MS);
     }
-    for (int n = 0; n < 3; n++)
-        PQfinish(c[n]);
+    PQfinish(c);
     return NULL;
+}
+
+static int start_samplers(fo_run_state *s)
+{
+    atomic_store(&s->sampler_stop, false);
+    for (int n = 0; n < 3; n++) {
+        s->sampler_args[n] = (sampler_arg){ s, n };
+        if (pthread_create(&s->sampler[n], NULL, sampler_main, &s->sampler_args[n]) != 0) {
+            atomic_store(&s->sampler_stop, true);
+            for (int i = 0; i < n; i++)
+                pthread_join(s->sampler[i], NULL);
+            return fail(s, "pthread_create failed");
+        }
+    }
+    s->samplers = true;
+    return 0;
+}
+
+static void stop_samplers(fo_run_state *s)
+{
+    if (!s->samplers)
+        return;
+    atomic_store(&s->sampler_stop, true);
+    for (int n = 0; n < 3; n++)
+        pthread_join(s->sampler[n], NULL);
+    s->samplers = false;
 }
 
 /* ---- the bench ------------------------------------------------------------ */
@@ -709,13 +780,15 @@ static int round_trip(fo_run_state *s, int k)
     return 0;
 }
 
-/* SIGSTOP (or SIGCONT) node n's postmaster and its children. */
+/* SIGSTOP (or SIGCONT) node n's postmaster, then its children (a backend
+ * may exit meanwhile: their kill is not checked). */
 static int signal_node(fo_run_state *s, int n, const char *sig)
 {
     char cmd[700];
     snprintf(cmd, sizeof cmd,
-             "pm=$(head -n 1 %s/node%d/data/postmaster.pid) && kill -%s $pm $(pgrep -P $pm)",
-             s->dir, n, sig);
+             "pm=$(head -n 1 %s/node%d/data/postmaster.pid) && kill -%s $pm && "
+             "{ kill -%s $(pgrep -P $pm) 2>/dev/null; true; }",
+             s->dir, n, sig, sig);
     return system(cmd);
 }
 
@@ -726,11 +799,15 @@ static int freeze_standby(fo_run_state *s)
     if (before < 0)
         return fail(s, "cannot read node 2");
     say(s, "freezing node 2 (a standby) for %d ms", s->o->freeze_ms);
-    if (signal_node(s, 2, "STOP") != 0)
-        return fail(s, "could not SIGSTOP node 2");
-    sleep_ms(s->o->freeze_ms); /* the freeze itself, not a wait for something */
+    s->frozen = true;
+    int st = signal_node(s, 2, "STOP");
+    if (st == 0)
+        sleep_ms(s->o->freeze_ms); /* the freeze itself, not a wait for something */
     if (signal_node(s, 2, "CONT") != 0)
         return fail(s, "could not SIGCONT node 2: it stays frozen");
+    s->frozen = false;
+    if (st != 0)
+        return fail(s, "could not SIGSTOP node 2");
     int p = s->primary_of[s->r->rounds_done];
     long long at = node_count(s, p);
     if (at < 0 || !wait_rows_above(s, p, at + 20))
@@ -772,9 +849,8 @@ static int run_all(fo_run_state *s)
     for (int n = 1; n < 3; n++)
         if (!wait_value(s, n, "SELECT count(*) FROM pg_class WHERE relname = 'fo_writes'", "1"))
             return fail(s, "node %d did not replay the table", n);
-    atomic_store(&s->sampler_stop, false);
-    if (pthread_create(&s->sampler, NULL, sampler_main, s) != 0)
-        return fail(s, "pthread_create failed");
+    if (start_samplers(s) != 0)
+        return -1;
     say(s,
         "cluster :%d :%d :%d; agec bench: %d writers, %d readers, --pool-max %d, "
         "--acquire-timeout %d, --statement-timeout %d",
@@ -792,8 +868,7 @@ static int run_all(fo_run_state *s)
     if (rc == 0 && o->freeze_ms > 0)
         rc = freeze_standby(s);
     int brc = stop_bench(s);
-    atomic_store(&s->sampler_stop, true);
-    pthread_join(s->sampler, NULL);
+    stop_samplers(s);
     if (rc != 0 || brc != 0)
         return -1;
     if (check_record(s) != 0 || check_nodes(s) != 0)
@@ -838,11 +913,17 @@ int fo_run(const fo_opts *o, fo_result *r)
         return -1;
     }
     chmod(s->work, 0755); /* the servers run as user postgres under it */
+    pthread_mutex_init(&s->mu, NULL);
+    struct sampler_arg args[3];
+    s->sampler_args = args;
     int rc = run_all(s);
+    if (s->frozen)
+        (void)signal_node(s, 2, "CONT");
     if (s->bench > 0) {
         kill(s->bench, SIGKILL);
         waitpid(s->bench, NULL, 0);
     }
+    stop_samplers(s);
     bool keep = rc != 0 || !fo_clean(r) || getenv("AGEC_FO_KEEP") != NULL;
     if (s->dir[0] != '\0') {
         char cmd[700];
@@ -864,6 +945,7 @@ int fo_run(const fo_opts *o, fo_result *r)
         snprintf(cmd, sizeof cmd, "rm -rf %s", s->work);
         (void)system(cmd);
     }
+    pthread_mutex_destroy(&s->mu);
     free(s->samples);
     free(s);
     return rc;
