@@ -27,9 +27,10 @@
  *   max_lag_ms behind leaves the read rotation and comes back when it has
  *   caught up. A standby that does not follow the primary's timeline
  *   (pg_stat_wal_receiver.received_tli while it streams, else its last
- *   restartpoint's; e.g. an old primary restarted as a standby without
- *   pg_rewind) is never in the rotation nor used for read-your-writes,
- *   whatever its position. A monitor checks its node at most every 50 ms.
+ *   restartpoint's, or the highest it said since the monitor connected:
+ *   the restartpoint's lags behind a switch; e.g. an old primary restarted
+ *   as a standby without pg_rewind) is never in the rotation nor used for
+ *   read-your-writes, whatever its position. A monitor checks its node at most every 50 ms.
  *   docs/cluster-age.md has the details, and what AGE cannot run on a
  *   standby (agec/cluster_cypher.h). A write acquire also looks at the connection's
  *   in_hot_standby ParameterStatus (sent by PostgreSQL 14+ at connect and

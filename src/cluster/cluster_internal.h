@@ -32,6 +32,10 @@ typedef struct agec__node {
     char **mon_keys;
     char **mon_vals;
     PGconn *mon; /* monitor thread only */
+    /* The highest timeline the node said on `mon` (monitor thread only; 0
+     * after a new connection): one server's timeline never goes back while
+     * it runs, and a restart ends every session. */
+    uint32_t mon_tli;
     pthread_t thread;
     bool thread_started;
 

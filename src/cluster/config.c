@@ -155,10 +155,13 @@ static bool append_kv(char **buf, size_t *len, size_t *cap, const char *k, const
     return true;
 }
 
+/* Keywords the cluster sets per node. application_name stays: the node
+ * pools apply the template's as libpq's fallback (or override), as a plain
+ * pool does, so that the conninfo's (and PGAPPNAME) name the sessions. */
 static bool skip_key(const char *k)
 {
     return strcmp(k, "host") == 0 || strcmp(k, "hostaddr") == 0 || strcmp(k, "port") == 0 ||
-           strcmp(k, "target_session_attrs") == 0 || strcmp(k, "application_name") == 0;
+           strcmp(k, "target_session_attrs") == 0;
 }
 
 /* Keyword arrays of the monitor connection: every option of `conninfo`
@@ -307,7 +310,6 @@ agec_status agec__cluster_parse(struct agec_cluster *cl, const agec_cluster_conf
                 a[i][0] = '\0';
         }
     }
-    const char *app = cfg->pool && cfg->pool->application_name ? cfg->pool->application_name : NULL;
     for (int i = 0; i < n; i++) {
         agec__node *nd = &cl->nodes[i];
         char *ci = malloc(blen + 1);
@@ -321,7 +323,6 @@ agec_status agec__cluster_parse(struct agec_cluster *cl, const agec_cluster_conf
         ok = ok && append_kv(&ci, &len, &cap, "host", nd->host);
         ok = ok && (a[i][0] == '\0' || append_kv(&ci, &len, &cap, "hostaddr", a[i]));
         ok = ok && append_kv(&ci, &len, &cap, "port", portbuf);
-        ok = ok && (app == NULL || append_kv(&ci, &len, &cap, "application_name", app));
         conninfos[i] = ci;
         if (!ok || !make_keys(nd, ci, monapp)) {
             st = agec__error_set(err, AGEC_ERR_NO_MEMORY, "out of memory");

@@ -119,9 +119,21 @@ static bool check_once(agec__node *nd, check_result *res, char *errbuf, size_t c
             agec__copy_text(errbuf, cap, e.message);
             return false;
         }
+        nd->mon_tli = 0;
     }
-    if (run_check(cl, nd->mon, deadline, res, errbuf, cap))
+    if (run_check(cl, nd->mon, deadline, res, errbuf, cap)) {
+        /* A standby says its WAL receiver's timeline while it streams,
+         * else its last restartpoint's, which lags behind a timeline
+         * switch until the next restartpoint: a standby that followed a
+         * promoted node and then lost it (the next failover) would say the
+         * old timeline and leave the rotation, and reads would find no
+         * node while no primary is known. The same server (the same
+         * session) cannot have gone back, so the highest it said holds. */
+        if (res->tli != 0 && res->tli < nd->mon_tli)
+            res->tli = nd->mon_tli;
+        nd->mon_tli = res->tli;
         return true;
+    }
     PQfinish(nd->mon);
     nd->mon = NULL;
     return false;

@@ -4,6 +4,7 @@
  * or stdin, psql's -h -p -U -d, global options after the command, a
  * missing graph is an error, drop of an empty graph needs no --cascade,
  * `graph index` adds no second unique index where AGE has a primary key.
+ * bench's writers and readers, --unique-key and --record (issue 25).
  * Against the AGE server under test (and cli_commands_native) and PG15.
  */
 #include "testutil.h"
@@ -281,6 +282,73 @@ static void test_demo_graph(void **state)
              0, "people\n10\n");
 }
 
+/* bench --read-sql, --unique-key and --record: one JSON line per call with
+ * its kind, a unique key bound to $1 for the writers (the rows are there),
+ * the node and its timeline; usage errors for the new options. */
+static void test_bench_readers_and_record(void **state)
+{
+    (void)state;
+    const char *pg = agec_test_pg_conninfo();
+    char path[] = "/tmp/agec-bench-record.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    run_out *r = RUN(NULL, "--dsn", pg, "--age-mode", "off", "sql",
+                     "DROP TABLE IF EXISTS cli_bench_keys; CREATE TABLE cli_bench_keys (k text "
+                     "PRIMARY KEY)");
+    expect_status(r, 0);
+    free(r);
+    r = RUN(NULL, "--dsn", pg, "--age-mode", "off", "--statement-timeout", "5000", "--format",
+            "json", "bench", "--sql", "INSERT INTO cli_bench_keys VALUES ($1)", "--unique-key",
+            "--threads", "2", "--read-sql", "SELECT count(*) FROM cli_bench_keys", "--read-threads",
+            "2", "--count", "40", "--record", path);
+    expect_status(r, 0);
+    assert_non_null(strstr(r->out, "\"writes\": {\"ok\": "));
+    assert_non_null(strstr(r->out, "\"errors\": 0,"));
+    free(r);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[1024];
+    int reads = 0, writes = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        bool read = strstr(line, "{\"kind\": \"read\"") == line;
+        bool write = strstr(line, "{\"kind\": \"write\"") == line;
+        if (!read && !write)
+            fail_msg("not a record line: %s", line);
+        reads += read;
+        writes += write;
+        if (strstr(line, "\"ok\": true, \"code\": \"AGEC_OK\"") == NULL ||
+            strstr(line, "\"deadline_ms\": ") == NULL || strstr(line, "\"node\": \"") == NULL ||
+            strstr(line, "\"timeline\": 1, \"in_recovery\": false}") == NULL ||
+            (write && strstr(line, "\"key\": \"") == NULL) ||
+            (read && strstr(line, "\"key\": null") == NULL))
+            fail_msg("record line: %s", line);
+    }
+    fclose(f);
+    unlink(path);
+    assert_int_equal(reads + writes, 40);
+    assert_true(reads > 0 && writes > 0);
+    char want[32];
+    snprintf(want, sizeof want, "\n%d\n", writes); /* every acknowledged key, once */
+    r = RUN(NULL, "--dsn", pg, "--age-mode", "off", "--format", "csv", "sql",
+            "SELECT count(DISTINCT k) FROM cli_bench_keys WHERE k LIKE '%-%-%'");
+    expect_status(r, 0);
+    assert_non_null(strstr(r->out, want));
+    free(r);
+    r = RUN(NULL, "--dsn", pg, "bench", "--sql", "SELECT 1", "--read-threads", "2");
+    expect_status(r, 2);
+    assert_non_null(strstr(r->err, "--read-threads needs"));
+    free(r);
+    r = RUN(NULL, "--dsn", pg, "bench", "--sql", "SELECT 1", "--read-sql", "SELECT 1",
+            "--read-cypher", "RETURN 1");
+    expect_status(r, 2);
+    free(r);
+    r = RUN(NULL, "--dsn", pg, "bench", "--sql", "SELECT 1", "--record", "/nonexistent/dir/x");
+    expect_status(r, 2);
+    assert_non_null(strstr(r->err, "--record"));
+    free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -291,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_cluster_csv),
         cmocka_unit_test(test_output),
         cmocka_unit_test(test_demo_graph),
+        cmocka_unit_test(test_bench_readers_and_record),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -13,6 +13,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static test_cluster tc;
 static agec_cluster *cl;
@@ -268,6 +269,33 @@ static void test_prometheus_and_connection_bound(void **state)
     }
 }
 
+/* The conninfo's application_name names the node pools' sessions (libpq's
+ * convention, as for a plain pool: the pool's application_name is the
+ * fallback); the cluster used to drop it and name them by the template. */
+static void test_conninfo_application_name(void **state)
+{
+    (void)state;
+    char ci[700];
+    snprintf(ci, sizeof ci, "%s application_name=from_dsn_%d", tc.conninfo, (int)getpid());
+    agec_cluster_config cfg;
+    agec_pool_config pool;
+    tc_config(&tc, &cfg, &pool, 2);
+    cfg.conninfo = ci;
+    agec_cluster *c = tc_open(&cfg);
+    for (int k = 0; k < 2; k++) {
+        agec_conn *conn = NULL;
+        agec_error err = AGEC_ERROR_INIT;
+        agec_test_must(agec_cluster_acquire_at(c, k == 0 ? AGEC_ACCESS_WRITE : AGEC_ACCESS_READ, 0,
+                                               -1, &conn, &err, __FILE__, __LINE__, __func__),
+                       &err, "acquire");
+        const char *name = PQparameterStatus(agec_conn_pgconn(conn), "application_name");
+        assert_non_null(name);
+        assert_true(strncmp(name, "from_dsn_", 9) == 0);
+        agec_conn_release(conn);
+    }
+    assert_int_equal(agec_cluster_close(c, 1000, NULL), AGEC_OK);
+}
+
 static void test_config_errors(void **state)
 {
     (void)state;
@@ -454,6 +482,7 @@ int main(void)
         cmocka_unit_test(test_read_your_writes),
         cmocka_unit_test(test_standby_only_no_node),
         cmocka_unit_test(test_prometheus_and_connection_bound),
+        cmocka_unit_test(test_conninfo_application_name),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_tx_run_routes_by_read_only),
         cmocka_unit_test(test_cli_read_only_and_cluster_command),

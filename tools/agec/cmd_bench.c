@@ -6,8 +6,17 @@
  * "pool" is the primary's pool and every node's statistics follow (role,
  * lag, in use, errors, ...: agec_cluster_node_stats). Errors are counted, not fatal:
  * a server restart during a bench is reported, not a crash.
+ *
+ * Readers (--read-sql/--read-cypher with --read-threads) run a second
+ * statement beside the first on connections acquired for reading (a
+ * standby in cluster mode). --unique-key binds a key unique to each call of
+ * the first statement; --record writes one JSON line per call (bench_record.c):
+ * what an outside check of a failover needs. SIGINT and SIGTERM end the run
+ * early with the summary of what ran.
  */
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_record.h"
 #include "cli.h"
 
 #define MAX_ERROR_KINDS 16
@@ -29,6 +39,10 @@ typedef struct err_kind {
 typedef struct bench_thread {
     struct bench *b;
     pthread_t tid;
+    int index;
+    bool reader;  /* runs the read statement on read connections */
+    uint64_t seq; /* calls made: the unique key's last part */
+    uint64_t failed;
     double *lat_ms; /* latencies of successful operations */
     size_t n, cap;
     err_kind errors[MAX_ERROR_KINDS];
@@ -38,9 +52,12 @@ typedef struct bench_thread {
 
 typedef struct bench {
     cli *c;
-    const char *cypher, *sql;
+    const char *cypher, *sql;           /* the statement of the writers */
+    const char *read_cypher, *read_sql; /* the readers' statement, if any */
     char *params;
     int pipeline;          /* statements per batch; 1 = one at a time */
+    bool unique_key;       /* bind a unique key to each call of cypher/sql */
+    bench_record rec;      /* --record FILE */
     double deadline_ms;    /* 0 = by count */
     atomic_long remaining; /* by count */
     atomic_long done, failed;
@@ -73,27 +90,124 @@ static void record_error(bench_thread *t, agec_status st, const agec_error *err)
     add_error(t->errors, &t->nerrors, &t->other_errors, st, err->sqlstate, err->message, 1);
 }
 
+/* SIGINT/SIGTERM: end the run early (the summary covers what ran). A
+ * lock-free atomic: set in the handler, read by every thread. */
+static atomic_int interrupted;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    atomic_store(&interrupted, 1);
+    errno = saved;
+}
+
 static bool take_one(bench *b)
 {
-    if (atomic_load(&b->stop))
+    if (atomic_load(&b->stop) || atomic_load(&interrupted))
         return false;
     if (b->deadline_ms > 0)
         return cli_now_ms() < b->deadline_ms;
     return atomic_fetch_sub(&b->remaining, 1) > 0;
 }
 
-static void record_ok(bench_thread *t, double ms)
+static agec_status acquire(bench_thread *t, agec_conn **conn, agec_error *err)
+{
+    cli *c = t->b->c;
+    if (c->cluster != NULL && t->reader)
+        return agec_cluster_acquire_at(c->cluster, AGEC_ACCESS_READ, 0, -1, conn, err, __FILE__,
+                                       __LINE__, __func__);
+    return cli_acquire_st(c, conn, err);
+}
+
+/* The Cypher parameters of one call: b->params with "key" added. */
+static char *params_with_key(const char *params, const char *key, char *buf, size_t cap)
+{
+    const char *rest = params != NULL ? strchr(params, '{') : NULL;
+    rest = rest != NULL ? rest + 1 : "}";
+    while (*rest == ' ' || *rest == '\n' || *rest == '\t')
+        rest++;
+    int n = snprintf(buf, cap, "{\"key\": \"%s\"%s%s", key, *rest == '}' ? "" : ", ", rest);
+    return n > 0 && (size_t)n < cap ? buf : NULL;
+}
+
+/* One call: acquire, the statement, release; recorded with --record. */
+static agec_status one_call(bench_thread *t, double *lat_ms, agec_error *err)
+{
+    bench *b = t->b;
+    cli *c = b->c;
+    agec_query_opts o;
+    agec_query_opts_init(&o);
+    o.timeout_ms = c->statement_timeout_ms;
+    const char *cypher = t->reader ? b->read_cypher : b->cypher;
+    const char *sql = t->reader ? b->read_sql : b->sql;
+    const char *params = b->params;
+    char key[64], pbuf[4096];
+    bench_call call = {
+        .reader = t->reader, .thread = t->index, .sqlstate = "", .timeline = -1, .in_recovery = -1
+    };
+    if (b->unique_key && !t->reader) {
+        snprintf(key, sizeof key, "%ld-%d-%llu", (long)getpid(), t->index,
+                 (unsigned long long)++t->seq);
+        call.key = key;
+        if (cypher != NULL &&
+            (params = params_with_key(b->params, key, pbuf, sizeof pbuf)) == NULL) {
+            snprintf(err->message, sizeof err->message, "--params too long with the key");
+            return AGEC_ERR_INVALID_ARG;
+        }
+    }
+    const char *const args[1] = { key };
+    call.start = bench_record_epoch_ms();
+    double t0 = cli_now_ms();
+    agec_conn *conn = NULL;
+    agec_status st = acquire(t, &conn, err);
+    call.acquire_ms = cli_now_ms() - t0;
+    if (st == AGEC_OK) {
+        agec_result *res = NULL;
+        st = cypher ? agec_cypher_exec(conn, c->graph, cypher, params, &o, &res, err)
+                    : agec_sql_exec(conn, sql, call.key != NULL ? 1 : 0, call.key ? args : NULL, &o,
+                                    &res, err);
+        agec_result_free(res);
+        call.ms = cli_now_ms() - t0;
+        if (st != AGEC_OK && c->cluster != NULL)
+            agec_cluster_report(c->cluster, conn, err); /* a failover is noticed at once */
+        if (b->rec.f != NULL && st != AGEC_ERR_CONNECTION_LOST)
+            bench_record_node(conn, &call,
+                              c->statement_timeout_ms > 0 ? c->statement_timeout_ms : 10000);
+        double r0 = cli_now_ms();
+        agec_conn_release(conn);
+        call.release_ms = cli_now_ms() - r0;
+    } else {
+        call.ms = call.acquire_ms;
+    }
+    *lat_ms = call.ms + call.release_ms; /* without the recording's round trip */
+    call.st = st;
+    call.sqlstate = err->sqlstate;
+    bench_record_write(&b->rec, &call);
+    return st;
+}
+
+/* One successful statement and its latency; false when out of memory. */
+static bool record_ok(bench_thread *t, double ms)
 {
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 4096;
         double *p = realloc(t->lat_ms, cap * sizeof *p);
         if (p == NULL)
-            return;
+            return false;
         t->lat_ms = p;
         t->cap = cap;
     }
     t->lat_ms[t->n++] = ms;
     atomic_fetch_add(&t->b->done, 1);
+    return true;
+}
+
+static void record_failed(bench_thread *t, agec_status st, const agec_error *err)
+{
+    record_error(t, st, err);
+    t->failed++;
+    atomic_fetch_add(&t->b->failed, 1);
 }
 
 /* Do not spin on a dead server: errors are fast. */
@@ -103,7 +217,8 @@ static void error_pause(void)
 }
 
 /* --pipeline N: up to N statements in one agec_batch; each statement's
- * latency is the batch's (what its caller waits for its outcome). */
+ * latency is the batch's (what its caller waits for its outcome). Writers
+ * only, without --unique-key/--record (refused at parse time). */
 static void run_batch(bench_thread *t, int want)
 {
     bench *b = t->b;
@@ -111,7 +226,7 @@ static void run_batch(bench_thread *t, int want)
     agec_conn *conn = NULL;
     agec_batch *batch = NULL;
     agec_error err = AGEC_ERROR_INIT;
-    agec_status st = cli_acquire_st(b->c, &conn, &err);
+    agec_status st = acquire(t, &conn, &err);
     agec_batch_opts bo;
     agec_batch_opts_init(&bo);
     bo.timeout_ms = b->c->statement_timeout_ms;
@@ -127,12 +242,10 @@ static void run_batch(bench_thread *t, int want)
         agec_status s = st;
         if (st == AGEC_OK)
             s = agec_batch_status(batch, (size_t)i, &err);
-        if (s == AGEC_OK) {
-            record_ok(t, ms);
-        } else {
-            record_error(t, s, &err);
-            atomic_fetch_add(&b->failed, 1);
-        }
+        if (s == AGEC_OK)
+            (void)record_ok(t, ms);
+        else
+            record_failed(t, s, &err);
     }
     agec_batch_free(batch);
     if (conn != NULL)
@@ -145,34 +258,22 @@ static void *run_thread(void *arg)
 {
     bench_thread *t = arg;
     bench *b = t->b;
-    agec_query_opts o;
-    agec_query_opts_init(&o);
-    o.timeout_ms = b->c->statement_timeout_ms;
     while (take_one(b)) {
-        if (b->pipeline > 1) {
+        if (b->pipeline > 1 && !t->reader) {
             int want = 1;
             while (want < b->pipeline && take_one(b))
                 want++;
             run_batch(t, want);
             continue;
         }
-        double t0 = cli_now_ms();
-        agec_conn *conn = NULL;
         agec_error err = AGEC_ERROR_INIT;
-        agec_status st = cli_acquire_st(b->c, &conn, &err);
+        double lat = 0;
+        agec_status st = one_call(t, &lat, &err);
         if (st == AGEC_OK) {
-            agec_result *res = NULL;
-            st = b->cypher
-                     ? agec_cypher_exec(conn, b->c->graph, b->cypher, b->params, &o, &res, &err)
-                     : agec_sql_exec(conn, b->sql, 0, NULL, &o, &res, &err);
-            agec_result_free(res);
-            agec_conn_release(conn);
-        }
-        if (st == AGEC_OK) {
-            record_ok(t, cli_now_ms() - t0);
+            if (!record_ok(t, lat))
+                break;
         } else {
-            record_error(t, st, &err);
-            atomic_fetch_add(&b->failed, 1);
+            record_failed(t, st, &err);
             error_pause();
         }
     }
@@ -231,14 +332,18 @@ static double pct(const double *v, size_t n, double p)
 int cmd_bench(cli *c, int argc, char **argv)
 {
     bench b = { .c = c, .pipeline = 1 };
-    int threads = 4, duration_s = 0, count = 0;
-    const char *params_json = NULL;
+    int threads = 4, read_threads = -1, duration_s = 0, count = 0;
+    const char *params_json = NULL, *record = NULL;
     const char **pairs = calloc((size_t)argc, sizeof *pairs);
     int npairs = 0, rc = EXIT_USAGE;
     if (pairs == NULL)
         return EXIT_QUERY;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--unique-key") == 0) {
+            b.unique_key = true;
+            continue;
+        }
         if (v == NULL) {
             rc = cli_usage_error("bench: %s needs a value", a);
             goto out;
@@ -248,6 +353,18 @@ int cmd_bench(cli *c, int argc, char **argv)
             b.cypher = v;
         else if (strcmp(a, "--sql") == 0)
             b.sql = v;
+        else if (strcmp(a, "--read-cypher") == 0)
+            b.read_cypher = v;
+        else if (strcmp(a, "--read-sql") == 0)
+            b.read_sql = v;
+        else if (strcmp(a, "--record") == 0)
+            record = v;
+        else if (strcmp(a, "--read-threads") == 0 && cli_parse_int(v, &read_threads) &&
+                 read_threads <= 1024)
+            continue;
+        else if (strcmp(a, "--pipeline") == 0 && cli_parse_int(v, &b.pipeline) && b.pipeline > 0 &&
+                 b.pipeline <= 100000)
+            continue;
         else if (strcmp(a, "--param") == 0)
             pairs[npairs++] = v;
         else if (strcmp(a, "--params") == 0)
@@ -259,9 +376,6 @@ int cmd_bench(cli *c, int argc, char **argv)
             continue;
         else if (strcmp(a, "--count") == 0 && cli_parse_int(v, &count) && count > 0)
             continue;
-        else if (strcmp(a, "--pipeline") == 0 && cli_parse_int(v, &b.pipeline) && b.pipeline > 0 &&
-                 b.pipeline <= 100000)
-            continue;
         else {
             rc = cli_usage_error("bench: bad option or value: %s %s", a, v);
             goto out;
@@ -271,8 +385,29 @@ int cmd_bench(cli *c, int argc, char **argv)
         rc = cli_usage_error("bench: give exactly one of --cypher Q and --sql Q");
         goto out;
     }
-    if (b.cypher != NULL && c->graph == NULL) {
+    if (b.read_cypher != NULL && b.read_sql != NULL) {
+        rc = cli_usage_error("bench: give at most one of --read-cypher Q and --read-sql Q");
+        goto out;
+    }
+    if ((b.cypher != NULL || b.read_cypher != NULL) && c->graph == NULL) {
         rc = cli_usage_error("bench --cypher: --graph NAME is required");
+        goto out;
+    }
+    bool readers = b.read_cypher != NULL || b.read_sql != NULL;
+    if (read_threads > 0 && !readers) {
+        rc = cli_usage_error("bench: --read-threads needs --read-sql Q or --read-cypher Q");
+        goto out;
+    }
+    if (!readers)
+        read_threads = 0;
+    else if (read_threads < 0)
+        read_threads = threads;
+    if (threads + read_threads > 1024) {
+        rc = cli_usage_error("bench: at most 1024 threads in all");
+        goto out;
+    }
+    if (b.pipeline > 1 && (b.unique_key || record != NULL)) {
+        rc = cli_usage_error("bench: --pipeline cannot be combined with --unique-key or --record");
         goto out;
     }
     if (duration_s > 0 && count > 0) {
@@ -283,9 +418,14 @@ int cmd_bench(cli *c, int argc, char **argv)
         duration_s = 10;
     if ((rc = cli_build_params(params_json, pairs, npairs, &b.params)) != EXIT_OK)
         goto out;
+    if (record != NULL && (rc = bench_record_open(&b.rec, record)) != EXIT_OK)
+        goto out;
+    b.rec.acquire_timeout_ms = c->acquire_timeout_ms;
+    b.rec.statement_timeout_ms = c->statement_timeout_ms;
     if ((rc = cli_open_pool(c, 4, 0, true)) != EXIT_OK)
         goto out;
-    bench_thread *ts = calloc((size_t)threads, sizeof *ts);
+    int all_threads = threads + read_threads;
+    bench_thread *ts = calloc((size_t)all_threads, sizeof *ts);
     if (ts == NULL) {
         rc = EXIT_QUERY;
         goto out;
@@ -293,9 +433,16 @@ int cmd_bench(cli *c, int argc, char **argv)
     double t0 = cli_now_ms();
     b.deadline_ms = duration_s > 0 ? t0 + duration_s * 1000.0 : 0;
     atomic_store(&b.remaining, count);
+    atomic_store(&interrupted, 0);
+    struct sigaction sa = { .sa_handler = on_interrupt }, old_int, old_term;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
     int started = 0;
-    for (; started < threads; started++) {
+    for (; started < all_threads; started++) {
         ts[started].b = &b;
+        ts[started].index = started;
+        ts[started].reader = started >= threads;
         if (pthread_create(&ts[started].tid, NULL, run_thread, &ts[started]) != 0)
             break;
     }
@@ -306,12 +453,14 @@ int cmd_bench(cli *c, int argc, char **argv)
         double el = (cli_now_ms() - t0) / 1000.0;
         fprintf(stderr, "\r  %.1f s  %ld ok  %ld errors  %.0f ops/s   ", el, atomic_load(&b.done),
                 atomic_load(&b.failed), el > 0 ? (double)atomic_load(&b.done) / el : 0.0);
-        if (finished)
+        if (finished || atomic_load(&interrupted))
             break;
         nanosleep(&(struct timespec){ 0, 250000000 }, NULL);
     }
     for (int i = 0; i < started; i++)
         pthread_join(ts[i].tid, NULL);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
     double elapsed = (cli_now_ms() - t0) / 1000.0;
     if (live)
         fputc('\n', stderr);
@@ -334,12 +483,11 @@ int cmd_bench(cli *c, int argc, char **argv)
     double tput = elapsed > 0 ? (double)n / elapsed : 0;
     bool json = cli_format(c) == FMT_JSON;
     if (json) {
-        printf(
-            "{\"threads\": %d, \"pipeline\": %d, \"seconds\": %.3f, \"ok\": %zu, \"errors\": %ld, "
-            "\"ops_per_sec\": %.1f, \"latency_ms\": {\"p50\": %.3f, \"p90\": %.3f, \"p99\": "
-            "%.3f, \"max\": %.3f}, \"acquire_wait_p99_ms\": %.3f, \"errors_by_kind\": [",
-            started, b.pipeline, elapsed, n, failed, tput, pct(all, n, .5), pct(all, n, .9),
-            pct(all, n, .99), n ? all[n - 1] : 0.0, (double)s.wait_p99_us / 1000.0);
+        printf("{\"threads\": %d, \"pipeline\": %d, \"seconds\": %.3f, \"ok\": %zu, "
+               "\"errors\": %ld, \"ops_per_sec\": %.1f, \"latency_ms\": {\"p50\": %.3f, \"p90\": "
+               "%.3f, \"p99\": %.3f, \"max\": %.3f}, \"acquire_wait_p99_ms\": %.3f, ",
+               started, b.pipeline, elapsed, n, failed, tput, pct(all, n, .5), pct(all, n, .9),
+               pct(all, n, .99), n ? all[n - 1] : 0.0, (double)s.wait_p99_us / 1000.0);
     } else {
         printf("threads %d, %.2f s: %zu ok, %ld errors, %.0f ops/s", started, elapsed, n, failed,
                tput);
@@ -351,6 +499,19 @@ int cmd_bench(cli *c, int argc, char **argv)
         printf("acquire wait ms: p99 %.3f  max %.3f\n", (double)s.wait_p99_us / 1000.0,
                (double)s.wait_max_us / 1000.0);
     }
+    if (read_threads > 0) {
+        unsigned long long ok[2] = { 0, 0 }, bad[2] = { 0, 0 };
+        for (int i = 0; i < started; i++) {
+            ok[ts[i].reader] += ts[i].n;
+            bad[ts[i].reader] += ts[i].failed;
+        }
+        printf(json ? "\"writes\": {\"ok\": %llu, \"errors\": %llu}, "
+                      "\"reads\": {\"ok\": %llu, \"errors\": %llu}, "
+                    : "writes %llu ok, %llu errors; reads %llu ok, %llu errors\n",
+               ok[0], bad[0], ok[1], bad[1]);
+    }
+    if (json)
+        fputs("\"errors_by_kind\": [", stdout);
     /* One line per (code, SQLSTATE) over all threads, counts summed. */
     err_kind kinds[MAX_ERROR_KINDS];
     size_t nkinds = 0;
@@ -407,6 +568,8 @@ int cmd_bench(cli *c, int argc, char **argv)
     free(ts);
     rc = n > 0 || failed == 0 ? EXIT_OK : EXIT_QUERY;
 out:
+    if (bench_record_close(&b.rec) != EXIT_OK && rc == EXIT_OK)
+        rc = EXIT_QUERY;
     agec_free(b.params);
     free(pairs);
     return rc;

@@ -51,6 +51,8 @@ static const char USAGE[] =
     "  graph create|drop [--cascade]|exists|list|labels|index NAME\n"
     "  shell [--on-error-stop]              interactive Cypher shell (one session)\n"
     "  bench (--cypher Q | --sql Q) [--param ...] [--threads N] [--duration S | --count N]\n"
+    "        [--read-sql Q | --read-cypher Q] [--read-threads N] [--unique-key]\n"
+    "        [--record FILE]\n"
     "  demo [--size N] [--replace]          the showcase workload (graph: --graph,\n"
     "                                       default demo_social)\n"
     "  load [--vertices L=FILE]... [--edges L=FILE]... [--key [L=]PROP]... [--chunk N]\n"
