@@ -792,12 +792,41 @@ static int signal_node(fo_run_state *s, int n, const char *sig)
     return system(cmd);
 }
 
+/* Transactions committed on node n (its own statistics: on a standby, the
+ * reads it answered, plus this test's own probes). */
+static long long node_commits(const fo_run_state *s, int n)
+{
+    char v[32];
+    return node_value(s, n,
+                      "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+                      v, sizeof v)
+               ? atoll(v)
+               : -1;
+}
+
+/* Wait until node n answers the bench's reads: more than 50 commits in
+ * 200 ms, far more than this test's own probes. After the last failover a
+ * standby may still be out of the read rotation (catching up, lag guard):
+ * frozen then, no read would be in flight on it. */
+static bool wait_reads_on(const fo_run_state *s, int n)
+{
+    double end = mono_ms() + WAIT_MS;
+    long long prev = node_commits(s, n);
+    while (mono_ms() < end) {
+        sleep_ms(200);
+        long long now = node_commits(s, n);
+        if (prev >= 0 && now > prev + 50)
+            return true;
+        prev = now;
+    }
+    return false;
+}
+
 /* Freeze node 2 under the bench's reads, then let it go. */
 static int freeze_standby(fo_run_state *s)
 {
-    long long before = node_count(s, 2);
-    if (before < 0)
-        return fail(s, "cannot read node 2");
+    if (!wait_reads_on(s, 2))
+        return fail(s, "node 2 answers no reads of the bench before the freeze");
     say(s, "freezing node 2 (a standby) for %d ms", s->o->freeze_ms);
     s->frozen = true;
     int st = signal_node(s, 2, "STOP");
