@@ -60,6 +60,21 @@ agec_conn *agec_test_acquire(agec_pool *p)
     return c;
 }
 
+agec_pool *agec_test_age_pool(int max)
+{
+    agec_pool_config cfg;
+    agec_pool_config_init(&cfg);
+    cfg.conninfo = agec_test_age_conninfo();
+    cfg.max = max;
+    cfg.age_mode = AGEC_AGE_LOAD;
+    cfg.on_event = agec_pool_event_ignore;
+    cfg.acquire_timeout_ms = 10000;
+    agec_pool *p = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_open(&cfg, &p, &err), &err, "open a pool on the AGE server");
+    return p;
+}
+
 void agec_test_sql(agec_conn *c, const char *text)
 {
     agec_result *r = NULL;

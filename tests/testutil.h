@@ -52,6 +52,12 @@ void agec_test_sql(agec_conn *c, const char *text);
 void agec_test_graph_drop(agec_conn *c, const char *g);
 void agec_test_graph_fresh(agec_conn *c, const char *g);
 
+/* A pool of `max` connections on the AGE test server (AGEC_TEST_AGE:
+ * PGlite, or native AGE for a _native twin) with age_mode LOAD, events
+ * ignored and a 10 s acquire timeout; the test fails if it cannot open.
+ * The caller closes the pool. */
+agec_pool *agec_test_age_pool(int max);
+
 /* A pool of one connection (age_mode off) on a fresh database `dbname` of
  * the PG15 test server (dropped first if it exists), holding the stand-in
  * for AGE's catalog of fakeage/stub_catalog.h. `admin` is a pool on the

@@ -20,15 +20,7 @@ static agec_pool *pool;
 static int setup(void **state)
 {
     (void)state;
-    agec_pool_config cfg;
-    agec_pool_config_init(&cfg);
-    cfg.conninfo = agec_test_age_conninfo();
-    cfg.max = 1;
-    cfg.age_mode = AGEC_AGE_LOAD;
-    cfg.on_event = agec_pool_event_ignore;
-    cfg.acquire_timeout_ms = 10000;
-    agec_error err = AGEC_ERROR_INIT;
-    agec_test_must(agec_pool_open(&cfg, &pool, &err), &err, "open");
+    pool = agec_test_age_pool(1);
     agec_conn *c = agec_test_acquire(pool);
     agec_test_graph_fresh(c, GRAPH);
     agec_conn_release(c);

@@ -21,17 +21,9 @@ static agec_pool *pool;
 static int setup(void **state)
 {
     (void)state;
-    agec_pool_config cfg;
-    agec_pool_config_init(&cfg);
-    cfg.conninfo = agec_test_age_conninfo();
-    cfg.max = 2;
-    cfg.age_mode = AGEC_AGE_LOAD;
-    cfg.on_event = agec_pool_event_ignore;
-    cfg.acquire_timeout_ms = 5000;
+    pool = agec_test_age_pool(2);
     agec_error err = AGEC_ERROR_INIT;
-    agec_test_must(agec_pool_open(&cfg, &pool, &err), &err, "open");
-    agec_conn *c;
-    agec_test_must(agec_pool_acquire(pool, &c, &err), &err, "acquire");
+    agec_conn *c = agec_test_acquire(pool);
     agec_test_graph_fresh(c, GRAPH);
     agec_result *r = NULL;
     agec_test_must(agec_sql_exec(c, "CREATE TABLE IF NOT EXISTS public.canary(x int)", 0, NULL,
