@@ -578,8 +578,8 @@ agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char
 }
 
 /* Resolve the column list: caller's names, generated names, or RETURN. */
-static agec_status cypher_sql(const char *graph, const char *query, const char *params,
-                              const agec_query_opts *opts, char **sql, agec_error *err)
+agec_status agec__cypher_build(const char *graph, const char *query, const char *params,
+                               const agec_query_opts *opts, char **sql, agec_error *err)
 {
     if (graph == NULL || query == NULL)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "graph and query must not be NULL");
@@ -607,7 +607,7 @@ static size_t utf8_chars(const char *s, size_t bytes)
 /* The server's error position counts characters of the SQL text agec built;
  * make it count within the caller's Cypher text (1-based, one past its end
  * for "at end of input"), or 0 when it points outside it. */
-static void cypher_position(agec_error *err, const char *sql, const char *query)
+void agec__cypher_position(agec_error *err, const char *sql, const char *query)
 {
     if (err == NULL || err->position <= 0)
         return;
@@ -645,7 +645,7 @@ static agec_status cypher_run(agec_conn *conn, const char *graph, const char *qu
     const char *text = sess ? agec__session_text_find(sess, graph, query, params != NULL) : NULL;
     char *sql = NULL;
     if (text == NULL) {
-        agec_status st = cypher_sql(graph, query, params, opts, &sql, err);
+        agec_status st = agec__cypher_build(graph, query, params, opts, &sql, err);
         if (st != AGEC_OK)
             return st;
         text = sql;
@@ -655,7 +655,7 @@ static agec_status cypher_run(agec_conn *conn, const char *graph, const char *qu
     const char *values[1] = { params };
     agec_status st = agec__exec(conn, text, params ? 1 : 0, values, opts, fn, user, out, err);
     if (st != AGEC_OK)
-        cypher_position(err, text, query);
+        agec__cypher_position(err, text, query);
     free(sql);
     return st;
 }
