@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/error_internal.h"
@@ -30,11 +33,19 @@
 #define DRAIN_RECANCEL_US 200000
 #define DRAIN_GIVE_UP_US 1000000
 
+/* Wake a sleeping driver for a new statement while fewer than this many
+ * are in flight on its connection (see agec__lane_kick). */
+#ifndef KICK_BELOW
+#define KICK_BELOW 2
+#endif
+
 /* ---- lists (lane->mu held) ------------------------------------------------- */
 
 void agec__lane_queue(mux_lane *l, agec_mux_op *op)
 {
     atomic_fetch_add(&l->load, 1);
+    if (op->deadline_us != AGEC__NEVER)
+        l->ndl++;
     op->next = NULL;
     if (l->pend_tail)
         l->pend_tail->next = op;
@@ -60,6 +71,8 @@ static void pend_remove(mux_lane *l, agec_mux_op *op)
     op->next = NULL;
     op->where = OP_NONE;
     l->npending--;
+    if (op->deadline_us != AGEC__NEVER)
+        l->ndl--;
     atomic_fetch_sub(&l->load, 1);
 }
 
@@ -95,6 +108,8 @@ static agec_mux_op *fl_pop(mux_lane *l)
     l->ninflight--;
     if (!op->abandoned)
         l->nlive--;
+    if (op->deadline_us != AGEC__NEVER)
+        l->ndl--;
     atomic_fetch_sub(&l->load, 1);
     return op;
 }
@@ -130,20 +145,23 @@ void agec__lane_complete_raw(agec_mux_op *op, agec_status st, agec_result *res,
         agec__error_reset(&op->err);
     op->err.code = st;
     op->done = true;
-    if (op->fn == NULL)
-        pthread_cond_signal(&op->cv);
     pthread_mutex_unlock(&op->mu);
-    if (op->fn != NULL) {
-        pthread_mutex_lock(&m->mu);
-        op->dnext = NULL;
-        if (m->due_tail)
-            m->due_tail->dnext = op;
-        else
-            m->due_head = op;
-        m->due_tail = op;
-        pthread_mutex_unlock(&m->mu);
-        agec__mux_signal(m);
+    /* (The caller still holds the lane's reference: op outlives this.) */
+    if (op->fn == NULL) {
+        pthread_cond_signal(&op->cv);
+        return;
     }
+    pthread_mutex_lock(&m->mu);
+    op->dnext = NULL;
+    bool was_empty = m->due_head == NULL;
+    if (m->due_tail)
+        m->due_tail->dnext = op;
+    else
+        m->due_head = op;
+    m->due_tail = op;
+    pthread_mutex_unlock(&m->mu);
+    if (was_empty)
+        agec__mux_signal(m);
 }
 
 static void complete_msg(mux_lane *l, agec_mux_op *op, agec_status st, const char *msg)
@@ -164,7 +182,7 @@ static void start_cancel(mux_lane *l)
 
 void agec__lane_expire(mux_lane *l, int64_t now)
 {
-    for (agec_mux_op *op = l->pend_head, *nx; op != NULL; op = nx) {
+    for (agec_mux_op *op = l->ndl > 0 ? l->pend_head : NULL, *nx; op != NULL; op = nx) {
         nx = op->next;
         if (op->deadline_us > now)
             continue;
@@ -178,7 +196,7 @@ void agec__lane_expire(mux_lane *l, int64_t now)
         complete_msg(l, op, AGEC_ERR_TIMEOUT, msg);
         agec__op_unref(op);
     }
-    for (agec_mux_op *op = l->fl_head; op != NULL; op = op->next) {
+    for (agec_mux_op *op = l->ndl > 0 ? l->fl_head : NULL; op != NULL; op = op->next) {
         if (op->abandoned || op->deadline_us > now)
             continue;
         op->abandoned = true;
@@ -208,13 +226,15 @@ void agec__lane_expire(mux_lane *l, int64_t now)
 int64_t agec__lane_next_deadline(mux_lane *l)
 {
     int64_t d = AGEC__NEVER;
-    for (agec_mux_op *op = l->pend_head; op != NULL; op = op->next)
+    for (agec_mux_op *op = l->ndl > 0 ? l->pend_head : NULL; op != NULL; op = op->next)
         d = agec__min64(d, op->deadline_us);
-    for (agec_mux_op *op = l->fl_head; op != NULL; op = op->next)
+    for (agec_mux_op *op = l->ndl > 0 ? l->fl_head : NULL; op != NULL; op = op->next)
         if (!op->abandoned)
             d = agec__min64(d, op->deadline_us);
     if (l->draining)
         d = agec__min64(d, agec__min64(l->drain_recancel, l->drain_give_up));
+    if (l->want_conn && l->npending > 0)
+        d = agec__min64(d, agec__now_us() + 10000); /* ask the pool again soon */
     return d;
 }
 
@@ -291,9 +311,14 @@ void agec__lane_shutdown(mux_lane *l)
         drop_conn(l, AGEC_OK, NULL, "");
 }
 
-/* Borrow a connection for the lane (the role held, lane->mu NOT held);
- * on failure every queued statement fails with the pool's error. */
-static void get_conn(mux_lane *l)
+/* Borrow a connection for the lane (the role held, lane->mu NOT held).
+ * `wait`: a waiting caller's drive, which waits for a connection within
+ * acquire_timeout_ms and its statements' deadlines, and on failure fails
+ * every queued statement with the pool's error. Otherwise (a submit's or
+ * dispatch's pass, which must not block) the pool is asked without
+ * waiting for others, and statements stay queued when every connection
+ * is busy (for a later pass; agec_mux_next_timeout_ms asks for one soon). */
+static void get_conn(mux_lane *l, bool wait)
 {
     agec_mux *m = l->mux;
     pthread_mutex_lock(&l->mu);
@@ -303,8 +328,8 @@ static void get_conn(mux_lane *l)
     pthread_mutex_unlock(&l->mu);
     int64_t now = agec__now_us();
     int64_t limit = agec__min64(first, agec__deadline_after(now, m->cfg.acquire_timeout_ms));
-    int ms = limit == AGEC__NEVER ? -1 : (int)((limit - now + 999) / 1000);
-    if (ms < 0 && limit != AGEC__NEVER)
+    int ms = (int)((limit - now + 999) / 1000);
+    if (ms < 0 || !wait)
         ms = 0;
     agec_conn *c = NULL;
     agec_error e = AGEC_ERROR_INIT;
@@ -325,6 +350,9 @@ static void get_conn(mux_lane *l)
         l->pg = pg;
         l->named = agec__conn_stmt_mode(c) == AGEC_STMT_NAMED;
         l->conn_gen++;
+        l->want_conn = false;
+    } else if (!wait && st == AGEC_ERR_POOL_EXHAUSTED) {
+        l->want_conn = true;
     } else {
         agec_mux_op *op;
         while ((op = l->pend_head) != NULL) {
@@ -395,26 +423,34 @@ static bool send_one(mux_lane *l, agec_mux_op *op)
 static bool send_pending(mux_lane *l)
 {
     int max = l->mux->cfg.max_depth;
-    bool sent = false;
+    bool sent = false, ok = true;
     agec_mux_op *op;
+    /* libpq 15 flushes at every PQpipelineSync: cork the socket so that a
+     * batch leaves in one segment (the server wakes once, not per statement). */
+    bool cork = l->npending > 1 && (max == 0 || max - l->ninflight > 1);
+    int fd = PQsocket(l->pg), on = 1, off = 0;
+    if (cork)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
     while ((op = l->pend_head) != NULL && (max == 0 || l->ninflight < max)) {
         l->pend_head = op->next;
         if (l->pend_head == NULL)
             l->pend_tail = NULL;
         l->npending--;
-        bool ok = send_one(l, op);
+        ok = send_one(l, op);
         /* In flight either way: a failed send is a lost connection, which
          * completes everything in flight. */
         fl_push(l, op);
         sent = true;
         if (!ok)
-            return false;
+            break;
     }
+    if (cork)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
     if (sent) {
         l->flush_pending = true;
         atomic_fetch_add(&l->mux->batches, 1);
     }
-    return true;
+    return ok;
 }
 
 /* ---- reading (the role held, lane->mu NOT held) --------------------------------- */
@@ -423,30 +459,29 @@ static void finish_head(mux_lane *l)
 {
     pthread_mutex_lock(&l->mu);
     agec_mux_op *h = fl_pop(l);
-    if (h != NULL) {
-        if (h->fresh && l->cur_failed)
-            stmt_forget(l, h->text);
-        if (!h->abandoned) {
-            if (l->cur_failed) {
-                PQclear(l->cur_keep);
-                agec__lane_complete(l, h, l->cur_err.code, NULL, &l->cur_err);
-            } else {
-                agec_result *res = agec__result_wrap(l->cur_keep);
-                if (res == NULL)
-                    complete_msg(l, h, AGEC_ERR_NO_MEMORY, "out of memory");
-                else
-                    agec__lane_complete(l, h, AGEC_OK, res, NULL);
-            }
-        } else {
-            PQclear(l->cur_keep);
-        }
-    } else {
-        PQclear(l->cur_keep);
-    }
+    bool want = h != NULL && !h->abandoned;
+    if (h != NULL && h->fresh && l->cur_failed)
+        stmt_forget(l, h->text);
     pthread_mutex_unlock(&l->mu);
+    /* Completed outside the lane's lock: submitters are not held up while
+     * the owner is woken. Out of the lists, nobody else can touch h. */
+    if (!want) {
+        PQclear(l->cur_keep);
+    } else if (l->cur_failed) {
+        PQclear(l->cur_keep);
+        agec__lane_complete(l, h, l->cur_err.code, NULL, &l->cur_err);
+    } else {
+        agec_result *res = agec__result_wrap(l->cur_keep);
+        if (res == NULL)
+            complete_msg(l, h, AGEC_ERR_NO_MEMORY, "out of memory");
+        else
+            agec__lane_complete(l, h, AGEC_OK, res, NULL);
+    }
     l->cur_keep = NULL;
-    l->cur_failed = false;
-    agec__error_reset(&l->cur_err);
+    if (l->cur_failed) {
+        l->cur_failed = false;
+        agec__error_reset(&l->cur_err);
+    }
     if (h != NULL)
         agec__op_unref(h);
 }
@@ -554,7 +589,12 @@ bool agec__lane_try_role(mux_lane *l)
 
 void agec__lane_kick(mux_lane *l)
 {
-    if (!l->sleeping)
+    /* A driver sleeping in poll always has a statement in flight, so it
+     * wakes by itself when results come and then sends what was queued
+     * meanwhile (one flush for all: the batching that makes the mux pay).
+     * Wake it at once only while the pipeline is shallow, where waiting a
+     * round trip would cost the newcomer latency for nothing. */
+    if (!l->sleeping || (l->ninflight >= KICK_BELOW && !atomic_load(&l->mux->closed)))
         return;
     l->sleeping = false;
     uint64_t one = 1;
@@ -635,10 +675,12 @@ void agec__lane_drive(mux_lane *l, agec_mux_op *self, int64_t until)
                 break;
             continue;
         }
-        if (l->conn == NULL && l->npending > 0 && l->ninflight == 0) {
+        if (l->conn == NULL && l->npending > 0 && l->ninflight == 0 && (self != NULL || first)) {
             pthread_mutex_unlock(&l->mu);
-            get_conn(l);
+            get_conn(l, self != NULL);
             pthread_mutex_lock(&l->mu);
+            if (l->conn == NULL && self == NULL)
+                break;
             continue;
         }
         bool ok = true;

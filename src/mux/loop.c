@@ -40,12 +40,27 @@ static int run_due(agec_mux *m)
     }
 }
 
+/* One non-blocking pass over every lane whose role is free. */
+static void drive_all(agec_mux *m)
+{
+    for (int i = 0; i < m->nlanes; i++) {
+        mux_lane *l = &m->lanes[i];
+        pthread_mutex_lock(&l->mu);
+        bool work = l->npending + l->ninflight > 0 || l->draining;
+        bool drive = work && agec__lane_try_role(l);
+        pthread_mutex_unlock(&l->mu);
+        if (drive)
+            agec__lane_drive(l, NULL, AGEC__NEVER);
+    }
+}
+
 int agec_mux_dispatch(agec_mux *mux, int timeout_ms)
 {
     if (mux == NULL)
         return -1;
     agec_mux *m = mux;
     atomic_fetch_add(&m->inside, 1);
+    int ran = 0;
     if (!atomic_load(&m->closed)) {
         struct epoll_event evs[8];
         int r = epoll_wait(m->epfd, evs, 8, timeout_ms < 0 ? -1 : timeout_ms);
@@ -53,17 +68,17 @@ int agec_mux_dispatch(agec_mux *mux, int timeout_ms)
         uint64_t v;
         ssize_t n = read(m->evfd, &v, sizeof v);
         (void)n;
-        for (int i = 0; i < m->nlanes; i++) {
-            mux_lane *l = &m->lanes[i];
-            pthread_mutex_lock(&l->mu);
-            bool work = l->npending + l->ninflight > 0 || l->draining;
-            bool drive = work && agec__lane_try_role(l);
-            pthread_mutex_unlock(&l->mu);
-            if (drive)
-                agec__lane_drive(l, NULL, AGEC__NEVER);
+        drive_all(m);
+        ran = run_due(m);
+        /* What the callbacks submitted went into the queues: send it now,
+         * all in one pass (and run what completed meanwhile). */
+        if (ran > 0) {
+            drive_all(m);
+            ran += run_due(m);
         }
+    } else {
+        ran = run_due(m);
     }
-    int ran = run_due(m);
     if (atomic_fetch_sub(&m->inside, 1) == 1 && atomic_load(&m->closed)) {
         pthread_mutex_lock(&m->mu);
         pthread_cond_broadcast(&m->cv);

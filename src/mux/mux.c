@@ -60,6 +60,11 @@ agec_status agec_mux_open(agec_pool *pool, const agec_mux_config *cfg, agec_mux 
     if (c.max_depth < 0)
         return agec__error_set(err, AGEC_ERR_CONFIG, "max_depth: must be >= 0 (got %d)",
                                c.max_depth);
+    agec_pool_stats ps;
+    if (agec_pool_stats_get(pool, &ps) == AGEC_OK && c.connections > ps.max)
+        return agec__error_set(err, AGEC_ERR_CONFIG,
+                               "connections: must be <= the pool's max (%d > %d)", c.connections,
+                               ps.max);
     agec_mux *m = calloc(1, sizeof *m);
     mux_lane *lanes = calloc((size_t)c.connections, sizeof *lanes);
     if (m == NULL || lanes == NULL) {
@@ -193,10 +198,17 @@ static bool op_copy(agec_mux_op *op, const char *sql, int nparams, const char *c
     return true;
 }
 
-/* The lane with the fewest statements outstanding (ties: spread by a
- * per-thread start), avoiding lanes that drain a cancel. */
+/* The first lane with nothing outstanding (so that a lone caller keeps
+ * using one warm connection), else the one with the fewest statements
+ * outstanding (ties spread by a per-thread start), avoiding lanes that
+ * drain a cancel. */
 static mux_lane *pick_lane(agec_mux *m)
 {
+    for (int k = 0; k < m->nlanes; k++) {
+        mux_lane *l = &m->lanes[k];
+        if (atomic_load_explicit(&l->load, memory_order_relaxed) == 0 && !l->draining)
+            return l;
+    }
     static _Thread_local unsigned start;
     unsigned s = start++;
     mux_lane *best = NULL;
@@ -204,8 +216,6 @@ static mux_lane *pick_lane(agec_mux *m)
     for (int k = 0; k < m->nlanes; k++) {
         mux_lane *l = &m->lanes[(s + (unsigned)k) % (unsigned)m->nlanes];
         int load = atomic_load_explicit(&l->load, memory_order_relaxed);
-        if (load == 0 && !l->draining)
-            return l;
         if (l->draining)
             load += 1 << 20;
         if (best == NULL || load < best_load) {
@@ -230,7 +240,10 @@ static agec_status enqueue(agec_mux *m, agec_mux_op *op, bool push, agec_error *
     agec__lane_queue(l, op);
     atomic_fetch_add(&m->submitted, 1);
     atomic_fetch_add(&m->outstanding, 1);
-    bool drive = push && agec__lane_try_role(l);
+    /* A submit sends at once only on an idle connection; behind statements
+     * in flight it is sent with the next pass (the driver's, or dispatch's
+     * when their results arrive), together with whatever else came. */
+    bool drive = push && l->ninflight == 0 && agec__lane_try_role(l);
     if (!drive)
         agec__lane_kick(l);
     pthread_mutex_unlock(&l->mu);

@@ -80,11 +80,13 @@ struct mux_lane {
     agec_mux_op *pend_head, *pend_tail; /* not sent, in submission order */
     agec_mux_op *fl_head, *fl_tail;     /* sent, in the order results come */
     int npending, ninflight, nlive;     /* nlive: in flight and not abandoned */
+    int ndl;                            /* queued or in flight with a deadline (0: no walks) */
     bool driving;                       /* a thread holds the I/O role (it alone touches pg) */
     bool sleeping;                      /* ... and sleeps in poll: a submit must kick it */
     bool draining;         /* every in-flight statement expired: cancel sent, no sends */
     int64_t drain_give_up; /* close the connection if still draining then */
     int64_t drain_recancel;
+    bool want_conn;     /* a non-blocking pass found the pool exhausted: retry soon */
     bool flush_pending; /* output left in libpq's buffer (the driver flushes) */
     uint64_t conn_gen;
     bool named; /* the pool's statement mode is AGEC_STMT_NAMED: cache prepared statements */
