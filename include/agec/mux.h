@@ -56,9 +56,14 @@
  *   The mux sends every statement unnamed when the pool's statement_mode is
  *   AGEC_STMT_UNNAMED (Parse/Bind/Execute/Sync): each Sync ends the
  *   transaction, so every statement is a transaction of its own, which
- *   transaction pooling routes correctly. In AGEC_STMT_NAMED mode the mux
- *   keeps a small cache of named prepared statements per connection.
- *   See docs/mux.md for what was measured behind PgBouncer 1.18.
+ *   transaction pooling routes correctly, pipelined or not. In
+ *   AGEC_STMT_NAMED mode the mux keeps a cache of named prepared
+ *   statements per connection (64); when the server does not know one of
+ *   them (26000: the statements of one client connection reach several
+ *   server sessions, as behind a transaction-mode pooler), the statement
+ *   (which did not run) is sent again unnamed, and so is every statement
+ *   of the mux from then on (agec_mux_stats.unnamed_fallback). See
+ *   docs/mux.md for what was measured behind PgBouncer 1.18.
  */
 #ifndef AGEC_MUX_H
 #define AGEC_MUX_H
@@ -225,6 +230,9 @@ typedef struct agec_mux_stats {
     uint64_t batches;       /**< flushes (each sends >= 1 statement) */
     uint64_t role_handoffs; /**< I/O role passed from one waiter to another */
     int outstanding;        /**< submitted, not completed */
+    bool unnamed_fallback;  /**< named mode met a cached statement missing on the server
+                                 (26000: a transaction-mode pooler): the mux sends every
+                                 statement unnamed since (see PgBouncer above) */
 } agec_mux_stats;
 
 /** Fill *out (its first `size` bytes) with the mux's counters; use

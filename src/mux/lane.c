@@ -390,7 +390,7 @@ static bool send_one(mux_lane *l, agec_mux_op *op)
     int ok;
     op->fresh = false;
     int slot = -1;
-    if (l->named && op->prepare) {
+    if (l->named && op->prepare && !atomic_load(&l->mux->unnamed)) {
         slot = stmt_find(l, op->text);
         if (slot < 0 && l->nstmts < MUX_STMT_CACHE) {
             char *copy = strdup(op->text);
@@ -412,6 +412,7 @@ static bool send_one(mux_lane *l, agec_mux_op *op)
             }
         }
     }
+    op->stmt_slot = slot;
     if (slot >= 0)
         ok = PQsendQueryPrepared(pg, l->stmts[slot].name, op->nparams, op->vals, NULL, NULL, 0);
     else
@@ -462,6 +463,23 @@ static void finish_head(mux_lane *l)
     bool want = h != NULL && !h->abandoned;
     if (h != NULL && h->fresh && l->cur_failed)
         stmt_forget(l, h->text);
+    if (want && l->cur_failed && h->stmt_slot >= 0 && !h->fresh &&
+        strcmp(l->cur_err.sqlstate, "26000") == 0) {
+        /* Our statement, prepared on this connection, is unknown to the
+         * server session that got the Bind: a transaction-mode pooler
+         * routes our statements to several sessions. The statement did not
+         * run (Bind failed): send it again, unnamed, like everything from
+         * now on (the safe mode behind such a pooler). */
+        atomic_store(&l->mux->unnamed, true);
+        stmts_clear(l);
+        agec__lane_queue(l, h);
+        PQclear(l->cur_keep);
+        l->cur_keep = NULL;
+        l->cur_failed = false;
+        agec__error_reset(&l->cur_err);
+        pthread_mutex_unlock(&l->mu);
+        return; /* the lane's reference goes with it back to the queue */
+    }
     pthread_mutex_unlock(&l->mu);
     /* Completed outside the lane's lock: submitters are not held up while
      * the owner is woken. Out of the lists, nobody else can touch h. */

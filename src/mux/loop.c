@@ -116,6 +116,7 @@ void agec_mux_stats_get_sized(agec_mux *mux, agec_mux_stats *out, size_t size)
     s.batches = atomic_load(&mux->batches);
     s.role_handoffs = atomic_load(&mux->handoffs);
     s.outstanding = atomic_load(&mux->outstanding);
+    s.unnamed_fallback = atomic_load(&mux->unnamed);
     memcpy(out, &s, s.struct_size);
 }
 

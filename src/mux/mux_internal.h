@@ -49,7 +49,7 @@ struct agec_mux_op {
     op_where where;
     bool abandoned; /* completed for its owner already; a result still due is dropped */
     bool waiting;   /* a thread waits on it and can take the I/O role */
-    int stmt_slot;  /* named mode: the cache slot it uses, -1 unnamed */
+    int stmt_slot;  /* named mode: the cache slot it used, -1 unnamed */
     bool fresh;     /* named mode: the Parse was sent with it */
     /* Under op->mu: the outcome. */
     pthread_mutex_t mu;
@@ -117,6 +117,10 @@ struct agec_mux {
     /* counters (atomic: no lock on the fast path) */
     atomic_uint_fast64_t submitted, completed, timeouts, cancels, replaced, batches, handoffs;
     atomic_int outstanding;
+    /* A cached statement was missing on the server (26000): the statements
+     * do not all reach one server session (a transaction-mode pooler such
+     * as PgBouncer): from then on every statement is sent unnamed. */
+    atomic_bool unnamed;
 };
 
 /* lane.c: the I/O role. */
