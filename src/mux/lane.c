@@ -620,28 +620,34 @@ void agec__lane_kick(mux_lane *l)
     (void)w;
 }
 
+void agec__lane_offer(mux_lane *l)
+{
+    agec_mux *m = l->mux;
+    if (atomic_load(&m->closed))
+        return;
+    agec_mux_op *to = NULL;
+    for (agec_mux_op *op = l->fl_head; op != NULL && to == NULL; op = op->next)
+        if (op->waiting && !op->abandoned)
+            to = op;
+    for (agec_mux_op *op = l->pend_head; op != NULL && to == NULL; op = op->next)
+        if (op->waiting)
+            to = op;
+    if (to == NULL)
+        return;
+    pthread_mutex_lock(&to->mu);
+    to->role_offer = true;
+    pthread_cond_signal(&to->cv);
+    pthread_mutex_unlock(&to->mu);
+    atomic_fetch_add(&m->handoffs, 1);
+}
+
 /* Give the role up (lane->mu held): to a waiter whose statement is still
  * outstanding, so that someone reads for it. */
 static void leave_role(mux_lane *l)
 {
     agec_mux *m = l->mux;
     l->driving = false;
-    if (!atomic_load(&m->closed)) {
-        agec_mux_op *to = NULL;
-        for (agec_mux_op *op = l->fl_head; op != NULL && to == NULL; op = op->next)
-            if (op->waiting && !op->abandoned)
-                to = op;
-        for (agec_mux_op *op = l->pend_head; op != NULL && to == NULL; op = op->next)
-            if (op->waiting)
-                to = op;
-        if (to != NULL) {
-            pthread_mutex_lock(&to->mu);
-            to->role_offer = true;
-            pthread_cond_signal(&to->cv);
-            pthread_mutex_unlock(&to->mu);
-            atomic_fetch_add(&m->handoffs, 1);
-        }
-    }
+    agec__lane_offer(l);
     if (atomic_fetch_sub(&m->drivers, 1) == 1 && atomic_load(&m->closed)) {
         pthread_mutex_lock(&m->mu);
         pthread_cond_broadcast(&m->cv);

@@ -403,9 +403,13 @@ bool agec_mux_op_done(agec_mux_op *op)
 static bool wait_op(agec_mux_op *op, int64_t until)
 {
     mux_lane *l = op->lane;
+    /* Offered the role and not (yet) taken it: leaving without it must
+     * pass the offer on, or the other waiters sleep with nobody reading
+     * for them (found by the spin model, src/mux/mux.pml BUG_LOST_OFFER). */
+    bool offered = false, done;
     for (;;) {
-        if (op_is_done(op))
-            return true;
+        if ((done = op_is_done(op)))
+            break;
         int64_t now = agec__now_us();
         pthread_mutex_lock(&l->mu);
         op->waiting = false;
@@ -417,9 +421,11 @@ static bool wait_op(agec_mux_op *op, int64_t until)
             }
             if (now >= until) {
                 pthread_mutex_unlock(&l->mu);
-                return op_is_done(op);
+                done = op_is_done(op);
+                break;
             }
             if (agec__lane_try_role(l)) {
+                offered = false;
                 pthread_mutex_unlock(&l->mu);
                 agec__lane_drive(l, op, until);
                 continue;
@@ -427,8 +433,10 @@ static bool wait_op(agec_mux_op *op, int64_t until)
             op->waiting = true;
         }
         pthread_mutex_unlock(&l->mu);
-        if (now >= until)
-            return op_is_done(op);
+        if (now >= until) {
+            done = op_is_done(op);
+            break;
+        }
         int64_t by = agec__min64(until, op->deadline_us);
         struct timespec ts = agec__timespec_at(by);
         pthread_mutex_lock(&op->mu);
@@ -436,9 +444,18 @@ static bool wait_op(agec_mux_op *op, int64_t until)
             if (pthread_cond_timedwait(&op->cv, &op->mu, &ts) == ETIMEDOUT)
                 break;
         }
+        offered = offered || op->role_offer;
         op->role_offer = false;
         pthread_mutex_unlock(&op->mu);
     }
+    if (offered) {
+        pthread_mutex_lock(&l->mu);
+        op->waiting = false;
+        if (!l->driving)
+            agec__lane_offer(l);
+        pthread_mutex_unlock(&l->mu);
+    }
+    return done;
 }
 
 /* The outcome of a completed op, handed out once. */

@@ -143,6 +143,9 @@ void agec__lane_complete(mux_lane *lane, agec_mux_op *op, agec_status st, agec_r
  * no counters (agec__lane_complete counts). */
 void agec__lane_complete_raw(agec_mux_op *op, agec_status st, agec_result *res,
                              const agec_error *err);
+/* lane->mu held, role free: offer the role to a waiter whose statement is
+ * outstanding (the first in result order). */
+void agec__lane_offer(mux_lane *lane);
 /* lane->mu held: wake the driver if it sleeps in poll. */
 void agec__lane_kick(mux_lane *lane);
 /* shutdown: lane->mu held, no driver: complete everything, give the connection back. */
