@@ -95,7 +95,7 @@ static void fl_push(mux_lane *l, agec_mux_op *op)
         l->nlive++;
 }
 
-static agec_mux_op *fl_pop(mux_lane *l)
+agec_mux_op *agec__lane_fl_pop(mux_lane *l)
 {
     agec_mux_op *op = l->fl_head;
     if (op == NULL)
@@ -164,7 +164,7 @@ void agec__lane_complete_raw(agec_mux_op *op, agec_status st, agec_result *res,
         agec__mux_signal(m);
 }
 
-static void complete_msg(mux_lane *l, agec_mux_op *op, agec_status st, const char *msg)
+void agec__lane_complete_msg(mux_lane *l, agec_mux_op *op, agec_status st, const char *msg)
 {
     agec_error e = AGEC_ERROR_INIT;
     agec__error_set(&e, st, "%s", msg);
@@ -193,7 +193,7 @@ void agec__lane_expire(mux_lane *l, int64_t now)
                  "statement timeout: not sent within %d ms (the mux's connections were busy); "
                  "it never reached the server",
                  op->timeout_ms);
-        complete_msg(l, op, AGEC_ERR_TIMEOUT, msg);
+        agec__lane_complete_msg(l, op, AGEC_ERR_TIMEOUT, msg);
         agec__op_unref(op);
     }
     for (agec_mux_op *op = l->ndl > 0 ? l->fl_head : NULL; op != NULL; op = op->next) {
@@ -208,7 +208,17 @@ void agec__lane_expire(mux_lane *l, int64_t now)
                  "the server (it is cancelled only once nothing else in flight on its "
                  "connection needs the backend)",
                  op->timeout_ms);
-        complete_msg(l, op, AGEC_ERR_TIMEOUT, msg);
+        agec__lane_complete_msg(l, op, AGEC_ERR_TIMEOUT, msg);
+    }
+    /* Read, waiting for their group's commit: expire alike. */
+    for (agec_mux_op *op = l->ndl > 0 ? l->seg_head : NULL; op != NULL; op = op->next) {
+        if (op->abandoned || op->deadline_us > now)
+            continue;
+        op->abandoned = true;
+        atomic_fetch_add(&l->mux->timeouts, 1);
+        agec__lane_complete_msg(l, op, AGEC_ERR_TIMEOUT,
+                                "statement timeout: its group of statements did not commit "
+                                "in time");
     }
     if (l->conn != NULL && l->ninflight > 0 && l->nlive == 0) {
         if (!l->draining) {
@@ -231,6 +241,9 @@ int64_t agec__lane_next_deadline(mux_lane *l)
     for (agec_mux_op *op = l->ndl > 0 ? l->fl_head : NULL; op != NULL; op = op->next)
         if (!op->abandoned)
             d = agec__min64(d, op->deadline_us);
+    for (agec_mux_op *op = l->ndl > 0 ? l->seg_head : NULL; op != NULL; op = op->next)
+        if (!op->abandoned)
+            d = agec__min64(d, op->deadline_us);
     if (l->draining)
         d = agec__min64(d, agec__min64(l->drain_recancel, l->drain_give_up));
     if (l->want_conn && l->npending > 0)
@@ -240,7 +253,7 @@ int64_t agec__lane_next_deadline(mux_lane *l)
 
 /* ---- the connection ------------------------------------------------------------ */
 
-static void stmts_clear(mux_lane *l)
+void agec__lane_stmts_clear(mux_lane *l)
 {
     for (int i = 0; i < l->nstmts; i++)
         free(l->stmts[i].sql);
@@ -252,21 +265,20 @@ static void stmts_clear(mux_lane *l)
  * first, the one the server was running, with *head_err when given). */
 static void drop_conn(mux_lane *l, agec_status st, const agec_error *head_err, const char *msg)
 {
+    /* Read but not committed (their Sync did not come): like in flight. */
+    agec__lane_seg_drop(l, st == AGEC_OK ? AGEC_ERR_POOL_CLOSED : st, msg);
     bool first = true;
     agec_mux_op *op;
-    while ((op = fl_pop(l)) != NULL) {
+    while ((op = agec__lane_fl_pop(l)) != NULL) {
         if (!op->abandoned) {
             if (first && head_err != NULL)
                 agec__lane_complete(l, op, head_err->code, NULL, head_err);
             else
-                complete_msg(l, op, st, msg);
+                agec__lane_complete_msg(l, op, st, msg);
         }
         first = false;
         agec__op_unref(op);
     }
-    PQclear(l->cur_keep);
-    l->cur_keep = NULL;
-    l->cur_failed = false;
     if (l->conn == NULL)
         return;
     int fd = PQsocket(l->pg);
@@ -285,7 +297,7 @@ static void drop_conn(mux_lane *l, agec_status st, const agec_error *head_err, c
     l->pg = NULL;
     l->draining = false;
     l->flush_pending = false;
-    stmts_clear(l);
+    agec__lane_stmts_clear(l);
 }
 
 void agec__lane_shutdown(mux_lane *l)
@@ -293,8 +305,8 @@ void agec__lane_shutdown(mux_lane *l)
     agec_mux_op *op;
     while ((op = l->pend_head) != NULL) {
         pend_remove(l, op);
-        complete_msg(l, op, AGEC_ERR_POOL_CLOSED,
-                     "the mux was shut down before the statement was sent");
+        agec__lane_complete_msg(l, op, AGEC_ERR_POOL_CLOSED,
+                                "the mux was shut down before the statement was sent");
         agec__op_unref(op);
     }
     for (op = l->fl_head; op != NULL; op = op->next) {
@@ -302,10 +314,19 @@ void agec__lane_shutdown(mux_lane *l)
             continue;
         op->abandoned = true;
         l->nlive--;
-        complete_msg(l, op, AGEC_ERR_POOL_CLOSED,
-                     "the mux was shut down while the statement was in flight (it may have run)");
+        agec__lane_complete_msg(
+            l, op, AGEC_ERR_POOL_CLOSED,
+            "the mux was shut down while the statement was in flight (it may have run)");
     }
-    if (l->ninflight > 0)
+    for (op = l->seg_head; op != NULL; op = op->next) {
+        if (op->abandoned)
+            continue;
+        op->abandoned = true;
+        agec__lane_complete_msg(l, op, AGEC_ERR_POOL_CLOSED,
+                                "the mux was shut down before the statement's commit arrived "
+                                "(it may have run)");
+    }
+    if (l->ninflight > 0 || l->seg_head != NULL)
         drop_conn(l, AGEC_ERR_POOL_CLOSED, NULL, "");
     else
         drop_conn(l, AGEC_OK, NULL, "");
@@ -375,7 +396,7 @@ static int stmt_find(mux_lane *l, const char *sql)
     return -1;
 }
 
-static void stmt_forget(mux_lane *l, const char *sql)
+void agec__lane_stmt_forget(mux_lane *l, const char *sql)
 {
     int i = stmt_find(l, sql);
     if (i < 0)
@@ -413,11 +434,12 @@ static bool send_one(mux_lane *l, agec_mux_op *op)
         }
     }
     op->stmt_slot = slot;
+    op->cmds_left = op->fresh ? 2 : 1;
     if (slot >= 0)
         ok = PQsendQueryPrepared(pg, l->stmts[slot].name, op->nparams, op->vals, NULL, NULL, 0);
     else
         ok = PQsendQueryParams(pg, op->text, op->nparams, NULL, op->vals, NULL, NULL, 0);
-    return ok == 1 && PQpipelineSync(pg) == 1;
+    return ok == 1;
 }
 
 /* Send every queued statement (within max_depth). false: the connection failed. */
@@ -432,12 +454,24 @@ static bool send_pending(mux_lane *l)
     int fd = PQsocket(l->pg), on = 1, off = 0;
     if (cork)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+    int group = l->mux->cfg.group_max, in_group = 0;
     while ((op = l->pend_head) != NULL && (max == 0 || l->ninflight < max)) {
         l->pend_head = op->next;
         if (l->pend_head == NULL)
             l->pend_tail = NULL;
         l->npending--;
         ok = send_one(l, op);
+        /* A Sync after each statement; in groups (group_max) after the
+         * last of what is sent now, after group_max, and around a
+         * statement sent again alone. */
+        agec_mux_op *nx = l->pend_head;
+        in_group++;
+        op->seg_end = group <= 1 || op->solo || nx == NULL || nx->solo || in_group >= group ||
+                      (max != 0 && l->ninflight + 1 >= max);
+        if (op->seg_end) {
+            in_group = 0;
+            ok = ok && PQpipelineSync(l->pg) == 1;
+        }
         /* In flight either way: a failed send is a lost connection, which
          * completes everything in flight. */
         fl_push(l, op);
@@ -454,136 +488,19 @@ static bool send_pending(mux_lane *l)
     return ok;
 }
 
-/* ---- reading (the role held, lane->mu NOT held) --------------------------------- */
-
-static void finish_head(mux_lane *l)
-{
-    pthread_mutex_lock(&l->mu);
-    agec_mux_op *h = fl_pop(l);
-    bool want = h != NULL && !h->abandoned;
-    if (h != NULL && h->fresh && l->cur_failed)
-        stmt_forget(l, h->text);
-    if (want && l->cur_failed && h->stmt_slot >= 0 && !h->fresh &&
-        strcmp(l->cur_err.sqlstate, "26000") == 0) {
-        /* Our statement, prepared on this connection, is unknown to the
-         * server session that got the Bind: a transaction-mode pooler
-         * routes our statements to several sessions. The statement did not
-         * run (Bind failed): send it again, unnamed, like everything from
-         * now on (the safe mode behind such a pooler). */
-        atomic_store(&l->mux->unnamed, true);
-        stmts_clear(l);
-        agec__lane_queue(l, h);
-        PQclear(l->cur_keep);
-        l->cur_keep = NULL;
-        l->cur_failed = false;
-        agec__error_reset(&l->cur_err);
-        pthread_mutex_unlock(&l->mu);
-        return; /* the lane's reference goes with it back to the queue */
-    }
-    pthread_mutex_unlock(&l->mu);
-    /* Completed outside the lane's lock: submitters are not held up while
-     * the owner is woken. Out of the lists, nobody else can touch h. */
-    if (!want) {
-        PQclear(l->cur_keep);
-    } else if (l->cur_failed) {
-        PQclear(l->cur_keep);
-        agec__lane_complete(l, h, l->cur_err.code, NULL, &l->cur_err);
-    } else {
-        agec_result *res = agec__result_wrap(l->cur_keep);
-        if (res == NULL)
-            complete_msg(l, h, AGEC_ERR_NO_MEMORY, "out of memory");
-        else
-            agec__lane_complete(l, h, AGEC_OK, res, NULL);
-    }
-    l->cur_keep = NULL;
-    if (l->cur_failed) {
-        l->cur_failed = false;
-        agec__error_reset(&l->cur_err);
-    }
-    if (h != NULL)
-        agec__op_unref(h);
-}
-
-static void fail_head(mux_lane *l, agec_status code, const PGresult *r, const char *msg)
-{
-    if (l->cur_failed)
-        return;
-    l->cur_failed = true;
-    if (r != NULL)
-        agec__error_from_result(&l->cur_err, code, r, l->pg);
-    else
-        agec__error_set(&l->cur_err, code, "%s", msg);
-}
-
-/* Read every result that is complete. false: the connection failed (a
- * result said so, or a COPY came, which a pipeline cannot carry). */
-static bool read_results(mux_lane *l)
-{
-    int nulls = 0;
-    while (!PQisBusy(l->pg)) {
-        PGresult *r = PQgetResult(l->pg);
-        if (r == NULL) {
-            /* The end of one statement's results; two in a row: nothing more. */
-            if (l->fl_head == NULL || ++nulls > 1)
-                break;
-            continue;
-        }
-        nulls = 0;
-        ExecStatusType s = PQresultStatus(r);
-        switch (s) {
-        case PGRES_PIPELINE_SYNC:
-            PQclear(r);
-            finish_head(l);
-            break;
-        case PGRES_TUPLES_OK:
-        case PGRES_COMMAND_OK:
-        case PGRES_SINGLE_TUPLE:
-            if (!l->cur_failed) {
-                PQclear(l->cur_keep);
-                l->cur_keep = r;
-            } else {
-                PQclear(r);
-            }
-            break;
-        case PGRES_EMPTY_QUERY:
-            fail_head(l, AGEC_ERR_INVALID_ARG, NULL,
-                      "the statement is empty (only white space or comments)");
-            PQclear(r);
-            break;
-        case PGRES_PIPELINE_ABORTED:
-            fail_head(l, AGEC_ERR_SERVER, NULL, "the statement was not run (pipeline aborted)");
-            PQclear(r);
-            break;
-        case PGRES_COPY_IN:
-        case PGRES_COPY_OUT:
-        case PGRES_COPY_BOTH:
-            fail_head(l, AGEC_ERR_STATE, NULL, "COPY cannot run through the mux");
-            PQclear(r);
-            return false;
-        default:
-            fail_head(l, AGEC_ERR_SERVER, r, NULL);
-            PQclear(r);
-            if (PQstatus(l->pg) == CONNECTION_BAD || agec__sqlstate_is_fatal(l->cur_err.sqlstate))
-                return false;
-            break;
-        }
-    }
-    return PQstatus(l->pg) != CONNECTION_BAD;
-}
-
 /* The connection failed: the statement the server was running gets its own
  * error, the others in flight a lost-connection error; the connection is
  * closed and a new one borrowed when statements need it (lane->mu held). */
 static void conn_failed(mux_lane *l)
 {
     agec_error head = AGEC_ERROR_INIT;
-    if (l->cur_failed)
-        agec__error_copy(&head, &l->cur_err);
+    agec_mux_op *h = l->fl_head;
+    if (h != NULL && h->failed && !h->abandoned)
+        agec__error_copy(&head, &h->err);
     else
         agec__error_from_result(&head, AGEC_ERR_CONNECTION_LOST, NULL, l->pg);
     if (head.code != AGEC_ERR_CONNECTION_LOST && head.code != AGEC_ERR_STATE)
         head.code = AGEC_ERR_CONNECTION_LOST;
-    agec__error_reset(&l->cur_err);
     drop_conn(l, AGEC_ERR_CONNECTION_LOST, &head,
               "the connection was lost before this statement's result arrived (it may or may "
               "not have run)");
@@ -735,7 +652,7 @@ void agec__lane_drive(mux_lane *l, agec_mux_op *self, int64_t until)
             l->sleeping = false;
         }
         pthread_mutex_unlock(&l->mu);
-        ok = PQconsumeInput(l->pg) == 1 && read_results(l);
+        ok = PQconsumeInput(l->pg) == 1 && agec__lane_read(l);
         pthread_mutex_lock(&l->mu);
         if (!ok)
             conn_failed(l);

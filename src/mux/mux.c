@@ -28,6 +28,7 @@ void agec_mux_config_init(agec_mux_config *cfg)
     cfg->connections = 4;
     cfg->acquire_timeout_ms = 5000;
     cfg->max_depth = 0;
+    cfg->group_max = 1;
 }
 
 void agec__mux_signal(agec_mux *m)
@@ -57,6 +58,9 @@ agec_status agec_mux_open(agec_pool *pool, const agec_mux_config *cfg, agec_mux 
     if (c.acquire_timeout_ms < 0)
         return agec__error_set(err, AGEC_ERR_CONFIG, "acquire_timeout_ms: must be >= 0 (got %d)",
                                c.acquire_timeout_ms);
+    if (c.group_max < 1 || c.group_max > 256)
+        return agec__error_set(err, AGEC_ERR_CONFIG, "group_max: must be 1..256 (got %d)",
+                               c.group_max);
     if (c.max_depth < 0)
         return agec__error_set(err, AGEC_ERR_CONFIG, "max_depth: must be >= 0 (got %d)",
                                c.max_depth);
@@ -148,6 +152,7 @@ static agec_mux_op *op_new(agec_mux *m)
     op->mux = m;
     op->deadline_us = AGEC__NEVER;
     op->stmt_slot = -1;
+    op->cmds_left = 1;
     pthread_mutex_init(&op->mu, NULL);
     pthread_cond_init(&op->cv, NULL);
     agec_error_clear(&op->err);
@@ -159,6 +164,7 @@ void agec__op_unref(agec_mux_op *op)
     if (op == NULL || atomic_fetch_sub(&op->refs, 1) != 1)
         return;
     agec_result_free(op->res);
+    PQclear(op->pres);
     free(op->owned);
     free(op->owned_sql);
     pthread_mutex_destroy(&op->mu);
@@ -515,8 +521,9 @@ void agec_mux_op_free(agec_mux_op *op)
             agec__lane_complete(l, op, AGEC_ERR_CANCELLED, NULL, &e);
             agec__op_unref(op);
         } else {
+            if (op->where == OP_INFLIGHT)
+                l->nlive--;
             op->abandoned = true;
-            l->nlive--;
             agec__lane_complete(l, op, AGEC_ERR_CANCELLED, NULL, &e);
             agec__lane_expire(l, agec__now_us());
         }

@@ -22,6 +22,7 @@ typedef enum op_where {
     OP_NONE = 0,     /* in no lane list (completed and read, or never queued) */
     OP_PENDING = 1,  /* in lane->pending: not sent */
     OP_INFLIGHT = 2, /* in lane->inflight: sent, result not read yet */
+    OP_SEG = 3,      /* in lane->seg: results read, its segment's Sync not yet */
 } op_where;
 
 typedef struct mux_lane mux_lane;
@@ -51,6 +52,13 @@ struct agec_mux_op {
     bool waiting;   /* a thread waits on it and can take the I/O role */
     int stmt_slot;  /* named mode: the cache slot it used, -1 unnamed */
     bool fresh;     /* named mode: the Parse was sent with it */
+    bool seg_end;   /* a Sync was sent after it (the end of its segment) */
+    bool solo;      /* must be sent with a Sync of its own (a retry after its group failed) */
+    /* The driver's reading of it (the role holder only). */
+    int cmds_left;  /* commands whose results are still to come (Parse, Execute) */
+    bool failed;    /* its own error is in `err` (not completed yet) */
+    bool aborted;   /* skipped by the server after another statement's error */
+    PGresult *pres; /* its rows so far */
     /* Under op->mu: the outcome. */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -94,10 +102,12 @@ struct mux_lane {
     int nstmts;
     atomic_int load; /* npending + ninflight, read without the lock to pick a lane */
     int kickfd;      /* eventfd: wakes the driver's poll when statements are queued */
-    /* Driver only (the thread with the role): the head op's results so far. */
-    PGresult *cur_keep;
-    bool cur_failed;
-    agec_error cur_err;
+    /* Driver only (the thread with the role): statements whose results are
+     * in but whose segment's Sync is not (a group commits at its Sync). */
+    agec_mux_op *seg_head, *seg_tail;
+    bool await_sync; /* the segment's last statement is read: next comes its Sync */
+    bool seg_failed; /* an error outside any statement (at commit): in seg_err */
+    agec_error seg_err;
 };
 
 struct agec_mux {
@@ -152,6 +162,21 @@ void agec__lane_kick(mux_lane *lane);
 void agec__lane_shutdown(mux_lane *lane);
 /* The earliest deadline of the lane's live statements (lane->mu held). */
 int64_t agec__lane_next_deadline(mux_lane *lane);
+
+/* lane.c, for read.c */
+agec_mux_op *agec__lane_fl_pop(mux_lane *lane);
+void agec__lane_stmt_forget(mux_lane *lane, const char *sql);
+void agec__lane_stmts_clear(mux_lane *lane);
+void agec__lane_complete_msg(mux_lane *lane, agec_mux_op *op, agec_status st, const char *msg);
+
+/* read.c: reading results (the role held, lane->mu NOT held). false: the
+ * connection failed. */
+bool agec__lane_read(mux_lane *lane);
+/* lane->mu held: complete what the segment holds (connection lost or
+ * closed) with st/msg; `first` (the statement the server ran) with *head_err. */
+void agec__lane_seg_drop(mux_lane *lane, agec_status st, const char *msg);
+/* Reset an op's reading state (sent again, or never read). */
+void agec__op_read_reset(agec_mux_op *op);
 
 /* mux.c */
 void agec__op_unref(agec_mux_op *op);
