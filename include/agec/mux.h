@@ -53,17 +53,21 @@
  *   connection for the statements still queued.
  *
  * PgBouncer (transaction mode)
- *   The mux sends every statement unnamed when the pool's statement_mode is
- *   AGEC_STMT_UNNAMED (Parse/Bind/Execute/Sync): each Sync ends the
- *   transaction, so every statement is a transaction of its own, which
- *   transaction pooling routes correctly, pipelined or not. In
- *   AGEC_STMT_NAMED mode the mux keeps a cache of named prepared
- *   statements per connection (64); when the server does not know one of
- *   them (26000: the statements of one client connection reach several
- *   server sessions, as behind a transaction-mode pooler), the statement
- *   (which did not run) is sent again unnamed, and so is every statement
- *   of the mux from then on (agec_mux_stats.unnamed_fallback). See
- *   docs/mux.md for what was measured behind PgBouncer 1.18.
+ *   Each statement is followed by a Sync, so it is a transaction of its
+ *   own, which transaction pooling routes correctly. Pipelining several
+ *   transactions on one client connection through PgBouncer 1.18 hung now
+ *   and then (a result never came), so the mux finds out by itself: when a
+ *   connection's backend pid (PQbackendPID, from the session key) is not
+ *   the pid of the server process that answers (pg_backend_pid()), a pooler
+ *   is in between, and that connection carries one transaction at a time:
+ *   callers are still multiplexed onto few connections, without
+ *   pipelining (agec_mux_stats.pooler). In AGEC_STMT_NAMED mode the mux
+ *   keeps a cache of named prepared statements per connection (64); when
+ *   the server does not know one of them (26000: the statements of one
+ *   client connection reach several server sessions), the statement (which
+ *   did not run) is sent again unnamed, and so is every statement of the
+ *   mux from then on (agec_mux_stats.unnamed_fallback). Use
+ *   AGEC_STMT_UNNAMED behind a pooler anyway. docs/mux.md has the findings.
  */
 #ifndef AGEC_MUX_H
 #define AGEC_MUX_H
@@ -248,6 +252,11 @@ typedef struct agec_mux_stats {
     uint64_t batches;       /**< flushes (each sends >= 1 statement) */
     uint64_t role_handoffs; /**< I/O role passed from one waiter to another */
     int outstanding;        /**< submitted, not completed */
+    uint64_t resent;        /**< statements sent again alone because another statement of
+                                 their group (group_max) failed */
+    bool pooler;            /**< a connection's backend pid differed from its session key's:
+                                 a transaction-mode pooler is in between, and such
+                                 connections carry one transaction at a time */
     bool unnamed_fallback;  /**< named mode met a cached statement missing on the server
                                  (26000: a transaction-mode pooler): the mux sends every
                                  statement unnamed since (see PgBouncer above) */

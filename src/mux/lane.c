@@ -332,6 +332,32 @@ void agec__lane_shutdown(mux_lane *l)
         drop_conn(l, AGEC_OK, NULL, "");
 }
 
+/* Is there a transaction-mode pooler between us and the server? The
+ * backend pid of the session key (PQbackendPID) is the server's own on a
+ * direct connection, and PgBouncer's invention behind it (where every
+ * transaction may run on another server process). Behind a pooler the
+ * lane keeps one transaction in flight at a time (no pipelining): with
+ * PgBouncer 1.18, pipelined transactions hung now and then (a result never
+ * came: docs/mux.md). One round trip per connection borrowed. On failure
+ * the connection is given back as broken and st returned. */
+static agec_status pooler_check(agec_conn *c, PGconn *pg, int ms, bool *pooled, agec_error *e)
+{
+    agec_query_opts o;
+    agec_query_opts_init(&o);
+    o.timeout_ms = ms > 0 ? ms : 5000;
+    o.prepare = false;
+    agec_result *r = NULL;
+    agec_status st = agec_sql_exec(c, "SELECT pg_backend_pid()", 0, NULL, &o, &r, e);
+    if (st == AGEC_OK) {
+        const char *v = agec_result_text(r, 0, 0, NULL);
+        *pooled = v == NULL || strtol(v, NULL, 10) != (long)PQbackendPID(pg);
+    } else {
+        agec_conn_release_broken(c);
+    }
+    agec_result_free(r);
+    return st;
+}
+
 /* Borrow a connection for the lane (the role held, lane->mu NOT held).
  * `wait`: a waiting caller's drive, which waits for a connection within
  * acquire_timeout_ms and its statements' deadlines, and on failure fails
@@ -356,6 +382,12 @@ static void get_conn(mux_lane *l, bool wait)
     agec_error e = AGEC_ERROR_INIT;
     agec_status st = agec_pool_acquire_timeout(m->pool, ms, &c, &e);
     PGconn *pg = c ? agec_conn_pgconn(c) : NULL;
+    bool pooled = false;
+    if (st == AGEC_OK) {
+        st = pooler_check(c, pg, ms, &pooled, &e);
+        if (st != AGEC_OK)
+            c = NULL; /* given back by pooler_check */
+    }
     if (st == AGEC_OK && (PQenterPipelineMode(pg) != 1 || PQsetnonblocking(pg, 1) != 0)) {
         st = agec__error_set(&e, AGEC_ERR_CONNECTION_LOST, "could not enter pipeline mode");
         agec_conn_release_broken(c);
@@ -370,6 +402,14 @@ static void get_conn(mux_lane *l, bool wait)
         l->conn = c;
         l->pg = pg;
         l->named = agec__conn_stmt_mode(c) == AGEC_STMT_NAMED;
+        l->pooled = pooled;
+        if (pooled) {
+            /* Named statements cannot work behind a transaction pooler (the
+             * next transaction may reach a session that lacks them): unnamed
+             * from the start, not after a 26000. */
+            atomic_store(&m->pooled, true);
+            atomic_store(&m->unnamed, true);
+        }
         l->conn_gen++;
         l->want_conn = false;
     } else if (!wait && st == AGEC_ERR_POOL_EXHAUSTED) {
@@ -445,7 +485,8 @@ static bool send_one(mux_lane *l, agec_mux_op *op)
 /* Send every queued statement (within max_depth). false: the connection failed. */
 static bool send_pending(mux_lane *l)
 {
-    int max = l->mux->cfg.max_depth;
+    /* Behind a transaction pooler: one transaction in flight. */
+    int max = l->pooled ? 1 : l->mux->cfg.max_depth;
     bool sent = false, ok = true;
     agec_mux_op *op;
     /* libpq 15 flushes at every PQpipelineSync: cork the socket so that a
@@ -454,7 +495,7 @@ static bool send_pending(mux_lane *l)
     int fd = PQsocket(l->pg), on = 1, off = 0;
     if (cork)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
-    int group = l->mux->cfg.group_max, in_group = 0;
+    int group = l->pooled ? 1 : l->mux->cfg.group_max, in_group = 0;
     while ((op = l->pend_head) != NULL && (max == 0 || l->ninflight < max)) {
         l->pend_head = op->next;
         if (l->pend_head == NULL)

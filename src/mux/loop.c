@@ -117,6 +117,8 @@ void agec_mux_stats_get_sized(agec_mux *mux, agec_mux_stats *out, size_t size)
     s.role_handoffs = atomic_load(&mux->handoffs);
     s.outstanding = atomic_load(&mux->outstanding);
     s.unnamed_fallback = atomic_load(&mux->unnamed);
+    s.resent = atomic_load(&mux->resent);
+    s.pooler = atomic_load(&mux->pooled);
     memcpy(out, &s, s.struct_size);
 }
 

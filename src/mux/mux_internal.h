@@ -97,7 +97,8 @@ struct mux_lane {
     bool want_conn;     /* a non-blocking pass found the pool exhausted: retry soon */
     bool flush_pending; /* output left in libpq's buffer (the driver flushes) */
     uint64_t conn_gen;
-    bool named; /* the pool's statement mode is AGEC_STMT_NAMED: cache prepared statements */
+    bool pooled; /* a transaction pooler is in between: one transaction in flight */
+    bool named;  /* the pool's statement mode is AGEC_STMT_NAMED: cache prepared statements */
     mux_stmt stmts[MUX_STMT_CACHE];
     int nstmts;
     atomic_int load; /* npending + ninflight, read without the lock to pick a lane */
@@ -125,12 +126,14 @@ struct agec_mux {
     agec_mux_op *due_head, *due_tail;
     bool shut;
     /* counters (atomic: no lock on the fast path) */
-    atomic_uint_fast64_t submitted, completed, timeouts, cancels, replaced, batches, handoffs;
+    atomic_uint_fast64_t submitted, completed, timeouts, cancels, replaced, batches, handoffs,
+        resent;
     atomic_int outstanding;
     /* A cached statement was missing on the server (26000): the statements
      * do not all reach one server session (a transaction-mode pooler such
      * as PgBouncer): from then on every statement is sent unnamed. */
     atomic_bool unnamed;
+    atomic_bool pooled; /* some lane found a transaction pooler in between */
 };
 
 /* lane.c: the I/O role. */

@@ -129,6 +129,8 @@ static void finish_seg(mux_lane *l)
         }
     }
     requeue_front(l, rq_first, rq_last, nrq);
+    if (nrq > 0)
+        atomic_fetch_add(&l->mux->resent, (uint_fast64_t)nrq);
     pthread_mutex_unlock(&l->mu);
     /* Completed outside the lane's lock: submitters are not held up while
      * owners are woken. Out of the lists, nobody else touches these. */

@@ -26,7 +26,7 @@ typedef struct fixture {
     char app[64];
 } fixture;
 
-static fixture *fx_open(const char *tag, int connections)
+static fixture *fx_open_group(const char *tag, int connections, int group_max)
 {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
@@ -37,9 +37,15 @@ static fixture *fx_open(const char *tag, int connections)
     agec_mux_config mc;
     agec_mux_config_init(&mc);
     mc.connections = connections;
+    mc.group_max = group_max;
     agec_error err = AGEC_ERROR_INIT;
     agec_test_must(agec_mux_open(f->pool, &mc, &f->mux, &err), &err, "mux open");
     return f;
+}
+
+static fixture *fx_open(const char *tag, int connections)
+{
+    return fx_open_group(tag, connections, 1);
 }
 
 static void fx_close(fixture *f)
@@ -100,8 +106,8 @@ static void *own_results(void *arg)
 
 static void test_own_results_and_errors(void **state)
 {
-    (void)state;
-    fixture *f = fx_open("mux_own", 2);
+    int group = state != NULL && *state != NULL ? *(int *)*state : 1;
+    fixture *f = fx_open_group("mux_own", 2, group);
     enum { N = 12 };
     pthread_t t[N];
     worker w[N];
@@ -121,8 +127,92 @@ static void test_own_results_and_errors(void **state)
     assert_int_equal(s.submitted, N * 150);
     assert_int_equal(s.completed, N * 150);
     assert_int_equal(s.outstanding, 0);
+    assert_false(s.pooler); /* a direct connection is not taken for a pooler */
     /* Pipelining happened: fewer flushes than statements. */
     assert_true(s.batches < s.submitted);
+    fx_close(f);
+}
+
+/* ---- groups: a statement rolled back by another's error runs again ------------ */
+
+typedef struct inserter {
+    agec_mux *mux;
+    int id, inserted, dup_errors, other;
+} inserter;
+
+static void *insert_rows(void *arg)
+{
+    inserter *w = arg;
+    for (int i = 0; i < 60; i++) {
+        /* Every 6th insert repeats this thread's previous key: 23505, its own. */
+        int key = w->id * 1000 + (i % 6 == 5 ? i - 1 : i);
+        char a[32];
+        snprintf(a, sizeof a, "%d", key);
+        const char *vals[1] = { a };
+        agec_result *r = NULL;
+        agec_error err = AGEC_ERROR_INIT;
+        agec_status st = agec_mux_sql(w->mux, "INSERT INTO mux_grp (k) VALUES ($1::int)", 1, vals,
+                                      NULL, &r, &err);
+        if (st == AGEC_OK)
+            w->inserted++;
+        else if (st == AGEC_ERR_SERVER && strcmp(err.sqlstate, "23505") == 0 && i % 6 == 5)
+            w->dup_errors++;
+        else {
+            fprintf(stderr, "inserter %d: %s %s %s\n", w->id, agec_status_name(st), err.sqlstate,
+                    err.message);
+            w->other++;
+        }
+        agec_result_free(r);
+    }
+    return NULL;
+}
+
+static void test_group_rollback_reruns(void **state)
+{
+    (void)state;
+    fixture *f = fx_open_group("mux_grp", 1, 16);
+    agec_result *r = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_mux_sql(f->mux, "DROP TABLE IF EXISTS mux_grp", 0, NULL, NULL, &r, &err),
+                   &err, "drop");
+    agec_result_free(r);
+    agec_test_must(
+        agec_mux_sql(f->mux, "CREATE TABLE mux_grp (k int PRIMARY KEY)", 0, NULL, NULL, &r, &err),
+        &err, "create");
+    agec_result_free(r);
+    enum { N = 8 };
+    pthread_t t[N];
+    inserter w[N];
+    for (int i = 0; i < N; i++) {
+        w[i] = (inserter){ .mux = f->mux, .id = i + 1 };
+        assert_int_equal(pthread_create(&t[i], NULL, insert_rows, &w[i]), 0);
+    }
+    int inserted = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].other, 0);
+        assert_int_equal(w[i].dup_errors, 10);
+        assert_int_equal(w[i].inserted, 50);
+        inserted += w[i].inserted;
+    }
+    /* Every insert reported done is there (re-run after its group failed
+     * on another's duplicate), none twice (the key). */
+    agec_test_must(agec_mux_sql(f->mux, "SELECT count(*) FROM mux_grp", 0, NULL, NULL, &r, &err),
+                   &err, "count");
+    assert_int_equal(res_long(r, 0, 0), inserted);
+    agec_result_free(r);
+    agec_mux_stats s;
+    agec_mux_stats_get(f->mux, &s);
+    /* Groups formed (fewer flushes than statements), and some failed on
+     * another's duplicate: their other statements were sent again. */
+    fprintf(stderr, "group test: %llu statements, %llu flushes, %llu sent again\n",
+            (unsigned long long)s.submitted, (unsigned long long)s.batches,
+            (unsigned long long)s.resent);
+    assert_true(s.batches < s.submitted);
+    assert_true(s.resent > 0);
+    agec_test_must(agec_mux_sql(f->mux, "DROP TABLE mux_grp", 0, NULL, NULL, &r, &err), &err,
+                   "drop");
+    agec_result_free(r);
     fx_close(f);
 }
 
@@ -510,6 +600,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_own_results_and_errors),
+        { "test_own_results_and_errors_group16", test_own_results_and_errors, NULL, NULL,
+          &(int){ 16 } },
+        cmocka_unit_test(test_group_rollback_reruns),
         cmocka_unit_test(test_session_statements_refused),
         cmocka_unit_test(test_deadline_spares_others),
         cmocka_unit_test(test_deadline_alone_cancels),

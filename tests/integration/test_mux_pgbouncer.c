@@ -117,6 +117,8 @@ static void test_unnamed_pipelined(void **state)
     agec_mux_stats s;
     agec_mux_stats_get(m, &s);
     assert_int_equal(s.completed, 800);
+    /* The pooler was recognised (one transaction in flight per connection). */
+    assert_true(s.pooler);
     agec_mux_close(m);
     agec_pool_close(p, 5000, NULL);
 }
@@ -131,6 +133,7 @@ static void test_named_falls_back(void **state)
     agec_mux_stats_get(m, &s);
     /* The statements met other server sessions, and the mux noticed. */
     assert_true(s.unnamed_fallback);
+    assert_true(s.pooler);
     agec_mux_close(m);
     agec_pool_close(p, 5000, NULL);
 }
