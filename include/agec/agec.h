@@ -20,5 +20,6 @@
 #include "agec/load.h"
 #include "agec/cluster.h"
 #include "agec/cluster_cypher.h"
+#include "agec/mux.h"
 
 #endif /* AGEC_AGEC_H */

@@ -578,8 +578,8 @@ agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char
 }
 
 /* Resolve the column list: caller's names, generated names, or RETURN. */
-static agec_status cypher_sql(const char *graph, const char *query, bool params,
-                              const agec_query_opts *opts, char **sql, agec_error *err)
+agec_status agec__cypher_build(const char *graph, const char *query, bool params,
+                               const agec_query_opts *opts, char **sql, agec_error *err)
 {
     if (graph == NULL || query == NULL)
         return agec__error_set(err, AGEC_ERR_INVALID_ARG, "graph and query must not be NULL");
@@ -640,7 +640,7 @@ agec_status agec__cypher_text_get(agec_conn *conn, const char *graph, const char
         return AGEC_OK;
     }
     char *sql = NULL;
-    agec_status st = cypher_sql(graph, query, params, opts, &sql, err);
+    agec_status st = agec__cypher_build(graph, query, params, opts, &sql, err);
     if (st != AGEC_OK)
         return st;
     *text = sql;

@@ -35,4 +35,10 @@ void agec__cypher_position(agec_error *err, const char *sql, const char *query);
  * most; leaves err alone otherwise. */
 void agec__age_hint(agec_error *err);
 
+/* The SQL text agec_cypher_exec sends for (graph, query, with params or
+ * not, opts->columns): columns from opts, else derived from RETURN; no
+ * cache. *sql is malloc'ed (the caller frees it). */
+agec_status agec__cypher_build(const char *graph, const char *query, bool params,
+                               const agec_query_opts *opts, char **sql, agec_error *err);
+
 #endif
