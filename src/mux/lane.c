@@ -25,7 +25,7 @@
 #include "pool/conn_ext.h"
 #include "session/clock.h"
 #include "session/pqerror.h"
-#include "session/session.h"
+#include "session/pgconn.h"
 
 /* After a cancel: repeat it this often while results are missing (it may
  * have arrived between two statements), and close the connection when it
