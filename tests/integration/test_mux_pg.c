@@ -530,7 +530,7 @@ static void on_done(agec_status st, agec_result *res, const agec_error *err, voi
     /* Callbacks may call back into the mux: chain one more statement. */
     if (c->expect < 1000) {
         c->expect += 1000;
-        char a[16];
+        char a[24];
         snprintf(a, sizeof a, "%ld", c->expect);
         const char *vals[1] = { a };
         if (agec_mux_submit_sql(c->s->mux, "SELECT $1::int", 1, vals, NULL, on_done, c, NULL,
