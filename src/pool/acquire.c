@@ -319,17 +319,13 @@ static bool acq_breaker_wait_locked(acq *a)
 
 /* May this acquire take an idle connection or a free slot now? Everyone
  * may while the oldest waiter is not starving (barging); once it is, only
- * it. Judged on the precise clock, as the waiter's enqueue time is: on the
- * coarse one (a tick behind) a head starving for less than a tick could be
- * overtaken (issue 22, item 13). Only with waiters: the fast path keeps the
- * coarse clock. [mu] */
-static bool acq_may_take_locked(acq *a)
+ * it. [mu] */
+static bool acq_may_take_locked(const acq *a, int64_t now)
 {
     const agec_pool *p = a->p;
     if (p->wait_head == NULL || p->wait_head == &a->w)
         return true;
-    acq_precise(a);
-    return !agec__head_starving(p, a->now);
+    return !agec__head_starving(p, now);
 }
 
 /* Record the borrow on c as soon as it is ours, before any check: the leak
@@ -456,7 +452,7 @@ static acq_step acq_round_relocks(acq *a)
                                 "pool is closing");
         return STEP_FAIL;
     }
-    bool mine = acq_may_take_locked(a);
+    bool mine = acq_may_take_locked(a, a->now);
     if (mine && p->idle.count > 0)
         return acq_take_idle_relocks(a);
     if (mine && agec__pool_total(p) < p->cfg.c.max && a->now >= a->w.retry_at)

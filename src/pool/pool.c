@@ -233,10 +233,7 @@ void agec__pool_make_available_locked(agec_pool *p, agec_conn *c, int64_t now)
     t->conn = (uintptr_t)c;
     waiter *w = p->wait_head;
     bool open = !atomic_load_explicit(&p->shutting_down, memory_order_relaxed);
-    /* Starving? On the precise clock, as w's enqueue time is (the release
-     * runs on the coarse one, a tick behind): else a head starving for
-     * less than a tick misses its hand-off (issue 22, item 13). */
-    if (w != NULL && open && agec__head_starving(p, agec__now_us())) {
+    if (w != NULL && open && agec__head_starving(p, now)) {
         /* Direct hand-off to the starving oldest waiter: no newcomer can
          * take this one, and exactly one thread wakes. */
         c->lent = true;

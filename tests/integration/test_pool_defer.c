@@ -1,34 +1,24 @@
 /*
- * Issue 22, item 13: the wake-up path at its edges (PostgreSQL 15;
- * white-box: the pool's lock and fields are used to stop time at one
- * interleaving).
+ * Issue 22, item 13: the wake-on-miss accounting (PostgreSQL 15; white-box:
+ * the pool's lock and fields are used to stop time at one interleaving).
  *
- * Deferral accounting. A thread whose deferring release was ended by the
- * maintenance thread's tick comes back for a connection. Another thread's
- * release has deferred a wake-up since. The returning thread must not
- * un-count that deferral (it is not its own): the other thread's connection
- * would then count as free for dispatch, and the waiter it was kept from
- * would be woken for it: the futile wake-up wake on miss exists to avoid.
- * (Before defer_gen, the returning thread decremented `deferred_wakeups`
- * whenever it was > 0.) The 1 ms tick is frozen (defer_tick_at = 0) while
- * the test looks, and the waiter made starving so that the returning thread
- * may not take the idle connection (taking it would hide the count: a taken
- * idle connection ends the deferral anyway).
+ * A thread whose deferring release was ended by the maintenance thread's
+ * tick comes back for a connection. Another thread's release has deferred a
+ * wake-up since. The returning thread must not un-count that deferral (it
+ * is not its own): the other thread's connection would then count as free
+ * for dispatch, and the waiter it was kept from would be woken for it: the
+ * futile wake-up wake on miss exists to avoid. (Before defer_gen, the
+ * returning thread decremented `deferred_wakeups` whenever it was > 0.)
  *
- * The starving test on the precise clock. A waiter's enqueue time is on the
- * precise clock; a release judged "starving?" on the coarse one (a kernel
- * tick behind, 1-4 ms), so a head starving for less than a tick was not
- * handed the connection and a newcomer could overtake it. The test waits
- * until the coarse clock lags by half a tick, makes the head starve from
- * now on (precise clock), and releases: the connection must go straight to
- * the head (a hand-off).
+ * The 1 ms tick is frozen (defer_tick_at = 0) while the test looks, and the
+ * waiter made starving so that the returning thread may not take the idle
+ * connection (taking it would hide the count: a taken idle connection ends
+ * the deferral anyway).
  */
 #include "test_pool_util.h"
 
-#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <time.h>
 
 #include "pool/pool_internal.h"
 #include "pool/wake.h"
@@ -130,62 +120,10 @@ static void test_return_keeps_others_deferral(void **state)
     assert_int_equal(w.st, AGEC_OK);
 }
 
-static void test_starving_head_on_precise_clock(void **state)
-{
-    (void)state;
-    struct timespec res;
-    assert_int_equal(clock_getres(CLOCK_MONOTONIC_COARSE, &res), 0);
-    int64_t tick_us = (int64_t)res.tv_sec * 1000000 + res.tv_nsec / 1000;
-    if (tick_us < 200)
-        fail_msg("CLOCK_MONOTONIC_COARSE has a resolution of %lld us here: the test cannot show "
-                 "a decision taken on it",
-                 (long long)tick_us);
-    agec_pool_config cfg;
-    char app[64];
-    pool_test_config(&cfg, "starving", app, NULL);
-    cfg.min = 0;
-    cfg.max = 1;
-    cfg.fair_wait_ms = 50;
-    cfg.validate_idle_ms = -1;
-    agec_pool *p = pool_open_ok(&cfg);
-    for (int round = 0; round < 3; round++) {
-        agec_conn *c = NULL;
-        agec_error err = AGEC_ERROR_INIT;
-        agec_test_must(agec_pool_acquire(p, &c, &err), &err, "acquire");
-        queued h = { p, AGEC_ERR_SYSTEM };
-        pthread_t th;
-        assert_int_equal(pthread_create(&th, NULL, queued_main, &h), 0);
-        assert_true(pool_wait_waiting(p, 1, 5000));
-        uint64_t before = pool_stats(p).handoffs;
-        /* The coarse clock half a tick behind: it stays behind "now" for
-         * the next half tick at least. */
-        int64_t until = agec_test_now_ms() + 2000;
-        while (agec__now_us() - agec__now_coarse_us() < tick_us / 2) {
-            if (agec_test_now_ms() > until)
-                fail_msg("the coarse clock never lagged by half its resolution");
-            sched_yield();
-        }
-        pthread_mutex_lock(&p->mu);
-        p->wait_head->enq_us = agec__now_us() - p->fair_wait_us; /* starving from now on */
-        pthread_mutex_unlock(&p->mu);
-        agec_conn_release(c);
-        assert_int_equal(pthread_join(th, NULL), 0);
-        assert_int_equal(h.st, AGEC_OK);
-        uint64_t after = pool_stats(p).handoffs;
-        if (after != before + 1)
-            fail_msg("round %d: a head waiter starving by the precise clock was not handed the "
-                     "released connection (%llu hand-offs, want 1): starvation judged on the "
-                     "coarse clock, a tick behind",
-                     round, (unsigned long long)(after - before));
-    }
-    assert_int_equal(agec_pool_close(p, 2000, NULL), AGEC_OK);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_return_keeps_others_deferral),
-        cmocka_unit_test(test_starving_head_on_precise_clock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
