@@ -417,9 +417,10 @@ AGEC_EXPORT agec_status agec_pool_close(agec_pool *pool, int drain_timeout_ms, a
  *  - AGEC_ERR_NO_MEMORY, AGEC_ERR_SYSTEM.
  * Thread-safe. Fairness: a caller may be overtaken by later ones (that is
  * what keeps a busy pool at the speed of its connections), but never once
- * it has waited fair_wait_ms: from then on only callers that arrived before
- * it are served before it (in arrival order), so its wait is at most
- * fair_wait_ms plus the turns of those still ahead of it (fair_wait_ms = 0:
+ * it has waited fair_wait_ms plus one tick of the coarse clock (1-4 ms;
+ * docs/pool-design.md says why): from then on only callers that arrived
+ * before it are served before it (in arrival order), so its wait is at most
+ * that plus the turns of those still ahead of it (fair_wait_ms = 0:
  * strict first come, first served with a direct hand-off).
  * A check before use that this call's deadline cuts short is not a failed
  * check: the connection is kept (the maintenance thread finishes the
