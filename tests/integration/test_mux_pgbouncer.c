@@ -14,16 +14,6 @@
 
 #include "test_pool_util.h"
 
-static const char *bouncer(const char *var)
-{
-    const char *v = getenv(var);
-    if (v == NULL || v[0] == '\0')
-        fail_msg("%s is not set: run this test through scripts/pgbouncer-test-server run "
-                 "(its CTest registration does) under scripts/with-test-servers",
-                 var);
-    return v;
-}
-
 static agec_pool *bouncer_pool(const char *conninfo, agec_stmt_mode mode)
 {
     agec_pool_config cfg;
@@ -116,7 +106,7 @@ static agec_mux *mux_open(agec_pool *p)
 static void test_unnamed_pipelined(void **state)
 {
     (void)state;
-    agec_pool *p = bouncer_pool(bouncer("AGEC_TEST_PGBOUNCER_PG"), AGEC_STMT_UNNAMED);
+    agec_pool *p = bouncer_pool(pgbouncer_conninfo("AGEC_TEST_PGBOUNCER_PG"), AGEC_STMT_UNNAMED);
     agec_mux *m = mux_open(p);
     run_workers(m);
     agec_mux_stats s;
@@ -131,7 +121,7 @@ static void test_unnamed_pipelined(void **state)
 static void test_named_falls_back(void **state)
 {
     (void)state;
-    agec_pool *p = bouncer_pool(bouncer("AGEC_TEST_PGBOUNCER_PGNAMED"), AGEC_STMT_NAMED);
+    agec_pool *p = bouncer_pool(pgbouncer_conninfo("AGEC_TEST_PGBOUNCER_PGNAMED"), AGEC_STMT_NAMED);
     agec_mux *m = mux_open(p);
     run_workers(m);
     agec_mux_stats s;

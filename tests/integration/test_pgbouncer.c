@@ -23,16 +23,6 @@
 
 #define THREADS 8
 
-static const char *bouncer(const char *var)
-{
-    const char *v = getenv(var);
-    if (v == NULL || v[0] == '\0')
-        fail_msg("%s is not set: run this test through scripts/pgbouncer-test-server run "
-                 "(its CTest registration does) under scripts/with-test-servers",
-                 var);
-    return v;
-}
-
 static agec_pool *bouncer_pool(const char *conninfo, agec_stmt_mode mode, int max,
                                agec_age_mode age)
 {
@@ -53,7 +43,7 @@ static agec_pool *bouncer_pool(const char *conninfo, agec_stmt_mode mode, int ma
 static int bouncer_servers(const char *db)
 {
     char dsn[512];
-    snprintf(dsn, sizeof dsn, "%s dbname=pgbouncer", bouncer("AGEC_TEST_PGBOUNCER_PG"));
+    snprintf(dsn, sizeof dsn, "%s dbname=pgbouncer", pgbouncer_conninfo("AGEC_TEST_PGBOUNCER_PG"));
     PGconn *c = PQconnectdb(dsn);
     assert_int_equal(PQstatus(c), CONNECTION_OK);
     PGresult *r = PQexec(c, "SHOW SERVERS");
@@ -189,8 +179,8 @@ static void test_unnamed_sql_through_pgbouncer(void **state)
     PGconn *admin = pg_admin();
     pg_int(admin, "DROP TABLE IF EXISTS agec_pgb_t");
     pg_int(admin, "CREATE TABLE agec_pgb_t (k int, v text)");
-    agec_pool *p =
-        bouncer_pool(bouncer("AGEC_TEST_PGBOUNCER_PG"), AGEC_STMT_UNNAMED, THREADS, AGEC_AGE_OFF);
+    agec_pool *p = bouncer_pool(pgbouncer_conninfo("AGEC_TEST_PGBOUNCER_PG"), AGEC_STMT_UNNAMED,
+                                THREADS, AGEC_AGE_OFF);
     int statements = run_load(p, sql_main, 150, "unnamed mode through PgBouncer");
     assert_true(statements >= 4000);
     /* Every transaction committed exactly its kept row. */
@@ -305,8 +295,8 @@ static void test_batches_through_pgbouncer(void **state)
     PGconn *admin = pg_admin();
     pg_int(admin, "DROP TABLE IF EXISTS agec_pgb_t");
     pg_int(admin, "CREATE TABLE agec_pgb_t (k int, v text)");
-    agec_pool *p =
-        bouncer_pool(bouncer("AGEC_TEST_PGBOUNCER_PG"), AGEC_STMT_UNNAMED, THREADS, AGEC_AGE_OFF);
+    agec_pool *p = bouncer_pool(pgbouncer_conninfo("AGEC_TEST_PGBOUNCER_PG"), AGEC_STMT_UNNAMED,
+                                THREADS, AGEC_AGE_OFF);
     int statements = run_load(p, batch_main, 40, "pipelined batches through PgBouncer");
     assert_true(statements >= THREADS * 40 * 30);
     assert_int_equal(pg_int(admin, "SELECT count(*) FROM agec_pgb_t WHERE v = 'kept'"),
@@ -393,7 +383,7 @@ static agec_status doubled_in_tx(agec_conn *c, agec_error *err)
  * not exist. Returns the status of that second transaction. */
 static agec_status alternate_servers(agec_stmt_mode mode, agec_error *err)
 {
-    const char *dsn = bouncer("AGEC_TEST_PGBOUNCER_PGNAMED");
+    const char *dsn = pgbouncer_conninfo("AGEC_TEST_PGBOUNCER_PGNAMED");
     agec_pool *p = bouncer_pool(dsn, mode, 1, AGEC_AGE_OFF);
     agec_conn *c;
     agec_test_must(agec_pool_acquire(p, &c, err), err, "acquire");
@@ -484,8 +474,8 @@ static void test_unnamed_cypher_through_pgbouncer(void **state)
     (void)state;
     /* The recipe: AGE preloaded (PGlite loads it), search_path set by the
      * init, unnamed statements. */
-    agec_pool *p = bouncer_pool(bouncer("AGEC_TEST_PGBOUNCER_AGE"), AGEC_STMT_UNNAMED, THREADS,
-                                AGEC_AGE_PRELOADED);
+    agec_pool *p = bouncer_pool(pgbouncer_conninfo("AGEC_TEST_PGBOUNCER_AGE"), AGEC_STMT_UNNAMED,
+                                THREADS, AGEC_AGE_PRELOADED);
     agec_conn *c;
     agec_error err = AGEC_ERROR_INIT;
     agec_test_must(agec_pool_acquire(p, &c, &err), &err, "acquire");
@@ -546,7 +536,7 @@ static int run_cli(const char *const *args, char *out, size_t cap)
 static void test_cli_statement_mode(void **state)
 {
     (void)state;
-    const char *dsn = bouncer("AGEC_TEST_PGBOUNCER_PG");
+    const char *dsn = pgbouncer_conninfo("AGEC_TEST_PGBOUNCER_PG");
     char out[4096];
     const char *ok[] = { AGEC_CLI_PATH,
                          "--dsn",

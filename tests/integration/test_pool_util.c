@@ -185,3 +185,13 @@ bool pool_wait_total(agec_pool *p, int n, int timeout_ms)
     gauge_wait w = { p, n, 't' };
     return agec_test_wait_until(gauge_is, &w, timeout_ms);
 }
+
+const char *pgbouncer_conninfo(const char *var)
+{
+    const char *v = getenv(var);
+    if (v == NULL || v[0] == '\0')
+        fail_msg("%s is not set: run this test through scripts/pgbouncer-test-server run "
+                 "(its CTest registration does) under scripts/with-test-servers",
+                 var);
+    return v;
+}

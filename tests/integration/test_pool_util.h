@@ -40,6 +40,10 @@ void pool_test_config(agec_pool_config *cfg, const char *tag, char app[64], ev_l
 /* Open a pool or fail the test with the error. */
 agec_pool *pool_open_ok(const agec_pool_config *cfg);
 
+/* The conninfo scripts/pgbouncer-test-server exports in `var`
+ * (AGEC_TEST_PGBOUNCER_PG, ..._PGNAMED); fails the test when it is unset. */
+const char *pgbouncer_conninfo(const char *var);
+
 /* A plain libpq connection to the PG15 server (not through the pool). */
 PGconn *pg_admin(void);
 /* Run one statement, fail the test on error; returns the first value as int
