@@ -103,34 +103,36 @@ static agec_mux *mux_open(agec_pool *p)
     return m;
 }
 
-static void test_unnamed_pipelined(void **state)
+/* 8 workers through a mux on the PgBouncer conninfo in `var`; the mux's
+ * statistics afterwards. */
+static agec_mux_stats run_through(const char *var, agec_stmt_mode mode)
 {
-    (void)state;
-    agec_pool *p = bouncer_pool(pgbouncer_conninfo("AGEC_TEST_PGBOUNCER_PG"), AGEC_STMT_UNNAMED);
+    agec_pool *p = bouncer_pool(pgbouncer_conninfo(var), mode);
     agec_mux *m = mux_open(p);
     run_workers(m);
     agec_mux_stats s;
     agec_mux_stats_get(m, &s);
+    agec_mux_close(m);
+    agec_pool_close(p, 5000, NULL);
+    return s;
+}
+
+static void test_unnamed_pipelined(void **state)
+{
+    (void)state;
+    agec_mux_stats s = run_through("AGEC_TEST_PGBOUNCER_PG", AGEC_STMT_UNNAMED);
     assert_int_equal(s.completed, 800);
     /* The pooler was recognised (one transaction in flight per connection). */
     assert_true(s.pooler);
-    agec_mux_close(m);
-    agec_pool_close(p, 5000, NULL);
 }
 
 static void test_named_falls_back(void **state)
 {
     (void)state;
-    agec_pool *p = bouncer_pool(pgbouncer_conninfo("AGEC_TEST_PGBOUNCER_PGNAMED"), AGEC_STMT_NAMED);
-    agec_mux *m = mux_open(p);
-    run_workers(m);
-    agec_mux_stats s;
-    agec_mux_stats_get(m, &s);
+    agec_mux_stats s = run_through("AGEC_TEST_PGBOUNCER_PGNAMED", AGEC_STMT_NAMED);
     /* The statements met other server sessions, and the mux noticed. */
     assert_true(s.unnamed_fallback);
     assert_true(s.pooler);
-    agec_mux_close(m);
-    agec_pool_close(p, 5000, NULL);
 }
 
 int main(void)
