@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,7 @@
 #include "common/error_internal.h"
 #include "cypher/batch_internal.h"
 #include "cypher/exec.h"
+#include "cypher/pooler.h"
 #include "cypher/result.h"
 #include "pool/conn_ext.h"
 #include "session/clock.h"
@@ -102,16 +104,29 @@ static void push(pipe *p, item_kind kind, size_t stmt)
     p->items[p->nitems++] = (item){ .kind = kind, .stmt = stmt };
 }
 
-/* Queue every message (libpq sends what it can as its buffer fills, never
- * blocking), then flush within the deadline. false after giving every
- * statement an outcome. */
-static bool send_all(pipe *p, bool one_sync)
+/* Statements from..n get `kind` (never sent, or no outcome read) and lose
+ * a name whose Parse may not have reached the server. */
+static void give_up_from(pipe *p, size_t from, agec__bout kind)
+{
+    for (size_t i = from; i < p->b->n; i++) {
+        if (p->b->stmts[i].parse_sent)
+            forget_name(p, i);
+        if (!p->b->stmts[i].done)
+            agec__batch_mark(p->b, i, kind, 0);
+    }
+}
+
+/* Queue the messages of statements from..to (libpq sends what it can as
+ * its buffer fills, never blocking), then flush within the deadline. The
+ * first call enters pipeline mode. false after giving every statement from
+ * `from` on an outcome. */
+static bool send_range(pipe *p, size_t from, size_t to, bool one_sync)
 {
     agec_batch *b = p->b;
     PGconn *pg = p->pg;
-    if (!agec__session_send_begin(pg) || !PQenterPipelineMode(pg))
+    if (from == 0 && (!agec__session_send_begin(pg) || !PQenterPipelineMode(pg)))
         goto refused;
-    for (size_t i = 0; i < b->n; i++) {
+    for (size_t i = from; i < to; i++) {
         agec__bstmt *s = &b->stmts[i];
         const char *const *v = (const char *const *)s->values;
         if (s->parse_sent) {
@@ -137,8 +152,7 @@ static bool send_all(pipe *p, bool one_sync)
     /* Half sent: the connection cannot be used again, and the statements
      * sent may have run. */
     agec__conn_mark_broken(b->conn);
-    for (size_t i = 0; i < b->n; i++)
-        agec__batch_mark(b, i, st == AGEC_ERR_TIMEOUT ? AGEC__BOUT_TIMEOUT : AGEC__BOUT_LOST, 0);
+    give_up_from(p, from, st == AGEC_ERR_TIMEOUT ? AGEC__BOUT_TIMEOUT : AGEC__BOUT_LOST);
     return false;
 refused:;
     /* libpq refused a message (out of memory, or the connection broke):
@@ -146,8 +160,11 @@ refused:;
     agec_error r = AGEC_ERROR_INIT;
     agec__error_from_result(&r, AGEC_ERR_CONNECTION_LOST, NULL, pg);
     agec__conn_mark_broken(b->conn);
-    for (size_t i = 0; i < b->n; i++)
+    for (size_t i = from; i < b->n; i++) {
+        if (b->stmts[i].parse_sent)
+            forget_name(p, i);
         agec__batch_fail(b, i, r.code, &r, NULL);
+    }
     return false;
 }
 
@@ -373,11 +390,36 @@ static void unreached(pipe *p, size_t from, int why, bool one_sync)
     }
 }
 
+/* Behind a transaction pooler a batch with a Sync per statement goes one
+ * statement at a time (cypher/pooler.h: PgBouncer 1.18 may end a
+ * transaction sent while an earlier Sync is unanswered on another server).
+ * false: the check failed, every statement has its error. */
+static bool check_pooler(pipe *p, bool *serial)
+{
+    agec_batch *b = p->b;
+    *serial = false;
+    if (b->n < 2)
+        return true;
+    int64_t left = p->deadline == AGEC__NEVER ? 5000000 : p->deadline - agec__now_us();
+    int ms = left <= 0 ? 1 : (int)agec__min64((left + 999) / 1000, INT32_MAX);
+    agec_error e = AGEC_ERROR_INIT;
+    agec_status st = agec__conn_behind_pooler(b->conn, ms, serial, &e);
+    if (st == AGEC_OK)
+        return true;
+    for (size_t i = 0; i < b->n; i++)
+        agec__batch_fail(b, i, st, &e, NULL);
+    return false;
+}
+
 void agec__batch_pipeline(agec_batch *b, bool one_sync, agec__session *sess)
 {
     pipe p = { .b = b, .pg = agec_conn_pgconn(b->conn), .sess = sess, .deadline = AGEC__NEVER };
     if (b->opts.timeout_ms > 0)
         p.deadline = agec__deadline_after(agec__now_us(), b->opts.timeout_ms);
+    const int64_t deadline = p.deadline; /* p.deadline moves on with cancel repeats */
+    bool serial = false;
+    if (!one_sync && !check_pooler(&p, &serial))
+        return;
     p.items = malloc(3 * b->n * sizeof *p.items);
     if (p.items == NULL) {
         for (size_t i = 0; i < b->n; i++)
@@ -385,21 +427,30 @@ void agec__batch_pipeline(agec_batch *b, bool one_sync, agec__session *sess)
         return;
     }
     name_statements(&p);
-    if (!send_all(&p, one_sync)) {
-        for (size_t i = 0; i < b->n; i++)
-            if (b->stmts[i].parse_sent)
-                forget_name(&p, i);
-        free(p.items);
-        return;
-    }
     size_t i = 0;
-    for (; i < p.nitems; i++) {
-        const item *it = &p.items[i];
-        int r = it->kind == ITEM_SYNC ? read_sync(&p, it) : read_item(&p, it);
-        if (r <= 0 || PQstatus(p.pg) == CONNECTION_BAD) {
-            unreached(&p, r <= 0 ? i : i + 1, r, one_sync);
+    bool whole = true;
+    for (size_t from = 0; from < b->n && whole;) {
+        size_t to = serial ? from + 1 : b->n;
+        if (from > 0 && agec__now_us() >= deadline) {
+            give_up_from(&p, from, AGEC__BOUT_TIMEOUT); /* never sent */
+            whole = false;
             break;
         }
+        if (!send_range(&p, from, to, one_sync)) {
+            free(p.items);
+            return;
+        }
+        for (; i < p.nitems; i++) {
+            const item *it = &p.items[i];
+            int r = it->kind == ITEM_SYNC ? read_sync(&p, it) : read_item(&p, it);
+            if (r <= 0 || PQstatus(p.pg) == CONNECTION_BAD) {
+                unreached(&p, r <= 0 ? i : i + 1, r, one_sync);
+                give_up_from(&p, to, r == 0 ? AGEC__BOUT_TIMEOUT : AGEC__BOUT_LOST);
+                whole = false;
+                break;
+            }
+        }
+        from = to;
     }
     /* Cached statements that went stale fail their statement: forget them
      * so that the next use prepares them again. */

@@ -20,6 +20,7 @@
 
 #include "common/error_internal.h"
 #include "cypher/exec.h"
+#include "cypher/pooler.h"
 #include "cypher/result.h"
 #include "mux/mux_internal.h"
 #include "pool/conn_ext.h"
@@ -332,32 +333,6 @@ void agec__lane_shutdown(mux_lane *l)
         drop_conn(l, AGEC_OK, NULL, "");
 }
 
-/* Is there a transaction-mode pooler between us and the server? The
- * backend pid of the session key (PQbackendPID) is the server's own on a
- * direct connection, and PgBouncer's invention behind it (where every
- * transaction may run on another server process). Behind a pooler the
- * lane keeps one transaction in flight at a time (no pipelining): with
- * PgBouncer 1.18, pipelined transactions hung now and then (a result never
- * came: docs/mux.md). One round trip per connection borrowed. On failure
- * the connection is given back as broken and st returned. */
-static agec_status pooler_check(agec_conn *c, PGconn *pg, int ms, bool *pooled, agec_error *e)
-{
-    agec_query_opts o;
-    agec_query_opts_init(&o);
-    o.timeout_ms = ms > 0 ? ms : 5000;
-    o.prepare = false;
-    agec_result *r = NULL;
-    agec_status st = agec_sql_exec(c, "SELECT pg_backend_pid()", 0, NULL, &o, &r, e);
-    if (st == AGEC_OK) {
-        const char *v = agec_result_text(r, 0, 0, NULL);
-        *pooled = v == NULL || strtol(v, NULL, 10) != (long)PQbackendPID(pg);
-    } else {
-        agec_conn_release_broken(c);
-    }
-    agec_result_free(r);
-    return st;
-}
-
 /* Borrow a connection for the lane (the role held, lane->mu NOT held).
  * `wait`: a waiting caller's drive, which waits for a connection within
  * acquire_timeout_ms and its statements' deadlines, and on failure fails
@@ -384,9 +359,13 @@ static void get_conn(mux_lane *l, bool wait)
     PGconn *pg = c ? agec_conn_pgconn(c) : NULL;
     bool pooled = false;
     if (st == AGEC_OK) {
-        st = pooler_check(c, pg, ms, &pooled, &e);
-        if (st != AGEC_OK)
-            c = NULL; /* given back by pooler_check */
+        /* Behind a pooler the lane carries one transaction at a time
+         * (send_pending). One round trip per connection, then cached. */
+        st = agec__conn_behind_pooler(c, ms > 0 ? ms : 5000, &pooled, &e);
+        if (st != AGEC_OK) {
+            agec_conn_release_broken(c);
+            c = NULL;
+        }
     }
     if (st == AGEC_OK && (PQenterPipelineMode(pg) != 1 || PQsetnonblocking(pg, 1) != 0)) {
         st = agec__error_set(&e, AGEC_ERR_CONNECTION_LOST, "could not enter pipeline mode");
@@ -485,7 +464,15 @@ static bool send_one(mux_lane *l, agec_mux_op *op)
 /* Send every queued statement (within max_depth). false: the connection failed. */
 static bool send_pending(mux_lane *l)
 {
-    /* Behind a transaction pooler: one transaction in flight. */
+    /* Behind a transaction pooler: one transaction at a time, sent only
+     * once the previous one's Sync is answered (nothing in flight, nothing
+     * read and waiting for its Sync). PgBouncer 1.18 releases the server
+     * when every Sync it has seen is answered: a statement sent after its
+     * predecessor's error but before that Sync's answer could reach one
+     * server and its Sync another, and its answer went to another client
+     * (cypher/pooler.h). */
+    if (l->pooled && (l->ninflight > 0 || l->seg_head != NULL))
+        return true;
     int max = l->pooled ? 1 : l->mux->cfg.max_depth;
     bool sent = false, ok = true;
     agec_mux_op *op;

@@ -74,6 +74,17 @@ agec_stmt_mode agec__conn_stmt_mode(agec_conn *c)
     return c ? c->pool->cfg.c.statement_mode : AGEC_STMT_NAMED;
 }
 
+int agec__conn_pooler(agec_conn *c)
+{
+    return c == NULL || c->pooler == 0 ? -1 : c->pooler - 1;
+}
+
+void agec__conn_set_pooler(agec_conn *c, bool pooled)
+{
+    if (c != NULL)
+        c->pooler = pooled ? 2 : 1;
+}
+
 uint64_t agec__conn_pool_nonce(agec_conn *c)
 {
     return c ? c->pool->nonce : 0;

@@ -45,4 +45,11 @@ agec_stmt_mode agec__conn_stmt_mode(agec_conn *c);
  * pooler. NULL conn: 0. */
 uint64_t agec__conn_pool_nonce(agec_conn *c);
 
+/* Whether a transaction pooler (PgBouncer in transaction mode) is between
+ * this connection and the server, as an upper layer found out and recorded
+ * with agec__conn_set_pooler: -1 not known yet, 0 no, 1 yes. It cannot
+ * change while the connection lives, so it is asked once. NULL conn: -1. */
+int agec__conn_pooler(agec_conn *c);
+void agec__conn_set_pooler(agec_conn *c, bool pooled);
+
 #endif

@@ -93,6 +93,8 @@ struct agec_conn {
                   to that thread at the end of the starving phase (give-back) */
     int64_t check_deadline_us;      /* checking: the validation's own deadline */
     uint64_t borrow_id; /* [mu] unique per borrow in this pool (per-borrow state above) */
+    int pooler;         /* what an upper layer found (agec__conn_set_pooler): 0 not known, 1 direct,
+                   2 a transaction pooler in between; for the connection's life */
     _Atomic int64_t stmt_since_us; /* a statement runs since then (0: none or unknown);
                                       written by the borrower, read by exhaustion reports */
     int reap_fd;                   /* [mu] closing: our duplicate of the socket, watched by the
