@@ -32,7 +32,18 @@
  * its first execution. In AGEC_STMT_UNNAMED mode (behind a transaction-mode
  * pooler such as PgBouncer) every statement is an unnamed
  * Parse/Bind/Execute/Sync that leaves nothing on the server: safe there
- * (docs/pgbouncer.md has the measurements). A cached statement that went
+ * (docs/pgbouncer.md has the measurements).
+ *
+ * Behind a transaction pooler. A batch with a Sync per statement (not
+ * all_or_nothing, not in a transaction) asks once per connection whether a
+ * pooler is in between (one round trip, `SELECT pg_backend_pid()` against
+ * the session key's pid, kept with the connection) and behind one sends
+ * its statements one at a time, each after the previous one's Sync answer:
+ * PgBouncer 1.18 may end a transaction sent earlier on another server
+ * (docs/pgbouncer.md). An all-or-nothing batch is one transaction and is
+ * pipelined everywhere.
+ *
+ * A cached statement that went
  * stale (26000, "cached plan must not change result type") fails its
  * statement and is forgotten, without the retry agec_sql_exec makes (the
  * next batch prepares it again).

@@ -54,14 +54,18 @@
  *
  * PgBouncer (transaction mode)
  *   Each statement is followed by a Sync, so it is a transaction of its
- *   own, which transaction pooling routes correctly. Pipelining several
- *   transactions on one client connection through PgBouncer 1.18 hung now
- *   and then (a result never came), so the mux finds out by itself: when a
- *   connection's backend pid (PQbackendPID, from the session key) is not
- *   the pid of the server process that answers (pg_backend_pid()), a pooler
- *   is in between, and that connection carries one transaction at a time:
- *   callers are still multiplexed onto few connections, without
- *   pipelining (agec_mux_stats.pooler). In AGEC_STMT_NAMED mode the mux
+ *   own, which transaction pooling routes correctly as long as it reaches
+ *   the pooler only once the previous transaction's Sync is answered:
+ *   PgBouncer 1.18 releases the server when every Sync it has seen is
+ *   answered, so a transaction sent earlier could run on one server and
+ *   end on another (its answer lost, another client's gained). The mux
+ *   finds a pooler by itself: when a connection's backend pid
+ *   (PQbackendPID, from the session key) is not the pid of the server
+ *   process that answers (pg_backend_pid()), a pooler is in between, and
+ *   that connection carries one transaction at a time, each sent after the
+ *   previous one's Sync answer: callers are still multiplexed onto few
+ *   connections, without pipelining (agec_mux_stats.pooler). In
+ *   AGEC_STMT_NAMED mode the mux
  *   keeps a cache of named prepared statements per connection (64); when
  *   the server does not know one of them (26000: the statements of one
  *   client connection reach several server sessions), the statement (which
