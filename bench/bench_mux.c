@@ -17,6 +17,11 @@
  *             release), latency per statement;
  *   cypher16  (native AGE) 1-row MATCH by id from 16 threads through the mux
  *             vs the pool path (acquire + agec_cypher_exec + release).
+ *   remote    the same through the fault proxy (tests/fault/proxy.h) holding
+ *             every chunk REMOTE_MS ms each way: a database on another
+ *             machine (a round trip of a few ms, as across zones of a cloud
+ *             region), where the mux's pipelining pays and CPU sharing on
+ *             loopback no longer decides; ratio to the ceiling through it.
  * Each line: statements/s, ratio to the ceiling, p50/p99 per statement,
  * client CPU per statement (getrusage of the process).
  */
@@ -32,6 +37,7 @@
 
 #include "agec/agec.h"
 #include "bench_common.h"
+#include "proxy.h"
 
 #define MAX_SAMPLES 100000
 #define ROUNDS 3
@@ -411,6 +417,58 @@ static void cypher_setup(agec_pool *p)
     agec_conn_release(c);
 }
 
+#define REMOTE_MS 1
+
+/* The remote rows (see the header comment). */
+static void remote_section(const char *pg, double secs)
+{
+    const char *pp = strstr(pg, "port=");
+    fproxy *px = pp ? fproxy_start(atoi(pp + 5)) : NULL;
+    if (px == NULL) {
+        printf("remote: no proxy (no port= in AGEC_TEST_PG?): not run\n");
+        return;
+    }
+    fproxy_set_latency(px, REMOTE_MS);
+    char ci[512];
+    /* (a later keyword wins in a libpq conninfo string) */
+    snprintf(ci, sizeof ci, "%s port=%d", pg, fproxy_port(px));
+    agec_pool *mp = open_pool(ci, 5, false);
+    agec_mux *mux = open_mux(mp, 1);
+    agec_pool *sp = open_pool(ci, 4, false);
+    row rows[] = {
+        { .name = "remote ceiling: raw libpq 4 thr x 4 conn",
+          .j = { .k = K_CEILING, .threads = 4 } },
+        { .name = "remote pool path: 16 callers, pool of 4",
+          .j = { .k = K_SYNC, .threads = 16, .pool = sp } },
+        { .name = "remote anchor: pipeline depth 16, Sync each",
+          .j = { .k = K_PIPE, .threads = 4, .depth = 16, .sync_each = true } },
+        { .name = "remote agec mux 4 conn, 16 callers",
+          .j = { .k = K_MUX, .threads = 16, .mux = mux } },
+        { .name = "remote agec mux 4 conn, 64 callers",
+          .j = { .k = K_MUX, .threads = 64, .mux = mux } },
+        { .name = "remote agec mux async: 64 outstanding",
+          .j = { .k = K_MUX_ASYNC, .threads = 1, .depth = 64, .mux = mux } },
+    };
+    int n = (int)(sizeof rows / sizeof *rows);
+    for (int i = 0; i < n; i++) {
+        rows[i].j.conninfo = ci;
+        rows[i].j.secs = secs;
+        job w = rows[i].j;
+        w.secs = 0.1;
+        (void)measure(&w);
+    }
+    run_rows(rows, n);
+    double base = bench_median(rows[0].rate, ROUNDS);
+    printf("Remote: through a proxy adding %d ms each way; ratio = to the remote ceiling\n",
+           REMOTE_MS);
+    for (int i = 0; i < n; i++)
+        print_row(&rows[i], base);
+    agec_mux_close(mux);
+    (void)agec_pool_close(mp, 1000, NULL);
+    (void)agec_pool_close(sp, 1000, NULL);
+    fproxy_stop(px);
+}
+
 int main(void)
 {
     const char *pg = bench_require_env("AGEC_TEST_PG", "PostgreSQL 15 test server");
@@ -489,6 +547,8 @@ int main(void)
     (void)agec_pool_close(pool, 1000, NULL);
     (void)agec_pool_close(gpool, 1000, NULL);
     (void)agec_pool_close(sync1, 1000, NULL);
+
+    remote_section(pg, secs);
 
     const char *age = getenv("AGEC_TEST_AGE_NATIVE");
     if (age == NULL || age[0] == '\0') {
