@@ -39,6 +39,14 @@
 #ifndef KICK_BELOW
 #define KICK_BELOW 2
 #endif
+/* ... and always when the server is this far away (a round trip, send to
+ * result, at least this long): then waiting for the next results to arrive
+ * before sending costs a newcomer a whole round trip, and the extra write
+ * is cheap beside it. */
+#ifndef KICK_RTT_US
+#define KICK_RTT_US 1000
+#endif
+#define RTT_WINDOW 64
 
 /* ---- lists (lane->mu held) ------------------------------------------------- */
 
@@ -483,6 +491,7 @@ static bool send_pending(mux_lane *l)
     if (cork)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
     int group = l->pooled ? 1 : l->mux->cfg.group_max, in_group = 0;
+    int64_t now = agec__now_us();
     while ((op = l->pend_head) != NULL && (max == 0 || l->ninflight < max)) {
         l->pend_head = op->next;
         if (l->pend_head == NULL)
@@ -502,6 +511,7 @@ static bool send_pending(mux_lane *l)
         }
         /* In flight either way: a failed send is a lost connection, which
          * completes everything in flight. */
+        op->sent_us = now;
         fl_push(l, op);
         sent = true;
         if (!ok)
@@ -550,14 +560,33 @@ bool agec__lane_try_role(mux_lane *l)
     return true;
 }
 
+void agec__lane_rtt_sample(mux_lane *l, int64_t us)
+{
+    if (us < l->rtt_cur_min)
+        l->rtt_cur_min = us;
+    if (++l->rtt_n >= RTT_WINDOW) {
+        l->rtt_prev_min = l->rtt_cur_min;
+        l->rtt_cur_min = AGEC__NEVER;
+        l->rtt_n = 0;
+    }
+}
+
+/* The round-trip estimate: the least of the last 64-128 samples. */
+static int64_t rtt_est(const mux_lane *l)
+{
+    return agec__min64(l->rtt_cur_min, l->rtt_prev_min);
+}
+
 void agec__lane_kick(mux_lane *l)
 {
     /* A driver sleeping in poll always has a statement in flight, so it
      * wakes by itself when results come and then sends what was queued
      * meanwhile (one flush for all: the batching that makes the mux pay).
      * Wake it at once only while the pipeline is shallow, where waiting a
-     * round trip would cost the newcomer latency for nothing. */
-    if (!l->sleeping || (l->ninflight >= KICK_BELOW && !atomic_load(&l->mux->closed)))
+     * round trip would cost the newcomer latency for nothing, or when the
+     * round trip itself is long (KICK_RTT_US: a server across a network). */
+    if (!l->sleeping || (l->ninflight >= KICK_BELOW && !atomic_load(&l->mux->closed) &&
+                         (rtt_est(l) == AGEC__NEVER || rtt_est(l) < KICK_RTT_US)))
         return;
     l->sleeping = false;
     uint64_t one = 1;

@@ -91,6 +91,7 @@ agec_status agec_mux_open(agec_pool *pool, const agec_mux_config *cfg, agec_mux 
         l->index = i;
         pthread_mutex_init(&l->mu, NULL);
         l->kickfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        l->rtt_cur_min = l->rtt_prev_min = AGEC__NEVER;
         ok = ok && l->kickfd >= 0;
         m->nlanes = i + 1;
     }

@@ -54,6 +54,7 @@ struct agec_mux_op {
     bool fresh;     /* named mode: the Parse was sent with it */
     bool seg_end;   /* a Sync was sent after it (the end of its segment) */
     bool solo;      /* must be sent with a Sync of its own (a retry after its group failed) */
+    int64_t sent_us; /* when it was sent (the lane's round-trip estimate) */
     /* The driver's reading of it (the role holder only). */
     int cmds_left;  /* commands whose results are still to come (Parse, Execute) */
     bool failed;    /* its own error is in `err` (not completed yet) */
@@ -103,6 +104,11 @@ struct mux_lane {
     int nstmts;
     atomic_int load; /* npending + ninflight, read without the lock to pick a lane */
     int kickfd;      /* eventfd: wakes the driver's poll when statements are queued */
+    /* The round trip to the server, send to result, as the least of the
+     * last 64-128 samples (queueing behind other statements only adds):
+     * under mu. AGEC__NEVER until the first result. */
+    int64_t rtt_cur_min, rtt_prev_min;
+    int rtt_n;
     /* Driver only (the thread with the role): statements whose results are
      * in but whose segment's Sync is not (a group commits at its Sync). */
     agec_mux_op *seg_head, *seg_tail;
@@ -161,6 +167,8 @@ void agec__lane_complete_raw(agec_mux_op *op, agec_status st, agec_result *res,
 void agec__lane_offer(mux_lane *lane);
 /* lane->mu held: wake the driver if it sleeps in poll. */
 void agec__lane_kick(mux_lane *lane);
+/* lane->mu held: one round trip measured (send to result), in us. */
+void agec__lane_rtt_sample(mux_lane *lane, int64_t us);
 /* shutdown: lane->mu held, no driver: complete everything, give the connection back. */
 void agec__lane_shutdown(mux_lane *lane);
 /* The earliest deadline of the lane's live statements (lane->mu held). */

@@ -11,6 +11,7 @@
 #include "common/error_internal.h"
 #include "cypher/result.h"
 #include "mux/mux_internal.h"
+#include "session/clock.h"
 #include "session/pqerror.h"
 
 void agec__op_read_reset(agec_mux_op *op)
@@ -44,6 +45,7 @@ static void stage_head(mux_lane *l)
     pthread_mutex_lock(&l->mu);
     agec_mux_op *h = agec__lane_fl_pop(l);
     if (h != NULL) {
+        agec__lane_rtt_sample(l, agec__now_us() - h->sent_us);
         h->where = OP_SEG;
         h->next = NULL;
         if (l->seg_tail)
