@@ -48,12 +48,12 @@ struct agec_mux_op {
     /* Under lane->mu. */
     agec_mux_op *next;
     op_where where;
-    bool abandoned; /* completed for its owner already; a result still due is dropped */
-    bool waiting;   /* a thread waits on it and can take the I/O role */
-    int stmt_slot;  /* named mode: the cache slot it used, -1 unnamed */
-    bool fresh;     /* named mode: the Parse was sent with it */
-    bool seg_end;   /* a Sync was sent after it (the end of its segment) */
-    bool solo;      /* must be sent with a Sync of its own (a retry after its group failed) */
+    bool abandoned;  /* completed for its owner already; a result still due is dropped */
+    bool waiting;    /* a thread waits on it and can take the I/O role */
+    int stmt_slot;   /* named mode: the cache slot it used, -1 unnamed */
+    bool fresh;      /* named mode: the Parse was sent with it */
+    bool seg_end;    /* a Sync was sent after it (the end of its segment) */
+    bool solo;       /* must be sent with a Sync of its own (a retry after its group failed) */
     int64_t sent_us; /* when it was sent (the lane's round-trip estimate) */
     /* The driver's reading of it (the role holder only). */
     int cmds_left;  /* commands whose results are still to come (Parse, Execute) */
