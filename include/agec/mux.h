@@ -264,6 +264,11 @@ typedef struct agec_mux_stats {
     bool unnamed_fallback;  /**< named mode met a cached statement missing on the server
                                  (26000: a transaction-mode pooler): the mux sends every
                                  statement unnamed since (see PgBouncer above) */
+    int64_t round_trip_us;  /**< the round trip the mux measured (send to result): per
+                                 connection the least of its last 64-128 statements, the
+                                 smallest over connections; -1 before any result. From
+                                 1000 us on (a server across a network) every new statement
+                                 is sent at once instead of with the next results' flush */
 } agec_mux_stats;
 
 /** Fill *out (its first `size` bytes) with the mux's counters; use

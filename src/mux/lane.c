@@ -572,9 +572,16 @@ void agec__lane_rtt_sample(mux_lane *l, int64_t us)
 }
 
 /* The round-trip estimate: the least of the last 64-128 samples. */
-static int64_t rtt_est(const mux_lane *l)
+int64_t agec__lane_rtt(const mux_lane *l)
 {
     return agec__min64(l->rtt_cur_min, l->rtt_prev_min);
+}
+
+/* The server is a network away: its round trip is KICK_RTT_US or more. */
+static bool server_far(const mux_lane *l)
+{
+    int64_t rtt = agec__lane_rtt(l);
+    return rtt != AGEC__NEVER && rtt >= KICK_RTT_US;
 }
 
 void agec__lane_kick(mux_lane *l)
@@ -585,8 +592,8 @@ void agec__lane_kick(mux_lane *l)
      * Wake it at once only while the pipeline is shallow, where waiting a
      * round trip would cost the newcomer latency for nothing, or when the
      * round trip itself is long (KICK_RTT_US: a server across a network). */
-    if (!l->sleeping || (l->ninflight >= KICK_BELOW && !atomic_load(&l->mux->closed) &&
-                         (rtt_est(l) == AGEC__NEVER || rtt_est(l) < KICK_RTT_US)))
+    if (!l->sleeping ||
+        (l->ninflight >= KICK_BELOW && !atomic_load(&l->mux->closed) && !server_far(l)))
         return;
     l->sleeping = false;
     uint64_t one = 1;

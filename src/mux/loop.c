@@ -119,6 +119,15 @@ void agec_mux_stats_get_sized(agec_mux *mux, agec_mux_stats *out, size_t size)
     s.unnamed_fallback = atomic_load(&mux->unnamed);
     s.resent = atomic_load(&mux->resent);
     s.pooler = atomic_load(&mux->pooled);
+    s.round_trip_us = -1;
+    for (int i = 0; i < mux->nlanes; i++) {
+        mux_lane *l = &mux->lanes[i];
+        pthread_mutex_lock(&l->mu);
+        int64_t rtt = agec__lane_rtt(l);
+        pthread_mutex_unlock(&l->mu);
+        if (rtt != AGEC__NEVER && (s.round_trip_us < 0 || rtt < s.round_trip_us))
+            s.round_trip_us = rtt;
+    }
     memcpy(out, &s, s.struct_size);
 }
 

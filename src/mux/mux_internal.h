@@ -169,6 +169,8 @@ void agec__lane_offer(mux_lane *lane);
 void agec__lane_kick(mux_lane *lane);
 /* lane->mu held: one round trip measured (send to result), in us. */
 void agec__lane_rtt_sample(mux_lane *lane, int64_t us);
+/* lane->mu held: the round-trip estimate (AGEC__NEVER: no result yet). */
+int64_t agec__lane_rtt(const mux_lane *lane);
 /* shutdown: lane->mu held, no driver: complete everything, give the connection back. */
 void agec__lane_shutdown(mux_lane *lane);
 /* The earliest deadline of the lane's live statements (lane->mu held). */
