@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include "agec/mux.h"
+
 #include "agec/cypher.h"
 #include "agec/graph.h"
 #include "fakeage/stub_catalog.h"
@@ -155,4 +157,44 @@ agec_pool *agec_test_stub_age_pool(agec_pool *admin, const char *dbname)
     agec_result_free(r);
     agec_conn_release(c);
     return p;
+}
+
+void *agec_test_mux_caller_run(void *arg)
+{
+    agec_test_mux_caller *w = arg;
+    for (int i = 0; i < w->stmts; i++) {
+        char a[32];
+        snprintf(a, sizeof a, "%d", w->id * 1000 + i);
+        const char *vals[1] = { a };
+        bool fails = i % w->fail_every == w->fail_every / 2;
+        agec_query_opts o;
+        agec_query_opts_init(&o);
+        o.timeout_ms = w->timeout_ms;
+        agec_result *r = NULL;
+        agec_error err = AGEC_ERROR_INIT;
+        agec_status st =
+            agec_mux_sql(w->mux, fails ? "SELECT 1 / ($1::int * 0)" : "SELECT $1::int + 1", 1, vals,
+                         &o, &r, &err);
+        int64_t v = 0;
+        if (fails && st == AGEC_ERR_SERVER && strcmp(err.sqlstate, "22012") == 0) {
+            w->own_errors++;
+        } else if (!fails && st == AGEC_OK && agec_result_get_int64(r, 0, 0, &v, NULL) == AGEC_OK &&
+                   v == w->id * 1000 + i + 1) {
+            w->ok++;
+        } else {
+            fprintf(stderr, "mux caller %d, statement %d: %s %s %s (value %lld)\n", w->id, i,
+                    agec_status_name(st), err.sqlstate, err.message, (long long)v);
+            w->bad++;
+        }
+        agec_result_free(r);
+    }
+    return NULL;
+}
+
+int agec_test_mux_failing(int stmts, int fail_every)
+{
+    int n = 0;
+    for (int i = 0; i < stmts; i++)
+        n += i % fail_every == fail_every / 2;
+    return n;
 }

@@ -74,6 +74,23 @@ typedef struct agec_test_capture {
 void agec_test_stderr_begin(agec_test_capture *cap);
 char *agec_test_stderr_end(agec_test_capture *cap);
 
+/* A caller thread for mux tests (pthread start routine, arg: the struct):
+ * `stmts` statements through agec_mux_sql with a deadline of timeout_ms,
+ * each `SELECT $1::int + 1` on a value unique to (id, i), or, when
+ * i % fail_every == fail_every / 2, `SELECT 1 / ($1::int * 0)` (22012).
+ * Counts its own results and its own errors; anything else is bad (and
+ * printed): a wrong value is an answer that belonged to another caller.
+ * No cmocka assertion inside (it runs on its own thread). */
+struct agec_mux;
+typedef struct agec_test_mux_caller {
+    struct agec_mux *mux;
+    int id, stmts, fail_every, timeout_ms;
+    int ok, own_errors, bad;
+} agec_test_mux_caller;
+void *agec_test_mux_caller_run(void *arg);
+/* How many of `stmts` statements fail by the rule above. */
+int agec_test_mux_failing(int stmts, int fail_every);
+
 /* A cmocka test table entry that runs f with *state pointing at the int n
  * (e.g. the pool's min), named "f_minN". Use inside the function that runs
  * the tests (the int lives in its scope). setup may be NULL. */

@@ -19,40 +19,6 @@
 
 enum { THREADS = 16, STMTS = 40, LATENCY_MS = 2 };
 
-typedef struct worker {
-    agec_mux *mux;
-    int id, ok, own_errors, bad;
-} worker;
-
-static void *run(void *arg)
-{
-    worker *w = arg;
-    for (int i = 0; i < STMTS; i++) {
-        char a[32];
-        snprintf(a, sizeof a, "%d", w->id * 1000 + i);
-        const char *vals[1] = { a };
-        bool fails = i % 5 == 2;
-        agec_query_opts o;
-        agec_query_opts_init(&o);
-        o.timeout_ms = 20000;
-        agec_result *r = NULL;
-        agec_error err = AGEC_ERROR_INIT;
-        agec_status st =
-            agec_mux_sql(w->mux, fails ? "SELECT 1 / ($1::int * 0)" : "SELECT $1::int + 1", 1, vals,
-                         &o, &r, &err);
-        int64_t v = 0;
-        if (fails && st == AGEC_ERR_SERVER && strcmp(err.sqlstate, "22012") == 0)
-            w->own_errors++;
-        else if (!fails && st == AGEC_OK && agec_result_get_int64(r, 0, 0, &v, NULL) == AGEC_OK &&
-                 v == w->id * 1000 + i + 1)
-            w->ok++;
-        else
-            w->bad++;
-        agec_result_free(r);
-    }
-    return NULL;
-}
-
 /* THREADS callers through a 4-connection mux on conninfo; its statistics. */
 static agec_mux_stats run_callers(const char *conninfo)
 {
@@ -71,17 +37,19 @@ static agec_mux_stats run_callers(const char *conninfo)
     agec_mux *m = NULL;
     agec_test_must(agec_mux_open(p, &mc, &m, &err), &err, "mux open");
     pthread_t t[THREADS];
-    worker w[THREADS];
+    agec_test_mux_caller w[THREADS];
     for (int i = 0; i < THREADS; i++) {
-        w[i] = (worker){ .mux = m, .id = i + 1 };
-        assert_int_equal(pthread_create(&t[i], NULL, run, &w[i]), 0);
+        w[i] = (agec_test_mux_caller){
+            .mux = m, .id = i + 1, .stmts = STMTS, .fail_every = 5, .timeout_ms = 20000
+        };
+        assert_int_equal(pthread_create(&t[i], NULL, agec_test_mux_caller_run, &w[i]), 0);
     }
     for (int i = 0; i < THREADS; i++)
         pthread_join(t[i], NULL);
     for (int i = 0; i < THREADS; i++) {
         assert_int_equal(w[i].bad, 0);
-        assert_int_equal(w[i].own_errors, STMTS / 5);
-        assert_int_equal(w[i].ok, STMTS - STMTS / 5);
+        assert_int_equal(w[i].own_errors, agec_test_mux_failing(STMTS, 5));
+        assert_int_equal(w[i].ok, STMTS - agec_test_mux_failing(STMTS, 5));
     }
     agec_mux_stats s;
     agec_mux_stats_get(m, &s);

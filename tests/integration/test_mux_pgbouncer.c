@@ -31,50 +31,6 @@ static agec_pool *bouncer_pool(const char *conninfo, agec_stmt_mode mode)
     return pool_open_ok(&cfg);
 }
 
-typedef struct worker {
-    agec_mux *mux;
-    int id, ok, own_errors, wrong, other;
-} worker;
-
-static void *run(void *arg)
-{
-    worker *w = arg;
-    for (int i = 0; i < STMTS; i++) {
-        char a[32];
-        snprintf(a, sizeof a, "%d", w->id * 1000 + i);
-        const char *vals[1] = { a };
-        agec_result *r = NULL;
-        agec_error err = AGEC_ERROR_INIT;
-        bool bad = i % 2 == 1;
-        /* A deadline: an answer lost behind PgBouncer 1.18 (docs/mux.md,
-         * seen about 1 run in 10) fails this caller at 15 s instead of
-         * hanging the test; the mux then replaces the connection. */
-        agec_query_opts o;
-        agec_query_opts_init(&o);
-        o.timeout_ms = 15000;
-        agec_status st = agec_mux_sql(
-            w->mux, bad ? "SELECT 1 / ($1::int * 0)" : "SELECT $1::int + 1", 1, vals, &o, &r, &err);
-        if (bad) {
-            if (st == AGEC_ERR_SERVER && strcmp(err.sqlstate, "22012") == 0)
-                w->own_errors++;
-            else
-                w->other++;
-        } else if (st != AGEC_OK) {
-            fprintf(stderr, "worker %d: %s %s %s\n", w->id, agec_status_name(st), err.sqlstate,
-                    err.message);
-            w->other++;
-        } else {
-            int64_t v = 0;
-            if (agec_result_get_int64(r, 0, 0, &v, NULL) == AGEC_OK && v == w->id * 1000 + i + 1)
-                w->ok++;
-            else
-                w->wrong++;
-        }
-        agec_result_free(r);
-    }
-    return NULL;
-}
-
 static agec_mux *mux_open(agec_pool *p)
 {
     agec_mux_config mc;
@@ -97,7 +53,7 @@ typedef struct mux_run {
     agec_stmt_mode mode;
     int index;
     agec_mux *m;
-    worker w[WORKERS];
+    agec_test_mux_caller w[WORKERS];
     agec_mux_stats s;
 } mux_run;
 
@@ -110,8 +66,12 @@ static void *run_mux(void *arg)
     for (int i = 0; i < WORKERS; i++) {
         /* ids unique over every mux: an answer handed to another client
          * of PgBouncer shows as a wrong value */
-        r->w[i] = (worker){ .mux = m, .id = r->index * 100 + i + 1 };
-        if (pthread_create(&t[i], NULL, run, &r->w[i]) != 0)
+        r->w[i] = (agec_test_mux_caller){ .mux = m,
+                                          .id = r->index * 100 + i + 1,
+                                          .stmts = STMTS,
+                                          .fail_every = 2,
+                                          .timeout_ms = 15000 };
+        if (pthread_create(&t[i], NULL, agec_test_mux_caller_run, &r->w[i]) != 0)
             abort();
     }
     for (int i = 0; i < WORKERS; i++)
@@ -138,9 +98,8 @@ static void run_muxes(const char *var, agec_stmt_mode mode, mux_run *r)
     }
     for (int k = 0; k < MUXES; k++) {
         for (int i = 0; i < WORKERS; i++) {
-            const worker *w = &r[k].w[i];
-            assert_int_equal(w->other, 0);
-            assert_int_equal(w->wrong, 0);
+            const agec_test_mux_caller *w = &r[k].w[i];
+            assert_int_equal(w->bad, 0);
             assert_int_equal(w->own_errors, STMTS / 2);
             assert_int_equal(w->ok, STMTS / 2);
         }
