@@ -169,6 +169,21 @@ static agec_pool *open_pool(const char *conninfo, int max)
 
 enum { PAIRS = 200 };
 
+/* Statement i of the pairs below: even ones fail with 22012, odd ones
+ * return i + 1. */
+static void check_pair(size_t i, agec_status st, const agec_error *err, const agec_result *r)
+{
+    if (i % 2 == 0) {
+        assert_int_equal(st, AGEC_ERR_SERVER);
+        assert_string_equal(err->sqlstate, "22012");
+        return;
+    }
+    assert_int_equal(st, AGEC_OK);
+    int64_t got = 0;
+    assert_int_equal(agec_result_get_int64(r, 0, 0, &got, NULL), AGEC_OK);
+    assert_int_equal(got, (int64_t)i + 1);
+}
+
 /* PAIRS pairs (a failing statement, then a good one) submitted at once on a
  * one-connection mux: the good one is queued while the failing one is in
  * flight, which is when the mux used to send it early. Every outcome is
@@ -193,15 +208,7 @@ static bool mux_pairs(agec_pool *p)
     for (int i = 0; i < 2 * PAIRS; i++) {
         agec_result *r = NULL;
         agec_status st = agec_mux_wait(ops[i], 20000, &r, &err);
-        if (i % 2 == 0) {
-            assert_int_equal(st, AGEC_ERR_SERVER);
-            assert_string_equal(err.sqlstate, "22012");
-        } else {
-            assert_int_equal(st, AGEC_OK);
-            int64_t got = 0;
-            assert_int_equal(agec_result_get_int64(r, 0, 0, &got, NULL), AGEC_OK);
-            assert_int_equal(got, i + 1);
-        }
+        check_pair((size_t)i, st, &err, r);
         agec_result_free(r);
         agec_mux_op_free(ops[i]);
     }
@@ -229,16 +236,7 @@ static void batch_pairs(agec_pool *p)
     (void)agec_batch_run(b, &err);
     for (size_t i = 0; i < 2 * PAIRS; i++) {
         agec_status st = agec_batch_status(b, i, &err);
-        if (i % 2 == 0) {
-            assert_int_equal(st, AGEC_ERR_SERVER);
-            assert_string_equal(err.sqlstate, "22012");
-        } else {
-            assert_int_equal(st, AGEC_OK);
-            int64_t got = 0;
-            assert_int_equal(agec_result_get_int64(agec_batch_result(b, i), 0, 0, &got, NULL),
-                             AGEC_OK);
-            assert_int_equal(got, (int64_t)i + 1);
-        }
+        check_pair(i, st, &err, agec_batch_result(b, i));
     }
     agec_batch_free(b);
     agec_conn_release(c);
