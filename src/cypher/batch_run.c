@@ -388,6 +388,23 @@ static void unreached(pipe *p, size_t from, int why, bool one_sync)
             agec__batch_mark(b, it->stmt, kind, 0);
         }
     }
+    /* Statements not sent yet (behind a pooler they go one at a time). */
+    give_up_from(p, p->nitems > 0 ? p->items[p->nitems - 1].stmt + 1 : 0, kind);
+}
+
+/* Read the outcomes of every item sent, from *i on. false: the read
+ * stopped (every statement from there on has its outcome). */
+static bool read_sent(pipe *p, size_t *i, bool one_sync)
+{
+    for (; *i < p->nitems; (*i)++) {
+        const item *it = &p->items[*i];
+        int r = it->kind == ITEM_SYNC ? read_sync(p, it) : read_item(p, it);
+        if (r <= 0 || PQstatus(p->pg) == CONNECTION_BAD) {
+            unreached(p, r <= 0 ? *i : *i + 1, r, one_sync);
+            return false;
+        }
+    }
+    return true;
 }
 
 /* Behind a transaction pooler a batch with a Sync per statement goes one
@@ -428,28 +445,18 @@ void agec__batch_pipeline(agec_batch *b, bool one_sync, agec__session *sess)
     }
     name_statements(&p);
     size_t i = 0;
-    bool whole = true;
-    for (size_t from = 0; from < b->n && whole;) {
+    for (size_t from = 0; from < b->n;) {
         size_t to = serial ? from + 1 : b->n;
         if (from > 0 && agec__now_us() >= deadline) {
             give_up_from(&p, from, AGEC__BOUT_TIMEOUT); /* never sent */
-            whole = false;
             break;
         }
         if (!send_range(&p, from, to, one_sync)) {
             free(p.items);
             return;
         }
-        for (; i < p.nitems; i++) {
-            const item *it = &p.items[i];
-            int r = it->kind == ITEM_SYNC ? read_sync(&p, it) : read_item(&p, it);
-            if (r <= 0 || PQstatus(p.pg) == CONNECTION_BAD) {
-                unreached(&p, r <= 0 ? i : i + 1, r, one_sync);
-                give_up_from(&p, to, r == 0 ? AGEC__BOUT_TIMEOUT : AGEC__BOUT_LOST);
-                whole = false;
-                break;
-            }
-        }
+        if (!read_sent(&p, &i, one_sync))
+            break;
         from = to;
     }
     /* Cached statements that went stale fail their statement: forget them
