@@ -422,16 +422,13 @@ static void cypher_setup(agec_pool *p)
 /* The remote rows (see the header comment). */
 static void remote_section(const char *pg, double secs)
 {
-    const char *pp = strstr(pg, "port=");
-    fproxy *px = pp ? fproxy_start(atoi(pp + 5)) : NULL;
+    char ci[512];
+    fproxy *px = fproxy_start_for(pg, ci, sizeof ci);
     if (px == NULL) {
         printf("remote: no proxy (no port= in AGEC_TEST_PG?): not run\n");
         return;
     }
     fproxy_set_latency(px, REMOTE_MS);
-    char ci[512];
-    /* (a later keyword wins in a libpq conninfo string) */
-    snprintf(ci, sizeof ci, "%s port=%d", pg, fproxy_port(px));
     agec_pool *mp = open_pool(ci, 5, false);
     agec_mux *mux = open_mux(mp, 1);
     agec_pool *sp = open_pool(ci, 4, false);

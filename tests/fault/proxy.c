@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -382,6 +383,20 @@ fail_sock:
 fail_free:
     free(p);
     return NULL;
+}
+
+fproxy *fproxy_start_for(const char *conninfo, char *out, size_t n)
+{
+    const char *pp = strstr(conninfo, "port=");
+    fproxy *p = pp != NULL ? fproxy_start(atoi(pp + 5)) : NULL;
+    if (p == NULL)
+        return NULL;
+    int len = snprintf(out, n, "%s port=%d", conninfo, fproxy_port(p));
+    if (len < 0 || (size_t)len >= n) {
+        fproxy_stop(p);
+        return NULL;
+    }
+    return p;
 }
 
 int fproxy_port(const fproxy *p)

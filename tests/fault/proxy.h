@@ -20,6 +20,7 @@
 #ifndef AGEC_FAULT_PROXY_H
 #define AGEC_FAULT_PROXY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct fproxy fproxy;
@@ -32,6 +33,11 @@ typedef enum fproxy_mode {
 
 /* Start a proxy to 127.0.0.1:target_port. NULL on failure (errno set). */
 fproxy *fproxy_start(int target_port);
+/* Start a proxy to the server of a libpq keyword conninfo (its port=, on
+ * 127.0.0.1) and write to out (size n) that conninfo through the proxy (a
+ * later port= wins in libpq). NULL when conninfo has no port=, out is too
+ * small, or the proxy could not start. */
+fproxy *fproxy_start_for(const char *conninfo, char *out, size_t n);
 /* The port it listens on (127.0.0.1). */
 int fproxy_port(const fproxy *p);
 /* Stop the thread, close every socket, free. NULL is ignored. */

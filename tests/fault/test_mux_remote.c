@@ -62,14 +62,10 @@ static agec_mux_stats run_callers(const char *conninfo)
 static void test_remote_server(void **state)
 {
     (void)state;
-    const char *pg = agec_test_pg_conninfo();
-    const char *pp = strstr(pg, "port=");
-    assert_non_null(pp);
-    fproxy *px = fproxy_start(atoi(pp + 5));
+    char ci[512];
+    fproxy *px = fproxy_start_for(agec_test_pg_conninfo(), ci, sizeof ci);
     assert_non_null(px);
     fproxy_set_latency(px, LATENCY_MS);
-    char ci[512];
-    snprintf(ci, sizeof ci, "%s port=%d", pg, fproxy_port(px)); /* the last port= wins */
     agec_mux_stats s = run_callers(ci);
     printf("remote: round trip %lld us, %llu statements in %llu flushes\n",
            (long long)s.round_trip_us, (unsigned long long)s.submitted,
