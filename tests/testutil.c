@@ -128,6 +128,20 @@ char *agec_test_stderr_end(agec_test_capture *cap)
     return text;
 }
 
+agec_pool *agec_test_plain_pool(const char *conninfo, int max)
+{
+    agec_pool_config cfg;
+    agec_pool_config_init(&cfg);
+    cfg.conninfo = conninfo;
+    cfg.max = max;
+    cfg.age_mode = AGEC_AGE_OFF;
+    cfg.on_event = agec_pool_event_ignore;
+    agec_pool *p = NULL;
+    agec_error err = AGEC_ERROR_INIT;
+    agec_test_must(agec_pool_open(&cfg, &p, &err), &err, "open a pool");
+    return p;
+}
+
 agec_pool *agec_test_stub_age_pool(agec_pool *admin, const char *dbname)
 {
     agec_conn *c = agec_test_acquire(admin);
@@ -139,15 +153,8 @@ agec_pool *agec_test_stub_age_pool(agec_pool *admin, const char *dbname)
     agec_conn_release(c);
     char dsn[512];
     snprintf(dsn, sizeof dsn, "%s dbname=%s", agec_test_pg_conninfo(), dbname);
-    agec_pool_config cfg;
-    agec_pool_config_init(&cfg);
-    cfg.conninfo = dsn;
-    cfg.max = 1;
-    cfg.age_mode = AGEC_AGE_OFF;
-    cfg.on_event = agec_pool_event_ignore;
-    agec_pool *p;
+    agec_pool *p = agec_test_plain_pool(dsn, 1);
     agec_error err = AGEC_ERROR_INIT;
-    agec_test_must(agec_pool_open(&cfg, &p, &err), &err, "open stub pool");
     agec_test_must(agec_pool_acquire(p, &c, &err), &err, "acquire");
     agec_result *r = NULL;
     agec_query_opts qo;

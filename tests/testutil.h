@@ -64,6 +64,10 @@ agec_pool *agec_test_age_pool(int max);
  * server's default database. The caller closes the pool. */
 agec_pool *agec_test_stub_age_pool(agec_pool *admin, const char *dbname);
 
+/* A pool on conninfo without AGE (AGEC_AGE_OFF), `max` connections, events
+ * ignored, other settings the defaults; fails the test if it cannot open. */
+agec_pool *agec_test_plain_pool(const char *conninfo, int max);
+
 /* Send this process's stderr (fd 2) to a temporary file, e.g. to check what
  * the default event logger prints; agec_test_stderr_end restores it and
  * returns what was written (malloc'd, NUL-terminated; the caller frees). */

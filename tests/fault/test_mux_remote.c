@@ -22,15 +22,8 @@ enum { THREADS = 16, STMTS = 40, LATENCY_MS = 2 };
 /* THREADS callers through a 4-connection mux on conninfo; its statistics. */
 static agec_mux_stats run_callers(const char *conninfo)
 {
-    agec_pool_config cfg;
-    agec_pool_config_init(&cfg);
-    cfg.conninfo = conninfo;
-    cfg.max = 5;
-    cfg.age_mode = AGEC_AGE_OFF;
-    cfg.on_event = agec_pool_event_ignore;
-    agec_pool *p = NULL;
+    agec_pool *p = agec_test_plain_pool(conninfo, 5);
     agec_error err = AGEC_ERROR_INIT;
-    agec_test_must(agec_pool_open(&cfg, &p, &err), &err, "pool open");
     agec_mux_config mc;
     agec_mux_config_init(&mc);
     mc.connections = 4;

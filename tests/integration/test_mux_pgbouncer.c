@@ -16,21 +16,6 @@
 
 #define STMTS 300
 
-static agec_pool *bouncer_pool(const char *conninfo, agec_stmt_mode mode)
-{
-    agec_pool_config cfg;
-    agec_pool_config_init(&cfg);
-    cfg.conninfo = conninfo;
-    cfg.max = 4;
-    cfg.statement_mode = mode;
-    cfg.age_mode = AGEC_AGE_OFF;
-    cfg.acquire_timeout_ms = 30000;
-    cfg.connect_timeout_ms = 10000;
-    cfg.on_event = agec_pool_event_ignore;
-    cfg.name = "pgbouncer";
-    return pool_open_ok(&cfg);
-}
-
 static agec_mux *mux_open(agec_pool *p)
 {
     agec_mux_config mc;
@@ -86,7 +71,7 @@ static void run_muxes(const char *var, agec_stmt_mode mode, mux_run *r)
     pthread_t t[MUXES];
     agec_pool *p[MUXES];
     for (int k = 0; k < MUXES; k++) {
-        p[k] = bouncer_pool(pgbouncer_conninfo(var), mode);
+        p[k] = pgbouncer_pool(pgbouncer_conninfo(var), mode, 4, AGEC_AGE_OFF);
         r[k] = (mux_run){ .var = var, .mode = mode, .index = k, .m = mux_open(p[k]) };
     }
     for (int k = 0; k < MUXES; k++)

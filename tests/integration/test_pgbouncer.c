@@ -23,22 +23,6 @@
 
 #define THREADS 8
 
-static agec_pool *bouncer_pool(const char *conninfo, agec_stmt_mode mode, int max,
-                               agec_age_mode age)
-{
-    agec_pool_config cfg;
-    agec_pool_config_init(&cfg);
-    cfg.conninfo = conninfo;
-    cfg.max = max;
-    cfg.statement_mode = mode;
-    cfg.age_mode = age;
-    cfg.acquire_timeout_ms = 30000;
-    cfg.connect_timeout_ms = 10000;
-    cfg.on_event = agec_pool_event_ignore;
-    cfg.name = "pgbouncer";
-    return pool_open_ok(&cfg);
-}
-
 /* Server connections PgBouncer holds for database `db` (admin console). */
 static int bouncer_servers(const char *db)
 {
@@ -173,22 +157,32 @@ static void *sql_main(void *warg)
     return NULL;
 }
 
+/* A fresh table agec_pgb_t, a pool on the PgBouncer PG database, and
+ * THREADS workers of `fn` for `iterations`: at least min_statements ran,
+ * exactly want_kept rows say 'kept' and none 'undone' (every transaction
+ * committed its kept row, rolled back the rest), and the load shared 2
+ * server connections (the pooler was in between). Returns the pool. */
+static agec_pool *load_on_fresh_table(PGconn *admin, void *(*fn)(void *), int iterations,
+                                      const char *what, int min_statements, long want_kept)
+{
+    pg_int(admin, "DROP TABLE IF EXISTS agec_pgb_t");
+    pg_int(admin, "CREATE TABLE agec_pgb_t (k int, v text)");
+    agec_pool *p = pgbouncer_pool(pgbouncer_conninfo("AGEC_TEST_PGBOUNCER_PG"), AGEC_STMT_UNNAMED,
+                                  THREADS, AGEC_AGE_OFF);
+    int statements = run_load(p, fn, iterations, what);
+    assert_true(statements >= min_statements);
+    assert_int_equal(pg_int(admin, "SELECT count(*) FROM agec_pgb_t WHERE v = 'kept'"), want_kept);
+    assert_int_equal(pg_int(admin, "SELECT count(*) FROM agec_pgb_t WHERE v = 'undone'"), 0);
+    assert_true(bouncer_servers("pg") <= 2);
+    return p;
+}
+
 static void test_unnamed_sql_through_pgbouncer(void **state)
 {
     (void)state;
     PGconn *admin = pg_admin();
-    pg_int(admin, "DROP TABLE IF EXISTS agec_pgb_t");
-    pg_int(admin, "CREATE TABLE agec_pgb_t (k int, v text)");
-    agec_pool *p = bouncer_pool(pgbouncer_conninfo("AGEC_TEST_PGBOUNCER_PG"), AGEC_STMT_UNNAMED,
-                                THREADS, AGEC_AGE_OFF);
-    int statements = run_load(p, sql_main, 150, "unnamed mode through PgBouncer");
-    assert_true(statements >= 4000);
-    /* Every transaction committed exactly its kept row. */
-    assert_int_equal(pg_int(admin, "SELECT count(*) FROM agec_pgb_t WHERE v = 'kept'"),
-                     THREADS * ((150 + 3) / 4));
-    assert_int_equal(pg_int(admin, "SELECT count(*) FROM agec_pgb_t WHERE v = 'undone'"), 0);
-    /* The load shared 2 server connections: the pooler was in between. */
-    assert_true(bouncer_servers("pg") <= 2);
+    agec_pool *p = load_on_fresh_table(admin, sql_main, 150, "unnamed mode through PgBouncer", 4000,
+                                       THREADS * ((150 + 3) / 4));
     assert_int_equal(agec_pool_close(p, 5000, NULL), AGEC_OK);
     pg_int(admin, "DROP TABLE agec_pgb_t");
     PQfinish(admin);
@@ -293,16 +287,8 @@ static void test_batches_through_pgbouncer(void **state)
 {
     (void)state;
     PGconn *admin = pg_admin();
-    pg_int(admin, "DROP TABLE IF EXISTS agec_pgb_t");
-    pg_int(admin, "CREATE TABLE agec_pgb_t (k int, v text)");
-    agec_pool *p = bouncer_pool(pgbouncer_conninfo("AGEC_TEST_PGBOUNCER_PG"), AGEC_STMT_UNNAMED,
-                                THREADS, AGEC_AGE_OFF);
-    int statements = run_load(p, batch_main, 40, "pipelined batches through PgBouncer");
-    assert_true(statements >= THREADS * 40 * 30);
-    assert_int_equal(pg_int(admin, "SELECT count(*) FROM agec_pgb_t WHERE v = 'kept'"),
-                     THREADS * 10 * 5);
-    assert_int_equal(pg_int(admin, "SELECT count(*) FROM agec_pgb_t WHERE v = 'undone'"), 0);
-    assert_true(bouncer_servers("pg") <= 2);
+    agec_pool *p = load_on_fresh_table(admin, batch_main, 40, "pipelined batches through PgBouncer",
+                                       THREADS * 40 * 30, THREADS * 10 * 5);
 
     /* The batch deadline through PgBouncer: the cancel goes through it. */
     agec_conn *c = agec_test_acquire(p);
@@ -384,7 +370,7 @@ static agec_status doubled_in_tx(agec_conn *c, agec_error *err)
 static agec_status alternate_servers(agec_stmt_mode mode, agec_error *err)
 {
     const char *dsn = pgbouncer_conninfo("AGEC_TEST_PGBOUNCER_PGNAMED");
-    agec_pool *p = bouncer_pool(dsn, mode, 1, AGEC_AGE_OFF);
+    agec_pool *p = pgbouncer_pool(dsn, mode, 1, AGEC_AGE_OFF);
     agec_conn *c;
     agec_test_must(agec_pool_acquire(p, &c, err), err, "acquire");
     agec_test_must(doubled_in_tx(c, err), err, "first transaction (prepares on S1)");
@@ -474,8 +460,8 @@ static void test_unnamed_cypher_through_pgbouncer(void **state)
     (void)state;
     /* The recipe: AGE preloaded (PGlite loads it), search_path set by the
      * init, unnamed statements. */
-    agec_pool *p = bouncer_pool(pgbouncer_conninfo("AGEC_TEST_PGBOUNCER_AGE"), AGEC_STMT_UNNAMED,
-                                THREADS, AGEC_AGE_PRELOADED);
+    agec_pool *p = pgbouncer_pool(pgbouncer_conninfo("AGEC_TEST_PGBOUNCER_AGE"), AGEC_STMT_UNNAMED,
+                                  THREADS, AGEC_AGE_PRELOADED);
     agec_conn *c;
     agec_error err = AGEC_ERROR_INIT;
     agec_test_must(agec_pool_acquire(p, &c, &err), &err, "acquire");

@@ -75,6 +75,21 @@ agec_pool *pool_open_ok(const agec_pool_config *cfg)
     return p;
 }
 
+agec_pool *pgbouncer_pool(const char *conninfo, agec_stmt_mode mode, int max, agec_age_mode age)
+{
+    agec_pool_config cfg;
+    agec_pool_config_init(&cfg);
+    cfg.conninfo = conninfo;
+    cfg.max = max;
+    cfg.statement_mode = mode;
+    cfg.age_mode = age;
+    cfg.acquire_timeout_ms = 30000;
+    cfg.connect_timeout_ms = 10000;
+    cfg.on_event = agec_pool_event_ignore;
+    cfg.name = "pgbouncer";
+    return pool_open_ok(&cfg);
+}
+
 PGconn *pg_admin(void)
 {
     PGconn *c = PQconnectdb(agec_test_pg_conninfo());

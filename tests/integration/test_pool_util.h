@@ -44,6 +44,11 @@ agec_pool *pool_open_ok(const agec_pool_config *cfg);
  * (AGEC_TEST_PGBOUNCER_PG, ..._PGNAMED); fails the test when it is unset. */
 const char *pgbouncer_conninfo(const char *var);
 
+/* The pool the PgBouncer tests open (also on a direct conninfo, as their
+ * control case): statement mode, max and AGE mode as given, 30 s acquire,
+ * 10 s connect, silent, named "pgbouncer". Fails the test if it cannot. */
+agec_pool *pgbouncer_pool(const char *conninfo, agec_stmt_mode mode, int max, agec_age_mode age);
+
 /* A plain libpq connection to the PG15 server (not through the pool). */
 PGconn *pg_admin(void);
 /* Run one statement, fail the test on error; returns the first value as int

@@ -154,19 +154,6 @@ static void counts_get(long *v, long *s)
 
 /* ---- the cases ----------------------------------------------------------------- */
 
-static agec_pool *open_pool(const char *conninfo, int max)
-{
-    agec_pool_config cfg;
-    agec_pool_config_init(&cfg);
-    cfg.conninfo = conninfo;
-    cfg.max = max;
-    cfg.statement_mode = AGEC_STMT_UNNAMED;
-    cfg.age_mode = AGEC_AGE_OFF;
-    cfg.acquire_timeout_ms = 30000;
-    cfg.on_event = agec_pool_event_ignore;
-    return pool_open_ok(&cfg);
-}
-
 enum { PAIRS = 200 };
 
 /* Statement i of the pairs below: even ones fail with 22012, odd ones
@@ -247,7 +234,8 @@ static void batch_pairs(agec_pool *p)
  * must see the pooler), else batch_pairs. */
 static void behind_pgbouncer(const char *what, bool mux)
 {
-    agec_pool *p = open_pool(pgbouncer_conninfo("AGEC_TEST_PGBOUNCER_PG"), 2);
+    agec_pool *p = pgbouncer_pool(pgbouncer_conninfo("AGEC_TEST_PGBOUNCER_PG"), AGEC_STMT_UNNAMED,
+                                  2, AGEC_AGE_OFF);
     counts_reset();
     if (mux)
         assert_true(mux_pairs(p));
@@ -278,7 +266,7 @@ static void test_batch_behind_pgbouncer(void **state)
 static void test_direct_still_pipelines(void **state)
 {
     (void)state;
-    agec_pool *p = open_pool(agec_test_pg_conninfo(), 2);
+    agec_pool *p = pgbouncer_pool(agec_test_pg_conninfo(), AGEC_STMT_UNNAMED, 2, AGEC_AGE_OFF);
     counts_reset();
     assert_false(mux_pairs(p));
     batch_pairs(p);
