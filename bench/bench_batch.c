@@ -24,6 +24,7 @@
 
 #include "agec/agec.h"
 #include "bench_common.h"
+#include "bench_load_data.h"
 
 #define BATCH 100
 #define ROUNDS 3
@@ -173,19 +174,9 @@ int main(void)
     bench_print_machine("bench_batch: one caller, batches of 100 INSERTs (PostgreSQL 15)");
     double secs = bench_seconds(2.0);
 
-    agec_pool_config cfg;
-    agec_pool_config_init(&cfg);
-    cfg.conninfo = dsn;
-    cfg.max = 1;
-    cfg.age_mode = AGEC_AGE_OFF;
-    cfg.on_event = agec_pool_event_ignore;
     agec_pool *pool = NULL;
+    agec_conn *conn = bench_load_conn(dsn, AGEC_AGE_OFF, &pool);
     agec_error err = AGEC_ERROR_INIT;
-    if (agec_pool_open(&cfg, &pool, &err) != AGEC_OK)
-        die("agec_pool_open", err.message);
-    agec_conn *conn = NULL;
-    if (agec_pool_acquire(pool, &conn, &err) != AGEC_OK)
-        die("acquire", err.message);
     agec_query_opts once;
     agec_query_opts_init(&once);
     once.prepare = false; /* several statements in one text */
