@@ -21,10 +21,6 @@
 #include "session/clock.h"
 #include "session/pgconn.h"
 
-/* How long a run waits for an earlier cancel request on its connection to
- * be delivered (as agec__exec does). */
-#define SETTLE_MAX_US 2000000
-
 void agec_batch_opts_init(agec_batch_opts *opts)
 {
     if (opts == NULL)
@@ -429,7 +425,7 @@ agec_status agec_batch_run(agec_batch *b, agec_error *err)
                            : AGEC__NEVER;
     /* A cancel request still in flight would cancel a statement of ours. */
     if (!agec__cancel_key_settle(agec__conn_cancel_key(b->conn),
-                                 agec__min64(deadline, agec__now_us() + SETTLE_MAX_US)))
+                                 agec__min64(deadline, agec__now_us() + AGEC__SETTLE_MAX_US)))
         return fail_all(b, err, AGEC_ERR_STATE,
                         "a cancel request sent earlier on this connection has not been "
                         "answered: running statements now could get them cancelled; release "

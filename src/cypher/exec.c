@@ -35,10 +35,6 @@
  * are read and dropped for at most this long. */
 #define COPY_DRAIN_MAX_MS 5000
 
-/* How long a statement waits for an earlier cancel request on its
- * connection to be delivered (normally a millisecond or two). */
-#define SETTLE_MAX_US 2000000
-
 void agec_query_opts_init(agec_query_opts *opts)
 {
     if (opts == NULL)
@@ -557,7 +553,7 @@ agec_status agec__exec(agec_conn *conn, const char *sql, int nparams, const char
     /* A cancel request still in flight on this connection (an earlier
      * statement's timeout, agec_conn_cancel) would cancel this statement
      * when it arrives: let it be delivered first. */
-    int64_t settle_by = agec__min64(deadline_us(&rs), agec__now_us() + SETTLE_MAX_US);
+    int64_t settle_by = agec__min64(deadline_us(&rs), agec__now_us() + AGEC__SETTLE_MAX_US);
     if (!agec__cancel_key_settle(agec__conn_cancel_key(conn), settle_by))
         return agec__error_set(err, AGEC_ERR_STATE,
                                "a cancel request sent earlier on this connection has not been "

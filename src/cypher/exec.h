@@ -3,6 +3,10 @@
 
 #include "agec/cypher.h"
 
+/* How long a statement or a batch waits for an earlier cancel request on
+ * its connection to be delivered (normally a millisecond or two). */
+#define AGEC__SETTLE_MAX_US 2000000
+
 /* Run sql with text parameters; rows to fn (single-row mode) or into *out.
  * The one path every statement of the Cypher, SQL, graph and transaction
  * APIs takes. opts: NULL (the defaults) or in this library's layout (made
